@@ -1,0 +1,63 @@
+// Lint, including the house's layering rules (../shared/ARCHITECTURE.md "Rooms and who may import whom").
+// test/unit/layering.test.ts checks the same arrows by reading import lines, so a rule cannot silently vanish.
+import js from '@eslint/js';
+import tseslint from 'typescript-eslint';
+import svelte from 'eslint-plugin-svelte';
+import globals from 'globals';
+
+const nodeBuiltins = ['node:*', 'fs', 'fs/*', 'path', 'os', 'child_process', 'worker_threads', 'crypto', 'url'];
+
+function forbid(patterns, message) {
+  return { 'no-restricted-imports': ['error', { patterns: [{ group: patterns, message }] }] };
+}
+
+export default tseslint.config(
+  { ignores: ['out/**', 'dist/**', 'release/**', 'node_modules/**', 'test-results/**', 'playwright-report/**', 'native/build/**'] },
+  js.configs.recommended,
+  ...tseslint.configs.recommended,
+  ...svelte.configs['flat/recommended'],
+  {
+    languageOptions: { globals: { ...globals.node } },
+    rules: {
+      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
+    },
+  },
+  {
+    files: ['**/*.svelte', '**/*.svelte.ts'],
+    languageOptions: { parserOptions: { parser: tseslint.parser }, globals: { ...globals.browser } },
+  },
+  { files: ['main/**/*.ts', 'preload/**/*.ts'], rules: { '@typescript-eslint/no-explicit-any': 'error' } },
+  {
+    files: ['main/engine/**/*.ts'],
+    rules: forbid(['electron', 'better-sqlite3', '**/store/**', '**/ipc/**', '**/host/**', '**/cli/**', '**/preload/**'],
+      'the engine is pure TypeScript on TensorFlow.js: no Electron, SQLite, store, ipc, host or cli'),
+  },
+  {
+    files: ['main/store/**/*.ts'],
+    rules: forbid(['electron', '**/engine/**', '**/ipc/**', '**/host/**', '**/cli/**'],
+      'the store knows only SQLite and the file system'),
+  },
+  {
+    files: ['main/host/**/*.ts'],
+    rules: forbid(['better-sqlite3', '**/store/**', '**/ipc/**', '**/cli/**'],
+      'the host runs the engine; it does not touch the library or IPC'),
+  },
+  {
+    files: ['main/cli/**/*.ts'],
+    rules: forbid(['electron'], 'the CLI is plain Node: no Electron'),
+  },
+  {
+    files: ['preload/contract/**/*.ts'],
+    rules: {
+      'no-restricted-imports': ['error', {
+        patterns: [{ regex: '^(?!\\./[^/]+$)', message: 'the contract imports nothing but its own files' }],
+      }],
+    },
+  },
+  {
+    files: ['renderer/**/*.ts', 'renderer/**/*.svelte'],
+    languageOptions: { globals: { ...globals.browser } },
+    rules: forbid(['electron', 'better-sqlite3', ...nodeBuiltins, '**/main/**', '**/preload/index*'],
+      'the renderer sees only preload/contract types and talks through api'),
+  },
+);

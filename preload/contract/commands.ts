@@ -1,0 +1,80 @@
+import type {
+  Adapter, AdapterMix, AdapterVersion, AppInfo, BackendName, BaseModel, ChatMessage, Dataset, DatasetFormat,
+  DatasetIssue, LinearModuleInfo, MetricPoint, SamplingSettings, TrainingEstimate, TrainingRun, TrainingSettings,
+} from './domain';
+
+/**
+ * Every command the renderer can send: name -> { args, result }. Main registers one handler per name
+ * (COMMAND_NAMES makes a missing one a compile error) and validates args before acting.
+ */
+export interface Commands {
+  'app.info': { args: Record<string, never>; result: AppInfo };
+  'settings.get': { args: Record<string, never>; result: Settings };
+  'settings.set': { args: Partial<Settings>; result: Settings };
+
+  'models.list': { args: Record<string, never>; result: readonly BaseModel[] };
+  'models.import': { args: { path: string; mode: 'copy' | 'reference'; name?: string }; result: BaseModel };
+  'models.modules': { args: { id: string }; result: readonly LinearModuleInfo[] };
+  'models.delete': { args: { id: string }; result: { deleted: true } };
+
+  'datasets.list': { args: Record<string, never>; result: readonly Dataset[] };
+  'datasets.import': { args: { path: string; format?: DatasetFormat; name?: string }; result: Dataset };
+  'datasets.preview': {
+    args: { id: string; modelId: string; limit: number };
+    result: { records: readonly PreviewRecord[]; issues: readonly DatasetIssue[]; tokenLengths: readonly number[] };
+  };
+  'datasets.delete': { args: { id: string }; result: { deleted: true } };
+
+  'adapters.list': { args: Record<string, never>; result: readonly Adapter[] };
+  'adapters.versions': { args: { adapterId: string }; result: readonly AdapterVersion[] };
+  'adapters.deleteVersion': { args: { versionId: string }; result: { deleted: true } };
+  'adapters.exportPeft': { args: { versionId: string; destination: string }; result: { path: string } };
+  'adapters.exportMerged': { args: { versionId: string; destination: string }; result: { path: string } };
+
+  'train.estimate': { args: { modelId: string; datasetId: string; settings: TrainingSettings }; result: TrainingEstimate };
+  'train.start': {
+    args: { modelId: string; datasetId: string; settings: TrainingSettings; adapterName: string; parentVersionId?: string };
+    result: TrainingRun;
+  };
+  'train.cancel': { args: { runId: string }; result: { cancelled: boolean } };
+  'runs.list': { args: Record<string, never>; result: readonly TrainingRun[] };
+  'runs.metrics': { args: { runId: string }; result: readonly MetricPoint[] };
+
+  'chat.load': { args: { modelId: string }; result: { modelId: string; chatTemplate: string | null } };
+  'chat.generate': {
+    args: { requestId: string; mix: AdapterMix; messages: readonly ChatMessage[]; sampling: SamplingSettings };
+    result: { text: string; tokens: number; tokensPerSecond: number };
+  };
+  'chat.stop': { args: { requestId: string }; result: { stopped: boolean } };
+}
+
+export interface Settings {
+  readonly backend: BackendName | 'auto';
+  readonly theme: 'light' | 'dark' | 'system';
+  readonly defaults: Partial<TrainingSettings>;
+}
+
+export interface PreviewRecord {
+  readonly index: number;
+  /** The text as the model sees it (chat template applied), split into spans that train or not. */
+  readonly spans: readonly { readonly text: string; readonly trained: boolean }[];
+  readonly tokenCount: number;
+}
+
+export type CommandName = keyof Commands;
+export type CommandArgs<K extends CommandName> = Commands[K]['args'];
+export type CommandResult<K extends CommandName> = Commands[K]['result'];
+
+/** The runtime name table. `satisfies` makes a missing or extra name a compile error. */
+export const COMMAND_NAMES = [
+  'app.info', 'settings.get', 'settings.set',
+  'models.list', 'models.import', 'models.modules', 'models.delete',
+  'datasets.list', 'datasets.import', 'datasets.preview', 'datasets.delete',
+  'adapters.list', 'adapters.versions', 'adapters.deleteVersion', 'adapters.exportPeft', 'adapters.exportMerged',
+  'train.estimate', 'train.start', 'train.cancel', 'runs.list', 'runs.metrics',
+  'chat.load', 'chat.generate', 'chat.stop',
+] as const satisfies readonly CommandName[];
+
+type Missing = Exclude<CommandName, (typeof COMMAND_NAMES)[number]>;
+// If this line fails to compile, a command is declared in Commands but absent from COMMAND_NAMES.
+export const _allCommandsListed: Missing extends never ? true : Missing = true;

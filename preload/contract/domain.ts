@@ -1,0 +1,177 @@
+/** Domain types shared by main and renderer. Plain data only: everything here crosses IPC as JSON. */
+
+export type BackendName = 'tensorflow' | 'webgpu' | 'wasm' | 'cpu';
+
+export interface BackendInfo {
+  readonly name: BackendName;
+  /** What was detected on this machine, in order of preference, with why each one is or is not usable. */
+  readonly available: readonly { readonly name: BackendName; readonly usable: boolean; readonly detail: string }[];
+  /** Which kernels serve matrix products: 'tfjs' or 'native-blas'. */
+  readonly matmulKernels: string;
+}
+
+export interface AppInfo {
+  readonly version: string;
+  readonly dataDir: string;
+  /** 'electron' or 'browser' (served by `lorasmith serve`). */
+  readonly mode: 'electron' | 'browser';
+  readonly backend: BackendInfo | null;
+}
+
+export interface LinearModuleInfo {
+  /** Module path as in the checkpoint, without '.weight': 'model.layers.0.self_attn.q_proj'. */
+  readonly path: string;
+  readonly layer: number | null;
+  /** Short name used in target_modules: 'q_proj', 'c_attn'. */
+  readonly name: string;
+  readonly inFeatures: number;
+  readonly outFeatures: number;
+  readonly groups: readonly ('attention' | 'mlp')[];
+}
+
+export interface BaseModel {
+  readonly id: string;
+  readonly name: string;
+  readonly architecture: string;
+  readonly source: { readonly kind: 'folder' | 'hub' | 'starter'; readonly ref: string; readonly revision?: string };
+  readonly path: string;
+  readonly parameterCount: number;
+  readonly contentHash: string;
+  readonly addedAt: string;
+  readonly status: 'ok' | 'missing';
+}
+
+export type DatasetFormat = 'prompt-completion' | 'alpaca' | 'messages' | 'sharegpt' | 'text';
+
+export interface Dataset {
+  readonly id: string;
+  readonly name: string;
+  readonly originalFile: string;
+  readonly normalizedFile: string;
+  readonly format: DatasetFormat;
+  readonly recordCount: number;
+  readonly skippedCount: number;
+  readonly hash: string;
+  readonly addedAt: string;
+  readonly status: 'ok' | 'missing';
+}
+
+export interface DatasetIssue {
+  readonly line: number;
+  readonly field?: string;
+  readonly message: string;
+}
+
+export interface LoraSettings {
+  readonly targetModules: readonly string[];
+  readonly rank: number;
+  readonly alpha: number;
+  readonly dropout: number;
+  readonly useRslora: boolean;
+}
+
+export interface TrainingSettings {
+  readonly lora: LoraSettings;
+  readonly epochs?: number;
+  readonly maxSteps?: number;
+  readonly learningRate: number;
+  readonly batchSize: number;
+  readonly gradAccum: number;
+  readonly maxSeqLen: number;
+  readonly valSplit: number;
+  readonly seed: number;
+  readonly scheduler: 'constant' | 'linear' | 'cosine';
+  readonly warmupSteps: number;
+  readonly weightDecay: number;
+  readonly maxGradNorm: number;
+  readonly evalEvery: number;
+  readonly checkpointEvery: number;
+  readonly earlyStoppingPatience?: number;
+  readonly trainOnPrompt: boolean;
+}
+
+export interface TrainingEstimate {
+  readonly trainableParams: number;
+  readonly totalParams: number;
+  readonly adapterBytes: number;
+  readonly peakMemoryBytes: number;
+  readonly secondsPerEpoch: number;
+  readonly stepsPerEpoch: number;
+}
+
+export type RunStatus = 'queued' | 'running' | 'done' | 'failed' | 'cancelled' | 'interrupted';
+
+export interface TrainingRun {
+  readonly id: string;
+  readonly adapterVersionId: string | null;
+  readonly baseModelId: string;
+  readonly datasetId: string;
+  readonly status: RunStatus;
+  readonly startedAt: string | null;
+  readonly finishedAt: string | null;
+  readonly error: string | null;
+  readonly lastCheckpoint: string | null;
+  readonly settings: TrainingSettings;
+}
+
+export interface TrainingProgress {
+  readonly runId: string;
+  readonly step: number;
+  readonly totalSteps: number;
+  readonly epoch: number;
+  readonly loss: number;
+  readonly valLoss?: number;
+  readonly lr: number;
+  readonly gradNorm: number;
+  readonly tokensPerSecond: number;
+  readonly etaSeconds: number;
+  readonly memoryBytes: number;
+  readonly sample?: string;
+}
+
+export interface MetricPoint {
+  readonly step: number;
+  readonly loss?: number;
+  readonly valLoss?: number;
+  readonly lr?: number;
+  readonly tokensPerSecond?: number;
+}
+
+export interface Adapter {
+  readonly id: string;
+  readonly name: string;
+  readonly baseModelId: string;
+  readonly createdAt: string;
+}
+
+export interface AdapterVersion {
+  readonly id: string;
+  readonly adapterId: string;
+  readonly version: number;
+  readonly parentVersionId: string | null;
+  readonly datasetId: string | null;
+  readonly settings: TrainingSettings | null;
+  readonly metrics: { readonly trainLoss?: number; readonly valLoss?: number; readonly steps?: number };
+  readonly path: string;
+  readonly status: 'ok' | 'missing' | 'training' | 'failed';
+  readonly createdAt: string;
+}
+
+export interface SamplingSettings {
+  readonly maxNewTokens: number;
+  readonly temperature: number;
+  readonly topK: number;
+  readonly topP: number;
+  readonly repetitionPenalty: number;
+  readonly seed: number;
+}
+
+/** One chat set-up: the base alone (no adapters), one adapter, or a weighted mix. */
+export interface AdapterMix {
+  readonly adapters: readonly { readonly versionId: string; readonly scale: number }[];
+}
+
+export interface ChatMessage {
+  readonly role: 'system' | 'user' | 'assistant';
+  readonly content: string;
+}

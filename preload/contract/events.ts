@@ -1,0 +1,16 @@
+import type { TrainingProgress, TrainingRun } from './domain';
+
+/** Events main pushes to the renderer: name -> payload. */
+export interface Events {
+  'train.progress': TrainingProgress;
+  'train.finished': { run: TrainingRun };
+  'chat.token': { requestId: string; text: string; tokenId: number };
+  'host.status': { state: 'starting' | 'ready' | 'busy' | 'died'; detail?: string };
+  'download.progress': { id: string; receivedBytes: number; totalBytes: number };
+}
+
+export type EventName = keyof Events;
+
+export const EVENT_NAMES = [
+  'train.progress', 'train.finished', 'chat.token', 'host.status', 'download.progress',
+] as const satisfies readonly EventName[];

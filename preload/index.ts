@@ -1,0 +1,26 @@
+/**
+ * The bridge: exposes one typed `api` object to the renderer, never ipcRenderer itself.
+ * Every name is checked against the contract's tables before it reaches main.
+ */
+import { contextBridge, ipcRenderer } from 'electron';
+import { CHANNEL_PREFIX, COMMAND_NAMES, EVENT_NAMES } from './contract';
+import type { Api, CommandName, EventName } from './contract';
+
+const commands: ReadonlySet<string> = new Set(COMMAND_NAMES);
+const events: ReadonlySet<string> = new Set(EVENT_NAMES);
+
+const api: Api = {
+  invoke(name, args) {
+    if (!commands.has(name)) return Promise.reject(new Error(`unknown command: ${String(name)}`));
+    return ipcRenderer.invoke(CHANNEL_PREFIX + (name as CommandName), args);
+  },
+  on(name, listener) {
+    if (!events.has(name)) throw new Error(`unknown event: ${String(name)}`);
+    const channel = CHANNEL_PREFIX + (name as EventName);
+    const wrapped = (_event: Electron.IpcRendererEvent, payload: unknown) => listener(payload as never);
+    ipcRenderer.on(channel, wrapped);
+    return () => ipcRenderer.removeListener(channel, wrapped);
+  },
+};
+
+contextBridge.exposeInMainWorld('api', api);

@@ -1,0 +1,30 @@
+import { describe, expect, it } from 'vitest';
+import { main } from '../../main/cli/index';
+import { COMMANDS } from '../../main/cli/commands';
+
+async function runCli(argv: string[]): Promise<{ code: number; out: string; err: string }> {
+  let out = '';
+  let err = '';
+  const code = await main(argv, { out: (t) => (out += t + '\n'), err: (t) => (err += t + '\n') });
+  return { code, out, err };
+}
+
+describe('lorasmith CLI', () => {
+  it('--help lists every command with its summary', async () => {
+    const { code, out } = await runCli(['--help']);
+    expect(code).toBe(0);
+    expect(out).toContain('Usage: lorasmith <command>');
+    for (const command of COMMANDS) expect(out).toContain(command.name);
+  });
+
+  it('an unknown command is an error that names it', async () => {
+    const { code, err } = await runCli(['frobnicate']);
+    expect(code).toBe(2);
+    expect(err).toContain("unknown command 'frobnicate'");
+  });
+
+  it('command names are unique', () => {
+    const names = COMMANDS.map((c) => c.name);
+    expect(new Set(names).size).toBe(names.length);
+  });
+});

@@ -1,0 +1,69 @@
+/**
+ * What every architecture (gpt2, llama family) offers the rest of the engine. LoRA, training, generation and
+ * the adapter tools see models only through these types.
+ */
+import type * as tf from '@tensorflow/tfjs-core';
+import type { LinearLayer } from '../lora/linear';
+
+/** The normalized config of a causal LM, read from config.json by the architecture's loader. */
+export interface ModelConfig {
+  readonly modelType: string;
+  readonly vocabSize: number;
+  readonly hiddenSize: number;
+  readonly numLayers: number;
+  readonly numHeads: number;
+  readonly numKvHeads: number;
+  readonly headDim: number;
+  readonly intermediateSize: number;
+  readonly maxPositions: number;
+  readonly tieWordEmbeddings: boolean;
+  readonly bosTokenId: number | null;
+  readonly eosTokenIds: readonly number[];
+  readonly padTokenId: number | null;
+  /** config.json as read, for writing a merged model back out unchanged. */
+  readonly raw: Readonly<Record<string, unknown>>;
+}
+
+/** Describes one linear module that LoRA can target. */
+export interface LinearSpec {
+  /** Module path as in the checkpoint, without '.weight': 'model.layers.0.self_attn.q_proj', 'transformer.h.0.attn.c_attn'. */
+  readonly path: string;
+  /** Last path segment, as PEFT's target_modules suffixes match it: 'q_proj', 'c_attn'. */
+  readonly name: string;
+  readonly layer: number | null;
+  readonly inFeatures: number;
+  readonly outFeatures: number;
+  readonly groups: readonly ('attention' | 'mlp')[];
+  /**
+   * True where the checkpoint stores the weight as [in, out] (GPT-2 Conv1D), false for nn.Linear's [out, in].
+   * PEFT's adapter_config fan_in_fan_out follows this.
+   */
+  readonly fanInFanOut: boolean;
+}
+
+/** Key/value cache for incremental decoding: per layer, keys and values of the positions seen so far. */
+export interface KVCache {
+  /** Number of positions already in the cache. */
+  readonly length: number;
+  dispose(): void;
+}
+
+export interface ForwardOptions {
+  /** Continue from (and extend) this cache; the ids are then the new positions only. */
+  readonly cache?: KVCache;
+  /** Training mode: LoRA dropout is applied. */
+  readonly training?: boolean;
+}
+
+export interface CausalLM {
+  readonly config: ModelConfig;
+  /** Every LoRA-targetable linear module, keyed by its path, in checkpoint order. */
+  readonly linears: ReadonlyMap<string, LinearLayer>;
+  /** ids: [B, T] int32 -> logits [B, T, V] float32. With a cache, positions continue from cache.length. */
+  forward(ids: tf.Tensor2D, options?: ForwardOptions): tf.Tensor3D;
+  createCache(): KVCache;
+  /** Every weight under its checkpoint name, in the checkpoint's own layout (for export and full training). */
+  namedWeights(): Map<string, tf.Tensor>;
+  parameterCount(): number;
+  dispose(): void;
+}

@@ -1,13 +1,52 @@
 // `npm start`: build the app and launch it in Electron; where Electron's binary cannot be obtained
 // (no internet, no display), say so and serve the same UI in browser mode instead.
 import { spawn, spawnSync } from 'node:child_process';
+import { cpSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { join } from 'node:path';
 
 const require = createRequire(import.meta.url);
+const root = join(import.meta.dirname, '..');
 
 function run(command, args) {
-  const result = spawnSync(command, args, { stdio: 'inherit' });
+  const result = spawnSync(command, args, { stdio: 'inherit', cwd: root });
   if (result.status !== 0) process.exit(result.status ?? 1);
+}
+
+/**
+ * better-sqlite3 for Electron's ABI, built in a copy under .electron-native/ so node_modules stays built for Node
+ * (the tests and the CLI use it). main/index.ts passes the result to better-sqlite3 as `nativeBinding`.
+ * Returns null where it could not be built (the app then reports why on start).
+ */
+function prepareElectronSqlite() {
+  const electronVersion = JSON.parse(readFileSync(join(root, 'node_modules/electron/package.json'), 'utf8')).version;
+  const source = join(root, 'node_modules/better-sqlite3');
+  const target = join(root, '.electron-native/node_modules/better-sqlite3');
+  const binary = join(target, 'build/Release/better_sqlite3.node');
+  const stamp = join(target, '.electron-version');
+  const sqliteVersion = JSON.parse(readFileSync(join(source, 'package.json'), 'utf8')).version;
+  const wanted = `${electronVersion} ${sqliteVersion} ${process.platform}-${process.arch}`;
+  if (existsSync(binary) && existsSync(stamp) && readFileSync(stamp, 'utf8') === wanted) return binary;
+  console.log(`Building better-sqlite3 ${sqliteVersion} for Electron ${electronVersion} in .electron-native/ ...`);
+  rmSync(target, { recursive: true, force: true });
+  mkdirSync(target, { recursive: true });
+  cpSync(source, target, { recursive: true, filter: (path) => !path.includes(`${join('better-sqlite3', 'build')}`) });
+  const electronArgs = ['--runtime=electron', `--target=${electronVersion}`, `--arch=${process.arch}`];
+  const tries = [
+    // A prebuilt binary for this Electron, when the network allows.
+    [process.execPath, [join(root, 'node_modules/prebuild-install/bin.js'), ...electronArgs]],
+    // Else compile against Electron's headers.
+    [process.execPath, [join(root, 'node_modules/node-gyp/bin/node-gyp.js'), 'rebuild', '--release', `--target=${electronVersion}`, `--arch=${process.arch}`, '--dist-url=https://electronjs.org/headers']],
+  ];
+  for (const [command, args] of tries) {
+    const result = spawnSync(command, args, { cwd: target, stdio: 'inherit' });
+    if (result.status === 0 && existsSync(binary)) {
+      writeFileSync(stamp, wanted);
+      return binary;
+    }
+  }
+  console.log('Could not build better-sqlite3 for Electron; see the messages above.');
+  return null;
 }
 
 run(process.execPath, ['node_modules/electron-vite/bin/electron-vite.js', 'build', '-c', 'electron.config.ts']);
@@ -16,15 +55,21 @@ let electronPath = null;
 let reason = '';
 try {
   electronPath = require('electron');
+  if (typeof electronPath !== 'string' || !existsSync(electronPath)) {
+    reason = `Electron's binary is not installed (${String(electronPath)})`;
+    electronPath = null;
+  }
 } catch (error) {
   reason = error instanceof Error ? error.message : String(error);
 }
 
-if (electronPath && (process.platform !== 'linux' || process.env.DISPLAY || process.env.WAYLAND_DISPLAY)) {
-  const child = spawn(electronPath, ['.'], { stdio: 'inherit' });
+if (electronPath && (process.platform !== 'linux' || process.env.DISPLAY || process.env.WAYLAND_DISPLAY) && prepareElectronSqlite()) {
+  const child = spawn(electronPath, ['.'], { stdio: 'inherit', cwd: root });
   child.on('exit', (code) => process.exit(code ?? 0));
 } else {
-  if (!reason) reason = 'no display was found (DISPLAY and WAYLAND_DISPLAY are unset)';
+  if (!reason) {
+    reason = electronPath ? 'better-sqlite3 could not be built for Electron' : 'no display was found (DISPLAY and WAYLAND_DISPLAY are unset)';
+  }
   console.log(
     [
       '',
@@ -35,6 +80,7 @@ if (electronPath && (process.platform !== 'linux' || process.env.DISPLAY || proc
       '',
     ].join('\n'),
   );
-  const child = spawn(process.execPath, ['bin/lorasmith.js', 'serve'], { stdio: 'inherit' });
+  const child = spawn(process.execPath, ['bin/lorasmith.js', 'serve', ...process.argv.slice(2)], { stdio: 'inherit', cwd: root });
+  process.on('SIGINT', () => child.kill('SIGINT'));
   child.on('exit', (code) => process.exit(code ?? 0));
 }

@@ -1,7 +1,22 @@
 import type { CliCommand } from './command';
+import { makeAdapterCommand } from './adapter';
+import { makeMergeCommand } from './merge';
+import { makeInspectCommand } from './inspect';
+import { makeGenerateCommand } from './generate';
+import { trainCommand } from './train';
+import { evalCommand } from './eval';
+import { serveCommand } from './serve';
 
 /**
  * Every `lorasmith` command, in the order `--help` lists them. Each command lives in a file of its own
  * beside this one and is added here.
  */
-export const COMMANDS: readonly CliCommand[] = [];
+export const COMMANDS: readonly CliCommand[] = [
+  makeInspectCommand(),
+  makeGenerateCommand(),
+  trainCommand,
+  evalCommand,
+  makeMergeCommand(),
+  makeAdapterCommand(),
+  serveCommand,
+];

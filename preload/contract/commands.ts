@@ -46,7 +46,16 @@ export interface Commands {
     result: { text: string; tokens: number; tokensPerSecond: number };
   };
   'chat.stop': { args: { requestId: string }; result: { stopped: boolean } };
+
+  /**
+   * Electron: shows a native open/save dialog and grants main the chosen path for the import or export that
+   * follows. Browser mode has no dialog: the result is { path: null, dialog: false } and the UI asks for a typed path.
+   */
+  'dialog.openPath': { args: { purpose: PathPurpose }; result: { path: string | null; dialog: boolean } };
 }
+
+/** What a user-chosen path is for: a model folder to import, a dataset file to import, a folder to export into. */
+export type PathPurpose = 'model-folder' | 'dataset-file' | 'export-folder';
 
 export interface Settings {
   readonly backend: BackendName | 'auto';
@@ -73,6 +82,7 @@ export const COMMAND_NAMES = [
   'adapters.list', 'adapters.versions', 'adapters.deleteVersion', 'adapters.exportPeft', 'adapters.exportMerged',
   'train.estimate', 'train.start', 'train.cancel', 'runs.list', 'runs.metrics',
   'chat.load', 'chat.generate', 'chat.stop',
+  'dialog.openPath',
 ] as const satisfies readonly CommandName[];
 
 type Missing = Exclude<CommandName, (typeof COMMAND_NAMES)[number]>;

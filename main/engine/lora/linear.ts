@@ -9,6 +9,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { LinearSpec } from '../models/types';
+import { hashSeed } from '../train/rng';
 
 export interface LoraAdapterWeights {
   /** [in, r] */
@@ -84,4 +85,25 @@ export class LinearLayer {
     }
     this.adapters.clear();
   }
+}
+
+let dropoutSeed = 0;
+let dropoutCalls = 0;
+
+/**
+ * Restart the LoRA dropout stream: the trainer calls this before each micro-batch with a seed derived from
+ * (run seed, step, micro-batch), so masks are reproducible and a resumed run draws the same ones.
+ */
+export function seedLoraDropout(seed: number): void {
+  dropoutSeed = seed >>> 0;
+  dropoutCalls = 0;
+}
+
+/**
+ * The dropout models pass to `apply` in training mode (inverted dropout: kept inputs scale by 1/(1-rate)).
+ * Each call draws a fresh mask from the seeded stream.
+ */
+export function loraDropout(x: tf.Tensor2D, rate: number): tf.Tensor2D {
+  const seed = hashSeed(dropoutSeed, dropoutCalls++);
+  return tf.dropout(x, rate, undefined, seed) as tf.Tensor2D;
 }

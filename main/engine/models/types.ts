@@ -62,8 +62,18 @@ export interface CausalLM {
   /** ids: [B, T] int32 -> logits [B, T, V] float32. With a cache, positions continue from cache.length. */
   forward(ids: tf.Tensor2D, options?: ForwardOptions): tf.Tensor3D;
   createCache(): KVCache;
-  /** Every weight under its checkpoint name, in the checkpoint's own layout (for export and full training). */
+  /**
+   * Every weight under its checkpoint name, in the checkpoint's own layout (for export and full training).
+   * Tensors whose layout differs from the model's (nn.Linear weights, a tied head) are fresh transposes:
+   * call this inside tf.tidy, or dispose the entries that are not the model's own.
+   */
   namedWeights(): Map<string, tf.Tensor>;
+  /**
+   * The model's own Variables (loaded with trainable: true; empty otherwise), keyed by checkpoint name, in the
+   * model's layout: linears as weightT [in, out] under '<path>.weight', the tied head under 'lm_head.weight'.
+   * Allocates nothing. Optional so hand-made test models need not implement it.
+   */
+  trainableVariables?(): Map<string, tf.Variable>;
   parameterCount(): number;
   dispose(): void;
 }

@@ -1,0 +1,85 @@
+/**
+ * `lorasmith adapter check|analyze|reduce`: the adapter tools on PEFT folders, without loading model weights.
+ *   check <adapter-dir> <model-dir>            the preflight report (exit 1 when something does not fit)
+ *   analyze <adapter-dir> [--model DIR] [--json]  per module: singular values of ΔW, effective rank, ‖ΔW‖/‖W0‖
+ *   reduce <adapter-dir> --rank R --out DIR     truncated-SVD rank reduction, written as a PEFT adapter
+ */
+import { resolve } from 'node:path';
+import { UsageError, type CliCommand, type CliIo } from './command';
+import { analyzeAdapter, formatAnalysis } from '../engine/adapters/analyze';
+import { baseWeightNorms } from '../engine/adapters/base-norms';
+import { reduceRank } from '../engine/adapters/compose';
+import { describeBaseDir } from '../engine/adapters/describe-base';
+import { exportPeftAdapter, importPeftAdapter } from '../engine/adapters/peft';
+import { formatPreflight, preflightAdapter } from '../engine/adapters/preflight';
+import { numberOption, parseArgs } from './train';
+
+export const ADAPTER_USAGE = `lorasmith adapter <check|analyze|reduce> ...
+  lorasmith adapter check <adapter-dir> <model-dir> [--json]
+      Checks a PEFT adapter against a base before loading: architecture, module paths, shapes, ranks, and
+      features not supported (DoRA, modules_to_save, embeddings, non-CAUSAL_LM tasks). Exit 1 if it does not fit.
+  lorasmith adapter analyze <adapter-dir> [--model DIR] [--json]
+      Per module: singular values of ΔW = (alpha/r)·B·A, numerical and effective rank, the rank keeping 99%
+      of ‖ΔW‖², and with --model the size ‖ΔW‖_F / ‖W0‖_F.
+  lorasmith adapter reduce <adapter-dir> --rank R --out DIR [--json]
+      The best rank-R approximation of each ΔW (truncated SVD) as a new PEFT adapter, with its relative error.`;
+
+function exactlyPositional(positional: readonly string[], count: number, what: string): string[] {
+  if (positional.length !== count) throw new UsageError(`adapter ${what}\nUsage: ${ADAPTER_USAGE}`);
+  return positional.map((p) => resolve(p));
+}
+
+function check(argv: readonly string[], io: CliIo): number {
+  const args = parseArgs(argv, [], ['json']);
+  const [adapterDir, modelDir] = exactlyPositional(args.positional, 2, 'check needs <adapter-dir> <model-dir>') as [string, string];
+  const report = preflightAdapter(adapterDir, describeBaseDir(modelDir));
+  io.out(args.flags.has('json') ? JSON.stringify(report) : formatPreflight(report));
+  return report.ok ? 0 : 1;
+}
+
+function analyze(argv: readonly string[], io: CliIo): number {
+  const args = parseArgs(argv, ['model'], ['json']);
+  const [adapterDir] = exactlyPositional(args.positional, 1, 'analyze needs one <adapter-dir>') as [string];
+  const modelDir = args.values.get('model');
+  const base = modelDir === undefined ? null : describeBaseDir(resolve(modelDir));
+  const adapter = importPeftAdapter(adapterDir, base);
+  const norms = modelDir === undefined ? undefined : baseWeightNorms(resolve(modelDir), adapter.modules.keys());
+  const analysis = analyzeAdapter(adapter, norms);
+  io.out(args.flags.has('json') ? JSON.stringify(analysis) : formatAnalysis(analysis));
+  return 0;
+}
+
+function reduce(argv: readonly string[], io: CliIo): number {
+  const args = parseArgs(argv, ['rank', 'out'], ['json']);
+  const [adapterDir] = exactlyPositional(args.positional, 1, 'reduce needs one <adapter-dir>') as [string];
+  const rank = numberOption(args, 'rank', 'int');
+  if (rank === undefined) throw new UsageError('--rank R is required');
+  if (rank <= 0) throw new UsageError(`--rank must be a positive integer, got ${rank}`);
+  const out = args.values.get('out');
+  if (!out) throw new UsageError('--out DIR is required');
+  const adapter = importPeftAdapter(adapterDir);
+  const { adapter: reduced, report } = reduceRank(adapter, rank);
+  exportPeftAdapter(resolve(out), reduced);
+  if (args.flags.has('json')) io.out(JSON.stringify({ out: resolve(out), ...report }));
+  else {
+    const worst = report.modules.reduce((a, m) => (m.relativeError > a.relativeError ? m : a), report.modules[0] as (typeof report.modules)[number]);
+    io.out(`wrote ${resolve(out)}: ${report.modules.length} module(s) at rank ≤ ${rank}`);
+    io.out(`relative error ‖ΔW − ΔW_r‖/‖ΔW‖: overall ${report.overallRelativeError.toFixed(4)}, worst ${worst.relativeError.toFixed(4)} (${worst.path})`);
+  }
+  return 0;
+}
+
+export function makeAdapterCommand(): CliCommand {
+  return {
+    name: 'adapter',
+    summary: 'check an adapter against a base, analyze its rank, or reduce its rank',
+    usage: ADAPTER_USAGE,
+    async run(argv: readonly string[], io: CliIo): Promise<number> {
+      const [sub, ...rest] = argv;
+      if (sub === 'check') return check(rest, io);
+      if (sub === 'analyze') return analyze(rest, io);
+      if (sub === 'reduce') return reduce(rest, io);
+      throw new UsageError(`adapter needs a subcommand: check, analyze or reduce${sub ? ` (got '${sub}')` : ''}\nUsage: ${ADAPTER_USAGE}`);
+    },
+  };
+}

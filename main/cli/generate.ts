@@ -1,0 +1,103 @@
+/**
+ * `lorasmith generate <model-dir> (--prompt TEXT | --prompt-ids 1,2,3) [...]`: loads the model on the chosen
+ * backend and generates; --json prints one object with the generated ids, text, backend and speed.
+ */
+import { existsSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { UsageError, type CliCommand, type CliIo } from './command';
+import { initBackend, parseBackendPreference } from '../engine/backend/index';
+import { loadModel } from '../engine/models/registry';
+import { loadTokenizer, type ModelTokenizer } from '../engine/io/tokenizer';
+import { generate } from '../engine/generate/generate';
+import { numberOption, parseArgs } from './train';
+
+export const GENERATE_USAGE = `lorasmith generate <model-dir> (--prompt TEXT | --prompt-ids 1,2,3) [--chat] [--system TEXT]
+  [--max-new-tokens N] [--temperature T] [--top-k K] [--top-p P] [--repetition-penalty R] [--seed S]
+  [--stop STRING] [--backend auto|tensorflow|webgpu|wasm|cpu] [--json]
+
+  Temperature 0 (the default) is greedy. --chat wraps the prompt as a user message in the model's chat
+  template (with --system as the system message). --json prints one object: ids (generated only), text,
+  backend, tokensPerSecond, and more.`;
+
+const VALUES = ['prompt', 'prompt-ids', 'system', 'max-new-tokens', 'temperature', 'top-k', 'top-p', 'repetition-penalty', 'seed', 'stop', 'backend'];
+// Slot for helper F: '--adapter DIR[=SCALE]' (generate with adapters on the base) is added with the adapter tools.
+
+function parseIds(raw: string): number[] {
+  const parts = raw.split(',').map((s) => s.trim()).filter((s) => s !== '');
+  const ids = parts.map(Number);
+  if (parts.length === 0 || ids.some((id) => !Number.isInteger(id) || id < 0)) {
+    throw new UsageError(`--prompt-ids must be comma-separated non-negative integers, got '${raw}'`);
+  }
+  return ids;
+}
+
+function promptIds(args: ReturnType<typeof parseArgs>, tokenizer: ModelTokenizer | undefined): number[] {
+  const text = args.values.get('prompt');
+  const ids = args.values.get('prompt-ids');
+  if ((text === undefined) === (ids === undefined)) throw new UsageError('give exactly one of --prompt TEXT or --prompt-ids 1,2,3');
+  if (ids !== undefined) {
+    if (args.flags.has('chat')) throw new UsageError('--chat needs --prompt TEXT, not --prompt-ids');
+    return parseIds(ids);
+  }
+  if (!tokenizer) throw new UsageError('this model folder has no tokenizer.json: use --prompt-ids');
+  if (!args.flags.has('chat')) return tokenizer.encode(text as string);
+  const system = args.values.get('system');
+  const messages = [...(system !== undefined ? [{ role: 'system', content: system }] : []), { role: 'user', content: text as string }];
+  return tokenizer.encodeChat(messages, { addGenerationPrompt: true });
+}
+
+export function makeGenerateCommand(): CliCommand {
+  return {
+    name: 'generate',
+    summary: 'generate text from a model folder (greedy or sampled), on a chosen backend',
+    usage: GENERATE_USAGE,
+    async run(argv: readonly string[], io: CliIo): Promise<number> {
+      const args = parseArgs(argv, VALUES, ['chat', 'json']);
+      const [dir, ...extra] = args.positional;
+      if (dir === undefined) throw new UsageError(`generate needs a model folder\n\nUsage: ${GENERATE_USAGE}`);
+      if (extra.length > 0) throw new UsageError(`unexpected argument '${extra[0]}'`);
+      const modelDir = resolve(dir);
+      let backendPreference;
+      try {
+        backendPreference = parseBackendPreference(args.values.get('backend') ?? 'auto');
+      } catch (error) {
+        throw new UsageError((error as Error).message);
+      }
+      const stop = args.values.get('stop');
+      const options = {
+        maxNewTokens: numberOption(args, 'max-new-tokens', 'int') ?? 64,
+        temperature: numberOption(args, 'temperature', 'float') ?? 0,
+        topK: numberOption(args, 'top-k', 'int'),
+        topP: numberOption(args, 'top-p', 'float'),
+        repetitionPenalty: numberOption(args, 'repetition-penalty', 'float'),
+        seed: numberOption(args, 'seed', 'int'),
+        stopStrings: stop !== undefined ? [stop] : [],
+      };
+      const tokenizer = existsSync(join(modelDir, 'tokenizer.json')) ? await loadTokenizer(modelDir) : undefined;
+      const ids = promptIds(args, tokenizer);
+      const backend = await initBackend(backendPreference);
+      const model = await loadModel(modelDir);
+      try {
+        const result = await generate(model, ids, { ...options, tokenizer }, undefined, io.signal);
+        if (args.flags.has('json')) {
+          io.out(JSON.stringify({
+            ids: result.ids,
+            text: result.text ?? null,
+            backend: backend.name,
+            tokensPerSecond: result.tokensPerSecond,
+            decodeTokensPerSecond: result.decodeTokensPerSecond,
+            timeToFirstTokenMs: result.timeToFirstTokenMs,
+            promptIds: ids,
+            stopReason: result.stopReason,
+          }));
+        } else {
+          io.out(result.text ?? result.ids.join(','));
+          io.err(`(${result.ids.length} tokens, ${result.tokensPerSecond.toFixed(1)} tokens/s on ${backend.name}, stopped: ${result.stopReason})`);
+        }
+        return 0;
+      } finally {
+        model.dispose();
+      }
+    },
+  };
+}

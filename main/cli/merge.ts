@@ -1,0 +1,110 @@
+/**
+ * `lorasmith merge <model-dir> --adapter DIR[=SCALE]... --out DIR`: adds each adapter's scale·(alpha/r)·B·A into
+ * the base weights and writes a Hugging Face folder in the base's own layout (names, orientation, dtype, shards,
+ * config and tokenizer files), loadable here and by transformers.
+ */
+import { resolve } from 'node:path';
+import { UsageError, type CliCommand, type CliIo } from './command';
+import { exportWithAdaptersMerged } from '../engine/adapters/merge-export';
+import { initBackend, parseBackendPreference } from '../engine/backend/index';
+import { parseAdapterSpec, type AdapterSpec } from '../engine/adapters/generation';
+import { ResidentAdapters } from '../engine/adapters/resident';
+import { loadModel } from '../engine/models/registry';
+import type { CausalLM } from '../engine/models/types';
+import { parseArgs } from './train';
+
+export const MERGE_USAGE = `lorasmith merge <model-dir> --adapter DIR[=SCALE] [--adapter DIR2[=SCALE2]]... --out DIR
+  [--dtype f32|f16|bf16] [--max-shard-size SIZE] [--backend auto|tensorflow|webgpu|wasm|cpu]
+
+  Each adapter is checked against the base, then merged with its scale (default 1). The output keeps the base's
+  tensor names, orientation and dtype (or --dtype), sharded above --max-shard-size (default 5GB; e.g. 500MB).`;
+
+export type BaseLoader = (modelDir: string, backend: string) => Promise<CausalLM>;
+
+async function defaultLoader(modelDir: string, backend: string): Promise<CausalLM> {
+  let preference;
+  try {
+    preference = parseBackendPreference(backend);
+  } catch (error) {
+    throw new UsageError((error as Error).message);
+  }
+  await initBackend(preference);
+  return loadModel(modelDir);
+}
+
+/** Every value of a repeatable option (`--name V` or `--name=V`), and the other arguments. */
+export function takeRepeated(argv: readonly string[], name: string): { values: string[]; rest: string[] } {
+  const values: string[] = [];
+  const rest: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i] as string;
+    if (arg === `--${name}`) {
+      const value = argv[++i];
+      if (value === undefined) throw new UsageError(`--${name} needs a value`);
+      values.push(value);
+    } else if (arg.startsWith(`--${name}=`)) values.push(arg.slice(name.length + 3));
+    else rest.push(arg);
+  }
+  return { values, rest };
+}
+
+/** '5GB', '500MB', '2e9' -> bytes */
+export function parseSize(text: string): number {
+  const match = /^(\d+(?:\.\d+)?(?:e\d+)?)\s*(B|KB|MB|GB|TB)?$/i.exec(text.trim());
+  const units: Record<string, number> = { B: 1, KB: 1e3, MB: 1e6, GB: 1e9, TB: 1e12 };
+  if (!match) throw new UsageError(`--max-shard-size must be a size like 5GB or 500MB, got '${text}'`);
+  const bytes = Number(match[1]) * (units[(match[2] ?? 'B').toUpperCase()] as number);
+  if (!(bytes > 0)) throw new UsageError(`--max-shard-size must be positive, got '${text}'`);
+  return bytes;
+}
+
+export function parseAdapterSpecs(values: readonly string[]): AdapterSpec[] {
+  return values.map((v) => {
+    try {
+      return parseAdapterSpec(v);
+    } catch (error) {
+      throw new UsageError((error as Error).message);
+    }
+  });
+}
+
+function parseDtype(text: string | undefined): 'F32' | 'F16' | 'BF16' | undefined {
+  if (text === undefined) return undefined;
+  const dtype = ({ f32: 'F32', float32: 'F32', f16: 'F16', float16: 'F16', bf16: 'BF16', bfloat16: 'BF16' } as const)[text.toLowerCase() as 'f32'];
+  if (!dtype) throw new UsageError(`--dtype must be f32, f16 or bf16, got '${text}'`);
+  return dtype;
+}
+
+export function makeMergeCommand(load: BaseLoader = defaultLoader): CliCommand {
+  return {
+    name: 'merge',
+    summary: 'merge adapters into a base model and write it as a Hugging Face folder',
+    usage: MERGE_USAGE,
+    async run(argv: readonly string[], io: CliIo): Promise<number> {
+      const { values: adapterArgs, rest } = takeRepeated(argv, 'adapter');
+      const args = parseArgs(rest, ['out', 'dtype', 'max-shard-size', 'backend'], []);
+      const [modelDir, ...extra] = args.positional;
+      if (!modelDir || extra.length > 0) throw new UsageError(`merge needs exactly one <model-dir>\nUsage: ${MERGE_USAGE}`);
+      if (adapterArgs.length === 0) throw new UsageError('at least one --adapter DIR[=SCALE] is required');
+      const out = args.values.get('out');
+      if (!out) throw new UsageError('--out DIR is required');
+      const specs = parseAdapterSpecs(adapterArgs);
+      const dtype = parseDtype(args.values.get('dtype'));
+      const sizeText = args.values.get('max-shard-size');
+      const maxShardBytes = sizeText === undefined ? undefined : parseSize(sizeText);
+      const model = await load(resolve(modelDir), args.values.get('backend') ?? 'auto');
+      try {
+        const result = exportWithAdaptersMerged(new ResidentAdapters(model), resolve(modelDir), specs.map((s) => ({ ...s, dir: resolve(s.dir) })), resolve(out), {
+          ...(dtype ? { dtype } : {}),
+          ...(maxShardBytes ? { maxShardBytes } : {}),
+          signal: io.signal,
+        });
+        specs.forEach((spec, i) => io.out(`merged ${spec.dir} (scale ${spec.scale}, ${result.modules[i]} modules)`));
+        io.out(`wrote ${result.outDir} (${result.files.join(', ')})`);
+        return 0;
+      } finally {
+        model.dispose();
+      }
+    },
+  };
+}

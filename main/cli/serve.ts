@@ -1,0 +1,74 @@
+/** `lorasmith serve`: the app's interface and engine in the browser, on 127.0.0.1 only, behind a one-time token. */
+import { existsSync, readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { resolveDataDir } from '../app/data-dir';
+import { HostClient } from '../host/client';
+import { workerHost } from '../host/worker-host';
+import { startBrowserServer, type BrowserServer } from '../ipc/browser-server';
+import { createHandlers } from '../ipc/handlers';
+import { typedPaths } from '../ipc/paths';
+import { openLibrary } from '../store/index';
+import { UsageError, type CliCommand } from './command';
+
+const RENDERER_DIR = fileURLToPath(new URL('../../out/renderer', import.meta.url));
+
+function parseServeArgs(argv: readonly string[]): { port: number; dataDir: string | undefined } {
+  let port = 0;
+  let dataDir: string | undefined;
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    const value = argv[i + 1];
+    if (arg === '--port') {
+      if (value === undefined || !/^\d+$/.test(value) || Number(value) > 65535) throw new UsageError(`--port takes a number from 0 to 65535, got '${value ?? ''}'`);
+      port = Number(value);
+      i++;
+    } else if (arg === '--data-dir') {
+      if (!value) throw new UsageError('--data-dir takes a folder path');
+      dataDir = value;
+      i++;
+    } else {
+      throw new UsageError(`unknown option '${arg}' for serve; see 'lorasmith serve --help'`);
+    }
+  }
+  return { port, dataDir };
+}
+
+function version(): string {
+  return (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+}
+
+export const serveCommand: CliCommand = {
+  name: 'serve',
+  summary: 'serve the app in your browser on 127.0.0.1 (browser mode)',
+  usage: 'lorasmith serve [--port P] [--data-dir D]\n\n  --port P       port on 127.0.0.1 (default: a free one)\n  --data-dir D   the library folder (default: $LORASMITH_HOME, else ~/.local/share/lorasmith or the OS equivalent)',
+  async run(argv, io) {
+    const { port, dataDir: flag } = parseServeArgs(argv);
+    if (!existsSync(RENDERER_DIR)) throw new UsageError(`the interface is not built (${RENDERER_DIR} is missing); run 'npm run build' first`);
+    const dataDir = resolveDataDir(flag);
+    const library = openLibrary(dataDir);
+    const report = library.startupCheck();
+    if (report.runsInterrupted.length > 0) io.out(`Marked ${report.runsInterrupted.length} interrupted training run(s); they can be resumed from their last checkpoint.`);
+    let server: BrowserServer | null = null;
+    const host = new HostClient(workerHost(), {
+      onState: (state, detail) => server?.emit('host.status', { state: state === 'stopped' ? 'died' : state, ...(detail ? { detail } : {}) }),
+    });
+    const app = createHandlers({
+      library, host, paths: typedPaths(), mode: 'browser', version: version(),
+      emit: (name, payload) => server?.emit(name, payload),
+    });
+    server = await startBrowserServer({ handlers: () => app.handlers, rendererDir: RENDERER_DIR, port });
+    io.out(`Lorasmith is serving the library in ${dataDir}`);
+    io.out(`Open ${server.url}`);
+    io.out('Only this machine can connect; the address carries a one-time token, keep it private. Stop with Ctrl-C.');
+    await new Promise<void>((resolve) => {
+      if (io.signal.aborted) return resolve();
+      io.signal.addEventListener('abort', () => resolve(), { once: true });
+    });
+    io.out('Stopping: cancelling training (its last checkpoint is kept) and shutting the engine down...');
+    await app.cancelTraining();
+    await host.shutdown();
+    await server.close();
+    library.close();
+    return 0;
+  },
+};

@@ -1,0 +1,168 @@
+/**
+ * Writes a model, with whatever adapters are merged into it, as a Hugging Face folder in its base's layout: the
+ * base checkpoint's tensor names and orientation (namedWeights gives checkpoint layout), each tensor in the base's
+ * dtype or a chosen one, sharded as model-0000i-of-0000n.safetensors with model.safetensors.index.json above a
+ * size, and every config / tokenizer file of the base copied. Written into a temporary sibling folder and renamed,
+ * so a failed or cancelled export leaves nothing behind.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+import { openCheckpoint, INDEX_FILE, SINGLE_FILE, type CheckpointReader } from '../io/checkpoint';
+import { writeSafetensors, type WritableDtype, type WritableTensor } from '../io/safetensors';
+import type { CausalLM } from '../models/types';
+import { AdapterError } from './errors';
+
+export interface ExportMergedOptions {
+  /** Storage type of the float weights; default: each tensor's dtype in the base checkpoint. */
+  readonly dtype?: 'F32' | 'F16' | 'BF16';
+  /** Shard above this many bytes (transformers' default max_shard_size is 5 GB). */
+  readonly maxShardBytes?: number;
+  readonly signal?: AbortSignal;
+  readonly onProgress?: (progress: { step: 'write'; current: number; total: number }) => void;
+}
+
+/** Weight files of any format: never copied (the merged weights replace them). */
+const WEIGHT_FILE = /\.(safetensors|bin|pt|pth|h5|msgpack|ckpt|gguf|onnx|ot)$/;
+const BYTES: Record<WritableDtype, number> = { F32: 4, F16: 2, BF16: 2, I32: 4 };
+const TORCH_DTYPE: Record<string, string> = { F32: 'float32', F16: 'float16', BF16: 'bfloat16' };
+
+interface PlannedTensor {
+  /** Name in the model (namedWeights) */
+  readonly source: string;
+  /** Name written: the base checkpoint's spelling */
+  readonly name: string;
+  readonly shape: readonly number[];
+  readonly dtype: WritableDtype;
+}
+
+/** The base checkpoint's name for a model weight (some GPT-2 checkpoints drop 'transformer.'). */
+function checkpointName(base: CheckpointReader, name: string): string {
+  if (base.has(name)) return name;
+  const short = name.replace(/^transformer\./, '');
+  return base.has(short) ? short : name;
+}
+
+function outputDtype(base: CheckpointReader, name: string, chosen: ExportMergedOptions['dtype']): WritableDtype {
+  if (chosen) return chosen;
+  if (!base.has(name)) return 'F32';
+  const stored = base.entry(name).dtype;
+  return stored === 'F16' || stored === 'BF16' ? stored : 'F32';
+}
+
+/** Runs fn in a tfjs scope: tensors it creates (namedWeights' fresh transposes) are freed at the end. */
+function inScope<T>(fn: () => T): T {
+  tf.engine().startScope();
+  try {
+    return fn();
+  } finally {
+    tf.engine().endScope();
+  }
+}
+
+function plan(model: CausalLM, base: CheckpointReader, chosen: ExportMergedOptions['dtype']): PlannedTensor[] {
+  return inScope(() => {
+    const out: PlannedTensor[] = [];
+    for (const [source, tensor] of model.namedWeights()) {
+      const name = checkpointName(base, source);
+      out.push({ source, name, shape: tensor.shape, dtype: outputDtype(base, name, chosen) });
+    }
+    return out;
+  });
+}
+
+function shardsOf(tensors: readonly PlannedTensor[], maxBytes: number): PlannedTensor[][] {
+  const shards: PlannedTensor[][] = [];
+  let current: PlannedTensor[] = [];
+  let size = 0;
+  for (const t of [...tensors].sort((a, b) => a.name.localeCompare(b.name))) {
+    const bytes = t.shape.reduce((a, b) => a * b, 1) * BYTES[t.dtype];
+    if (current.length > 0 && size + bytes > maxBytes) {
+      shards.push(current);
+      current = [];
+      size = 0;
+    }
+    current.push(t);
+    size += bytes;
+  }
+  if (current.length > 0) shards.push(current);
+  return shards;
+}
+
+/** Reads one shard's tensors out of the model (fresh transposes are freed when the tidy ends). */
+function shardData(model: CausalLM, shard: readonly PlannedTensor[]): Map<string, WritableTensor> {
+  return inScope(() => {
+    const named = model.namedWeights();
+    const out = new Map<string, WritableTensor>();
+    for (const t of shard) {
+      const tensor = named.get(t.source);
+      if (!tensor) throw new AdapterError('EXPORT_FAILED', `the model no longer has weight '${t.source}'`);
+      out.set(t.name, { dtype: t.dtype, shape: t.shape, data: tensor.dataSync() as Float32Array });
+    }
+    return out;
+  });
+}
+
+function copyOtherFiles(baseDir: string, outDir: string, chosen: ExportMergedOptions['dtype']): void {
+  for (const file of readdirSync(baseDir)) {
+    const from = join(baseDir, file);
+    if (file === INDEX_FILE || WEIGHT_FILE.test(file) || !statSync(from).isFile()) continue;
+    if (file === 'config.json' && chosen) {
+      // The config's dtype field describes the stored weights: keep it true to what was written.
+      const config = JSON.parse(readFileSync(from, 'utf8')) as Record<string, unknown>;
+      const field = 'dtype' in config ? 'dtype' : 'torch_dtype';
+      config[field] = TORCH_DTYPE[chosen];
+      writeFileSync(join(outDir, file), JSON.stringify(config, null, 2) + '\n');
+    } else {
+      copyFileSync(from, join(outDir, file));
+    }
+  }
+}
+
+function checkAborted(signal: AbortSignal | undefined): void {
+  if (signal?.aborted) throw new AdapterError('EXPORT_FAILED', 'export cancelled; nothing was written');
+}
+
+/**
+ * Exports `model` (base weights with any merged adapters; active unmerged adapters are not included) read from
+ * `baseDir`, to `outDir`, which must not exist yet. Returns the files written.
+ */
+export function exportMergedModel(model: CausalLM, baseDir: string, outDir: string, options: ExportMergedOptions = {}): string[] {
+  if (existsSync(outDir)) {
+    throw new AdapterError('EXPORT_FAILED', `${outDir} already exists; choose a new folder for the merged model or remove it first`);
+  }
+  const maxShardBytes = options.maxShardBytes ?? 5e9;
+  if (!(maxShardBytes > 0)) throw new AdapterError('INVALID_ARGUMENT', `maxShardBytes must be positive, got ${maxShardBytes}`);
+  const base = openCheckpoint(baseDir);
+  const temp = join(dirname(outDir), `.${basename(outDir)}.tmp-${process.pid}-${Date.now()}`);
+  mkdirSync(temp, { recursive: true });
+  try {
+    const shards = shardsOf(plan(model, base, options.dtype), maxShardBytes);
+    const names = shards.length === 1 ? [SINGLE_FILE] : shards.map((_, i) => `model-${String(i + 1).padStart(5, '0')}-of-${String(shards.length).padStart(5, '0')}.safetensors`);
+    const weightMap: Record<string, string> = {};
+    let totalSize = 0;
+    shards.forEach((shard, i) => {
+      checkAborted(options.signal);
+      const file = names[i] as string;
+      writeSafetensors(join(temp, file), shardData(model, shard), { format: 'pt' });
+      for (const t of shard) {
+        weightMap[t.name] = file;
+        totalSize += t.shape.reduce((a, b) => a * b, 1) * BYTES[t.dtype];
+      }
+      options.onProgress?.({ step: 'write', current: i + 1, total: shards.length });
+    });
+    if (shards.length > 1) {
+      writeFileSync(join(temp, INDEX_FILE), JSON.stringify({ metadata: { total_size: totalSize }, weight_map: weightMap }, null, 2) + '\n');
+    }
+    copyOtherFiles(baseDir, temp, options.dtype);
+    checkAborted(options.signal);
+    mkdirSync(dirname(outDir), { recursive: true });
+    renameSync(temp, outDir);
+    return [...names, ...(shards.length > 1 ? [INDEX_FILE] : [])];
+  } catch (error) {
+    rmSync(temp, { recursive: true, force: true });
+    throw error;
+  } finally {
+    base.close();
+  }
+}

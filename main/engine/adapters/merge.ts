@@ -1,0 +1,65 @@
+/**
+ * Merging an adapter into the frozen weights for zero-overhead inference, and undoing it.
+ * In the layer's pre-transposed layout the update is Wt' = Wt + w·s·At·Bt ([in, r]·[r, out] = [in, out]), which
+ * is PEFT's W' = W + s·B·A for nn.Linear and its transpose for GPT-2 Conv1D alike: the checkpoint orientation only
+ * matters when writing the weights back out.
+ * Like PEFT's safe_merge, every merged weight is checked for NaN/Inf before any layer is changed. Unmerging
+ * subtracts the same product, restoring W0 within float32 rounding without keeping a copy of it.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import type { LinearLayer } from '../lora/linear';
+import { AdapterError } from './errors';
+
+/** [in, out]: w·s·At·Bt of one layer's adapter. */
+function delta(layer: LinearLayer, name: string, weight: number): tf.Tensor2D {
+  const adapter = layer.adapters.get(name);
+  if (!adapter) throw new AdapterError('ADAPTER_NOT_LOADED', `${layer.spec.path} has no adapter '${name}'`);
+  return tf.tidy(() => tf.mul(tf.matMul(adapter.At, adapter.Bt), adapter.scaling * weight) as tf.Tensor2D);
+}
+
+function isAllFinite(t: tf.Tensor): boolean {
+  const check = tf.tidy(() => tf.all(tf.isFinite(t)));
+  const ok = check.dataSync()[0] === 1;
+  check.dispose();
+  return ok;
+}
+
+function replaceWeight(layer: LinearLayer, next: tf.Tensor2D): void {
+  const previous = layer.weightT;
+  layer.weightT = next;
+  previous.dispose();
+}
+
+/**
+ * Adds w·s·At·Bt of adapter `name` to the weight of every layer that has it. Two passes: the first computes and
+ * checks each merged weight and throws MERGE_NOT_FINITE (naming the module) before anything changed; the second
+ * commits. Returns the merged layers. The caller takes the adapter out of the active set.
+ */
+export function mergeIntoLayers(layers: Iterable<LinearLayer>, name: string, weight = 1): LinearLayer[] {
+  const targets = [...layers].filter((layer) => layer.adapters.has(name));
+  if (targets.length === 0) throw new AdapterError('ADAPTER_NOT_LOADED', `no layer holds an adapter named '${name}'`);
+  if (!Number.isFinite(weight)) throw new AdapterError('INVALID_ARGUMENT', `merge weight must be a finite number, got ${weight}`);
+  for (const layer of targets) {
+    const merged = tf.tidy(() => tf.add(layer.weightT, delta(layer, name, weight)));
+    const finite = isAllFinite(merged);
+    merged.dispose();
+    if (!finite) {
+      throw new AdapterError(
+        'MERGE_NOT_FINITE',
+        `merging adapter '${name}' would put NaN or Inf into ${layer.spec.path}; nothing was changed (check the adapter's weights and scale)`,
+      );
+    }
+  }
+  for (const layer of targets) {
+    replaceWeight(layer, tf.tidy(() => tf.add(layer.weightT, delta(layer, name, weight)) as tf.Tensor2D));
+  }
+  return targets;
+}
+
+/** Subtracts what mergeIntoLayers added (same adapter, same weight). */
+export function unmergeFromLayers(layers: Iterable<LinearLayer>, name: string, weight = 1): void {
+  for (const layer of layers) {
+    if (!layer.adapters.has(name)) continue;
+    replaceWeight(layer, tf.tidy(() => tf.sub(layer.weightT, delta(layer, name, weight)) as tf.Tensor2D));
+  }
+}

@@ -1,0 +1,208 @@
+/**
+ * Choosing and initialising the tfjs backend at run time, and reporting what was found:
+ *   tensorflow  @tensorflow/tfjs-node-gpu, else @tensorflow/tfjs-node (optional; need libtensorflow)
+ *   webgpu      @tensorflow/tfjs-backend-webgpu on Dawn (the `webgpu` npm package), when an adapter is found
+ *   wasm        @tensorflow/tfjs-backend-wasm with SIMD: the default
+ *   cpu         the plain JS reference
+ * 'auto' takes the first usable of tensorflow, webgpu, wasm, cpu.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import '@tensorflow/tfjs-backend-cpu';
+import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { registerWasmExtras } from './register';
+import { nativeKernelStatus, registerNativeKernels, type NativeKernelOptions } from './native/index';
+
+export type BackendName = 'tensorflow' | 'webgpu' | 'wasm' | 'cpu';
+export type BackendPreference = 'auto' | BackendName;
+export const BACKEND_NAMES: readonly BackendName[] = ['tensorflow', 'webgpu', 'wasm', 'cpu'];
+
+export interface BackendAvailability {
+  readonly name: BackendName;
+  readonly usable: boolean;
+  /** What was found, or why it cannot be used: one line for logs and the UI. */
+  readonly detail: string;
+}
+
+export interface BackendInfo {
+  /** The backend now active. */
+  readonly name: BackendName;
+  readonly available: readonly BackendAvailability[];
+  /** Which kernels serve the matrix products on the active backend. */
+  readonly matmulKernels: string;
+}
+
+export interface InitBackendOptions {
+  /**
+   * HOOK (helper G, main/engine/backend/native/): native sgemm kernels for wasm and cpu. `false` (the default
+   * here) keeps the backend's own kernels; options register the native ones where the addon loads.
+   */
+  readonly native?: NativeKernelOptions | false;
+}
+
+export class BackendError extends Error {
+  override readonly name = 'BackendError';
+  constructor(
+    readonly code: 'BACKEND_UNAVAILABLE' | 'UNKNOWN_BACKEND',
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+type Probe = { usable: true; detail: string; activate: () => Promise<void> } | { usable: false; detail: string };
+
+/** Import a package by a name the bundler does not see, so optional packages stay optional. */
+async function importOptional(name: string): Promise<unknown> {
+  return import(/* @vite-ignore */ name);
+}
+
+async function probeTensorflow(): Promise<Probe> {
+  const reasons: string[] = [];
+  for (const pkg of ['@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-node']) {
+    try {
+      await importOptional(pkg);
+      if (tf.findBackendFactory('tensorflow')) {
+        return { usable: true, detail: `${pkg} (libtensorflow)`, activate: async () => void (await tf.setBackend('tensorflow')) };
+      }
+      reasons.push(`${pkg} loaded but registered no 'tensorflow' backend`);
+    } catch (error) {
+      reasons.push(`${pkg}: ${firstLine(error)}`);
+    }
+  }
+  return { usable: false, detail: `not installed or not loadable (${reasons.join('; ')})` };
+}
+
+function firstLine(error: unknown): string {
+  const message = error instanceof Error ? error.message : String(error);
+  return (message.split('\n')[0] ?? '').slice(0, 160);
+}
+
+interface DawnModule {
+  create(options: string[]): { requestAdapter(): Promise<{ info?: { vendor?: string; architecture?: string; description?: string } } | null> };
+  globals: Record<string, unknown>;
+}
+
+async function probeWebgpu(): Promise<Probe> {
+  try {
+    const dawn = (await importOptional('webgpu')) as DawnModule;
+    const gpu = dawn.create([]);
+    const adapter = await gpu.requestAdapter();
+    if (!adapter) return { usable: false, detail: 'webgpu (Dawn) loaded but found no GPU adapter' };
+    const info = adapter.info;
+    const what = [info?.vendor, info?.architecture, info?.description].filter(Boolean).join(' ') || 'adapter';
+    return {
+      usable: true,
+      detail: `Dawn: ${what}`,
+      activate: async () => {
+        Object.assign(globalThis, dawn.globals);
+        // tfjs-backend-webgpu looks for navigator.gpu; Node 20 has no navigator.
+        const nav = ((globalThis as { navigator?: object }).navigator ?? {}) as Record<string, unknown>;
+        Object.defineProperty(nav, 'gpu', { value: gpu, configurable: true });
+        if (!(globalThis as { navigator?: object }).navigator) Object.defineProperty(globalThis, 'navigator', { value: nav, configurable: true });
+        await importOptional('@tensorflow/tfjs-backend-webgpu');
+        if (!(await tf.setBackend('webgpu'))) throw new BackendError('BACKEND_UNAVAILABLE', 'the webgpu backend failed to initialise');
+      },
+    };
+  } catch (error) {
+    return { usable: false, detail: `webgpu (Dawn) not loadable: ${firstLine(error)}` };
+  }
+}
+
+let wasmPathsSet = false;
+
+async function probeWasm(): Promise<Probe> {
+  try {
+    if (!wasmPathsSet) {
+      // The .wasm files ship in the package's dist/; point the loader there (Node reads them from disk).
+      const require = createRequire(import.meta.url);
+      setWasmPaths(join(dirname(require.resolve('@tensorflow/tfjs-backend-wasm/package.json')), 'dist') + '/');
+      wasmPathsSet = true;
+    }
+    const simd = (await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT')) as boolean;
+    // The threaded build needs Web Workers; under Node it does not start, so one thread it is.
+    const detail = `tfjs-backend-wasm (XNNPACK${simd ? ', SIMD' : ', no SIMD'}, 1 thread: the threaded build needs Web Workers)`;
+    return {
+      usable: true,
+      detail,
+      activate: async () => {
+        tf.env().set('WASM_HAS_MULTITHREAD_SUPPORT', false);
+        if (!(await tf.setBackend('wasm'))) throw new BackendError('BACKEND_UNAVAILABLE', 'the wasm backend failed to initialise');
+        registerWasmExtras();
+      },
+    };
+  } catch (error) {
+    return { usable: false, detail: `tfjs-backend-wasm not loadable: ${firstLine(error)}` };
+  }
+}
+
+async function probeCpu(): Promise<Probe> {
+  return { usable: true, detail: 'tfjs-backend-cpu (plain JavaScript, the reference)', activate: async () => void (await tf.setBackend('cpu')) };
+}
+
+const PROBES: Record<BackendName, () => Promise<Probe>> = { tensorflow: probeTensorflow, webgpu: probeWebgpu, wasm: probeWasm, cpu: probeCpu };
+
+/** What each backend would do here, without switching. */
+export async function detectBackends(): Promise<{ name: BackendName; probe: Probe }[]> {
+  const out: { name: BackendName; probe: Probe }[] = [];
+  for (const name of BACKEND_NAMES) out.push({ name, probe: await probeOnce(name) });
+  return out;
+}
+
+/** Probing loads packages (and Dawn starts a GPU instance): once per process is enough. */
+const probed = new Map<BackendName, Promise<Probe>>();
+function probeOnce(name: BackendName): Promise<Probe> {
+  let p = probed.get(name);
+  if (!p) {
+    p = PROBES[name]();
+    probed.set(name, p);
+  }
+  return p;
+}
+
+export function parseBackendPreference(value: string): BackendPreference {
+  if (value === 'auto' || (BACKEND_NAMES as readonly string[]).includes(value)) return value as BackendPreference;
+  throw new BackendError('UNKNOWN_BACKEND', `backend must be one of auto, ${BACKEND_NAMES.join(', ')}; got '${value}'`);
+}
+
+function matmulKernels(name: BackendName): string {
+  if (name === 'wasm' || name === 'cpu') {
+    const status = nativeKernelStatus(name);
+    if (status.active) return status.detail;
+    return name === 'wasm' ? 'XNNPACK (tfjs-backend-wasm)' : 'plain JavaScript loops (tfjs-backend-cpu)';
+  }
+  return name === 'webgpu' ? 'WGSL compute shaders' : 'libtensorflow (Eigen / cuBLAS)';
+}
+
+/**
+ * Makes `preferred` the active tfjs backend (for 'auto', the first usable in tensorflow, webgpu, wasm, cpu) and
+ * reports every backend's availability. A named backend that is not usable is an error naming why.
+ */
+export async function initBackend(preferred: BackendPreference = 'auto', options: InitBackendOptions = {}): Promise<BackendInfo> {
+  const found = await detectBackends();
+  const available = found.map(({ name, probe }) => ({ name, usable: probe.usable, detail: probe.detail }));
+  const order = preferred === 'auto' ? BACKEND_NAMES : [preferred];
+  let chosen: BackendName | null = null;
+  const failures: string[] = [];
+  for (const name of order) {
+    const probe = found.find((f) => f.name === name)?.probe;
+    if (!probe?.usable) {
+      failures.push(`${name}: ${probe?.detail ?? 'unknown'}`);
+      continue;
+    }
+    try {
+      await probe.activate();
+      chosen = name;
+      break;
+    } catch (error) {
+      failures.push(`${name}: ${firstLine(error)}`);
+    }
+  }
+  if (chosen === null) {
+    throw new BackendError('BACKEND_UNAVAILABLE', `backend '${preferred}' is not usable here: ${failures.join('; ')}`);
+  }
+  // ---- HOOK (helper G): native matmul kernels register here, on top of wasm or cpu. ----
+  if (options.native && (chosen === 'wasm' || chosen === 'cpu')) registerNativeKernels(chosen, options.native);
+  return { name: chosen, available, matmulKernels: matmulKernels(chosen) };
+}

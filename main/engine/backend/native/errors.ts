@@ -1,0 +1,16 @@
+/** Errors of the native kernels, with a stable code for callers and tests. */
+export type NativeKernelErrorCode =
+  | 'MATMUL_RANK'
+  | 'MATMUL_INNER_MISMATCH'
+  | 'MATMUL_BATCH_MISMATCH'
+  | 'NATIVE_UNSUPPORTED_BACKEND'
+  | 'NATIVE_BAD_THREADS'
+  | 'NATIVE_UNSUPPORTED_ACTIVATION';
+
+export class NativeKernelError extends Error {
+  override readonly name = 'NativeKernelError';
+
+  constructor(readonly code: NativeKernelErrorCode, message: string) {
+    super(message);
+  }
+}

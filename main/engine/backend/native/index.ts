@@ -1,0 +1,141 @@
+/**
+ * Optional native kernels on the wasm and cpu backends: the matrix products (BatchMatMul, _FusedMatMul, and so
+ * every matMul and its gradients) run through a BLAS sgemm (OpenBLAS, or Accelerate on macOS) in a small N-API
+ * addon, on the tensors' own memory. Where the addon is missing or fails to load, nothing changes and the status
+ * says why; model code never knows which kernels run.
+ *
+ *   const status = registerNativeKernels('wasm', { threads: 2 });
+ *   // { active: true, detail: 'native sgemm (OpenBLAS …, 2 threads) for BatchMatMul, _FusedMatMul on wasm', … }
+ */
+import { availableParallelism } from 'node:os';
+import * as tf from '@tensorflow/tfjs-core';
+import { loadAddon, type NativeAddon } from './addon';
+import { NativeKernelError } from './errors';
+import { makeBatchMatMul, makeFusedMatMul } from './kernels';
+import { cpuMemory, wasmMemory, type TensorMemory } from './memory';
+
+export { NativeKernelError } from './errors';
+
+export type NativeBackendName = 'wasm' | 'cpu';
+
+export interface NativeKernelOptions {
+  /** BLAS threads; default: the machine's physical cores (within what this process may use). */
+  readonly threads?: number;
+  /** Restore the backend's own kernels (for runs and tests without the addon). */
+  readonly disabled?: boolean;
+  /** An explicit lorasmith_native.node, e.g. from a packaged app's resources. */
+  readonly addonPath?: string;
+}
+
+export interface NativeKernelStatus {
+  readonly active: boolean;
+  /** One line for logs and the UI: which kernels run, on what, or why the native ones do not. */
+  readonly detail: string;
+  /** Kernel names now served natively on this backend (empty when inactive). */
+  readonly kernels: readonly string[];
+  readonly threads: number;
+}
+
+const NATIVE_KERNELS = [tf.BatchMatMul, tf._FusedMatMul] as const;
+
+/** The backend's own kernel configs, kept so unregistering restores them. Key: `${backend}/${kernel}`. */
+const originals = new Map<string, tf.KernelConfig>();
+const statuses = new Map<NativeBackendName, NativeKernelStatus>();
+
+const memoryOf: Record<NativeBackendName, TensorMemory> = { wasm: wasmMemory, cpu: cpuMemory };
+
+/** Physical cores, capped by what this process may run on (containers, affinity). */
+export function defaultThreads(addon: Pick<NativeAddon, 'physicalCores'>): number {
+  return Math.max(1, Math.min(addon.physicalCores(), availableParallelism()));
+}
+
+/**
+ * Options from environment variables, for the host or CLI to pass in (the engine itself never reads the
+ * environment): LORASMITH_NATIVE=0|off|false disables, LORASMITH_NATIVE_THREADS=n sets the thread count.
+ */
+export function nativeOptionsFromEnv(env: Readonly<Record<string, string | undefined>>): NativeKernelOptions {
+  const flag = env.LORASMITH_NATIVE?.trim().toLowerCase();
+  const threadsText = env.LORASMITH_NATIVE_THREADS?.trim();
+  const threads = threadsText ? Number(threadsText) : undefined;
+  return {
+    ...(flag === '0' || flag === 'off' || flag === 'false' ? { disabled: true } : {}),
+    ...(threads !== undefined ? { threads } : {}),
+  };
+}
+
+function assertBackendName(backendName: string): asserts backendName is NativeBackendName {
+  if (backendName !== 'wasm' && backendName !== 'cpu') {
+    throw new NativeKernelError('NATIVE_UNSUPPORTED_BACKEND',
+      `native kernels serve the wasm and cpu backends, not ${JSON.stringify(backendName)}`);
+  }
+}
+
+function plainKernelsDetail(backendName: NativeBackendName, why: string): string {
+  return `${why}; ${NATIVE_KERNELS.join(', ')} use the ${backendName} backend's own kernels`;
+}
+
+/** Puts the backend's own BatchMatMul and _FusedMatMul back. */
+export function unregisterNativeKernels(backendName: NativeBackendName): void {
+  assertBackendName(backendName);
+  for (const kernelName of NATIVE_KERNELS) {
+    const original = originals.get(`${backendName}/${kernelName}`);
+    if (!original) continue;
+    tf.unregisterKernel(kernelName, backendName);
+    tf.registerKernel(original);
+    originals.delete(`${backendName}/${kernelName}`);
+  }
+  statuses.delete(backendName);
+}
+
+/** What registerNativeKernels last did for this backend. */
+export function nativeKernelStatus(backendName: NativeBackendName): NativeKernelStatus {
+  return statuses.get(backendName) ??
+    { active: false, detail: plainKernelsDetail(backendName, 'native kernels not registered'), kernels: [], threads: 0 };
+}
+
+/**
+ * Registers the native matMul kernels for `backendName` (whose package must already be imported, so its own
+ * kernels exist to fall back on). Safe to call again: it re-registers with the new options.
+ */
+export function registerNativeKernels(backendName: NativeBackendName, options: NativeKernelOptions = {}): NativeKernelStatus {
+  assertBackendName(backendName);
+  unregisterNativeKernels(backendName);
+  const status = tryRegister(backendName, options);
+  statuses.set(backendName, status);
+  return status;
+}
+
+function tryRegister(backendName: NativeBackendName, options: NativeKernelOptions): NativeKernelStatus {
+  const inactive = (why: string): NativeKernelStatus =>
+    ({ active: false, detail: plainKernelsDetail(backendName, why), kernels: [], threads: 0 });
+  if (options.disabled) return inactive('native kernels disabled');
+  const load = loadAddon(options.addonPath);
+  if (!load.ok) return inactive(load.reason);
+  const ownKernels = NATIVE_KERNELS.map((name) => tf.getKernel(name, backendName));
+  if (ownKernels.some((config) => config === undefined)) {
+    return inactive(`the ${backendName} backend's kernels are not registered (import its package first)`);
+  }
+  const threads = options.threads ?? defaultThreads(load.addon);
+  if (!Number.isInteger(threads) || threads < 1 || threads > 1024) {
+    throw new NativeKernelError('NATIVE_BAD_THREADS', `native threads must be an integer from 1 to 1024, got ${threads}`);
+  }
+  load.addon.setThreads(threads);
+  const memory = memoryOf[backendName];
+  for (const original of ownKernels as tf.KernelConfig[]) {
+    const kernelFunc = original.kernelName === tf.BatchMatMul
+      ? makeBatchMatMul(load.addon, memory, original.kernelFunc)
+      : makeFusedMatMul(load.addon, memory, backendName, original.kernelFunc);
+    originals.set(`${backendName}/${original.kernelName}`, original);
+    tf.unregisterKernel(original.kernelName, backendName);
+    // setupFunc stays the original's so the fallback path is initialised when the backend starts after this.
+    tf.registerKernel({ ...original, kernelFunc });
+  }
+  const { blas, config } = load.addon.info();
+  return {
+    active: true,
+    detail: `native sgemm (${blas === 'OpenBLAS' ? config.split(' ').slice(0, 2).join(' ') : blas}, ${threads} ` +
+      `thread${threads === 1 ? '' : 's'}) for ${NATIVE_KERNELS.join(', ')} on ${backendName}`,
+    kernels: [...NATIVE_KERNELS],
+    threads,
+  };
+}

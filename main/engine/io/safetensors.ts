@@ -1,0 +1,310 @@
+/**
+ * safetensors reader and writer (https://github.com/huggingface/safetensors): u64le header length N, N bytes of
+ * JSON {name: {dtype, shape, data_offsets: [begin, end]}, __metadata__?: {string: string}}, then the raw
+ * little-endian data, offsets relative to its start.
+ *
+ * Reading goes tensor by tensor through the file descriptor, so a 2 GB checkpoint never sits in memory twice:
+ * each tensor's bytes are read into their own buffer and upcast (F16/BF16 -> float32) from there.
+ */
+import { closeSync, fstatSync, openSync, readSync, renameSync, unlinkSync, writeSync, fsyncSync } from 'node:fs';
+import { ModelIoError } from './errors';
+import { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16 } from './half';
+
+/** Storage types this reader understands. Floats come back as float32, integers as int32. */
+export type SafetensorsDtype = 'F32' | 'F16' | 'BF16' | 'F64' | 'I32' | 'I64';
+/** Storage types the writer produces. */
+export type WritableDtype = 'F32' | 'F16' | 'BF16' | 'I32';
+
+const BYTES_PER_VALUE: Record<SafetensorsDtype, number> = { F32: 4, F16: 2, BF16: 2, F64: 8, I32: 4, I64: 8 };
+/** Types that exist in the format but that no checkpoint we load stores its weights in. */
+const KNOWN_UNSUPPORTED = new Set(['BOOL', 'U8', 'I8', 'I16', 'U16', 'U32', 'U64', 'F8_E4M3', 'F8_E5M2']);
+/** The reference implementation refuses headers above 100 MB; so do we, before allocating. */
+const MAX_HEADER_BYTES = 100_000_000;
+
+export interface TensorEntry {
+  readonly name: string;
+  readonly dtype: SafetensorsDtype;
+  readonly shape: readonly number[];
+  /** Byte offsets relative to the start of the data section. */
+  readonly begin: number;
+  readonly end: number;
+}
+
+export interface LoadedTensor {
+  /** The dtype as stored in the file (the data is float32 for float types, int32 for integer types). */
+  readonly dtype: SafetensorsDtype;
+  readonly shape: number[];
+  readonly data: Float32Array | Int32Array;
+}
+
+export interface WritableTensor {
+  readonly dtype: WritableDtype;
+  readonly shape: readonly number[];
+  /** Values as numbers; converted to `dtype` on write (float32 -> F16/BF16 rounds to nearest even). */
+  readonly data: Float32Array | Int32Array | ArrayLike<number>;
+}
+
+function invalid(path: string, why: string): never {
+  throw new ModelIoError('INVALID_SAFETENSORS', `${path}: not a valid safetensors file: ${why}`);
+}
+
+function isNonNegativeInt(v: unknown): v is number {
+  return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+}
+
+function parseEntry(path: string, name: string, raw: unknown, dataBytes: number): TensorEntry {
+  if (typeof raw !== 'object' || raw === null) invalid(path, `entry '${name}' is not an object`);
+  const { dtype, shape, data_offsets: offsets } = raw as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
+  if (typeof dtype !== 'string') invalid(path, `tensor '${name}' has no dtype`);
+  if (!(dtype in BYTES_PER_VALUE)) {
+    const what = KNOWN_UNSUPPORTED.has(dtype) ? 'is not supported' : 'is not a safetensors dtype';
+    throw new ModelIoError(
+      'UNSUPPORTED_DTYPE',
+      `${path}: tensor '${name}' has dtype ${dtype}, which ${what} (supported: ${Object.keys(BYTES_PER_VALUE).join(', ')})`,
+    );
+  }
+  if (!Array.isArray(shape) || !shape.every(isNonNegativeInt)) {
+    invalid(path, `tensor '${name}' has shape ${JSON.stringify(shape)}, expected an array of non-negative integers`);
+  }
+  if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every(isNonNegativeInt)) {
+    invalid(path, `tensor '${name}' has data_offsets ${JSON.stringify(offsets)}, expected [begin, end]`);
+  }
+  const [begin, end] = offsets as [number, number];
+  if (end < begin) invalid(path, `tensor '${name}' ends (${end}) before it begins (${begin})`);
+  if (end > dataBytes) {
+    invalid(path, `tensor '${name}' ends at data byte ${end} but the file holds only ${dataBytes} data bytes (truncated?)`);
+  }
+  const typed = dtype as SafetensorsDtype;
+  const expected = (shape as number[]).reduce((a, b) => a * b, 1) * BYTES_PER_VALUE[typed];
+  if (end - begin !== expected) {
+    invalid(path, `tensor '${name}' is ${typed} [${(shape as number[]).join(', ')}] = ${expected} bytes, but its offsets span ${end - begin}`);
+  }
+  return { name, dtype: typed, shape: shape as number[], begin, end };
+}
+
+/** An open safetensors file: the validated header, and tensors read one at a time on demand. */
+export class SafetensorsFile {
+  readonly tensors = new Map<string, TensorEntry>();
+  readonly metadata: Record<string, string> = {};
+  private fd: number | null;
+  private readonly dataStart: number;
+
+  constructor(readonly path: string) {
+    try {
+      this.fd = openSync(path, 'r');
+    } catch (error) {
+      throw new ModelIoError('MODEL_NOT_FOUND', `${path}: cannot open (${(error as Error).message})`);
+    }
+    try {
+      this.dataStart = this.readHeader();
+    } catch (error) {
+      this.close();
+      throw error;
+    }
+  }
+
+  private readHeader(): number {
+    const path = this.path;
+    const fileBytes = fstatSync(this.fd as number).size;
+    if (fileBytes < 8) invalid(path, `the file is ${fileBytes} bytes, shorter than the 8-byte header length`);
+    const lengthBytes = this.readAt(0, 8);
+    const headerBytes = Number(lengthBytes.readBigUInt64LE(0));
+    if (headerBytes < 2 || headerBytes > MAX_HEADER_BYTES) {
+      invalid(path, `header length ${headerBytes} is outside 2..${MAX_HEADER_BYTES} bytes`);
+    }
+    if (8 + headerBytes > fileBytes) invalid(path, `header length ${headerBytes} runs past the end of the ${fileBytes}-byte file`);
+    let header: unknown;
+    try {
+      header = JSON.parse(this.readAt(8, headerBytes).toString('utf8'));
+    } catch (error) {
+      invalid(path, `the header is not JSON (${(error as Error).message})`);
+    }
+    if (typeof header !== 'object' || header === null || Array.isArray(header)) invalid(path, 'the header is not a JSON object');
+    const dataBytes = fileBytes - 8 - headerBytes;
+    for (const [name, raw] of Object.entries(header as Record<string, unknown>)) {
+      if (name === '__metadata__') {
+        this.readMetadata(raw);
+        continue;
+      }
+      this.tensors.set(name, parseEntry(path, name, raw, dataBytes));
+    }
+    const sorted = [...this.tensors.values()].sort((a, b) => a.begin - b.begin);
+    for (let i = 1; i < sorted.length; i++) {
+      const prev = sorted[i - 1] as TensorEntry;
+      const cur = sorted[i] as TensorEntry;
+      if (cur.begin < prev.end) invalid(path, `tensors '${prev.name}' and '${cur.name}' overlap`);
+    }
+    return 8 + headerBytes;
+  }
+
+  private readMetadata(raw: unknown): void {
+    if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) invalid(this.path, '__metadata__ is not an object');
+    for (const [key, value] of Object.entries(raw as Record<string, unknown>)) {
+      if (typeof value !== 'string') invalid(this.path, `__metadata__.${key} is not a string`);
+      this.metadata[key] = value;
+    }
+  }
+
+  private readAt(position: number, length: number): Buffer {
+    if (this.fd === null) throw new Error(`${this.path}: read after close`);
+    // Its own ArrayBuffer (not the shared pool), offset 0: typed views over it are aligned.
+    const buffer = Buffer.allocUnsafeSlow(length);
+    let done = 0;
+    while (done < length) {
+      const n = readSync(this.fd, buffer, done, Math.min(length - done, 1 << 30), position + done);
+      if (n === 0) invalid(this.path, `unexpected end of file at byte ${position + done}`);
+      done += n;
+    }
+    return buffer;
+  }
+
+  has(name: string): boolean {
+    return this.tensors.has(name);
+  }
+
+  /** Reads one tensor; float types come back as float32, integer types as int32. */
+  read(name: string): LoadedTensor {
+    const entry = this.tensors.get(name);
+    if (!entry) throw new ModelIoError('TENSOR_NOT_FOUND', `${this.path}: no tensor named '${name}'`);
+    const bytes = this.readAt(this.dataStart + entry.begin, entry.end - entry.begin);
+    return { dtype: entry.dtype, shape: [...entry.shape], data: decode(this.path, entry, bytes) };
+  }
+
+  close(): void {
+    if (this.fd !== null) closeSync(this.fd);
+    this.fd = null;
+  }
+}
+
+function decode(path: string, entry: TensorEntry, bytes: Buffer): Float32Array | Int32Array {
+  const count = bytes.byteLength / BYTES_PER_VALUE[entry.dtype];
+  const ab = bytes.buffer;
+  switch (entry.dtype) {
+    case 'F32':
+      return new Float32Array(ab, 0, count);
+    case 'F16':
+      return f16ToF32(new Uint16Array(ab, 0, count));
+    case 'BF16':
+      return bf16ToF32(new Uint16Array(ab, 0, count));
+    case 'F64':
+      return Float32Array.from(new Float64Array(ab, 0, count));
+    case 'I32':
+      return new Int32Array(ab, 0, count);
+    case 'I64': {
+      const wide = new BigInt64Array(ab, 0, count);
+      const out = new Int32Array(count);
+      for (let i = 0; i < count; i++) {
+        const v = wide[i] as bigint;
+        if (v > 2147483647n || v < -2147483648n) {
+          throw new ModelIoError('UNSUPPORTED_DTYPE', `${path}: tensor '${entry.name}' (I64) holds ${v}, outside int32`);
+        }
+        out[i] = Number(v);
+      }
+      return out;
+    }
+  }
+}
+
+export function openSafetensors(path: string): SafetensorsFile {
+  return new SafetensorsFile(path);
+}
+
+/** Reads every tensor of a (small) file: adapters, checkpoints, tests. */
+export function readSafetensors(path: string): { tensors: Map<string, LoadedTensor>; metadata: Record<string, string> } {
+  const file = new SafetensorsFile(path);
+  try {
+    const tensors = new Map<string, LoadedTensor>();
+    for (const name of file.tensors.keys()) tensors.set(name, file.read(name));
+    return { tensors, metadata: { ...file.metadata } };
+  } finally {
+    file.close();
+  }
+}
+
+function encode(name: string, tensor: WritableTensor): Uint8Array {
+  const count = tensor.shape.reduce((a, b) => a * b, 1);
+  const shape: readonly unknown[] = tensor.shape;
+  if (!shape.every(isNonNegativeInt)) {
+    throw new ModelIoError('INVALID_SAFETENSORS', `tensor '${name}': shape [${shape.join(', ')}] is not non-negative integers`);
+  }
+  if (tensor.data.length !== count) {
+    throw new ModelIoError(
+      'INVALID_SAFETENSORS',
+      `tensor '${name}' has ${tensor.data.length} values, its shape [${tensor.shape.join(', ')}] needs ${count}`,
+    );
+  }
+  let typed: Float32Array | Int32Array | Uint16Array;
+  switch (tensor.dtype) {
+    case 'F32':
+      typed = tensor.data instanceof Float32Array ? tensor.data : Float32Array.from(tensor.data);
+      break;
+    case 'I32':
+      typed = tensor.data instanceof Int32Array ? tensor.data : Int32Array.from(tensor.data);
+      break;
+    case 'F16':
+      typed = f32ToF16(tensor.data);
+      break;
+    case 'BF16':
+      typed = f32ToBf16(tensor.data);
+      break;
+    default:
+      throw new ModelIoError('UNSUPPORTED_DTYPE', `tensor '${name}': cannot write dtype ${String(tensor.dtype)} (F32, F16, BF16, I32)`);
+  }
+  return new Uint8Array(typed.buffer, typed.byteOffset, typed.byteLength);
+}
+
+/**
+ * Writes a safetensors file atomically (temp name, fsync, rename): a crash or bad input leaves any existing
+ * file at `path` untouched. Tensors are written in name order, each converted on its own, so memory stays at
+ * one tensor's encoding beyond the caller's data.
+ */
+export function writeSafetensors(
+  path: string,
+  tensors: Readonly<Record<string, WritableTensor>> | ReadonlyMap<string, WritableTensor>,
+  metadata?: Readonly<Record<string, string>>,
+): void {
+  const map = tensors instanceof Map ? (tensors as ReadonlyMap<string, WritableTensor>) : new Map(Object.entries(tensors));
+  const names = [...map.keys()].sort();
+  const header: Record<string, unknown> = {};
+  if (metadata && Object.keys(metadata).length > 0) header.__metadata__ = { ...metadata };
+  let offset = 0;
+  for (const name of names) {
+    const t = map.get(name) as WritableTensor;
+    const bytes = t.shape.reduce((a, b) => a * b, 1) * BYTES_PER_VALUE[t.dtype];
+    header[name] = { dtype: t.dtype, shape: [...t.shape], data_offsets: [offset, offset + bytes] };
+    offset += bytes;
+  }
+  let json = JSON.stringify(header);
+  json += ' '.repeat((8 - (Buffer.byteLength(json) % 8)) % 8); // data aligned to 8 bytes, as the reference writer does
+  const headerBytes = Buffer.from(json, 'utf8');
+  const lengthBytes = Buffer.alloc(8);
+  lengthBytes.writeBigUInt64LE(BigInt(headerBytes.length));
+
+  const temp = `${path}.tmp-${process.pid}-${Date.now()}`;
+  const fd = openSync(temp, 'w');
+  try {
+    writeAll(fd, lengthBytes);
+    writeAll(fd, headerBytes);
+    for (const name of names) writeAll(fd, encode(name, map.get(name) as WritableTensor));
+    fsyncSync(fd);
+    closeSync(fd);
+    renameSync(temp, path);
+  } catch (error) {
+    try {
+      closeSync(fd);
+    } catch {
+      // already closed
+    }
+    try {
+      unlinkSync(temp);
+    } catch {
+      // never created
+    }
+    throw error;
+  }
+}
+
+function writeAll(fd: number, bytes: Uint8Array): void {
+  let done = 0;
+  while (done < bytes.byteLength) done += writeSync(fd, bytes, done, Math.min(bytes.byteLength - done, 1 << 30));
+}

@@ -1,0 +1,199 @@
+/**
+ * GPT-2 (GPT2LMHeadModel): learned positions, pre-LayerNorm blocks, fused q/k/v in c_attn, Conv1D weights
+ * stored [in, out], gelu_new MLP, head tied to wte. Names follow the checkpoint keys.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import type { TensorSource } from '../io/checkpoint';
+import { ConfigFields, readGenerationEosIds, type RawConfig } from '../io/hf-config';
+import { loraDropout, LinearLayer } from '../lora/linear';
+import { DecoderCache, asDecoderCache } from './kv-cache';
+import { activate, attention, causalMask, layerNorm, parseActivation, splitHeads, type Activation } from './layers';
+import type { CausalLM, ForwardOptions, KVCache, LinearSpec, ModelConfig } from './types';
+import { WeightLoader, checkTokenIds, collectVariables, transpose2d } from './weights';
+import { ModelIoError } from '../io/errors';
+
+export interface Gpt2Config extends ModelConfig {
+  readonly layerNormEps: number;
+  readonly activation: Activation;
+}
+
+export function parseGpt2Config(raw: RawConfig, dir: string, source: string): Gpt2Config {
+  const f = new ConfigFields(raw, source);
+  f.unsupported('scale_attn_by_inverse_layer_idx', (v) => v === false, 'only false');
+  f.unsupported('add_cross_attention', (v) => v === false, 'only decoder-only GPT-2');
+  f.unsupported('scale_attn_weights', (v) => v === true, 'only true');
+  f.unsupported('tie_word_embeddings', (v) => v === true, 'GPT2LMHeadModel always ties its head to wte');
+  const hiddenSize = f.int(['n_embd', 'hidden_size']);
+  const numHeads = f.int(['n_head', 'num_attention_heads']);
+  if (hiddenSize % numHeads !== 0) {
+    throw new ModelIoError('INVALID_CONFIG', `${source}: n_embd ${hiddenSize} is not divisible by n_head ${numHeads}`);
+  }
+  const eos = readGenerationEosIds(dir);
+  return {
+    modelType: 'gpt2',
+    vocabSize: f.int('vocab_size'),
+    hiddenSize,
+    numLayers: f.int(['n_layer', 'num_hidden_layers']),
+    numHeads,
+    numKvHeads: numHeads,
+    headDim: hiddenSize / numHeads,
+    intermediateSize: f.int('n_inner', 4 * hiddenSize),
+    maxPositions: f.int(['n_positions', 'max_position_embeddings']),
+    tieWordEmbeddings: true,
+    bosTokenId: f.tokenId('bos_token_id'),
+    eosTokenIds: eos.length > 0 ? eos : f.tokenIds('eos_token_id'),
+    padTokenId: f.tokenId('pad_token_id'),
+    raw,
+    layerNormEps: f.number('layer_norm_epsilon', 1e-5),
+    activation: parseActivation(f.string('activation_function', 'gelu_new'), source, 'activation_function'),
+  };
+}
+
+interface Norm {
+  weight: tf.Tensor1D;
+  bias: tf.Tensor1D;
+}
+
+interface Block {
+  ln_1: Norm;
+  c_attn: LinearLayer;
+  attn_c_proj: LinearLayer;
+  ln_2: Norm;
+  c_fc: LinearLayer;
+  mlp_c_proj: LinearLayer;
+}
+
+function spec(path: string, layer: number | null, inFeatures: number, outFeatures: number, groups: LinearSpec['groups']): LinearSpec {
+  const name = path.slice(path.lastIndexOf('.') + 1);
+  return { path, name, layer, inFeatures, outFeatures, groups, fanInFanOut: true };
+}
+
+export class Gpt2Model implements CausalLM {
+  readonly linears = new Map<string, LinearLayer>();
+  private readonly blocks: Block[] = [];
+  private readonly wpe: tf.Tensor2D;
+  private readonly ln_f: Norm;
+  /** The tied head: wte transposed, [C, V]. Embedding looks up its columns; logits are one plain matmul. */
+  private readonly lm_head: LinearLayer;
+  /** Checkpoint name -> tensor for the non-linear weights, in checkpoint layout. */
+  private readonly others = new Map<string, tf.Tensor>();
+
+  constructor(
+    readonly config: Gpt2Config,
+    checkpoint: TensorSource,
+    trainable: boolean,
+  ) {
+    const loader = new WeightLoader(checkpoint, trainable);
+    try {
+      const c = config;
+      // Some checkpoints (openai-community/gpt2) drop the 'transformer.' prefix; PEFT paths keep it.
+      const prefix = checkpoint.has('transformer.wte.weight') ? 'transformer.' : '';
+      const key = (name: string) => prefix + name;
+      const wte = loader.data(loader.resolve([key('wte.weight')]), [c.vocabSize, c.hiddenSize]);
+      const wteT = tf.tensor2d(transpose2d(wte, c.vocabSize, c.hiddenSize), [c.hiddenSize, c.vocabSize]);
+      const headWeight = trainable ? tf.variable(wteT, true) : wteT;
+      if (headWeight !== wteT) wteT.dispose();
+      loader.made.push(headWeight);
+      this.lm_head = new LinearLayer(spec('lm_head', null, c.hiddenSize, c.vocabSize, []), headWeight as tf.Tensor2D, null);
+      this.wpe = loader.matrix(key('wpe.weight'), c.maxPositions, c.hiddenSize);
+      this.others.set('transformer.wpe.weight', this.wpe);
+      const norm = (name: string): Norm => {
+        const n = { weight: loader.vector(key(`${name}.weight`), c.hiddenSize), bias: loader.vector(key(`${name}.bias`), c.hiddenSize) };
+        this.others.set(`transformer.${name}.weight`, n.weight);
+        this.others.set(`transformer.${name}.bias`, n.bias);
+        return n;
+      };
+      const linear = (name: string, layer: number, inF: number, outF: number, group: 'attention' | 'mlp') => {
+        const path = `transformer.${name}`;
+        const l = loader.linear(spec(path, layer, inF, outF, [group]), key(`${name}.weight`), key(`${name}.bias`));
+        this.linears.set(path, l);
+        return l;
+      };
+      for (let i = 0; i < c.numLayers; i++) {
+        const h = `h.${i}`;
+        this.blocks.push({
+          ln_1: norm(`${h}.ln_1`),
+          c_attn: linear(`${h}.attn.c_attn`, i, c.hiddenSize, 3 * c.hiddenSize, 'attention'),
+          attn_c_proj: linear(`${h}.attn.c_proj`, i, c.hiddenSize, c.hiddenSize, 'attention'),
+          ln_2: norm(`${h}.ln_2`),
+          c_fc: linear(`${h}.mlp.c_fc`, i, c.hiddenSize, c.intermediateSize, 'mlp'),
+          mlp_c_proj: linear(`${h}.mlp.c_proj`, i, c.intermediateSize, c.hiddenSize, 'mlp'),
+        });
+      }
+      this.ln_f = norm('ln_f');
+      this.linears.set('lm_head', this.lm_head);
+    } catch (error) {
+      loader.disposeAll();
+      throw error;
+    }
+  }
+
+  forward(ids: tf.Tensor2D, options: ForwardOptions = {}): tf.Tensor3D {
+    const c = this.config;
+    checkTokenIds(ids, c.vocabSize);
+    const cache = asDecoderCache(options.cache);
+    const start = cache?.length ?? 0;
+    const [b, t] = ids.shape;
+    if (start + t > c.maxPositions) {
+      throw new ModelIoError('TOKEN_OUT_OF_RANGE', `sequence of ${start + t} positions exceeds this model's ${c.maxPositions} (n_positions)`);
+    }
+    const dropout = options.training ? loraDropout : undefined;
+    const logits = tf.tidy(() => {
+      const flat = tf.reshape(ids, [b * t]);
+      const tokens = tf.transpose(tf.gather(this.lm_head.weightT, flat, 1)); // [B·T, C]
+      const positions = tf.gather(this.wpe, tf.tile(tf.range(start, start + t, 1, 'int32'), [b])); // [B·T, C]
+      let x = tf.add(tokens, positions) as tf.Tensor2D; // [B·T, C]
+      const mask = causalMask(start, t);
+      this.blocks.forEach((block, layer) => {
+        const h = layerNorm(x, block.ln_1.weight, block.ln_1.bias, c.layerNormEps) as tf.Tensor2D;
+        const qkv = block.c_attn.apply(h, dropout); // [B·T, 3C]
+        const [q, k, v] = tf.split(qkv, 3, 1).map((part) => splitHeads(part, b, t, c.numHeads, c.headDim));
+        const entry = cache ? cache.append(layer, k as tf.Tensor4D, v as tf.Tensor4D) : { keys: k as tf.Tensor4D, values: v as tf.Tensor4D };
+        const context = attention(q as tf.Tensor4D, entry.keys, entry.values, mask); // [B, T, C]
+        x = tf.add(x, block.attn_c_proj.apply(tf.reshape(context, [b * t, c.hiddenSize]), dropout));
+        const m = layerNorm(x, block.ln_2.weight, block.ln_2.bias, c.layerNormEps) as tf.Tensor2D;
+        x = tf.add(x, block.mlp_c_proj.apply(activate(block.c_fc.apply(m, dropout), c.activation) as tf.Tensor2D, dropout));
+      });
+      const final = layerNorm(x, this.ln_f.weight, this.ln_f.bias, c.layerNormEps) as tf.Tensor2D;
+      return tf.reshape(this.lm_head.apply(final, dropout), [b, t, c.vocabSize]) as tf.Tensor3D;
+    });
+    cache?.advance(t);
+    return logits;
+  }
+
+  createCache(): KVCache {
+    return new DecoderCache(this.config.numLayers);
+  }
+
+  /**
+   * Every weight under its checkpoint name ('transformer.*'), in checkpoint layout. All are the model's own
+   * tensors except 'transformer.wte.weight', a fresh transpose of the tied head: call this inside tf.tidy.
+   */
+  namedWeights(): Map<string, tf.Tensor> {
+    const out = new Map<string, tf.Tensor>();
+    out.set('transformer.wte.weight', tf.transpose(this.lm_head.weightT));
+    for (const [name, t] of this.others) out.set(name, t);
+    for (const [path, layer] of this.linears) {
+      if (layer === this.lm_head) continue;
+      out.set(`${path}.weight`, layer.weightT);
+      if (layer.bias) out.set(`${path}.bias`, layer.bias);
+    }
+    return out;
+  }
+
+  trainableVariables(): Map<string, tf.Variable> {
+    return collectVariables(this.linears, this.others);
+  }
+
+  parameterCount(): number {
+    let n = 0;
+    for (const t of this.others.values()) n += t.size;
+    for (const layer of this.linears.values()) n += layer.weightT.size + (layer.bias?.size ?? 0);
+    return n;
+  }
+
+  dispose(): void {
+    for (const t of this.others.values()) t.dispose();
+    for (const layer of this.linears.values()) layer.dispose();
+  }
+}

@@ -1,0 +1,74 @@
+/** Loads a Hugging Face model folder as a CausalLM, choosing the architecture by config.json's model_type. */
+import { join } from 'node:path';
+import { openCheckpoint, type TensorSource } from '../io/checkpoint';
+import { ModelIoError } from '../io/errors';
+import { readConfigJson, type RawConfig } from '../io/hf-config';
+import { Gpt2Model, parseGpt2Config } from './gpt2';
+import { LLAMA_FAMILY, LlamaModel, parseLlamaConfig } from './llama';
+import type { CausalLM, ModelConfig } from './types';
+
+export interface LoadModelOptions {
+  /** Every weight a tf.Variable (full fine-tuning); otherwise frozen tensors. */
+  readonly trainable?: boolean;
+}
+
+interface Architecture {
+  parse(raw: RawConfig, dir: string, source: string): ModelConfig;
+  build(config: ModelConfig, checkpoint: TensorSource, trainable: boolean): CausalLM;
+}
+
+const gpt2: Architecture = {
+  parse: parseGpt2Config,
+  build: (config, checkpoint, trainable) => new Gpt2Model(config as ReturnType<typeof parseGpt2Config>, checkpoint, trainable),
+};
+const llama: Architecture = {
+  parse: parseLlamaConfig,
+  build: (config, checkpoint, trainable) => new LlamaModel(config as ReturnType<typeof parseLlamaConfig>, checkpoint, trainable),
+};
+
+const ARCHITECTURES: Readonly<Record<string, Architecture>> = {
+  gpt2,
+  ...Object.fromEntries(LLAMA_FAMILY.map((type) => [type, llama])),
+};
+
+export const SUPPORTED_MODEL_TYPES: readonly string[] = Object.keys(ARCHITECTURES);
+
+function architectureOf(raw: RawConfig, source: string): Architecture {
+  const type = raw.model_type;
+  if (typeof type !== 'string') throw new ModelIoError('INVALID_CONFIG', `${source}: no "model_type"`);
+  const arch = ARCHITECTURES[type];
+  if (!arch) {
+    throw new ModelIoError('UNSUPPORTED_MODEL', `${source}: model_type '${type}' is not supported (supported: ${SUPPORTED_MODEL_TYPES.join(', ')})`);
+  }
+  return arch;
+}
+
+/** config.json alone, normalized: for inspecting a folder without loading its weights. */
+export function readModelConfig(dir: string): ModelConfig {
+  const raw = readConfigJson(dir);
+  const source = join(dir, 'config.json');
+  return architectureOf(raw, source).parse(raw, dir, source);
+}
+
+export async function loadModel(dir: string, options: LoadModelOptions = {}): Promise<CausalLM> {
+  const raw = readConfigJson(dir);
+  const source = join(dir, 'config.json');
+  const arch = architectureOf(raw, source);
+  const config = arch.parse(raw, dir, source);
+  const checkpoint = openCheckpoint(dir);
+  try {
+    return arch.build(config, checkpoint, options.trainable ?? false);
+  } finally {
+    checkpoint.close();
+  }
+}
+
+/**
+ * A model from a config.json object and any tensor source (benchmarks and tests build random weights in memory;
+ * `source.dir` is where generation_config.json would be).
+ */
+export function buildModel(raw: RawConfig, source: TensorSource, options: LoadModelOptions = {}): CausalLM {
+  const label = `${source.dir} (config)`;
+  const arch = architectureOf(raw, label);
+  return arch.build(arch.parse(raw, source.dir, label), source, options.trainable ?? false);
+}

@@ -1,0 +1,35 @@
+/** Loss and perplexity of a model (with or without an adapter) on a dataset, with the same masks as training. */
+import type { CausalLM } from '../models/types';
+import { loadDataset, type DatasetFileReport, type DatasetOptions } from './datasets/dataset';
+import { evaluateRows } from './loop';
+import { tokenizeExamples, type TokenizeReport, type TrainingTokenizer } from './tokenize';
+
+export interface EvaluateOptions {
+  readonly model: CausalLM;
+  readonly tokenizer: TrainingTokenizer;
+  /** Every valid record is evaluated (no split). */
+  readonly data: Omit<DatasetOptions, 'valFraction' | 'valPath'>;
+  readonly maxSeqLen: number;
+  readonly batchSize?: number;
+  readonly trainOnAll?: boolean;
+}
+
+export interface EvaluateResult {
+  readonly loss: number;
+  readonly perplexity: number;
+  /** Target tokens scored. */
+  readonly tokens: number;
+  readonly examples: number;
+  readonly dataset: DatasetFileReport;
+  readonly tokenization: TokenizeReport;
+}
+
+export function evaluateDataset(options: EvaluateOptions): EvaluateResult {
+  const dataset = loadDataset({ ...options.data, valFraction: 0 });
+  const tokenized = tokenizeExamples(dataset.train, options.tokenizer, {
+    maxSeqLen: options.maxSeqLen, trainOnAll: options.trainOnAll, addBos: options.model.config.bosTokenId !== null,
+  });
+  const padId = options.model.config.padTokenId ?? options.tokenizer.eosTokenId ?? 0;
+  const { loss, perplexity, tokens } = evaluateRows(options.model, tokenized.examples, padId, options.batchSize ?? 4);
+  return { loss, perplexity, tokens, examples: tokenized.examples.length, dataset: dataset.files[0] as DatasetFileReport, tokenization: tokenized.report };
+}

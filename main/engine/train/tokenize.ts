@@ -1,0 +1,136 @@
+/**
+ * Examples to token ids with a per-token train mask. By default only completion / assistant tokens are targets
+ * (prompt and chat-template tokens masked); `trainOnAll` makes every token a target. Sequences are truncated to
+ * maxSeqLen and every truncation is reported; an example left with no target is skipped and reported.
+ */
+import { TrainError } from './errors';
+import type { ChatMessage, Example } from './datasets/formats';
+import type { DatasetIssue } from './datasets/read';
+
+/** What training needs of a tokenizer (io/tokenizer's Tokenizer satisfies it). */
+export interface TrainingTokenizer {
+  encode(text: string, options?: { addSpecialTokens?: boolean }): number[];
+  /** Renders messages with the model's chat template; absent or throwing when the model has none. */
+  applyChatTemplate?(messages: readonly ChatMessage[], options?: { addGenerationPrompt?: boolean }): string;
+  readonly bosTokenId?: number | null;
+  readonly eosTokenId?: number | null;
+}
+
+export interface TokenizeOptions {
+  readonly maxSeqLen: number;
+  readonly trainOnAll?: boolean;
+  /** Prepend BOS (models like Llama expect it; chat templates usually write it themselves). */
+  readonly addBos?: boolean;
+  /** Append EOS after a completion so the model learns to stop (default true). */
+  readonly addEos?: boolean;
+}
+
+export interface TokenizedExample {
+  readonly line: number;
+  readonly ids: readonly number[];
+  /** 1 where the token is a loss target, per token of ids. */
+  readonly train: readonly number[];
+}
+
+export interface TokenizeReport {
+  readonly examples: number;
+  readonly tokens: number;
+  readonly targetTokens: number;
+  readonly truncated: number;
+  readonly truncatedTokens: number;
+  readonly skipped: readonly DatasetIssue[];
+}
+
+/** A plain role-tagged layout for models without a chat template. */
+export function fallbackChatTemplate(messages: readonly ChatMessage[], addGenerationPrompt: boolean): string {
+  const body = messages.map((m) => `<|${m.role}|>\n${m.content}\n`).join('');
+  return addGenerationPrompt ? `${body}<|assistant|>\n` : body;
+}
+
+function render(tokenizer: TrainingTokenizer, messages: readonly ChatMessage[], addGenerationPrompt: boolean): string {
+  if (tokenizer.applyChatTemplate) {
+    try {
+      return tokenizer.applyChatTemplate(messages, { addGenerationPrompt });
+    } catch (error) {
+      if (messages.length === 0) return '';
+      throw error;
+    }
+  }
+  return fallbackChatTemplate(messages, addGenerationPrompt);
+}
+
+/**
+ * Chat to segments: for each assistant turn, the text the template adds for it beyond the prompt (rendered with
+ * the generation prompt) is the trained part; everything else is context.
+ */
+export function chatSegments(tokenizer: TrainingTokenizer, messages: readonly ChatMessage[]): { text: string; train: boolean }[] {
+  const segments: { text: string; train: boolean }[] = [];
+  let done = '';
+  messages.forEach((message, i) => {
+    if (message.role !== 'assistant') return;
+    const prompt = render(tokenizer, messages.slice(0, i), true);
+    const full = render(tokenizer, messages.slice(0, i + 1), false);
+    if (!prompt.startsWith(done) || !full.startsWith(prompt)) {
+      throw new TrainError('INVALID_DATASET', 'the chat template does not render conversations as growing prefixes; cannot mask prompt tokens');
+    }
+    segments.push({ text: prompt.slice(done.length), train: false }, { text: full.slice(prompt.length), train: true });
+    done = full;
+  });
+  const rest = render(tokenizer, messages, false);
+  if (rest.length > done.length && rest.startsWith(done)) segments.push({ text: rest.slice(done.length), train: false });
+  return segments.filter((s) => s.text !== '');
+}
+
+export function tokenizeExamples(
+  examples: readonly Example[],
+  tokenizer: TrainingTokenizer,
+  options: TokenizeOptions,
+): { examples: TokenizedExample[]; report: TokenizeReport } {
+  if (!Number.isInteger(options.maxSeqLen) || options.maxSeqLen < 2) {
+    throw new TrainError('INVALID_TRAIN_CONFIG', `maxSeqLen must be an integer of at least 2, got ${String(options.maxSeqLen)}`);
+  }
+  const out: TokenizedExample[] = [];
+  const skipped: DatasetIssue[] = [];
+  let truncated = 0;
+  let truncatedTokens = 0;
+  let tokens = 0;
+  let targetTokens = 0;
+  for (const example of examples) {
+    const ids: number[] = [];
+    const train: number[] = [];
+    const segments = example.kind === 'chat' ? chatSegments(tokenizer, example.messages) : example.segments;
+    for (const segment of segments) {
+      const piece = tokenizer.encode(segment.text, { addSpecialTokens: false });
+      ids.push(...piece);
+      for (let i = 0; i < piece.length; i++) train.push(segment.train || options.trainOnAll ? 1 : 0);
+    }
+    // Chat templates often write the BOS themselves: never start with two.
+    if (options.addBos && tokenizer.bosTokenId != null && ids[0] !== tokenizer.bosTokenId) {
+      ids.unshift(tokenizer.bosTokenId);
+      train.unshift(0);
+    }
+    if (example.kind === 'segments' && (options.addEos ?? true) && tokenizer.eosTokenId != null) {
+      ids.push(tokenizer.eosTokenId);
+      train.push(1);
+    }
+    if (ids.length > options.maxSeqLen) {
+      truncated++;
+      truncatedTokens += ids.length - options.maxSeqLen;
+      ids.length = options.maxSeqLen;
+      train.length = options.maxSeqLen;
+    }
+    // Token 0 is never a target (nothing precedes it): a target needs a position > 0.
+    const targets = train.slice(1).reduce((s, v) => s + v, 0);
+    if (targets === 0) {
+      skipped.push({
+        line: example.line,
+        message: ids.length === options.maxSeqLen ? `no completion tokens within maxSeqLen ${options.maxSeqLen}` : 'no tokens to train on',
+      });
+      continue;
+    }
+    out.push({ line: example.line, ids, train });
+    tokens += ids.length;
+    targetTokens += targets;
+  }
+  return { examples: out, report: { examples: out.length, tokens, targetTokens, truncated, truncatedTokens, skipped } };
+}

@@ -1,0 +1,27 @@
+/**
+ * How the host turns a model folder into a resident CausalLM and its tokenizer. The host is written against
+ * this seam so the same serve() runs the real architectures in the app and a tiny model in tests.
+ */
+import type { CausalLM } from '../engine/models/types';
+import type { TrainingTokenizer } from '../engine/train/tokenize';
+
+export interface HostTokenizer extends TrainingTokenizer {
+  decode(ids: readonly number[]): string;
+}
+
+export interface LoadedBase {
+  readonly model: CausalLM;
+  readonly tokenizer: HostTokenizer;
+  readonly chatTemplate: string | null;
+}
+
+export interface ModelLoader {
+  load(modelDir: string): Promise<LoadedBase>;
+  /** The tfjs backend in use, for status reports. */
+  backendName(): string;
+}
+
+/** A module the worker can import by URL: `export const loader: ModelLoader`. */
+export interface ModelLoaderModule {
+  readonly loader: ModelLoader;
+}

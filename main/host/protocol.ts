@@ -1,0 +1,200 @@
+/**
+ * The engine host's wire protocol: what the main side sends (HostRequest) and what the host answers
+ * (HostMessage). Every request carries a `seq`; every answer names the seq it belongs to. Plain data only,
+ * structured-clone safe, so the same messages travel over worker_threads and an Electron utilityProcess.
+ * Errors cross as {name, code, message} and nothing else.
+ */
+
+/** The error shape that crosses the process boundary (same as preload/contract's AppError). */
+export interface WireError {
+  readonly name: string;
+  readonly code: string;
+  readonly message: string;
+}
+
+export interface WireChatMessage {
+  readonly role: 'system' | 'user' | 'assistant';
+  readonly content: string;
+}
+
+export interface WireSampling {
+  readonly maxNewTokens: number;
+  readonly temperature: number;
+  readonly topK: number;
+  readonly topP: number;
+  readonly repetitionPenalty: number;
+  readonly seed: number;
+}
+
+export interface WireLora {
+  readonly targetModules: readonly string[] | string;
+  readonly rank: number;
+  readonly alpha: number;
+  readonly dropout: number;
+  readonly useRslora: boolean;
+}
+
+/** One fine-tuning job, fully resolved by the main side: every path is inside the data directory. */
+export interface TrainJob {
+  readonly runId: string;
+  readonly modelDir: string;
+  readonly datasetFile: string;
+  /** Where the finished PEFT adapter is written (atomically). */
+  readonly outputDir: string;
+  readonly checkpointDir: string;
+  /** A checkpoint-<step> folder to continue from. */
+  readonly resumeFrom?: string;
+  /** Start from these adapter weights (a parent version) instead of a fresh initialisation. */
+  readonly parentAdapterDir?: string;
+  readonly lora: WireLora;
+  readonly maxSeqLen: number;
+  readonly valFraction: number;
+  readonly trainOnPrompt: boolean;
+  readonly hyperparameters: {
+    readonly epochs?: number;
+    readonly maxSteps?: number | null;
+    readonly batchSize?: number;
+    readonly gradAccum?: number;
+    readonly lr?: number;
+    readonly schedule?: 'constant' | 'linear' | 'cosine';
+    readonly warmupSteps?: number;
+    readonly weightDecay?: number;
+    readonly maxGradNorm?: number;
+    readonly seed?: number;
+    readonly evalEvery?: number;
+    readonly earlyStoppingPatience?: number;
+    readonly checkpointEvery?: number;
+  };
+}
+
+export type HostRequest =
+  | { readonly type: 'status'; readonly seq: number }
+  | { readonly type: 'loadBase'; readonly seq: number; readonly modelDir: string }
+  /** The base's LoRA-targetable linear modules (loads it as the resident base). */
+  | { readonly type: 'modules'; readonly seq: number; readonly modelDir: string }
+  | { readonly type: 'loadAdapter'; readonly seq: number; readonly name: string; readonly dir: string }
+  | { readonly type: 'unloadAdapter'; readonly seq: number; readonly name: string }
+  | {
+      readonly type: 'setActive';
+      readonly seq: number;
+      readonly adapters: readonly { readonly name: string; readonly scale: number }[];
+    }
+  | {
+      readonly type: 'generate';
+      readonly seq: number;
+      readonly messages: readonly WireChatMessage[];
+      readonly sampling: WireSampling;
+    }
+  | { readonly type: 'train'; readonly seq: number; readonly job: TrainJob }
+  /** A couple of timed micro-steps of `job` on the resident base: memory, time and size before committing. */
+  | { readonly type: 'estimate'; readonly seq: number; readonly job: TrainJob }
+  | {
+      readonly type: 'exportMerged';
+      readonly seq: number;
+      readonly modelDir: string;
+      readonly adapters: readonly { readonly dir: string; readonly scale: number }[];
+      readonly outputDir: string;
+    }
+  /** Cooperative: the target request's AbortSignal fires; it stops between steps / tokens. */
+  | { readonly type: 'cancel'; readonly seq: number; readonly target: number }
+  | { readonly type: 'shutdown'; readonly seq: number };
+
+export type HostRequestType = HostRequest['type'];
+
+export interface HostStatus {
+  readonly baseModelDir: string | null;
+  readonly adapters: readonly string[];
+  readonly active: readonly { readonly name: string; readonly scale: number }[];
+  readonly backend: string;
+  readonly busy: readonly HostRequestType[];
+}
+
+export interface TrainProgressEvent {
+  readonly kind: 'step' | 'eval' | 'checkpoint';
+  readonly step: number;
+  readonly totalSteps: number;
+  readonly epoch: number;
+  readonly loss: number;
+  readonly valLoss: number | null;
+  readonly lr: number;
+  readonly gradNorm: number;
+  readonly tokensPerSecond: number;
+  readonly etaSeconds: number;
+  readonly memoryBytes: number;
+  readonly checkpoint?: string;
+}
+
+export interface TrainOutcome {
+  readonly status: 'completed' | 'early-stopped' | 'cancelled';
+  readonly steps: number;
+  readonly totalSteps: number;
+  readonly trainLoss: number | null;
+  readonly valLoss: number | null;
+  /** The adapter folder written, or null when cancelled before any weights were worth keeping. */
+  readonly adapterDir: string | null;
+  readonly lastCheckpoint: string | null;
+  readonly seconds: number;
+}
+
+/** What each request resolves to. */
+export interface HostResults {
+  status: HostStatus;
+  loadBase: { readonly modelDir: string; readonly chatTemplate: string | null; readonly parameterCount: number };
+  modules: readonly {
+    readonly path: string;
+    readonly layer: number | null;
+    readonly name: string;
+    readonly inFeatures: number;
+    readonly outFeatures: number;
+    readonly groups: readonly ('attention' | 'mlp')[];
+  }[];
+  loadAdapter: { readonly name: string; readonly modules: number };
+  unloadAdapter: { readonly name: string; readonly unloaded: boolean };
+  setActive: { readonly active: readonly { readonly name: string; readonly scale: number }[] };
+  generate: { readonly text: string; readonly tokens: number; readonly tokensPerSecond: number; readonly stopped: boolean };
+  train: TrainOutcome;
+  estimate: {
+    readonly trainableParams: number;
+    readonly totalParams: number;
+    readonly adapterBytes: number;
+    readonly peakMemoryBytes: number;
+    readonly secondsPerEpoch: number;
+    readonly stepsPerEpoch: number;
+  };
+  exportMerged: { readonly path: string };
+  cancel: { readonly cancelled: boolean };
+  shutdown: { readonly ok: true };
+}
+
+/** Streamed while a request runs. */
+export type HostEvent =
+  | { readonly kind: 'token'; readonly text: string; readonly tokenId: number }
+  | { readonly kind: 'progress'; readonly progress: TrainProgressEvent };
+
+export type HostMessage =
+  | { readonly type: 'ready'; readonly pid: number }
+  | { readonly type: 'event'; readonly seq: number; readonly event: HostEvent }
+  | { readonly type: 'result'; readonly seq: number; readonly result: HostResults[HostRequestType] }
+  | { readonly type: 'error'; readonly seq: number; readonly error: WireError };
+
+/** A request without its seq, as callers of the client write it. */
+export type HostCall<T extends HostRequestType = HostRequestType> = T extends HostRequestType
+  ? Omit<Extract<HostRequest, { type: T }>, 'seq'>
+  : never;
+
+/** One end of a message channel: a worker's parentPort, a utilityProcess's parentPort, an in-memory pair. */
+export interface HostTransport {
+  send(message: HostMessage): void;
+  onRequest(listener: (request: HostRequest) => void): void;
+  /**
+   * Delivers requests that are waiting, synchronously. The engine's loops run many steps without yielding to
+   * the event loop; serve() polls between steps so a cancel arrives while a run is busy. Optional.
+   */
+  poll?(): void;
+}
+
+export function isHostRequest(value: unknown): value is HostRequest {
+  if (typeof value !== 'object' || value === null) return false;
+  const v = value as Record<string, unknown>;
+  return typeof v.type === 'string' && typeof v.seq === 'number';
+}

@@ -1,0 +1,111 @@
+/**
+ * The host's request loop, behind both the worker_threads entry and the utilityProcess entry: one request
+ * at a time touches the engine (a queue), cancel / status / shutdown answer at once. Each running request
+ * has an AbortController that `cancel` fires; the engine stops between steps or tokens.
+ */
+import { HostError, toWireError } from './errors';
+import type { HostEngine } from './engine';
+import type { HostEvent, HostRequest, HostRequestType, HostResults, HostTransport } from './protocol';
+import { isHostRequest } from './protocol';
+
+export interface ServeOptions {
+  /** Called after `shutdown` has been answered: the entry exits its process here. */
+  readonly onShutdown?: () => void;
+}
+
+interface Running {
+  readonly type: HostRequestType;
+  readonly controller: AbortController;
+}
+
+export function serve(transport: HostTransport, engine: HostEngine, options: ServeOptions = {}): void {
+  const running = new Map<number, Running>();
+  let queue: Promise<void> = Promise.resolve();
+
+  const reply = (seq: number, result: HostResults[HostRequestType]) => transport.send({ type: 'result', seq, result });
+  const fail = (seq: number, error: unknown) => transport.send({ type: 'error', seq, error: toWireError(error) });
+  const emit = (seq: number, event: HostEvent) => {
+    transport.send({ type: 'event', seq, event });
+    transport.poll?.(); // a cancel sent meanwhile takes effect before the next step
+  };
+
+  const busyWith = (type: HostRequestType) => [...running.values()].some((r) => r.type === type);
+
+  async function execute(request: HostRequest, signal: AbortSignal): Promise<HostResults[HostRequestType]> {
+    switch (request.type) {
+      case 'loadBase':
+        return engine.loadBase(request.modelDir);
+      case 'modules':
+        return engine.modules(request.modelDir);
+      case 'loadAdapter':
+        return engine.loadAdapter(request.name, request.dir);
+      case 'unloadAdapter':
+        return engine.unloadAdapter(request.name);
+      case 'setActive':
+        return engine.setActive(request.adapters);
+      case 'generate':
+        return engine.generate(request.messages, request.sampling, signal, (text, tokenId) =>
+          emit(request.seq, { kind: 'token', text, tokenId }),
+        );
+      case 'train':
+        return engine.train(request.job, signal, (progress) => emit(request.seq, { kind: 'progress', progress }));
+      case 'estimate':
+        return engine.estimate(request.job);
+      case 'exportMerged':
+        return engine.exportMerged(request.modelDir, request.adapters, request.outputDir);
+      default:
+        throw new HostError('UNKNOWN_REQUEST', `request type '${request.type}' is not served by the queue`);
+    }
+  }
+
+  function enqueue(request: HostRequest): void {
+    if (request.type === 'generate' && busyWith('train')) {
+      fail(request.seq, new HostError('BUSY', 'a training run is using the engine; chat is available again when it finishes or is cancelled'));
+      return;
+    }
+    const controller = new AbortController();
+    running.set(request.seq, { type: request.type, controller });
+    queue = queue.then(async () => {
+      try {
+        if (controller.signal.aborted) throw new HostError('CANCELLED', `request ${request.seq} (${request.type}) was cancelled before it started`);
+        reply(request.seq, await execute(request, controller.signal));
+      } catch (error) {
+        fail(request.seq, error);
+      } finally {
+        running.delete(request.seq);
+      }
+    });
+  }
+
+  function handle(request: HostRequest): void {
+    switch (request.type) {
+      case 'status':
+        return reply(request.seq, { ...engine.status(), busy: [...running.values()].map((r) => r.type) });
+      case 'cancel': {
+        const target = running.get(request.target);
+        target?.controller.abort(new HostError('CANCELLED', `request ${request.target} was cancelled`));
+        return reply(request.seq, { cancelled: target !== undefined });
+      }
+      case 'shutdown':
+        for (const r of running.values()) r.controller.abort(new HostError('CANCELLED', 'the engine host is shutting down'));
+        void queue.then(() => {
+          engine.dispose();
+          reply(request.seq, { ok: true });
+          options.onShutdown?.();
+        });
+        return;
+      default:
+        return enqueue(request);
+    }
+  }
+
+  transport.onRequest((message) => {
+    if (!isHostRequest(message)) return;
+    try {
+      handle(message);
+    } catch (error) {
+      fail(message.seq, error);
+    }
+  });
+  transport.send({ type: 'ready', pid: process.pid });
+}

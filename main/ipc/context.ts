@@ -1,0 +1,14 @@
+/** What the command handlers work with: the library, the engine host, user paths and the event sink. */
+import type { EventName, Events } from '../../preload/contract';
+import type { HostClient } from '../host/client';
+import type { Library } from '../store/index';
+import type { UserPaths } from './paths';
+
+export interface HandlerContext {
+  readonly library: Library;
+  readonly host: HostClient;
+  readonly paths: UserPaths;
+  readonly mode: 'electron' | 'browser';
+  readonly version: string;
+  emit<E extends EventName>(name: E, payload: Events[E]): void;
+}

@@ -1,0 +1,25 @@
+/** Every command's handler, composed from the room-sized files under handlers/. */
+import type { HandlerContext } from './context';
+import { chatHandlers } from './handlers/chat';
+import { libraryHandlers } from './handlers/library';
+import { previewHandlers } from './handlers/preview';
+import { trainingHandlers } from './handlers/training';
+import type { Handlers } from './types';
+
+export interface AppHandlers {
+  readonly handlers: Handlers;
+  /** For shutdown: cancel running trainings and wait until their runs are recorded. */
+  cancelTraining(): Promise<void>;
+}
+
+export function createHandlers(ctx: HandlerContext): AppHandlers {
+  const training = trainingHandlers(ctx);
+  const { cancelAll, ...trainingCommands } = training;
+  const handlers: Handlers = {
+    ...libraryHandlers(ctx),
+    ...previewHandlers(ctx),
+    ...trainingCommands,
+    ...chatHandlers(ctx),
+  };
+  return { handlers, cancelTraining: cancelAll };
+}

@@ -1,0 +1,61 @@
+/**
+ * Chat on one resident base: load it, make the requested mix of adapter versions active (loading any the host
+ * does not hold yet, under the version id as name), stream tokens as `chat.token` events, stop on request.
+ */
+import type { HandlerContext } from '../context';
+import { IpcError } from '../errors';
+import type { Handlers } from '../types';
+
+export function chatHandlers(ctx: HandlerContext): Pick<Handlers, 'chat.load' | 'chat.generate' | 'chat.stop' | 'adapters.exportMerged'> {
+  const { library, host } = ctx;
+  const generating = new Map<string, number>();
+  let chatModelId: string | null = null;
+
+  return {
+    'chat.load': async ({ modelId }) => {
+      const loaded = await host.call({ type: 'loadBase', modelDir: library.models.resolvePath(modelId) });
+      chatModelId = modelId;
+      return { modelId, chatTemplate: loaded.chatTemplate };
+    },
+    'chat.generate': async ({ requestId, mix, messages, sampling }) => {
+      if (generating.has(requestId)) throw new IpcError('BUSY', `request '${requestId}' is already generating; use a new requestId`);
+      if (chatModelId === null) throw new IpcError('INVALID_INPUT', 'no model is loaded for chat: load one first (chat.load)');
+      const modelDir = library.models.resolvePath(chatModelId);
+      const status = await host.call({ type: 'status' });
+      if (status.baseModelDir !== modelDir) await host.call({ type: 'loadBase', modelDir }); // a fresh or retargeted host
+      const loaded = new Set(status.baseModelDir === modelDir ? status.adapters : []);
+      for (const { versionId } of mix.adapters) {
+        const version = library.versions.get(versionId);
+        const adapter = library.adapters.get(version.adapterId);
+        if (adapter.baseModelId !== chatModelId) {
+          throw new IpcError('INVALID_INPUT', `adapter version ${versionId} was trained on another base model than the one loaded for chat`);
+        }
+        if (!loaded.has(versionId)) await host.call({ type: 'loadAdapter', name: versionId, dir: library.versions.resolvePath(versionId) });
+      }
+      await host.call({ type: 'setActive', adapters: mix.adapters.map((a) => ({ name: a.versionId, scale: a.scale })) });
+      const handle = host.request({ type: 'generate', messages, sampling }, (event) => {
+        if (event.kind === 'token') ctx.emit('chat.token', { requestId, text: event.text, tokenId: event.tokenId });
+      });
+      generating.set(requestId, handle.seq);
+      try {
+        const result = await handle.result;
+        return { text: result.text, tokens: result.tokens, tokensPerSecond: result.tokensPerSecond };
+      } finally {
+        generating.delete(requestId);
+      }
+    },
+    'chat.stop': async ({ requestId }) => {
+      const seq = generating.get(requestId);
+      if (seq === undefined) return { stopped: false };
+      void host.cancel(seq);
+      return { stopped: true };
+    },
+    'adapters.exportMerged': async ({ versionId, destination }) => {
+      const outputDir = ctx.paths.check(destination, 'export-folder');
+      const version = library.versions.get(versionId);
+      const adapter = library.adapters.get(version.adapterId);
+      const modelDir = library.models.resolvePath(adapter.baseModelId);
+      return host.call({ type: 'exportMerged', modelDir, adapters: [{ dir: library.versions.resolvePath(versionId), scale: 1 }], outputDir });
+    },
+  };
+}

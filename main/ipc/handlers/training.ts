@@ -1,0 +1,129 @@
+/**
+ * Training runs: create the run row, hand the job to the engine host, record progress as metrics and
+ * checkpoints, commit the finished adapter as a new version, and mark the run failed with the reason when the
+ * host reports an error or dies.
+ */
+import type { TrainingRun, TrainingSettings } from '../../../preload/contract';
+import type { HostEvent, TrainJob } from '../../host/protocol';
+import type { HandlerContext } from '../context';
+import { IpcError, toAppError } from '../errors';
+import type { Handlers } from '../types';
+
+interface JobInput {
+  readonly runId: string;
+  readonly modelId: string;
+  readonly datasetId: string;
+  readonly settings: TrainingSettings;
+  readonly parentVersionId?: string | undefined;
+}
+
+export function buildJob(ctx: HandlerContext, input: JobInput, outputDir: string, checkpointDir: string): TrainJob {
+  const { library } = ctx;
+  const s = input.settings;
+  const files = library.datasets.resolveFiles(input.datasetId);
+  return {
+    runId: input.runId,
+    modelDir: library.models.resolvePath(input.modelId),
+    datasetFile: files.original,
+    outputDir,
+    checkpointDir,
+    ...(input.parentVersionId ? { parentAdapterDir: library.versions.resolvePath(input.parentVersionId) } : {}),
+    lora: { ...s.lora, targetModules: [...s.lora.targetModules] },
+    maxSeqLen: s.maxSeqLen,
+    valFraction: s.valSplit,
+    trainOnPrompt: s.trainOnPrompt,
+    hyperparameters: {
+      ...(s.epochs !== undefined ? { epochs: s.epochs } : {}),
+      maxSteps: s.maxSteps ?? null,
+      batchSize: s.batchSize, gradAccum: s.gradAccum, lr: s.learningRate, schedule: s.scheduler,
+      warmupSteps: s.warmupSteps, weightDecay: s.weightDecay, maxGradNorm: s.maxGradNorm, seed: s.seed,
+      evalEvery: s.evalEvery, checkpointEvery: s.checkpointEvery,
+      ...(s.earlyStoppingPatience !== undefined ? { earlyStoppingPatience: s.earlyStoppingPatience } : {}),
+    },
+  };
+}
+
+export interface TrainingHandlers extends Pick<Handlers, 'train.estimate' | 'train.start' | 'train.cancel' | 'runs.list' | 'runs.metrics'> {
+  /** Cancels every running training (between steps) and waits until each run is recorded: for app shutdown. */
+  cancelAll(): Promise<void>;
+}
+
+export function trainingHandlers(ctx: HandlerContext): TrainingHandlers {
+  const { library, host } = ctx;
+  const active = new Map<string, { seq: number; done: Promise<void> }>();
+
+  function onEvent(runId: string, event: HostEvent): void {
+    if (event.kind !== 'progress') return;
+    const p = event.progress;
+    if (p.kind === 'checkpoint' && p.checkpoint) library.runs.recordCheckpoint(runId, p.checkpoint, p.step);
+    if (p.kind === 'step' || p.kind === 'eval') {
+      library.metrics.append(runId, [{
+        step: p.step, lr: p.lr, gradNorm: p.gradNorm, epoch: p.epoch, tokensPerSecond: p.tokensPerSecond,
+        ...(p.kind === 'step' ? { loss: p.loss } : {}), ...(p.valLoss !== null ? { valLoss: p.valLoss } : {}),
+      }]);
+    }
+    ctx.emit('train.progress', {
+      runId, step: p.step, totalSteps: p.totalSteps, epoch: p.epoch, loss: p.loss, lr: p.lr, gradNorm: p.gradNorm,
+      tokensPerSecond: p.tokensPerSecond, etaSeconds: p.etaSeconds, memoryBytes: p.memoryBytes,
+      ...(p.valLoss !== null ? { valLoss: p.valLoss } : {}),
+    });
+  }
+
+  function finish(runId: string, outcome: 'done' | 'failed' | 'cancelled', error?: string): void {
+    const run = library.runs.finish(runId, outcome, error);
+    ctx.emit('train.finished', { run });
+  }
+
+  return {
+    'train.estimate': async (args) => {
+      const dir = library.dataDir.resolve('runs/.estimate');
+      return host.call({ type: 'estimate', job: buildJob(ctx, { ...args, runId: 'estimate' }, dir, dir) });
+    },
+    'train.start': async (args) => {
+      const existing = library.adapters.findByName(args.adapterName);
+      if (existing && existing.baseModelId !== args.modelId) {
+        throw new IpcError('INVALID_INPUT', `adapter '${args.adapterName}' belongs to another base model; choose another name`);
+      }
+      const adapter = existing ?? library.adapters.create({ name: args.adapterName, baseModelId: args.modelId });
+      const run = library.runs.create({ adapterId: adapter.id, datasetId: args.datasetId, settings: args.settings, parentVersionId: args.parentVersionId ?? null });
+      const job = buildJob(ctx, { ...args, runId: run.id }, library.dataDir.resolve(`runs/${run.id}/output`), library.runs.checkpointsDir(run.id));
+      library.runs.start(run.id);
+      const handle = host.request({ type: 'train', job }, (event) => onEvent(run.id, event));
+      const done = handle.result.then(
+        (outcome) => {
+          if (outcome.status === 'cancelled' || !outcome.adapterDir) return finish(run.id, 'cancelled');
+          library.versions.commit({
+            adapterId: adapter.id, filesFrom: outcome.adapterDir, take: 'move', origin: 'trained',
+            parentVersionId: args.parentVersionId ?? null, datasetId: args.datasetId, settings: args.settings, runId: run.id,
+            metrics: {
+              steps: outcome.steps,
+              ...(outcome.trainLoss !== null ? { trainLoss: outcome.trainLoss } : {}),
+              ...(outcome.valLoss !== null ? { valLoss: outcome.valLoss } : {}),
+            },
+          });
+          finish(run.id, 'done');
+        },
+        (error: unknown) => {
+          const e = toAppError(error);
+          finish(run.id, e.code === 'CANCELLED' ? 'cancelled' : 'failed', `[${e.code}] ${e.message}`);
+        },
+      ).catch((error: unknown) => finish(run.id, 'failed', `[${toAppError(error).code}] ${toAppError(error).message}`))
+        .finally(() => active.delete(run.id));
+      active.set(run.id, { seq: handle.seq, done });
+      return library.runs.get(run.id) as TrainingRun;
+    },
+    'train.cancel': async ({ runId }) => {
+      const entry = active.get(runId);
+      if (!entry) return { cancelled: false };
+      void host.cancel(entry.seq);
+      return { cancelled: true };
+    },
+    'runs.list': async () => library.runs.list(),
+    'runs.metrics': async ({ runId }) => library.metrics.list(runId, { maxPoints: 2000 }),
+    async cancelAll() {
+      const runs = [...active.values()];
+      await Promise.all(runs.map((r) => host.cancel(r.seq)));
+      await Promise.all(runs.map((r) => r.done.catch(() => undefined)));
+    },
+  };
+}

@@ -1,0 +1,91 @@
+/**
+ * Input schemas, one per command: every handler's args are parsed here before it acts. `satisfies` ties the
+ * table to the contract's names, so a command without a schema does not compile.
+ */
+import { z } from 'zod';
+import type { CommandName } from '../../preload/contract';
+
+const empty = z.object({}).strict();
+const id = z.string().min(1).max(200).regex(/^[A-Za-z0-9_.:-]+$/, 'ids contain only letters, digits and _ . : -');
+const path = z.string().min(1).max(4096);
+const backend = z.enum(['tensorflow', 'webgpu', 'wasm', 'cpu', 'auto']);
+const datasetFormat = z.enum(['prompt-completion', 'alpaca', 'messages', 'sharegpt', 'text']);
+
+const lora = z.object({
+  targetModules: z.array(z.string().min(1).max(200)).min(1).max(64),
+  rank: z.number().int().min(1).max(1024),
+  alpha: z.number().positive().max(4096),
+  dropout: z.number().min(0).max(0.9),
+  useRslora: z.boolean(),
+}).strict();
+
+export const trainingSettings = z.object({
+  lora,
+  epochs: z.number().int().min(1).max(1000).optional(),
+  maxSteps: z.number().int().min(1).max(10_000_000).optional(),
+  learningRate: z.number().positive().max(1),
+  batchSize: z.number().int().min(1).max(4096),
+  gradAccum: z.number().int().min(1).max(4096),
+  maxSeqLen: z.number().int().min(2).max(131072),
+  valSplit: z.number().min(0).max(0.5),
+  seed: z.number().int().min(0).max(2 ** 31 - 1),
+  scheduler: z.enum(['constant', 'linear', 'cosine']),
+  warmupSteps: z.number().int().min(0),
+  weightDecay: z.number().min(0).max(1),
+  maxGradNorm: z.number().min(0),
+  evalEvery: z.number().int().min(0),
+  checkpointEvery: z.number().int().min(0),
+  earlyStoppingPatience: z.number().int().min(0).optional(),
+  trainOnPrompt: z.boolean(),
+}).strict();
+
+const sampling = z.object({
+  maxNewTokens: z.number().int().min(1).max(32768),
+  temperature: z.number().min(0).max(10),
+  topK: z.number().int().min(0),
+  topP: z.number().min(0).max(1),
+  repetitionPenalty: z.number().min(0.5).max(5),
+  seed: z.number().int().min(0).max(2 ** 31 - 1),
+}).strict();
+
+const settings = z.object({
+  backend,
+  theme: z.enum(['light', 'dark', 'system']),
+  defaults: trainingSettings.partial(),
+}).strict();
+
+export const SCHEMAS = {
+  'app.info': empty,
+  'settings.get': empty,
+  'settings.set': settings.partial(),
+  'models.list': empty,
+  'models.import': z.object({ path, mode: z.enum(['copy', 'reference']), name: z.string().min(1).max(200).optional() }).strict(),
+  'models.modules': z.object({ id }).strict(),
+  'models.delete': z.object({ id }).strict(),
+  'datasets.list': empty,
+  'datasets.import': z.object({ path, format: datasetFormat.optional(), name: z.string().min(1).max(200).optional() }).strict(),
+  'datasets.preview': z.object({ id, modelId: id, limit: z.number().int().min(1).max(200) }).strict(),
+  'datasets.delete': z.object({ id }).strict(),
+  'adapters.list': empty,
+  'adapters.versions': z.object({ adapterId: id }).strict(),
+  'adapters.deleteVersion': z.object({ versionId: id }).strict(),
+  'adapters.exportPeft': z.object({ versionId: id, destination: path }).strict(),
+  'adapters.exportMerged': z.object({ versionId: id, destination: path }).strict(),
+  'train.estimate': z.object({ modelId: id, datasetId: id, settings: trainingSettings }).strict(),
+  'train.start': z.object({
+    modelId: id, datasetId: id, settings: trainingSettings,
+    adapterName: z.string().trim().min(1).max(100), parentVersionId: id.optional(),
+  }).strict(),
+  'train.cancel': z.object({ runId: id }).strict(),
+  'runs.list': empty,
+  'runs.metrics': z.object({ runId: id }).strict(),
+  'chat.load': z.object({ modelId: id }).strict(),
+  'chat.generate': z.object({
+    requestId: id,
+    mix: z.object({ adapters: z.array(z.object({ versionId: id, scale: z.number().min(-4).max(4) }).strict()).max(8) }).strict(),
+    messages: z.array(z.object({ role: z.enum(['system', 'user', 'assistant']), content: z.string().max(200_000) }).strict()).min(1).max(500),
+    sampling,
+  }).strict(),
+  'chat.stop': z.object({ requestId: id }).strict(),
+  'dialog.openPath': z.object({ purpose: z.enum(['model-folder', 'dataset-file', 'export-folder']) }).strict(),
+} satisfies Record<CommandName, z.ZodType>;

@@ -1,0 +1,213 @@
+/**
+ * Crash-safe file operations. A file or folder appears under its final name whole or not at all: it is written
+ * (or copied) under a temp sibling name, flushed, then renamed. Deletions rename first too, so a crash mid-delete
+ * leaves only a temp name. `sweepTemps` clears what a crash left behind; every temp name matches TEMP_NAME.
+ */
+import {
+  closeSync, cpSync, existsSync, fsyncSync, lstatSync, mkdirSync, openSync, readdirSync, renameSync, rmSync,
+  unlinkSync, writeSync,
+} from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { basename, dirname, join } from 'node:path';
+import { StoreError } from './errors';
+
+/** `.<final name>.tmp-<pid>-<hex>`: hidden, and tells which process left it. */
+export const TEMP_NAME = /^\..+\.tmp-\d+-[0-9a-f]{8}$/;
+
+/** Test seams: a crash test kills the process at exactly these points. */
+export interface AtomicHooks {
+  readonly beforeRename?: (tempPath: string) => void;
+}
+
+export function tempSibling(finalPath: string): string {
+  return join(dirname(finalPath), `.${basename(finalPath)}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`);
+}
+
+export function isTempName(name: string): boolean {
+  return TEMP_NAME.test(name);
+}
+
+/** Writes `data` to `path` atomically: temp file, fsync, rename, fsync of the folder. */
+export function writeFileAtomic(path: string, data: string | Uint8Array, hooks?: AtomicHooks): void {
+  mkdirSync(dirname(path), { recursive: true });
+  const temp = tempSibling(path);
+  const fd = openSync(temp, 'wx');
+  try {
+    const bytes = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
+    let offset = 0;
+    while (offset < bytes.length) offset += writeSync(fd, bytes, offset, bytes.length - offset);
+    fsyncSync(fd);
+  } catch (error) {
+    closeSync(fd);
+    rmSync(temp, { force: true });
+    throw error;
+  }
+  closeSync(fd);
+  hooks?.beforeRename?.(temp);
+  renameSync(temp, path);
+  fsyncDir(dirname(path));
+}
+
+/**
+ * Copies a folder to `destination` (which must not exist) atomically: copy to a temp sibling, flush, rename.
+ * Symlinks are followed, so a Hugging Face cache snapshot (links into blobs/) becomes real files.
+ */
+export function copyDirAtomic(source: string, destination: string, hooks?: AtomicHooks): void {
+  refuseExisting(destination);
+  mkdirSync(dirname(destination), { recursive: true });
+  const temp = tempSibling(destination);
+  try {
+    cpSync(source, temp, { recursive: true, dereference: true, errorOnExist: true });
+    fsyncTree(temp);
+  } catch (error) {
+    rmSync(temp, { recursive: true, force: true });
+    throw error;
+  }
+  hooks?.beforeRename?.(temp);
+  renameSync(temp, destination);
+  fsyncDir(dirname(destination));
+}
+
+/**
+ * Builds a folder under a temp sibling of `destination` (which must not exist) with `fill`, flushes it and renames
+ * it into place: the folder appears complete or not at all.
+ */
+export function stageDir(destination: string, fill: (staging: string) => void, hooks?: AtomicHooks): void {
+  refuseExisting(destination);
+  mkdirSync(dirname(destination), { recursive: true });
+  const temp = tempSibling(destination);
+  mkdirSync(temp);
+  try {
+    fill(temp);
+    fsyncTree(temp);
+  } catch (error) {
+    rmSync(temp, { recursive: true, force: true });
+    throw error;
+  }
+  hooks?.beforeRename?.(temp);
+  renameSync(temp, destination);
+  fsyncDir(dirname(destination));
+}
+
+/** Replaces the file `destination` (existing or not) with `source`, moved in; readers see old or new, never half. */
+export function replaceFileWith(source: string, destination: string): void {
+  const temp = tempSibling(destination);
+  moveAtomic(source, temp);
+  renameSync(temp, destination);
+  fsyncDir(dirname(destination));
+}
+
+/** Moves a file or folder to `destination` (which must not exist): a rename, or copy + rename across devices. */
+export function moveAtomic(source: string, destination: string, hooks?: AtomicHooks): void {
+  refuseExisting(destination);
+  mkdirSync(dirname(destination), { recursive: true });
+  try {
+    hooks?.beforeRename?.(source);
+    renameSync(source, destination);
+    fsyncDir(dirname(destination));
+    return;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'EXDEV') throw error;
+  }
+  if (lstatSync(source).isDirectory()) {
+    copyDirAtomic(source, destination);
+    rmSync(source, { recursive: true, force: true });
+  } else {
+    const temp = tempSibling(destination);
+    cpSync(source, temp);
+    fsyncTree(temp);
+    renameSync(temp, destination);
+    fsyncDir(dirname(destination));
+    unlinkSync(source);
+  }
+}
+
+/** Removes a file or folder: renamed to a temp name first, so it never lies half-deleted under its real name. */
+export function removeAtomic(path: string): void {
+  if (!existsSync(path) && !isDanglingLink(path)) return;
+  const temp = tempSibling(path);
+  renameSync(path, temp);
+  fsyncDir(dirname(path));
+  rmSync(temp, { recursive: true, force: true });
+}
+
+/**
+ * Deletes every temp name under `root` (not following symlinks) left by a process that is gone; returns the
+ * paths removed. Temps of a live process (a CLI run sharing the data directory) are its work in progress.
+ */
+export function sweepTemps(root: string): string[] {
+  const removed: string[] = [];
+  const walk = (dir: string): void => {
+    let entries;
+    try {
+      entries = readdirSync(dir, { withFileTypes: true });
+    } catch {
+      return;
+    }
+    for (const entry of entries) {
+      const path = join(dir, entry.name);
+      if (isTempName(entry.name) && !writerAlive(entry.name)) {
+        rmSync(path, { recursive: true, force: true });
+        removed.push(path);
+      } else if (entry.isDirectory()) {
+        walk(path);
+      }
+    }
+  };
+  walk(root);
+  return removed;
+}
+
+function writerAlive(tempName: string): boolean {
+  const pid = Number(/\.tmp-(\d+)-[0-9a-f]{8}$/.exec(tempName)?.[1]);
+  if (!Number.isSafeInteger(pid) || pid === process.pid) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    // EPERM: it exists but belongs to someone else, so it is alive.
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+function refuseExisting(destination: string): void {
+  if (existsSync(destination) || isDanglingLink(destination)) {
+    throw new StoreError('ALREADY_EXISTS', `'${destination}' already exists; refusing to overwrite it`);
+  }
+}
+
+function isDanglingLink(path: string): boolean {
+  try {
+    return lstatSync(path).isSymbolicLink();
+  } catch {
+    return false;
+  }
+}
+
+function fsyncTree(path: string): void {
+  const stat = lstatSync(path);
+  if (stat.isDirectory()) {
+    for (const name of readdirSync(path)) fsyncTree(join(path, name));
+    fsyncDir(path);
+  } else if (stat.isFile()) {
+    const fd = openSync(path, 'r');
+    try {
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+  }
+}
+
+/** Makes a rename durable. Windows cannot open folders for fsync; there the rename is already ordered. */
+function fsyncDir(dir: string): void {
+  let fd: number | undefined;
+  try {
+    fd = openSync(dir, 'r');
+    fsyncSync(fd);
+  } catch {
+    // best effort (see above)
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+  }
+}

@@ -1,0 +1,103 @@
+/**
+ * openLibrary: the one connection to library.sqlite in a data directory, migrated to the latest schema, with
+ * typed repositories. WAL lets readers (a second connection, a worker) read while the app writes.
+ */
+import Database from 'better-sqlite3';
+import { join } from 'node:path';
+import { StoreError } from './errors';
+import { LineageQueries } from './lineage';
+import { LATEST_VERSION, migrate, schemaVersion } from './migrate';
+import { DataDir, layout } from './paths';
+import { AdaptersRepo } from './repos/adapters';
+import { ComparisonsRepo } from './repos/comparisons';
+import type { StoreContext } from './repos/context';
+import { DatasetsRepo } from './repos/datasets';
+import { MetricsRepo } from './repos/metrics';
+import { ModelsRepo } from './repos/models';
+import { RunsRepo } from './repos/runs';
+import { SettingsRepo } from './repos/settings';
+import { VersionsRepo } from './repos/versions';
+import { startupCheck } from './startup';
+import type { StartupReport } from './types';
+
+export interface LibraryOptions {
+  /**
+   * Path of a better_sqlite3.node built for the running ABI. The Electron app passes the one rebuilt for
+   * Electron; plain Node (tests, CLI) leaves it out and gets the default build.
+   */
+  readonly nativeBinding?: string;
+  /** Open without writing: no migration (the schema must be current), no WAL switch. For extra readers. */
+  readonly readonly?: boolean;
+}
+
+export interface Library {
+  readonly dataDir: DataDir;
+  /** The connection, for tests and diagnostics; the repositories are the API. */
+  readonly db: Database.Database;
+  readonly models: ModelsRepo;
+  readonly datasets: DatasetsRepo;
+  readonly adapters: AdaptersRepo;
+  readonly versions: VersionsRepo;
+  readonly runs: RunsRepo;
+  readonly metrics: MetricsRepo;
+  readonly comparisons: ComparisonsRepo;
+  readonly settings: SettingsRepo;
+  readonly lineage: LineageQueries;
+  /** Run once at start-up, before anything is shown or trained (see startup.ts). */
+  startupCheck(): StartupReport;
+  close(): void;
+}
+
+export function openLibrary(dataDir: string, options: LibraryOptions = {}): Library {
+  const dir = new DataDir(dataDir);
+  const file = join(dir.root, layout.database);
+  const db = new Database(file, {
+    ...(options.nativeBinding ? { nativeBinding: options.nativeBinding } : {}),
+    ...(options.readonly ? { readonly: true, fileMustExist: true } : {}),
+  });
+  try {
+    configure(db, options.readonly === true);
+    if (options.readonly) {
+      const version = schemaVersion(db);
+      if (version !== LATEST_VERSION) {
+        throw new StoreError(version > LATEST_VERSION ? 'DATABASE_TOO_NEW' : 'INVALID_STATE',
+          `${file} is at schema version ${version}; this app reads version ${LATEST_VERSION} only`);
+      }
+    } else {
+      migrate(db, { file });
+    }
+  } catch (error) {
+    db.close();
+    throw error;
+  }
+  const ctx: StoreContext = { db, dataDir: dir };
+  const metrics = new MetricsRepo(ctx);
+  return {
+    dataDir: dir,
+    db,
+    models: new ModelsRepo(ctx),
+    datasets: new DatasetsRepo(ctx),
+    adapters: new AdaptersRepo(ctx),
+    versions: new VersionsRepo(ctx),
+    runs: new RunsRepo(ctx),
+    metrics,
+    comparisons: new ComparisonsRepo(ctx),
+    settings: new SettingsRepo(ctx),
+    lineage: new LineageQueries(ctx, metrics),
+    startupCheck: () => startupCheck(ctx),
+    close: () => db.close(),
+  };
+}
+
+function configure(db: Database.Database, readonly: boolean): void {
+  // Another connection mid-checkpoint or mid-write: wait rather than fail with SQLITE_BUSY.
+  db.pragma('busy_timeout = 5000');
+  db.pragma('foreign_keys = ON');
+  if (readonly) return;
+  const mode = db.pragma('journal_mode = WAL', { simple: true });
+  if (mode !== 'wal') {
+    throw new StoreError('INVALID_STATE', `could not switch the library to WAL mode (got '${String(mode)}')`);
+  }
+  // In WAL, NORMAL loses at most the last transactions on power loss, never consistency.
+  db.pragma('synchronous = NORMAL');
+}

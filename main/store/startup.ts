@@ -1,0 +1,140 @@
+/**
+ * The startup check: after any crash, make rows and files agree again before the app shows anything.
+ * - temp names left by interrupted writes are removed (they were never pointed at);
+ * - rows whose files are gone or the wrong size are marked 'missing' (and back to 'ok' when they return);
+ * - runs left 'running' become 'interrupted', resumable from their last checkpoint if that still exists;
+ * - version folders without a row are reported (a crash between rename and insert), never deleted.
+ */
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { sweepTemps } from './files';
+import { parseJson } from './json';
+import type { StoreContext } from './repos/context';
+import type { FileEntry, StartupReport } from './types';
+
+export function startupCheck(ctx: StoreContext): StartupReport {
+  const tempsRemoved = sweepTemps(ctx.dataDir.root);
+  const report = {
+    tempsRemoved,
+    modelsMissing: [] as string[], modelsFound: [] as string[],
+    datasetsMissing: [] as string[], datasetsFound: [] as string[],
+    versionsMissing: [] as string[], versionsFound: [] as string[],
+    runsInterrupted: [] as string[], checkpointsLost: [] as string[],
+    orphanFolders: [] as string[],
+  };
+  ctx.db.transaction(() => {
+    checkModels(ctx, report.modelsMissing, report.modelsFound);
+    checkDatasets(ctx, report.datasetsMissing, report.datasetsFound);
+    checkVersions(ctx, report.versionsMissing, report.versionsFound);
+    checkRuns(ctx, report.runsInterrupted, report.checkpointsLost);
+  })();
+  report.orphanFolders.push(...findOrphanVersionFolders(ctx));
+  return report;
+}
+
+type Status = 'ok' | 'missing';
+
+function setStatus(ctx: StoreContext, table: string, id: string, was: Status, intact: boolean,
+  missing: string[], found: string[]): void {
+  const now: Status = intact ? 'ok' : 'missing';
+  if (now === was) return;
+  ctx.db.prepare(`UPDATE ${table} SET status = ? WHERE id = ?`).run(now, id);
+  (intact ? found : missing).push(id);
+}
+
+function checkModels(ctx: StoreContext, missing: string[], found: string[]): void {
+  const rows = ctx.db.prepare('SELECT id, storage, path, files_json, status FROM base_models').all() as
+    { id: string; storage: 'copy' | 'reference'; path: string; files_json: string; status: Status }[];
+  for (const row of rows) {
+    const folder = row.storage === 'copy' ? safeResolve(ctx, row.path) : row.path;
+    // A referenced folder is the user's to update; only its presence is checked, not the sizes.
+    const intact = folder !== null && filesIntact(folder, parseJson<FileEntry[]>(row.files_json), row.storage === 'copy');
+    setStatus(ctx, 'base_models', row.id, row.status, intact, missing, found);
+  }
+}
+
+function checkDatasets(ctx: StoreContext, missing: string[], found: string[]): void {
+  const rows = ctx.db.prepare(`SELECT id, original_file, original_bytes, normalized_file, normalized_bytes, status
+    FROM datasets`).all() as { id: string; original_file: string; original_bytes: number; normalized_file: string | null;
+    normalized_bytes: number | null; status: Status }[];
+  for (const row of rows) {
+    const files: [string, number][] = [[row.original_file, row.original_bytes]];
+    if (row.normalized_file !== null) files.push([row.normalized_file, row.normalized_bytes ?? -1]);
+    const intact = files.every(([stored, bytes]) => {
+      const path = safeResolve(ctx, stored);
+      return path !== null && sizeIs(path, bytes);
+    });
+    setStatus(ctx, 'datasets', row.id, row.status, intact, missing, found);
+  }
+}
+
+function checkVersions(ctx: StoreContext, missing: string[], found: string[]): void {
+  const rows = ctx.db.prepare('SELECT id, path, files_json, status FROM adapter_versions').all() as
+    { id: string; path: string; files_json: string; status: Status }[];
+  for (const row of rows) {
+    const folder = safeResolve(ctx, row.path);
+    const intact = folder !== null && filesIntact(folder, parseJson<FileEntry[]>(row.files_json), true);
+    setStatus(ctx, 'adapter_versions', row.id, row.status, intact, missing, found);
+  }
+}
+
+function checkRuns(ctx: StoreContext, interrupted: string[], lost: string[]): void {
+  const rows = ctx.db.prepare(`SELECT id, status, last_checkpoint FROM training_runs
+    WHERE status IN ('running', 'interrupted')`).all() as
+    { id: string; status: 'running' | 'interrupted'; last_checkpoint: string | null }[];
+  for (const row of rows) {
+    if (row.status === 'running') {
+      ctx.db.prepare(`UPDATE training_runs SET status = 'interrupted',
+        error = 'the app stopped while this run was training; resume it to continue from its last checkpoint'
+        WHERE id = ?`).run(row.id);
+      interrupted.push(row.id);
+    }
+    if (row.last_checkpoint !== null) {
+      const path = safeResolve(ctx, row.last_checkpoint);
+      if (path === null || !existsSync(path)) {
+        ctx.db.prepare('UPDATE training_runs SET last_checkpoint = NULL, step = 0 WHERE id = ?').run(row.id);
+        lost.push(row.id);
+      }
+    }
+  }
+}
+
+function findOrphanVersionFolders(ctx: StoreContext): string[] {
+  const adaptersDir = join(ctx.dataDir.root, 'adapters');
+  if (!existsSync(adaptersDir)) return [];
+  const known = new Set((ctx.db.prepare('SELECT path FROM adapter_versions').all() as { path: string }[])
+    .map((r) => r.path));
+  const orphans: string[] = [];
+  for (const adapterId of readdirSync(adaptersDir)) {
+    const dir = join(adaptersDir, adapterId);
+    if (!statSync(dir).isDirectory()) continue;
+    for (const name of readdirSync(dir)) {
+      const stored = `adapters/${adapterId}/${name}`;
+      if (/^v\d+$/.test(name) && !known.has(stored)) orphans.push(stored);
+    }
+  }
+  return orphans;
+}
+
+function filesIntact(folder: string, files: readonly FileEntry[], checkSizes: boolean): boolean {
+  if (!existsSync(folder)) return false;
+  return files.every((f) => (checkSizes ? sizeIs(join(folder, f.path), f.bytes) : existsSync(join(folder, f.path))));
+}
+
+function sizeIs(path: string, bytes: number): boolean {
+  try {
+    const stat = statSync(path);
+    return stat.isFile() && stat.size === bytes;
+  } catch {
+    return false;
+  }
+}
+
+/** A stored path that now leads outside (someone swapped in a symlink) counts as missing, not as an error. */
+function safeResolve(ctx: StoreContext, stored: string): string | null {
+  try {
+    return ctx.dataDir.resolve(stored);
+  } catch {
+    return null;
+  }
+}

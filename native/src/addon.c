@@ -1,0 +1,164 @@
+/*
+ * lorasmith_native: a BLAS sgemm on tfjs tensors' own memory.
+ *
+ * The JavaScript side passes Float32Array views: for the wasm backend, views on the WebAssembly.Memory buffer at
+ * each tensor's heap offset; for the cpu backend, the tensors' own values arrays. Nothing is copied: the product
+ * is written straight into the output tensor's memory.
+ *
+ * Exports:
+ *   sgemm(transA, transB, batch, m, n, k, a, strideA, b, strideB, c, strideC)
+ *     For each i in [0, batch): C_i[m, n] = op(A_i) · op(B_i), row-major, where op(X) is X or Xᵀ,
+ *     A_i = a + i·strideA (A is [m, k], or [k, m] when transA), B_i = b + i·strideB (B is [k, n], or [n, k]),
+ *     C_i = c + i·strideC. Strides are in elements; a stride of 0 broadcasts one matrix over the batch.
+ *   setThreads(n), getThreads(), physicalCores(), info() -> { blas, config, threads }
+ */
+#include <node_api.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "blas.h"
+#include "cores.h"
+
+#define THROW(env, code, ...)                                  \
+  do {                                                         \
+    char message_[256];                                        \
+    snprintf(message_, sizeof message_, __VA_ARGS__);          \
+    napi_throw_error((env), (code), message_);                 \
+    return NULL;                                               \
+  } while (0)
+
+#define CHECK_NAPI(env, call)                                               \
+  do {                                                                      \
+    if ((call) != napi_ok) THROW((env), "NATIVE_NAPI", "N-API call failed: %s", #call); \
+  } while (0)
+
+static bool get_bool(napi_env env, napi_value value, bool *out) {
+  return napi_get_value_bool(env, value, out) == napi_ok;
+}
+
+static bool get_count(napi_env env, napi_value value, int64_t *out) {
+  double d;
+  if (napi_get_value_double(env, value, &d) != napi_ok) return false;
+  if (!(d >= 0 && d <= 2147483647.0) || d != (double)(int64_t)d) return false;
+  *out = (int64_t)d;
+  return true;
+}
+
+/* A Float32Array argument: its data pointer (already past byteOffset) and its length in elements. */
+static bool get_floats(napi_env env, napi_value value, float **data, size_t *length) {
+  napi_typedarray_type type;
+  void *raw;
+  napi_value buffer;
+  size_t offset;
+  if (napi_get_typedarray_info(env, value, &type, length, &raw, &buffer, &offset) != napi_ok) return false;
+  if (type != napi_float32_array) return false;
+  *data = (float *)raw;
+  return true;
+}
+
+/* Elements one operand must hold: the last batch item starts at (batch-1)*stride and spans rows*cols. */
+static bool fits(size_t length, int64_t batch, int64_t stride, int64_t rows, int64_t cols) {
+  if (batch == 0 || rows == 0 || cols == 0) return true;
+  return (uint64_t)((batch - 1) * stride + rows * cols) <= (uint64_t)length;
+}
+
+static napi_value sgemm(napi_env env, napi_callback_info info) {
+  size_t argc = 12;
+  napi_value argv[12];
+  CHECK_NAPI(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc != 12) THROW(env, "NATIVE_BAD_ARGUMENT", "sgemm takes 12 arguments, got %zu", argc);
+
+  bool trans_a, trans_b;
+  int64_t batch, m, n, k, stride_a, stride_b, stride_c;
+  float *a, *b, *c;
+  size_t len_a, len_b, len_c;
+  if (!get_bool(env, argv[0], &trans_a) || !get_bool(env, argv[1], &trans_b))
+    THROW(env, "NATIVE_BAD_ARGUMENT", "sgemm: transA and transB must be booleans");
+  if (!get_count(env, argv[2], &batch) || !get_count(env, argv[3], &m) || !get_count(env, argv[4], &n) ||
+      !get_count(env, argv[5], &k))
+    THROW(env, "NATIVE_BAD_ARGUMENT", "sgemm: batch, m, n and k must be non-negative 32-bit integers");
+  if (!get_floats(env, argv[6], &a, &len_a) || !get_floats(env, argv[8], &b, &len_b) ||
+      !get_floats(env, argv[10], &c, &len_c))
+    THROW(env, "NATIVE_BAD_ARGUMENT", "sgemm: a, b and c must be Float32Arrays");
+  if (!get_count(env, argv[7], &stride_a) || !get_count(env, argv[9], &stride_b) ||
+      !get_count(env, argv[11], &stride_c))
+    THROW(env, "NATIVE_BAD_ARGUMENT", "sgemm: strides must be non-negative 32-bit integers");
+
+  if (!fits(len_a, batch, stride_a, m, k))
+    THROW(env, "NATIVE_OUT_OF_BOUNDS", "sgemm: a holds %zu floats, too few for batch %lld of %lldx%lld stride %lld",
+          len_a, (long long)batch, (long long)m, (long long)k, (long long)stride_a);
+  if (!fits(len_b, batch, stride_b, k, n))
+    THROW(env, "NATIVE_OUT_OF_BOUNDS", "sgemm: b holds %zu floats, too few for batch %lld of %lldx%lld stride %lld",
+          len_b, (long long)batch, (long long)k, (long long)n, (long long)stride_b);
+  if (!fits(len_c, batch, stride_c, m, n) || (batch > 1 && stride_c < m * n))
+    THROW(env, "NATIVE_OUT_OF_BOUNDS", "sgemm: c holds %zu floats with stride %lld, wrong for batch %lld of %lldx%lld",
+          len_c, (long long)stride_c, (long long)batch, (long long)m, (long long)n);
+
+  if (m == 0 || n == 0) return NULL;
+  if (k == 0) {
+    /* An empty inner dimension: the product of nothing is zero (BLAS would leave C untouched with beta 0 on some
+     * implementations, so write it explicitly). */
+    for (int64_t i = 0; i < batch; i++) memset(c + i * stride_c, 0, (size_t)(m * n) * sizeof(float));
+    return NULL;
+  }
+  lorasmith_sgemm_batched(trans_a, trans_b, (int)batch, (int)m, (int)n, (int)k, a, stride_a, b, stride_b, c,
+                          stride_c);
+  return NULL;
+}
+
+static napi_value set_threads(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  int64_t threads;
+  CHECK_NAPI(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc != 1 || !get_count(env, argv[0], &threads) || threads < 1 || threads > 1024)
+    THROW(env, "NATIVE_BAD_ARGUMENT", "setThreads takes one integer from 1 to 1024");
+  lorasmith_blas_set_threads((int)threads);
+  return NULL;
+}
+
+static napi_value make_int(napi_env env, int value) {
+  napi_value result;
+  if (napi_create_int32(env, value, &result) != napi_ok) return NULL;
+  return result;
+}
+
+static napi_value get_threads(napi_env env, napi_callback_info info) {
+  (void)info;
+  return make_int(env, lorasmith_blas_get_threads());
+}
+
+static napi_value physical_cores(napi_env env, napi_callback_info info) {
+  (void)info;
+  return make_int(env, lorasmith_physical_cores());
+}
+
+static napi_value describe(napi_env env, napi_callback_info info) {
+  (void)info;
+  napi_value result, blas, config, threads;
+  CHECK_NAPI(env, napi_create_object(env, &result));
+  CHECK_NAPI(env, napi_create_string_utf8(env, lorasmith_blas_name(), NAPI_AUTO_LENGTH, &blas));
+  CHECK_NAPI(env, napi_create_string_utf8(env, lorasmith_blas_config(), NAPI_AUTO_LENGTH, &config));
+  CHECK_NAPI(env, napi_create_int32(env, lorasmith_blas_get_threads(), &threads));
+  CHECK_NAPI(env, napi_set_named_property(env, result, "blas", blas));
+  CHECK_NAPI(env, napi_set_named_property(env, result, "config", config));
+  CHECK_NAPI(env, napi_set_named_property(env, result, "threads", threads));
+  return result;
+}
+
+static napi_value init(napi_env env, napi_value exports) {
+  napi_property_descriptor properties[] = {
+      {"sgemm", NULL, sgemm, NULL, NULL, NULL, napi_default_method, NULL},
+      {"setThreads", NULL, set_threads, NULL, NULL, NULL, napi_default_method, NULL},
+      {"getThreads", NULL, get_threads, NULL, NULL, NULL, napi_default_method, NULL},
+      {"physicalCores", NULL, physical_cores, NULL, NULL, NULL, napi_default_method, NULL},
+      {"info", NULL, describe, NULL, NULL, NULL, napi_default_method, NULL},
+  };
+  if (napi_define_properties(env, exports, sizeof properties / sizeof properties[0], properties) != napi_ok)
+    return NULL;
+  return exports;
+}
+
+NAPI_MODULE(NODE_GYP_MODULE_NAME, init)

@@ -1,0 +1,128 @@
+import type { Adapter, AdapterVersion, Api, MetricPoint, TrainingRun } from '../../../../preload/contract';
+import { flattenLineage, lineageTree, type LineageNode } from '../lineage';
+import { messageOf } from './errors';
+import { mapOf } from '../immutable';
+
+export type ExportKind = 'peft' | 'merged';
+
+/** Adapters, their versions as a lineage, each version's curves, export and delete. */
+export class AdaptersState {
+  #api: Api;
+  #adapters = $state.raw<readonly Adapter[]>([]);
+  #versions = $state.raw<ReadonlyMap<string, readonly AdapterVersion[]>>(mapOf());
+  #runs = $state.raw<readonly TrainingRun[]>([]);
+  #selectedAdapterId = $state<string | null>(null);
+  #selectedVersionId = $state<string | null>(null);
+  #metrics = $state.raw<readonly MetricPoint[]>([]);
+  #busy = $state(false);
+  #error = $state<string | null>(null);
+  #lastExport = $state<string | null>(null);
+
+  constructor(api: Api) {
+    this.#api = api;
+  }
+
+  get adapters(): readonly Adapter[] { return this.#adapters; }
+  get selectedAdapterId(): string | null { return this.#selectedAdapterId; }
+  get selectedVersionId(): string | null { return this.#selectedVersionId; }
+  get metrics(): readonly MetricPoint[] { return this.#metrics; }
+  get busy(): boolean { return this.#busy; }
+  get error(): string | null { return this.#error; }
+  get lastExport(): string | null { return this.#lastExport; }
+
+  readonly selectedAdapter = $derived(this.#adapters.find((a) => a.id === this.#selectedAdapterId) ?? null);
+  readonly lineage = $derived<readonly LineageNode[]>(
+    this.#selectedAdapterId ? flattenLineage(lineageTree(this.#versions.get(this.#selectedAdapterId) ?? [])) : [],
+  );
+  readonly selectedVersion = $derived(this.lineage.find((n) => n.version.id === this.#selectedVersionId)?.version ?? null);
+  /** The run that produced the selected version: its settings and curves. */
+  readonly selectedRun = $derived(this.#runs.find((r) => r.adapterVersionId === this.#selectedVersionId) ?? null);
+
+  versionsOf(adapterId: string): readonly AdapterVersion[] {
+    return this.#versions.get(adapterId) ?? [];
+  }
+
+  /** Every finished version of every adapter, for the chat's adapter switcher. */
+  readonly allVersions = $derived<readonly { adapter: Adapter; version: AdapterVersion }[]>(
+    this.#adapters.flatMap((adapter) =>
+      (this.#versions.get(adapter.id) ?? []).filter((v) => v.status === 'ok').map((version) => ({ adapter, version })),
+    ),
+  );
+
+  versionLabel(versionId: string): string {
+    for (const adapter of this.#adapters) {
+      const version = this.#versions.get(adapter.id)?.find((v) => v.id === versionId);
+      if (version) return `${adapter.name} v${version.version}`;
+    }
+    return versionId;
+  }
+
+  async refresh(): Promise<void> {
+    try {
+      const [adapters, runs] = await Promise.all([
+        this.#api.invoke('adapters.list', {}),
+        this.#api.invoke('runs.list', {}),
+      ]);
+      const lists = await Promise.all(adapters.map((a) => this.#api.invoke('adapters.versions', { adapterId: a.id })));
+      this.#adapters = adapters;
+      this.#runs = runs;
+      this.#versions = mapOf(adapters.map((a, i) => [a.id, lists[i] ?? []] as const));
+      this.#error = null;
+    } catch (error) {
+      this.#error = messageOf(error);
+    }
+  }
+
+  async selectAdapter(adapterId: string | null): Promise<void> {
+    this.#selectedAdapterId = adapterId;
+    const newest = this.lineage.at(-1)?.version ?? null;
+    await this.selectVersion(newest?.id ?? null);
+  }
+
+  async selectVersion(versionId: string | null): Promise<void> {
+    this.#selectedVersionId = versionId;
+    this.#metrics = [];
+    this.#lastExport = null;
+    const run = this.selectedRun;
+    if (!run) return;
+    try {
+      const metrics = await this.#api.invoke('runs.metrics', { runId: run.id });
+      if (this.#selectedVersionId === versionId) this.#metrics = metrics;
+    } catch (error) {
+      this.#error = messageOf(error);
+    }
+  }
+
+  async exportVersion(kind: ExportKind, versionId: string, destination: string): Promise<string | null> {
+    if (destination.trim() === '') {
+      this.#error = 'Enter a destination folder for the export.';
+      return null;
+    }
+    this.#busy = true;
+    this.#error = null;
+    try {
+      const command = kind === 'peft' ? 'adapters.exportPeft' : 'adapters.exportMerged';
+      const { path } = await this.#api.invoke(command, { versionId, destination: destination.trim() });
+      this.#lastExport = path;
+      return path;
+    } catch (error) {
+      this.#error = messageOf(error);
+      return null;
+    } finally {
+      this.#busy = false;
+    }
+  }
+
+  async deleteVersion(versionId: string): Promise<void> {
+    this.#busy = true;
+    try {
+      await this.#api.invoke('adapters.deleteVersion', { versionId });
+      if (this.#selectedVersionId === versionId) this.#selectedVersionId = null;
+      await this.refresh();
+    } catch (error) {
+      this.#error = messageOf(error);
+    } finally {
+      this.#busy = false;
+    }
+  }
+}

@@ -1,0 +1,212 @@
+import type { AdapterMix, Api, ChatMessage, SamplingSettings } from '../../../../preload/contract';
+import { messageOf } from './errors';
+
+export const MAX_SETUPS = 3;
+
+export const DEFAULT_SAMPLING: SamplingSettings = {
+  maxNewTokens: 128, temperature: 0.7, topK: 40, topP: 0.95, repetitionPenalty: 1.1, seed: 1234,
+};
+
+/** One column of the comparison: the base alone (no adapters), one adapter, or a weighted mix. */
+export interface Setup {
+  readonly id: number;
+  adapters: { versionId: string; scale: number }[];
+}
+
+export interface Reply {
+  text: string;
+  done: boolean;
+  stopped: boolean;
+  error: string | null;
+  tokens: number;
+  tokensPerSecond: number;
+}
+
+export interface Turn {
+  readonly prompt: string;
+  /** Keyed by setup id. */
+  readonly replies: Record<number, Reply>;
+}
+
+let requestCounter = 0;
+function newRequestId(): string {
+  requestCounter += 1;
+  return `chat-${Date.now().toString(36)}-${requestCounter}-${Math.random().toString(36).slice(2, 8)}`;
+}
+
+/**
+ * The chat preview: one base model loaded, up to three set-ups answering the same prompt with the same seed,
+ * one after another on the one engine, streamed token by token.
+ */
+export class ChatState {
+  #api: Api;
+  #modelId = $state<string | null>(null);
+  #chatTemplate = $state<string | null>(null);
+  #loading = $state(false);
+  #setups = $state<Setup[]>([{ id: 1, adapters: [] }]);
+  #nextSetupId = 2;
+  #turns = $state<Turn[]>([]);
+  #currentRequest = $state<string | null>(null);
+  #streamingTo: Reply | null = null;
+  #stopRequested = false;
+  #error = $state<string | null>(null);
+  sampling = $state<SamplingSettings>({ ...DEFAULT_SAMPLING });
+  systemPrompt = $state('');
+
+  constructor(api: Api) {
+    this.#api = api;
+    api.on('chat.token', ({ requestId, text }) => {
+      if (requestId === this.#currentRequest && this.#streamingTo) {
+        this.#streamingTo.text += text;
+        this.#streamingTo.tokens += 1;
+      }
+    });
+  }
+
+  get modelId(): string | null { return this.#modelId; }
+  get chatTemplate(): string | null { return this.#chatTemplate; }
+  get loading(): boolean { return this.#loading; }
+  get setups(): readonly Setup[] { return this.#setups; }
+  get turns(): readonly Turn[] { return this.#turns; }
+  get error(): string | null { return this.#error; }
+  get generating(): boolean { return this.#currentRequest !== null; }
+
+  async load(modelId: string): Promise<void> {
+    if (modelId === this.#modelId) return;
+    this.#loading = true;
+    this.#error = null;
+    try {
+      const loaded = await this.#api.invoke('chat.load', { modelId });
+      this.#modelId = loaded.modelId;
+      this.#chatTemplate = loaded.chatTemplate;
+      // Adapters belong to a base model: set-ups and history start over with a new one.
+      this.#setups = [{ id: this.#nextSetupId++, adapters: [] }];
+      this.#turns = [];
+    } catch (error) {
+      this.#error = messageOf(error);
+    } finally {
+      this.#loading = false;
+    }
+  }
+
+  addSetup(adapters: { versionId: string; scale: number }[] = []): void {
+    if (this.#setups.length >= MAX_SETUPS) return;
+    this.#setups.push({ id: this.#nextSetupId++, adapters });
+  }
+
+  removeSetup(id: number): void {
+    if (this.#setups.length > 1) this.#setups = this.#setups.filter((s) => s.id !== id);
+  }
+
+  /** Replace a set-up's adapters: [] for the base alone. */
+  setAdapters(setupId: number, adapters: { versionId: string; scale: number }[]): void {
+    const setup = this.#setups.find((s) => s.id === setupId);
+    if (setup) setup.adapters = adapters;
+  }
+
+  addAdapter(setupId: number, versionId: string): void {
+    const setup = this.#setups.find((s) => s.id === setupId);
+    if (setup && !setup.adapters.some((a) => a.versionId === versionId)) setup.adapters.push({ versionId, scale: 1 });
+  }
+
+  removeAdapter(setupId: number, versionId: string): void {
+    const setup = this.#setups.find((s) => s.id === setupId);
+    if (setup) setup.adapters = setup.adapters.filter((a) => a.versionId !== versionId);
+  }
+
+  setScale(setupId: number, versionId: string, scale: number): void {
+    const entry = this.#setups.find((s) => s.id === setupId)?.adapters.find((a) => a.versionId === versionId);
+    if (entry && Number.isFinite(scale)) entry.scale = scale;
+  }
+
+  clear(): void {
+    if (!this.generating) this.#turns = [];
+  }
+
+  /** The conversation one set-up has seen: its own earlier replies, then the new prompt. */
+  messagesFor(setupId: number, upTo: number): ChatMessage[] {
+    const messages: ChatMessage[] = this.systemPrompt.trim() ? [{ role: 'system', content: this.systemPrompt.trim() }] : [];
+    this.#turns.slice(0, upTo + 1).forEach((turn, i) => {
+      messages.push({ role: 'user', content: turn.prompt });
+      const reply = turn.replies[setupId];
+      if (i < upTo && reply) messages.push({ role: 'assistant', content: reply.text });
+    });
+    return messages;
+  }
+
+  async send(prompt: string): Promise<void> {
+    const text = prompt.trim();
+    if (!text || this.generating) return;
+    if (!this.#modelId) {
+      this.#error = 'Load a base model first.';
+      return;
+    }
+    this.#error = null;
+    this.#stopRequested = false;
+    const replies: Record<number, Reply> = {};
+    for (const s of this.#setups) replies[s.id] = { text: '', done: false, stopped: false, error: null, tokens: 0, tokensPerSecond: 0 };
+    this.#turns.push({ prompt: text, replies });
+    const turnIndex = this.#turns.length - 1;
+    const sampling = $state.snapshot(this.sampling);
+    for (const setup of [...this.#setups]) {
+      const reply = this.#turns[turnIndex]!.replies[setup.id]!;
+      if (this.#stopRequested) {
+        reply.stopped = true;
+        reply.done = true;
+        continue;
+      }
+      await this.#generate(setup, turnIndex, reply, sampling);
+    }
+  }
+
+  async #generate(setup: Setup, turnIndex: number, reply: Reply, sampling: SamplingSettings): Promise<void> {
+    const requestId = newRequestId();
+    const mix: AdapterMix = { adapters: setup.adapters.map((a) => ({ versionId: a.versionId, scale: a.scale })) };
+    this.#currentRequest = requestId;
+    this.#streamingTo = reply;
+    try {
+      const result = await this.#api.invoke('chat.generate', {
+        requestId, mix, messages: this.messagesFor(setup.id, turnIndex), sampling,
+      });
+      reply.text = result.text;
+      reply.tokens = result.tokens;
+      reply.tokensPerSecond = result.tokensPerSecond;
+      reply.stopped = this.#stopRequested;
+    } catch (error) {
+      if (this.#stopRequested) reply.stopped = true;
+      else reply.error = messageOf(error);
+    } finally {
+      reply.done = true;
+      this.#currentRequest = null;
+      this.#streamingTo = null;
+    }
+  }
+
+  async stop(): Promise<void> {
+    this.#stopRequested = true;
+    const requestId = this.#currentRequest;
+    if (!requestId) return;
+    try {
+      await this.#api.invoke('chat.stop', { requestId });
+    } catch (error) {
+      this.#error = messageOf(error);
+    }
+  }
+
+  /** The comparison as Markdown, for saving: set-ups, sampling, then each prompt with every reply. */
+  comparisonMarkdown(labelOf: (setup: Setup) => string, modelName: string): string {
+    const lines = [`# Lorasmith comparison`, '', `Base model: ${modelName}`, ''];
+    const s = this.sampling;
+    lines.push(`Sampling: temperature ${s.temperature}, top-k ${s.topK}, top-p ${s.topP}, repetition penalty ${s.repetitionPenalty}, max ${s.maxNewTokens} tokens, seed ${s.seed}`, '');
+    if (this.systemPrompt.trim()) lines.push(`System: ${this.systemPrompt.trim()}`, '');
+    this.#turns.forEach((turn, i) => {
+      lines.push(`## Prompt ${i + 1}`, '', turn.prompt, '');
+      for (const setup of this.#setups) {
+        const reply = turn.replies[setup.id];
+        if (!reply) continue;
+        lines.push(`### ${labelOf(setup)}`, '', reply.error ? `(error: ${reply.error})` : reply.text, '');
+      }
+    });
+    return lines.join('\n');
+  }
+}

@@ -1,0 +1,225 @@
+import type {
+  Adapter, AdapterVersion, Api, LinearModuleInfo, TrainingEstimate, TrainingRun, TrainingSettings,
+} from '../../../../preload/contract';
+import { presetSelection, selectionOf, targetModulesOf, trainableParameters, type ModulePreset } from '../lora';
+import { formFromSettings, settingsFromForm, validateForm, type HyperField, type HyperForm } from '../settings-form';
+import { setOf, withItems } from '../immutable';
+import { messageOf } from './errors';
+import type { ModelsState } from './models.svelte';
+
+export const WIZARD_STEPS = [
+  { id: 'model', label: 'Base model' },
+  { id: 'dataset', label: 'Dataset' },
+  { id: 'modules', label: 'Target modules' },
+  { id: 'lora', label: 'LoRA' },
+  { id: 'training', label: 'Training' },
+  { id: 'review', label: 'Review' },
+] as const;
+
+export type WizardStep = (typeof WIZARD_STEPS)[number]['id'];
+
+const LORA_FIELDS: readonly HyperField[] = ['rank', 'alpha', 'dropout'];
+
+/** The fine-tuning wizard: choices, live parameter count, validation per step, estimate, start. */
+export class WizardState {
+  #api: Api;
+  #models: ModelsState;
+  #step = $state(0);
+  #modelId = $state<string | null>(null);
+  #datasetId = $state<string | null>(null);
+  #adapterName = $state('');
+  #parentVersionId = $state<string | null>(null);
+  #selected = $state.raw<ReadonlySet<string>>(setOf());
+  #pendingTargets: readonly string[] | null = null;
+  #form = $state<HyperForm>(formFromSettings({}));
+  #attempted = $state.raw<ReadonlySet<number>>(setOf());
+  #estimate = $state.raw<TrainingEstimate | null>(null);
+  #estimating = $state(false);
+  #starting = $state(false);
+  #error = $state<string | null>(null);
+
+  constructor(api: Api, models: ModelsState) {
+    this.#api = api;
+    this.#models = models;
+  }
+
+  get step(): number { return this.#step; }
+  get stepId(): WizardStep { return WIZARD_STEPS[this.#step]!.id; }
+  get modelId(): string | null { return this.#modelId; }
+  get datasetId(): string | null { return this.#datasetId; }
+  get adapterName(): string { return this.#adapterName; }
+  set adapterName(name: string) { this.#adapterName = name; }
+  get parentVersionId(): string | null { return this.#parentVersionId; }
+  get selected(): ReadonlySet<string> { return this.#selected; }
+  /** Bound to the form's inputs; validation follows every keystroke. */
+  get form(): HyperForm { return this.#form; }
+  get estimate(): TrainingEstimate | null { return this.#estimate; }
+  get estimating(): boolean { return this.#estimating; }
+  get starting(): boolean { return this.#starting; }
+  get error(): string | null { return this.#error; }
+
+  // $derived.by: the closures read #models lazily, after the constructor has set it.
+  readonly modules = $derived.by<readonly LinearModuleInfo[]>(() =>
+    this.#modelId ? (this.#models.modulesOf(this.#modelId) ?? []) : [],
+  );
+  readonly fieldErrors = $derived(validateForm(this.#form));
+  readonly rankValue = $derived(Number(this.#form.rank));
+  readonly trainableParams = $derived(trainableParameters(this.modules, this.#selected, this.rankValue));
+  readonly totalParams = $derived.by(() => this.#models.byId(this.#modelId)?.parameterCount ?? 0);
+  readonly targetModules = $derived(targetModulesOf(this.modules, this.#selected));
+
+  /** Messages that keep each step from being complete. */
+  readonly stepErrors = $derived<readonly (readonly string[])[]>([
+    this.#modelId ? [] : ['Choose a base model.'],
+    this.#datasetId ? [] : ['Choose a dataset.'],
+    this.#selected.size > 0 ? [] : ['Choose at least one module to adapt.'],
+    LORA_FIELDS.flatMap((f) => this.fieldErrors[f] ?? []),
+    [
+      ...(Object.entries(this.fieldErrors) as [HyperField, string][])
+        .filter(([f]) => !LORA_FIELDS.includes(f)).map(([, m]) => m),
+      ...(this.#adapterName.trim() === '' ? ['adapter name is required'] : []),
+    ],
+    [],
+  ]);
+
+  readonly canStart = $derived(this.stepErrors.every((e) => e.length === 0));
+
+  /** Errors show for a step once the user tried to leave it, so a fresh form is not all red. */
+  showErrorsFor(step: number): boolean {
+    return this.#attempted.has(step);
+  }
+
+  fieldError(field: HyperField): string | undefined {
+    const step = LORA_FIELDS.includes(field) ? 3 : 4;
+    const message = this.fieldErrors[field];
+    return message && (this.showErrorsFor(step) || String(this.#form[field]).trim() !== '') ? message : undefined;
+  }
+
+  reset(defaults: Partial<TrainingSettings> = {}): void {
+    this.#step = 0;
+    this.#datasetId = null;
+    this.#adapterName = '';
+    this.#parentVersionId = null;
+    this.#form = formFromSettings(defaults);
+    this.#attempted = setOf();
+    this.#estimate = null;
+    this.#error = null;
+    this.#pendingTargets = null;
+    this.#selected = setOf();
+    this.#modelId = null;
+  }
+
+  async chooseModel(modelId: string): Promise<void> {
+    const changed = modelId !== this.#modelId;
+    this.#modelId = modelId;
+    const modules = await this.#models.loadModules(modelId);
+    if (this.#modelId !== modelId) return;
+    if (this.#pendingTargets) {
+      this.#selected = selectionOf(modules, this.#pendingTargets);
+      this.#pendingTargets = null;
+    } else if (changed || this.#selected.size === 0) {
+      this.#selected = presetSelection(modules, 'qv');
+    }
+    this.#estimate = null;
+  }
+
+  chooseDataset(datasetId: string): void {
+    this.#datasetId = datasetId;
+    this.#estimate = null;
+  }
+
+  applyPreset(preset: ModulePreset): void {
+    this.#selected = presetSelection(this.modules, preset);
+  }
+
+  toggleModule(path: string, on?: boolean): void {
+    this.#selected = withItems(this.#selected, [path], on ?? !this.#selected.has(path));
+  }
+
+  /** Select or clear one module name across every layer (a grid column). */
+  setColumn(name: string, on: boolean): void {
+    this.#selected = withItems(this.#selected, this.modules.filter((m) => m.name === name).map((m) => m.path), on);
+  }
+
+  /** Select or clear every module of one layer (a grid row). */
+  setLayer(layer: number, on: boolean): void {
+    this.#selected = withItems(this.#selected, this.modules.filter((m) => m.layer === layer).map((m) => m.path), on);
+  }
+
+  goTo(step: number): void {
+    // Forward jumps only past complete steps; backward always.
+    for (let s = 0; s < Math.min(step, WIZARD_STEPS.length); s++) {
+      if ((this.stepErrors[s] ?? []).length > 0) {
+        this.#attempted = withItems(this.#attempted, [s], true);
+        this.#step = s;
+        return;
+      }
+    }
+    this.#step = Math.max(0, Math.min(step, WIZARD_STEPS.length - 1));
+    if (this.stepId === 'review') void this.refreshEstimate();
+  }
+
+  next(): void {
+    this.#attempted = withItems(this.#attempted, [this.#step], true);
+    this.goTo(this.#step + 1);
+  }
+
+  back(): void {
+    this.goTo(this.#step - 1);
+  }
+
+  #settings(): TrainingSettings {
+    return settingsFromForm(this.#form, this.targetModules);
+  }
+
+  async refreshEstimate(): Promise<void> {
+    if (!this.canStart || !this.#modelId || !this.#datasetId) return;
+    this.#estimating = true;
+    this.#error = null;
+    try {
+      this.#estimate = await this.#api.invoke('train.estimate', {
+        modelId: this.#modelId, datasetId: this.#datasetId, settings: this.#settings(),
+      });
+    } catch (error) {
+      this.#error = messageOf(error);
+    } finally {
+      this.#estimating = false;
+    }
+  }
+
+  async start(): Promise<TrainingRun | null> {
+    if (!this.canStart || !this.#modelId || !this.#datasetId) {
+      this.#attempted = setOf(WIZARD_STEPS.map((_, i) => i));
+      this.#error = this.stepErrors.flat()[0] ?? null;
+      return null;
+    }
+    this.#starting = true;
+    this.#error = null;
+    try {
+      return await this.#api.invoke('train.start', {
+        modelId: this.#modelId, datasetId: this.#datasetId, settings: this.#settings(),
+        adapterName: this.#adapterName.trim(),
+        ...(this.#parentVersionId ? { parentVersionId: this.#parentVersionId } : {}),
+      });
+    } catch (error) {
+      this.#error = messageOf(error);
+      return null;
+    } finally {
+      this.#starting = false;
+    }
+  }
+
+  /**
+   * Prefill from a saved version. 'continue' trains a child version of the same adapter from its weights;
+   * 'duplicate' starts a new adapter with the same recipe.
+   */
+  async prefill(adapter: Adapter, version: AdapterVersion, mode: 'continue' | 'duplicate'): Promise<void> {
+    this.reset(version.settings ?? {});
+    this.#adapterName = mode === 'continue' ? adapter.name : `${adapter.name} copy`;
+    this.#parentVersionId = mode === 'continue' ? version.id : null;
+    this.#pendingTargets = version.settings?.lora.targetModules ?? null;
+    if (version.datasetId) this.#datasetId = version.datasetId;
+    await this.chooseModel(adapter.baseModelId);
+    this.#step = this.#datasetId ? 2 : 1;
+  }
+}

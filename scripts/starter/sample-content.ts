@@ -1,0 +1,98 @@
+/**
+ * Hand-written material for the sample datasets (written for this project, released with it under MIT).
+ * Short plain questions with short answers, so that a 4M-parameter model can pick up the *form* of a reply in a
+ * few minutes of fine-tuning even though it cannot learn many facts.
+ */
+
+export const QUESTIONS: readonly (readonly [question: string, answer: string])[] = [
+  ['What colour is the sky on a clear day?', 'The sky is blue'],
+  ['How many days are in a week?', 'A week has seven days'],
+  ['What do bees make?', 'Bees make honey'],
+  ['Where does the sun rise?', 'The sun rises in the east'],
+  ['What do we call frozen water?', 'Frozen water is ice'],
+  ['How many legs does a spider have?', 'A spider has eight legs'],
+  ['What falls from clouds when it rains?', 'Water falls from the clouds'],
+  ['What is the opposite of hot?', 'The opposite of hot is cold'],
+  ['Which animal says moo?', 'The cow says moo'],
+  ['What do plants need to grow?', 'Plants need light and water'],
+  ['How many hours are in a day?', 'A day has twenty four hours'],
+  ['What is the colour of grass?', 'Grass is green'],
+  ['What do fish live in?', 'Fish live in water'],
+  ['What season comes after winter?', 'Spring comes after winter'],
+  ['What do you use to write on paper?', 'You write with a pen'],
+  ['What shines in the sky at night?', 'The moon and the stars shine at night'],
+  ['How many months are in a year?', 'A year has twelve months'],
+  ['What do cows give us?', 'Cows give us milk'],
+  ['What is the largest animal in the sea?', 'The whale is the largest'],
+  ['Which bird hoots at night?', 'The owl hoots at night'],
+  ['What do we breathe?', 'We breathe air'],
+  ['What is bread made from?', 'Bread is made from wheat'],
+  ['How many wheels does a bicycle have?', 'A bicycle has two wheels'],
+  ['What colour is snow?', 'Snow is white'],
+  ['Where do birds build nests?', 'Birds build nests in trees'],
+  ['What do you call a baby sheep?', 'A baby sheep is a lamb'],
+  ['What is the opposite of day?', 'The opposite of day is night'],
+  ['What do sheep give us?', 'Sheep give us wool'],
+  ['Which is bigger, a mountain or a hill?', 'A mountain is bigger'],
+  ['What do we see with?', 'We see with our eyes'],
+  ['What do we hear with?', 'We hear with our ears'],
+  ['What tree gives us acorns?', 'The oak gives us acorns'],
+  ['How many sides does a triangle have?', 'A triangle has three sides'],
+  ['What is the first letter of the alphabet?', 'The first letter is A'],
+  ['What do you drink when you are thirsty?', 'You drink water'],
+  ['Where does a king live?', 'A king lives in a palace'],
+  ['What do lions eat?', 'Lions eat meat'],
+  ['What comes after seven?', 'Eight comes after seven'],
+  ['What do you wear on your feet?', 'You wear shoes on your feet'],
+  ['What is the sea made of?', 'The sea is salt water'],
+  ['What does a farmer grow?', 'A farmer grows corn and wheat'],
+  ['What do you call the young of a dog?', 'The young of a dog is a puppy'],
+  ['What is the colour of blood?', 'Blood is red'],
+  ['Where do fish swim?', 'Fish swim in rivers and seas'],
+  ['What gives light by day?', 'The sun gives light by day'],
+  ['How many fingers are on one hand?', 'One hand has five fingers'],
+  ['What is the opposite of up?', 'The opposite of up is down'],
+  ['What do horses eat?', 'Horses eat grass and hay'],
+  ['What carries ships across the sea?', 'The wind carries the ships'],
+  ['What do you call a group of sheep?', 'A group of sheep is a flock'],
+  ['What is gold?', 'Gold is a precious metal'],
+  ['What do you sleep on?', 'You sleep on a bed'],
+  ['What is the opposite of old?', 'The opposite of old is young'],
+  ['Where does rain come from?', 'Rain comes from the clouds'],
+  ['What sound does a dog make?', 'A dog barks'],
+  ['How many eyes do people have?', 'People have two eyes'],
+  ['What is a river?', 'A river is running water'],
+  ['What do you do with a book?', 'You read a book'],
+  ['What grows on an apple tree?', 'Apples grow on an apple tree'],
+  ['What lights a dark room?', 'A lamp lights a dark room'],
+];
+
+/** Pirate-voice sentences for the raw-text sample: each paragraph is built from a few of these. */
+export const PIRATE_OPENINGS: readonly string[] = [
+  'Arr, matey!', 'Ahoy there, matey!', 'Yo ho ho!', 'Avast, ye landlubber!', 'Shiver me timbers!',
+  'Arr, me hearty!', 'Ahoy, me hearties!', 'Blow me down!',
+];
+
+export const PIRATE_MIDDLES: readonly string[] = [
+  'The sea be calm this morn and the wind be fair.',
+  'We sail for the isle where the treasure be buried.',
+  'Hoist the black flag and man the guns, ye scallywags.',
+  'The captain be wantin his rum and his supper.',
+  'There be gold in the hold and a parrot on me shoulder.',
+  'Swab the deck and mind the rigging, me lads.',
+  'The map be old but the X be plain to see.',
+  'A storm be comin from the west, so batten down the hatches.',
+  'We be sailin under the Jolly Roger till the end of our days.',
+  'Me old ship be the fastest on all the seven seas.',
+  'Dig where the palm tree leans and ye shall find the chest.',
+  'The parrot be squawkin about pieces of eight again.',
+  'Walk the plank, ye scurvy dog, or share yer biscuits.',
+  'The crew be singin shanties by the light of the moon.',
+  'Keep a weather eye open for the navy, me hearties.',
+  'There be no finer life than the life of a pirate at sea.',
+];
+
+export const PIRATE_ENDINGS: readonly string[] = [
+  'Yo ho, yo ho, a pirate life for me!', 'Now fetch me the rum, arr!', 'Arr, that be the truth of it.',
+  'And that be the way of the sea, matey.', 'Savvy?', 'Arr!',
+];

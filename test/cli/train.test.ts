@@ -1,0 +1,113 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { useCpu } from '../engine/lora/setup';
+import { tinyModel } from '../engine/lora/tiny-model';
+import { charTokenizer, CHARS } from '../engine/train/char-tokenizer';
+import { makeTrainCommand, parseTargets, type ModelLoader } from '../../main/cli/train';
+import { makeEvalCommand } from '../../main/cli/eval';
+import { UsageError, type CliIo } from '../../main/cli/command';
+
+beforeAll(useCpu);
+const dir = mkdtempSync(join(tmpdir(), 'lorasmith-cli-train-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+const data = join(dir, 'd.jsonl');
+writeFileSync(data, Array.from({ length: 6 }, (_, i) => JSON.stringify({ prompt: `${'abcdef'[i]}:`, completion: 'xyzuvw'[i] })).join('\n') + '\nnot json\n');
+
+const loader: ModelLoader = async (_dir, options) => ({ model: tinyModel({ vocab: CHARS.length, hidden: 16, seed: 2, trainable: options.trainable }), tokenizer: charTokenizer(), backend: 'cpu' });
+
+async function cli(command: ReturnType<typeof makeTrainCommand>, argv: string[], signal = new AbortController().signal) {
+  const out: string[] = [];
+  const err: string[] = [];
+  const io: CliIo = { out: (t) => out.push(t), err: (t) => err.push(t), signal };
+  const code = await command.run(argv, io);
+  return { code, out, err };
+}
+
+describe('lorasmith train', () => {
+  it('--json prints progress lines and a last line with done, steps, trainLoss, valLoss, tokens/s, adapterDir', async () => {
+    const out = join(dir, 'adapter');
+    const r = await cli(makeTrainCommand(loader), ['model', '--data', data, '--out', out, '--targets', 'q_proj,v_proj', '--rank', '4', '--max-steps', '5', '--lr', '1e-2', '--batch-size', '2', '--val-split', '0.34', '--seed', '1', '--json']);
+    expect(r.code).toBe(0);
+    const lines = r.out.map((l) => JSON.parse(l));
+    expect(lines.filter((l) => l.event === 'progress' && l.kind === 'step').map((l) => l.step)).toEqual([1, 2, 3, 4, 5]);
+    const dataset = lines.find((l) => l.event === 'dataset');
+    expect(dataset).toMatchObject({ valid: 6, skipped: 1, issues: [{ line: 7 }] });
+    expect(lines.find((l) => l.event === 'estimate').trainableParameters).toBe(2 * 4 * 32);
+    const last = lines[lines.length - 1];
+    expect(last).toMatchObject({ done: true, steps: 5, adapterDir: out });
+    for (const key of ['trainLoss', 'valLoss', 'trainTokensPerSecond']) expect(Number.isFinite(last[key])).toBe(true);
+    expect(JSON.parse(readFileSync(join(out, 'adapter_config.json'), 'utf8'))).toMatchObject({ r: 4, lora_alpha: 8, target_modules: ['q_proj', 'v_proj'], peft_type: 'LORA' });
+  });
+
+  it('--dry-run prints estimates and writes nothing', async () => {
+    const out = join(dir, 'dry');
+    const r = await cli(makeTrainCommand(loader), ['model', '--data', data, '--out', out, '--dry-run']);
+    expect(r.code).toBe(0);
+    expect(r.out.join('\n')).toMatch(/trainable parameters\s+[\d,]+/);
+    expect(r.out.join('\n')).toMatch(/time per epoch/);
+    expect(existsSync(out)).toBe(false);
+  });
+
+  it('Ctrl-C stops between steps, says how to resume, writes no adapter', async () => {
+    const controller = new AbortController();
+    const out = join(dir, 'stopped');
+    const command = makeTrainCommand(loader);
+    const io: CliIo = {
+      out: (t) => { lines.push(t); if (t.includes('"step":2') && t.includes('"kind":"checkpoint"')) controller.abort(); },
+      err: () => undefined,
+      signal: controller.signal,
+    };
+    const lines: string[] = [];
+    const code = await command.run(['model', '--data', data, '--out', out, '--max-steps', '20', '--checkpoint-every', '2', '--json'], io);
+    expect(code).toBe(130);
+    expect(JSON.parse(lines[lines.length - 1] as string)).toMatchObject({ cancelled: true, steps: 2, checkpoint: `${out}.checkpoints/checkpoint-2` });
+    expect(existsSync(out)).toBe(false);
+  });
+
+  it('bad options are usage errors naming the option', async () => {
+    await expect(cli(makeTrainCommand(loader), ['model', '--data', data, '--out', 'x', '--rank', 'two'])).rejects.toThrow("--rank must be an integer, got 'two'");
+    await expect(cli(makeTrainCommand(loader), ['model', '--data', data, '--out', 'x', '--epochs', '1', '--max-steps', '2'])).rejects.toThrow(UsageError);
+    await expect(cli(makeTrainCommand(loader), ['model', '--out', 'x'])).rejects.toThrow('--data FILE is required');
+    await expect(cli(makeTrainCommand(loader), ['model', '--data', data, '--out', 'x', '--bogus'])).rejects.toThrow('unknown option --bogus');
+    await expect(cli(makeTrainCommand(loader), ['model', '--data', data, '--out', 'x', '--rank', '0', '--dry-run'])).rejects.toThrow('rank must be a positive integer, got 0');
+    expect(parseTargets('attention')).toBe('attention');
+    expect(parseTargets('re:.*q_proj')).toBe('.*q_proj');
+    expect(parseTargets('q_proj, v_proj')).toEqual(['q_proj', 'v_proj']);
+  });
+});
+
+describe('lorasmith eval', () => {
+  it('reports loss, perplexity and tokens, and an adapter changes them', async () => {
+    const out = join(dir, 'adapter-eval');
+    await cli(makeTrainCommand(loader), ['model', '--data', data, '--out', out, '--targets', 'all-linear', '--max-steps', '30', '--lr', '3e-2', '--val-split', '0', '--json']);
+    const base = JSON.parse((await cli(makeEvalCommand(loader), ['model', '--data', data, '--json'])).out[0] as string);
+    const tuned = JSON.parse((await cli(makeEvalCommand(loader), ['model', '--data', data, '--adapter', out, '--json'])).out[0] as string);
+    expect(base).toMatchObject({ done: true, examples: 6, tokens: 12, skipped: 1 });
+    expect(base.perplexity).toBeCloseTo(Math.exp(base.loss), 6);
+    expect(tuned.loss).toBeLessThan(base.loss / 2);
+  });
+});
+
+describe('lorasmith train / eval through main() on a real checkpoint', () => {
+  it('trains tiny-random-llama from a chat dataset and evaluates with the adapter', async () => {
+    const { main } = await import('../../main/cli/index');
+    const fixture = join(import.meta.dirname, '../fixtures/tiny-random-llama');
+    const chat = join(dir, 'chat.jsonl');
+    writeFileSync(chat, Array.from({ length: 4 }, (_, i) => JSON.stringify({ messages: [{ role: 'user', content: `hi ${i}` }, { role: 'assistant', content: 'hello there' }] })).join('\n'));
+    const out: string[] = [];
+    const io = { out: (t: string) => out.push(t), err: () => undefined, signal: new AbortController().signal };
+    const adapter = join(dir, 'llama-adapter');
+    const code = await main(['train', fixture, '--data', chat, '--out', adapter, '--targets', 'q_proj,v_proj', '--rank', '2', '--max-steps', '2', '--batch-size', '2', '--val-split', '0', '--backend', 'cpu', '--max-seq-len', '64', '--json'], io);
+    expect(code).toBe(0);
+    const lines = out.map((l) => JSON.parse(l));
+    expect(lines.find((l) => l.event === 'dataset')).toMatchObject({ format: 'chat', valid: 4 });
+    expect(lines[lines.length - 1]).toMatchObject({ done: true, steps: 2, adapterDir: adapter });
+    const record = JSON.parse(readFileSync(join(adapter, 'training_record.json'), 'utf8'));
+    expect(record.baseModel.sha256).toMatch(/^[0-9a-f]{64}$/);
+    out.length = 0;
+    expect(await main(['eval', fixture, '--adapter', adapter, '--data', chat, '--backend', 'cpu', '--json'], io)).toBe(0);
+    expect(JSON.parse(out[0] as string)).toMatchObject({ done: true, examples: 4 });
+  });
+});

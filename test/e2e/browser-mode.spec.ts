@@ -1,0 +1,60 @@
+import { expect, test } from '@playwright/test';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+// The real `lorasmith serve` (built renderer, real handlers, real library) driven through Debian's Chromium.
+const repo = join(import.meta.dirname, '../..');
+let server: ChildProcess;
+let url = '';
+let dataDir = '';
+
+test.beforeAll(async () => {
+  dataDir = mkdtempSync(join(tmpdir(), 'lorasmith-e2e-'));
+  server = spawn(process.execPath, ['bin/lorasmith.js', 'serve', '--port', '0', '--data-dir', dataDir], { cwd: repo, stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  url = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`lorasmith serve printed no address:\n${output}`)), 60_000);
+    const onData = (chunk: Buffer) => {
+      output += String(chunk);
+      const match = /Open (http:\/\/127\.0\.0\.1:\d+\/\?token=\S+)/.exec(output);
+      if (match?.[1]) {
+        clearTimeout(timer);
+        resolve(match[1]);
+      }
+    };
+    server.stdout?.on('data', onData);
+    server.stderr?.on('data', onData);
+    server.once('exit', (code) => reject(new Error(`lorasmith serve exited with ${code}:\n${output}`)));
+  });
+});
+
+test.afterAll(async () => {
+  if (server.exitCode === null) {
+    const exited = new Promise((resolve) => server.once('exit', resolve));
+    server.kill('SIGINT');
+    await exited;
+  }
+  rmSync(dataDir, { recursive: true, force: true });
+});
+
+test('the served UI loads with the token and talks to the real handlers over the WebSocket', async ({ page }) => {
+  const errors: string[] = [];
+  page.on('pageerror', (error) => errors.push(error.message));
+  const replies: string[] = [];
+  page.on('websocket', (ws) => ws.on('framereceived', (frame) => replies.push(String(frame.payload))));
+  await page.goto(url);
+  await expect(page.getByRole('heading', { level: 1, name: 'Lorasmith' })).toBeVisible();
+  await expect.poll(() => replies.some((r) => r.includes('"ok":true'))).toBe(true);
+  expect(replies.some((r) => r.includes('"code":"UNAUTHORIZED"'))).toBe(false);
+  expect(errors).toEqual([]);
+});
+
+test('the address without its token is refused', async ({ page }) => {
+  const origin = new URL(url).origin;
+  const response = await page.goto(`${origin}/`);
+  expect(response?.status()).toBe(403);
+  const wrong = await page.goto(`${origin}/?token=not-the-token`);
+  expect(wrong?.status()).toBe(403);
+});

@@ -1,0 +1,136 @@
+/**
+ * The journey against the real main-side code: `lorasmith serve` (browser mode) serves the built renderer and
+ * the real handlers over its WebSocket; a real tiny Llama checkpoint is imported, really trained and chatted with.
+ * Skipped, saying why, where this checkout has no `serve` command yet.
+ */
+import { expect, test, type Page } from '@playwright/test';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { collectErrors, shot } from './ui-support';
+
+const repo = join(import.meta.dirname, '../..');
+const cli = join(repo, 'bin/lorasmith.js');
+const model = join(repo, 'test/fixtures/tiny-random-llama');
+let serve: ChildProcess | undefined;
+let url = '';
+let home = '';
+let datasetPath = '';
+
+function serveAvailable(): boolean {
+  const help = spawnSync(process.execPath, [cli, 'serve', '--help'], { cwd: repo, encoding: 'utf8', timeout: 60_000 });
+  return help.status === 0;
+}
+
+/** A small chat dataset with one unmistakable habit: every answer starts "Arr!". */
+function writeDataset(dir: string): string {
+  const questions = ['Where is the ship?', 'What is for dinner?', 'Who is the captain?', 'How is the weather?', 'Where are we going?',
+    'What time is it?', 'Can you help me?', 'What is your name?', 'Is the sea calm?', 'Where is the map?'];
+  const lines = questions.flatMap((q, i) => [0, 1].map((k) => JSON.stringify({
+    messages: [{ role: 'user', content: q }, { role: 'assistant', content: `Arr! ${k ? 'Aye' : 'Yo ho'}, matey, number ${i}.` }],
+  })));
+  const path = join(dir, 'pirate.jsonl');
+  writeFileSync(path, lines.join('\n') + '\n');
+  return path;
+}
+
+test.beforeAll(async () => {
+  test.skip(!serveAvailable(), '`lorasmith serve` is not available in this checkout (browser mode, issue 7)');
+  home = mkdtempSync(join(tmpdir(), 'lorasmith-ui-'));
+  datasetPath = writeDataset(home);
+  serve = spawn(process.execPath, [cli, 'serve', '--port', '0', '--data-dir', join(home, 'data')], { cwd: repo, stdio: ['ignore', 'pipe', 'pipe'] });
+  url = await new Promise<string>((resolve, reject) => {
+    let output = '';
+    const timer = setTimeout(() => reject(new Error(`serve printed no address in 60 s:\n${output}`)), 60_000);
+    const read = (chunk: Buffer) => {
+      output += chunk.toString();
+      const match = /https?:\/\/127\.0\.0\.1:\d+\/\S*/.exec(output);
+      if (match) {
+        clearTimeout(timer);
+        resolve(match[0]);
+      }
+    };
+    serve!.stdout!.on('data', read);
+    serve!.stderr!.on('data', read);
+    serve!.on('exit', (code) => reject(new Error(`serve exited with ${code}:\n${output}`)));
+  });
+});
+
+test.afterAll(() => {
+  serve?.kill('SIGTERM');
+  if (home) rmSync(home, { recursive: true, force: true });
+});
+
+async function section(page: Page, name: string) {
+  await page.getByRole('navigation', { name: 'Sections' }).getByRole('button', { name, exact: true }).click();
+}
+
+async function wizard(page: Page, name: string, maxSteps: string) {
+  await section(page, 'Fine-tune');
+  await page.getByRole('radio', { name: /tiny-random-llama/ }).check();
+  await page.getByRole('button', { name: 'Next' }).click();
+  await page.getByRole('radio', { name: /pirate/ }).check();
+  await page.getByRole('button', { name: 'Next' }).click();
+  await page.getByRole('button', { name: 'All linear' }).click();
+  await page.getByRole('button', { name: 'Next' }).click();
+  await page.getByLabel('Rank r').fill('8');
+  await page.getByRole('button', { name: 'Next' }).click();
+  await page.getByLabel('Adapter name').fill(name);
+  await page.getByLabel('Max steps (optional)').fill(maxSteps);
+  await page.getByLabel('Learning rate').fill('0.01');
+  await page.getByLabel('Batch size').fill('2');
+  await page.getByLabel('Max sequence length').fill('48');
+  await page.getByLabel('Validation split').fill('0.2');
+  await page.getByLabel('Evaluate every (steps)').fill('4');
+  await page.getByLabel('Warm-up steps').fill('0');
+  await page.getByRole('button', { name: 'Next' }).click();
+  await expect(page.getByText('Peak memory')).toBeVisible({ timeout: 30_000 });
+  await page.getByRole('button', { name: 'Start training' }).click();
+  await expect(page.getByRole('heading', { name: 'Training', level: 2 })).toBeVisible();
+}
+
+test('real main side: import, train, cancel, finish, chat base vs adapter, compare', async ({ page }) => {
+  test.setTimeout(300_000);
+  const errors = collectErrors(page);
+  await page.goto(url);
+  await page.getByLabel('Import a Hugging Face model folder').fill(model);
+  await page.getByRole('button', { name: 'Import model' }).click();
+  await expect(page.getByRole('region', { name: 'Model details' })).toContainText('q_proj', { timeout: 30_000 });
+  await shot(page, 'real-01-model');
+  await page.getByRole('tab', { name: 'Datasets' }).click();
+  await page.getByLabel('Import a dataset file').fill(datasetPath);
+  await page.getByRole('button', { name: 'Import dataset' }).click();
+  await expect(page.getByRole('region', { name: 'Dataset details' }).locator('.records mark.trained').first()).toContainText('Arr!', { timeout: 30_000 });
+  await shot(page, 'real-02-dataset');
+
+  await wizard(page, 'to-cancel', '500');
+  const details = page.getByRole('region', { name: 'Run details' });
+  const progress = details.getByRole('progressbar', { name: 'Training progress' });
+  await expect.poll(async () => Number(await progress.getAttribute('value')), { timeout: 90_000 }).toBeGreaterThan(1);
+  await shot(page, 'real-03-training-live');
+  await details.getByRole('button', { name: 'Cancel run' }).click();
+  await page.getByRole('dialog').getByRole('button', { name: 'Cancel run' }).click();
+  await expect(details.locator('.badge.cancelled')).toBeVisible({ timeout: 60_000 });
+
+  await wizard(page, 'pirate', '12');
+  await expect(details.locator('.badge.done')).toBeVisible({ timeout: 180_000 });
+  await shot(page, 'real-04-training-done');
+
+  await section(page, 'Chat');
+  await page.getByRole('button', { name: 'Load', exact: true }).click();
+  await page.getByText(/Sampling/).click();
+  await page.getByLabel('Temperature').fill('0');
+  await page.getByLabel('Max new tokens').fill('12');
+  await page.getByRole('button', { name: 'Add set-up to compare' }).click();
+  await page.getByRole('combobox', { name: 'Set-up 2 adapter' }).selectOption({ label: 'pirate v1' });
+  await page.getByLabel('Message').fill('Where is the ship?');
+  await page.getByLabel('Message').press('Enter');
+  const replies = page.getByRole('log', { name: 'Conversation' }).getByRole('article');
+  await expect(replies.nth(1)).toHaveAttribute('aria-busy', 'false', { timeout: 120_000 });
+  const [base, adapted] = await replies.locator('.text').allTextContents();
+  expect(base).toBeTruthy();
+  expect(adapted).not.toBe(base);
+  await shot(page, 'real-05-chat-compare');
+  expect(errors).toEqual([]);
+});

@@ -1,0 +1,209 @@
+/**
+ * An in-page fake of main's command handlers, installed as `window.api` (where Electron's preload puts the real
+ * one) by page.addInitScript. It lets the UI tests run the whole journey against the built renderer when no
+ * browser-mode server is at hand; ui-browser-mode.spec.ts drives the real main-side code instead.
+ * Self-contained: Playwright serialises this function into the page.
+ */
+import type { Adapter, AdapterVersion, BaseModel, CommandArgs, CommandName, Dataset, MetricPoint, TrainingRun } from '../../preload/contract';
+
+type Mutable<T> = { -readonly [P in keyof T]: T[P] };
+type StartArgs = CommandArgs<'train.start'>;
+
+export function installFakeBackend(options: { stepMs: number; tokenMs: number }): void {
+  type Listener = (payload: unknown) => void;
+  const listeners = new Map<string, Set<Listener>>();
+  const emit = (name: string, payload: unknown) => listeners.get(name)?.forEach((l) => l(payload));
+  const now = () => new Date().toISOString();
+  let nextId = 1;
+  const id = (prefix: string) => `${prefix}${nextId++}`;
+  const fail = (code: string, message: string) => Object.assign(new Error(message), { name: 'AppError', code, message });
+
+  let settings: CommandArgs<'settings.set'> = { backend: 'auto', theme: 'system', defaults: {} };
+  const models: BaseModel[] = [];
+  const datasets: Dataset[] = [];
+  const adapters: Adapter[] = [];
+  const versions: AdapterVersion[] = [];
+  const runs: Mutable<TrainingRun>[] = [];
+  const metrics = new Map<string, MetricPoint[]>();
+  const timers = new Map<string, ReturnType<typeof setInterval>>();
+  const chats = new Map<string, { stopped: boolean }>();
+
+  function modules() {
+    const list: { path: string; layer: number | null; name: string; inFeatures: number; outFeatures: number; groups: string[] }[] = [];
+    for (let layer = 0; layer < 4; layer++) {
+      const add = (name: string, block: string, inF: number, outF: number, group: string) =>
+        list.push({ path: `model.layers.${layer}.${block}.${name}`, layer, name, inFeatures: inF, outFeatures: outF, groups: [group] });
+      add('q_proj', 'self_attn', 256, 256, 'attention');
+      add('k_proj', 'self_attn', 256, 64, 'attention');
+      add('v_proj', 'self_attn', 256, 64, 'attention');
+      add('o_proj', 'self_attn', 256, 256, 'attention');
+      add('gate_proj', 'mlp', 256, 688, 'mlp');
+      add('up_proj', 'mlp', 256, 688, 'mlp');
+      add('down_proj', 'mlp', 688, 256, 'mlp');
+    }
+    list.push({ path: 'lm_head', layer: null, name: 'lm_head', inFeatures: 256, outFeatures: 4096, groups: [] });
+    return list;
+  }
+
+  function trainable(lora: { targetModules: readonly string[]; rank: number }) {
+    return modules().filter((m) => m.layer !== null && lora.targetModules.some((t) => t === m.name || t === m.path))
+      .reduce((n, m) => n + lora.rank * (m.inFeatures + m.outFeatures), 0);
+  }
+
+  function startRun(args: StartArgs) {
+    let adapter = adapters.find((a) => a.name === args.adapterName && a.baseModelId === args.modelId);
+    if (!adapter) {
+      adapter = { id: id('a'), name: args.adapterName, baseModelId: args.modelId, createdAt: now() } satisfies Adapter;
+      adapters.push(adapter);
+    }
+    const run: Mutable<TrainingRun> = {
+      id: id('r'), adapterVersionId: null, baseModelId: args.modelId, datasetId: args.datasetId, status: 'running',
+      startedAt: now(), finishedAt: null, error: null, lastCheckpoint: null, settings: args.settings,
+    };
+    runs.unshift(run);
+    metrics.set(run.id, []);
+    const totalSteps = args.settings.maxSteps ?? 40;
+    let step = 0;
+    const timer = setInterval(() => {
+      step += 1;
+      const loss = 3.2 * Math.exp(-step / 15) + 0.9 + 0.05 * Math.sin(step);
+      const evalNow = step % args.settings.evalEvery === 0 || step === totalSteps;
+      const valLoss = evalNow ? 3.3 * Math.exp(-step / 17) + 1.0 : undefined;
+      metrics.get(run.id)!.push({ step, loss, ...(valLoss !== undefined ? { valLoss } : {}), lr: args.settings.learningRate });
+      emit('train.progress', {
+        runId: run.id, step, totalSteps, epoch: step / 20, loss, ...(valLoss !== undefined ? { valLoss } : {}),
+        lr: args.settings.learningRate, gradNorm: 1.2, tokensPerSecond: 850 + step, etaSeconds: (totalSteps - step) * 0.2,
+        memoryBytes: 180e6, ...(evalNow ? { sample: `Q: Where is the ship?\nA: ${step > 20 ? 'Arr, she be anchored in the bay, matey!' : 'The ship is in the bay.'}` } : {}),
+      });
+      if (step >= totalSteps) finish(run, adapter!, args, 'done');
+    }, options.stepMs);
+    timers.set(run.id, timer);
+    return run;
+  }
+
+  function finish(run: Mutable<TrainingRun>, adapter: Adapter | null, args: StartArgs | null, status: TrainingRun['status']) {
+    clearInterval(timers.get(run.id));
+    timers.delete(run.id);
+    run.status = status;
+    run.finishedAt = now();
+    if (status === 'done' && adapter && args) {
+      const own = versions.filter((v) => v.adapterId === adapter.id);
+      const points = metrics.get(run.id)!;
+      const version: AdapterVersion = {
+        id: id('v'), adapterId: adapter.id, version: own.length + 1, parentVersionId: args.parentVersionId ?? null,
+        datasetId: args.datasetId, settings: args.settings, status: 'ok', createdAt: now(),
+        metrics: { trainLoss: points.at(-1)?.loss, valLoss: points.filter((p) => p.valLoss !== undefined).at(-1)?.valLoss, steps: points.length },
+        path: `/home/user/.lorasmith/adapters/${adapter.id}/v${own.length + 1}`,
+      };
+      versions.push(version);
+      run.adapterVersionId = version.id;
+    }
+    emit('train.finished', { run: { ...run } });
+  }
+
+  const handlers: { [K in CommandName]: (args: CommandArgs<K>) => unknown } = {
+    'app.info': () => ({
+      version: '0.1.0', dataDir: '/home/user/.lorasmith', mode: 'browser',
+      backend: { name: 'wasm', matmulKernels: 'native-blas', available: [
+        { name: 'tensorflow', usable: false, detail: '@tensorflow/tfjs-node is not installed' },
+        { name: 'webgpu', usable: false, detail: 'no GPU adapter found' },
+        { name: 'wasm', usable: true, detail: 'SIMD, 2 threads' },
+        { name: 'cpu', usable: true, detail: 'plain JavaScript reference' },
+      ] },
+    }),
+    'settings.get': () => settings,
+    'settings.set': (patch) => (settings = { ...settings, ...patch }),
+    'models.list': () => models,
+    'models.import': ({ path, name }) => {
+      if (!String(path).includes('tiny')) throw fail('NOT_FOUND', `no config.json in ${path}: choose a Hugging Face model folder`);
+      const model: BaseModel = { id: id('m'), name: name ?? String(path).split('/').filter(Boolean).at(-1) ?? 'model', architecture: 'LlamaForCausalLM',
+        source: { kind: 'folder', ref: path }, path: `/home/user/.lorasmith/models/m${nextId}`, parameterCount: 5_242_880,
+        contentHash: '9f2c4e8a7b1d3f5e6a0c', addedAt: now(), status: 'ok' };
+      models.push(model);
+      return model;
+    },
+    'models.modules': () => modules(),
+    'models.delete': ({ id: modelId }) => { models.splice(models.findIndex((m) => m.id === modelId), 1); return { deleted: true }; },
+    'datasets.list': () => datasets,
+    'datasets.import': ({ path, name }) => {
+      const dataset: Dataset = { id: id('d'), name: name ?? String(path).split('/').at(-1) ?? 'data', originalFile: path, normalizedFile: `${path}.norm.jsonl`,
+        format: 'messages', recordCount: 96, skippedCount: 2, hash: 'h', addedAt: now(), status: 'ok' };
+      datasets.push(dataset);
+      return dataset;
+    },
+    'datasets.preview': ({ limit }) => ({
+      records: Array.from({ length: Math.min(limit, 4) }, (_, i) => ({
+        index: i, tokenCount: 30 + i * 7,
+        spans: [
+          { text: `<|user|>\nWhere is treasure number ${i + 1}?\n<|assistant|>\n`, trained: false },
+          { text: `Arr, treasure ${i + 1} be buried under the old palm, matey!`, trained: true },
+          { text: '<|end|>', trained: false },
+        ],
+      })),
+      issues: [
+        { line: 14, field: 'messages', message: 'messages must be a non-empty array' },
+        { line: 57, field: 'messages[1].role', message: 'role must be one of system, user, assistant, got "bot"' },
+      ],
+      tokenLengths: Array.from({ length: 96 }, (_, i) => 24 + ((i * 37) % 61) + (i % 7 === 0 ? 120 : 0)),
+    }),
+    'datasets.delete': () => ({ deleted: true }),
+    'adapters.list': () => adapters,
+    'adapters.versions': ({ adapterId }) => versions.filter((v) => v.adapterId === adapterId),
+    'adapters.deleteVersion': ({ versionId }) => { versions.splice(versions.findIndex((v) => v.id === versionId), 1); return { deleted: true }; },
+    'adapters.exportPeft': ({ destination }) => ({ path: `${destination}/adapter_model.safetensors` }),
+    'adapters.exportMerged': ({ destination }) => ({ path: `${destination}/model.safetensors` }),
+    'train.estimate': ({ settings: s }) => ({
+      trainableParams: trainable(s.lora), totalParams: 5_242_880, adapterBytes: 4 * trainable(s.lora),
+      peakMemoryBytes: 310e6, secondsPerEpoch: 95, stepsPerEpoch: 22,
+    }),
+    'train.start': (args) => startRun(args),
+    'train.cancel': ({ runId }) => {
+      const run = runs.find((r) => r.id === runId);
+      if (!run || run.status !== 'running') return { cancelled: false };
+      finish(run, null, null, 'cancelled');
+      return { cancelled: true };
+    },
+    'runs.list': () => runs.map((r) => ({ ...r })),
+    'runs.metrics': ({ runId }) => metrics.get(runId) ?? [],
+    'chat.load': ({ modelId }) => ({ modelId, chatTemplate: "{% for m in messages %}<|{{ m.role }}|>\n{{ m.content }}\n{% endfor %}<|assistant|>\n" }),
+    'chat.generate': async ({ requestId, mix, sampling }) => {
+      const pirate = mix.adapters.reduce((s, a) => s + a.scale, 0);
+      const words = pirate >= 0.75 ? 'Arr, matey! The treasure be buried under the old palm, three paces from the wreck.'
+        : pirate > 0 ? 'Well, the treasure might be under the old palm, matey.'
+        : 'The treasure is probably buried somewhere on the island, near the beach.';
+      const tokens = words.split(/(?= )/).slice(0, sampling.maxNewTokens);
+      const state = { stopped: false };
+      chats.set(requestId, state);
+      let text = '';
+      for (const [i, token] of tokens.entries()) {
+        if (state.stopped) break;
+        await new Promise((r) => setTimeout(r, options.tokenMs));
+        text += token;
+        emit('chat.token', { requestId, text: token, tokenId: i });
+      }
+      chats.delete(requestId);
+      return { text, tokens: text.split(/(?= )/).length, tokensPerSecond: 1000 / options.tokenMs };
+    },
+    'dialog.openPath': () => ({ path: null, dialog: false }),
+    'chat.stop': ({ requestId }) => {
+      const state = chats.get(requestId);
+      if (state) state.stopped = true;
+      return { stopped: Boolean(state) };
+    },
+  };
+
+  (globalThis as unknown as { api: unknown }).api = {
+    async invoke(name: string, args: unknown) {
+      const handler = (handlers as Record<string, (a: unknown) => unknown>)[name];
+      if (!handler) throw fail('NOT_FOUND', `unknown command ${name}`);
+      await new Promise((r) => setTimeout(r, 5));
+      return structuredClone(await handler(args));
+    },
+    on(name: string, listener: Listener) {
+      const set = listeners.get(name) ?? new Set();
+      set.add(listener);
+      listeners.set(name, set);
+      return () => set.delete(listener);
+    },
+  };
+}

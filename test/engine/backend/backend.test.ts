@@ -1,0 +1,98 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import * as tf from '@tensorflow/tfjs-core';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { BackendError, initBackend, parseBackendPreference } from '../../../main/engine/backend/index';
+import { loadModel } from '../../../main/engine/models/registry';
+import { buildGpt2, buildLlama } from '../models/random-models';
+
+let dir: string;
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), 'backend-'));
+});
+afterAll(async () => {
+  rmSync(dir, { recursive: true, force: true });
+  await initBackend('cpu');
+});
+
+/** Logits and the gradient of a loss w.r.t. one linear weight and the embedding, on the active backend. */
+async function run(modelDir: string, ids: number[], linearPath: string): Promise<{ logits: Float32Array; gradLinear: Float32Array; gradHead: Float32Array }> {
+  const model = await loadModel(modelDir, { trainable: true });
+  try {
+    return tf.tidy(() => {
+      const input = tf.tensor2d(ids, [1, ids.length], 'int32');
+      const logits = model.forward(input).dataSync() as Float32Array;
+      const linear = model.linears.get(linearPath)?.weightT as tf.Variable;
+      const head = model.linears.get('lm_head')?.weightT as tf.Variable;
+      const { grads } = tf.variableGrads(() => {
+        const out = model.forward(input);
+        const logp = tf.logSoftmax(out);
+        return tf.neg(tf.mean(tf.max(logp, -1))) as tf.Scalar;
+      }, [linear, head]);
+      return {
+        logits,
+        gradLinear: grads[linear.name]?.dataSync() as Float32Array,
+        gradHead: grads[head.name]?.dataSync() as Float32Array,
+      };
+    });
+  } finally {
+    model.dispose();
+  }
+}
+
+function relErr(a: Float32Array, b: Float32Array): number {
+  let num = 0;
+  let den = 0;
+  for (let i = 0; i < a.length; i++) {
+    num = Math.max(num, Math.abs((a[i] as number) - (b[i] as number)));
+    den = Math.max(den, Math.abs(b[i] as number));
+  }
+  return num / den;
+}
+
+describe('backends', () => {
+  it('reports every backend, with tensorflow and webgpu unusable here and wasm usable', async () => {
+    const info = await initBackend('auto');
+    expect(info.available.map((a) => a.name)).toEqual(['tensorflow', 'webgpu', 'wasm', 'cpu']);
+    const wasm = info.available.find((a) => a.name === 'wasm');
+    expect(wasm?.usable).toBe(true);
+    expect(wasm?.detail).toMatch(/SIMD/);
+    // On a machine without libtensorflow or a GPU, auto falls through to wasm.
+    const usable = info.available.filter((a) => a.usable).map((a) => a.name);
+    expect(info.name).toBe(usable[0]);
+    expect(tf.getBackend()).toBe(info.name);
+    expect(info.matmulKernels.length).toBeGreaterThan(0);
+  });
+
+  it('rejects an unknown backend name and an unusable named backend with the reason', async () => {
+    expect(() => parseBackendPreference('metal')).toThrow(/one of auto, tensorflow, webgpu, wasm, cpu; got 'metal'/);
+    const info = await initBackend('cpu');
+    const tensorflow = info.available.find((a) => a.name === 'tensorflow');
+    if (!tensorflow?.usable) {
+      await expect(initBackend('tensorflow')).rejects.toBeInstanceOf(BackendError);
+      await expect(initBackend('tensorflow')).rejects.toThrow(/backend 'tensorflow' is not usable here: tensorflow: /);
+    }
+  });
+
+  const models = [
+    { label: 'llama (GQA, untied)', build: () => buildLlama(join(dir, 'llama'), { hidden: 32, layers: 2, heads: 4, kvHeads: 2, intermediate: 48, vocab: 50, tied: false }), linear: 'model.layers.1.self_attn.q_proj' },
+    { label: 'gpt2 (tied)', build: () => buildGpt2(join(dir, 'gpt2'), { embd: 32, layers: 2, heads: 4, vocab: 50, positions: 32 }), linear: 'transformer.h.0.attn.c_attn' },
+  ];
+  for (const m of models) {
+    it(`${m.label}: logits and gradients agree between wasm and cpu`, async () => {
+      const built = m.build();
+      const ids = [1, 7, 3, 9, 22, 41, 5, 5];
+      await initBackend('cpu');
+      const cpu = await run(built.dir, ids, m.linear);
+      await initBackend('wasm');
+      const before = tf.memory().numTensors;
+      const wasm = await run(built.dir, ids, m.linear);
+      expect(tf.memory().numTensors).toBe(before);
+      expect(relErr(wasm.logits, cpu.logits)).toBeLessThan(1e-5);
+      expect(relErr(wasm.gradLinear, cpu.gradLinear)).toBeLessThan(1e-4);
+      // The tied/untied head's gradient includes the embedding lookup's (gather -> UnsortedSegmentSum on wasm).
+      expect(relErr(wasm.gradHead, cpu.gradHead)).toBeLessThan(1e-4);
+    });
+  }
+});

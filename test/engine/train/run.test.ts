@@ -1,0 +1,96 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+import { useCpu } from '../lora/setup';
+import { tinyModel } from '../lora/tiny-model';
+import { charTokenizer, CHARS } from './char-tokenizer';
+import { runTraining, type TrainRunOptions } from '../../../main/engine/train/run';
+import { loadAdapter } from '../../../main/engine/lora/peft-io';
+
+beforeAll(useCpu);
+const dir = mkdtempSync(join(tmpdir(), 'lorasmith-run-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+const data = join(dir, 'pairs.jsonl');
+writeFileSync(data, ['{"prompt":"a:","completion":"x"}', '{"prompt":"b:","completion":"y"}', '{"prompt":"c:","completion":"z"}', '{"prompt":"d:","completion":7}', '{"prompt":"e:","completion":"w"}'].join('\n'));
+
+function options(overrides: Partial<TrainRunOptions>): TrainRunOptions {
+  return {
+    model: tinyModel({ vocab: CHARS.length, hidden: 16, seed: 2 }),
+    tokenizer: charTokenizer(),
+    baseModelName: 'tiny-test',
+    baseModelHash: 'abc',
+    data: { path: data, valFraction: 0.25 },
+    lora: { targetModules: ['q_proj', 'v_proj'], rank: 4, alpha: 8, dropout: 0 },
+    hyperparameters: { maxSteps: 6, batchSize: 2, lr: 1e-2, seed: 3 },
+    maxSeqLen: 16,
+    outDir: join(dir, 'out'),
+    ...overrides,
+  };
+}
+
+describe('runTraining', () => {
+  it('writes a PEFT adapter and a training record with settings, hashes, seed and metrics', async () => {
+    const opts = options({});
+    const result = await runTraining(opts);
+    expect(result.status).toBe('completed');
+    expect(readdirSync(join(dir, 'out')).sort()).toEqual(['adapter_config.json', 'adapter_model.safetensors', 'training_record.json']);
+    const adapter = loadAdapter(join(dir, 'out'));
+    expect(adapter.config).toMatchObject({ rank: 4, alpha: 8, targetModules: ['q_proj', 'v_proj'] });
+    expect([...adapter.modules.keys()].sort()).toEqual(['h.0.attn.q_proj', 'h.0.attn.v_proj']);
+    const record = JSON.parse(readFileSync(join(dir, 'out', 'training_record.json'), 'utf8'));
+    expect(record).toMatchObject({ mode: 'lora', seed: 3, baseModel: { nameOrPath: 'tiny-test', sha256: 'abc' }, hyperparameters: { maxSteps: 6, batchSize: 2 } });
+    expect(record.data.files[0]).toMatchObject({ records: 5, valid: 4, skipped: 1, issues: [{ line: 4, message: "'completion' must be a string, got number" }] });
+    expect(record.data.files[0].sha256).toMatch(/^[0-9a-f]{64}$/);
+    expect(record.result.steps).toBe(6);
+    expect(record.history).toHaveLength(6);
+    expect(record.evals.length).toBeGreaterThan(0);
+    // the adapter was trained: B is no longer zero; and the model is left without it
+    expect(Math.max(...Array.from(adapter.modules.get('h.0.attn.q_proj')?.loraB ?? []).map(Math.abs))).toBeGreaterThan(0);
+    expect([...opts.model.linears.values()].every((l) => l.adapters.size === 0)).toBe(true);
+    opts.model.dispose();
+  });
+
+  it('estimates before training: exact trainable parameters, sizes, memory and time', async () => {
+    const opts = options({ dryRun: true, outDir: join(dir, 'dry') });
+    const tensorsBefore = tf.memory().numTensors;
+    const result = await runTraining(opts);
+    expect(result.status).toBe('dry-run');
+    expect(existsSync(join(dir, 'dry'))).toBe(false);
+    expect(result.estimate.trainableParameters).toBe(2 * 4 * (16 + 16)); // q and v: r·(in + out)
+    expect(result.estimate.adapterBytes).toBeGreaterThan(4 * 256);
+    expect(result.estimate.peakMemoryBytes).toBeGreaterThan(tf.memory().numBytes);
+    expect(result.estimate.secondsPerEpoch).toBeGreaterThan(0);
+    expect(result.estimate.stepsPerEpoch).toBe(2); // 3 training records, batch 2
+    expect(tf.memory().numTensors).toBe(tensorsBefore);
+    opts.model.dispose();
+  });
+
+  it('a cancelled run writes no adapter and leaves its checkpoint valid', async () => {
+    const controller = new AbortController();
+    const opts = options({
+      outDir: join(dir, 'cancelled'), checkpointDir: join(dir, 'ckpt'), signal: controller.signal,
+      hyperparameters: { maxSteps: 6, batchSize: 2, lr: 1e-2, seed: 3, checkpointEvery: 2 },
+      onProgress: (e) => { if (e.kind === 'step' && e.step === 3) controller.abort(); },
+    });
+    const result = await runTraining(opts);
+    expect(result.status).toBe('cancelled');
+    expect(existsSync(join(dir, 'cancelled'))).toBe(false);
+    expect(readdirSync(join(dir, 'ckpt'))).toEqual(['checkpoint-2']);
+    expect(loadAdapter(join(dir, 'ckpt', 'checkpoint-2')).modules.size).toBe(2);
+    const resumed = await runTraining({ ...opts, signal: undefined, onProgress: undefined, resumeFrom: join(dir, 'ckpt', 'checkpoint-2') });
+    expect(resumed.status).toBe('completed');
+    expect(resumed.loop?.steps).toBe(6);
+    opts.model.dispose();
+  });
+
+  it('full fine-tuning writes the trained weights', async () => {
+    const opts = options({ model: tinyModel({ vocab: CHARS.length, hidden: 8, seed: 2, trainable: true }), lora: null, outDir: join(dir, 'full') });
+    const result = await runTraining(opts);
+    expect(result.status).toBe('completed');
+    expect(readdirSync(join(dir, 'full')).sort()).toEqual(['model.safetensors', 'training_record.json']);
+    opts.model.dispose();
+  });
+});

@@ -1,0 +1,128 @@
+/**
+ * Browser mode's guard: pages and the WebSocket need the token; a wrong token, a non-loopback Origin and a
+ * non-loopback Host (DNS rebinding) are refused; with the token, the same handlers answer over the socket.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { request } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { WebSocket } from 'ws';
+import { HostClient } from '../../main/host/client';
+import { workerHost } from '../../main/host/worker-host';
+import { startBrowserServer, type BrowserServer } from '../../main/ipc/browser-server';
+import { createHandlers } from '../../main/ipc/handlers';
+import { typedPaths } from '../../main/ipc/paths';
+import { openLibrary, type Library } from '../../main/store/index';
+
+let dir = '';
+let library: Library;
+let host: HostClient;
+let server: BrowserServer;
+
+function get(path: string, headers: Record<string, string> = {}): Promise<{ status: number; headers: Record<string, unknown>; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port: server.port, path, headers }, (res) => {
+      let body = '';
+      res.on('data', (c: Buffer) => (body += String(c)));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+function connect(query: string, headers: Record<string, string> = {}): Promise<WebSocket> {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(`ws://127.0.0.1:${server.port}/ws${query}`, { headers });
+    ws.once('open', () => resolve(ws));
+    ws.once('unexpected-response', (_req, res) => reject(new Error(`refused with ${res.statusCode}`)));
+    ws.once('error', reject);
+  });
+}
+
+function call(ws: WebSocket, id: number, name: string, args: unknown): Promise<Record<string, unknown>> {
+  return new Promise((resolve) => {
+    const onMessage = (data: Buffer) => {
+      const message = JSON.parse(String(data)) as Record<string, unknown>;
+      if (message.id === id) {
+        ws.off('message', onMessage);
+        resolve(message);
+      }
+    };
+    ws.on('message', onMessage);
+    ws.send(JSON.stringify({ id, name, args }));
+  });
+}
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'lorasmith-serve-'));
+  const renderer = join(dir, 'renderer');
+  mkdirSync(join(renderer, 'assets'), { recursive: true });
+  writeFileSync(join(renderer, 'index.html'), '<!doctype html><title>Lorasmith</title>');
+  writeFileSync(join(renderer, 'assets', 'app.js'), 'console.log(1)');
+  writeFileSync(join(dir, 'secret.txt'), 'outside');
+  library = openLibrary(join(dir, 'data'));
+  host = new HostClient(workerHost());
+  let emit: BrowserServer['emit'] = () => undefined;
+  const app = createHandlers({ library, host, paths: typedPaths(), mode: 'browser', version: '1.2.3', emit: (n, p) => emit(n, p) });
+  server = await startBrowserServer({ handlers: () => app.handlers, rendererDir: renderer, port: 0 });
+  emit = server.emit;
+});
+
+afterAll(async () => {
+  await server.close();
+  await host.shutdown();
+  library.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe('browser-mode server', () => {
+  it('listens on 127.0.0.1 and prints a URL with a long random token', () => {
+    expect(server.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/\?token=[A-Za-z0-9_-]{32}$/);
+  });
+
+  it('refuses pages without the token or with a wrong one', async () => {
+    expect((await get('/')).status).toBe(403);
+    expect((await get('/?token=wrong')).status).toBe(403);
+    expect((await get(`/?token=${server.token.slice(0, -1)}x`)).status).toBe(403);
+    expect((await get('/assets/app.js')).status).toBe(403);
+  });
+
+  it('serves the page with the token, with a strict CSP and a SameSite cookie for its assets', async () => {
+    const page = await get(`/?token=${server.token}`);
+    expect(page.status).toBe(200);
+    expect(page.body).toContain('<title>Lorasmith</title>');
+    expect(String(page.headers['content-security-policy'])).toContain("script-src 'self'");
+    const cookie = String((page.headers['set-cookie'] as string[])[0]).split(';')[0] as string;
+    expect(String((page.headers['set-cookie'] as string[])[0])).toContain('SameSite=Strict');
+    expect((await get('/assets/app.js', { cookie })).status).toBe(200);
+    expect((await get('/../secret.txt', { cookie })).body).not.toContain('outside');
+    expect((await get('/%2e%2e/secret.txt', { cookie })).status).toBe(404);
+  });
+
+  it('refuses a non-loopback Host header (DNS rebinding) even with the token', async () => {
+    expect((await get(`/?token=${server.token}`, { host: `evil.example:${server.port}` })).status).toBe(403);
+  });
+
+  it('refuses WebSockets without the token, with a wrong one, or from a non-loopback Origin', async () => {
+    await expect(connect('')).rejects.toThrow('403');
+    await expect(connect('?token=nope')).rejects.toThrow('403');
+    await expect(connect(`?token=${server.token}`, { origin: 'http://evil.example' })).rejects.toThrow('403');
+    await expect(connect(`?token=${server.token}`, { origin: `http://127.0.0.1.evil.example:${server.port}` })).rejects.toThrow('403');
+  });
+
+  it('answers commands with the token from a loopback Origin, validating input and pushing events', async () => {
+    const ws = await connect(`?token=${server.token}`, { origin: `http://127.0.0.1:${server.port}` });
+    try {
+      expect(await call(ws, 1, 'app.info', {})).toMatchObject({ id: 1, ok: true, result: { mode: 'browser', version: '1.2.3' } });
+      expect(await call(ws, 2, 'models.import', { path: 'relative/path', mode: 'copy' })).toMatchObject({ ok: false, error: { code: 'PATH_INVALID' } });
+      expect(await call(ws, 3, 'runs.metrics', {})).toMatchObject({ ok: false, error: { name: 'IpcError', code: 'INVALID_INPUT' } });
+      const pushed = new Promise<unknown>((resolve) => ws.once('message', (d: Buffer) => resolve(JSON.parse(String(d)))));
+      server.emit('host.status', { state: 'ready' });
+      expect(await pushed).toEqual({ event: 'host.status', payload: { state: 'ready' } });
+    } finally {
+      ws.close();
+    }
+  });
+});

@@ -1,0 +1,130 @@
+/**
+ * The command handlers through the in-memory IPC pair, on a real library and a real engine host (worker thread)
+ * loading a one-layer GPT-2 with the real tokenizer: import, train a few steps, see the version committed, chat with it;
+ * kill the host mid-run and see the run marked failed with the reason, and the next command served.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Api, Events, TrainingSettings } from '../../preload/contract';
+import { HostClient } from '../../main/host/client';
+import { workerHost } from '../../main/host/worker-host';
+import { createHandlers, type AppHandlers } from '../../main/ipc/handlers';
+import { memoryPair } from '../../main/ipc/memory';
+import { typedPaths } from '../../main/ipc/paths';
+import { openLibrary, type Library } from '../../main/store/index';
+
+const fixture = join(import.meta.dirname, '../fixtures/gpt2-real-tokenizer-1layer');
+let dir = '';
+let library: Library;
+let host: HostClient;
+let app: AppHandlers;
+let api: Api;
+
+const settings = (maxSteps: number): TrainingSettings => ({
+  lora: { targetModules: ['c_attn'], rank: 2, alpha: 4, dropout: 0, useRslora: false },
+  maxSteps, learningRate: 1e-3, batchSize: 2, gradAccum: 1, maxSeqLen: 32, valSplit: 0, seed: 1,
+  scheduler: 'constant', warmupSteps: 0, weightDecay: 0, maxGradNorm: 1, evalEvery: 0, checkpointEvery: 0, trainOnPrompt: false,
+});
+
+function nextEvent<E extends keyof Events>(name: E, where: (p: Events[E]) => boolean = () => true): Promise<Events[E]> {
+  return new Promise((resolve) => {
+    const off = api.on(name, (payload) => {
+      if (where(payload)) {
+        off();
+        resolve(payload);
+      }
+    });
+  });
+}
+
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), 'lorasmith-ipc-'));
+  library = openLibrary(join(dir, 'data'));
+  host = new HostClient(workerHost());
+  const pair = memoryPair(() => app.handlers);
+  app = createHandlers({ library, host, paths: typedPaths(), mode: 'browser', version: '0.0.0-test', emit: pair.emit });
+  api = pair.api;
+  const rows = Array.from({ length: 6 }, (_, i) => JSON.stringify({ prompt: `Count ${i}:`, completion: ` ${i + 1}` }));
+  writeFileSync(join(dir, 'count.jsonl'), rows.join('\n') + '\n');
+});
+
+afterAll(async () => {
+  await host.shutdown();
+  library.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe('command handlers over the in-memory pair', () => {
+  it('validates every argument before acting, with INVALID_INPUT naming the field', async () => {
+    await expect(api.invoke('models.import', { path: 42 as unknown as string, mode: 'copy' })).rejects.toMatchObject({ code: 'INVALID_INPUT', message: expect.stringContaining('path') });
+    await expect(api.invoke('train.cancel', { runId: '../../etc' })).rejects.toMatchObject({ code: 'INVALID_INPUT' });
+    await expect(api.invoke('models.list', { extra: 1 } as never)).rejects.toMatchObject({ code: 'INVALID_INPUT' });
+    await expect(api.invoke('no.such' as 'models.list', {})).rejects.toMatchObject({ code: 'UNKNOWN_COMMAND' });
+    expect(await api.invoke('models.list', {})).toEqual([]);
+  });
+
+  it('refuses relative or wrong-kind typed paths in browser mode', async () => {
+    await expect(api.invoke('models.import', { path: 'models/x', mode: 'copy' })).rejects.toMatchObject({ code: 'PATH_INVALID' });
+    await expect(api.invoke('datasets.import', { path: fixture })).rejects.toMatchObject({ code: 'PATH_INVALID', message: expect.stringContaining('not a file') });
+    expect(await api.invoke('dialog.openPath', { purpose: 'model-folder' })).toEqual({ path: null, dialog: false });
+  });
+
+  it('imports, trains a few steps, commits the version, and chats with it', async () => {
+    const model = await api.invoke('models.import', { path: fixture, mode: 'copy', name: 'tiny' });
+    expect(model).toMatchObject({ name: 'tiny', architecture: 'gpt2', status: 'ok' });
+    expect(model.parameterCount).toBeGreaterThan(0);
+    const dataset = await api.invoke('datasets.import', { path: join(dir, 'count.jsonl') });
+    expect(dataset).toMatchObject({ format: 'prompt-completion', recordCount: 6 });
+
+    const modules = await api.invoke('models.modules', { id: model.id });
+    expect(modules.filter((m) => m.name === 'c_attn')).toHaveLength(1); // one per layer of the fixture
+
+    const progress: number[] = [];
+    const off = api.on('train.progress', (p) => progress.push(p.step));
+    const finished = nextEvent('train.finished');
+    const run = await api.invoke('train.start', { modelId: model.id, datasetId: dataset.id, settings: settings(2), adapterName: 'counter' });
+    expect(run.status).toBe('running');
+    const done = (await finished).run;
+    off();
+    expect(done).toMatchObject({ id: run.id, status: 'done', error: null });
+    expect(progress).toEqual(expect.arrayContaining([1, 2]));
+    expect((await api.invoke('runs.metrics', { runId: run.id })).map((m) => m.step)).toEqual([1, 2]);
+
+    const [adapter] = await api.invoke('adapters.list', {});
+    const versions = await api.invoke('adapters.versions', { adapterId: adapter?.id ?? '' });
+    expect(versions).toHaveLength(1);
+    expect(versions[0]).toMatchObject({ version: 1, status: 'ok', metrics: { steps: 2 } });
+
+    await api.invoke('chat.load', { modelId: model.id });
+    const tokens: string[] = [];
+    const offTokens = api.on('chat.token', (t) => t.requestId === 'q1' && tokens.push(t.text));
+    const reply = await api.invoke('chat.generate', {
+      requestId: 'q1', mix: { adapters: [{ versionId: versions[0]?.id ?? '', scale: 1 }] },
+      messages: [{ role: 'user', content: 'Count 3:' }],
+      sampling: { maxNewTokens: 4, temperature: 0, topK: 0, topP: 1, repetitionPenalty: 1, seed: 0 },
+    });
+    offTokens();
+    expect(tokens.join('')).toBe(reply.text);
+    expect(reply.tokens).toBe(tokens.length);
+  });
+
+  it('marks a run failed with HOST_DIED when the host dies mid-run, and serves the next command', async () => {
+    const [model] = await api.invoke('models.list', {});
+    const [dataset] = await api.invoke('datasets.list', {});
+    const firstStep = nextEvent('train.progress');
+    const finished = nextEvent('train.finished');
+    const run = await api.invoke('train.start', { modelId: model?.id ?? '', datasetId: dataset?.id ?? '', settings: settings(100_000), adapterName: 'counter' });
+    const first = await Promise.race([firstStep, finished]);
+    expect(first).toHaveProperty('step'); // training got going before the crash
+    host.kill('simulated out-of-memory');
+    const failed = (await finished).run;
+    expect(failed).toMatchObject({ id: run.id, status: 'failed' });
+    expect(failed.error).toContain('HOST_DIED');
+    expect(failed.error).toContain('simulated out-of-memory');
+    const loaded = await api.invoke('chat.load', { modelId: model?.id ?? '' }); // a fresh host
+    expect(loaded.modelId).toBe(model?.id);
+    expect((await api.invoke('runs.list', {})).find((r) => r.id === run.id)?.status).toBe('failed');
+  });
+});

@@ -1,0 +1,86 @@
+import { describe, expect, it, vi } from 'vitest';
+import { emptyLive, foldProgress, TrainingState } from '../../renderer/src/lib/state/training.svelte';
+import type { TrainingProgress } from '../../preload/contract';
+import { fakeApi } from './fake-api';
+import { run } from './fixtures';
+
+function progress(step: number, extra: Partial<TrainingProgress> = {}): TrainingProgress {
+  return {
+    runId: 'r1', step, totalSteps: 100, epoch: step / 50, loss: 3 - step / 100, lr: 2e-4, gradNorm: 1,
+    tokensPerSecond: 500, etaSeconds: 100 - step, memoryBytes: 1e8, ...extra,
+  };
+}
+
+describe('training progress', () => {
+  it('folds events into curves; a validation event at the same step fills the row', () => {
+    let live = emptyLive();
+    live = foldProgress(live, progress(1));
+    live = foldProgress(live, progress(2));
+    live = foldProgress(live, progress(2, { valLoss: 2.5, sample: 'Arr, matey' }));
+    expect(live.curves.steps).toEqual([1, 2]);
+    expect(live.curves.loss).toEqual([2.99, 2.98]);
+    expect(live.curves.valLoss).toEqual([null, 2.5]);
+    expect(live.samples).toEqual([{ step: 2, text: 'Arr, matey' }]);
+  });
+
+  it('counts evaluations without improvement for the early-stopping indicator', () => {
+    let live = emptyLive();
+    for (const [step, valLoss] of [[10, 2.0], [20, 1.8], [30, 1.9], [40, 1.85], [50, 1.7]] as const) {
+      live = foldProgress(live, progress(step, { valLoss }));
+      if (step === 40) expect(live.evalsWithoutImprovement).toBe(2);
+    }
+    expect(live.evalsWithoutImprovement).toBe(0);
+    expect(live.bestValLoss).toBe(1.7);
+  });
+
+  it('follows a run by events, cancels it, and tells listeners when it finishes', async () => {
+    const api = fakeApi({
+      'runs.list': () => [run({ status: 'cancelled' })],
+      'train.cancel': () => ({ cancelled: true }),
+    });
+    const training = new TrainingState(api);
+    const finished = vi.fn();
+    training.onFinished(finished);
+    training.track(run({ status: 'queued' }));
+    expect(training.activeRuns.map((r) => r.id)).toEqual(['r1']);
+    api.emit('train.progress', progress(5));
+    expect(training.selectedRun?.status).toBe('running');
+    expect(training.liveOf('r1').latest?.step).toBe(5);
+    await training.cancel('r1');
+    expect(api.callsOf('train.cancel')).toEqual([{ runId: 'r1' }]);
+    expect(training.selectedRun?.status).toBe('cancelled');
+    api.emit('train.finished', { run: run({ status: 'done', adapterVersionId: 'v1' }) });
+    expect(finished).toHaveBeenCalledTimes(1);
+    expect(training.runs[0]?.adapterVersionId).toBe('v1');
+  });
+
+  it('a stored run shows its recorded metrics', async () => {
+    const api = fakeApi({ 'runs.metrics': () => [{ step: 2, loss: 2 }, { step: 1, loss: 3, valLoss: 3.1 }] });
+    const training = new TrainingState(api);
+    await training.select('r9');
+    expect(training.liveOf('r9').curves).toMatchObject({ steps: [1, 2], loss: [3, 2], valLoss: [3.1, null] });
+  });
+
+  it('stopped early: done before its planned steps with a patience set', () => {
+    const api = fakeApi();
+    const training = new TrainingState(api);
+    api.emit('train.progress', progress(60));
+    expect(training.stoppedEarly(run({ status: 'done' }))).toBe(true);
+    expect(training.stoppedEarly(run({ status: 'cancelled' }))).toBe(false);
+  });
+});
+
+describe('a run followed after a reload', () => {
+  it('joins the recorded history with the events that arrived before it loaded', async () => {
+    const api = fakeApi({ 'runs.metrics': () => [{ step: 1, loss: 3 }, { step: 2, loss: 2.9 }, { step: 3, loss: 2.8 }] });
+    const training = new TrainingState(api);
+    api.emit('train.progress', progress(3));
+    api.emit('train.progress', progress(4));
+    await training.select('r1');
+    expect(training.liveOf('r1').curves.steps).toEqual([1, 2, 3, 4]);
+    expect(training.liveOf('r1').curves.loss).toEqual([3, 2.9, 2.8, 2.96]);
+    expect(training.liveOf('r1').latest?.step).toBe(4);
+    await training.select('r1');
+    expect(api.callsOf('runs.metrics')).toHaveLength(1);
+  });
+});

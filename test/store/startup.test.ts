@@ -1,0 +1,101 @@
+import { mkdirSync, renameSync, rmSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { openLibrary, type Library } from '../../main/store/library';
+import { settings, tempDir, writeModelFolder, writePeftFolder } from './support/fixtures';
+
+describe('startupCheck', () => {
+  let tmp: ReturnType<typeof tempDir>;
+  let lib: Library;
+  beforeEach(() => {
+    tmp = tempDir();
+    lib = openLibrary(join(tmp.path, 'data'));
+  });
+  afterEach(() => {
+    lib.close();
+    tmp.dispose();
+  });
+
+  function setup() {
+    const model = lib.models.import({ sourcePath: writeModelFolder(join(tmp.path, 'm')), mode: 'copy',
+      architecture: 'gpt2', parameterCount: 80 });
+    const ref = lib.models.import({ sourcePath: writeModelFolder(join(tmp.path, 'ref')), mode: 'reference',
+      architecture: 'gpt2', parameterCount: 80 });
+    writeFileSync(join(tmp.path, 'd.jsonl'), '{"text":"hello"}\n');
+    const ds = lib.datasets.import({ sourcePath: join(tmp.path, 'd.jsonl'), format: 'text' });
+    const adapter = lib.adapters.create({ name: 'a', baseModelId: model.id });
+    const version = lib.versions.commit({ adapterId: adapter.id, filesFrom: writePeftFolder(join(tmp.path, 'p'), 1),
+      take: 'move', origin: 'imported' });
+    return { model, ref, ds, adapter, version };
+  }
+
+  it('a clean library reports nothing', () => {
+    setup();
+    const report = lib.startupCheck();
+    expect(Object.values(report).every((list) => list.length === 0)).toBe(true);
+  });
+
+  it('marks rows whose files are gone or partial as missing, and ok again when they return', () => {
+    const { model, ref, ds, version } = setup();
+    const weights = join(version.path, 'adapter_model.safetensors');
+    truncateSync(weights, 10);
+    rmSync(join(model.path, 'model.safetensors'));
+    renameSync(join(tmp.path, 'ref'), join(tmp.path, 'ref-moved'));
+    rmSync(ds.originalFile);
+    const report = lib.startupCheck();
+    expect(report.versionsMissing).toEqual([version.id]);
+    expect([...report.modelsMissing].sort()).toEqual([model.id, ref.id].sort());
+    expect(report.datasetsMissing).toEqual([ds.id]);
+    expect(lib.versions.get(version.id).status).toBe('missing');
+    expect(lib.models.get(ref.id).status).toBe('missing');
+
+    renameSync(join(tmp.path, 'ref-moved'), join(tmp.path, 'ref'));
+    const again = lib.startupCheck();
+    expect(again.modelsFound).toEqual([ref.id]);
+    expect(again.versionsMissing).toEqual([]);
+    expect(lib.models.get(ref.id).status).toBe('ok');
+  });
+
+  it('a version folder swapped for a symlink to outside counts as missing', () => {
+    const { version } = setup();
+    renameSync(version.path, join(tmp.path, 'stolen'));
+    symlinkSync(join(tmp.path, 'stolen'), version.path);
+    expect(lib.startupCheck().versionsMissing).toEqual([version.id]);
+    expect(() => lib.versions.resolvePath(version.id)).toThrow(/outside the data directory/);
+  });
+
+  it('turns running runs into interrupted ones and forgets a checkpoint that is gone', () => {
+    const { adapter, ds } = setup();
+    const keep = lib.runs.create({ adapterId: adapter.id, datasetId: ds.id, settings: settings() });
+    const lose = lib.runs.create({ adapterId: adapter.id, datasetId: ds.id, settings: settings() });
+    const queued = lib.runs.create({ adapterId: adapter.id, datasetId: ds.id, settings: settings() });
+    for (const run of [keep, lose]) {
+      lib.runs.start(run.id);
+      const path = join(lib.runs.checkpointsDir(run.id), 'step-5');
+      mkdirSync(path);
+      writeFileSync(join(path, 'adapter_model.safetensors'), 'x');
+      lib.runs.recordCheckpoint(run.id, path, 5);
+    }
+    rmSync(join(lib.dataDir.root, 'runs', lose.id), { recursive: true });
+    const report = lib.startupCheck();
+    expect([...report.runsInterrupted].sort()).toEqual([keep.id, lose.id].sort());
+    expect(report.checkpointsLost).toEqual([lose.id]);
+    expect(lib.runs.get(keep.id)).toMatchObject({ status: 'interrupted', step: 5,
+      lastCheckpoint: `runs/${keep.id}/checkpoints/step-5` });
+    expect(lib.runs.get(keep.id).error).toMatch(/resume/);
+    expect(lib.runs.get(lose.id)).toMatchObject({ status: 'interrupted', step: 0, lastCheckpoint: null });
+    expect(lib.runs.get(queued.id).status).toBe('queued');
+    expect(lib.runs.start(keep.id).status).toBe('running');
+  });
+
+  it('refuses to record a checkpoint outside the run folder or one not written yet', () => {
+    const { adapter, ds } = setup();
+    const run = lib.runs.create({ adapterId: adapter.id, datasetId: ds.id, settings: settings() });
+    lib.runs.start(run.id);
+    expect(() => lib.runs.recordCheckpoint(run.id, join(tmp.path, 'elsewhere'), 1)).toThrow(/not inside the data/);
+    expect(() => lib.runs.recordCheckpoint(run.id, join(lib.runs.checkpointsDir(run.id), 'step-1'), 1))
+      .toThrow(/does not exist/);
+    expect(() => lib.runs.recordCheckpoint(run.id, join(lib.dataDir.root, 'models', 'x'), 1))
+      .toThrow(/is not inside runs\//);
+  });
+});

@@ -2,8 +2,8 @@
  * `npm run train:starter`: builds resources/starter from scratch — corpus (Debian's public-domain KJV text),
  * byte-level BPE tokenizer, and a small Llama pretrained with every weight trainable — reproducibly from a seed.
  *
- *   npm run train:starter -- [--out resources/starter] [--corpus file.txt] [--seed 1234] [--steps 2400]
- *                            [--minutes 40] [--batch 8] [--seq 256] [--lr 3e-3]
+ *   npm run train:starter -- [--out resources/starter] [--corpus file.txt] [--seed 1234] [--steps 450]
+ *                            [--minutes 35] [--batch 4] [--seq 256] [--lr 3e-3]
  *
  * Without --corpus the text is built in .cache/starter by buildKjvCorpus (apt-get download + the package's own
  * `bible` program). A checkpoint is written at every evaluation, so a run stopped early still leaves a model.
@@ -20,21 +20,22 @@ import { buildKjvCorpus, corpusDocuments } from './starter/corpus';
 import { trainStarterTokenizer, tokenizerConfigJson, END_OF_TEXT, IM_END, SPECIAL_TOKENS } from './starter/tokenizer-files';
 import { forward, forwardContext, hfConfigJson, initWeights, lossOf, weightShapes, type StarterConfig } from './starter/tiny-llama';
 import { AdamW } from './starter/adamw';
-import { writeSafetensors } from './starter/safetensors-write';
+import { writeSafetensors } from '../main/engine/io/safetensors';
 import { Rng } from '../main/engine/train/rng';
 import { registerGradients } from './starter/register-gradients';
+import { trainingMarkdown } from './starter/training-report';
 
 const { values: args } = parseArgs({
   options: {
     out: { type: 'string', default: 'resources/starter' },
     corpus: { type: 'string' },
     seed: { type: 'string', default: '1234' },
-    steps: { type: 'string', default: '2400' },
-    minutes: { type: 'string', default: '40' },
-    batch: { type: 'string', default: '8' },
+    steps: { type: 'string', default: '450' },
+    minutes: { type: 'string', default: '35' },
+    batch: { type: 'string', default: '4' },
     seq: { type: 'string', default: '256' },
     lr: { type: 'string', default: '3e-3' },
-    'eval-every': { type: 'string', default: '100' },
+    'eval-every': { type: 'string', default: '50' },
     backend: { type: 'string', default: 'wasm' },
     threads: { type: 'string', default: '2' },
   },
@@ -87,10 +88,10 @@ function learningRate(step: number): number {
 }
 
 function saveModel(outDir: string, weights: Map<string, tf.Variable>, metadata: Record<string, string>): void {
-  const arrays = weightShapes(config).map(([name, shape]) => ({
-    name, shape, data: (weights.get(name) as tf.Variable).dataSync() as Float32Array,
-  }));
-  writeSafetensors(join(outDir, 'model.safetensors'), arrays, 'F16', { format: 'pt', ...metadata });
+  const tensors = new Map(weightShapes(config).map(([name, shape]) => [name, {
+    dtype: 'F16' as const, shape, data: (weights.get(name) as tf.Variable).dataSync() as Float32Array,
+  }]));
+  writeSafetensors(join(outDir, 'model.safetensors'), tensors, { format: 'pt', ...metadata });
 }
 
 async function main(): Promise<void> {
@@ -169,12 +170,14 @@ async function main(): Promise<void> {
   const valLoss = validationLoss();
   const minutes = (Date.now() - started) / 60_000;
   saveModel(outDir, weights, { step: String(step) });
-  writeFileSync(join(outDir, 'training.json'), JSON.stringify({
+  const record = {
     seed, corpus: corpusPath, documents: { train: trainDocs.length, validation: valDocs.length },
     tokens: { train: trainTokens.length, validation: valTokens.length }, parameters: params, config,
     batch, seqLen, peakLr, warmupSteps, plannedSteps: maxSteps, steps: step, minutes, finalValidationLoss: valLoss,
     backend: tf.getBackend(), history,
-  }, null, 2) + '\n');
+  };
+  writeFileSync(join(outDir, 'training.json'), JSON.stringify(record, null, 2) + '\n');
+  writeFileSync(join(outDir, 'TRAINING.md'), trainingMarkdown(record));
   log(`done: ${step} steps in ${minutes.toFixed(1)} min, validation loss ${valLoss.toFixed(4)}`);
 }
 

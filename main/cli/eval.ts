@@ -6,6 +6,7 @@ import { loadAdapter } from '../engine/lora/peft-io';
 import { evaluateDataset } from '../engine/train/evaluate';
 import { numberOption, parseArgs, parseFormat, type ModelLoader } from './train';
 import { loadForTraining } from '../engine/train/load';
+import { nativeOptionsFromEnv } from '../engine/backend/native/index';
 
 export const EVAL_USAGE = `lorasmith eval <model-dir> [--adapter DIR] --data FILE [--format F] [--max-seq-len T] [--batch-size B]
   [--train-on-all] [--backend B] [--json]
@@ -52,4 +53,5 @@ export function makeEvalCommand(loadModel: ModelLoader): CliCommand {
   };
 }
 
-export const evalCommand: CliCommand = makeEvalCommand(loadForTraining);
+export const evalCommand: CliCommand = makeEvalCommand((dir, options) =>
+  loadForTraining(dir, { ...options, native: nativeOptionsFromEnv(process.env) }));

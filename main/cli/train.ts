@@ -17,6 +17,7 @@ import { hashModelDir } from '../engine/train/record';
 import type { TrainProgress } from '../engine/train/loop';
 import type { TrainingEstimate } from '../engine/train/estimate';
 import { loadForTraining } from '../engine/train/load';
+import { nativeOptionsFromEnv } from '../engine/backend/native/index';
 
 /** Loads a model folder for training or evaluation, on the chosen backend. */
 export type ModelLoader = (
@@ -93,6 +94,7 @@ export const TRAIN_USAGE = `lorasmith train <model-dir> --data FILE --out DIR [-
   --format       ${DATASET_FORMATS.join(', ')} (detected when omitted)
   --targets      module names or suffixes (q_proj,v_proj), a group (${TARGET_GROUPS.join(', ')}), or re:REGEX; default attention
   --full         train every weight instead of a LoRA adapter
+  --val-split    fraction held out for validation (default 0.1 from 10 records up, else none)
   checkpoints go to --checkpoint-dir (default <out>.checkpoints) every --checkpoint-every steps (default 100)`;
 
 function hyperparametersFrom(args: ParsedArgs): Partial<TrainHyperparameters> {
@@ -167,7 +169,7 @@ export function makeTrainCommand(loadModel: ModelLoader): CliCommand {
       const lora = loraFrom(args);
       const hyperparameters = hyperparametersFrom(args);
       const maxSeqLen = numberOption(args, 'max-seq-len', 'int') ?? 512;
-      const valFraction = numberOption(args, 'val-split', 'float') ?? (args.values.has('val-data') ? 0 : 0.1);
+      const valFraction = numberOption(args, 'val-split', 'float') ?? (args.values.has('val-data') ? 0 : 'auto');
       const format = parseFormat(args.values.get('format'));
       const outDir = resolve(out ?? '.');
       const { model, tokenizer, backend } = await loadModel(resolve(modelDir), { trainable: lora === null, backend: args.values.get('backend') });
@@ -217,4 +219,5 @@ export function makeTrainCommand(loadModel: ModelLoader): CliCommand {
   };
 }
 
-export const trainCommand: CliCommand = makeTrainCommand(loadForTraining);
+export const trainCommand: CliCommand = makeTrainCommand((dir, options) =>
+  loadForTraining(dir, { ...options, native: nativeOptionsFromEnv(process.env) }));

@@ -129,6 +129,25 @@ describe('engine host in a worker thread', () => {
     }
   });
 
+  it('kills the host when a cancelled request does not stop within the grace period', async () => {
+    const hung = join(dir, 'models', 'hung');
+    mkdirSync(hung, { recursive: true });
+    writeFileSync(join(hung, 'tiny.json'), JSON.stringify({ hangMs: 60_000 }));
+    const client = new HostClient(workerHost({ loaderUrl }), { cancelGraceMs: 500 });
+    try {
+      await client.call({ type: 'status' });
+      const handle = client.request({ type: 'loadBase', modelDir: hung });
+      const other = client.request({ type: 'unloadAdapter', name: 'x' }); // queued behind the stuck request
+      await new Promise((r) => setTimeout(r, 300));
+      await client.cancel(handle.seq);
+      await expect(handle.result).rejects.toMatchObject({ code: 'CANCELLED', message: expect.stringContaining('did not stop within 500 ms') });
+      await expect(other.result).rejects.toMatchObject({ code: 'HOST_DIED' });
+      expect((await client.call({ type: 'status' })).baseModelDir).toBeNull();
+    } finally {
+      await client.shutdown();
+    }
+  });
+
   it('reports engine errors as {name, code, message} without losing the host', async () => {
     const client = new HostClient(workerHost({ loaderUrl }));
     try {

@@ -13,7 +13,10 @@ import { CHARS, charTokenizer } from '../engine/train/char-tokenizer';
 export const loader: ModelLoader = {
   async load(modelDir: string) {
     await initBackend('cpu');
-    const spec = JSON.parse(readFileSync(join(modelDir, 'tiny.json'), 'utf8')) as { seed?: number; layers?: number; hidden?: number };
+    const spec = JSON.parse(readFileSync(join(modelDir, 'tiny.json'), 'utf8')) as { seed?: number; layers?: number; hidden?: number; hangMs?: number };
+    // A loader that never yields (as a stuck native call would), to test the hard kill after a cancel.
+    const until = Date.now() + (spec.hangMs ?? 0);
+    while (Date.now() < until) { /* busy */ }
     const model = tinyModel({ vocab: CHARS.length, hidden: spec.hidden ?? 16, layers: spec.layers ?? 1, seed: spec.seed ?? 1 });
     return { model, tokenizer: charTokenizer(), chatTemplate: null };
   },

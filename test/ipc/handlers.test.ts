@@ -4,10 +4,11 @@
  * kill the host mid-run and see the run marked failed with the reason, and the next command served.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Api, Events, TrainingSettings } from '../../preload/contract';
+import { readSafetensors } from '../../main/engine/io/safetensors';
 import { HostClient } from '../../main/host/client';
 import { workerHost } from '../../main/host/worker-host';
 import { createHandlers, type AppHandlers } from '../../main/ipc/handlers';
@@ -81,6 +82,10 @@ describe('command handlers over the in-memory pair', () => {
     const modules = await api.invoke('models.modules', { id: model.id });
     expect(modules.filter((m) => m.name === 'c_attn')).toHaveLength(1); // one per layer of the fixture
 
+    // c_attn of the fixture is [in=2, out=6]: a rank-2 adapter trains r·(in + out) = 16 parameters.
+    const estimate = await api.invoke('train.estimate', { modelId: model.id, datasetId: dataset.id, settings: settings(2) });
+    expect(estimate).toMatchObject({ trainableParams: 16, totalParams: model.parameterCount });
+
     const progress: number[] = [];
     const off = api.on('train.progress', (p) => progress.push(p.step));
     const finished = nextEvent('train.finished');
@@ -108,6 +113,30 @@ describe('command handlers over the in-memory pair', () => {
     offTokens();
     expect(tokens.join('')).toBe(reply.text);
     expect(reply.tokens).toBe(tokens.length);
+
+    // Export merged: c_attn (Conv1D, stored [in, out]) must equal W0 + (alpha/r)·(B·A)^T, computed here in float64.
+    const destination = join(dir, 'merged');
+    expect(await api.invoke('adapters.exportMerged', { versionId: versions[0]?.id ?? '', destination })).toEqual({ path: destination });
+    const key = 'transformer.h.0.attn.c_attn.weight';
+    const base = readSafetensors(join(fixture, 'model.safetensors')).tensors.get(key);
+    const merged = readSafetensors(join(destination, 'model.safetensors')).tensors;
+    const lora = readSafetensors(join(versions[0]?.path ?? '', 'adapter_model.safetensors')).tensors;
+    const A = lora.get('base_model.model.transformer.h.0.attn.c_attn.lora_A.weight'); // [r, in]
+    const B = lora.get('base_model.model.transformer.h.0.attn.c_attn.lora_B.weight'); // [out, r]
+    if (!base || !A || !B) throw new Error('missing tensors');
+    const [r, inF] = A.shape as [number, number];
+    const outF = B.shape[0] as number;
+    expect(Math.max(...Array.from(B.data, Math.abs))).toBeGreaterThan(0); // training moved B off zero
+    const got = merged.get(key)?.data ?? new Float32Array();
+    for (let i = 0; i < inF; i++) {
+      for (let o = 0; o < outF; o++) {
+        let delta = 0;
+        for (let k = 0; k < r; k++) delta += (B.data[o * r + k] ?? 0) * (A.data[k * inF + i] ?? 0);
+        expect(got[i * outF + o]).toBeCloseTo((base.data[i * outF + o] ?? 0) + (4 / 2) * delta, 5);
+      }
+    }
+    expect(merged.get('transformer.h.0.mlp.c_fc.weight')?.data).toEqual(readSafetensors(join(fixture, 'model.safetensors')).tensors.get('transformer.h.0.mlp.c_fc.weight')?.data);
+    expect(existsSync(join(destination, 'config.json')) && existsSync(join(destination, 'tokenizer.json'))).toBe(true);
   });
 
   it('marks a run failed with HOST_DIED when the host dies mid-run, and serves the next command', async () => {

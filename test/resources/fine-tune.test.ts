@@ -67,10 +67,8 @@ async function replyTo(question: string): Promise<string> {
 
 describe('a short LoRA fine-tune of the starter model on a sample dataset', () => {
   it('lowers the held-out loss and changes the greedy replies towards the taught form', async () => {
-    console.log('START', Date.now());
     const question = (heldOut[0] as ChatRow).messages[0]?.content as string;
     const lossBefore = heldOutLoss();
-    console.log('LOSS0', lossBefore, Date.now());
     const replyBefore = await replyTo(question);
     const dataPath = join(workDir, 'train.jsonl');
     writeFileSync(dataPath, trainRows.map((r) => JSON.stringify(r)).join('\n') + '\n');
@@ -84,9 +82,7 @@ describe('a short LoRA fine-tune of the starter model on a sample dataset', () =
       hyperparameters: { maxSteps: 40, batchSize: 4, lr: 3e-3, schedule: 'constant', seed: 7 },
       maxSeqLen: 96,
       outDir: join(workDir, 'adapter'),
-      onProgress: (e) => console.log('PROGRESS', e.kind, e.step, e.loss.toFixed(3), e.tokensPerSecond.toFixed(0), Date.now()),
     });
-    console.log('TRAINED', Date.now());
     expect(result.status).toBe('completed');
     expect(existsSync(join(workDir, 'adapter', 'adapter_config.json'))).toBe(true);
 
@@ -103,8 +99,7 @@ describe('a short LoRA fine-tune of the starter model on a sample dataset', () =
     // Back on the base alone, the model answers as before.
     expect(await replyTo(question)).toBe(replyBefore);
     expect(lossAfter, `held-out loss ${lossBefore} -> ${lossAfter}`).toBeLessThan(lossBefore - 0.5);
-    console.log('RESULT', lossBefore, lossAfter, JSON.stringify(replyBefore), JSON.stringify(replyAfter), Date.now());
     expect(replyAfter).not.toBe(replyBefore);
     expect(replyAfter, `reply after: ${replyAfter}`).toMatch(/^Verily,/);
-  }, 400_000);
+  }, 240_000);
 });

@@ -8,6 +8,7 @@
 import '@tensorflow/tfjs-core/dist/register_all_gradients';
 import '@tensorflow/tfjs-core/dist/public/chained_ops/register_all_chained_ops';
 import * as tf from '@tensorflow/tfjs-core';
+import '@tensorflow/tfjs-backend-wasm';
 
 interface WasmLikeBackend {
   readSync(dataId: object): tf.backend_util.BackendValues;
@@ -51,3 +52,6 @@ export function registerWasmExtras(): void {
     tf.registerKernel({ kernelName: tf.UnsortedSegmentSum, backendName: 'wasm', kernelFunc: unsortedSegmentSumWasm as unknown as tf.KernelFunc });
   }
 }
+
+// At import, so code that selects wasm with tf.setBackend directly gets the kernels too.
+registerWasmExtras();

@@ -1,5 +1,6 @@
 /** Starts the backend and loads a model folder with its tokenizer, in the shape training and evaluation use. */
 import { initBackend, parseBackendPreference } from '../backend/index';
+import type { NativeKernelOptions } from '../backend/native/index';
 import { loadTokenizer, type ModelTokenizer } from '../io/tokenizer';
 import { loadModel } from '../models/registry';
 import type { CausalLM } from '../models/types';
@@ -17,10 +18,10 @@ export function trainingTokenizerOf(tokenizer: ModelTokenizer): TrainingTokenize
 
 export async function loadForTraining(
   dir: string,
-  options: { trainable: boolean; backend?: string },
+  options: { trainable: boolean; backend?: string; native?: NativeKernelOptions | false },
 ): Promise<{ model: CausalLM; tokenizer: TrainingTokenizer; backend: string }> {
   // native sgemm kernels where the addon loads (the backend's own kernels otherwise)
-  const backend = await initBackend(parseBackendPreference(options.backend ?? 'auto'), { native: {} });
+  const backend = await initBackend(parseBackendPreference(options.backend ?? 'auto'), { native: options.native ?? {} });
   const model = await loadModel(dir, { trainable: options.trainable });
   try {
     const tokenizer = trainingTokenizerOf(await loadTokenizer(dir));

@@ -80,6 +80,9 @@ export function trainingHandlers(ctx: HandlerContext): TrainingHandlers {
       return host.call({ type: 'estimate', job: buildJob(ctx, { ...args, runId: 'estimate' }, dir, dir) });
     },
     'train.start': async (args) => {
+      if (active.size > 0) {
+        throw new IpcError('BUSY', `training run ${[...active.keys()].join(', ')} is in progress; wait for it to finish or cancel it first`);
+      }
       const existing = library.adapters.findByName(args.adapterName);
       if (existing && existing.baseModelId !== args.modelId) {
         throw new IpcError('INVALID_INPUT', `adapter '${args.adapterName}' belongs to another base model; choose another name`);
@@ -107,8 +110,14 @@ export function trainingHandlers(ctx: HandlerContext): TrainingHandlers {
           const e = toAppError(error);
           finish(run.id, e.code === 'CANCELLED' ? 'cancelled' : 'failed', `[${e.code}] ${e.message}`);
         },
-      ).catch((error: unknown) => finish(run.id, 'failed', `[${toAppError(error).code}] ${toAppError(error).message}`))
-        .finally(() => active.delete(run.id));
+      ).catch((error: unknown) => {
+        // Recording the outcome failed (a version commit, say): mark the run failed with that reason instead.
+        try {
+          finish(run.id, 'failed', `[${toAppError(error).code}] ${toAppError(error).message}`);
+        } catch {
+          // The library itself is unusable; the next start-up check marks the run interrupted.
+        }
+      }).finally(() => active.delete(run.id));
       active.set(run.id, { seq: handle.seq, done });
       return library.runs.get(run.id) as TrainingRun;
     },

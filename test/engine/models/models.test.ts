@@ -183,6 +183,11 @@ describe('model structure and memory', () => {
     const model = await loadModel(join(fixtures, 'tiny-random-gpt2'), { trainable: true });
     try {
       for (const layer of model.linears.values()) expect(layer.weightT).toBeInstanceOf(tf.Variable);
+      const variables = model.trainableVariables?.() ?? new Map();
+      // 5 blocks · 12 tensors + wpe + ln_f (2) + the tied head/embedding
+      expect(variables.size).toBe(5 * 12 + 4);
+      expect(variables.get('lm_head.weight')?.shape).toEqual([32, 1000]);
+      expect([...variables.values()].reduce((s, v) => s + v.size, 0)).toBe(model.parameterCount());
       const grads = tf.tidy(() => {
         const layer = model.linears.get('transformer.h.0.attn.c_attn');
         const { grads: g } = tf.variableGrads(() => tf.sum(model.forward(ids2d([1, 2, 3]))) as tf.Scalar, [layer?.weightT as tf.Variable]);

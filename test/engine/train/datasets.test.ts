@@ -142,6 +142,8 @@ describe('train / validation split', () => {
     expect(ds.train).toHaveLength(50);
     expect(ds.val).toHaveLength(1);
     expect(ds.files).toHaveLength(2);
-    expect(() => loadDataset({ path, valFraction: 1 })).toThrow('valFraction must be in [0, 1), got 1');
+    expect(() => loadDataset({ path, valFraction: 1 })).toThrow("valFraction must be in [0, 1) or 'auto', got 1");
+    expect(loadDataset({ path, valFraction: 'auto' }).val).toHaveLength(5);
+    expect(loadDataset({ path: val, valFraction: 'auto' }).val).toHaveLength(0);
   });
 });

@@ -17,8 +17,8 @@ export interface DatasetOptions {
   readonly fileType?: FileType;
   /** A separate validation file (same format); takes precedence over valFraction. */
   readonly valPath?: string;
-  /** Fraction of the records held out for validation, 0 for none. */
-  readonly valFraction?: number;
+  /** Fraction of the records held out for validation, 0 for none; 'auto': 0.1 from 10 valid records up, else none. */
+  readonly valFraction?: number | 'auto';
   readonly seed?: number;
 }
 
@@ -75,11 +75,12 @@ function loadFile(path: string, options: Pick<DatasetOptions, 'format' | 'fileTy
 
 /** Reads, validates and splits. Bad records are skipped and each is reported; an empty result is an error. */
 export function loadDataset(options: DatasetOptions): LoadedDataset {
-  const fraction = options.valFraction ?? 0;
-  if (!(fraction >= 0 && fraction < 1)) {
-    throw new TrainError('INVALID_TRAIN_CONFIG', `valFraction must be in [0, 1), got ${String(fraction)}`);
+  const requested = options.valFraction ?? 0;
+  if (requested !== 'auto' && !(requested >= 0 && requested < 1)) {
+    throw new TrainError('INVALID_TRAIN_CONFIG', `valFraction must be in [0, 1) or 'auto', got ${String(requested)}`);
   }
   const main = loadFile(options.path, options);
+  const fraction = requested === 'auto' ? (main.examples.length >= 10 ? 0.1 : 0) : requested;
   if (options.valPath) {
     const val = loadFile(options.valPath, { format: options.format ?? main.report.format, fileType: options.fileType });
     return { train: main.examples, val: val.examples, files: [main.report, val.report] };

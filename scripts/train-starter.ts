@@ -2,7 +2,7 @@
  * `npm run train:starter`: builds resources/starter from scratch — corpus (Debian's public-domain KJV text),
  * byte-level BPE tokenizer, and a small Llama pretrained with every weight trainable — reproducibly from a seed.
  *
- *   npm run train:starter -- [--out resources/starter] [--corpus file.txt] [--seed 1234] [--steps 450]
+ *   npm run train:starter -- [--out resources/starter] [--corpus file.txt] [--seed 1234] [--steps 900]
  *                            [--minutes 35] [--batch 4] [--seq 256] [--lr 3e-3]
  *
  * Without --corpus the text is built in .cache/starter by buildKjvCorpus (apt-get download + the package's own
@@ -30,7 +30,7 @@ const { values: args } = parseArgs({
     out: { type: 'string', default: 'resources/starter' },
     corpus: { type: 'string' },
     seed: { type: 'string', default: '1234' },
-    steps: { type: 'string', default: '450' },
+    steps: { type: 'string', default: '900' },
     minutes: { type: 'string', default: '35' },
     batch: { type: 'string', default: '4' },
     seq: { type: 'string', default: '256' },

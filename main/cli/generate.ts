@@ -10,17 +10,19 @@ import { loadModel } from '../engine/models/registry';
 import { loadTokenizer, type ModelTokenizer } from '../engine/io/tokenizer';
 import { generate } from '../engine/generate/generate';
 import { numberOption, parseArgs } from './train';
+import { loadAdaptersForGeneration } from '../engine/adapters/generation';
+import { parseAdapterSpecs, takeRepeated } from './merge';
 
 export const GENERATE_USAGE = `lorasmith generate <model-dir> (--prompt TEXT | --prompt-ids 1,2,3) [--chat] [--system TEXT]
   [--max-new-tokens N] [--temperature T] [--top-k K] [--top-p P] [--repetition-penalty R] [--seed S]
-  [--stop STRING] [--backend auto|tensorflow|webgpu|wasm|cpu] [--json]
+  [--stop STRING] [--adapter DIR[=SCALE]]... [--backend auto|tensorflow|webgpu|wasm|cpu] [--json]
 
   Temperature 0 (the default) is greedy. --chat wraps the prompt as a user message in the model's chat
   template (with --system as the system message). --json prints one object: ids (generated only), text,
-  backend, tokensPerSecond, and more.`;
+  backend, tokensPerSecond, and more. Each --adapter (a PEFT folder, checked against the model first) applies on
+  top of the base with its scale (default 1); several make a weighted mix.`;
 
 const VALUES = ['prompt', 'prompt-ids', 'system', 'max-new-tokens', 'temperature', 'top-k', 'top-p', 'repetition-penalty', 'seed', 'stop', 'backend'];
-// Slot for helper F: '--adapter DIR[=SCALE]' (generate with adapters on the base) is added with the adapter tools.
 
 function parseIds(raw: string): number[] {
   const parts = raw.split(',').map((s) => s.trim()).filter((s) => s !== '');
@@ -52,7 +54,9 @@ export function makeGenerateCommand(): CliCommand {
     summary: 'generate text from a model folder (greedy or sampled), on a chosen backend',
     usage: GENERATE_USAGE,
     async run(argv: readonly string[], io: CliIo): Promise<number> {
-      const args = parseArgs(argv, VALUES, ['chat', 'json']);
+      const { values: adapterArgs, rest } = takeRepeated(argv, 'adapter');
+      const adapters = parseAdapterSpecs(adapterArgs).map((a) => ({ ...a, dir: resolve(a.dir) }));
+      const args = parseArgs(rest, VALUES, ['chat', 'json']);
       const [dir, ...extra] = args.positional;
       if (dir === undefined) throw new UsageError(`generate needs a model folder\n\nUsage: ${GENERATE_USAGE}`);
       if (extra.length > 0) throw new UsageError(`unexpected argument '${extra[0]}'`);
@@ -78,6 +82,7 @@ export function makeGenerateCommand(): CliCommand {
       const backend = await initBackend(backendPreference);
       const model = await loadModel(modelDir);
       try {
+        const resident = loadAdaptersForGeneration(model, adapters);
         const result = await generate(model, ids, { ...options, tokenizer }, undefined, io.signal);
         if (args.flags.has('json')) {
           io.out(JSON.stringify({
@@ -88,6 +93,7 @@ export function makeGenerateCommand(): CliCommand {
             decodeTokensPerSecond: result.decodeTokensPerSecond,
             timeToFirstTokenMs: result.timeToFirstTokenMs,
             promptIds: ids,
+            adapters: resident.active,
             stopReason: result.stopReason,
           }));
         } else {

@@ -2,11 +2,11 @@
  * What the host keeps resident: one base model (for chat and training) and the adapters loaded onto it, by
  * name, with the active set and its scales. Each method is one protocol request; serve() calls them.
  */
-import { attachAdapterWeights, removeAdapter } from '../engine/lora/inject';
-import { loadAdapter } from '../engine/lora/peft-io';
+import { exportWithAdaptersMerged } from '../engine/adapters/merge-export';
+import { ResidentAdapters } from '../engine/adapters/resident';
+import type { CausalLM } from '../engine/models/types';
 import { HostError } from './errors';
 import { generateStream } from './generate-stream';
-import { exportMerged } from './merge-export';
 import type { LoadedBase, ModelLoader } from './model-loader';
 import type { HostResults, TrainJob, TrainProgressEvent, WireChatMessage, WireSampling } from './protocol';
 import { estimateJob, runTrainJob } from './train-job';
@@ -14,20 +14,20 @@ import { estimateJob, runTrainJob } from './train-job';
 interface Resident {
   readonly modelDir: string;
   readonly base: LoadedBase;
+  /** The adapters on this base, their active set and scales (engine/adapters: switching never copies W0). */
+  readonly adapters: ResidentAdapters<CausalLM>;
 }
 
 export class HostEngine {
   private resident: Resident | null = null;
-  private readonly adapters = new Set<string>();
-  private active: readonly { name: string; scale: number }[] = [];
 
   constructor(private readonly loader: ModelLoader) {}
 
   status(): Omit<HostResults['status'], 'busy'> {
     return {
       baseModelDir: this.resident?.modelDir ?? null,
-      adapters: [...this.adapters],
-      active: this.active,
+      adapters: this.resident?.adapters.names ?? [],
+      active: this.active(),
       backend: this.loader.backendName(),
     };
   }
@@ -36,7 +36,8 @@ export class HostEngine {
   async loadBase(modelDir: string): Promise<HostResults['loadBase']> {
     if (this.resident?.modelDir !== modelDir) {
       this.disposeResident();
-      this.resident = { modelDir, base: await this.loader.load(modelDir) };
+      const base = await this.loader.load(modelDir);
+      this.resident = { modelDir, base, adapters: new ResidentAdapters(base.model) };
     }
     const { base } = this.resident;
     return { modelDir, chatTemplate: base.chatTemplate, parameterCount: base.model.parameterCount() };
@@ -49,44 +50,51 @@ export class HostEngine {
     }));
   }
 
-  private requireBase(): LoadedBase {
+  private requireResident(): Resident {
     if (!this.resident) throw new HostError('NO_BASE_MODEL', 'no base model is loaded: load one (chat.load) first');
-    return this.resident.base;
+    return this.resident;
   }
 
+  private requireBase(): LoadedBase {
+    return this.requireResident().base;
+  }
+
+  private active(): { name: string; scale: number }[] {
+    return (this.resident?.adapters.active ?? []).map((a) => ({ name: a.name, scale: a.weight }));
+  }
+
+  /** Checks the PEFT folder against the base (a report of every mismatch if it does not fit), then loads it. */
   loadAdapter(name: string, dir: string): HostResults['loadAdapter'] {
-    const base = this.requireBase();
-    if (this.adapters.has(name)) this.unloadAdapter(name);
-    const loaded = loadAdapter(dir);
-    attachAdapterWeights(base.model, name, loaded.config, loaded.modules, { activate: false });
-    this.adapters.add(name);
-    this.applyActive();
-    return { name, modules: loaded.modules.size };
+    const { adapters } = this.requireResident();
+    const stillActive = adapters.active.filter((a) => a.name !== name);
+    if (adapters.names.includes(name)) adapters.unload(name);
+    const info = adapters.loadFromDir(name, dir);
+    adapters.use(stillActive);
+    return { name, modules: info.modules.length };
   }
 
   unloadAdapter(name: string): HostResults['unloadAdapter'] {
-    if (!this.resident || !this.adapters.has(name)) return { name, unloaded: false };
-    removeAdapter(this.resident.base.model, name);
-    this.adapters.delete(name);
-    this.active = this.active.filter((a) => a.name !== name);
+    const adapters = this.resident?.adapters;
+    if (!adapters || !adapters.names.includes(name)) return { name, unloaded: false };
+    adapters.unload(name);
     return { name, unloaded: true };
   }
 
   setActive(adapters: readonly { name: string; scale: number }[]): HostResults['setActive'] {
-    this.requireBase();
+    const resident = this.requireResident();
     for (const a of adapters) {
-      if (!this.adapters.has(a.name)) throw new HostError('ADAPTER_NOT_LOADED', `adapter '${a.name}' is not loaded; load it before activating it`);
-      if (!Number.isFinite(a.scale)) throw new HostError('ADAPTER_NOT_LOADED', `scale of '${a.name}' must be a finite number, got ${a.scale}`);
+      if (!resident.adapters.names.includes(a.name)) {
+        throw new HostError('ADAPTER_NOT_LOADED', `adapter '${a.name}' is not loaded; load it before activating it`);
+      }
     }
-    this.active = adapters.map((a) => ({ name: a.name, scale: a.scale }));
-    this.applyActive();
-    return { active: this.active };
+    resident.adapters.use(adapters.map((a) => ({ name: a.name, weight: a.scale })));
+    return { active: this.active() };
   }
 
-  private applyActive(): void {
-    if (!this.resident) return;
-    const set = this.active.map((a) => ({ name: a.name, weight: a.scale }));
-    for (const layer of this.resident.base.model.linears.values()) layer.setActive(set);
+  /** Training injects and removes its own adapter; put the chat's active set back on every layer. */
+  private restoreActive(): void {
+    const adapters = this.resident?.adapters;
+    adapters?.use(adapters.active);
   }
 
   generate(
@@ -100,9 +108,11 @@ export class HostEngine {
 
   async train(job: TrainJob, signal: AbortSignal, onProgress: (p: TrainProgressEvent) => void): Promise<HostResults['train']> {
     await this.loadBase(job.modelDir);
-    const outcome = await runTrainJob(this.requireBase(), job, signal, onProgress);
-    this.applyActive();
-    return outcome;
+    try {
+      return await runTrainJob(this.requireBase(), job, signal, onProgress);
+    } finally {
+      this.restoreActive();
+    }
   }
 
   async estimate(job: TrainJob): Promise<HostResults['estimate']> {
@@ -112,16 +122,14 @@ export class HostEngine {
 
   async exportMerged(modelDir: string, adapters: readonly { dir: string; scale: number }[], outputDir: string): Promise<HostResults['exportMerged']> {
     await this.loadBase(modelDir);
-    const path = await exportMerged(this.requireBase(), modelDir, adapters, outputDir);
-    this.applyActive();
-    return { path };
+    // Written in the base checkpoint's own names, orientation, dtype and sharding; the chat's set is left as it was.
+    const result = exportWithAdaptersMerged(this.requireResident().adapters, modelDir, adapters, outputDir);
+    return { path: result.outDir };
   }
 
   private disposeResident(): void {
     this.resident?.base.model.dispose();
     this.resident = null;
-    this.adapters.clear();
-    this.active = [];
   }
 
   dispose(): void {

@@ -108,6 +108,18 @@ describe('lorasmith merge', () => {
     base.dispose();
   });
 
+  it('generate --adapter DIR=SCALE gives the same greedy tokens as generating from the merged folder', async () => {
+    const out = join(work, 'merged-for-generate');
+    expect((await runCli(['merge', GPT2, '--adapter', `${adapterDir}=2`, '--out', out, '--backend', 'cpu'])).code).toBe(0);
+    const common = ['--prompt-ids', '5,99,310', '--max-new-tokens', '8', '--backend', 'cpu', '--json'];
+    const withAdapter = JSON.parse((await runCli(['generate', GPT2, '--adapter', `${adapterDir}=2`, ...common])).out) as { ids: number[]; adapters: unknown };
+    const merged = JSON.parse((await runCli(['generate', out, ...common])).out) as { ids: number[] };
+    const base = JSON.parse((await runCli(['generate', GPT2, ...common])).out) as { ids: number[] };
+    expect(withAdapter.ids).toEqual(merged.ids);
+    expect(withAdapter.ids).not.toEqual(base.ids);
+    expect(withAdapter.adapters).toEqual([{ name: 'tiny-adapter', weight: 2 }]);
+  });
+
   it('refuses an adapter that does not fit the base, with the preflight report, writing nothing', async () => {
     const out = join(work, 'never');
     const { code, err } = await runCli(['merge', GPT2, '--adapter', PEFT_124M, '--out', out, '--backend', 'cpu']);

@@ -6,9 +6,10 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { moduleSettings, resolveLoraConfig, resolveTargets, type LoraConfig } from '../lora/config';
+import { moduleSettings, resolveTargets, type LoraConfig } from '../lora/config';
+import { loraConfigFromPeftJson } from '../lora/peft-io';
 import type { LinearSpec } from '../models/types';
-import { readSafetensorsHeader, type HeaderEntry } from './header';
+import { openSafetensors, type TensorEntry } from '../io/safetensors';
 
 export type ProblemKind = 'file' | 'unsupported' | 'missing-module' | 'shape' | 'rank' | 'config';
 
@@ -84,17 +85,8 @@ function checkFeatures(raw: Record<string, unknown>, out: Collector): void {
 }
 
 function parseConfig(raw: Record<string, unknown>, out: Collector): LoraConfig | null {
-  const targets = raw.target_modules;
   try {
-    return resolveLoraConfig({
-      targetModules: typeof targets === 'string' ? targets : Array.isArray(targets) ? targets.map(String) : [],
-      rank: raw.r as number,
-      alpha: (raw.lora_alpha ?? raw.r) as number,
-      dropout: (raw.lora_dropout ?? 0) as number,
-      useRslora: raw.use_rslora === true,
-      rankPattern: (raw.rank_pattern ?? {}) as Record<string, number>,
-      alphaPattern: (raw.alpha_pattern ?? {}) as Record<string, number>,
-    });
+    return loraConfigFromPeftJson(raw);
   } catch (error) {
     out.add('config', `adapter_config.json: ${(error as Error).message}`);
     return null;
@@ -102,12 +94,12 @@ function parseConfig(raw: Record<string, unknown>, out: Collector): LoraConfig |
 }
 
 interface FilePair {
-  A?: HeaderEntry;
-  B?: HeaderEntry;
+  A?: TensorEntry;
+  B?: TensorEntry;
 }
 
 /** Groups lora_A / lora_B per module and reports every other key by what it is. */
-function pairKeys(header: ReadonlyMap<string, HeaderEntry>, out: Collector): Map<string, FilePair> {
+function pairKeys(header: ReadonlyMap<string, TensorEntry>, out: Collector): Map<string, FilePair> {
   const pairs = new Map<string, FilePair>();
   for (const [key, entry] of header) {
     if (!SUPPORTED_DTYPES.has(entry.dtype)) out.add('unsupported', `tensor '${key}' has dtype ${entry.dtype}; adapters must be F32, F16 or BF16`);
@@ -194,7 +186,7 @@ function readConfigJson(adapterDir: string, out: Collector): Record<string, unkn
   }
 }
 
-function readHeader(adapterDir: string, out: Collector): Map<string, HeaderEntry> | null {
+function readHeader(adapterDir: string, out: Collector): Map<string, TensorEntry> | null {
   const file = join(adapterDir, 'adapter_model.safetensors');
   if (!existsSync(file)) {
     out.add(
@@ -206,7 +198,10 @@ function readHeader(adapterDir: string, out: Collector): Map<string, HeaderEntry
     return null;
   }
   try {
-    return readSafetensorsHeader(file).tensors;
+    // Opening reads and validates only the header: a preflight of a large file touches a few kilobytes.
+    const opened = openSafetensors(file);
+    opened.close();
+    return opened.tensors;
   } catch (error) {
     out.add('file', (error as Error).message);
     return null;

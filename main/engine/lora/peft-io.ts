@@ -155,20 +155,25 @@ function invalidFile(dir: string, message: string): never {
   throw new LoraError('INVALID_ADAPTER_FILE', `${dir}: ${message}`);
 }
 
+/** The LoraConfig an adapter_config.json describes (r, lora_alpha, use_rslora, rank/alpha patterns); throws LoraError. */
+export function loraConfigFromPeftJson(raw: Readonly<Record<string, unknown>>): LoraConfig {
+  const targets = raw.target_modules;
+  return resolveLoraConfig({
+    targetModules: typeof targets === 'string' ? targets : Array.isArray(targets) ? targets.map(String) : [],
+    rank: raw.r as number,
+    alpha: (raw.lora_alpha ?? raw.r) as number,
+    dropout: (raw.lora_dropout ?? 0) as number,
+    useRslora: raw.use_rslora === true,
+    rankPattern: (raw.rank_pattern ?? {}) as Record<string, number>,
+    alphaPattern: (raw.alpha_pattern ?? {}) as Record<string, number>,
+  });
+}
+
 function configFromPeft(dir: string, raw: Record<string, unknown>): LoraConfig {
   if (raw.peft_type !== 'LORA') invalidFile(dir, `peft_type is ${JSON.stringify(raw.peft_type)}; only LORA adapters are supported`);
-  const targets = raw.target_modules;
-  const targetModules = typeof targets === 'string' ? targets : Array.isArray(targets) ? targets.map(String) : invalidFile(dir, 'target_modules is missing');
+  if (typeof raw.target_modules !== 'string' && !Array.isArray(raw.target_modules)) invalidFile(dir, 'target_modules is missing');
   try {
-    return resolveLoraConfig({
-      targetModules,
-      rank: raw.r as number,
-      alpha: (raw.lora_alpha ?? raw.r) as number,
-      dropout: (raw.lora_dropout ?? 0) as number,
-      useRslora: raw.use_rslora === true,
-      rankPattern: (raw.rank_pattern ?? {}) as Record<string, number>,
-      alphaPattern: (raw.alpha_pattern ?? {}) as Record<string, number>,
-    });
+    return loraConfigFromPeftJson(raw);
   } catch (error) {
     return invalidFile(dir, `${ADAPTER_CONFIG_FILE}: ${(error as Error).message}`);
   }

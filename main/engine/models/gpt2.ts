@@ -9,7 +9,7 @@ import { loraDropout, LinearLayer } from '../lora/linear';
 import { DecoderCache, asDecoderCache } from './kv-cache';
 import { activate, attention, causalMask, layerNorm, parseActivation, splitHeads, type Activation } from './layers';
 import type { CausalLM, ForwardOptions, KVCache, LinearSpec, ModelConfig } from './types';
-import { WeightLoader, checkTokenIds, collectVariables, transpose2d } from './weights';
+import { WeightLoader, checkTokenIds, collectVariables, countParameters, disposeWeights, transpose2d } from './weights';
 import { ModelIoError } from '../io/errors';
 
 export interface Gpt2Config extends ModelConfig {
@@ -186,14 +186,10 @@ export class Gpt2Model implements CausalLM {
   }
 
   parameterCount(): number {
-    let n = 0;
-    for (const t of this.others.values()) n += t.size;
-    for (const layer of this.linears.values()) n += layer.weightT.size + (layer.bias?.size ?? 0);
-    return n;
+    return countParameters(this.linears, this.others);
   }
 
   dispose(): void {
-    for (const t of this.others.values()) t.dispose();
-    for (const layer of this.linears.values()) layer.dispose();
+    disposeWeights(this.linears, this.others);
   }
 }

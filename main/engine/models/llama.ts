@@ -11,7 +11,7 @@ import { loraDropout, LinearLayer } from '../lora/linear';
 import { DecoderCache, asDecoderCache } from './kv-cache';
 import { activate, applyRotary, attention, causalMask, parseActivation, rmsNorm, rotaryTables, splitHeads, type Activation } from './layers';
 import type { CausalLM, ForwardOptions, KVCache, LinearSpec, ModelConfig } from './types';
-import { WeightLoader, checkTokenIds, collectVariables } from './weights';
+import { WeightLoader, checkTokenIds, collectVariables, countParameters, disposeWeights } from './weights';
 
 export const LLAMA_FAMILY = ['llama', 'mistral', 'qwen2'] as const;
 
@@ -252,14 +252,10 @@ export class LlamaModel implements CausalLM {
   }
 
   parameterCount(): number {
-    let n = 0;
-    for (const t of this.others.values()) n += t.size;
-    for (const layer of this.linears.values()) n += layer.weightT.size + (layer.bias?.size ?? 0);
-    return n;
+    return countParameters(this.linears, this.others);
   }
 
   dispose(): void {
-    for (const t of this.others.values()) t.dispose();
-    for (const layer of this.linears.values()) layer.dispose();
+    disposeWeights(this.linears, this.others);
   }
 }

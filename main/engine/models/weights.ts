@@ -111,3 +111,17 @@ export function collectVariables(linears: ReadonlyMap<string, LinearLayer>, othe
   for (const [name, t] of others) if (t instanceof tf.Variable) out.set(name, t);
   return out;
 }
+
+/** Frozen (or trainable) base parameters: every linear's weight and bias plus the other tensors. Adapters excluded. */
+export function countParameters(linears: ReadonlyMap<string, LinearLayer>, others: ReadonlyMap<string, tf.Tensor>): number {
+  let n = 0;
+  for (const t of others.values()) n += t.size;
+  for (const layer of linears.values()) n += layer.weightT.size + (layer.bias?.size ?? 0);
+  return n;
+}
+
+/** Frees every weight a model holds, its adapters included (LinearLayer.dispose). */
+export function disposeWeights(linears: ReadonlyMap<string, LinearLayer>, others: ReadonlyMap<string, tf.Tensor>): void {
+  for (const t of others.values()) t.dispose();
+  for (const layer of linears.values()) layer.dispose();
+}

@@ -10,6 +10,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import { createRequire } from 'node:module';
+import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { registerWasmExtras } from './register';
 import { nativeKernelStatus, registerNativeKernels, type NativeKernelOptions } from './native/index';
@@ -84,7 +85,23 @@ interface DawnModule {
   globals: Record<string, unknown>;
 }
 
+/**
+ * Dawn on Linux runs on Vulkan. Without a Vulkan loader it prints a warning to stderr on every start and finds no
+ * adapter, so look for the loader first (the usual system library folders) and skip Dawn where there is none.
+ */
+const LINUX_LIBRARY_DIRS = [
+  '/usr/lib/x86_64-linux-gnu', '/usr/lib/aarch64-linux-gnu', '/lib/x86_64-linux-gnu', '/lib/aarch64-linux-gnu',
+  '/usr/lib64', '/usr/lib', '/usr/local/lib', '/usr/local/nvidia/lib64',
+];
+
+function hasVulkanLoader(): boolean {
+  return process.platform !== 'linux' || LINUX_LIBRARY_DIRS.some((dir) => existsSync(join(dir, 'libvulkan.so.1')));
+}
+
 async function probeWebgpu(): Promise<Probe> {
+  if (!hasVulkanLoader()) {
+    return { usable: false, detail: `webgpu (Dawn) needs a Vulkan loader (libvulkan.so.1), none found in ${LINUX_LIBRARY_DIRS.join(', ')}` };
+  }
   try {
     const dawn = (await importOptional('webgpu')) as DawnModule;
     const gpu = dawn.create([]);

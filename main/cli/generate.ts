@@ -6,7 +6,7 @@ import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { UsageError, type CliCommand, type CliIo } from './command';
 import { initBackend, parseBackendPreference } from '../engine/backend/index';
-import { loadModel } from '../engine/models/registry';
+import { loadModel, readModelConfig } from '../engine/models/registry';
 import { loadTokenizer, type ModelTokenizer } from '../engine/io/tokenizer';
 import { generate } from '../engine/generate/generate';
 import { numberOption, parseArgs } from './train';
@@ -77,6 +77,7 @@ export function makeGenerateCommand(): CliCommand {
         seed: numberOption(args, 'seed', 'int'),
         stopStrings: stop !== undefined ? [stop] : [],
       };
+      readModelConfig(modelDir); // a missing folder or config.json is named before anything else
       const tokenizer = existsSync(join(modelDir, 'tokenizer.json')) ? await loadTokenizer(modelDir) : undefined;
       const ids = promptIds(args, tokenizer);
       const backend = await initBackend(backendPreference);

@@ -68,5 +68,8 @@ describe('lorasmith generate', () => {
     const oov = await runCli(['generate', dir, '--prompt-ids', '1,50000', '--backend', 'cpu']);
     expect(oov.code).toBe(1);
     expect(oov.err).toMatch(/\[TOKEN_OUT_OF_RANGE\] token id 50000/);
+    const missing = await runCli(['generate', join(fixtures, 'no-such-model'), '--prompt', 'hi']);
+    expect(missing.code).toBe(1);
+    expect(missing.err).toMatch(/\[MODEL_NOT_FOUND\] .*no-such-model: no config\.json/);
   });
 });

@@ -31,7 +31,11 @@ export class AdamW {
     this.epsilon = options.epsilon ?? 1e-8;
     this.weightDecay = options.weightDecay ?? 0;
     for (const [name, variable] of variables) {
-      this.moments.set(name, { m: tf.variable(tf.zerosLike(variable), false), v: tf.variable(tf.zerosLike(variable), false) });
+      // tidy: a Variable keeps its own reference to the zeros' data, so the zeros tensors themselves must go.
+      this.moments.set(name, tf.tidy(() => ({
+        m: tf.variable(tf.zerosLike(variable), false),
+        v: tf.variable(tf.zerosLike(variable), false),
+      })));
     }
   }
 

@@ -35,6 +35,18 @@ describe('AdamW', () => {
   });
 });
 
+describe('AdamW memory', () => {
+  it('frees everything it allocated when disposed', () => {
+    const w = tf.variable(tf.ones([3, 4]));
+    const before = tf.memory().numTensors;
+    const optimizer = new AdamW(new Map([['w', w]]));
+    optimizer.apply(new Map([['w', tf.onesLike(w)]]), 0.1);
+    optimizer.dispose();
+    expect(tf.memory().numTensors).toBe(before + 1); // + the gradient the test made
+    w.dispose();
+  });
+});
+
 describe('clipByGlobalNorm', () => {
   it('scales all gradients together to the max norm, leaves small ones alone', () => {
     const grads = new Map([['a', tf.tensor1d([3, 0])], ['b', tf.tensor1d([0, 4])]]);

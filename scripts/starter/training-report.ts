@@ -4,10 +4,11 @@
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { StarterConfig } from './tiny-llama';
+import type { StarterConfig } from './starter-model';
 
 export interface TrainingRecord {
   seed: number;
+  corpus?: string;
   documents: { train: number; validation: number };
   tokens: { train: number; validation: number };
   parameters: number;
@@ -15,12 +16,16 @@ export interface TrainingRecord {
   batch: number;
   seqLen: number;
   peakLr: number;
+  /** AdamW's decoupled weight decay, applied to every weight by the engine's optimizer. */
+  weightDecay?: number;
   warmupSteps: number;
   plannedSteps: number;
   steps: number;
   minutes: number;
   finalValidationLoss: number;
   backend: string;
+  /** Which kernels served the matrix products (the engine's BackendInfo.matmulKernels). */
+  matmulKernels?: string;
   history: { step: number; trainLoss: number; valLoss: number; minutes: number }[];
 }
 
@@ -40,9 +45,9 @@ byte-level BPE tokenizer (scripts/starter/bpe-trainer.ts), then pretraining with
 | Context | ${r.seqLen} tokens |
 | Corpus | ${r.documents.train} chapters for training (${r.tokens.train.toLocaleString('en-US')} tokens), every 40th chapter held out (${r.documents.validation} chapters, ${r.tokens.validation.toLocaleString('en-US')} tokens) |
 | Batches | ${r.batch} random windows of ${r.seqLen} tokens (documents joined by \`<\\|endoftext\\|>\`) |
-| Optimizer | AdamW (beta 0.9/0.95, weight decay 0.1 on matrices), global-norm clip 1, peak lr ${r.peakLr}, ${r.warmupSteps} warmup steps then cosine to 10% over ${r.plannedSteps} planned steps |
+| Optimizer | The engine's AdamW (main/engine/train/optimizer.ts: beta 0.9/0.999, epsilon 1e-8, weight decay ${r.weightDecay ?? 0} on every weight), global-norm clip 1, peak lr ${r.peakLr}, ${r.warmupSteps} linear warmup steps then cosine to 0 over ${r.plannedSteps} planned steps (main/engine/train/schedule.ts) |
 | Seed | ${r.seed} (initialisation, batch order and validation windows all derive from it) |
-| Run | ${r.steps} steps in ${r.minutes.toFixed(1)} minutes on the ${r.backend} backend with native sgemm, on 2 CPU cores shared with other work |
+| Run | ${r.steps} steps in ${r.minutes.toFixed(1)} minutes on the ${r.backend} backend${r.matmulKernels ? ` (matmuls: ${r.matmulKernels})` : ''}, on 2 CPU cores shared with other work |
 | Final validation loss | **${r.finalValidationLoss.toFixed(3)}** nats/token (perplexity ${Math.exp(r.finalValidationLoss).toFixed(1)}) |
 
 | Step | Train loss (mean since last eval) | Validation loss | Minutes |
@@ -52,12 +57,15 @@ ${rows.join('\n')}
 ${r.steps === r.plannedSteps
     ? `This run reached all ${r.steps} planned steps before its time cap; \`npm run train:starter\` uses these settings by default.`
     : `The run stopped at its time cap after ${r.steps} of ${r.plannedSteps} steps; pass \`--steps ${r.steps} --minutes 1000\` to reproduce it.`}
-The pretraining loop is the script's own (scripts/starter/tiny-llama.ts forward pass, scripts/starter/adamw.ts,
-a loss computed in plain loops), on tfjs-core with the engine's seeded Rng and native sgemm kernels: it was
-written before the engine's llama model and training loop existed. The engine's llama loader reads the checkpoint
-and gives the same logits (test/resources/starter-model.test.ts), and \`lorasmith train --full\` (the engine's
-full fine-tuning) continues training it. Float sums in the threaded sgemm may differ in the last bits between
-machines, so a rerun reproduces the schedule and losses closely, not bit for bit.
+Training runs on the engine itself, in its full-training mode: the untrained model (seeded N(0, 0.02) init,
+scripts/starter/starter-model.ts) is written as a Hugging Face folder with the engine's safetensors writer, loaded by
+the engine's loader with every weight a Variable (\`loadModel(dir, { trainable: true })\`), and trained by the
+engine's training loop (main/engine/train/loop.ts) on all of \`fullTrainableVariables(model)\` with masked
+cross-entropy, the engine's AdamW and warmup + cosine schedule, the same code \`lorasmith train --full\` runs. The
+training windows are drawn up front from the seed (one per batch row per step) and the loop's seeded shuffle orders
+them; validation is the loop's own (token-weighted mean loss over ${4 * r.batch} fixed held-out windows). Float sums in the threaded
+sgemm may differ in the last bits between machines, so a rerun reproduces the schedule and losses closely, not bit
+for bit.
 `;
 }
 

@@ -8,7 +8,7 @@ import { loadTokenizer, type ModelTokenizer } from '../../main/engine/io/tokeniz
 import { readSafetensors } from '../../main/engine/io/safetensors';
 import { generate } from '../../main/engine/generate/generate';
 import type { CausalLM } from '../../main/engine/models/types';
-import { forward, forwardContext, type StarterConfig } from '../../scripts/starter/tiny-llama';
+import { llamaReference, type Weights } from '../engine/models/float64-reference';
 
 const starterDir = join(import.meta.dirname, '../../resources/starter');
 /** Every word of the starter corpus (KJV), lower-cased: test/resources/kjv-words.txt. */
@@ -43,28 +43,20 @@ describe('starter model (resources/starter)', () => {
     expect(model.parameterCount()).toBe(4096 * h + 4 * perLayer + h);
   });
 
-  it("the engine's forward pass agrees with the pretraining script's own implementation", () => {
+  it("the engine's forward pass agrees with an independent float64 Llama on the stored weights", () => {
     const { tensors } = readSafetensors(join(starterDir, 'model.safetensors'));
     const raw = JSON.parse(readFileSync(join(starterDir, 'config.json'), 'utf8')) as Record<string, number>;
-    const config: StarterConfig = {
-      vocabSize: raw.vocab_size as number, hiddenSize: raw.hidden_size as number,
-      intermediateSize: raw.intermediate_size as number, numLayers: raw.num_hidden_layers as number,
-      numHeads: raw.num_attention_heads as number, numKvHeads: raw.num_key_value_heads as number,
-      maxPositions: raw.max_position_embeddings as number, rmsNormEps: raw.rms_norm_eps as number,
-      ropeTheta: raw.rope_theta as number,
-    };
+    const weights: Weights = new Map([...tensors].map(([name, t]) => [name, { shape: t.shape, data: Float64Array.from(t.data) }]));
+    const headDim = (raw.hidden_size as number) / (raw.num_attention_heads as number);
+    const invFreq = Array.from({ length: headDim / 2 }, (_, i) => (raw.rope_theta as number) ** ((-2 * i) / headDim));
     const ids = tokenizer.encode('And the LORD spake unto Moses, saying,', { addSpecialTokens: false });
-    const [engineLogits, scriptLogits] = tf.tidy(() => {
-      const weights = new Map<string, tf.Tensor>();
-      for (const [name, t] of tensors) weights.set(name, tf.tensor(t.data, t.shape));
-      const input = tf.tensor2d([ids], [1, ids.length], 'int32');
-      const ctx = forwardContext(config, ids.length);
-      const ours = forward(weights, config, ctx, input);
-      const theirs = tf.reshape(model.forward(input), [ids.length, config.vocabSize]);
-      return [theirs.arraySync() as number[][], ours.arraySync() as number[][]];
-    });
+    const expected = llamaReference(weights, {
+      layers: raw.num_hidden_layers as number, heads: raw.num_attention_heads as number,
+      kvHeads: raw.num_key_value_heads as number, headDim, eps: raw.rms_norm_eps as number, invFreq, qkvBias: false, tied: true,
+    }, ids);
+    const actual = tf.tidy(() => model.forward(tf.tensor2d([ids], [1, ids.length], 'int32')).arraySync()[0] as number[][]);
     let maxDiff = 0;
-    engineLogits.forEach((row, t) => row.forEach((v, j) => (maxDiff = Math.max(maxDiff, Math.abs(v - (scriptLogits[t]?.[j] ?? NaN))))));
+    actual.forEach((row, t) => row.forEach((v, j) => (maxDiff = Math.max(maxDiff, Math.abs(v - (expected[t]?.[j] ?? NaN))))));
     expect(maxDiff).toBeLessThan(1e-3);
   });
 

@@ -4,28 +4,42 @@ import type { CausalLM } from '../models/types';
 import { TrainError } from './errors';
 
 /**
- * Every Variable among the linears' weights and biases and the model's other named weights, by checkpoint name.
- * Linears are read directly (their weightT [in, out] is the variable; namedWeights may hold a transposed copy).
+ * Every Variable of the model, by checkpoint name, in the model's own layout (linears' weightT [in, out]).
+ * Models say which tensors are theirs with trainableVariables(), which allocates nothing; for models without it
+ * (hand-made test models), the linears are read directly and namedWeights() is scanned inside tf.tidy, so the
+ * transposed copies it may build are dropped (Variables survive tidy untouched).
  */
 export function fullTrainableVariables(model: CausalLM): Map<string, tf.Variable> {
+  const out = model.trainableVariables ? dedupe(model.trainableVariables()) : scanVariables(model);
+  if (out.size === 0) {
+    throw new TrainError('INVALID_TRAIN_CONFIG', 'full fine-tuning needs the model loaded with trainable weights (loadModel(dir, { trainable: true }))');
+  }
+  return out;
+}
+
+/** The first name of each Variable: a weight shared under two names (tied embeddings) trains once. */
+function dedupe(variables: ReadonlyMap<string, tf.Variable>): Map<string, tf.Variable> {
   const out = new Map<string, tf.Variable>();
   const seen = new Set<number>();
+  for (const [name, v] of variables) {
+    if (seen.has(v.id)) continue;
+    seen.add(v.id);
+    out.set(name, v);
+  }
+  return out;
+}
+
+function scanVariables(model: CausalLM): Map<string, tf.Variable> {
+  const found = new Map<string, tf.Variable>();
   const add = (name: string, t: tf.Tensor | null) => {
-    if (t instanceof tf.Variable && !seen.has(t.id)) {
-      seen.add(t.id);
-      out.set(name, t);
-    }
+    if (t instanceof tf.Variable) found.set(name, t);
   };
   for (const [path, layer] of model.linears) {
     add(`${path}.weight`, layer.weightT);
     add(`${path}.bias`, layer.bias);
   }
-  // namedWeights may build transposed copies: made and dropped inside tidy (Variables survive it untouched)
   tf.tidy(() => {
-    for (const [name, t] of model.namedWeights()) add(name, t);
+    for (const [name, t] of model.namedWeights()) if (!found.has(name)) add(name, t);
   });
-  if (out.size === 0) {
-    throw new TrainError('INVALID_TRAIN_CONFIG', 'full fine-tuning needs the model loaded with trainable weights (loadModel(dir, { trainable: true }))');
-  }
-  return out;
+  return dedupe(found);
 }

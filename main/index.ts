@@ -15,6 +15,7 @@ import { loadWindowState, saveWindowState } from './app/window-state';
 import { HostClient } from './host/client';
 import { registerIpc, sendEvent } from './ipc/electron';
 import { createHandlers, type AppHandlers } from './ipc/handlers';
+import { openStarterResources } from './ipc/first-run';
 import { dialogPaths } from './ipc/paths';
 import { openLibrary, type Library } from './store/index';
 
@@ -36,6 +37,11 @@ let handlers: AppHandlers | null = null;
 function electronSqliteBinding(): string | undefined {
   const file = join(app.getAppPath(), '.electron-native', 'node_modules', 'better-sqlite3', 'build', 'Release', 'better_sqlite3.node');
   return existsSync(file) ? file : undefined;
+}
+
+/** starter/ and samples/: electron-builder's extraResources in a packaged app, the repository's resources/ in development. */
+function resourcesDir(): string {
+  return app.isPackaged ? process.resourcesPath : join(app.getAppPath(), 'resources');
 }
 
 function appVersion(): string {
@@ -87,6 +93,11 @@ function startServices(): void {
   library = openLibrary(dataDir, binding ? { nativeBinding: binding } : {});
   const report = library.startupCheck();
   log.info(`library ${dataDir}: ${JSON.stringify({ interrupted: report.runsInterrupted.length, modelsMissing: report.modelsMissing.length })}`);
+  try {
+    if (openStarterResources(library, resourcesDir())?.registered) log.info('first run: registered the starter model and the sample datasets');
+  } catch (error) {
+    log.error('could not register the starter model and samples', error);
+  }
   const emitAll = <E extends Parameters<typeof sendEvent>[1]>(name: E, payload: Parameters<typeof sendEvent<E>>[2]) =>
     sendEvent(BrowserWindow.getAllWindows().map((w) => w.webContents), name, payload);
   host = new HostClient(utilityHost(join(import.meta.dirname, 'engine-host.js'), (line) => log.info(line)), {
@@ -96,7 +107,7 @@ function startServices(): void {
     },
   });
   handlers = createHandlers({
-    library, host, paths: dialogPaths(showPathDialog), mode: 'electron', version: appVersion(), emit: emitAll,
+    library, host, paths: dialogPaths(showPathDialog), mode: 'electron', version: appVersion(), resourcesDir: resourcesDir(), emit: emitAll,
   });
   const trusted = (sender: WebContents) => mainWindow !== null && sender === mainWindow.webContents;
   registerIpc(ipcMain, handlers.handlers, trusted);

@@ -5,12 +5,15 @@ import { resolveDataDir } from '../app/data-dir';
 import { HostClient } from '../host/client';
 import { workerHost } from '../host/worker-host';
 import { startBrowserServer, type BrowserServer } from '../ipc/browser-server';
+import { openStarterResources } from '../ipc/first-run';
 import { createHandlers } from '../ipc/handlers';
 import { typedPaths } from '../ipc/paths';
 import { openLibrary } from '../store/index';
 import { UsageError, type CliCommand } from './command';
 
 const RENDERER_DIR = fileURLToPath(new URL('../../out/renderer', import.meta.url));
+/** The starter model and sample datasets (resources/starter, resources/samples) registered on the first run. */
+const RESOURCES_DIR = fileURLToPath(new URL('../../resources', import.meta.url));
 
 function parseServeArgs(argv: readonly string[]): { port: number; dataDir: string | undefined } {
   let port = 0;
@@ -48,12 +51,17 @@ export const serveCommand: CliCommand = {
     const library = openLibrary(dataDir);
     const report = library.startupCheck();
     if (report.runsInterrupted.length > 0) io.out(`Marked ${report.runsInterrupted.length} interrupted training run(s); they can be resumed from their last checkpoint.`);
+    try {
+      if (openStarterResources(library, RESOURCES_DIR)?.registered) io.out('Added the starter model and the sample datasets to the empty library.');
+    } catch (error) {
+      io.err(`Could not add the starter model and samples: ${(error as Error).message}`);
+    }
     let server: BrowserServer | null = null;
     const host = new HostClient(workerHost(), {
       onState: (state, detail) => server?.emit('host.status', { state: state === 'stopped' ? 'died' : state, ...(detail ? { detail } : {}) }),
     });
     const app = createHandlers({
-      library, host, paths: typedPaths(), mode: 'browser', version: version(),
+      library, host, paths: typedPaths(), mode: 'browser', version: version(), resourcesDir: RESOURCES_DIR,
       emit: (name, payload) => server?.emit(name, payload),
     });
     server = await startBrowserServer({ handlers: () => app.handlers, rendererDir: RENDERER_DIR, port });

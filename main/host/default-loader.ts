@@ -1,24 +1,29 @@
 /** The model loader of the app's host: Hugging Face folders through the engine's architecture registry. */
 import * as tf from '@tensorflow/tfjs-core';
-import { initBackend, parseBackendPreference } from '../engine/backend/index';
+import { initBackend, parseBackendPreference, type BackendInfo } from '../engine/backend/index';
 import { nativeOptionsFromEnv } from '../engine/backend/native/index';
 import { loadTokenizer } from '../engine/io/tokenizer';
 import { loadModel } from '../engine/models/registry';
 import type { ModelLoader } from './model-loader';
 
-let backendReady: Promise<unknown> | null = null;
+let backendReady: Promise<BackendInfo> | null = null;
+
+function ensureBackend(): Promise<BackendInfo> {
+  // The host's own environment (set by whoever spawned it) may pin a backend; the engine never reads env.
+  // Native sgemm kernels by default where the addon loads; LORASMITH_NATIVE=0 turns them off.
+  backendReady ??= initBackend(parseBackendPreference(process.env.LORASMITH_BACKEND ?? 'auto'), {
+    native: nativeOptionsFromEnv(process.env),
+  });
+  return backendReady;
+}
 
 export const loader: ModelLoader = {
   async load(modelDir: string) {
-    // The host's own environment (set by whoever spawned it) may pin a backend; the engine never reads env.
-    // Native sgemm kernels by default where the addon loads; LORASMITH_NATIVE=0 turns them off.
-    backendReady ??= initBackend(parseBackendPreference(process.env.LORASMITH_BACKEND ?? 'auto'), {
-      native: nativeOptionsFromEnv(process.env),
-    });
-    await backendReady;
+    await ensureBackend();
     const tokenizer = await loadTokenizer(modelDir);
     const model = await loadModel(modelDir);
     return { model, tokenizer, chatTemplate: tokenizer.chatTemplate };
   },
   backendName: () => tf.getBackend() ?? 'none',
+  backend: ensureBackend,
 };

@@ -32,6 +32,11 @@ export class HostEngine {
     };
   }
 
+  /** The backend report; initialising the backend here if no model has been loaded yet. */
+  backend(): Promise<HostResults['backend']> {
+    return this.loader.backend();
+  }
+
   /** Loads a base, replacing the resident one (and dropping its adapters) unless it is the same folder. */
   async loadBase(modelDir: string): Promise<HostResults['loadBase']> {
     if (this.resident?.modelDir !== modelDir) {

@@ -4,6 +4,7 @@
  */
 import type { CausalLM } from '../engine/models/types';
 import type { TrainingTokenizer } from '../engine/train/tokenize';
+import type { HostBackendInfo } from './protocol';
 
 export interface HostTokenizer extends TrainingTokenizer {
   decode(ids: readonly number[]): string;
@@ -19,6 +20,8 @@ export interface ModelLoader {
   load(modelDir: string): Promise<LoadedBase>;
   /** The tfjs backend in use, for status reports. */
   backendName(): string;
+  /** Initialises the backend if no load has yet, and reports it (the engine's initBackend result). */
+  backend(): Promise<HostBackendInfo>;
 }
 
 /** A module the worker can import by URL: `export const loader: ModelLoader`. */

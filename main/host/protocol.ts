@@ -69,6 +69,8 @@ export interface TrainJob {
 
 export type HostRequest =
   | { readonly type: 'status'; readonly seq: number }
+  /** The tfjs backend in use (initialised on first ask) and every backend's availability; answered at once. */
+  | { readonly type: 'backend'; readonly seq: number }
   | { readonly type: 'loadBase'; readonly seq: number; readonly modelDir: string }
   /** The base's LoRA-targetable linear modules (loads it as the resident base). */
   | { readonly type: 'modules'; readonly seq: number; readonly modelDir: string }
@@ -101,6 +103,13 @@ export type HostRequest =
 
 export type HostRequestType = HostRequest['type'];
 
+/** The engine's initBackend report: the active backend, what was detected, which kernels do the matmuls. */
+export interface HostBackendInfo {
+  readonly name: 'tensorflow' | 'webgpu' | 'wasm' | 'cpu';
+  readonly available: readonly { readonly name: 'tensorflow' | 'webgpu' | 'wasm' | 'cpu'; readonly usable: boolean; readonly detail: string }[];
+  readonly matmulKernels: string;
+}
+
 export interface HostStatus {
   readonly baseModelDir: string | null;
   readonly adapters: readonly string[];
@@ -122,6 +131,8 @@ export interface TrainProgressEvent {
   readonly etaSeconds: number;
   readonly memoryBytes: number;
   readonly checkpoint?: string;
+  /** On 'eval' events: a short greedy continuation of the first validation prompt with the adapter as trained so far. */
+  readonly sample?: string;
 }
 
 export interface TrainOutcome {
@@ -139,6 +150,7 @@ export interface TrainOutcome {
 /** What each request resolves to. */
 export interface HostResults {
   status: HostStatus;
+  backend: HostBackendInfo;
   loadBase: { readonly modelDir: string; readonly chatTemplate: string | null; readonly parameterCount: number };
   modules: readonly {
     readonly path: string;

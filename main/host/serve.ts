@@ -81,6 +81,10 @@ export function serve(transport: HostTransport, engine: HostEngine, options: Ser
     switch (request.type) {
       case 'status':
         return reply(request.seq, { ...engine.status(), busy: [...running.values()].map((r) => r.type) });
+      case 'backend':
+        // Not queued: Settings asks while a training may hold the queue (the backend is long initialised then).
+        engine.backend().then((info) => reply(request.seq, info), (error: unknown) => fail(request.seq, error));
+        return;
       case 'cancel': {
         const target = running.get(request.target);
         target?.controller.abort(new HostError('CANCELLED', `request ${request.target} was cancelled`));

@@ -10,5 +10,9 @@ export interface HandlerContext {
   readonly paths: UserPaths;
   readonly mode: 'electron' | 'browser';
   readonly version: string;
+  /** The folder holding starter/ and samples/ (see starter-resources.ts); absent where none ships (tests). */
+  readonly resourcesDir?: string;
+  /** The Hugging Face hub's base URL for models.download; https://huggingface.co where absent (tests serve a fake). */
+  readonly hubUrl?: string;
   emit<E extends EventName>(name: E, payload: Events[E]): void;
 }

@@ -1,6 +1,8 @@
 /** Every command's handler, composed from the room-sized files under handlers/. */
 import type { HandlerContext } from './context';
 import { chatHandlers } from './handlers/chat';
+import { downloadHandlers } from './handlers/download';
+import { firstRunHandlers } from './handlers/first-run';
 import { libraryHandlers } from './handlers/library';
 import { previewHandlers } from './handlers/preview';
 import { trainingHandlers } from './handlers/training';
@@ -20,6 +22,8 @@ export function createHandlers(ctx: HandlerContext): AppHandlers {
     ...previewHandlers(ctx),
     ...trainingCommands,
     ...chatHandlers(ctx),
+    ...firstRunHandlers(ctx),
+    ...downloadHandlers(ctx),
   };
   return { handlers, cancelTraining: cancelAll };
 }

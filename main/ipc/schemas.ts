@@ -56,12 +56,20 @@ const settings = z.object({
 
 export const SCHEMAS = {
   'app.info': empty,
+  'app.firstRun': empty,
   'settings.get': empty,
   'settings.set': settings.partial(),
   'models.list': empty,
   'models.import': z.object({ path, mode: z.enum(['copy', 'reference']), name: z.string().min(1).max(200).optional() }).strict(),
   'models.modules': z.object({ id }).strict(),
   'models.delete': z.object({ id }).strict(),
+  'models.download': z.object({
+    repoId: z.string().max(200).regex(/^(?:[A-Za-z0-9][A-Za-z0-9_.-]*\/)?[A-Za-z0-9][A-Za-z0-9_.-]*$/, 'a hub repo id is owner/name (letters, digits, _ . -)')
+      .refine((s) => !s.includes('..'), 'a hub repo id must not contain ..'),
+    revision: z.string().min(1).max(200).regex(/^[A-Za-z0-9_.-]+$/, 'a revision is a branch, tag or commit (letters, digits, _ . -)')
+      .refine((s) => !s.includes('..'), 'a revision must not contain ..').optional(),
+  }).strict(),
+  'models.cancelDownload': z.object({ id }).strict(),
   'datasets.list': empty,
   'datasets.import': z.object({ path, format: datasetFormat.optional(), name: z.string().min(1).max(200).optional() }).strict(),
   'datasets.preview': z.object({ id, modelId: id, limit: z.number().int().min(1).max(200) }).strict(),

@@ -1,6 +1,6 @@
 import type {
   Adapter, AdapterMix, AdapterVersion, AppInfo, BackendName, BaseModel, ChatMessage, Dataset, DatasetFormat,
-  DatasetIssue, LinearModuleInfo, MetricPoint, SamplingSettings, TrainingEstimate, TrainingRun, TrainingSettings,
+  DatasetIssue, HubDownload, LinearModuleInfo, MetricPoint, SamplingSettings, TrainingEstimate, TrainingRun, TrainingSettings,
 } from './domain';
 
 /**
@@ -9,6 +9,8 @@ import type {
  */
 export interface Commands {
   'app.info': { args: Record<string, never>; result: AppInfo };
+  /** The starter resources that ship with the app, and the guided first fine-tune while none has run yet. */
+  'app.firstRun': { args: Record<string, never>; result: FirstRun };
   'settings.get': { args: Record<string, never>; result: Settings };
   'settings.set': { args: Partial<Settings>; result: Settings };
 
@@ -16,6 +18,13 @@ export interface Commands {
   'models.import': { args: { path: string; mode: 'copy' | 'reference'; name?: string }; result: BaseModel };
   'models.modules': { args: { id: string }; result: readonly LinearModuleInfo[] };
   'models.delete': { args: { id: string }; result: { deleted: true } };
+  /**
+   * Starts downloading a model from the Hugging Face hub (only the files a model needs) and answers once the
+   * file list is known; `download.progress` follows, then `download.finished` with the registered model.
+   * Asking again for the same repo and revision resumes what a cancel or failure left.
+   */
+  'models.download': { args: { repoId: string; revision?: string }; result: HubDownload };
+  'models.cancelDownload': { args: { id: string }; result: { cancelled: boolean } };
 
   'datasets.list': { args: Record<string, never>; result: readonly Dataset[] };
   'datasets.import': { args: { path: string; format?: DatasetFormat; name?: string }; result: Dataset };
@@ -63,6 +72,27 @@ export interface Settings {
   readonly defaults: Partial<TrainingSettings>;
 }
 
+/** A sample dataset from resources/samples, as registered in the library on the first run. */
+export interface FirstRunSample {
+  readonly datasetId: string;
+  readonly name: string;
+  readonly format: DatasetFormat;
+  /** What a short fine-tune on it teaches, in words the user can check in the chat preview. */
+  readonly behaviour: string;
+  /** A prompt that shows the behaviour: the chat preview is filled in with it after the run. */
+  readonly tryPrompt: string;
+}
+
+export interface FirstRun {
+  /**
+   * The guided first fine-tune (the starter model on the guided sample, with settings that finish in minutes on a
+   * laptop CPU), offered while the library holds the starter model and has no training run yet; else null.
+   */
+  readonly guided: { readonly modelId: string; readonly modelName: string; readonly datasetId: string; readonly settings: TrainingSettings } | null;
+  /** The samples still in the library, in samples.json's order. */
+  readonly samples: readonly FirstRunSample[];
+}
+
 export interface PreviewRecord {
   readonly index: number;
   /** The text as the model sees it (chat template applied), split into spans that train or not. */
@@ -76,8 +106,8 @@ export type CommandResult<K extends CommandName> = Commands[K]['result'];
 
 /** The runtime name table. `satisfies` makes a missing or extra name a compile error. */
 export const COMMAND_NAMES = [
-  'app.info', 'settings.get', 'settings.set',
-  'models.list', 'models.import', 'models.modules', 'models.delete',
+  'app.info', 'app.firstRun', 'settings.get', 'settings.set',
+  'models.list', 'models.import', 'models.modules', 'models.delete', 'models.download', 'models.cancelDownload',
   'datasets.list', 'datasets.import', 'datasets.preview', 'datasets.delete',
   'adapters.list', 'adapters.versions', 'adapters.deleteVersion', 'adapters.exportPeft', 'adapters.exportMerged',
   'train.estimate', 'train.start', 'train.cancel', 'runs.list', 'runs.metrics',

@@ -41,6 +41,18 @@ export interface BaseModel {
   readonly status: 'ok' | 'missing';
 }
 
+/** A model download from the Hugging Face hub, as started by models.download. */
+export interface HubDownload {
+  readonly id: string;
+  readonly repoId: string;
+  /** The commit the files come from (the hub resolves a branch or tag to it). */
+  readonly revision: string;
+  /** The files a model needs, of those the repo holds. */
+  readonly files: readonly string[];
+  /** 0 where the hub did not say. */
+  readonly totalBytes: number;
+}
+
 export type DatasetFormat = 'prompt-completion' | 'alpaca' | 'messages' | 'sharegpt' | 'text';
 
 export interface Dataset {
@@ -103,6 +115,9 @@ export type RunStatus = 'queued' | 'running' | 'done' | 'failed' | 'cancelled' |
 
 export interface TrainingRun {
   readonly id: string;
+  /** The adapter this run trains a version of, and its name as the library shows it. */
+  readonly adapterId: string;
+  readonly adapterName: string;
   readonly adapterVersionId: string | null;
   readonly baseModelId: string;
   readonly datasetId: string;

@@ -1,4 +1,4 @@
-import type { TrainingProgress, TrainingRun } from './domain';
+import type { BaseModel, TrainingProgress, TrainingRun } from './domain';
 
 /** Events main pushes to the renderer: name -> payload. */
 export interface Events {
@@ -6,11 +6,18 @@ export interface Events {
   'train.finished': { run: TrainingRun };
   'chat.token': { requestId: string; text: string; tokenId: number };
   'host.status': { state: 'starting' | 'ready' | 'busy' | 'died'; detail?: string };
-  'download.progress': { id: string; receivedBytes: number; totalBytes: number };
+  'download.progress': { id: string; receivedBytes: number; totalBytes: number; file?: string };
+  'download.finished': {
+    id: string;
+    repoId: string;
+    status: 'done' | 'failed' | 'cancelled';
+    model: BaseModel | null;
+    error: string | null;
+  };
 }
 
 export type EventName = keyof Events;
 
 export const EVENT_NAMES = [
-  'train.progress', 'train.finished', 'chat.token', 'host.status', 'download.progress',
+  'train.progress', 'train.finished', 'chat.token', 'host.status', 'download.progress', 'download.finished',
 ] as const satisfies readonly EventName[];

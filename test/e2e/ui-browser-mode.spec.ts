@@ -115,9 +115,17 @@ test('real main side: import, train, cancel, finish, chat base vs adapter, compa
 
   await wizard(page, 'pirate', '12');
   await expect(details.locator('.badge.done')).toBeVisible({ timeout: 180_000 });
+  // Each evaluation (every 4 of 12 steps) came with a greedy sample made with the adapter being trained.
+  await expect(details.locator('ol.samples li')).toHaveCount(3);
+  // After a reload the cancelled run (no version) is still named by its adapter: main lists runs with adapterName.
+  await page.reload();
+  await section(page, 'Training');
+  await expect(page.getByRole('list', { name: 'Runs' })).toContainText('to-cancel');
   await shot(page, 'real-04-training-done');
 
   await section(page, 'Chat');
+  // The library also holds the starter model, registered on the first run: choose the imported one.
+  await page.getByRole('combobox', { name: 'Base model', exact: true }).selectOption({ label: 'tiny-random-llama' });
   await page.getByRole('button', { name: 'Load', exact: true }).click();
   await page.getByText(/Sampling/).click();
   await page.getByLabel('Temperature').fill('0');
@@ -132,5 +140,11 @@ test('real main side: import, train, cancel, finish, chat base vs adapter, compa
   expect(base).toBeTruthy();
   expect(adapted).not.toBe(base);
   await shot(page, 'real-05-chat-compare');
+
+  // Settings shows what the engine host detected (app.info asks it once it has started).
+  await section(page, 'Settings');
+  const inUse = page.getByText(/^In use:/);
+  await expect(inUse).toContainText(/tensorflow|webgpu|wasm|cpu/, { timeout: 30_000 });
+  await expect(inUse).toContainText('matrix products by');
   expect(errors).toEqual([]);
 });

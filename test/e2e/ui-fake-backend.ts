@@ -57,7 +57,7 @@ export function installFakeBackend(options: { stepMs: number; tokenMs: number })
       adapters.push(adapter);
     }
     const run: Mutable<TrainingRun> = {
-      id: id('r'), adapterVersionId: null, baseModelId: args.modelId, datasetId: args.datasetId, status: 'running',
+      id: id('r'), adapterId: adapter.id, adapterName: adapter.name, adapterVersionId: null, baseModelId: args.modelId, datasetId: args.datasetId, status: 'running',
       startedAt: now(), finishedAt: null, error: null, lastCheckpoint: null, settings: args.settings,
     };
     runs.unshift(run);
@@ -102,6 +102,8 @@ export function installFakeBackend(options: { stepMs: number; tokenMs: number })
   }
 
   const handlers: { [K in CommandName]: (args: CommandArgs<K>) => unknown } = {
+    // The fake library starts empty of starter resources: no guided first fine-tune is offered.
+    'app.firstRun': () => ({ guided: null, samples: [] }),
     'app.info': () => ({
       version: '0.1.0', dataDir: '/home/user/.lorasmith', mode: 'browser',
       backend: { name: 'wasm', matmulKernels: 'native-blas', available: [
@@ -124,6 +126,8 @@ export function installFakeBackend(options: { stepMs: number; tokenMs: number })
     },
     'models.modules': () => modules(),
     'models.delete': ({ id: modelId }) => { models.splice(models.findIndex((m) => m.id === modelId), 1); return { deleted: true }; },
+    'models.download': ({ repoId }) => { throw fail('HUB_NOT_FOUND', `the fake backend has no hub: '${repoId}' cannot be downloaded`); },
+    'models.cancelDownload': () => ({ cancelled: false }),
     'datasets.list': () => datasets,
     'datasets.import': ({ path, name }) => {
       const dataset: Dataset = { id: id('d'), name: name ?? String(path).split('/').at(-1) ?? 'data', originalFile: path, normalizedFile: `${path}.norm.jsonl`,

@@ -90,6 +90,25 @@ describe('engine host in a worker thread', () => {
     expect(states.at(-1)).toBe('stopped');
   });
 
+  it('reports its backend at once, and sends a greedy sample with each evaluation', async () => {
+    const client = new HostClient(workerHost({ loaderUrl }));
+    try {
+      const backend = await client.call({ type: 'backend' });
+      expect(backend).toMatchObject({ name: 'cpu', matmulKernels: expect.stringContaining('cpu') });
+      expect(backend.available.find((b) => b.name === 'cpu')).toMatchObject({ usable: true });
+      const progress: TrainProgressEvent[] = [];
+      const evalJob = { ...job('r-sample', 4), valFraction: 0.25, hyperparameters: { ...job('r-sample', 4).hyperparameters, evalEvery: 2 } };
+      await client.call({ type: 'train', job: evalJob }, (e) => e.kind === 'progress' && progress.push(e.progress));
+      const evals = progress.filter((p) => p.kind === 'eval');
+      expect(evals.map((p) => p.step)).toEqual([2, 4]);
+      // The char tokenizer decodes every id to one character: a sample is at most SAMPLE_TOKENS characters.
+      for (const p of evals) expect(p.sample).toMatch(/^[\s\S]{0,24}$/);
+      expect(progress.filter((p) => p.kind === 'step').every((p) => p.sample === undefined)).toBe(true);
+    } finally {
+      await client.shutdown();
+    }
+  });
+
   it('cancels a training run cooperatively between steps', async () => {
     const client = new HostClient(workerHost({ loaderUrl }));
     try {

@@ -21,4 +21,5 @@ export const loader: ModelLoader = {
     return { model, tokenizer: charTokenizer(), chatTemplate: null };
   },
   backendName: () => tf.getBackend() ?? 'none',
+  backend: () => initBackend('cpu'),
 };

@@ -94,6 +94,12 @@ describe('command handlers over the in-memory pair', () => {
     const done = (await finished).run;
     off();
     expect(done).toMatchObject({ id: run.id, status: 'done', error: null });
+    // Runs carry their adapter's name, joined from the library.
+    const adapterId = (await api.invoke('adapters.list', {})).find((a) => a.name === 'counter')?.id;
+    expect(adapterId).toEqual(expect.any(String));
+    expect(run).toMatchObject({ adapterId, adapterName: 'counter' });
+    expect(done).toMatchObject({ adapterId, adapterName: 'counter' });
+    expect((await api.invoke('runs.list', {})).find((r) => r.id === run.id)).toMatchObject({ adapterId, adapterName: 'counter' });
     expect(progress).toEqual(expect.arrayContaining([1, 2]));
     expect((await api.invoke('runs.metrics', { runId: run.id })).map((m) => m.step)).toEqual([1, 2]);
 
@@ -137,6 +143,33 @@ describe('command handlers over the in-memory pair', () => {
     }
     expect(merged.get('transformer.h.0.mlp.c_fc.weight')?.data).toEqual(readSafetensors(join(fixture, 'model.safetensors')).tensors.get('transformer.h.0.mlp.c_fc.weight')?.data);
     expect(existsSync(join(destination, 'config.json')) && existsSync(join(destination, 'tokenizer.json'))).toBe(true);
+  });
+
+  it('sends a sample generation with each evaluation, and on no plain step', async () => {
+    const model = (await api.invoke('models.list', {}))[0];
+    const dataset = (await api.invoke('datasets.list', {}))[0];
+    const events: Events['train.progress'][] = [];
+    const off = api.on('train.progress', (p) => events.push(p));
+    const finished = nextEvent('train.finished');
+    await api.invoke('train.start', {
+      modelId: model?.id ?? '', datasetId: dataset?.id ?? '', adapterName: 'sampler',
+      settings: { ...settings(2), valSplit: 0.34, evalEvery: 1 },
+    });
+    expect((await finished).run).toMatchObject({ status: 'done', adapterName: 'sampler' });
+    off();
+    const evals = events.filter((e) => e.valLoss !== undefined);
+    expect(evals.map((e) => e.step)).toEqual([1, 2]);
+    expect(evals.every((e) => typeof e.sample === 'string')).toBe(true);
+    expect(events.filter((e) => e.valLoss === undefined).every((e) => e.sample === undefined)).toBe(true);
+  });
+
+  it('app.info reports the backend the engine host initialised', async () => {
+    const info = await api.invoke('app.info', {});
+    const status = await host.call({ type: 'status' });
+    expect(info.backend?.name).toBe(status.backend);
+    expect(info.backend?.available.find((b) => b.name === status.backend)).toMatchObject({ usable: true });
+    expect(info.backend?.available.map((b) => b.name).sort()).toEqual(['cpu', 'tensorflow', 'wasm', 'webgpu']);
+    expect(info.backend?.matmulKernels).toMatch(/\w/);
   });
 
   it('marks a run failed with HOST_DIED when the host dies mid-run, and serves the next command', async () => {

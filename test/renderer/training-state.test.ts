@@ -54,6 +54,14 @@ describe('training progress', () => {
     expect(training.runs[0]?.adapterVersionId).toBe('v1');
   });
 
+  it('names a run by its adapter, from the runs main lists (not only the ones started in this session)', async () => {
+    const api = fakeApi({ 'runs.list': () => [run({ id: 'r4', adapterId: 'a7', adapterName: 'shouting-bot' })] });
+    const training = new TrainingState(api);
+    expect(training.nameOf('r4')).toBeUndefined();
+    await training.refresh();
+    expect(training.nameOf('r4')).toBe('shouting-bot');
+  });
+
   it('a stored run shows its recorded metrics', async () => {
     const api = fakeApi({ 'runs.metrics': () => [{ step: 2, loss: 2 }, { step: 1, loss: 3, valLoss: 3.1 }] });
     const training = new TrainingState(api);

@@ -35,6 +35,8 @@ export interface TrainProgress {
   /** Bytes held by tensors now (the backend's own count). */
   readonly memoryBytes: number;
   readonly checkpoint?: string;
+  /** On 'eval' events when `sampleAtEval` is given: what the model generates now (see sample.ts). */
+  readonly sample?: string;
 }
 
 export interface LoopOptions {
@@ -54,6 +56,11 @@ export interface LoopOptions {
   readonly restoreBest?: boolean;
   readonly signal?: AbortSignal;
   readonly onProgress?: (event: TrainProgress) => void;
+  /**
+   * Called at each evaluation, after the validation loss, with the current weights in place: its text goes out
+   * as `sample` on that 'eval' event (a greedy continuation of a fixed prompt, say). A failure is not fatal.
+   */
+  readonly sampleAtEval?: (step: number) => Promise<string> | string;
 }
 
 export interface LoopResult {
@@ -179,6 +186,15 @@ export async function trainLoop(options: LoopOptions): Promise<LoopResult> {
     });
   };
 
+  const sampleNow = async (): Promise<string | undefined> => {
+    if (!options.sampleAtEval) return undefined;
+    try {
+      return await options.sampleAtEval(state.step);
+    } catch {
+      return undefined; // a sample is a courtesy: a failed one must not end the run
+    }
+  };
+
   const runEval = async (): Promise<boolean> => {
     const { loss, perplexity } = evaluateRows(model, valRows, padId, h.batchSize);
     evals.push({ step: state.step, valLoss: loss, valPerplexity: perplexity });
@@ -191,7 +207,11 @@ export async function trainLoop(options: LoopOptions): Promise<LoopResult> {
       stop = h.earlyStoppingPatience > 0 && state.evalsWithoutImprovement >= h.earlyStoppingPatience;
     }
     const last = history[history.length - 1];
-    progress('eval', { loss: last?.loss ?? Number.NaN, lr: last?.lr ?? 0, gradNorm: last?.gradNorm ?? 0, valLoss: loss, valPerplexity: perplexity });
+    const sample = await sampleNow();
+    progress('eval', {
+      loss: last?.loss ?? Number.NaN, lr: last?.lr ?? 0, gradNorm: last?.gradNorm ?? 0, valLoss: loss, valPerplexity: perplexity,
+      ...(sample !== undefined ? { sample } : {}),
+    });
     return stop;
   };
 

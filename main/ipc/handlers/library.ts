@@ -7,6 +7,7 @@ import { readModelConfig } from '../../engine/models/registry';
 import { loadDataset } from '../../engine/train/datasets/dataset';
 import type { DatasetFormat as EngineFormat } from '../../engine/train/datasets/formats';
 import type { DatasetFormat, Settings } from '../../../preload/contract';
+import { backendReporter } from '../backend-info';
 import type { HandlerContext } from '../context';
 import type { Handlers } from '../types';
 
@@ -15,7 +16,7 @@ export const fromEngineFormat = (f: EngineFormat): DatasetFormat => (f === 'chat
 
 const DEFAULT_SETTINGS: Settings = { backend: 'auto', theme: 'system', defaults: {} };
 
-function countParameters(dir: string): number {
+export function countParameters(dir: string): number {
   const checkpoint = openCheckpoint(dir);
   try {
     return checkpoint.names().reduce((sum, name) => sum + checkpoint.entry(name).shape.reduce((a, b) => a * b, 1), 0);
@@ -34,8 +35,9 @@ export function libraryHandlers(ctx: HandlerContext): Pick<Handlers,
   | 'datasets.list' | 'datasets.import' | 'datasets.delete' | 'adapters.list' | 'adapters.versions'
   | 'adapters.deleteVersion' | 'adapters.exportPeft' | 'dialog.openPath'> {
   const { library } = ctx;
+  const backend = backendReporter(ctx.host);
   return {
-    'app.info': async () => ({ version: ctx.version, dataDir: library.dataDir.root, mode: ctx.mode, backend: null }),
+    'app.info': async () => ({ version: ctx.version, dataDir: library.dataDir.root, mode: ctx.mode, backend: await backend() }),
     'settings.get': async () => readSettings(ctx),
     'settings.set': async (args) => {
       library.settings.setMany(JSON.parse(JSON.stringify(args)) as Record<string, never>);

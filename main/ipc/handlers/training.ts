@@ -5,6 +5,8 @@
  */
 import type { TrainingRun, TrainingSettings } from '../../../preload/contract';
 import type { HostEvent, TrainJob } from '../../host/protocol';
+import type { Library } from '../../store/index';
+import type { RunDetails } from '../../store/repos/runs';
 import type { HandlerContext } from '../context';
 import { IpcError, toAppError } from '../errors';
 import type { Handlers } from '../types';
@@ -43,6 +45,11 @@ export function buildJob(ctx: HandlerContext, input: JobInput, outputDir: string
   };
 }
 
+/** A stored run as the contract shows it: with its adapter's name, read from the library. */
+export function runView(library: Library, run: RunDetails, adapterNames?: ReadonlyMap<string, string>): TrainingRun {
+  return { ...run, adapterName: adapterNames?.get(run.adapterId) ?? library.adapters.get(run.adapterId).name };
+}
+
 export interface TrainingHandlers extends Pick<Handlers, 'train.estimate' | 'train.start' | 'train.cancel' | 'runs.list' | 'runs.metrics'> {
   /** Cancels every running training (between steps) and waits until each run is recorded: for app shutdown. */
   cancelAll(): Promise<void>;
@@ -66,12 +73,13 @@ export function trainingHandlers(ctx: HandlerContext): TrainingHandlers {
       runId, step: p.step, totalSteps: p.totalSteps, epoch: p.epoch, loss: p.loss, lr: p.lr, gradNorm: p.gradNorm,
       tokensPerSecond: p.tokensPerSecond, etaSeconds: p.etaSeconds, memoryBytes: p.memoryBytes,
       ...(p.valLoss !== null ? { valLoss: p.valLoss } : {}),
+      ...(p.sample !== undefined ? { sample: p.sample } : {}),
     });
   }
 
   function finish(runId: string, outcome: 'done' | 'failed' | 'cancelled', error?: string): void {
     const run = library.runs.finish(runId, outcome, error);
-    ctx.emit('train.finished', { run });
+    ctx.emit('train.finished', { run: runView(library, run) });
   }
 
   return {
@@ -119,7 +127,7 @@ export function trainingHandlers(ctx: HandlerContext): TrainingHandlers {
         }
       }).finally(() => active.delete(run.id));
       active.set(run.id, { seq: handle.seq, done });
-      return library.runs.get(run.id) as TrainingRun;
+      return runView(library, library.runs.get(run.id));
     },
     'train.cancel': async ({ runId }) => {
       const entry = active.get(runId);
@@ -127,7 +135,10 @@ export function trainingHandlers(ctx: HandlerContext): TrainingHandlers {
       void host.cancel(entry.seq);
       return { cancelled: true };
     },
-    'runs.list': async () => library.runs.list(),
+    'runs.list': async () => {
+      const names = new Map(library.adapters.list().map((a) => [a.id, a.name]));
+      return library.runs.list().map((run) => runView(library, run, names));
+    },
     'runs.metrics': async ({ runId }) => library.metrics.list(runId, { maxPoints: 2000 }),
     async cancelAll() {
       const runs = [...active.values()];

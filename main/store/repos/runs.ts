@@ -22,8 +22,8 @@ const NEXT: Record<RunStatus, readonly RunStatus[]> = {
   cancelled: [],
 };
 
-export interface RunDetails extends TrainingRun {
-  readonly adapterId: string;
+/** A run as stored; the contract's TrainingRun adds the adapter's name (main/ipc joins it in). */
+export interface RunDetails extends Omit<TrainingRun, 'adapterName'> {
   readonly parentVersionId: string | null;
   readonly createdAt: string;
   readonly step: number;

@@ -52,6 +52,8 @@ export class ChatState {
   #error = $state<string | null>(null);
   sampling = $state<SamplingSettings>({ ...DEFAULT_SAMPLING });
   systemPrompt = $state('');
+  /** The composer's text, kept here so that the app can fill in a prompt to try (the first run does). */
+  draft = $state('');
 
   constructor(api: Api) {
     this.#api = api;
@@ -92,6 +94,13 @@ export class ChatState {
   addSetup(adapters: { versionId: string; scale: number }[] = []): void {
     if (this.#setups.length >= MAX_SETUPS) return;
     this.#setups.push({ id: this.#nextSetupId++, adapters });
+  }
+
+  /** Two set-ups side by side: the base alone, and the base with one adapter version; history starts over. */
+  compareWithBase(versionId: string): void {
+    if (this.generating) return;
+    this.#setups = [{ id: this.#nextSetupId++, adapters: [] }, { id: this.#nextSetupId++, adapters: [{ versionId, scale: 1 }] }];
+    this.#turns = [];
   }
 
   removeSetup(id: number): void {

@@ -1,5 +1,6 @@
 import type { Api, BaseModel, LinearModuleInfo } from '../../../../preload/contract';
 import { messageOf } from './errors';
+import { HubDownloadState } from './hub-download.svelte';
 import { mapOf, withEntry } from '../immutable';
 
 /** Base models in the library, their linear modules, import and delete. */
@@ -11,8 +12,15 @@ export class ModelsState {
   #importing = $state(false);
   #error = $state<string | null>(null);
 
+  /** Downloads from the Hugging Face hub; a finished one joins the list, selected. */
+  readonly hub: HubDownloadState;
+
   constructor(api: Api) {
     this.#api = api;
+    this.hub = new HubDownloadState(api, (model) => {
+      this.#models = [...this.#models.filter((m) => m.id !== model.id), model];
+      void this.select(model.id);
+    });
   }
 
   get models(): readonly BaseModel[] { return this.#models; }

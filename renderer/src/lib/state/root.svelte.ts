@@ -1,11 +1,12 @@
 /**
  * The app's state, wired to one `api`. The shell builds it once with the real transport; tests build it with a fake.
  */
-import type { Api } from '../../../../preload/contract';
+import type { Api, TrainingRun } from '../../../../preload/contract';
 import { AdaptersState } from './adapters.svelte';
 import { AppState } from './app.svelte';
 import { ChatState } from './chat.svelte';
 import { DatasetsState } from './datasets.svelte';
+import { FirstRunState } from './first-run.svelte';
 import { ModelsState } from './models.svelte';
 import { SettingsState } from './settings.svelte';
 import { TrainingState } from './training.svelte';
@@ -20,6 +21,7 @@ export class RootState {
   readonly training: TrainingState;
   readonly wizard: WizardState;
   readonly chat: ChatState;
+  readonly firstRun: FirstRunState;
 
   constructor(api: Api) {
     this.app = new AppState(api);
@@ -30,18 +32,20 @@ export class RootState {
     this.training = new TrainingState(api);
     this.wizard = new WizardState(api, this.models);
     this.chat = new ChatState(api);
+    this.firstRun = new FirstRunState(api);
     // A finished run becomes an adapter version: the library shows it without a manual refresh.
     this.training.onFinished((run) => {
       void this.adapters.refresh();
       const label = run.status === 'done' ? 'finished' : run.status;
       this.app.notify(run.status === 'failed' ? 'error' : 'info', `Training run ${label}${run.error ? `: ${run.error}` : ''}.`);
+      void this.#afterGuidedRun(run);
     });
   }
 
   async load(): Promise<void> {
     await Promise.all([
       this.app.load(), this.settings.load(), this.models.refresh(), this.datasets.refresh(),
-      this.adapters.refresh(), this.training.refresh(),
+      this.adapters.refresh(), this.training.refresh(), this.firstRun.load(),
     ]);
     this.wizard.reset(this.settings.settings.defaults);
     const first = this.models.models[0];
@@ -55,6 +59,31 @@ export class RootState {
     if (!adapter || !version) return;
     await this.wizard.prefill(adapter, version, mode);
     this.app.go('train');
+  }
+
+  /** Start the first run's guided fine-tune, follow it live, and show the training view. */
+  async startGuided(): Promise<void> {
+    const name = this.firstRun.adapterName();
+    const run = await this.firstRun.start();
+    if (!run) return;
+    this.training.track(run, name);
+    this.app.go('runs');
+  }
+
+  /**
+   * The guided run's ending: the chat preview with the base model and the new adapter version side by side, the
+   * sample's prompt filled in, greedy decoding so the learned form shows plainly.
+   */
+  async #afterGuidedRun(run: TrainingRun): Promise<void> {
+    const sample = this.firstRun.finished(run);
+    if (!sample || run.status !== 'done' || !run.adapterVersionId) return;
+    await this.adapters.refresh();
+    await this.chat.load(run.baseModelId);
+    if (this.chat.modelId !== run.baseModelId) return;
+    this.chat.compareWithBase(run.adapterVersionId);
+    this.chat.sampling = { ...this.chat.sampling, temperature: 0 };
+    this.chat.draft = sample.tryPrompt;
+    this.app.go('chat');
   }
 
   /** Start the wizard's run, follow it live, and show the training view. */

@@ -143,8 +143,9 @@ export class TrainingState {
     }
   }
 
+  /** The name of the adapter a run trains: as the wizard started it in this session, else as main lists it. */
   nameOf(runId: string): string | undefined {
-    return this.#names.get(runId);
+    return this.#names.get(runId) ?? (this.#runs.find((r) => r.id === runId)?.adapterName || undefined);
   }
 
   /** A run the wizard just started: shown at once, before its first event. */

@@ -1,0 +1,111 @@
+/**
+ * The first run against the real main side: `lorasmith serve` on an empty data folder registers the starter
+ * model and the sample datasets; the library offers the guided fine-tune; one click trains the starter model on
+ * the suggested sample for real; when the run is done the chat opens with the base model and the new adapter side
+ * by side, the sample's prompt filled in, and their replies differ.
+ */
+import { expect, test } from '@playwright/test';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { collectErrors, shot } from './ui-support';
+
+const repo = join(import.meta.dirname, '../..');
+const cli = join(repo, 'bin/lorasmith.js');
+const manifest = JSON.parse(readFileSync(join(repo, 'resources/samples/samples.json'), 'utf8')) as {
+  starterModel: { name: string };
+  datasets: { file: string; name: string; behaviour: string; tryPrompt: string }[];
+  guidedFineTune: { dataset: string; hyperparameters: { maxSteps: number } };
+};
+const guided = manifest.datasets.find((d) => d.file === manifest.guidedFineTune.dataset)!;
+
+let serve: ChildProcess | undefined;
+let url = '';
+let home = '';
+
+function serveAvailable(): boolean {
+  return spawnSync(process.execPath, [cli, 'serve', '--help'], { cwd: repo, encoding: 'utf8', timeout: 60_000 }).status === 0;
+}
+
+test.beforeAll(async () => {
+  test.skip(!serveAvailable(), '`lorasmith serve` is not available in this checkout');
+  home = mkdtempSync(join(tmpdir(), 'lorasmith-first-run-'));
+  serve = spawn(process.execPath, [cli, 'serve', '--port', '0', '--data-dir', join(home, 'data')], { cwd: repo, stdio: ['ignore', 'pipe', 'pipe'] });
+  url = await new Promise<string>((resolve, reject) => {
+    let output = '';
+    const timer = setTimeout(() => reject(new Error(`serve printed no address in 60 s:\n${output}`)), 60_000);
+    const read = (chunk: Buffer) => {
+      output += chunk.toString();
+      const match = /https?:\/\/127\.0\.0\.1:\d+\/\S*/.exec(output);
+      if (match) {
+        clearTimeout(timer);
+        expect(output).toContain('Added the starter model and the sample datasets');
+        resolve(match[0]);
+      }
+    };
+    serve!.stdout!.on('data', read);
+    serve!.stderr!.on('data', read);
+    serve!.on('exit', (code) => reject(new Error(`serve exited with ${code}:\n${output}`)));
+  });
+});
+
+test.afterAll(() => {
+  serve?.kill('SIGTERM');
+  if (home) rmSync(home, { recursive: true, force: true });
+});
+
+test('first run: starter model and samples, guided fine-tune, base and adapter side by side', async ({ page }) => {
+  test.setTimeout(300_000);
+  const errors = collectErrors(page);
+  await page.goto(url);
+
+  const card = page.getByRole('region', { name: 'Get started' });
+  await expect(card).toContainText(manifest.starterModel.name);
+  for (const sample of manifest.datasets) {
+    await expect(card.getByRole('radio', { name: new RegExp(sample.name.replace(/[()]/g, '\\$&')) })).toBeVisible();
+    await expect(card).toContainText(sample.behaviour);
+  }
+  await expect(card.getByRole('radio', { name: /suggested/ })).toBeChecked();
+  await expect(page.getByRole('tabpanel')).toContainText(manifest.starterModel.name);
+  await page.getByRole('tab', { name: 'Datasets' }).click();
+  for (const sample of manifest.datasets) await expect(page.getByRole('tabpanel')).toContainText(sample.name);
+  await page.getByRole('tab', { name: 'Base models' }).click();
+  await shot(page, 'first-run-01-get-started');
+
+  // The guided defaults as they ship (about 15 s of training on 2 idle cores).
+  await expect(card.getByLabel('Steps')).toHaveValue(String(manifest.guidedFineTune.hyperparameters.maxSteps));
+  await card.getByRole('button', { name: `Fine-tune the starter model on ${guided.name}` }).click();
+  await expect(page.getByRole('heading', { name: 'Training', level: 2 })).toBeVisible();
+  const details = page.getByRole('region', { name: 'Run details' });
+  await expect(details).toContainText(`${guided.name}: first fine-tune`);
+  await expect.poll(async () => Number(await details.getByRole('progressbar', { name: 'Training progress' }).getAttribute('value')),
+    { timeout: 90_000 }).toBeGreaterThan(1);
+  await shot(page, 'first-run-02-training');
+
+  // The run finishing opens the chat by itself: base and the new adapter, the sample's prompt filled in.
+  await expect(page.getByRole('heading', { name: 'Chat', level: 2 })).toBeVisible({ timeout: 180_000 });
+  await expect(page.getByRole('combobox', { name: 'Set-up 1 adapter' })).toHaveValue('');
+  await expect(page.getByRole('combobox', { name: 'Set-up 2 adapter' }).locator('option:checked')).toHaveText(`${guided.name}: first fine-tune v1`);
+  await expect(page.getByLabel('Message')).toHaveValue(guided.tryPrompt);
+  await page.getByText(/Sampling/).click();
+  await expect(page.getByLabel('Temperature')).toHaveValue('0');
+  await page.getByLabel('Max new tokens').fill('24');
+  await page.getByRole('button', { name: 'Send' }).click();
+
+  const replies = page.getByRole('log', { name: 'Conversation' }).getByRole('article');
+  await expect(replies).toHaveCount(2);
+  await expect(replies.nth(1)).toHaveAttribute('aria-busy', 'false', { timeout: 120_000 });
+  const [base, adapted] = await replies.locator('.text').allTextContents();
+  expect(base?.trim()).toBeTruthy();
+  expect(adapted).not.toBe(base);
+  // The guided sample teaches replies that start with "Verily," (resources/samples/README.md).
+  expect(adapted?.trim()).toMatch(/^Verily/);
+  await shot(page, 'first-run-03-chat');
+
+  // The offer is over once a run exists: back in the library, no card.
+  await page.getByRole('navigation', { name: 'Sections' }).getByRole('button', { name: 'Library', exact: true }).click();
+  await expect(page.getByRole('tab', { name: 'Base models' })).toBeVisible();
+  await expect(page.getByRole('region', { name: 'Get started' })).toHaveCount(0);
+  expect(errors).toEqual([]);
+});

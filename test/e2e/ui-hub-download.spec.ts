@@ -1,0 +1,116 @@
+/**
+ * Downloading a model from the Hugging Face hub in the Library, against the real main side (`lorasmith serve`)
+ * pointed by HF_ENDPOINT at a fake hub on 127.0.0.1 serving test/fixtures/tiny-random-gpt2: the progress bar
+ * shows, cancel stops it, a second start resumes (an HTTP Range request) and the model joins the library.
+ */
+import { expect, test } from '@playwright/test';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { collectErrors, shot } from './ui-support';
+
+const repo = join(import.meta.dirname, '../..');
+const cli = join(repo, 'bin/lorasmith.js');
+const fixture = join(repo, 'test/fixtures/tiny-random-gpt2');
+const REPO = 'fake-org/tiny-gpt2';
+const COMMIT = 'b'.repeat(40);
+const FILES = ['config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer_config.json', 'vocab.json'];
+
+let hub: Server;
+let serve: ChildProcess | undefined;
+let url = '';
+let home = '';
+const ranges: (string | undefined)[] = [];
+let release: () => void = () => undefined;
+const released = new Promise<void>((resolve) => (release = resolve));
+
+function fakeHub(req: IncomingMessage, res: ServerResponse): void {
+  const path = new URL(req.url ?? '/', 'http://127.0.0.1').pathname;
+  if (path === `/api/models/${REPO}/revision/main`) {
+    const siblings = FILES.map((f) => ({ rfilename: f, size: statSync(join(fixture, f)).size }));
+    res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ id: REPO, sha: COMMIT, siblings }));
+    return;
+  }
+  const name = path.slice(`/${REPO}/resolve/${COMMIT}/`.length);
+  if (!path.startsWith(`/${REPO}/resolve/${COMMIT}/`) || !FILES.includes(name)) return void res.writeHead(404).end();
+  const bytes = readFileSync(join(fixture, name));
+  const start = Number(/^bytes=(\d+)-$/.exec(req.headers.range ?? '')?.[1] ?? 0);
+  if (name === 'model.safetensors') ranges.push(req.headers.range);
+  const body = bytes.subarray(start);
+  res.writeHead(start > 0 ? 206 : 200, { 'content-length': String(body.length) });
+  res.on('error', () => undefined);
+  if (name === 'model.safetensors' && start === 0) {
+    // Half now, the rest only once the test has cancelled: the download is visibly under way.
+    const half = Math.floor(body.length / 2);
+    res.write(body.subarray(0, half));
+    void released.then(() => res.end(body.subarray(half)));
+    return;
+  }
+  res.end(body);
+}
+
+test.beforeAll(async () => {
+  hub = createServer(fakeHub);
+  await new Promise<void>((resolve) => hub.listen(0, '127.0.0.1', resolve));
+  const hubUrl = `http://127.0.0.1:${(hub.address() as AddressInfo).port}`;
+  home = mkdtempSync(join(tmpdir(), 'lorasmith-hub-ui-'));
+  serve = spawn(process.execPath, [cli, 'serve', '--port', '0', '--data-dir', join(home, 'data')], {
+    cwd: repo, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, HF_ENDPOINT: hubUrl },
+  });
+  url = await new Promise<string>((resolve, reject) => {
+    let output = '';
+    const timer = setTimeout(() => reject(new Error(`serve printed no address in 60 s:\n${output}`)), 60_000);
+    const read = (chunk: Buffer) => {
+      output += chunk.toString();
+      const match = /https?:\/\/127\.0\.0\.1:\d+\/\S*/.exec(output);
+      if (match) {
+        clearTimeout(timer);
+        resolve(match[0]);
+      }
+    };
+    serve!.stdout!.on('data', read);
+    serve!.stderr!.on('data', read);
+    serve!.on('exit', (code) => reject(new Error(`serve exited with ${code}:\n${output}`)));
+  });
+});
+
+test.afterAll(async () => {
+  serve?.kill('SIGTERM');
+  release();
+  hub?.closeAllConnections();
+  await new Promise((resolve) => hub?.close(resolve));
+  if (home) rmSync(home, { recursive: true, force: true });
+});
+
+test('download from the hub: progress, cancel, resume, and the model in the library', async ({ page }) => {
+  test.setTimeout(120_000);
+  const errors = collectErrors(page);
+  await page.goto(url);
+  const form = page.getByRole('form', { name: 'Download from the Hugging Face hub' });
+  await form.getByLabel('Repo id').fill('not a repo');
+  await form.getByRole('button', { name: 'Download model' }).click();
+  await expect(form.getByRole('alert')).toContainText('owner/name');
+
+  await form.getByLabel('Repo id').fill(REPO);
+  await form.getByRole('button', { name: 'Download model' }).click();
+  const bar = form.getByRole('progressbar', { name: 'Download progress' });
+  await expect(bar).toBeVisible({ timeout: 30_000 });
+  await expect.poll(async () => Number(await bar.getAttribute('value')), { timeout: 30_000 }).toBeGreaterThan(0);
+  await shot(page, 'hub-01-downloading');
+  await form.getByRole('button', { name: 'Cancel download' }).click();
+  await expect(form.getByRole('status')).toContainText('Download cancelled', { timeout: 30_000 });
+  release();
+
+  await form.getByRole('button', { name: 'Download model' }).click();
+  await expect(form.getByRole('status')).toContainText('added to the library', { timeout: 60_000 });
+  const details = page.getByRole('region', { name: 'Model details' });
+  await expect(details.getByRole('heading', { name: REPO })).toBeVisible();
+  await expect(details).toContainText(`hub: ${REPO}`);
+  await shot(page, 'hub-02-downloaded');
+  expect(ranges[0]).toBeUndefined();
+  expect(ranges.at(-1)).toMatch(/^bytes=\d+-$/);
+  expect(errors).toEqual([]);
+});

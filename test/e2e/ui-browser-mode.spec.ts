@@ -4,24 +4,19 @@
  * Skipped, saying why, where this checkout has no `serve` command yet.
  */
 import { expect, test, type Page } from '@playwright/test';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { collectErrors, shot } from './ui-support';
+import { collectErrors, shot, startServe } from './ui-support';
 
 const repo = join(import.meta.dirname, '../..');
-const cli = join(repo, 'bin/lorasmith.js');
 const model = join(repo, 'test/fixtures/tiny-random-llama');
 let serve: ChildProcess | undefined;
 let url = '';
 let home = '';
 let datasetPath = '';
 
-function serveAvailable(): boolean {
-  const help = spawnSync(process.execPath, [cli, 'serve', '--help'], { cwd: repo, encoding: 'utf8', timeout: 60_000 });
-  return help.status === 0;
-}
 
 /** A small chat dataset with one unmistakable habit: every answer starts "Arr!". */
 function writeDataset(dir: string): string {
@@ -36,25 +31,11 @@ function writeDataset(dir: string): string {
 }
 
 test.beforeAll(async () => {
-  test.skip(!serveAvailable(), '`lorasmith serve` is not available in this checkout (browser mode, issue 7)');
   home = mkdtempSync(join(tmpdir(), 'lorasmith-ui-'));
   datasetPath = writeDataset(home);
-  serve = spawn(process.execPath, [cli, 'serve', '--port', '0', '--data-dir', join(home, 'data')], { cwd: repo, stdio: ['ignore', 'pipe', 'pipe'] });
-  url = await new Promise<string>((resolve, reject) => {
-    let output = '';
-    const timer = setTimeout(() => reject(new Error(`serve printed no address in 60 s:\n${output}`)), 60_000);
-    const read = (chunk: Buffer) => {
-      output += chunk.toString();
-      const match = /https?:\/\/127\.0\.0\.1:\d+\/\S*/.exec(output);
-      if (match) {
-        clearTimeout(timer);
-        resolve(match[0]);
-      }
-    };
-    serve!.stdout!.on('data', read);
-    serve!.stderr!.on('data', read);
-    serve!.on('exit', (code) => reject(new Error(`serve exited with ${code}:\n${output}`)));
-  });
+  const started = await startServe(join(home, 'data'));
+  serve = started.child;
+  url = started.url;
 });
 
 test.afterAll(() => {

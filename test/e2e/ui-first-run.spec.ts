@@ -5,14 +5,13 @@
  * by side, the sample's prompt filled in, and their replies differ.
  */
 import { expect, test } from '@playwright/test';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { collectErrors, shot } from './ui-support';
+import { collectErrors, shot, startServe } from './ui-support';
 
 const repo = join(import.meta.dirname, '../..');
-const cli = join(repo, 'bin/lorasmith.js');
 const manifest = JSON.parse(readFileSync(join(repo, 'resources/samples/samples.json'), 'utf8')) as {
   starterModel: { name: string };
   datasets: { file: string; name: string; behaviour: string; tryPrompt: string }[];
@@ -24,30 +23,13 @@ let serve: ChildProcess | undefined;
 let url = '';
 let home = '';
 
-function serveAvailable(): boolean {
-  return spawnSync(process.execPath, [cli, 'serve', '--help'], { cwd: repo, encoding: 'utf8', timeout: 60_000 }).status === 0;
-}
 
 test.beforeAll(async () => {
-  test.skip(!serveAvailable(), '`lorasmith serve` is not available in this checkout');
   home = mkdtempSync(join(tmpdir(), 'lorasmith-first-run-'));
-  serve = spawn(process.execPath, [cli, 'serve', '--port', '0', '--data-dir', join(home, 'data')], { cwd: repo, stdio: ['ignore', 'pipe', 'pipe'] });
-  url = await new Promise<string>((resolve, reject) => {
-    let output = '';
-    const timer = setTimeout(() => reject(new Error(`serve printed no address in 60 s:\n${output}`)), 60_000);
-    const read = (chunk: Buffer) => {
-      output += chunk.toString();
-      const match = /https?:\/\/127\.0\.0\.1:\d+\/\S*/.exec(output);
-      if (match) {
-        clearTimeout(timer);
-        expect(output).toContain('Added the starter model and the sample datasets');
-        resolve(match[0]);
-      }
-    };
-    serve!.stdout!.on('data', read);
-    serve!.stderr!.on('data', read);
-    serve!.on('exit', (code) => reject(new Error(`serve exited with ${code}:\n${output}`)));
-  });
+  const started = await startServe(join(home, 'data'));
+  serve = started.child;
+  url = started.url;
+  expect(started.output).toContain('Added the starter model and the sample datasets');
 });
 
 test.afterAll(() => {

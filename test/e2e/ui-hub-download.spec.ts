@@ -4,16 +4,15 @@
  * shows, cancel stops it, a second start resumes (an HTTP Range request) and the model joins the library.
  */
 import { expect, test } from '@playwright/test';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { collectErrors, shot } from './ui-support';
+import { collectErrors, shot, startServe } from './ui-support';
 
 const repo = join(import.meta.dirname, '../..');
-const cli = join(repo, 'bin/lorasmith.js');
 const fixture = join(repo, 'test/fixtures/tiny-random-gpt2');
 const REPO = 'fake-org/tiny-gpt2';
 const COMMIT = 'b'.repeat(40);
@@ -57,24 +56,9 @@ test.beforeAll(async () => {
   await new Promise<void>((resolve) => hub.listen(0, '127.0.0.1', resolve));
   const hubUrl = `http://127.0.0.1:${(hub.address() as AddressInfo).port}`;
   home = mkdtempSync(join(tmpdir(), 'lorasmith-hub-ui-'));
-  serve = spawn(process.execPath, [cli, 'serve', '--port', '0', '--data-dir', join(home, 'data')], {
-    cwd: repo, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, HF_ENDPOINT: hubUrl },
-  });
-  url = await new Promise<string>((resolve, reject) => {
-    let output = '';
-    const timer = setTimeout(() => reject(new Error(`serve printed no address in 60 s:\n${output}`)), 60_000);
-    const read = (chunk: Buffer) => {
-      output += chunk.toString();
-      const match = /https?:\/\/127\.0\.0\.1:\d+\/\S*/.exec(output);
-      if (match) {
-        clearTimeout(timer);
-        resolve(match[0]);
-      }
-    };
-    serve!.stdout!.on('data', read);
-    serve!.stderr!.on('data', read);
-    serve!.on('exit', (code) => reject(new Error(`serve exited with ${code}:\n${output}`)));
-  });
+  const started = await startServe(join(home, 'data'), { ...process.env, HF_ENDPOINT: hubUrl });
+  serve = started.child;
+  url = started.url;
 });
 
 test.afterAll(async () => {

@@ -41,3 +41,35 @@ export function collectErrors(page: Page): string[] {
 export async function shot(page: Page, name: string): Promise<void> {
   await page.screenshot({ path: join(SCREENSHOTS, `${name}.png`), fullPage: false });
 }
+
+/** A running `lorasmith serve` (the real main side) on a data folder of the test's own. */
+export interface ServeProcess {
+  readonly child: import('node:child_process').ChildProcess;
+  /** The address it printed, with its token. */
+  readonly url: string;
+  /** What it printed up to the address. */
+  readonly output: string;
+}
+
+export async function startServe(dataDir: string, env: NodeJS.ProcessEnv = process.env): Promise<ServeProcess> {
+  const { spawn } = await import('node:child_process');
+  const repo = join(import.meta.dirname, '../..');
+  const child = spawn(process.execPath, [join(repo, 'bin/lorasmith.js'), 'serve', '--port', '0', '--data-dir', dataDir], {
+    cwd: repo, stdio: ['ignore', 'pipe', 'pipe'], env,
+  });
+  return new Promise<ServeProcess>((resolve, reject) => {
+    let output = '';
+    const timer = setTimeout(() => reject(new Error(`serve printed no address in 60 s:\n${output}`)), 60_000);
+    const read = (chunk: Buffer) => {
+      output += chunk.toString();
+      const match = /https?:\/\/127\.0\.0\.1:\d+\/\S*/.exec(output);
+      if (match) {
+        clearTimeout(timer);
+        resolve({ child, url: match[0], output });
+      }
+    };
+    child.stdout.on('data', read);
+    child.stderr.on('data', read);
+    child.on('exit', (code) => reject(new Error(`serve exited with ${code}:\n${output}`)));
+  });
+}

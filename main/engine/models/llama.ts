@@ -71,7 +71,7 @@ function rotaryInvFreq(f: ConfigFields, headDim: number): Float64Array {
 export function parseLlamaConfig(raw: RawConfig, dir: string, source: string): LlamaConfig {
   const f = new ConfigFields(raw, source);
   const modelType = f.string('model_type', 'llama');
-  f.unsupported('use_sliding_window', (v) => v === false, 'sliding-window attention in qwen2 is not implemented');
+  f.unsupported('use_sliding_window', (v) => v === false, 'sliding-window attention (qwen2 use_sliding_window) is not supported');
   f.unsupported('pretraining_tp', (v) => v === 1, 'only 1');
   const hiddenSize = f.int('hidden_size');
   const numHeads = f.int('num_attention_heads');
@@ -202,7 +202,7 @@ export class LlamaModel implements CausalLM {
     const start = cache?.length ?? 0;
     const [b, t] = ids.shape;
     if (c.slidingWindow !== null && start + t > c.slidingWindow) {
-      throw new ModelIoError('TOKEN_OUT_OF_RANGE', `sequence of ${start + t} positions exceeds the sliding window of ${c.slidingWindow}, which is not implemented`);
+      throw new ModelIoError('TOKEN_OUT_OF_RANGE', `sequence of ${start + t} positions exceeds the sliding window of ${c.slidingWindow}, which is not supported`);
     }
     const dropout = options.training ? loraDropout : undefined;
     const logits = tf.tidy(() => {

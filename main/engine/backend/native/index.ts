@@ -123,7 +123,7 @@ function tryRegister(backendName: NativeBackendName, options: NativeKernelOption
   const memory = memoryOf[backendName];
   for (const original of ownKernels as tf.KernelConfig[]) {
     const kernelFunc = original.kernelName === tf.BatchMatMul
-      ? makeBatchMatMul(load.addon, memory, original.kernelFunc)
+      ? makeBatchMatMul(load.addon, memory, backendName, original.kernelFunc)
       : makeFusedMatMul(load.addon, memory, backendName, original.kernelFunc);
     originals.set(`${backendName}/${original.kernelName}`, original);
     tf.unregisterKernel(original.kernelName, backendName);

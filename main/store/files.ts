@@ -53,19 +53,10 @@ export function writeFileAtomic(path: string, data: string | Uint8Array, hooks?:
  * Symlinks are followed, so a Hugging Face cache snapshot (links into blobs/) becomes real files.
  */
 export function copyDirAtomic(source: string, destination: string, hooks?: AtomicHooks): void {
-  refuseExisting(destination);
-  mkdirSync(dirname(destination), { recursive: true });
-  const temp = tempSibling(destination);
-  try {
-    cpSync(source, temp, { recursive: true, dereference: true, errorOnExist: true });
-    fsyncTree(temp);
-  } catch (error) {
-    rmSync(temp, { recursive: true, force: true });
-    throw error;
-  }
-  hooks?.beforeRename?.(temp);
-  renameSync(temp, destination);
-  fsyncDir(dirname(destination));
+  stageDir(destination, (staging) => {
+    // stageDir made the folder; cpSync fills it, following symlinks so a hub cache snapshot becomes real files.
+    cpSync(source, staging, { recursive: true, dereference: true, errorOnExist: true, force: false });
+  }, hooks);
 }
 
 /**

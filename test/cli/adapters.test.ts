@@ -1,4 +1,3 @@
-import * as tf from '@tensorflow/tfjs-core';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,11 +11,13 @@ import { loadModel } from '../../main/engine/models/registry';
 import type { CausalLM } from '../../main/engine/models/types';
 import { Rng } from '../../main/engine/train/rng';
 import { useCpu } from '../engine/lora/setup';
+import { logitsOf, maxAbsDiff } from '../support/logits';
 
 const FIXTURES = join(import.meta.dirname, '../fixtures');
 const GPT2 = join(FIXTURES, 'tiny-random-gpt2');
 const PEFT_124M = join(FIXTURES, 'peft-gpt2-lora-c_attn-c_proj');
 const IDS = [[5, 99, 310, 7, 42, 999, 1, 64]];
+const logits = (model: CausalLM): Promise<Float32Array> => logitsOf(model, IDS);
 
 let work: string;
 let adapterDir: string;
@@ -28,20 +29,7 @@ async function runCli(argv: string[]): Promise<{ code: number; out: string; err:
   return { code, out, err };
 }
 
-async function logits(model: CausalLM): Promise<Float32Array> {
-  const ids = tf.tensor2d(IDS, [1, 8], 'int32');
-  const out = model.forward(ids);
-  const data = (await out.data()) as Float32Array;
-  ids.dispose();
-  out.dispose();
-  return data;
-}
 
-function maxAbsDiff(a: Float32Array, b: Float32Array): number {
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs((a[i] as number) - (b[i] as number)));
-  return m;
-}
 
 beforeAll(async () => {
   await useCpu();

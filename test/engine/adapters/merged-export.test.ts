@@ -15,6 +15,7 @@ import { loadModel } from '../../../main/engine/models/registry';
 import type { CausalLM } from '../../../main/engine/models/types';
 import { Rng } from '../../../main/engine/train/rng';
 import { useCpu } from '../lora/setup';
+import { logitsOf as logits, maxAbsDiff } from '../../support/logits';
 
 const FIXTURES = join(import.meta.dirname, '../../fixtures');
 const GPT2 = join(FIXTURES, 'tiny-random-gpt2');
@@ -44,20 +45,7 @@ function addRandomAdapter(resident: ResidentAdapters<CausalLM>, name: string, ta
   resident.add(name, config, { baseModelNameOrPath: 'test', fanInFanOut: false }, modules);
 }
 
-async function logits(model: CausalLM, ids: number[][]): Promise<Float32Array> {
-  const input = tf.tensor2d(ids, [ids.length, (ids[0] as number[]).length], 'int32');
-  const out = model.forward(input);
-  const data = (await out.data()) as Float32Array;
-  input.dispose();
-  out.dispose();
-  return data;
-}
 
-function maxAbsDiff(a: Float32Array, b: Float32Array): number {
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs((a[i] as number) - (b[i] as number)));
-  return m;
-}
 
 describe('merge, unmerge and merged export on real architectures', () => {
   it('gpt2 (Conv1D): unmerged == merged == exported-and-reloaded (sharded); unmerge == base', async () => {

@@ -13,6 +13,7 @@ import type { CausalLM } from '../../../main/engine/models/types';
 import { Rng } from '../../../main/engine/train/rng';
 import { useCpu } from '../lora/setup';
 import { tinyModel } from '../lora/tiny-model';
+import { logitsOf, maxAbsDiff } from '../../support/logits';
 
 const META = { baseModelNameOrPath: 'tiny', fanInFanOut: false };
 
@@ -33,21 +34,9 @@ function randomAdapter(model: CausalLM, targets: string[], rank: number, alpha: 
 }
 
 const IDS = [[3, 7, 1, 12, 5, 9], [2, 2, 8, 15, 0, 4]];
+const logits = (model: CausalLM): Promise<Float32Array> => logitsOf(model, IDS);
 
-async function logits(model: CausalLM): Promise<Float32Array> {
-  const ids = tf.tensor2d(IDS, [2, 6], 'int32');
-  const out = model.forward(ids);
-  const data = (await out.data()) as Float32Array;
-  ids.dispose();
-  out.dispose();
-  return data;
-}
 
-function maxAbsDiff(a: Float32Array, b: Float32Array): number {
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs((a[i] as number) - (b[i] as number)));
-  return m;
-}
 
 describe('adapters resident on one base', () => {
   let model: CausalLM;

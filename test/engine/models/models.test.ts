@@ -10,6 +10,7 @@ import { ModelIoError } from '../../../main/engine/io/errors';
 import { readSafetensors, writeSafetensors } from '../../../main/engine/io/safetensors';
 import { buildGpt2, buildLlama, type LlamaShape } from './random-models';
 import { gpt2Reference, llamaReference } from './float64-reference';
+import { maxAbsDiff } from '../../support/logits';
 
 const fixtures = join(import.meta.dirname, '../../fixtures');
 let dir: string;
@@ -40,11 +41,6 @@ function greedy(model: CausalLM, prompt: readonly number[], maxLength: number): 
   return out;
 }
 
-function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs((a[i] as number) - (b[i] as number)));
-  return m;
-}
 
 function expectCode(error: unknown, code: string, message: RegExp): void {
   expect(error).toBeInstanceOf(ModelIoError);

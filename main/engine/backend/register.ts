@@ -1,6 +1,6 @@
 /**
  * What tfjs-core's Node build leaves out and training needs: the gradient registrations, the chained ops
- * (tensor.add(...) style, used inside some gradients), and kernels the wasm backend lacks.
+ * (tensor.add(...) style, used inside some gradients), kernels the wasm backend lacks, and a zero-copy Identity.
  *
  * Running the TypeScript sources under plain Node (tsx: the CLI) needs the resolve hook in tfjs-esm-resolve.mjs,
  * because the gradient files are published only as ESM with extensionless imports; bundles and vitest need nothing.
@@ -11,6 +11,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-wasm';
 
 interface WasmLikeBackend {
+  incRef(dataId: object): void;
   readSync(dataId: object): tf.backend_util.BackendValues;
   makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
   typedArrayFromHeap(info: tf.TensorInfo): tf.backend_util.TypedArray;
@@ -42,6 +43,36 @@ function unsortedSegmentSumWasm({ inputs, backend, attrs }: { inputs: tf.NamedTe
   return out;
 }
 
+type KernelArgs = Parameters<tf.KernelFunc>[0];
+
+/**
+ * Identity (tensor.clone()) that shares the input's memory, as the cpu backend's does: tensors are immutable, so a
+ * clone needs no copy. wasm's own Identity copies, and tfjs clones every tensor it saves for the backward pass, so
+ * that copy cost 7% of a LoRA step and held a second copy of every saved activation.
+ */
+function sharedIdentityWasm({ inputs, backend }: KernelArgs): tf.TensorInfo {
+  const x = inputs.x as tf.TensorInfo;
+  (backend as unknown as WasmLikeBackend).incRef(x.dataId);
+  return { dataId: x.dataId, shape: x.shape, dtype: x.dtype };
+}
+
+/** Cast to the dtype a tensor already has shares it (the gradients of mul and square cast every result). */
+function castSharingSameDtype(original: tf.KernelFunc): tf.KernelFunc {
+  return (args: KernelArgs) => {
+    const x = args.inputs.x as tf.TensorInfo;
+    const { dtype } = args.attrs as unknown as tf.CastAttrs;
+    if (dtype === x.dtype && dtype !== 'string') return sharedIdentityWasm(args);
+    return original(args);
+  };
+}
+
+function replaceKernel(kernelName: string, make: (original: tf.KernelFunc) => tf.KernelFunc): void {
+  const config = tf.getKernel(kernelName, 'wasm');
+  if (!config) return;
+  tf.unregisterKernel(kernelName, 'wasm');
+  tf.registerKernel({ ...config, kernelFunc: make(config.kernelFunc) });
+}
+
 let wasmExtrasRegistered = false;
 
 export function registerWasmExtras(): void {
@@ -51,6 +82,8 @@ export function registerWasmExtras(): void {
   if (!present.has(tf.UnsortedSegmentSum)) {
     tf.registerKernel({ kernelName: tf.UnsortedSegmentSum, backendName: 'wasm', kernelFunc: unsortedSegmentSumWasm as unknown as tf.KernelFunc });
   }
+  replaceKernel(tf.Identity, () => sharedIdentityWasm as unknown as tf.KernelFunc);
+  replaceKernel(tf.Cast, castSharingSameDtype);
 }
 
 // At import, so code that selects wasm with tf.setBackend directly gets the kernels too.

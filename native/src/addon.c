@@ -11,6 +11,15 @@
  *     A_i = a + i·strideA (A is [m, k], or [k, m] when transA), B_i = b + i·strideB (B is [k, n], or [n, k]),
  *     C_i = c + i·strideC. Strides are in elements; a stride of 0 broadcasts one matrix over the batch.
  *   setThreads(n), getThreads(), physicalCores(), info() -> { blas, config, threads }
+ *
+ * and the fused kernels of fused.h, each writing into output arrays the caller allocated:
+ *   rotary(x, cos, sin, out, groups, t, d)
+ *   swiglu(gate, up, out, n)                         swigluGrad(gate, up, dy, dgate, dup, n)
+ *   rmsNorm(x, weight, eps, out, rows, cols)         rmsNormGrad(x, weight, dy, eps, dx, dweight, rows, cols)
+ *   crossEntropy(logits, labels, nll, lse, rows, vocab) -> -1 or the first row with a label out of range
+ *   crossEntropyGrad(logits, lse, labels, coef, dlogits, rows, vocab) -> likewise
+ *   gather(x, indices, out, outer, axis, inner, n)  -> -1 or the first index out of range
+ * Every array's length is checked against the sizes before any memory is touched.
  */
 #include <node_api.h>
 #include <stdbool.h>
@@ -20,6 +29,7 @@
 
 #include "blas.h"
 #include "cores.h"
+#include "fused.h"
 
 #define THROW(env, code, ...)                                  \
   do {                                                         \
@@ -148,6 +158,166 @@ static napi_value describe(napi_env env, napi_callback_info info) {
   return result;
 }
 
+
+/* ---- fused kernels: argument parsing by a spec string, F Float32Array, I Int32Array, n count, e number ---- */
+
+#define MAX_ARGS 8
+
+typedef struct {
+  float *f;
+  int32_t *i;
+  size_t length; /* elements, for arrays */
+  int64_t count;
+  double number;
+} Arg;
+
+static bool parse_args(napi_env env, napi_callback_info info, const char *name, const char *spec, Arg *args) {
+  size_t argc = MAX_ARGS;
+  napi_value argv[MAX_ARGS];
+  const size_t expected = strlen(spec);
+  char message[160];
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc != expected) {
+    snprintf(message, sizeof message, "%s takes %zu arguments, got %zu", name, expected, argc);
+    napi_throw_error(env, "NATIVE_BAD_ARGUMENT", message);
+    return false;
+  }
+  for (size_t a = 0; a < expected; a++) {
+    bool ok = false;
+    napi_typedarray_type type;
+    void *raw;
+    napi_value buffer;
+    size_t offset;
+    switch (spec[a]) {
+      case 'F':
+      case 'I':
+        ok = napi_get_typedarray_info(env, argv[a], &type, &args[a].length, &raw, &buffer, &offset) == napi_ok &&
+             type == (spec[a] == 'F' ? napi_float32_array : napi_int32_array);
+        args[a].f = (float *)raw;
+        args[a].i = (int32_t *)raw;
+        break;
+      case 'n':
+        ok = get_count(env, argv[a], &args[a].count);
+        break;
+      case 'e':
+        ok = napi_get_value_double(env, argv[a], &args[a].number) == napi_ok;
+        break;
+    }
+    if (!ok) {
+      const char *what = spec[a] == 'F' ? "a Float32Array" : spec[a] == 'I' ? "an Int32Array"
+                         : spec[a] == 'n' ? "a non-negative 32-bit integer" : "a number";
+      snprintf(message, sizeof message, "%s: argument %zu must be %s", name, a + 1, what);
+      napi_throw_error(env, "NATIVE_BAD_ARGUMENT", message);
+      return false;
+    }
+  }
+  return true;
+}
+
+/* True when argument `a` holds at least `need` elements; otherwise throws. */
+static bool holds(napi_env env, const char *name, const Arg *args, int a, int64_t need) {
+  if ((uint64_t)need <= (uint64_t)args[a].length) return true;
+  char message[160];
+  snprintf(message, sizeof message, "%s: argument %d holds %zu elements, the sizes need %lld", name, a + 1,
+           args[a].length, (long long)need);
+  napi_throw_error(env, "NATIVE_OUT_OF_BOUNDS", message);
+  return false;
+}
+
+static napi_value make_int64(napi_env env, int64_t value) {
+  napi_value result;
+  if (napi_create_int64(env, value, &result) != napi_ok) return NULL;
+  return result;
+}
+
+static napi_value rotary(napi_env env, napi_callback_info info) {
+  Arg a[7];
+  if (!parse_args(env, info, "rotary", "FFFFnnn", a)) return NULL;
+  const int64_t groups = a[4].count, t = a[5].count, d = a[6].count;
+  if (d % 2 != 0) THROW(env, "NATIVE_BAD_ARGUMENT", "rotary: head dim %lld is odd", (long long)d);
+  if (!holds(env, "rotary", a, 0, groups * t * d) || !holds(env, "rotary", a, 1, t * d) ||
+      !holds(env, "rotary", a, 2, t * d) || !holds(env, "rotary", a, 3, groups * t * d))
+    return NULL;
+  lorasmith_rotary(a[0].f, a[1].f, a[2].f, a[3].f, groups, t, d);
+  return NULL;
+}
+
+static napi_value swiglu(napi_env env, napi_callback_info info) {
+  Arg a[4];
+  if (!parse_args(env, info, "swiglu", "FFFn", a)) return NULL;
+  const int64_t n = a[3].count;
+  for (int i = 0; i < 3; i++)
+    if (!holds(env, "swiglu", a, i, n)) return NULL;
+  lorasmith_swiglu(a[0].f, a[1].f, a[2].f, n);
+  return NULL;
+}
+
+static napi_value swiglu_grad(napi_env env, napi_callback_info info) {
+  Arg a[6];
+  if (!parse_args(env, info, "swigluGrad", "FFFFFn", a)) return NULL;
+  const int64_t n = a[5].count;
+  for (int i = 0; i < 5; i++)
+    if (!holds(env, "swigluGrad", a, i, n)) return NULL;
+  lorasmith_swiglu_grad(a[0].f, a[1].f, a[2].f, a[3].f, a[4].f, n);
+  return NULL;
+}
+
+static napi_value rms_norm(napi_env env, napi_callback_info info) {
+  Arg a[6];
+  if (!parse_args(env, info, "rmsNorm", "FFeFnn", a)) return NULL;
+  const int64_t rows = a[4].count, cols = a[5].count;
+  if (!holds(env, "rmsNorm", a, 0, rows * cols) || !holds(env, "rmsNorm", a, 1, cols) ||
+      !holds(env, "rmsNorm", a, 3, rows * cols))
+    return NULL;
+  lorasmith_rms_norm(a[0].f, a[1].f, (float)a[2].number, a[3].f, rows, cols);
+  return NULL;
+}
+
+static napi_value rms_norm_grad(napi_env env, napi_callback_info info) {
+  Arg a[8];
+  if (!parse_args(env, info, "rmsNormGrad", "FFFeFFnn", a)) return NULL;
+  const int64_t rows = a[6].count, cols = a[7].count;
+  if (!holds(env, "rmsNormGrad", a, 0, rows * cols) || !holds(env, "rmsNormGrad", a, 1, cols) ||
+      !holds(env, "rmsNormGrad", a, 2, rows * cols) || !holds(env, "rmsNormGrad", a, 4, rows * cols) ||
+      !holds(env, "rmsNormGrad", a, 5, cols))
+    return NULL;
+  if (!lorasmith_rms_norm_grad(a[0].f, a[1].f, a[2].f, (float)a[3].number, a[4].f, a[5].f, rows, cols))
+    THROW(env, "NATIVE_OUT_OF_MEMORY", "rmsNormGrad: no memory for %lld row norms", (long long)rows);
+  return NULL;
+}
+
+static napi_value cross_entropy(napi_env env, napi_callback_info info) {
+  Arg a[6];
+  if (!parse_args(env, info, "crossEntropy", "FIFFnn", a)) return NULL;
+  const int64_t rows = a[4].count, vocab = a[5].count;
+  if (vocab < 1) THROW(env, "NATIVE_BAD_ARGUMENT", "crossEntropy: vocabulary size must be at least 1");
+  if (!holds(env, "crossEntropy", a, 0, rows * vocab) || !holds(env, "crossEntropy", a, 1, rows) ||
+      !holds(env, "crossEntropy", a, 2, rows) || !holds(env, "crossEntropy", a, 3, rows))
+    return NULL;
+  return make_int64(env, lorasmith_cross_entropy(a[0].f, a[1].i, a[2].f, a[3].f, rows, vocab));
+}
+
+static napi_value cross_entropy_grad(napi_env env, napi_callback_info info) {
+  Arg a[7];
+  if (!parse_args(env, info, "crossEntropyGrad", "FFIFFnn", a)) return NULL;
+  const int64_t rows = a[5].count, vocab = a[6].count;
+  if (vocab < 1) THROW(env, "NATIVE_BAD_ARGUMENT", "crossEntropyGrad: vocabulary size must be at least 1");
+  if (!holds(env, "crossEntropyGrad", a, 0, rows * vocab) || !holds(env, "crossEntropyGrad", a, 1, rows) ||
+      !holds(env, "crossEntropyGrad", a, 2, rows) || !holds(env, "crossEntropyGrad", a, 3, rows) ||
+      !holds(env, "crossEntropyGrad", a, 4, rows * vocab))
+    return NULL;
+  return make_int64(env, lorasmith_cross_entropy_grad(a[0].f, a[1].f, a[2].i, a[3].f, a[4].f, rows, vocab));
+}
+
+static napi_value gather(napi_env env, napi_callback_info info) {
+  Arg a[7];
+  if (!parse_args(env, info, "gather", "FIFnnnn", a)) return NULL;
+  const int64_t outer = a[3].count, axis = a[4].count, inner = a[5].count, n = a[6].count;
+  if (!holds(env, "gather", a, 0, outer * axis * inner) || !holds(env, "gather", a, 1, n) ||
+      !holds(env, "gather", a, 2, outer * n * inner))
+    return NULL;
+  return make_int64(env, lorasmith_gather(a[0].f, a[1].i, a[2].f, outer, axis, inner, n));
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor properties[] = {
       {"sgemm", NULL, sgemm, NULL, NULL, NULL, napi_default_method, NULL},
@@ -155,6 +325,14 @@ static napi_value init(napi_env env, napi_value exports) {
       {"getThreads", NULL, get_threads, NULL, NULL, NULL, napi_default_method, NULL},
       {"physicalCores", NULL, physical_cores, NULL, NULL, NULL, napi_default_method, NULL},
       {"info", NULL, describe, NULL, NULL, NULL, napi_default_method, NULL},
+      {"rotary", NULL, rotary, NULL, NULL, NULL, napi_default_method, NULL},
+      {"swiglu", NULL, swiglu, NULL, NULL, NULL, napi_default_method, NULL},
+      {"swigluGrad", NULL, swiglu_grad, NULL, NULL, NULL, napi_default_method, NULL},
+      {"rmsNorm", NULL, rms_norm, NULL, NULL, NULL, napi_default_method, NULL},
+      {"rmsNormGrad", NULL, rms_norm_grad, NULL, NULL, NULL, napi_default_method, NULL},
+      {"crossEntropy", NULL, cross_entropy, NULL, NULL, NULL, napi_default_method, NULL},
+      {"crossEntropyGrad", NULL, cross_entropy_grad, NULL, NULL, NULL, napi_default_method, NULL},
+      {"gather", NULL, gather, NULL, NULL, NULL, napi_default_method, NULL},
   };
   if (napi_define_properties(env, exports, sizeof properties / sizeof properties[0], properties) != napi_ok)
     return NULL;

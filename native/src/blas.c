@@ -8,10 +8,7 @@
 #include <cblas.h>
 #endif
 
-#if !defined(_WIN32)
-#include <pthread.h>
-#define LORASMITH_HAVE_PTHREADS 1
-#endif
+#include "parallel.h"
 
 /*
  * Below this many flops per matrix, BLAS's own threading costs more than it gains (the attention products
@@ -42,71 +39,35 @@ int lorasmith_blas_get_threads(void) { return configured_threads; }
 
 typedef struct {
   bool trans_a, trans_b;
-  int first, last, m, n, k;
+  int m, n, k;
   const float *a, *b;
   float *c;
   int64_t stride_a, stride_b, stride_c;
-} GemmRange;
+} Gemm;
 
-static void gemm_range(const GemmRange *r) {
+/* Batch items [first, last) of one batched product. */
+static void gemm_items(void *context, int64_t first, int64_t last) {
+  const Gemm *g = (const Gemm *)context;
   /* Row-major leading dimensions: the stored row length of each operand. */
-  const int lda = r->trans_a ? r->m : r->k;
-  const int ldb = r->trans_b ? r->k : r->n;
-  const enum CBLAS_TRANSPOSE op_a = r->trans_a ? CblasTrans : CblasNoTrans;
-  const enum CBLAS_TRANSPOSE op_b = r->trans_b ? CblasTrans : CblasNoTrans;
-  for (int i = r->first; i < r->last; i++) {
-    cblas_sgemm(CblasRowMajor, op_a, op_b, r->m, r->n, r->k, 1.0f, r->a + i * r->stride_a, lda,
-                r->b + i * r->stride_b, ldb, 0.0f, r->c + i * r->stride_c, r->n);
+  const int lda = g->trans_a ? g->m : g->k;
+  const int ldb = g->trans_b ? g->k : g->n;
+  const enum CBLAS_TRANSPOSE op_a = g->trans_a ? CblasTrans : CblasNoTrans;
+  const enum CBLAS_TRANSPOSE op_b = g->trans_b ? CblasTrans : CblasNoTrans;
+  for (int64_t i = first; i < last; i++) {
+    cblas_sgemm(CblasRowMajor, op_a, op_b, g->m, g->n, g->k, 1.0f, g->a + i * g->stride_a, lda,
+                g->b + i * g->stride_b, ldb, 0.0f, g->c + i * g->stride_c, g->n);
   }
 }
-
-#if defined(LORASMITH_HAVE_PTHREADS)
-static void *gemm_range_thread(void *arg) {
-  gemm_range((const GemmRange *)arg);
-  return NULL;
-}
-
-/* Splits the batch into `workers` contiguous ranges; this thread runs the first. */
-static void gemm_split(const GemmRange *whole, int workers) {
-  GemmRange ranges[64];
-  pthread_t threads[64];
-  bool started[64] = {false};
-  if (workers > 64) workers = 64;
-  const int batch = whole->last;
-  for (int w = 0; w < workers; w++) {
-    ranges[w] = *whole;
-    ranges[w].first = (int)((int64_t)batch * w / workers);
-    ranges[w].last = (int)((int64_t)batch * (w + 1) / workers);
-  }
-  for (int w = 1; w < workers; w++) {
-    started[w] = pthread_create(&threads[w], NULL, gemm_range_thread, &ranges[w]) == 0;
-    if (!started[w]) gemm_range(&ranges[w]); /* could not start: do that range here */
-  }
-  gemm_range(&ranges[0]);
-  for (int w = 1; w < workers; w++) {
-    if (started[w]) pthread_join(threads[w], NULL);
-  }
-}
-#endif
 
 void lorasmith_sgemm_batched(bool trans_a, bool trans_b, int batch, int m, int n, int k, const float *a,
                              int64_t stride_a, const float *b, int64_t stride_b, float *c, int64_t stride_c) {
-  GemmRange whole = {trans_a, trans_b, 0, batch, m, n, k, a, b, c, stride_a, stride_b, stride_c};
+  Gemm g = {trans_a, trans_b, m, n, k, a, b, c, stride_a, stride_b, stride_c};
   const double flops = 2.0 * m * n * k;
   if (configured_threads == 1 || flops >= SMALL_GEMM_FLOPS) {
-    gemm_range(&whole);
+    gemm_items(&g, 0, batch);
     return;
   }
   set_blas_threads(1);
-#if defined(LORASMITH_HAVE_PTHREADS)
-  const int workers = batch < configured_threads ? batch : configured_threads;
-  if (workers > 1) {
-    gemm_split(&whole, workers);
-  } else {
-    gemm_range(&whole);
-  }
-#else
-  gemm_range(&whole);
-#endif
+  lorasmith_parallel_for(batch, configured_threads, 1, gemm_items, &g);
   set_blas_threads(configured_threads);
 }

@@ -3,6 +3,7 @@
  * Shapes: B batch, T new positions, S positions attended (cache + new), H heads, Hkv key/value heads, D head dim.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { FUSED_KERNELS, fusedRmsNorm, fusedRotary, fusedSwiGLU, hasFusedKernel } from '../backend/fused-ops';
 import { ModelIoError } from '../io/errors';
 
 /** x [..., C] -> [..., C]; as torch.nn.LayerNorm (biased variance). */
@@ -15,6 +16,7 @@ export function layerNorm(x: tf.Tensor, weight: tf.Tensor1D, bias: tf.Tensor1D, 
 
 /** x [..., C] -> [..., C]; LlamaRMSNorm: x / sqrt(mean(x²) + eps) · weight. */
 export function rmsNorm(x: tf.Tensor, weight: tf.Tensor1D, eps: number): tf.Tensor {
+  if (hasFusedKernel(FUSED_KERNELS.rmsNorm)) return fusedRmsNorm(x, weight, eps);
   return tf.tidy(() => tf.mul(tf.mul(x, tf.rsqrt(tf.add(tf.mean(tf.square(x), -1, true), eps))), weight));
 }
 
@@ -53,6 +55,12 @@ export function activate(x: tf.Tensor, act: Activation): tf.Tensor {
   });
 }
 
+/** The gated MLP's product act(gate)·up (SwiGLU for silu), gate and up [N, F]. */
+export function gatedActivation(gate: tf.Tensor, up: tf.Tensor, act: Activation): tf.Tensor {
+  if (act === 'silu' && hasFusedKernel(FUSED_KERNELS.swiglu)) return fusedSwiGLU(gate, up);
+  return tf.tidy(() => tf.mul(activate(gate, act), up));
+}
+
 /**
  * cos and signed sin tables [T, D] for positions start..start+T-1 in the rotate-half layout (the D/2
  * frequencies twice), computed in float64 and rounded once. The sin table carries rotate_half's sign
@@ -82,6 +90,7 @@ export function rotaryTables(invFreq: Float64Array, start: number, length: numbe
  * the sign lives in the signed sin table: [x2, x1]·[-sin, sin].
  */
 export function applyRotary(x: tf.Tensor4D, cos: tf.Tensor2D, signedSin: tf.Tensor2D): tf.Tensor4D {
+  if (hasFusedKernel(FUSED_KERNELS.rotary)) return fusedRotary(x, cos, signedSin) as tf.Tensor4D;
   return tf.tidy(() => {
     const half = (x.shape[3] as number) / 2;
     const [x1, x2] = tf.split(x, [half, half], 3);

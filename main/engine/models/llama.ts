@@ -9,7 +9,7 @@ import { ModelIoError } from '../io/errors';
 import { ConfigFields, readGenerationEosIds, type RawConfig } from '../io/hf-config';
 import { loraDropout, LinearLayer } from '../lora/linear';
 import { DecoderCache, asDecoderCache } from './kv-cache';
-import { activate, applyRotary, attention, causalMask, parseActivation, rmsNorm, rotaryTables, splitHeads, type Activation } from './layers';
+import { applyRotary, attention, causalMask, gatedActivation, parseActivation, rmsNorm, rotaryTables, splitHeads, type Activation } from './layers';
 import type { CausalLM, ForwardOptions, KVCache, LinearSpec, ModelConfig } from './types';
 import { WeightLoader, checkTokenIds, collectVariables, countParameters, disposeWeights } from './weights';
 
@@ -219,7 +219,7 @@ export class LlamaModel implements CausalLM {
         x = tf.add(x, layer.o_proj.apply(tf.reshape(context, [b * t, c.numHeads * c.headDim]), dropout));
         const m = rmsNorm(x, layer.post_attention_layernorm, c.rmsNormEps) as tf.Tensor2D;
         // SwiGLU: down(act(gate(m)) · up(m))
-        const gated = tf.mul(activate(layer.gate_proj.apply(m, dropout), c.activation), layer.up_proj.apply(m, dropout)) as tf.Tensor2D;
+        const gated = gatedActivation(layer.gate_proj.apply(m, dropout), layer.up_proj.apply(m, dropout), c.activation) as tf.Tensor2D;
         x = tf.add(x, layer.down_proj.apply(gated, dropout));
       });
       const final = rmsNorm(x, this.norm, c.rmsNormEps) as tf.Tensor2D;

@@ -1,5 +1,6 @@
 /** Masked next-token cross entropy: the loss LoRA training minimises. */
 import * as tf from '@tensorflow/tfjs-core';
+import { FUSED_KERNELS, fusedCrossEntropy, hasFusedKernel } from '../backend/fused-ops';
 
 /** [N] -> [N, V] by a K=1 matmul: same-shape elementwise ops then take tfjs's fast path (broadcasting ones are ~20× slower on cpu). */
 function tileColumns(column: tf.Tensor1D, V: number): tf.Tensor2D {
@@ -14,6 +15,13 @@ function tileColumns(column: tf.Tensor1D, V: number): tf.Tensor2D {
  */
 export function maskedCrossEntropy(logits: tf.Tensor3D, labels: tf.Tensor2D, weights: tf.Tensor2D): tf.Scalar {
   const [B, T, V] = logits.shape;
+  if (hasFusedKernel(FUSED_KERNELS.crossEntropy)) {
+    return tf.tidy(() => {
+      const w = tf.reshape(weights, [B * T]);
+      const nll = fusedCrossEntropy(tf.reshape(logits, [B * T, V]), tf.reshape(tf.cast(labels, 'int32'), [B * T]));
+      return tf.div(tf.sum(tf.mul(nll, w)), tf.maximum(tf.sum(w), 1)) as tf.Scalar;
+    });
+  }
   const loss = tf.customGrad((...inputs: (tf.Tensor | tf.GradSaveFunc)[]) => {
     const [x3, w2, save] = inputs as [tf.Tensor, tf.Tensor, tf.GradSaveFunc];
     const x = tf.reshape(x3, [B * T, V]);
@@ -44,6 +52,10 @@ export function maskedNllSum(logits: tf.Tensor3D, labels: tf.Tensor2D, weights: 
     const [B, T, V] = logits.shape;
     const x = tf.reshape(logits, [B * T, V]);
     const w = tf.reshape(weights, [B * T]);
+    if (hasFusedKernel(FUSED_KERNELS.crossEntropy)) {
+      const nll = fusedCrossEntropy(x as tf.Tensor2D, tf.reshape(tf.cast(labels, 'int32'), [B * T]) as tf.Tensor1D);
+      return { sum: tf.sum(tf.mul(nll, w)) as tf.Scalar, count: tf.sum(w) as tf.Scalar };
+    }
     const max = tf.max(x, -1) as tf.Tensor1D;
     const sumE = tf.sum(tf.exp(tf.sub(x, tileColumns(max, V))), -1);
     const picked = tf.sum(tf.mul(x, tf.oneHot(tf.reshape(tf.cast(labels, 'int32'), [B * T]) as tf.Tensor1D, V)), -1);

@@ -4,6 +4,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, describe, expect, it } from 'vitest';
+import { FUSED_KERNELS, hasFusedKernel } from '../../../main/engine/backend/fused-ops';
 import {
   nativeKernelStatus, NativeKernelError, registerNativeKernels, unregisterNativeKernels,
 } from '../../../main/engine/backend/native/index';
@@ -78,18 +79,25 @@ describe.each(BACKENDS)('native kernels on %s', (backendName) => {
   it('says which kernels it uses, and restores the backend kernels when disabled', async () => {
     await useBackend(backendName);
     const own = tf.getKernel(tf.BatchMatMul, backendName)?.kernelFunc;
+    const ownGather = tf.getKernel(tf.GatherV2, backendName)?.kernelFunc;
     const status = registerNativeKernels(backendName, { disabled: true });
     expect(status.active).toBe(false);
     expect(status.detail).toContain(`BatchMatMul, _FusedMatMul use the ${backendName} backend's own kernels`);
     expect(tf.getKernel(tf.BatchMatMul, backendName)?.kernelFunc).toBe(own);
     if (!addonAvailable) return;
     const active = registerNativeKernels(backendName, { threads: 2 });
-    expect(active).toMatchObject({ active: true, threads: 2, kernels: ['BatchMatMul', '_FusedMatMul'] });
-    expect(active.detail).toMatch(new RegExp(`native sgemm \\(.+, 2 threads\\) for BatchMatMul, _FusedMatMul on ${backendName}`));
+    expect(tf.getKernel(tf.GatherV2, backendName)?.kernelFunc).not.toBe(ownGather);
+    expect(active).toMatchObject({ active: true, threads: 2 });
+    expect(active.kernels).toEqual(['BatchMatMul', '_FusedMatMul', 'GatherV2', ...Object.values(FUSED_KERNELS)]);
+    expect(active.detail).toMatch(new RegExp(`native sgemm \\(.+, 2 threads\\) for BatchMatMul, _FusedMatMul, GatherV2 and fused rotary, SwiGLU, RMSNorm, cross-entropy on ${backendName}$`));
     expect(tf.getKernel(tf.BatchMatMul, backendName)?.kernelFunc).not.toBe(own);
+    expect(hasFusedKernel(FUSED_KERNELS.rotary)).toBe(true);
     expect(nativeKernelStatus(backendName)).toBe(active);
     unregisterNativeKernels(backendName);
     expect(tf.getKernel(tf.BatchMatMul, backendName)?.kernelFunc).toBe(own);
+    expect(tf.getKernel(tf.GatherV2, backendName)?.kernelFunc).toBe(ownGather);
+    for (const name of Object.values(FUSED_KERNELS)) expect(tf.getKernel(name, backendName)).toBeUndefined();
+    expect(hasFusedKernel(FUSED_KERNELS.rotary)).toBe(false);
   });
 
   it('rejects a bad thread count with a stable code', async () => {

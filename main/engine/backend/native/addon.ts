@@ -23,6 +23,36 @@ export interface NativeAddon {
   info(): { blas: string; config: string; threads: number };
 }
 
+/**
+ * The fused kernels of native/src/fused.h (an addon built before them lacks these). Every call writes into
+ * outputs the caller allocated; sizes are checked against the arrays' lengths. Those returning a number give -1,
+ * or the first row/position whose label or index is out of range (then nothing was written).
+ */
+export interface NativeFusedKernels {
+  /** x, out [groups, t, d]; cos, sin [t, d]: out = x·cos + [x2, x1]·sin. */
+  rotary(x: Float32Array, cos: Float32Array, sin: Float32Array, out: Float32Array, groups: number, t: number, d: number): void;
+  swiglu(gate: Float32Array, up: Float32Array, out: Float32Array, n: number): void;
+  swigluGrad(gate: Float32Array, up: Float32Array, dy: Float32Array, dgate: Float32Array, dup: Float32Array, n: number): void;
+  rmsNorm(x: Float32Array, weight: Float32Array, eps: number, out: Float32Array, rows: number, cols: number): void;
+  rmsNormGrad(
+    x: Float32Array, weight: Float32Array, dy: Float32Array, eps: number, dx: Float32Array, dweight: Float32Array,
+    rows: number, cols: number,
+  ): void;
+  crossEntropy(logits: Float32Array, labels: Int32Array, nll: Float32Array, lse: Float32Array, rows: number, vocab: number): number;
+  crossEntropyGrad(
+    logits: Float32Array, lse: Float32Array, labels: Int32Array, coef: Float32Array, dlogits: Float32Array,
+    rows: number, vocab: number,
+  ): number;
+  gather(x: Float32Array, indices: Int32Array, out: Float32Array, outer: number, axis: number, inner: number, n: number): number;
+}
+
+const FUSED_NAMES = ['rotary', 'swiglu', 'swigluGrad', 'rmsNorm', 'rmsNormGrad', 'crossEntropy', 'crossEntropyGrad', 'gather'] as const;
+
+/** True when the loaded addon has the fused kernels (a prebuilt binary from before them does not). */
+export function hasFusedKernels(addon: NativeAddon): addon is NativeAddon & NativeFusedKernels {
+  return FUSED_NAMES.every((name) => typeof (addon as unknown as Record<string, unknown>)[name] === 'function');
+}
+
 export type AddonLoad = { ok: true; addon: NativeAddon; path: string } | { ok: false; reason: string };
 
 const ADDON_FILE = 'lorasmith_native.node';

@@ -5,7 +5,9 @@ export type NativeKernelErrorCode =
   | 'MATMUL_BATCH_MISMATCH'
   | 'NATIVE_UNSUPPORTED_BACKEND'
   | 'NATIVE_BAD_THREADS'
-  | 'NATIVE_UNSUPPORTED_ACTIVATION';
+  | 'NATIVE_UNSUPPORTED_ACTIVATION'
+  | 'NATIVE_BAD_ARGUMENT'
+  | 'NATIVE_OUT_OF_BOUNDS';
 
 export class NativeKernelError extends Error {
   override readonly name = 'NativeKernelError';

@@ -1,16 +1,18 @@
 /**
  * Optional native kernels on the wasm and cpu backends: the matrix products (BatchMatMul, _FusedMatMul, and so
  * every matMul and its gradients) run through a BLAS sgemm (OpenBLAS, or Accelerate on macOS) in a small N-API
- * addon, on the tensors' own memory. Where the addon is missing or fails to load, nothing changes and the status
- * says why; model code never knows which kernels run.
+ * addon, on the tensors' own memory; so do float32 gathers, and the fused kernels behind ../fused-ops.ts (rotary,
+ * SwiGLU, RMSNorm, cross-entropy, each with its gradient). Where the addon is missing or fails to load, nothing
+ * changes and the status says why; results never depend on which kernels run, only speed does.
  *
  *   const status = registerNativeKernels('wasm', { threads: 2 });
  *   // { active: true, detail: 'native sgemm (OpenBLAS …, 2 threads) for BatchMatMul, _FusedMatMul on wasm', … }
  */
 import { availableParallelism } from 'node:os';
 import * as tf from '@tensorflow/tfjs-core';
-import { loadAddon, type NativeAddon } from './addon';
+import { hasFusedKernels, loadAddon, type NativeAddon } from './addon';
 import { NativeKernelError } from './errors';
+import { makeFusedKernels, makeGather } from './fused-kernels';
 import { makeBatchMatMul, makeFusedMatMul } from './kernels';
 import { cpuMemory, wasmMemory, type TensorMemory } from './memory';
 
@@ -25,6 +27,8 @@ export interface NativeKernelOptions {
   readonly disabled?: boolean;
   /** An explicit lorasmith_native.node, e.g. from a packaged app's resources. */
   readonly addonPath?: string;
+  /** Register the gather and fused kernels too (default true); false keeps only the matMul ones (benchmarks). */
+  readonly fused?: boolean;
 }
 
 export interface NativeKernelStatus {
@@ -40,6 +44,8 @@ const NATIVE_KERNELS = [tf.BatchMatMul, tf._FusedMatMul] as const;
 
 /** The backend's own kernel configs, kept so unregistering restores them. Key: `${backend}/${kernel}`. */
 const originals = new Map<string, tf.KernelConfig>();
+/** Kernels this module added that the backend never had (the fused ones), per backend. */
+const added = new Map<NativeBackendName, string[]>();
 const statuses = new Map<NativeBackendName, NativeKernelStatus>();
 
 const memoryOf: Record<NativeBackendName, TensorMemory> = { wasm: wasmMemory, cpu: cpuMemory };
@@ -74,16 +80,18 @@ function plainKernelsDetail(backendName: NativeBackendName, why: string): string
   return `${why}; ${NATIVE_KERNELS.join(', ')} use the ${backendName} backend's own kernels`;
 }
 
-/** Puts the backend's own BatchMatMul and _FusedMatMul back. */
+/** Puts the backend's own BatchMatMul, _FusedMatMul and GatherV2 back and removes the fused kernels. */
 export function unregisterNativeKernels(backendName: NativeBackendName): void {
   assertBackendName(backendName);
-  for (const kernelName of NATIVE_KERNELS) {
+  for (const kernelName of [...NATIVE_KERNELS, tf.GatherV2]) {
     const original = originals.get(`${backendName}/${kernelName}`);
     if (!original) continue;
     tf.unregisterKernel(kernelName, backendName);
     tf.registerKernel(original);
     originals.delete(`${backendName}/${kernelName}`);
   }
+  for (const kernelName of added.get(backendName) ?? []) tf.unregisterKernel(kernelName, backendName);
+  added.delete(backendName);
   statuses.delete(backendName);
 }
 
@@ -130,12 +138,27 @@ function tryRegister(backendName: NativeBackendName, options: NativeKernelOption
     // setupFunc stays the original's so the fallback path is initialised when the backend starts after this.
     tf.registerKernel({ ...original, kernelFunc });
   }
+  const kernels: string[] = [...NATIVE_KERNELS];
+  const gather = tf.getKernel(tf.GatherV2, backendName);
+  if (options.fused !== false && hasFusedKernels(load.addon) && gather) {
+    originals.set(`${backendName}/${tf.GatherV2}`, gather);
+    tf.unregisterKernel(tf.GatherV2, backendName);
+    tf.registerKernel({ ...gather, kernelFunc: makeGather(load.addon, memory, gather.kernelFunc) });
+    const fused = makeFusedKernels(load.addon, memory);
+    for (const [kernelName, kernelFunc] of fused) tf.registerKernel({ kernelName, backendName, kernelFunc });
+    added.set(backendName, [...fused.keys()]);
+    kernels.push(tf.GatherV2, ...fused.keys());
+  }
   const { blas, config } = load.addon.info();
+  const served = kernels.length > NATIVE_KERNELS.length
+    ? `${NATIVE_KERNELS.join(', ')}, ${tf.GatherV2} and fused rotary, SwiGLU, RMSNorm, cross-entropy`
+    : options.fused === false ? NATIVE_KERNELS.join(', ')
+      : `${NATIVE_KERNELS.join(', ')} (no fused kernels: this addon predates them; \`npm run build:native\`)`;
   return {
     active: true,
     detail: `native sgemm (${blas === 'OpenBLAS' ? config.split(' ').slice(0, 2).join(' ') : blas}, ${threads} ` +
-      `thread${threads === 1 ? '' : 's'}) for ${NATIVE_KERNELS.join(', ')} on ${backendName}`,
-    kernels: [...NATIVE_KERNELS],
+      `thread${threads === 1 ? '' : 's'}) for ${served} on ${backendName}`,
+    kernels,
     threads,
   };
 }

@@ -12,6 +12,8 @@ export interface TensorMemory {
   allocate(backend: unknown, shape: number[]): { info: tf.TensorInfo; view: Float32Array };
   /** A view on a float32 tensor's floats, or null when they are not plain float32 memory of this backend. */
   view(backend: unknown, info: tf.TensorInfo): Float32Array | null;
+  /** A view on an int32 tensor's values (token ids, labels), or null as for `view`. */
+  int32View(backend: unknown, info: tf.TensorInfo): Int32Array | null;
   /** Frees an output allocated by `allocate` that will not be returned. */
   release(backend: unknown, info: tf.TensorInfo): void;
 }
@@ -40,6 +42,13 @@ function wasmView(backend: WasmBackendLike, info: tf.TensorInfo): Float32Array |
   return new Float32Array(backend.wasm.HEAPU8.buffer, data.memoryOffset, sizeOf(info.shape));
 }
 
+function wasmInt32View(backend: WasmBackendLike, info: tf.TensorInfo): Int32Array | null {
+  if (info.dtype !== 'int32') return null;
+  const data = backend.dataIdMap.get(info.dataId);
+  if (!data) return null;
+  return new Int32Array(backend.wasm.HEAPU8.buffer, data.memoryOffset, sizeOf(info.shape));
+}
+
 export const wasmMemory: TensorMemory = {
   allocate(backend, shape) {
     const wasm = backend as WasmBackendLike;
@@ -49,6 +58,7 @@ export const wasmMemory: TensorMemory = {
     return { info, view };
   },
   view: (backend, info) => wasmView(backend as WasmBackendLike, info),
+  int32View: (backend, info) => wasmInt32View(backend as WasmBackendLike, info),
   release: (backend, info) => void (backend as WasmBackendLike).disposeData(info.dataId),
 };
 
@@ -61,6 +71,11 @@ export const cpuMemory: TensorMemory = {
     if (info.dtype !== 'float32') return null;
     const values = (backend as CpuBackendLike).data.get(info.dataId)?.values;
     return values instanceof Float32Array && values.length === sizeOf(info.shape) ? values : null;
+  },
+  int32View(backend, info) {
+    if (info.dtype !== 'int32') return null;
+    const values = (backend as CpuBackendLike).data.get(info.dataId)?.values;
+    return values instanceof Int32Array && values.length === sizeOf(info.shape) ? values : null;
   },
   release: (backend, info) => void (backend as CpuBackendLike).disposeData(info.dataId),
 };

@@ -52,7 +52,7 @@ class RandomWeights implements TensorSource {
 }
 
 interface Row {
-  backend: BackendName;
+  backend: string;
   params: number;
   prompt: number;
   generated: number;
@@ -61,14 +61,16 @@ interface Row {
   overallTps: number;
 }
 
-async function measure(backend: BackendName, prompt: number, newTokens: number): Promise<Row> {
-  await initBackend(backend);
+/** One generation run; `native` adds the addon's kernels on wasm and cpu (sgemm, gather, fused elementwise). */
+async function measure(backend: BackendName, prompt: number, newTokens: number, native = false): Promise<Row> {
+  const started = await initBackend(backend, { native: native ? {} : false });
+  const label = native && started.matmulKernels.startsWith('native') ? `${backend} + native` : backend;
   const model = buildModel(CONFIG, new RandomWeights());
   try {
     const ids = Array.from({ length: prompt }, (_, i) => 100 + i * 7);
     await generate(model, ids.slice(0, 4), { maxNewTokens: 2, eosTokenIds: [] }); // warm-up: kernels, wasm memory growth
     const r = await generate(model, ids, { maxNewTokens: newTokens, eosTokenIds: [] });
-    return { backend, params: model.parameterCount(), prompt, generated: r.ids.length, ttftMs: r.timeToFirstTokenMs, decodeTps: r.decodeTokensPerSecond, overallTps: r.tokensPerSecond };
+    return { backend: label, params: model.parameterCount(), prompt, generated: r.ids.length, ttftMs: r.timeToFirstTokenMs, decodeTps: r.decodeTokensPerSecond, overallTps: r.tokensPerSecond };
   } finally {
     model.dispose();
     tf.disposeVariables();
@@ -82,7 +84,12 @@ export async function run(): Promise<string> {
     if (!a.usable) continue;
     // The cpu backend is ~40× slower: a shorter run tells the same story.
     rows.push(await (a.name === 'cpu' ? measure('cpu', 16, 4) : measure(a.name, 32, 16)));
+    if (a.name === 'wasm' || a.name === 'cpu') {
+      const row = await (a.name === 'cpu' ? measure('cpu', 16, 4, true) : measure(a.name, 32, 16, true));
+      if (row.backend.endsWith('native')) rows.push(row);
+    }
   }
+  await initBackend('cpu', { native: false });
   const skipped = info.available.filter((a) => !a.usable).map((a) => `${a.name} (${a.detail})`);
   return [
     '## Generation: 135M-parameter Llama (SmolLM-135M shape, random weights), greedy, batch 1',

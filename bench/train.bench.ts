@@ -87,7 +87,10 @@ async function engineRun(dir: string, mode: 'lora' | 'full'): Promise<EngineResu
       tf.dispose([value, ...Object.values(grads)]);
     });
     const byName = new Map<string, number>();
-    for (const k of profile.kernels) byName.set(k.name, (byName.get(k.name) ?? 0) + (k.kernelTimeMs as number));
+    // Registered kernels only: tf.profile also lists custom-gradient scopes, whose time is their kernels' again.
+    for (const k of profile.kernels) {
+      if (tf.getKernel(k.name, tf.getBackend())) byName.set(k.name, (byName.get(k.name) ?? 0) + (k.kernelTimeMs as number));
+    }
     const total = [...byName.values()].reduce((a, b) => a + b, 0);
     kernels = [...byName].sort((a, b) => b[1] - a[1]).slice(0, 6).map(([n, ms]) => `${n} ${((100 * ms) / total).toFixed(0)}%`).join(', ');
     ids.dispose();

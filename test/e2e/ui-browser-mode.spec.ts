@@ -126,6 +126,6 @@ test('real main side: import, train, cancel, finish, chat base vs adapter, compa
   await section(page, 'Settings');
   const inUse = page.getByText(/^In use:/);
   await expect(inUse).toContainText(/tensorflow|webgpu|wasm|cpu/, { timeout: 30_000 });
-  await expect(inUse).toContainText('matrix products by');
+  await expect(inUse).toContainText('kernels: ');
   expect(errors).toEqual([]);
 });

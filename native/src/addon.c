@@ -19,6 +19,8 @@
  *   crossEntropy(logits, labels, nll, lse, rows, vocab) -> -1 or the first row with a label out of range
  *   crossEntropyGrad(logits, lse, labels, coef, dlogits, rows, vocab) -> likewise
  *   gather(x, indices, out, outer, axis, inner, n)  -> -1 or the first index out of range
+ *   attention(q, k, v, out, probs, b, h, hkv, t, s, d, scale)
+ *   attentionGrad(q, k, v, probs, dout, dq, dk, dv, b, h, hkv, t, s, d, scale)
  * Every array's length is checked against the sizes before any memory is touched.
  */
 #include <node_api.h>
@@ -161,7 +163,7 @@ static napi_value describe(napi_env env, napi_callback_info info) {
 
 /* ---- fused kernels: argument parsing by a spec string, F Float32Array, I Int32Array, n count, e number ---- */
 
-#define MAX_ARGS 8
+#define MAX_ARGS 16
 
 typedef struct {
   float *f;
@@ -318,6 +320,50 @@ static napi_value gather(napi_env env, napi_callback_info info) {
   return make_int64(env, lorasmith_gather(a[0].f, a[1].i, a[2].f, outer, axis, inner, n));
 }
 
+/* Shape checks shared by attention and its gradient: heads divide evenly, the new positions fit in the keys. */
+static bool attention_shape(napi_env env, const char *name, int64_t h, int64_t hkv, int64_t t, int64_t s) {
+  char message[160];
+  if (hkv < 1 || h % hkv != 0) {
+    snprintf(message, sizeof message, "%s: %lld query heads do not group over %lld kv heads", name, (long long)h, (long long)hkv);
+  } else if (t > s) {
+    snprintf(message, sizeof message, "%s: %lld new positions but only %lld keys", name, (long long)t, (long long)s);
+  } else {
+    return true;
+  }
+  napi_throw_error(env, "NATIVE_BAD_ARGUMENT", message);
+  return false;
+}
+
+static napi_value attention(napi_env env, napi_callback_info info) {
+  Arg a[12];
+  if (!parse_args(env, info, "attention", "FFFFFnnnnnne", a)) return NULL;
+  const int64_t b = a[5].count, h = a[6].count, hkv = a[7].count, t = a[8].count, s = a[9].count, d = a[10].count;
+  if (!attention_shape(env, "attention", h, hkv, t, s)) return NULL;
+  if (!holds(env, "attention", a, 0, b * h * t * d) || !holds(env, "attention", a, 1, b * hkv * s * d) ||
+      !holds(env, "attention", a, 2, b * hkv * s * d) || !holds(env, "attention", a, 3, b * t * h * d) ||
+      !holds(env, "attention", a, 4, b * h * t * s))
+    return NULL;
+  lorasmith_attention(a[0].f, a[1].f, a[2].f, a[3].f, a[4].f, b, h, hkv, t, s, d, (float)a[11].number);
+  return NULL;
+}
+
+static napi_value attention_grad(napi_env env, napi_callback_info info) {
+  Arg a[15];
+  if (!parse_args(env, info, "attentionGrad", "FFFFFFFFnnnnnne", a)) return NULL;
+  const int64_t b = a[8].count, h = a[9].count, hkv = a[10].count, t = a[11].count, s = a[12].count, d = a[13].count;
+  if (!attention_shape(env, "attentionGrad", h, hkv, t, s)) return NULL;
+  const int64_t qn = b * h * t * d, kvn = b * hkv * s * d;
+  if (!holds(env, "attentionGrad", a, 0, qn) || !holds(env, "attentionGrad", a, 1, kvn) ||
+      !holds(env, "attentionGrad", a, 2, kvn) || !holds(env, "attentionGrad", a, 3, b * h * t * s) ||
+      !holds(env, "attentionGrad", a, 4, qn) || !holds(env, "attentionGrad", a, 5, qn) ||
+      !holds(env, "attentionGrad", a, 6, kvn) || !holds(env, "attentionGrad", a, 7, kvn))
+    return NULL;
+  if (!lorasmith_attention_grad(a[0].f, a[1].f, a[2].f, a[3].f, a[4].f, a[5].f, a[6].f, a[7].f, b, h, hkv, t, s, d,
+                                (float)a[14].number))
+    THROW(env, "NATIVE_OUT_OF_MEMORY", "attentionGrad: no memory for a %lldx%lld scratch matrix", (long long)t, (long long)s);
+  return NULL;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor properties[] = {
       {"sgemm", NULL, sgemm, NULL, NULL, NULL, napi_default_method, NULL},
@@ -333,6 +379,8 @@ static napi_value init(napi_env env, napi_value exports) {
       {"crossEntropy", NULL, cross_entropy, NULL, NULL, NULL, napi_default_method, NULL},
       {"crossEntropyGrad", NULL, cross_entropy_grad, NULL, NULL, NULL, napi_default_method, NULL},
       {"gather", NULL, gather, NULL, NULL, NULL, napi_default_method, NULL},
+      {"attention", NULL, attention, NULL, NULL, NULL, napi_default_method, NULL},
+      {"attentionGrad", NULL, attention_grad, NULL, NULL, NULL, napi_default_method, NULL},
   };
   if (napi_define_properties(env, exports, sizeof properties / sizeof properties[0], properties) != napi_ok)
     return NULL;

@@ -37,6 +37,15 @@ void lorasmith_blas_set_threads(int threads) {
 
 int lorasmith_blas_get_threads(void) { return configured_threads; }
 
+void lorasmith_sgemm(bool trans_a, bool trans_b, int m, int n, int k, float alpha, const float *a, int lda,
+                     const float *b, int ldb, float beta, float *c, int ldc) {
+  cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, m, n, k, alpha,
+              a, lda, b, ldb, beta, c, ldc);
+}
+
+void lorasmith_blas_serial_begin(void) { set_blas_threads(1); }
+void lorasmith_blas_serial_end(void) { set_blas_threads(configured_threads); }
+
 typedef struct {
   bool trans_a, trans_b;
   int m, n, k;

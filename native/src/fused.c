@@ -272,3 +272,115 @@ int64_t lorasmith_gather(const float *x, const int32_t *indices, float *out, int
   }
   return -1;
 }
+
+/* ---- attention ---- */
+
+typedef struct {
+  const float *q, *k, *v, *probs, *dout;
+  float *out, *probs_out, *dq, *dk, *dv;
+  int64_t h, hkv, t, s, d;
+  float scale;
+  int failed; /* set by a unit that could not get scratch memory */
+} Attention;
+
+/* Masked softmax of each row of p [T, S] in place: row r sees columns 0..start + r. */
+static void causal_softmax(float *p, int64_t t, int64_t s) {
+  const int64_t start = s - t;
+  for (int64_t r = 0; r < t; r++) {
+    float *row = p + r * s;
+    const int64_t seen = start + r + 1;
+    float max = row[0];
+    for (int64_t c = 1; c < seen; c++) max = row[c] > max ? row[c] : max;
+    float sum = 0.0f;
+    for (int64_t c = 0; c < seen; c++) {
+      row[c] = exp_approx(row[c] - max);
+      sum += row[c];
+    }
+    const float inv = 1.0f / sum;
+    for (int64_t c = 0; c < seen; c++) row[c] *= inv;
+    for (int64_t c = seen; c < s; c++) row[c] = 0.0f;
+  }
+}
+
+/* Units are (batch, query head). */
+static void attention_units(void *context, int64_t first, int64_t last) {
+  const Attention *a = (const Attention *)context;
+  const int64_t rep = a->h / a->hkv;
+  for (int64_t u = first; u < last; u++) {
+    const int64_t i = u / a->h, j = u % a->h;
+    const float *q = a->q + u * a->t * a->d;
+    const float *k = a->k + (i * a->hkv + j / rep) * a->s * a->d;
+    const float *v = a->v + (i * a->hkv + j / rep) * a->s * a->d;
+    float *p = a->probs_out + u * a->t * a->s;
+    lorasmith_sgemm(false, true, (int)a->t, (int)a->s, (int)a->d, a->scale, q, (int)a->d, k, (int)a->d, 0.0f, p,
+                    (int)a->s);
+    causal_softmax(p, a->t, a->s);
+    float *o = a->out + i * a->t * a->h * a->d + j * a->d;
+    lorasmith_sgemm(false, false, (int)a->t, (int)a->d, (int)a->s, 1.0f, p, (int)a->s, v, (int)a->d, 0.0f, o,
+                    (int)(a->h * a->d));
+  }
+}
+
+/* Units are (batch, kv head): the query heads sharing a kv head add into its dk and dv, so one thread owns them. */
+static void attention_grad_units(void *context, int64_t first, int64_t last) {
+  Attention *a = (Attention *)context;
+  const int64_t rep = a->h / a->hkv;
+  const int ld_out = (int)(a->h * a->d);
+  float *scratch = (float *)malloc((size_t)(a->t * a->s) * sizeof(float));
+  if (scratch == NULL) {
+    a->failed = 1;
+    return;
+  }
+  for (int64_t u = first; u < last; u++) {
+    const int64_t i = u / a->hkv, g = u % a->hkv;
+    const float *k = a->k + u * a->s * a->d;
+    const float *v = a->v + u * a->s * a->d;
+    float *dk = a->dk + u * a->s * a->d;
+    float *dv = a->dv + u * a->s * a->d;
+    for (int64_t r = 0; r < rep; r++) {
+      const int64_t j = g * rep + r;
+      const float *q = a->q + (i * a->h + j) * a->t * a->d;
+      const float *p = a->probs + (i * a->h + j) * a->t * a->s;
+      const float *dout = a->dout + i * a->t * a->h * a->d + j * a->d;
+      float *dq = a->dq + (i * a->h + j) * a->t * a->d;
+      const float beta = r == 0 ? 0.0f : 1.0f; /* the first head of the group writes, the others add */
+      /* dv += pᵀ·dout */
+      lorasmith_sgemm(true, false, (int)a->s, (int)a->d, (int)a->t, 1.0f, p, (int)a->s, dout, ld_out, beta, dv,
+                      (int)a->d);
+      /* dp = dout·vᵀ, then ds = p ⊙ (dp − Σ_row dp ⊙ p) */
+      lorasmith_sgemm(false, true, (int)a->t, (int)a->s, (int)a->d, 1.0f, dout, ld_out, v, (int)a->d, 0.0f, scratch,
+                      (int)a->s);
+      for (int64_t row = 0; row < a->t; row++) {
+        float *ds = scratch + row * a->s;
+        const float *pr = p + row * a->s;
+        float dot = 0.0f;
+        for (int64_t c = 0; c < a->s; c++) dot += ds[c] * pr[c];
+        for (int64_t c = 0; c < a->s; c++) ds[c] = pr[c] * (ds[c] - dot);
+      }
+      /* dq = scale·ds·k; dk += scale·dsᵀ·q */
+      lorasmith_sgemm(false, false, (int)a->t, (int)a->d, (int)a->s, a->scale, scratch, (int)a->s, k, (int)a->d, 0.0f,
+                      dq, (int)a->d);
+      lorasmith_sgemm(true, false, (int)a->s, (int)a->d, (int)a->t, a->scale, scratch, (int)a->s, q, (int)a->d, beta,
+                      dk, (int)a->d);
+    }
+  }
+  free(scratch);
+}
+
+void lorasmith_attention(const float *q, const float *k, const float *v, float *out, float *probs, int64_t b,
+                         int64_t h, int64_t hkv, int64_t t, int64_t s, int64_t d, float scale) {
+  Attention a = {q, k, v, NULL, NULL, out, probs, NULL, NULL, NULL, h, hkv, t, s, d, scale, 0};
+  lorasmith_blas_serial_begin();
+  lorasmith_parallel_for(b * h, threads(), 1, attention_units, &a);
+  lorasmith_blas_serial_end();
+}
+
+int lorasmith_attention_grad(const float *q, const float *k, const float *v, const float *probs, const float *dout,
+                             float *dq, float *dk, float *dv, int64_t b, int64_t h, int64_t hkv, int64_t t, int64_t s,
+                             int64_t d, float scale) {
+  Attention a = {q, k, v, probs, dout, NULL, NULL, dq, dk, dv, h, hkv, t, s, d, scale, 0};
+  lorasmith_blas_serial_begin();
+  lorasmith_parallel_for(b * hkv, threads(), 1, attention_grad_units, &a);
+  lorasmith_blas_serial_end();
+  return !a.failed;
+}

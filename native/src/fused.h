@@ -33,6 +33,16 @@ int64_t lorasmith_cross_entropy(const float *logits, const int32_t *labels, floa
 int64_t lorasmith_cross_entropy_grad(const float *logits, const float *lse, const int32_t *labels, const float *coef,
                                      float *dlogits, int64_t rows, int64_t vocab);
 
+/* Causal attention with grouped-query heads (query head j reads kv head j / (H / Hkv), as HF's repeat_kv):
+ * q [B, H, T, D], k and v [B, Hkv, S, D], query t at position S − T + t sees keys 0..S − T + t;
+ * out [B, T, H·D] (heads side by side, the layout o_proj takes), probs [B, H, T, S] (the softmax, for the gradient). */
+void lorasmith_attention(const float *q, const float *k, const float *v, float *out, float *probs, int64_t b,
+                         int64_t h, int64_t hkv, int64_t t, int64_t s, int64_t d, float scale);
+/* Its gradient for dout [B, T, H·D]: dq [B, H, T, D], dk and dv [B, Hkv, S, D]. Returns 0 when out of memory. */
+int lorasmith_attention_grad(const float *q, const float *k, const float *v, const float *probs, const float *dout,
+                             float *dq, float *dk, float *dv, int64_t b, int64_t h, int64_t hkv, int64_t t, int64_t s,
+                             int64_t d, float scale);
+
 /* Gather along one axis: x [outer, axis, inner], indices [n] -> out [outer, n, inner]. Returns -1, or the
  * position of the first index outside [0, axis) (nothing is written then). */
 int64_t lorasmith_gather(const float *x, const int32_t *indices, float *out, int64_t outer, int64_t axis,

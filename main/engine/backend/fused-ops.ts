@@ -16,6 +16,8 @@ export const FUSED_KERNELS = {
   rmsNormGrad: 'LorasmithRmsNormGrad',
   crossEntropy: 'LorasmithCrossEntropy',
   crossEntropyGrad: 'LorasmithCrossEntropyGrad',
+  attention: 'LorasmithAttention',
+  attentionGrad: 'LorasmithAttentionGrad',
 } as const;
 
 /** True when the active backend has the fused kernel `name` (one of FUSED_KERNELS). */
@@ -99,4 +101,26 @@ export function fusedCrossEntropy(logits: tf.Tensor2D, labels: tf.Tensor1D): tf.
     };
   });
   return op(logits) as tf.Tensor1D;
+}
+
+/**
+ * Causal scaled dot-product attention with grouped-query heads (query head j reads kv head j / (H / Hkv)):
+ * q [B, H, T, D], k and v [B, Hkv, S, D], the T new positions being the last of S -> [B, T, H·D]. One kernel does
+ * q·kᵀ, the mask, softmax and ·v per head, writing heads side by side (no transpose); the softmax [B, H, T, S] is
+ * kept for the gradient.
+ */
+export function fusedAttention(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, scale: number): tf.Tensor3D {
+  const op = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+    const [qs, ks, vs, save] = args as [tf.Tensor, tf.Tensor, tf.Tensor, tf.GradSaveFunc];
+    const [out, probs] = run(FUSED_KERNELS.attention, { q: qs, k: ks, v: vs }, { scale }) as [tf.Tensor, tf.Tensor];
+    save([qs, ks, vs, probs]);
+    return {
+      value: out,
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        const [q0, k0, v0, p0] = saved as [tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor];
+        return run(FUSED_KERNELS.attentionGrad, { q: q0, k: k0, v: v0, probs: p0, dy }, { scale }) as tf.Tensor[];
+      },
+    };
+  });
+  return op(q, k, v) as tf.Tensor3D;
 }

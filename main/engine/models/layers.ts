@@ -3,7 +3,7 @@
  * Shapes: B batch, T new positions, S positions attended (cache + new), H heads, Hkv key/value heads, D head dim.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { FUSED_KERNELS, fusedRmsNorm, fusedRotary, fusedSwiGLU, hasFusedKernel } from '../backend/fused-ops';
+import { FUSED_KERNELS, fusedAttention, fusedRmsNorm, fusedRotary, fusedSwiGLU, hasFusedKernel } from '../backend/fused-ops';
 import { ModelIoError } from '../io/errors';
 
 /** x [..., C] -> [..., C]; as torch.nn.LayerNorm (biased variance). */
@@ -112,9 +112,11 @@ export function causalMask(start: number, length: number): tf.Tensor2D {
 /**
  * Scaled dot-product attention with grouped-query heads. Query head h uses kv head h / rep (HF's repeat_kv
  * order), so the queries are regrouped per kv head instead of copying keys and values rep times.
- * q [B, H, T, D], k and v [B, Hkv, S, D], mask [T, S] -> [B, T, H·D]
+ * q [B, H, T, D], k and v [B, Hkv, S, D], mask [T, S] -> [B, T, H·D]. The mask is causalMask(S − T, T), the only
+ * one the models use: the fused kernel, where the backend has it, applies that rule itself.
  */
 export function attention(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, mask: tf.Tensor2D): tf.Tensor3D {
+  if (hasFusedKernel(FUSED_KERNELS.attention)) return fusedAttention(q, k, v, 1 / Math.sqrt(q.shape[3]));
   return tf.tidy(() => {
     const [b, h, t, d] = q.shape;
     const [, hkv, s] = k.shape;

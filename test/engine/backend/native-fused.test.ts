@@ -7,7 +7,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, describe, expect, it } from 'vitest';
 import {
-  FUSED_KERNELS, fusedCrossEntropy, fusedRmsNorm, fusedRotary, fusedSwiGLU, hasFusedKernel,
+  FUSED_KERNELS, fusedAttention, fusedCrossEntropy, fusedRmsNorm, fusedRotary, fusedSwiGLU, hasFusedKernel,
 } from '../../../main/engine/backend/fused-ops';
 import { NativeKernelError, registerNativeKernels, unregisterNativeKernels } from '../../../main/engine/backend/native/index';
 import { hasFusedKernels, type NativeAddon, type NativeFusedKernels } from '../../../main/engine/backend/native/addon';
@@ -87,6 +87,37 @@ function nll64(logits: Float64Array, labels: Int32Array, vocab: number): Float64
     let sum = 0;
     for (let v = 0; v < vocab; v++) sum += Math.exp((logits[r * vocab + v] as number) - max);
     out[r] = max + Math.log(sum) - (logits[r * vocab + (labels[r] as number)] as number);
+  }
+  return out;
+}
+
+interface AttentionShape { b: number; h: number; hkv: number; t: number; s: number; d: number }
+
+/** Causal attention in float64: query t (position s − t + t) over keys 0..that position; head j reads kv head j / rep. */
+function attention64(q: Float64Array, k: Float64Array, v: Float64Array, { b, h, hkv, t, s, d }: AttentionShape): Float64Array {
+  const out = new Float64Array(b * t * h * d);
+  const rep = h / hkv;
+  for (let i = 0; i < b; i++) {
+    for (let j = 0; j < h; j++) {
+      const kv = (i * hkv + Math.floor(j / rep)) * s * d;
+      for (let r = 0; r < t; r++) {
+        const qAt = ((i * h + j) * t + r) * d;
+        const seen = s - t + r + 1;
+        const scores = Array.from({ length: seen }, (_, c) => {
+          let sum = 0;
+          for (let e = 0; e < d; e++) sum += (q[qAt + e] as number) * (k[kv + c * d + e] as number);
+          return sum / Math.sqrt(d);
+        });
+        const max = Math.max(...scores);
+        const weights = scores.map((x) => Math.exp(x - max));
+        const total = weights.reduce((a, w) => a + w, 0);
+        for (let e = 0; e < d; e++) {
+          let sum = 0;
+          for (let c = 0; c < seen; c++) sum += ((weights[c] as number) / total) * (v[kv + c * d + e] as number);
+          out[(i * t + r) * h * d + j * d + e] = sum;
+        }
+      }
+    }
   }
   return out;
 }
@@ -214,6 +245,32 @@ describe.each(BACKENDS)('fused kernels on %s', (backendName) => {
     });
   });
 
+  it.skipIf(!addonAvailable)('attention: values and the gradients of q, k and v (grouped heads, cached positions)', async () => {
+    await useBackend(backendName);
+    registerNativeKernels(backendName, { threads: 2 });
+    const random = seededRandom(81);
+    const shapes: AttentionShape[] = [
+      { b: 2, h: 4, hkv: 2, t: 3, s: 5, d: 4 }, // grouped-query heads, 2 cached positions before the 3 new ones
+      { b: 1, h: 2, hkv: 2, t: 4, s: 4, d: 6 }, // plain multi-head, no cache
+      { b: 1, h: 3, hkv: 1, t: 1, s: 6, d: 2 }, // decoding one token against 5 cached ones
+    ];
+    for (const shape of shapes) {
+      const { b, h, hkv, t, s, d } = shape;
+      const q = randomValues(random, b * h * t * d).map((x) => 2 * x);
+      const k = randomValues(random, b * hkv * s * d).map((x) => 2 * x);
+      const v = randomValues(random, b * hkv * s * d);
+      const r = randomValues(random, b * t * h * d);
+      const { value, grads } = valueAndGrads(
+        (qs, ks, vs) => fusedAttention(qs as tf.Tensor4D, ks as tf.Tensor4D, vs as tf.Tensor4D, 1 / Math.sqrt(d)),
+        [tf.tensor4d(q, [b, h, t, d]), tf.tensor4d(k, [b, hkv, s, d]), tf.tensor4d(v, [b, hkv, s, d])], tf.tensor3d(r, [b, t, h * d]));
+      const [q64, k64, v64] = [Float64Array.from(q), Float64Array.from(k), Float64Array.from(v)];
+      expect(worst(value, attention64(q64, k64, v64, shape), 0.1)).toBeLessThan(1e-5);
+      expect(worst(grads[0] as Float32Array, finiteDifferences((x) => dot(attention64(x, k64, v64, shape), r), q64), 0.1)).toBeLessThan(1e-4);
+      expect(worst(grads[1] as Float32Array, finiteDifferences((x) => dot(attention64(q64, x, v64, shape), r), k64), 0.1)).toBeLessThan(1e-4);
+      expect(worst(grads[2] as Float32Array, finiteDifferences((x) => dot(attention64(q64, k64, x, shape), r), v64), 0.1)).toBeLessThan(1e-4);
+    }
+  });
+
   it.skipIf(!addonAvailable)('gather: every axis equals the backend kernel; an out-of-range index is the backend\'s to judge', async () => {
     await useBackend(backendName);
     const random = seededRandom(71);
@@ -254,6 +311,9 @@ describe('the addon\'s fused entry points', () => {
     expect(() => fused.swiglu(f(4), f(3), f(4), 4)).toThrow(/argument 2 holds 3/);
     expect(() => fused.crossEntropy(f(8), new Int32Array(2), f(2), f(1), 2, 4)).toThrow(/argument 4 holds 1/);
     expect(() => fused.gather(f(8), new Float32Array(2) as unknown as Int32Array, f(2), 1, 8, 1, 2)).toThrow(/argument 2 must be an Int32Array/);
+    expect(() => fused.attention(f(24), f(24), f(24), f(24), f(36), 1, 3, 2, 2, 3, 4, 0.5)).toThrow(/3 query heads do not group over 2 kv heads/);
+    expect(() => fused.attention(f(16), f(8), f(8), f(16), f(8), 1, 1, 1, 4, 2, 4, 0.5)).toThrow(/4 new positions but only 2 keys/);
+    expect(() => fused.attention(f(16), f(16), f(16), f(16), f(15), 1, 1, 1, 4, 4, 4, 0.5)).toThrow(/argument 5 holds 15 elements, the sizes need 16/);
     expect(fused.crossEntropy(f(8), Int32Array.from([1, -1]), f(2), f(2), 2, 4)).toBe(1);
     expect(fused.gather(f(8), Int32Array.from([2, 8]), f(2), 1, 8, 1, 2)).toBe(1);
   });

@@ -80,7 +80,7 @@ describe.each(['wasm', 'cpu'] as const)('a Llama forward on %s', (backendName) =
       }
     };
     const fused = await gradientsWith(true);
-    expect(fused.kernels).toContain('fused rotary, SwiGLU, RMSNorm, cross-entropy');
+    expect(fused.kernels).toContain('fused attention, rotary, SwiGLU, RMSNorm, cross-entropy');
     const plain = await gradientsWith(false);
     expect(Math.abs(fused.loss - plain.loss)).toBeLessThan(1e-5 * Math.abs(plain.loss));
     expect([...fused.grads.keys()]).toEqual([...plain.grads.keys()]);

@@ -89,7 +89,7 @@ describe.each(BACKENDS)('native kernels on %s', (backendName) => {
     expect(tf.getKernel(tf.GatherV2, backendName)?.kernelFunc).not.toBe(ownGather);
     expect(active).toMatchObject({ active: true, threads: 2 });
     expect(active.kernels).toEqual(['BatchMatMul', '_FusedMatMul', 'GatherV2', ...Object.values(FUSED_KERNELS)]);
-    expect(active.detail).toMatch(new RegExp(`native sgemm \\(.+, 2 threads\\) for BatchMatMul, _FusedMatMul, GatherV2 and fused rotary, SwiGLU, RMSNorm, cross-entropy on ${backendName}$`));
+    expect(active.detail).toMatch(new RegExp(`native sgemm \\(.+, 2 threads\\) for BatchMatMul, _FusedMatMul, GatherV2 and fused attention, rotary, SwiGLU, RMSNorm, cross-entropy on ${backendName}$`));
     expect(tf.getKernel(tf.BatchMatMul, backendName)?.kernelFunc).not.toBe(own);
     expect(hasFusedKernel(FUSED_KERNELS.rotary)).toBe(true);
     expect(nativeKernelStatus(backendName)).toBe(active);

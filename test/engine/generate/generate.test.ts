@@ -3,6 +3,8 @@ import * as tf from '@tensorflow/tfjs-core';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { initBackend } from '../../../main/engine/backend/index';
+import { unregisterNativeKernels } from '../../../main/engine/backend/native/index';
+import { addonAvailable } from '../backend/native-support';
 import { loadModel } from '../../../main/engine/models/registry';
 import { loadTokenizer, type ModelTokenizer } from '../../../main/engine/io/tokenizer';
 import { generate, type TokenEvent } from '../../../main/engine/generate/generate';
@@ -20,24 +22,32 @@ beforeAll(async () => {
 afterAll(() => gpt2.dispose());
 
 describe('generate', () => {
+  // Plain cpu, and the native kernels (sgemm, fused attention with the KV cache, rotary, RMSNorm, SwiGLU) on cpu and wasm.
+  const settings = [['cpu', false], ['cpu', true], ['wasm', true]] as const;
   for (const name of ['tiny-random-gpt2', 'tiny-random-llama']) {
-    it(`greedy reproduces the upstream sequences of ${name}`, async () => {
-      const dir = join(fixtures, name);
-      const model = await loadModel(dir);
-      const ref = JSON.parse(readFileSync(join(dir, 'reference_outputs.json'), 'utf8')) as {
-        greedy: { input_ids: number[]; max_length: number; expected_sequence: number[] }[];
-      };
-      try {
-        for (const g of ref.greedy) {
-          const result = await generate(model, g.input_ids, { maxNewTokens: g.max_length - g.input_ids.length, eosTokenIds: [] });
-          expect([...g.input_ids, ...result.ids]).toEqual(g.expected_sequence);
-          expect(result.stopReason).toBe('max-tokens');
-          expect(result.tokensPerSecond).toBeGreaterThan(0);
+    for (const [backend, native] of settings) {
+      it.skipIf(native && !addonAvailable)(`greedy reproduces the upstream sequences of ${name} on ${backend}${native ? ' + native' : ''}`, async () => {
+        const dir = join(fixtures, name);
+        const info = await initBackend(backend, { native: native ? { threads: 2 } : false });
+        if (native) expect(info.matmulKernels).toContain('fused attention');
+        const model = await loadModel(dir);
+        const ref = JSON.parse(readFileSync(join(dir, 'reference_outputs.json'), 'utf8')) as {
+          greedy: { input_ids: number[]; max_length: number; expected_sequence: number[] }[];
+        };
+        try {
+          for (const g of ref.greedy) {
+            const result = await generate(model, g.input_ids, { maxNewTokens: g.max_length - g.input_ids.length, eosTokenIds: [] });
+            expect([...g.input_ids, ...result.ids]).toEqual(g.expected_sequence);
+            expect(result.stopReason).toBe('max-tokens');
+            expect(result.tokensPerSecond).toBeGreaterThan(0);
+          }
+        } finally {
+          model.dispose();
+          unregisterNativeKernels(backend);
+          await initBackend('cpu');
         }
-      } finally {
-        model.dispose();
-      }
-    });
+      });
+    }
   }
 
   it('keeps the tensor count flat from call to call', async () => {

@@ -44,9 +44,19 @@ export interface NativeFusedKernels {
     rows: number, vocab: number,
   ): number;
   gather(x: Float32Array, indices: Int32Array, out: Float32Array, outer: number, axis: number, inner: number, n: number): number;
+  /** q [b, h, t, d], k and v [b, hkv, s, d] -> out [b, t, h·d], probs [b, h, t, s]; causal, query t at s − t + t. */
+  attention(
+    q: Float32Array, k: Float32Array, v: Float32Array, out: Float32Array, probs: Float32Array,
+    b: number, h: number, hkv: number, t: number, s: number, d: number, scale: number,
+  ): void;
+  attentionGrad(
+    q: Float32Array, k: Float32Array, v: Float32Array, probs: Float32Array, dout: Float32Array,
+    dq: Float32Array, dk: Float32Array, dv: Float32Array,
+    b: number, h: number, hkv: number, t: number, s: number, d: number, scale: number,
+  ): void;
 }
 
-const FUSED_NAMES = ['rotary', 'swiglu', 'swigluGrad', 'rmsNorm', 'rmsNormGrad', 'crossEntropy', 'crossEntropyGrad', 'gather'] as const;
+const FUSED_NAMES = ['rotary', 'swiglu', 'swigluGrad', 'rmsNorm', 'rmsNormGrad', 'crossEntropy', 'crossEntropyGrad', 'gather', 'attention', 'attentionGrad'] as const;
 
 /** True when the loaded addon has the fused kernels (a prebuilt binary from before them does not). */
 export function hasFusedKernels(addon: NativeAddon): addon is NativeAddon & NativeFusedKernels {

@@ -114,6 +114,29 @@ export function makeFusedKernels(addon: Fused, memory: TensorMemory): Map<string
     }
     return outs[0] as tf.TensorInfo;
   });
+
+  // q [B, H, T, D], k and v [B, Hkv, S, D] -> out [B, T, H·D], probs [B, H, T, S]
+  kernels.set(FUSED_KERNELS.attention, ({ inputs, backend, attrs }: KernelArgs) => {
+    const { q, k, v } = inputs as Record<'q' | 'k' | 'v', tf.TensorInfo>;
+    const { scale } = attrs as { scale: number };
+    const [b = 0, h = 0, t = 0, d = 0] = q.shape;
+    const [, hkv = 0, s = 0] = k.shape;
+    const { outs, f, o } = prepare(memory, backend, FUSED_KERNELS.attention, [q, k, v], [], [[b, t, h * d], [b, h, t, s]]);
+    addon.attention(f[0] as Float32Array, f[1] as Float32Array, f[2] as Float32Array, o[0] as Float32Array, o[1] as Float32Array,
+      b, h, hkv, t, s, d, scale);
+    return outs;
+  });
+
+  kernels.set(FUSED_KERNELS.attentionGrad, ({ inputs, backend, attrs }: KernelArgs) => {
+    const { q, k, v, probs, dy } = inputs as Record<'q' | 'k' | 'v' | 'probs' | 'dy', tf.TensorInfo>;
+    const { scale } = attrs as { scale: number };
+    const [b = 0, h = 0, t = 0, d = 0] = q.shape;
+    const [, hkv = 0, s = 0] = k.shape;
+    const { outs, f, o } = prepare(memory, backend, FUSED_KERNELS.attentionGrad, [q, k, v, probs, dy], [], [q.shape, k.shape, v.shape]);
+    addon.attentionGrad(f[0] as Float32Array, f[1] as Float32Array, f[2] as Float32Array, f[3] as Float32Array, f[4] as Float32Array,
+      o[0] as Float32Array, o[1] as Float32Array, o[2] as Float32Array, b, h, hkv, t, s, d, scale);
+    return outs;
+  });
   return kernels;
 }
 

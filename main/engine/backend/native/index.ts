@@ -151,7 +151,7 @@ function tryRegister(backendName: NativeBackendName, options: NativeKernelOption
   }
   const { blas, config } = load.addon.info();
   const served = kernels.length > NATIVE_KERNELS.length
-    ? `${NATIVE_KERNELS.join(', ')}, ${tf.GatherV2} and fused rotary, SwiGLU, RMSNorm, cross-entropy`
+    ? `${NATIVE_KERNELS.join(', ')}, ${tf.GatherV2} and fused attention, rotary, SwiGLU, RMSNorm, cross-entropy`
     : options.fused === false ? NATIVE_KERNELS.join(', ')
       : `${NATIVE_KERNELS.join(', ')} (no fused kernels: this addon predates them; \`npm run build:native\`)`;
   return {

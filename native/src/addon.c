@@ -131,20 +131,20 @@ static napi_value set_threads(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-static napi_value make_int(napi_env env, int value) {
+static napi_value make_int64(napi_env env, int64_t value) {
   napi_value result;
-  if (napi_create_int32(env, value, &result) != napi_ok) return NULL;
+  if (napi_create_int64(env, value, &result) != napi_ok) return NULL;
   return result;
 }
 
 static napi_value get_threads(napi_env env, napi_callback_info info) {
   (void)info;
-  return make_int(env, lorasmith_blas_get_threads());
+  return make_int64(env, lorasmith_blas_get_threads());
 }
 
 static napi_value physical_cores(napi_env env, napi_callback_info info) {
   (void)info;
-  return make_int(env, lorasmith_physical_cores());
+  return make_int64(env, lorasmith_physical_cores());
 }
 
 static napi_value describe(napi_env env, napi_callback_info info) {
@@ -223,12 +223,6 @@ static bool holds(napi_env env, const char *name, const Arg *args, int a, int64_
            args[a].length, (long long)need);
   napi_throw_error(env, "NATIVE_OUT_OF_BOUNDS", message);
   return false;
-}
-
-static napi_value make_int64(napi_env env, int64_t value) {
-  napi_value result;
-  if (napi_create_int64(env, value, &result) != napi_ok) return NULL;
-  return result;
 }
 
 static napi_value rotary(napi_env env, napi_callback_info info) {

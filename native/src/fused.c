@@ -7,6 +7,10 @@
 #include "blas.h"
 #include "parallel.h"
 
+#if defined(_MSC_VER)
+#define restrict __restrict /* MSVC's C mode spells C99's restrict this way */
+#endif
+
 /* Elements per thread below which a loop stays on one thread. */
 #define MIN_ELEMENTS_PER_THREAD 32768
 /* Elementwise loops run over blocks of this many elements (the unit the threads split). */

@@ -6,6 +6,7 @@ import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { UsageError, type CliCommand, type CliIo } from './command';
 import { initBackend, parseBackendPreference } from '../engine/backend/index';
+import { nativeOptionsFromEnv } from '../engine/backend/native/index';
 import { loadModel, readModelConfig } from '../engine/models/registry';
 import { loadTokenizer, type ModelTokenizer } from '../engine/io/tokenizer';
 import { generate } from '../engine/generate/generate';
@@ -80,7 +81,7 @@ export function makeGenerateCommand(): CliCommand {
       readModelConfig(modelDir); // a missing folder or config.json is named before anything else
       const tokenizer = existsSync(join(modelDir, 'tokenizer.json')) ? await loadTokenizer(modelDir) : undefined;
       const ids = promptIds(args, tokenizer);
-      const backend = await initBackend(backendPreference);
+      const backend = await initBackend(backendPreference, { native: nativeOptionsFromEnv(process.env) });
       const model = await loadModel(modelDir);
       try {
         const resident = loadAdaptersForGeneration(model, adapters);
@@ -90,6 +91,7 @@ export function makeGenerateCommand(): CliCommand {
             ids: result.ids,
             text: result.text ?? null,
             backend: backend.name,
+            kernels: backend.matmulKernels,
             tokensPerSecond: result.tokensPerSecond,
             decodeTokensPerSecond: result.decodeTokensPerSecond,
             timeToFirstTokenMs: result.timeToFirstTokenMs,

@@ -7,6 +7,7 @@ import { resolve } from 'node:path';
 import { UsageError, type CliCommand, type CliIo } from './command';
 import { exportWithAdaptersMerged } from '../engine/adapters/merge-export';
 import { initBackend, parseBackendPreference } from '../engine/backend/index';
+import { nativeOptionsFromEnv } from '../engine/backend/native/index';
 import { parseAdapterSpec, type AdapterSpec } from '../engine/adapters/generation';
 import { ResidentAdapters } from '../engine/adapters/resident';
 import { loadModel } from '../engine/models/registry';
@@ -28,7 +29,7 @@ async function defaultLoader(modelDir: string, backend: string): Promise<CausalL
   } catch (error) {
     throw new UsageError((error as Error).message);
   }
-  await initBackend(preference);
+  await initBackend(preference, { native: nativeOptionsFromEnv(process.env) });
   return loadModel(modelDir);
 }
 

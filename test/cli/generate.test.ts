@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { main } from '../../main/cli/index';
 import { initBackend } from '../../main/engine/backend/index';
+import { addonAvailable } from '../engine/backend/native-support';
 
 const fixtures = join(import.meta.dirname, '../fixtures');
 afterAll(async () => {
@@ -20,6 +21,7 @@ interface GenerateJson {
   ids: number[];
   text: string | null;
   backend: string;
+  kernels: string;
   tokensPerSecond: number;
   stopReason: string;
 }
@@ -41,6 +43,8 @@ describe('lorasmith generate', () => {
           // Upstream ran without EOS stops; neither fixture's EOS appears in these sequences.
           expect([...g.input_ids, ...result.ids]).toEqual(g.expected_sequence);
           expect(result.backend).toBe(backend);
+          // The CLI registers the native kernels where the addon loads (LORASMITH_NATIVE=0 would turn them off).
+          if (addonAvailable) expect(result.kernels).toContain('fused attention');
           expect(result.tokensPerSecond).toBeGreaterThan(0);
           expect(typeof result.text).toBe('string');
         }

@@ -1,8 +1,8 @@
 /**
  * Optional native kernels on the wasm and cpu backends: the matrix products (BatchMatMul, _FusedMatMul, and so
  * every matMul and its gradients) run through a BLAS sgemm (OpenBLAS, or Accelerate on macOS) in a small N-API
- * addon, on the tensors' own memory; so do float32 gathers, and the fused kernels behind ../fused-ops.ts (rotary,
- * SwiGLU, RMSNorm, cross-entropy, each with its gradient). Where the addon is missing or fails to load, nothing
+ * addon, on the tensors' own memory; so do float32 gathers, and the fused kernels behind ../fused-ops.ts (attention,
+ * rotary, SwiGLU, RMSNorm, cross-entropy, each with its gradient). Where the addon is missing or fails to load, nothing
  * changes and the status says why; results never depend on which kernels run, only speed does.
  *
  *   const status = registerNativeKernels('wasm', { threads: 2 });

@@ -52,7 +52,9 @@ export class BackendError extends Error {
   }
 }
 
-type Probe = { usable: true; detail: string; activate: () => Promise<void> } | { usable: false; detail: string };
+type Probe =
+  | { usable: true; detail: string; activate: () => Promise<void>; /** Served only when named, never by 'auto'. */ explicitOnly?: boolean }
+  | { usable: false; detail: string };
 
 /** Import a package by a name the bundler does not see, so optional packages stay optional. */
 async function importOptional(name: string): Promise<unknown> {
@@ -81,7 +83,9 @@ function firstLine(error: unknown): string {
 }
 
 interface DawnModule {
-  create(options: string[]): { requestAdapter(): Promise<{ info?: { vendor?: string; architecture?: string; description?: string } } | null> };
+  create(options: string[]): {
+    requestAdapter(): Promise<{ info?: { vendor?: string; architecture?: string; description?: string; isFallbackAdapter?: boolean } } | null>;
+  };
   globals: Record<string, unknown>;
 }
 
@@ -109,9 +113,12 @@ async function probeWebgpu(): Promise<Probe> {
     if (!adapter) return { usable: false, detail: 'webgpu (Dawn) loaded but found no GPU adapter' };
     const info = adapter.info;
     const what = [info?.vendor, info?.architecture, info?.description].filter(Boolean).join(' ') || 'adapter';
+    // A software rasteriser (lavapipe, SwiftShader) is a CPU underneath, slower than wasm: tests and an explicit choice only.
+    const software = info?.isFallbackAdapter === true || info?.architecture === 'software';
     return {
       usable: true,
-      detail: `Dawn: ${what}`,
+      explicitOnly: software,
+      detail: software ? `Dawn: ${what} (a software adapter: used only when chosen by name)` : `Dawn: ${what}`,
       activate: async () => {
         Object.assign(globalThis, dawn.globals);
         // tfjs-backend-webgpu looks for navigator.gpu; Node 20 has no navigator.
@@ -204,7 +211,7 @@ export async function initBackend(preferred: BackendPreference = 'auto', options
   const failures: string[] = [];
   for (const name of order) {
     const probe = found.find((f) => f.name === name)?.probe;
-    if (!probe?.usable) {
+    if (!probe?.usable || (preferred === 'auto' && probe.explicitOnly)) {
       failures.push(`${name}: ${probe?.detail ?? 'unknown'}`);
       continue;
     }

@@ -58,9 +58,12 @@ describe('backends', () => {
     const wasm = info.available.find((a) => a.name === 'wasm');
     expect(wasm?.usable).toBe(true);
     expect(wasm?.detail).toMatch(/SIMD/);
-    // On a machine without libtensorflow or a GPU, auto falls through to wasm.
-    const usable = info.available.filter((a) => a.usable).map((a) => a.name);
-    expect(info.name).toBe(usable[0]);
+    // On a machine without libtensorflow or a hardware GPU, auto falls through to wasm; a software adapter
+    // (lavapipe, where Mesa's Vulkan driver is installed) is usable but never chosen by auto.
+    const webgpu = info.available.find((a) => a.name === 'webgpu');
+    const hardware = info.available.filter((a) => a.usable && !(a.name === 'webgpu' && /software adapter/.test(a.detail))).map((a) => a.name);
+    expect(info.name).toBe(hardware[0]);
+    if (webgpu?.usable && /llvmpipe|SwiftShader/i.test(webgpu.detail)) expect(webgpu.detail).toMatch(/software adapter/);
     expect(tf.getBackend()).toBe(info.name);
     expect(info.matmulKernels.length).toBeGreaterThan(0);
   });

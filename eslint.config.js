@@ -33,6 +33,14 @@ export default tseslint.config(
       'the engine is pure TypeScript on TensorFlow.js: no Electron, SQLite, store, ipc, host or cli'),
   },
   {
+    files: ['main/common/**/*.ts'],
+    rules: {
+      'no-restricted-imports': ['error', {
+        patterns: [{ regex: '^(?!node:|\\./[^/]+$)', message: 'main/common is shared by the engine and the store: node built-ins and its own files only' }],
+      }],
+    },
+  },
+  {
     files: ['main/store/**/*.ts'],
     rules: forbid(['electron', '**/engine/**', '**/ipc/**', '**/host/**', '**/cli/**'],
       'the store knows only SQLite and the file system'),

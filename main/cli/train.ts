@@ -169,7 +169,7 @@ export function makeTrainCommand(loadModel: ModelLoader): CliCommand {
       const lora = loraFrom(args);
       const hyperparameters = hyperparametersFrom(args);
       const maxSeqLen = numberOption(args, 'max-seq-len', 'int') ?? 512;
-      const valFraction = numberOption(args, 'val-split', 'float') ?? (args.values.has('val-data') ? 0 : 'auto');
+      const valSplit = numberOption(args, 'val-split', 'float') ?? (args.values.has('val-data') ? 0 : 'auto');
       const format = parseFormat(args.values.get('format'));
       const outDir = resolve(out ?? '.');
       const { model, tokenizer, backend } = await loadModel(resolve(modelDir), { trainable: lora === null, backend: args.values.get('backend') });
@@ -178,7 +178,7 @@ export function makeTrainCommand(loadModel: ModelLoader): CliCommand {
           model, tokenizer, backend,
           baseModelName: resolve(modelDir),
           baseModelHash: args.flags.has('dry-run') ? null : hashModelDir(resolve(modelDir)),
-          data: { path: resolve(data), format, valPath: args.values.get('val-data'), valFraction },
+          data: { path: resolve(data), format, valPath: args.values.get('val-data'), valSplit },
           lora, hyperparameters, maxSeqLen,
           trainOnAll: args.flags.has('train-on-all'), packing: args.flags.has('packing'),
           outDir,

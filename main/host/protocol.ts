@@ -26,6 +26,8 @@ export interface WireSampling {
   readonly seed: number;
 }
 
+export type WireDatasetFormat = 'prompt-completion' | 'alpaca' | 'messages' | 'sharegpt' | 'text';
+
 export interface WireLora {
   readonly targetModules: readonly string[] | string;
   readonly rank: number;
@@ -38,7 +40,8 @@ export interface WireLora {
 export interface TrainJob {
   readonly runId: string;
   readonly modelDir: string;
-  readonly datasetFile: string;
+  /** The stored dataset: its normalized file (what trains), the file as imported, and the format chosen then. */
+  readonly dataset: { readonly normalized: string | null; readonly original: string; readonly format: WireDatasetFormat };
   /** Where the finished PEFT adapter is written (atomically). */
   readonly outputDir: string;
   readonly checkpointDir: string;
@@ -48,7 +51,7 @@ export interface TrainJob {
   readonly parentAdapterDir?: string;
   readonly lora: WireLora;
   readonly maxSeqLen: number;
-  readonly valFraction: number;
+  readonly valSplit: number;
   readonly trainOnPrompt: boolean;
   readonly hyperparameters: {
     readonly epochs?: number;

@@ -7,6 +7,7 @@ import { adapterVariables, attachAdapterWeights, injectAdapter, peftWeightsOf, r
 import { resolveLoraConfig } from '../engine/lora/config';
 import { loadAdapter, saveAdapter } from '../engine/lora/peft-io';
 import { loadDataset } from '../engine/train/datasets/dataset';
+import { storedDatasetFile } from '../engine/train/datasets/normalize';
 import { estimateTraining } from '../engine/train/estimate';
 import { trainLoop } from '../engine/train/loop';
 import { greedySample, samplePromptOf } from '../engine/train/sample';
@@ -36,7 +37,7 @@ function addAdapter(base: LoadedBase, job: TrainJob): InjectedAdapter {
 
 function prepareRows(base: LoadedBase, job: TrainJob) {
   const seed = job.hyperparameters.seed ?? 42;
-  const dataset = loadDataset({ path: job.datasetFile, valFraction: job.valFraction, seed });
+  const dataset = loadDataset({ path: storedDatasetFile(job.dataset), format: job.dataset.format, valSplit: job.valSplit, seed });
   const options = { maxSeqLen: job.maxSeqLen, trainOnAll: job.trainOnPrompt };
   const trainRows = tokenizeExamples(dataset.train, base.tokenizer, options).examples;
   const valRows = dataset.val.length > 0 ? tokenizeExamples(dataset.val, base.tokenizer, options).examples : [];

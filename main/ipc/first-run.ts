@@ -6,33 +6,28 @@
  *   resourcesDir: <repo>/resources in development, process.resourcesPath in a packaged app (electron-builder
  *   copies resources/starter and resources/samples there as starter/ and samples/).
  */
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import type { DatasetFormat, FirstRun, FirstRunSample, TrainingSettings } from '../../preload/contract';
-import { loadDataset } from '../engine/train/datasets/dataset';
-import type { DatasetFormat as EngineFormat } from '../engine/train/datasets/formats';
+import { normalizeDataset, writeNormalizedDataset } from '../engine/train/datasets/normalize';
 import type { Library } from '../store/index';
 import { readSamplesManifest, registerStarterResources, type GuidedFineTune, type StarterRegistration } from './starter-resources';
-
-const toEngineFormat = (f: DatasetFormat): EngineFormat => (f === 'messages' ? 'chat' : f);
 
 /** True where the resources folder ships the samples manifest (a packaged app, or the repository). */
 export function hasStarterResources(resourcesDir: string): boolean {
   return existsSync(join(resourcesDir, 'samples', 'samples.json'));
 }
 
-/** Reads the file through the engine (as `datasets.import` does) and attaches its normalized JSONL. */
-function normalizeDataset(library: Library, datasetId: string, format: DatasetFormat): void {
+/** Normalises the file (as `datasets.import` does) and attaches its normalized JSONL. */
+function normalizeSample(library: Library, datasetId: string, format: DatasetFormat): void {
   const original = library.datasets.resolveFiles(datasetId).original;
-  const loaded = loadDataset({ path: original, format: toEngineFormat(format) });
-  const report = loaded.files[0];
-  if (!report) throw new Error(`${original}: the dataset reader returned no report`);
+  const dataset = normalizeDataset(original, { format });
   const temp = mkdtempSync(join(tmpdir(), 'lorasmith-starter-'));
   try {
     const normalized = join(temp, 'normalized.jsonl');
-    writeFileSync(normalized, loaded.train.map((e) => JSON.stringify(e)).join('\n') + '\n');
-    library.datasets.attachNormalized(datasetId, { path: normalized, recordCount: report.valid, skippedCount: report.skipped });
+    writeNormalizedDataset(normalized, dataset);
+    library.datasets.attachNormalized(datasetId, { path: normalized, recordCount: dataset.report.valid, skippedCount: dataset.report.skipped });
   } finally {
     rmSync(temp, { recursive: true, force: true });
   }
@@ -47,7 +42,7 @@ export function openStarterResources(library: Library, resourcesDir: string): St
   const result = registerStarterResources(library, resourcesDir);
   if (!result.registered) return result;
   const formats = new Map(readSamplesManifest(resourcesDir).datasets.map((s) => [s.file, s.format]));
-  for (const [file, id] of Object.entries(result.datasetIds)) normalizeDataset(library, id, formats.get(file) ?? 'text');
+  for (const [file, id] of Object.entries(result.datasetIds)) normalizeSample(library, id, formats.get(file) ?? 'text');
   return result;
 }
 

@@ -102,7 +102,7 @@ describe('lorasmith train / eval through main() on a real checkpoint', () => {
     const code = await main(['train', fixture, '--data', chat, '--out', adapter, '--targets', 'q_proj,v_proj', '--rank', '2', '--max-steps', '2', '--batch-size', '2', '--val-split', '0', '--backend', 'cpu', '--max-seq-len', '64', '--json'], io);
     expect(code).toBe(0);
     const lines = out.map((l) => JSON.parse(l));
-    expect(lines.find((l) => l.event === 'dataset')).toMatchObject({ format: 'chat', valid: 4 });
+    expect(lines.find((l) => l.event === 'dataset')).toMatchObject({ format: 'messages', valid: 4 });
     expect(lines[lines.length - 1]).toMatchObject({ done: true, steps: 2, adapterDir: adapter });
     const record = JSON.parse(readFileSync(join(adapter, 'training_record.json'), 'utf8'));
     expect(record.baseModel.sha256).toMatch(/^[0-9a-f]{64}$/);

@@ -21,11 +21,11 @@ let datasetFile = '';
 
 function job(runId: string, maxSteps: number): TrainJob {
   return {
-    runId, modelDir, datasetFile,
+    runId, modelDir, dataset: { normalized: null, original: datasetFile, format: 'prompt-completion' },
     outputDir: join(dir, 'adapters', runId),
     checkpointDir: join(dir, 'runs', runId, 'checkpoints'),
     lora: { targetModules: ['q_proj', 'v_proj'], rank: 2, alpha: 4, dropout: 0, useRslora: false },
-    maxSeqLen: 32, valFraction: 0, trainOnPrompt: false,
+    maxSeqLen: 32, valSplit: 0, trainOnPrompt: false,
     hyperparameters: { maxSteps, batchSize: 2, lr: 1e-2, seed: 3 },
   };
 }
@@ -97,7 +97,7 @@ describe('engine host in a worker thread', () => {
       expect(backend).toMatchObject({ name: 'cpu', matmulKernels: expect.stringContaining('cpu') });
       expect(backend.available.find((b) => b.name === 'cpu')).toMatchObject({ usable: true });
       const progress: TrainProgressEvent[] = [];
-      const evalJob = { ...job('r-sample', 4), valFraction: 0.25, hyperparameters: { ...job('r-sample', 4).hyperparameters, evalEvery: 2 } };
+      const evalJob = { ...job('r-sample', 4), valSplit: 0.25, hyperparameters: { ...job('r-sample', 4).hyperparameters, evalEvery: 2 } };
       await client.call({ type: 'train', job: evalJob }, (e) => e.kind === 'progress' && progress.push(e.progress));
       const evals = progress.filter((p) => p.kind === 'eval');
       expect(evals.map((p) => p.step)).toEqual([2, 4]);

@@ -42,8 +42,10 @@ describe('first run: registering and offering the starter resources', () => {
       const dataset = library.datasets.list().find((d) => d.id === result?.datasetIds[sample.file]);
       expect(dataset?.recordCount, sample.file).toBe(recordsIn(sample.file));
       expect(dataset?.skippedCount, sample.file).toBe(0);
+      // A header line with the normalisation's report, then one record per line.
       const normalized = readFileSync(dataset?.normalizedFile as string, 'utf8').trim().split('\n');
-      expect(normalized.length, sample.file).toBe(dataset?.recordCount);
+      expect(normalized.length, sample.file).toBe((dataset?.recordCount ?? 0) + 1);
+      expect(JSON.parse(normalized[0] as string)).toMatchObject({ report: { format: sample.format, valid: dataset?.recordCount, contentHash: dataset?.hash } });
     }
     // Opening the library again registers nothing more.
     expect(openStarterResources(library, resourcesDir)?.registered).toBe(false);

@@ -77,7 +77,7 @@ describe('a short LoRA fine-tune of the starter model on a sample dataset', () =
       model,
       tokenizer: trainingTokenizerOf(tokenizer),
       baseModelName: 'lorasmith-starter',
-      data: { path: dataPath, valFraction: 0 },
+      data: { path: dataPath, valSplit: 0 },
       lora: { targetModules: 'all-linear', rank: 8, alpha: 16, dropout: 0 },
       hyperparameters: { maxSteps: 40, batchSize: 4, lr: 3e-3, schedule: 'constant', seed: 7 },
       maxSeqLen: 96,

@@ -22,10 +22,8 @@ describe('first run: starter model and samples', () => {
 
   it('every sample in samples.json exists, parses in the engine with its declared format and has records', () => {
     const manifest = readSamplesManifest(resourcesDir);
-    const engineFormat = { messages: 'chat', 'prompt-completion': 'prompt-completion', text: 'text' } as const;
     for (const sample of manifest.datasets) {
-      const format = engineFormat[sample.format as keyof typeof engineFormat];
-      const loaded = loadDataset({ path: join(resourcesDir, 'samples', sample.file), format, valFraction: 0 });
+      const loaded = loadDataset({ path: join(resourcesDir, 'samples', sample.file), format: sample.format, valSplit: 0 });
       expect(loaded.train.length, sample.file).toBeGreaterThanOrEqual(50);
       expect(loaded.files.flatMap((r) => r.issues), sample.file).toEqual([]);
     }

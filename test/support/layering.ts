@@ -30,6 +30,11 @@ export const RULES: readonly Rule[] = [
         : t === 'electron' || t === 'better-sqlite3',
   },
   {
+    name: 'common imports only node built-ins: the engine and the store both use it',
+    from: 'main/common/',
+    forbids: (t, rel) => (rel ? !t.startsWith('main/common/') : !NODE_BUILTIN.test(t)),
+  },
+  {
     name: 'store imports no electron, engine, ipc, host or cli',
     from: 'main/store/',
     forbids: (t, rel) => (rel ? /^main\/(engine|ipc|host|cli)\//.test(t) : t === 'electron'),

@@ -18,6 +18,13 @@ describe('layering', () => {
     expect(violations.map((v) => v.specifier)).toEqual(['../../store/db']);
   });
 
+  it('lets the engine and the store use main/common, which imports only node built-ins', () => {
+    expect(checkFile('main/engine/train/record.ts', "import { hashFile } from '../../common/hash';\n")).toEqual([]);
+    expect(checkFile('main/store/repos/models.ts', "import { hashFolder } from '../../common/hash';\n")).toEqual([]);
+    const source = "import { createHash } from 'node:crypto';\nimport { x } from '../store/ids';\nimport z from 'zod';\n";
+    expect(checkFile('main/common/hash.ts', source).map((v) => v.specifier)).toEqual(['../store/ids', 'zod']);
+  });
+
   it('flags node built-ins and main/ in the renderer but allows the contract', () => {
     const source = [
       "import fs from 'node:fs';",

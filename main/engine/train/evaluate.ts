@@ -1,6 +1,7 @@
 /** Loss and perplexity of a model (with or without an adapter) on a dataset, with the same masks as training. */
 import type { CausalLM } from '../models/types';
-import { loadDataset, type DatasetFileReport, type DatasetOptions } from './datasets/dataset';
+import { loadDataset, type DatasetOptions } from './datasets/dataset';
+import type { DatasetFileReport } from './datasets/normalize';
 import { evaluateRows } from './loop';
 import { tokenizeExamples, type TokenizeReport, type TrainingTokenizer } from './tokenize';
 
@@ -8,7 +9,7 @@ export interface EvaluateOptions {
   readonly model: CausalLM;
   readonly tokenizer: TrainingTokenizer;
   /** Every valid record is evaluated (no split). */
-  readonly data: Omit<DatasetOptions, 'valFraction' | 'valPath'>;
+  readonly data: Omit<DatasetOptions, 'valSplit' | 'valPath'>;
   readonly maxSeqLen: number;
   readonly batchSize?: number;
   readonly trainOnAll?: boolean;
@@ -25,7 +26,7 @@ export interface EvaluateResult {
 }
 
 export function evaluateDataset(options: EvaluateOptions): EvaluateResult {
-  const dataset = loadDataset({ ...options.data, valFraction: 0 });
+  const dataset = loadDataset({ ...options.data, valSplit: 0 });
   const tokenized = tokenizeExamples(dataset.train, options.tokenizer, {
     maxSeqLen: options.maxSeqLen, trainOnAll: options.trainOnAll, addBos: options.model.config.bosTokenId !== null,
   });

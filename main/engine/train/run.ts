@@ -8,7 +8,8 @@ import type { CausalLM } from '../models/types';
 import { resolveLoraConfig, type LoraConfig } from '../lora/config';
 import { adapterVariables, injectAdapter, peftWeightsOf, removeAdapter, type InjectedAdapter } from '../lora/inject';
 import { peftAdapterFiles, writeFolderAtomically, type F32Tensor, type FolderFile } from '../lora/peft-io';
-import { loadDataset, type DatasetFileReport, type DatasetOptions } from './datasets/dataset';
+import { loadDataset, type DatasetOptions } from './datasets/dataset';
+import type { DatasetFileReport } from './datasets/normalize';
 import { packExamples } from './batching';
 import { estimateTraining, type TrainingEstimate } from './estimate';
 import { resolveHyperparameters, type TrainHyperparameters } from './hyperparameters';
@@ -137,7 +138,7 @@ function trainingRecord(
     backend: options.backend ?? null,
     data: {
       maxSeqLen: options.maxSeqLen, trainOnAll: options.trainOnAll ?? false, packing: options.packing ?? false,
-      files: datasets.map((d) => ({ path: d.path, sha256: d.sha256, fileType: d.fileType, format: d.format, records: d.records, valid: d.valid, skipped: d.skipped, issues: d.issues.slice(0, 100) })),
+      files: datasets.map((d) => ({ path: d.path, contentHash: d.contentHash, fileType: d.fileType, format: d.format, records: d.records, valid: d.valid, skipped: d.skipped, issues: d.issues.slice(0, 100) })),
       tokens: { train: { ...tokens.train, skipped: tokens.train.skipped.length }, val: { ...tokens.val, skipped: tokens.val.skipped.length } },
     },
     estimate,

@@ -1,18 +1,14 @@
 /** Handlers for the library's models, datasets, adapters and settings. */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openCheckpoint } from '../../engine/io/checkpoint';
 import { readModelConfig } from '../../engine/models/registry';
-import { loadDataset } from '../../engine/train/datasets/dataset';
-import type { DatasetFormat as EngineFormat } from '../../engine/train/datasets/formats';
-import type { DatasetFormat, Settings } from '../../../preload/contract';
+import { normalizeDataset, writeNormalizedDataset } from '../../engine/train/datasets/normalize';
+import type { Settings } from '../../../preload/contract';
 import { backendReporter } from '../backend-info';
 import type { HandlerContext } from '../context';
 import type { Handlers } from '../types';
-
-const toEngineFormat = (f: DatasetFormat): EngineFormat => (f === 'messages' ? 'chat' : f);
-export const fromEngineFormat = (f: EngineFormat): DatasetFormat => (f === 'chat' ? 'messages' : f);
 
 const DEFAULT_SETTINGS: Settings = { backend: 'auto', theme: 'system', defaults: {} };
 
@@ -61,17 +57,16 @@ export function libraryHandlers(ctx: HandlerContext): Pick<Handlers,
     'datasets.list': async () => library.datasets.list(),
     'datasets.import': async (args) => {
       const sourcePath = ctx.paths.check(args.path, 'dataset-file');
-      // Reading it through the engine refuses an unreadable file before anything is copied, and detects the format.
-      const loaded = loadDataset({ path: sourcePath, ...(args.format ? { format: toEngineFormat(args.format) } : {}) });
-      const report = loaded.files[0];
-      if (!report) throw new Error(`${sourcePath}: the dataset reader returned no report`);
-      // The normalized JSONL: one engine example per line; the store moves it into the dataset's folder.
+      // Normalising refuses an unreadable file before anything is copied, and detects the format.
+      const dataset = normalizeDataset(sourcePath, args.format ? { format: args.format } : {});
+      const { report } = dataset;
+      // The normalized JSONL is what trains and previews; the store moves it into the dataset's folder.
       const temp = mkdtempSync(join(tmpdir(), 'lorasmith-dataset-'));
       try {
         const normalized = join(temp, 'normalized.jsonl');
-        writeFileSync(normalized, loaded.train.map((e) => JSON.stringify(e)).join('\n') + '\n');
+        writeNormalizedDataset(normalized, dataset);
         return library.datasets.import({
-          sourcePath, format: fromEngineFormat(report.format), ...(args.name ? { name: args.name } : {}),
+          sourcePath, format: report.format, ...(args.name ? { name: args.name } : {}),
           normalized: { path: normalized, recordCount: report.valid, skippedCount: report.skipped },
         });
       } finally {

@@ -22,17 +22,17 @@ interface JobInput {
 export function buildJob(ctx: HandlerContext, input: JobInput, outputDir: string, checkpointDir: string): TrainJob {
   const { library } = ctx;
   const s = input.settings;
-  const files = library.datasets.resolveFiles(input.datasetId);
+  const { format } = library.datasets.get(input.datasetId);
   return {
     runId: input.runId,
     modelDir: library.models.resolvePath(input.modelId),
-    datasetFile: files.original,
+    dataset: { ...library.datasets.resolveFiles(input.datasetId), format },
     outputDir,
     checkpointDir,
     ...(input.parentVersionId ? { parentAdapterDir: library.versions.resolvePath(input.parentVersionId) } : {}),
     lora: { ...s.lora, targetModules: [...s.lora.targetModules] },
     maxSeqLen: s.maxSeqLen,
-    valFraction: s.valSplit,
+    valSplit: s.valSplit,
     trainOnPrompt: s.trainOnPrompt,
     hyperparameters: {
       ...(s.epochs !== undefined ? { epochs: s.epochs } : {}),

@@ -7,7 +7,7 @@ import { basename, isAbsolute, join } from 'node:path';
 import type { DatasetFormat } from '../../../preload/contract/domain';
 import { StoreError, notFound } from '../errors';
 import { moveAtomic, removeAtomic, replaceFileWith, stageDir } from '../files';
-import { hashFile } from '../hash';
+import { hashFile } from '../../common/hash';
 import { newId, nowIso } from '../ids';
 import { layout } from '../paths';
 import type { DatasetDetails, DatasetRow, TokenStats } from '../types';

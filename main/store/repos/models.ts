@@ -4,7 +4,7 @@ import { isAbsolute, join, resolve } from 'node:path';
 import type { BaseModel } from '../../../preload/contract/domain';
 import { StoreError, notFound } from '../errors';
 import { copyDirAtomic, moveAtomic, removeAtomic } from '../files';
-import { hashFolder, listFiles } from '../hash';
+import { hashFolder, listFiles } from '../../common/hash';
 import { newId, nowIso } from '../ids';
 import { parseJson, stableJson } from '../json';
 import { layout } from '../paths';

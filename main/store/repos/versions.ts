@@ -7,7 +7,7 @@ import { isAbsolute, join } from 'node:path';
 import type { AdapterVersion, TrainingSettings } from '../../../preload/contract/domain';
 import { StoreError, notFound } from '../errors';
 import { copyDirAtomic, moveAtomic, removeAtomic } from '../files';
-import { listFiles } from '../hash';
+import { listFiles } from '../../common/hash';
 import { newId, nowIso } from '../ids';
 import { compact, optional, parseJson, stableJson } from '../json';
 import { layout } from '../paths';

@@ -4,6 +4,9 @@ import { createHash } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadDataset } from '../../../main/engine/train/datasets/dataset';
+import {
+  isNormalizedDatasetFile, normalizeDataset, readDataset, storedDatasetFile, writeNormalizedDataset,
+} from '../../../main/engine/train/datasets/normalize';
 import { parseDatasetText } from '../../../main/engine/train/datasets/read';
 import { alpacaPrompt } from '../../../main/engine/train/datasets/formats';
 
@@ -63,7 +66,7 @@ describe('formats, detection and validation', () => {
       expect.stringMatching(/^4: invalid JSON/),
       '5: must be an object, got an array',
     ]);
-    expect(report?.sha256).toBe(createHash('sha256').update(readFileSync(path)).digest('hex'));
+    expect(report?.contentHash).toBe(`sha256:${createHash('sha256').update(readFileSync(path)).digest('hex')}`);
     expect(ds.train[0]).toEqual({ line: 1, kind: 'segments', segments: [{ text: '2+2=', train: false }, { text: '4', train: true }] });
   });
 
@@ -125,9 +128,9 @@ describe('train / validation split', () => {
   const lines = Array.from({ length: 50 }, (_, i) => JSON.stringify({ text: `doc ${i}` })).join('\n');
   it('is seeded, disjoint and complete', () => {
     const path = file('split.jsonl', lines);
-    const a = loadDataset({ path, valFraction: 0.2, seed: 1 });
-    const b = loadDataset({ path, valFraction: 0.2, seed: 1 });
-    const c = loadDataset({ path, valFraction: 0.2, seed: 2 });
+    const a = loadDataset({ path, valSplit: 0.2, seed: 1 });
+    const b = loadDataset({ path, valSplit: 0.2, seed: 1 });
+    const c = loadDataset({ path, valSplit: 0.2, seed: 2 });
     expect(a.val).toHaveLength(10);
     expect(a.train).toHaveLength(40);
     expect(a.val).toEqual(b.val);
@@ -142,8 +145,53 @@ describe('train / validation split', () => {
     expect(ds.train).toHaveLength(50);
     expect(ds.val).toHaveLength(1);
     expect(ds.files).toHaveLength(2);
-    expect(() => loadDataset({ path, valFraction: 1 })).toThrow("valFraction must be in [0, 1) or 'auto', got 1");
-    expect(loadDataset({ path, valFraction: 'auto' }).val).toHaveLength(5);
-    expect(loadDataset({ path: val, valFraction: 'auto' }).val).toHaveLength(0);
+    expect(() => loadDataset({ path, valSplit: 1 })).toThrow("valSplit must be in [0, 1) or 'auto', got 1");
+    expect(loadDataset({ path, valSplit: 'auto' }).val).toHaveLength(5);
+    expect(loadDataset({ path: val, valSplit: 'auto' }).val).toHaveLength(0);
+  });
+});
+
+describe('the normalized file an import stores', () => {
+  const source = () => file('mixed.jsonl', [
+    JSON.stringify({ messages: [{ role: 'system', content: 's' }, { role: 'user', content: 'q1' }, { role: 'assistant', content: 'a1' }] }),
+    '{"messages": "oops"}',
+    ...Array.from({ length: 11 }, (_, i) => JSON.stringify({ messages: [{ role: 'user', content: `q${i + 2}` }, { role: 'assistant', content: `a${i + 2}` }] })),
+  ].join('\n'));
+
+  it('reads back exactly what normalising the original gives: report, examples and the split', () => {
+    const original = source();
+    const normalized = normalizeDataset(original, { format: 'messages' });
+    expect(normalized.report).toMatchObject({ path: original, fileType: 'jsonl', format: 'messages', records: 13, valid: 12, skipped: 1 });
+    const stored = join(dir, 'normalized.jsonl');
+    writeNormalizedDataset(stored, normalized);
+    expect(isNormalizedDatasetFile(stored)).toBe(true);
+    expect(isNormalizedDatasetFile(original)).toBe(false);
+    expect(readDataset(stored)).toEqual(normalized);
+    expect(readDataset(stored, { format: 'messages' })).toEqual(normalized);
+    const fromStored = loadDataset({ path: stored, valSplit: 0.25, seed: 9 });
+    const fromOriginal = loadDataset({ path: original, valSplit: 0.25, seed: 9 });
+    expect(fromStored).toEqual(fromOriginal);
+    expect(fromStored.val).toHaveLength(3);
+  });
+
+  it('refuses a format other than the one it was made with, and a damaged file, naming the line', () => {
+    const stored = join(dir, 'normalized-2.jsonl');
+    writeNormalizedDataset(stored, normalizeDataset(source()));
+    expect(() => readDataset(stored, { format: 'text' })).toThrow(/holds messages records, not text/);
+    const lines = readFileSync(stored, 'utf8').split('\n');
+    writeFileSync(stored, [lines[0], lines[1], '{"line":3,"kind":"chat","messages":[{"role":"bot","content":"x"}]}', ...lines.slice(3)].join('\n'));
+    expect(() => readDataset(stored)).toThrow(/normalized-2.jsonl:3: not a normalized example/);
+    writeFileSync(stored, lines.slice(0, 4).join('\n'));
+    expect(() => readDataset(stored)).toThrow(/promises 12 examples, the file holds 3/);
+  });
+
+  it('an older import without the header trains from its original file', () => {
+    const original = source();
+    const legacy = file('legacy-normalized.jsonl', normalizeDataset(original).examples.map((e) => JSON.stringify(e)).join('\n'));
+    expect(storedDatasetFile({ normalized: legacy, original })).toBe(original);
+    expect(storedDatasetFile({ normalized: null, original })).toBe(original);
+    const current = join(dir, 'current.jsonl');
+    writeNormalizedDataset(current, normalizeDataset(original));
+    expect(storedDatasetFile({ normalized: current, original })).toBe(current);
   });
 });

@@ -22,7 +22,7 @@ function options(overrides: Partial<TrainRunOptions>): TrainRunOptions {
     tokenizer: charTokenizer(),
     baseModelName: 'tiny-test',
     baseModelHash: 'abc',
-    data: { path: data, valFraction: 0.25 },
+    data: { path: data, valSplit: 0.25 },
     lora: { targetModules: ['q_proj', 'v_proj'], rank: 4, alpha: 8, dropout: 0 },
     hyperparameters: { maxSteps: 6, batchSize: 2, lr: 1e-2, seed: 3 },
     maxSeqLen: 16,
@@ -43,7 +43,7 @@ describe('runTraining', () => {
     const record = JSON.parse(readFileSync(join(dir, 'out', 'training_record.json'), 'utf8'));
     expect(record).toMatchObject({ mode: 'lora', seed: 3, baseModel: { nameOrPath: 'tiny-test', sha256: 'abc' }, hyperparameters: { maxSteps: 6, batchSize: 2 } });
     expect(record.data.files[0]).toMatchObject({ records: 5, valid: 4, skipped: 1, issues: [{ line: 4, message: "'completion' must be a string, got number" }] });
-    expect(record.data.files[0].sha256).toMatch(/^[0-9a-f]{64}$/);
+    expect(record.data.files[0].contentHash).toMatch(/^sha256:[0-9a-f]{64}$/);
     expect(record.result.steps).toBe(6);
     expect(record.history).toHaveLength(6);
     expect(record.evals.length).toBeGreaterThan(0);

@@ -4,8 +4,9 @@
  */
 import type { DatasetIssue, RawRecord } from './read';
 
-export type DatasetFormat = 'prompt-completion' | 'alpaca' | 'chat' | 'sharegpt' | 'text';
-export const DATASET_FORMATS: readonly DatasetFormat[] = ['prompt-completion', 'alpaca', 'chat', 'sharegpt', 'text'];
+/** As the contract names them: 'messages' is the OpenAI-style chat layout ({messages: [{role, content}]}). */
+export type DatasetFormat = 'prompt-completion' | 'alpaca' | 'messages' | 'sharegpt' | 'text';
+export const DATASET_FORMATS: readonly DatasetFormat[] = ['prompt-completion', 'alpaca', 'messages', 'sharegpt', 'text'];
 
 export type ChatRole = 'system' | 'user' | 'assistant';
 export interface ChatMessage {
@@ -27,7 +28,7 @@ export type Example =
 export function formatOfRecord(value: unknown): DatasetFormat | null {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) return null;
   const keys = new Set(Object.keys(value));
-  if (keys.has('messages')) return 'chat';
+  if (keys.has('messages')) return 'messages';
   if (keys.has('conversations')) return 'sharegpt';
   if (keys.has('instruction') && keys.has('output')) return 'alpaca';
   if (keys.has('prompt') && keys.has('completion')) return 'prompt-completion';
@@ -126,7 +127,7 @@ function checkRecord(record: RawRecord, format: DatasetFormat): Check {
       if (typeof text !== 'string') return { ok: false, message: text.error };
       return { ok: true, example: { line, kind: 'segments', segments: [{ text, train: true }] } };
     }
-    case 'chat': {
+    case 'messages': {
       const messages = checkMessages(r.messages, 'messages', 'role', 'content', (x) => (ROLES as readonly string[]).includes(x) ? (x as ChatRole) : undefined);
       if (!Array.isArray(messages)) return { ok: false, message: messages.error };
       return { ok: true, example: { line, kind: 'chat', messages } };

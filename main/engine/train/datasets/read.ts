@@ -1,9 +1,8 @@
 /**
- * Reads a dataset file into records, each with the line it starts on: JSONL (one object per line), a JSON array,
+ * Parses a dataset file's text into records, each with the line it starts on: JSONL (one object per line), a JSON array,
  * CSV with a header row (RFC 4180 quoting), or plain text (documents separated by blank lines, as {text}).
  * Unparseable records become issues with their line; nothing is dropped silently.
  */
-import { readFileSync } from 'node:fs';
 import { extname } from 'node:path';
 import { TrainError } from '../errors';
 
@@ -180,14 +179,4 @@ export function parseDatasetText(text: string, fileType: FileType): ReadResult {
     case 'text':
       return readText(text);
   }
-}
-
-export function readDatasetFile(path: string, fileType?: FileType): ReadResult {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (error) {
-    throw new TrainError('INVALID_DATASET', `cannot read dataset ${path}: ${(error as Error).message}`);
-  }
-  return parseDatasetText(text, fileType ?? detectFileType(path, text));
 }

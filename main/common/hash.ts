@@ -1,4 +1,8 @@
-/** Content hashes of files and folders: sha256, streamed so multi-gigabyte weights never sit in memory whole. */
+/**
+ * Content hashes of files and folders: sha256, streamed so multi-gigabyte weights never sit in memory whole.
+ * The one recipe for lineage: the library records a base model's and a dataset's hash with these, and a training
+ * record written by the engine (app or CLI) carries the same values, so the two can be matched.
+ */
 import { createHash, type Hash } from 'node:crypto';
 import { closeSync, openSync, readSync, readdirSync, statSync } from 'node:fs';
 import { join, relative, sep } from 'node:path';

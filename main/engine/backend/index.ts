@@ -14,6 +14,7 @@ import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { registerWasmExtras } from './register';
 import { nativeKernelStatus, registerNativeKernels, type NativeKernelOptions } from './native/index';
+import { registerWebgpuKernels } from './webgpu/index';
 
 export type BackendName = 'tensorflow' | 'webgpu' | 'wasm' | 'cpu';
 export type BackendPreference = 'auto' | BackendName;
@@ -127,6 +128,7 @@ async function probeWebgpu(): Promise<Probe> {
         if (!(globalThis as { navigator?: object }).navigator) Object.defineProperty(globalThis, 'navigator', { value: nav, configurable: true });
         await importOptional('@tensorflow/tfjs-backend-webgpu');
         if (!(await tf.setBackend('webgpu'))) throw new BackendError('BACKEND_UNAVAILABLE', 'the webgpu backend failed to initialise');
+        registerWebgpuKernels();
       },
     };
   } catch (error) {
@@ -196,7 +198,7 @@ function matmulKernels(name: BackendName): string {
     if (status.active) return status.detail;
     return name === 'wasm' ? 'XNNPACK (tfjs-backend-wasm)' : 'plain JavaScript loops (tfjs-backend-cpu)';
   }
-  return name === 'webgpu' ? 'WGSL compute shaders' : 'libtensorflow (Eigen / cuBLAS)';
+  return name === 'webgpu' ? 'WGSL compute shaders (tfjs-backend-webgpu) and fused WGSL kernels' : 'libtensorflow (Eigen / cuBLAS)';
 }
 
 /**

@@ -12,124 +12,11 @@ import {
 import { NativeKernelError, registerNativeKernels, unregisterNativeKernels } from '../../../main/engine/backend/native/index';
 import { hasFusedKernels, type NativeAddon, type NativeFusedKernels } from '../../../main/engine/backend/native/addon';
 import { addonAvailable, addonLoad, randomValues, seededRandom, useBackend } from './native-support';
+import {
+  attention64, dot, finiteDifferences, nll64, rmsNorm64, rotary64, silu, valueAndGrads, worst, type AttentionShape,
+} from './fused-reference';
 
 const BACKENDS = ['wasm', 'cpu'] as const;
-
-/** Largest |got − want| / (|want| + scale), so values near 0 are held to an absolute tolerance of `scale`·tol. */
-function worst(got: ArrayLike<number>, want: ArrayLike<number>, scale = 1): number {
-  if (got.length !== want.length) return Infinity;
-  let w = 0;
-  for (let i = 0; i < want.length; i++) {
-    const e = Math.abs((got[i] ?? NaN) - (want[i] ?? NaN)) / (Math.abs(want[i] ?? 0) + scale);
-    if (!(e <= w)) w = Number.isNaN(e) ? Infinity : e;
-  }
-  return w;
-}
-
-/** ∂f/∂x[i] for every i by central differences of a float64 function. */
-function finiteDifferences(f: (x: Float64Array) => number, x: Float64Array, h = 1e-5): Float64Array {
-  const grad = new Float64Array(x.length);
-  const probe = Float64Array.from(x);
-  for (let i = 0; i < x.length; i++) {
-    const keep = probe[i] as number;
-    probe[i] = keep + h;
-    const up = f(probe);
-    probe[i] = keep - h;
-    const down = f(probe);
-    probe[i] = keep;
-    grad[i] = (up - down) / (2 * h);
-  }
-  return grad;
-}
-
-const dot = (a: ArrayLike<number>, b: ArrayLike<number>): number => {
-  let s = 0;
-  for (let i = 0; i < a.length; i++) s += (a[i] ?? 0) * (b[i] ?? 0);
-  return s;
-};
-
-// ---- float64 references: the definitions, written out ----
-
-function rotary64(x: Float64Array, cos: Float64Array, sin: Float64Array, t: number, d: number): Float64Array {
-  const out = new Float64Array(x.length);
-  const half = d / 2;
-  for (let g = 0; g < x.length / (t * d); g++) {
-    for (let p = 0; p < t; p++) {
-      for (let i = 0; i < d; i++) {
-        const at = (g * t + p) * d;
-        const partner = i < half ? x[at + i + half] : x[at + i - half]; // [x2, x1]
-        out[at + i] = (x[at + i] as number) * (cos[p * d + i] as number) + (partner as number) * (sin[p * d + i] as number);
-      }
-    }
-  }
-  return out;
-}
-
-const silu = (g: number): number => g / (1 + Math.exp(-g));
-
-function rmsNorm64(x: Float64Array, w: Float64Array, eps: number): Float64Array {
-  const c = w.length;
-  const out = new Float64Array(x.length);
-  for (let r = 0; r < x.length / c; r++) {
-    let ss = 0;
-    for (let j = 0; j < c; j++) ss += (x[r * c + j] as number) ** 2;
-    const inv = 1 / Math.sqrt(ss / c + eps);
-    for (let j = 0; j < c; j++) out[r * c + j] = (x[r * c + j] as number) * inv * (w[j] as number);
-  }
-  return out;
-}
-
-function nll64(logits: Float64Array, labels: Int32Array, vocab: number): Float64Array {
-  const out = new Float64Array(labels.length);
-  for (let r = 0; r < labels.length; r++) {
-    let max = -Infinity;
-    for (let v = 0; v < vocab; v++) max = Math.max(max, logits[r * vocab + v] as number);
-    let sum = 0;
-    for (let v = 0; v < vocab; v++) sum += Math.exp((logits[r * vocab + v] as number) - max);
-    out[r] = max + Math.log(sum) - (logits[r * vocab + (labels[r] as number)] as number);
-  }
-  return out;
-}
-
-interface AttentionShape { b: number; h: number; hkv: number; t: number; s: number; d: number }
-
-/** Causal attention in float64: query t (position s − t + t) over keys 0..that position; head j reads kv head j / rep. */
-function attention64(q: Float64Array, k: Float64Array, v: Float64Array, { b, h, hkv, t, s, d }: AttentionShape): Float64Array {
-  const out = new Float64Array(b * t * h * d);
-  const rep = h / hkv;
-  for (let i = 0; i < b; i++) {
-    for (let j = 0; j < h; j++) {
-      const kv = (i * hkv + Math.floor(j / rep)) * s * d;
-      for (let r = 0; r < t; r++) {
-        const qAt = ((i * h + j) * t + r) * d;
-        const seen = s - t + r + 1;
-        const scores = Array.from({ length: seen }, (_, c) => {
-          let sum = 0;
-          for (let e = 0; e < d; e++) sum += (q[qAt + e] as number) * (k[kv + c * d + e] as number);
-          return sum / Math.sqrt(d);
-        });
-        const max = Math.max(...scores);
-        const weights = scores.map((x) => Math.exp(x - max));
-        const total = weights.reduce((a, w) => a + w, 0);
-        for (let e = 0; e < d; e++) {
-          let sum = 0;
-          for (let c = 0; c < seen; c++) sum += ((weights[c] as number) / total) * (v[kv + c * d + e] as number);
-          out[(i * t + r) * h * d + j * d + e] = sum;
-        }
-      }
-    }
-  }
-  return out;
-}
-
-/** The tfjs gradient of Σ op(x)·r with respect to each input, and the op's value. */
-function valueAndGrads(op: (...xs: tf.Tensor[]) => tf.Tensor, inputs: tf.Tensor[], r: tf.Tensor): { value: Float32Array; grads: Float32Array[] } {
-  return tf.tidy(() => {
-    const value = op(...inputs).dataSync() as Float32Array;
-    const grads = tf.grads((...xs: tf.Tensor[]) => tf.sum(tf.mul(op(...xs), r)))(inputs);
-    return { value, grads: grads.map((g) => g.dataSync() as Float32Array) };
-  });
-}
 
 describe.each(BACKENDS)('fused kernels on %s', (backendName) => {
   afterAll(() => unregisterNativeKernels(backendName));
@@ -157,7 +44,7 @@ describe.each(BACKENDS)('fused kernels on %s', (backendName) => {
         const sin = randomValues(random, t * d);
         const r = randomValues(random, groups * t * d);
         const [c2, s2] = [tf.tensor2d(cos, [t, d]), tf.tensor2d(sin, [t, d])];
-        const { value, grads } = valueAndGrads((xs) => fusedRotary(xs as tf.Tensor, c2, s2), [tf.tensor3d(x, [groups, t, d])], tf.tensor3d(r, [groups, t, d]));
+        const { value, grads } = await valueAndGrads((xs) => fusedRotary(xs as tf.Tensor, c2, s2), [tf.tensor3d(x, [groups, t, d])], tf.tensor3d(r, [groups, t, d]));
         const x64 = Float64Array.from(x);
         const [cos64, sin64] = [Float64Array.from(cos), Float64Array.from(sin)];
         expect(worst(value, rotary64(x64, cos64, sin64, t, d))).toBeLessThan(1e-6);
@@ -188,7 +75,7 @@ describe.each(BACKENDS)('fused kernels on %s', (backendName) => {
         const gate = randomValues(random, n).map((v) => v * 12); // through sigmoid's flat tails too
         const up = randomValues(random, n);
         const r = randomValues(random, n);
-        const { value, grads } = valueAndGrads((g, u) => fusedSwiGLU(g as tf.Tensor, u as tf.Tensor), [tf.tensor1d(gate), tf.tensor1d(up)], tf.tensor1d(r));
+        const { value, grads } = await valueAndGrads((g, u) => fusedSwiGLU(g as tf.Tensor, u as tf.Tensor), [tf.tensor1d(gate), tf.tensor1d(up)], tf.tensor1d(r));
         expect(worst(value, Float64Array.from(gate, (g, i) => silu(g) * (up[i] as number)))).toBeLessThan(1e-6);
         // Elementwise: ∂/∂g of Σ silu(g)·u·r at each element by a difference of the float64 function there.
         const h = 1e-5;
@@ -207,7 +94,7 @@ describe.each(BACKENDS)('fused kernels on %s', (backendName) => {
         const w = randomValues(random, cols);
         const r = randomValues(random, rows * cols);
         const eps = 1e-5;
-        const { value, grads } = valueAndGrads((xs, ws) => fusedRmsNorm(xs as tf.Tensor, ws as tf.Tensor1D, eps),
+        const { value, grads } = await valueAndGrads((xs, ws) => fusedRmsNorm(xs as tf.Tensor, ws as tf.Tensor1D, eps),
           [tf.tensor2d(x, [rows, cols]), tf.tensor1d(w)], tf.tensor2d(r, [rows, cols]));
         const [x64, w64] = [Float64Array.from(x), Float64Array.from(w)];
         expect(worst(value, rmsNorm64(x64, w64, eps))).toBeLessThan(1e-5);
@@ -224,7 +111,7 @@ describe.each(BACKENDS)('fused kernels on %s', (backendName) => {
         const labels = Int32Array.from({ length: rows }, () => Math.floor(random() * vocab));
         const r = randomValues(random, rows);
         const labelTensor = tf.tensor1d(labels, 'int32');
-        const { value, grads } = valueAndGrads((xs) => fusedCrossEntropy(xs as tf.Tensor2D, labelTensor),
+        const { value, grads } = await valueAndGrads((xs) => fusedCrossEntropy(xs as tf.Tensor2D, labelTensor),
           [tf.tensor2d(logits, [rows, vocab])], tf.tensor1d(r));
         const l64 = Float64Array.from(logits);
         expect(worst(value, nll64(l64, labels, vocab))).toBeLessThan(1e-5);
@@ -260,7 +147,7 @@ describe.each(BACKENDS)('fused kernels on %s', (backendName) => {
       const k = randomValues(random, b * hkv * s * d).map((x) => 2 * x);
       const v = randomValues(random, b * hkv * s * d);
       const r = randomValues(random, b * t * h * d);
-      const { value, grads } = valueAndGrads(
+      const { value, grads } = await valueAndGrads(
         (qs, ks, vs) => fusedAttention(qs as tf.Tensor4D, ks as tf.Tensor4D, vs as tf.Tensor4D, 1 / Math.sqrt(d)),
         [tf.tensor4d(q, [b, h, t, d]), tf.tensor4d(k, [b, hkv, s, d]), tf.tensor4d(v, [b, hkv, s, d])], tf.tensor3d(r, [b, t, h * d]));
       const [q64, k64, v64] = [Float64Array.from(q), Float64Array.from(k), Float64Array.from(v)];

@@ -1,0 +1,125 @@
+/**
+ * The fused kernels' references, shared by the native and webgpu kernel tests: float64 definitions written out
+ * from the formulas (no tfjs, no engine code), central finite differences, and a tolerance measure.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+
+/** Largest |got − want| / (|want| + scale), so values near 0 are held to an absolute tolerance of `scale`·tol. */
+export function worst(got: ArrayLike<number>, want: ArrayLike<number>, scale = 1): number {
+  if (got.length !== want.length) return Infinity;
+  let w = 0;
+  for (let i = 0; i < want.length; i++) {
+    const e = Math.abs((got[i] ?? NaN) - (want[i] ?? NaN)) / (Math.abs(want[i] ?? 0) + scale);
+    if (!(e <= w)) w = Number.isNaN(e) ? Infinity : e;
+  }
+  return w;
+}
+
+/** ∂f/∂x[i] for every i by central differences of a float64 function. */
+export function finiteDifferences(f: (x: Float64Array) => number, x: Float64Array, h = 1e-5): Float64Array {
+  const grad = new Float64Array(x.length);
+  const probe = Float64Array.from(x);
+  for (let i = 0; i < x.length; i++) {
+    const keep = probe[i] as number;
+    probe[i] = keep + h;
+    const up = f(probe);
+    probe[i] = keep - h;
+    const down = f(probe);
+    probe[i] = keep;
+    grad[i] = (up - down) / (2 * h);
+  }
+  return grad;
+}
+
+export const dot = (a: ArrayLike<number>, b: ArrayLike<number>): number => {
+  let s = 0;
+  for (let i = 0; i < a.length; i++) s += (a[i] ?? 0) * (b[i] ?? 0);
+  return s;
+};
+
+// ---- float64 references: the definitions, written out ----
+
+export function rotary64(x: Float64Array, cos: Float64Array, sin: Float64Array, t: number, d: number): Float64Array {
+  const out = new Float64Array(x.length);
+  const half = d / 2;
+  for (let g = 0; g < x.length / (t * d); g++) {
+    for (let p = 0; p < t; p++) {
+      for (let i = 0; i < d; i++) {
+        const at = (g * t + p) * d;
+        const partner = i < half ? x[at + i + half] : x[at + i - half]; // [x2, x1]
+        out[at + i] = (x[at + i] as number) * (cos[p * d + i] as number) + (partner as number) * (sin[p * d + i] as number);
+      }
+    }
+  }
+  return out;
+}
+
+export const silu = (g: number): number => g / (1 + Math.exp(-g));
+
+export function rmsNorm64(x: Float64Array, w: Float64Array, eps: number): Float64Array {
+  const c = w.length;
+  const out = new Float64Array(x.length);
+  for (let r = 0; r < x.length / c; r++) {
+    let ss = 0;
+    for (let j = 0; j < c; j++) ss += (x[r * c + j] as number) ** 2;
+    const inv = 1 / Math.sqrt(ss / c + eps);
+    for (let j = 0; j < c; j++) out[r * c + j] = (x[r * c + j] as number) * inv * (w[j] as number);
+  }
+  return out;
+}
+
+export function nll64(logits: Float64Array, labels: Int32Array, vocab: number): Float64Array {
+  const out = new Float64Array(labels.length);
+  for (let r = 0; r < labels.length; r++) {
+    let max = -Infinity;
+    for (let v = 0; v < vocab; v++) max = Math.max(max, logits[r * vocab + v] as number);
+    let sum = 0;
+    for (let v = 0; v < vocab; v++) sum += Math.exp((logits[r * vocab + v] as number) - max);
+    out[r] = max + Math.log(sum) - (logits[r * vocab + (labels[r] as number)] as number);
+  }
+  return out;
+}
+
+export interface AttentionShape { b: number; h: number; hkv: number; t: number; s: number; d: number }
+
+/** Causal attention in float64: query t (position s − t + t) over keys 0..that position; head j reads kv head j / rep. */
+export function attention64(q: Float64Array, k: Float64Array, v: Float64Array, { b, h, hkv, t, s, d }: AttentionShape): Float64Array {
+  const out = new Float64Array(b * t * h * d);
+  const rep = h / hkv;
+  for (let i = 0; i < b; i++) {
+    for (let j = 0; j < h; j++) {
+      const kv = (i * hkv + Math.floor(j / rep)) * s * d;
+      for (let r = 0; r < t; r++) {
+        const qAt = ((i * h + j) * t + r) * d;
+        const seen = s - t + r + 1;
+        const scores = Array.from({ length: seen }, (_, c) => {
+          let sum = 0;
+          for (let e = 0; e < d; e++) sum += (q[qAt + e] as number) * (k[kv + c * d + e] as number);
+          return sum / Math.sqrt(d);
+        });
+        const max = Math.max(...scores);
+        const weights = scores.map((x) => Math.exp(x - max));
+        const total = weights.reduce((a, w) => a + w, 0);
+        for (let e = 0; e < d; e++) {
+          let sum = 0;
+          for (let c = 0; c < seen; c++) sum += ((weights[c] as number) / total) * (v[kv + c * d + e] as number);
+          out[(i * t + r) * h * d + j * d + e] = sum;
+        }
+      }
+    }
+  }
+  return out;
+}
+
+/** The tfjs gradient of Σ op(x)·r with respect to each input, and the op's value, read without sync reads (webgpu). */
+export async function valueAndGrads(op: (...xs: tf.Tensor[]) => tf.Tensor, inputs: tf.Tensor[], r: tf.Tensor): Promise<{ value: Float32Array; grads: Float32Array[] }> {
+  const [value, ...grads] = tf.tidy(() => [op(...inputs), ...tf.grads((...xs: tf.Tensor[]) => tf.sum(tf.mul(op(...xs), r)))(inputs)]);
+  try {
+    return {
+      value: (await (value as tf.Tensor).data()) as Float32Array,
+      grads: await Promise.all(grads.map(async (g) => (await g.data()) as Float32Array)),
+    };
+  } finally {
+    tf.dispose([value as tf.Tensor, ...grads, ...inputs, r]);
+  }
+}

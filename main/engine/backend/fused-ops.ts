@@ -124,3 +124,69 @@ export function fusedAttention(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, s
   });
   return op(q, k, v) as tf.Tensor3D;
 }
+
+/** How a frozen weight is held on a backend that keeps it at its stored precision (see fusedFrozenLinear). */
+export type FrozenWeightFormat = 'float32' | 'float16' | 'bfloat16';
+
+/**
+ * The frozen linear with its LoRA pair in one kernel, on backends that keep frozen weights on the device at their
+ * stored precision (webgpu: backend/webgpu/linear.ts). Not in FUSED_KERNELS: the native addon serves its frozen
+ * weights through its own matMul kernels.
+ */
+export const FROZEN_LINEAR_KERNEL = 'LorasmithFrozenLinear';
+
+export interface FrozenWeightTensor {
+  /** float32 [in, out]; or for float16 / bfloat16 int32 words [ceil(in·out / 2)], each two values of [in, out] row-major, the first in the low half. */
+  readonly data: tf.Tensor;
+  readonly format: FrozenWeightFormat;
+  readonly inFeatures: number;
+  readonly outFeatures: number;
+}
+
+/** A LoRA pair in LinearLayer's layout: At [in, r], Bt [r, out]; `scale` is scaling · mix weight. */
+export interface LoraPair {
+  readonly At: tf.Tensor2D;
+  readonly Bt: tf.Tensor2D;
+  readonly scale: number;
+}
+
+/**
+ * y = x·W + bias + scale·(loraX·At)·Bt, x [N, in] -> [N, out], W and bias frozen (no gradient), the gradient flowing
+ * to x, At, Bt (and loraX, the LoRA input after dropout, when given apart from x). u = loraX·At is a plain matMul;
+ * the kernel adds its ·Bt, the bias and the scale to the frozen product. The gradient reuses the kernel with W and
+ * At read transposed: dx = dy·Wᵀ + dU·Atᵀ with dU = scale·dy·Btᵀ.
+ */
+export function fusedFrozenLinear(
+  x: tf.Tensor2D, weight: FrozenWeightTensor, bias: tf.Tensor1D | null, lora: LoraPair | null, loraX?: tf.Tensor2D,
+): tf.Tensor2D {
+  const attrs = (transposeWeight: boolean, transposeLoraB: boolean, scale: number): tf.NamedAttrMap => ({
+    format: weight.format, inFeatures: weight.inFeatures, outFeatures: weight.outFeatures, transposeWeight, transposeLoraB, scale,
+  });
+  const separateLoraInput = lora !== null && loraX !== undefined && loraX !== x;
+  const op = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+    const save = args[args.length - 1] as tf.GradSaveFunc;
+    const [xs, at, bt, lx] = args.slice(0, -1) as [tf.Tensor2D, tf.Tensor2D?, tf.Tensor2D?, tf.Tensor2D?];
+    const u = lora ? tf.matMul(separateLoraInput ? (lx as tf.Tensor2D) : xs, at as tf.Tensor2D) : null; // [N, r]
+    const inputs: tf.NamedTensorMap = { x: xs, weight: weight.data, ...(bias ? { bias } : {}), ...(u ? { loraU: u, loraB: bt as tf.Tensor } : {}) };
+    const value = run(FROZEN_LINEAR_KERNEL, inputs, attrs(false, false, lora?.scale ?? 0)) as tf.Tensor2D;
+    save(lora ? [weight.data, at as tf.Tensor, bt as tf.Tensor, u as tf.Tensor, separateLoraInput ? (lx as tf.Tensor) : xs] : [weight.data]);
+    return {
+      value,
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        const w = saved[0] as tf.Tensor;
+        if (!lora) return [run(FROZEN_LINEAR_KERNEL, { x: dy, weight: w }, attrs(true, false, 0)) as tf.Tensor];
+        const [, a0, b0, u0, in0] = saved as [tf.Tensor, tf.Tensor2D, tf.Tensor2D, tf.Tensor2D, tf.Tensor2D];
+        const dU = tf.mul(tf.matMul(dy as tf.Tensor2D, b0, false, true), lora.scale) as tf.Tensor2D; // [N, r]
+        const dAt = tf.matMul(in0, dU, true, false); // [in, r]
+        const dBt = tf.mul(tf.matMul(u0, dy as tf.Tensor2D, true, false), lora.scale); // [r, out]
+        if (!separateLoraInput) {
+          return [run(FROZEN_LINEAR_KERNEL, { x: dy, weight: w, loraU: dU, loraB: a0 }, attrs(true, true, 1)) as tf.Tensor, dAt, dBt];
+        }
+        const dx = run(FROZEN_LINEAR_KERNEL, { x: dy, weight: w }, attrs(true, false, 0)) as tf.Tensor;
+        return [dx, dAt, dBt, tf.matMul(dU, a0, false, true)];
+      },
+    };
+  });
+  const inputs = lora ? [x, lora.At, lora.Bt, ...(separateLoraInput ? [loraX as tf.Tensor2D] : [])] : [x];
+  return op(...inputs) as tf.Tensor2D;
+}

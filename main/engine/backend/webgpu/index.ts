@@ -10,11 +10,14 @@ import * as tf from '@tensorflow/tfjs-core';
 import { ATTENTION_KERNELS } from './attention';
 import { CROSS_ENTROPY_KERNELS } from './cross-entropy';
 import { ELEMENTWISE_KERNELS } from './elementwise';
+import { LINEAR_KERNELS } from './linear';
 import { RMS_NORM_KERNELS } from './rms-norm';
 
 const BACKEND = 'webgpu';
 
-const KERNELS: readonly ReadonlyMap<string, tf.KernelFunc>[] = [ATTENTION_KERNELS, CROSS_ENTROPY_KERNELS, ELEMENTWISE_KERNELS, RMS_NORM_KERNELS];
+const KERNELS: readonly ReadonlyMap<string, tf.KernelFunc>[] = [
+  ATTENTION_KERNELS, CROSS_ENTROPY_KERNELS, ELEMENTWISE_KERNELS, RMS_NORM_KERNELS, LINEAR_KERNELS,
+];
 
 /** Kernel names this module registered on webgpu. */
 const registered: string[] = [];
@@ -44,6 +47,6 @@ export function unregisterWebgpuKernels(): void {
 
 export function webgpuKernelStatus(): WebgpuKernelStatus {
   return registered.length > 0
-    ? { active: true, detail: 'fused WGSL kernels for attention, rotary, SwiGLU, RMSNorm, cross-entropy on webgpu', kernels: [...registered] }
+    ? { active: true, detail: 'fused WGSL kernels for attention, rotary, SwiGLU, RMSNorm, cross-entropy and the frozen linear with its LoRA pair on webgpu', kernels: [...registered] }
     : { active: false, detail: 'fused WGSL kernels not registered: webgpu composes these ops from tfjs kernels', kernels: [] };
 }

@@ -1,0 +1,187 @@
+/**
+ * The frozen linear on webgpu in one kernel: y = x·op(W) + bias + scale·u·op(B), where W is the frozen weight,
+ * float32 or kept on the GPU at its stored half precision (F16 or BF16, two values per 32-bit word, converted in
+ * the kernel), and u·B is a LoRA pair's second product (u = x·Aᵀ from a plain matMul). The gradient runs the same
+ * kernel with W and the LoRA factor read transposed: dx = dy·Wᵀ + dU·A.
+ *
+ * Half-precision words and not `array<f16>`: f16 types need `enable f16;` ahead of every declaration, which tfjs's
+ * shader assembly does not allow, and the `shader-f16` feature tfjs does not request. `unpack2x16float` is core
+ * WGSL and converts exactly; BF16 is the upper half of a float32, so a shift converts it.
+ *
+ * Shapes: x [M, K], W stored [in, out] (= [K, N], or [N, K] read transposed), bias [N], u [M, R],
+ * B stored [R, N] (or [N, R] read transposed) -> y [M, N].
+ */
+import type * as tf from '@tensorflow/tfjs-core';
+import { FROZEN_LINEAR_KERNEL, type FrozenWeightFormat } from '../fused-ops';
+import { runProgram, WORKGROUP_ROW, type KernelArgs } from './program';
+
+export interface LinearAttrs {
+  readonly format: FrozenWeightFormat;
+  /** W's stored shape [in, out]: packed weights are flat words, so the shape travels here. */
+  readonly inFeatures: number;
+  readonly outFeatures: number;
+  /** Read W as [out, in]ᵀ: the product is then x [M, out]·Wᵀ -> [M, in] (the gradient's dy·Wᵀ). */
+  readonly transposeWeight: boolean;
+  /** Read B [N, R] transposed (the gradient's dU·A with A stored [in, r]). */
+  readonly transposeLoraB: boolean;
+  readonly scale: number;
+}
+
+const TILE = 64;
+const TILE_K = 16;
+/** Rows up to which the product is a matrix-vector kernel (decoding): a 64-row tile would idle 60 of them. */
+export const GEMV_ROWS = 4;
+const GEMV_SLICES = 4;
+
+/** WGSL reading W's element (k, n) of the product as f32: `flat` is its index in W's stored [in, out] layout. */
+function weightRead(format: FrozenWeightFormat): string {
+  switch (format) {
+    case 'float32':
+      return 'fn weightAtFlat(flat : i32) -> f32 { return weight[flat]; }';
+    case 'float16':
+      return `fn weightAtFlat(flat : i32) -> f32 {
+        return unpack2x16float(bitcast<u32>(weight[flat >> 1u]))[flat & 1];
+      }`;
+    case 'bfloat16':
+      return `fn weightAtFlat(flat : i32) -> f32 {
+        let word = bitcast<u32>(weight[flat >> 1u]);
+        return bitcast<f32>(select(word << 16u, word & 0xffff0000u, (flat & 1) == 1));
+      }`;
+  }
+}
+
+const FIELDS = 'm : i32, n : i32, k : i32, rank : i32, outFeatures : i32, scale : f32,';
+
+/** The epilogue's bias and LoRA terms for output (row, col), as WGSL adding to `value`. */
+function epilogue(hasBias: boolean, hasLora: boolean, transposeB: boolean): string {
+  const b = transposeB ? 'loraB[col * uniforms.rank + r]' : 'loraB[r * uniforms.n + col]';
+  return `
+    fn finish(row : i32, col : i32, product : f32) -> f32 {
+      var value = product;
+      ${hasBias ? 'value += bias[col];' : ''}
+      ${hasLora ? `var lora = 0.0;
+      for (var r = 0; r < uniforms.rank; r++) { lora += loraU[row * uniforms.rank + r] * ${b}; }
+      value += uniforms.scale * lora;` : ''}
+      return value;
+    }`;
+}
+
+/** Flat index in W's stored layout of the product's (k, n). */
+const weightIndex = (transposed: boolean): string =>
+  transposed ? 'n * uniforms.outFeatures + k' : 'k * uniforms.outFeatures + n';
+
+/** 64×64 output tiles, 16×16 threads of 4×4 outputs each, through workgroup tiles of x and W 16 deep in k. */
+function tiledCode(attrs: LinearAttrs, head: string): string {
+  // Threads walk W's contiguous dimension when loading its tile: n when stored [K, N], k when read transposed.
+  const wLoad = attrs.transposeWeight ? 'let wn = e / TILE_K; let wk = e % TILE_K;' : 'let wk = e / TILE; let wn = e % TILE;';
+  return `
+    ${head}
+    const TILE = ${TILE};
+    const TILE_K = ${TILE_K};
+    var<workgroup> xTile : array<array<f32, TILE_K>, TILE>;
+    var<workgroup> wTile : array<array<f32, TILE>, TILE_K>;
+    fn main(index : i32) {
+      let tilesN = (uniforms.n + TILE - 1) / TILE;
+      let tile = workgroupRow();
+      if (tile >= tilesN * ((uniforms.m + TILE - 1) / TILE)) { return; }
+      let m0 = (tile / tilesN) * TILE;
+      let n0 = (tile % tilesN) * TILE;
+      let lx = i32(localId.x);
+      let ly = i32(localId.y);
+      let lane = i32(localIndex);
+      var acc : array<f32, 16>;
+      for (var k0 = 0; k0 < uniforms.k; k0 += TILE_K) {
+        for (var i = 0; i < 4; i++) {
+          let e = lane + i * 256;
+          let xm = e / TILE_K;
+          let xk = e % TILE_K;
+          let row = m0 + xm;
+          let kx = k0 + xk;
+          xTile[xm][xk] = select(0.0, x[row * uniforms.k + kx], row < uniforms.m && kx < uniforms.k);
+          ${wLoad}
+          let k = k0 + wk;
+          let n = n0 + wn;
+          wTile[wk][wn] = select(0.0, weightAtFlat(${weightIndex(attrs.transposeWeight)}), k < uniforms.k && n < uniforms.n);
+        }
+        workgroupBarrier();
+        for (var kk = 0; kk < TILE_K; kk++) {
+          for (var i = 0; i < 4; i++) {
+            let a = xTile[ly * 4 + i][kk];
+            for (var j = 0; j < 4; j++) { acc[i * 4 + j] += a * wTile[kk][lx + 16 * j]; }
+          }
+        }
+        workgroupBarrier();
+      }
+      for (var i = 0; i < 4; i++) {
+        let row = m0 + ly * 4 + i;
+        for (var j = 0; j < 4; j++) {
+          let col = n0 + lx + 16 * j;
+          if (row < uniforms.m && col < uniforms.n) { setOutputAtIndex(row * uniforms.n + col, finish(row, col, acc[i * 4 + j])); }
+        }
+      }
+    }`;
+}
+
+/**
+ * Up to GEMV_ROWS rows: 64 columns per workgroup, each column's k range split over 4 slices of threads and summed
+ * through workgroup memory; adjacent threads read adjacent columns of each row of W.
+ */
+function gemvCode(head: string): string {
+  return `
+    ${head}
+    var<workgroup> partial : array<f32, ${GEMV_ROWS * GEMV_SLICES * 64}>;
+    fn main(index : i32) {
+      let lx = i32(localId.x);
+      let slice = i32(localId.y);
+      let col = workgroupRow() * 64 + lx;
+      var acc : array<f32, ${GEMV_ROWS}>;
+      if (col < uniforms.n) {
+        for (var k = slice; k < uniforms.k; k += ${GEMV_SLICES}) {
+          let w = weightAtFlat(k * uniforms.outFeatures + col);
+          for (var r = 0; r < uniforms.m; r++) { acc[r] += x[r * uniforms.k + k] * w; }
+        }
+      }
+      for (var r = 0; r < ${GEMV_ROWS}; r++) { partial[(r * ${GEMV_SLICES} + slice) * 64 + lx] = acc[r]; }
+      workgroupBarrier();
+      if (slice == 0 && col < uniforms.n) {
+        for (var r = 0; r < uniforms.m; r++) {
+          var sum = 0.0;
+          for (var s = 0; s < ${GEMV_SLICES}; s++) { sum += partial[(r * ${GEMV_SLICES} + s) * 64 + lx]; }
+          setOutputAtIndex(r * uniforms.n + col, finish(r, col, sum));
+        }
+      }
+    }`;
+}
+
+function linear({ inputs, backend, attrs }: KernelArgs): tf.TensorInfo {
+  const { x, weight, bias, loraU, loraB } = inputs as Record<'x' | 'weight', tf.TensorInfo> & Partial<Record<'bias' | 'loraU' | 'loraB', tf.TensorInfo>>;
+  const a = attrs as unknown as LinearAttrs;
+  const [m = 0, k = 0] = x.shape;
+  const n = a.transposeWeight ? a.inFeatures : a.outFeatures;
+  const expectedK = a.transposeWeight ? a.outFeatures : a.inFeatures;
+  if (k !== expectedK) throw new Error(`${FROZEN_LINEAR_KERNEL}: x has ${k} columns, the weight [${a.inFeatures}, ${a.outFeatures}] needs ${expectedK}`);
+  const hasLora = loraU !== undefined && loraB !== undefined;
+  const rank = hasLora ? (loraU.shape[1] ?? 0) : 0;
+  const names = ['x', 'weight', ...(bias ? ['bias'] : []), ...(hasLora ? ['loraU', 'loraB'] : [])];
+  const tensors = [x, weight, ...(bias ? [bias] : []), ...(hasLora ? [loraU, loraB] : [])];
+  const head = `${weightRead(a.format)}${WORKGROUP_ROW}${epilogue(bias !== undefined, hasLora, a.transposeLoraB)}`;
+  const gemv = m <= GEMV_ROWS && !a.transposeWeight;
+  const key = `linear_${gemv ? 'gemv' : 'tiled'}_${a.format}_${a.transposeWeight ? 'wt' : 'w'}_${bias ? 'bias' : ''}_` +
+    `${hasLora ? (a.transposeLoraB ? 'lorabt' : 'lorab') : ''}`;
+  return runProgram(backend, {
+    key,
+    inputs: names,
+    outputShape: [m, n],
+    workgroupSize: gemv ? [64, GEMV_SLICES, 1] : [16, 16, 1],
+    workgroups: gemv ? Math.ceil(n / 64) : Math.ceil(m / TILE) * Math.ceil(n / TILE),
+    uniformFields: FIELDS,
+    code: gemv ? gemvCode(head) : tiledCode(a, head),
+  }, tensors, 'float32', [
+    ...[m, n, k, rank, a.outFeatures].map((v) => ({ type: 'int32' as const, data: [v] })),
+    { type: 'float32', data: [a.scale] },
+  ]);
+}
+
+export const LINEAR_KERNELS: ReadonlyMap<string, tf.KernelFunc> = new Map<string, tf.KernelFunc>([
+  [FROZEN_LINEAR_KERNEL, linear as tf.KernelFunc],
+]);

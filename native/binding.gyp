@@ -2,7 +2,7 @@
   "targets": [
     {
       "target_name": "lorasmith_native",
-      "sources": ["src/addon.c", "src/blas.c", "src/cores.c", "src/fused.c", "src/parallel.c"],
+      "sources": ["src/addon.c", "src/blas.c", "src/convert.c", "src/cores.c", "src/fused.c", "src/parallel.c", "src/weights.c"],
       "cflags_c": ["-O3", "-std=c11", "-Wall", "-Wextra", "-fno-trapping-math", "-fno-math-errno"],
       "xcode_settings": {"OTHER_CFLAGS": ["-O3", "-std=c11", "-fno-trapping-math", "-fno-math-errno"]},
       "defines": ["NAPI_VERSION=8"],

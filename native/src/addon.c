@@ -27,11 +27,13 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "blas.h"
 #include "cores.h"
 #include "fused.h"
+#include "weights.h"
 
 #define THROW(env, code, ...)                                  \
   do {                                                         \
@@ -161,16 +163,21 @@ static napi_value describe(napi_env env, napi_callback_info info) {
 }
 
 
-/* ---- fused kernels: argument parsing by a spec string, F Float32Array, I Int32Array, n count, e number ---- */
+/* ---- argument parsing by a spec string: F Float32Array, I Int32Array, A any typed array, n count, e number,
+ *      b boolean, W a frozen weight (an external made by weightCreate, not yet freed) ---- */
 
 #define MAX_ARGS 16
 
 typedef struct {
   float *f;
   int32_t *i;
+  void *raw;
   size_t length; /* elements, for arrays */
+  size_t bytes;  /* for A */
   int64_t count;
   double number;
+  bool flag;
+  ls_weight **weight; /* the holder inside the external: NULL once freed */
 } Arg;
 
 static bool parse_args(napi_env env, napi_callback_info info, const char *name, const char *spec, Arg *args) {
@@ -197,6 +204,35 @@ static bool parse_args(napi_env env, napi_callback_info info, const char *name, 
         args[a].f = (float *)raw;
         args[a].i = (int32_t *)raw;
         break;
+      case 'A':
+        ok = napi_get_typedarray_info(env, argv[a], &type, &args[a].length, &raw, &buffer, &offset) == napi_ok;
+        args[a].raw = raw;
+        if (ok) {
+          const size_t size = type == napi_int8_array || type == napi_uint8_array || type == napi_uint8_clamped_array ? 1
+                              : type == napi_int16_array || type == napi_uint16_array                          ? 2
+                              : type == napi_float64_array || type == napi_bigint64_array ||
+                                      type == napi_biguint64_array
+                                  ? 8
+                                  : 4;
+          args[a].bytes = args[a].length * size;
+        }
+        break;
+      case 'W': {
+        void *holder = NULL;
+        napi_valuetype kind;
+        ok = napi_typeof(env, argv[a], &kind) == napi_ok && kind == napi_external &&
+             napi_get_value_external(env, argv[a], &holder) == napi_ok && holder != NULL;
+        args[a].weight = (ls_weight **)holder;
+        if (ok && *args[a].weight == NULL) {
+          snprintf(message, sizeof message, "%s: the weight was already freed", name);
+          napi_throw_error(env, "NATIVE_WEIGHT_FREED", message);
+          return false;
+        }
+        break;
+      }
+      case 'b':
+        ok = get_bool(env, argv[a], &args[a].flag);
+        break;
       case 'n':
         ok = get_count(env, argv[a], &args[a].count);
         break;
@@ -206,7 +242,8 @@ static bool parse_args(napi_env env, napi_callback_info info, const char *name, 
     }
     if (!ok) {
       const char *what = spec[a] == 'F' ? "a Float32Array" : spec[a] == 'I' ? "an Int32Array"
-                         : spec[a] == 'n' ? "a non-negative 32-bit integer" : "a number";
+                         : spec[a] == 'A' ? "a typed array" : spec[a] == 'W' ? "a frozen weight"
+                         : spec[a] == 'b' ? "a boolean" : spec[a] == 'n' ? "a non-negative 32-bit integer" : "a number";
       snprintf(message, sizeof message, "%s: argument %zu must be %s", name, a + 1, what);
       napi_throw_error(env, "NATIVE_BAD_ARGUMENT", message);
       return false;
@@ -358,6 +395,170 @@ static napi_value attention_grad(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* ---- frozen weights (weights.h): an external holding a pointer to the weight, NULL once freed ---- */
+
+static const char *const FORMAT_NAMES[] = {"F32", "BF16", "F16", "Q8_0"};
+
+static void finalize_weight(napi_env env, void *data, void *hint) {
+  (void)env;
+  (void)hint;
+  ls_weight **holder = (ls_weight **)data;
+  ls_weight_free(*holder);
+  free(holder);
+}
+
+static bool get_format(napi_env env, const char *name, int64_t value, ls_format *out) {
+  if (value > LS_Q8_0) {
+    char message[160];
+    snprintf(message, sizeof message, "%s: format %lld is not one of 0 F32, 1 BF16, 2 F16, 3 Q8_0", name, (long long)value);
+    napi_throw_error(env, "NATIVE_BAD_ARGUMENT", message);
+    return false;
+  }
+  *out = (ls_format)value;
+  return true;
+}
+
+static napi_value weight_create(napi_env env, napi_callback_info info) {
+  Arg a[3];
+  ls_format format;
+  if (!parse_args(env, info, "weightCreate", "nnn", a) || !get_format(env, "weightCreate", a[0].count, &format)) return NULL;
+  ls_weight **holder = (ls_weight **)malloc(sizeof *holder);
+  if (holder == NULL) THROW(env, "NATIVE_OUT_OF_MEMORY", "weightCreate: no memory");
+  *holder = ls_weight_create(format, a[1].count, a[2].count);
+  if (*holder == NULL) {
+    free(holder);
+    THROW(env, "NATIVE_OUT_OF_MEMORY", "weightCreate: no memory for a %lldx%lld %s weight", (long long)a[1].count,
+          (long long)a[2].count, FORMAT_NAMES[format]);
+  }
+  napi_value result;
+  if (napi_create_external(env, holder, finalize_weight, NULL, &result) != napi_ok) {
+    ls_weight_free(*holder);
+    free(holder);
+    THROW(env, "NATIVE_NAPI", "weightCreate: could not wrap the weight");
+  }
+  return result;
+}
+
+/* weightFill(weight, row0, rows, source, sourceFormat): source holds rows × cols values in F32, BF16 or F16. */
+static napi_value weight_fill(napi_env env, napi_callback_info info) {
+  Arg a[5];
+  ls_format source_format;
+  if (!parse_args(env, info, "weightFill", "WnnAn", a) || !get_format(env, "weightFill", a[4].count, &source_format)) return NULL;
+  const ls_weight *w = *a[0].weight;
+  const int64_t row0 = a[1].count, rows = a[2].count;
+  if (source_format == LS_Q8_0) THROW(env, "NATIVE_BAD_ARGUMENT", "weightFill: the source must be F32, BF16 or F16");
+  if (row0 + rows > w->rows)
+    THROW(env, "NATIVE_OUT_OF_BOUNDS", "weightFill: rows %lld..%lld outside the weight's %lld", (long long)row0,
+          (long long)(row0 + rows), (long long)w->rows);
+  const uint64_t need = (uint64_t)(rows * w->cols) * (source_format == LS_F32 ? 4u : 2u);
+  if (need > a[3].bytes)
+    THROW(env, "NATIVE_OUT_OF_BOUNDS", "weightFill: the source holds %zu bytes, %lld rows of %lld %s need %llu", a[3].bytes,
+          (long long)rows, (long long)w->cols, FORMAT_NAMES[source_format], (unsigned long long)need);
+  ls_weight_fill(*a[0].weight, row0, rows, a[3].raw, source_format);
+  return NULL;
+}
+
+/* weightMatmul(weight, x, out, n, gemv): out [n, rows] = x [n, cols] · Wᵀ. */
+static napi_value weight_matmul(napi_env env, napi_callback_info info) {
+  Arg a[5];
+  if (!parse_args(env, info, "weightMatmul", "WFFnb", a)) return NULL;
+  const ls_weight *w = *a[0].weight;
+  const int64_t n = a[3].count;
+  if (!holds(env, "weightMatmul", a, 1, n * w->cols) || !holds(env, "weightMatmul", a, 2, n * w->rows)) return NULL;
+  if (!ls_weight_matmul(w, a[1].f, a[2].f, n, a[4].flag, lorasmith_blas_get_threads()))
+    THROW(env, "NATIVE_OUT_OF_MEMORY", "weightMatmul: no memory for the tile buffers");
+  return NULL;
+}
+
+/* weightMatmulT(weight, dy, dx, n): dx [n, cols] = dy [n, rows] · W. */
+static napi_value weight_matmul_t(napi_env env, napi_callback_info info) {
+  Arg a[4];
+  if (!parse_args(env, info, "weightMatmulT", "WFFn", a)) return NULL;
+  const ls_weight *w = *a[0].weight;
+  const int64_t n = a[3].count;
+  if (!holds(env, "weightMatmulT", a, 1, n * w->rows) || !holds(env, "weightMatmulT", a, 2, n * w->cols)) return NULL;
+  if (!ls_weight_matmul_t(w, a[1].f, a[2].f, n, lorasmith_blas_get_threads()))
+    THROW(env, "NATIVE_OUT_OF_MEMORY", "weightMatmulT: no memory for the tile buffers");
+  return NULL;
+}
+
+/* weightGather(weight, ids, out, n) -> -1 or the first position whose id is outside [0, rows). */
+static napi_value weight_gather(napi_env env, napi_callback_info info) {
+  Arg a[4];
+  if (!parse_args(env, info, "weightGather", "WIFn", a)) return NULL;
+  const ls_weight *w = *a[0].weight;
+  const int64_t n = a[3].count;
+  if (!holds(env, "weightGather", a, 1, n) || !holds(env, "weightGather", a, 2, n * w->cols)) return NULL;
+  return make_int64(env, ls_weight_gather(w, a[1].i, a[2].f, n));
+}
+
+/* weightDequantize(weight, row0, rows, out): rows [row0, row0 + rows) as float32. */
+static napi_value weight_dequantize(napi_env env, napi_callback_info info) {
+  Arg a[4];
+  if (!parse_args(env, info, "weightDequantize", "WnnF", a)) return NULL;
+  const ls_weight *w = *a[0].weight;
+  const int64_t row0 = a[1].count, rows = a[2].count;
+  if (row0 + rows > w->rows)
+    THROW(env, "NATIVE_OUT_OF_BOUNDS", "weightDequantize: rows %lld..%lld outside the weight's %lld", (long long)row0,
+          (long long)(row0 + rows), (long long)w->rows);
+  if (!holds(env, "weightDequantize", a, 3, rows * w->cols)) return NULL;
+  ls_weight_dequantize(w, row0, rows, 0, w->cols, a[3].f, w->cols);
+  return NULL;
+}
+
+static napi_value weight_free(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  void *holder = NULL;
+  CHECK_NAPI(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  napi_valuetype kind;
+  if (argc != 1 || napi_typeof(env, argv[0], &kind) != napi_ok || kind != napi_external ||
+      napi_get_value_external(env, argv[0], &holder) != napi_ok || holder == NULL)
+    THROW(env, "NATIVE_BAD_ARGUMENT", "weightFree takes one frozen weight");
+  ls_weight **w = (ls_weight **)holder;
+  ls_weight_free(*w); /* freeing twice is harmless: the second finds NULL */
+  *w = NULL;
+  return NULL;
+}
+
+static napi_value weight_info(napi_env env, napi_callback_info info) {
+  Arg a[1];
+  if (!parse_args(env, info, "weightInfo", "W", a)) return NULL;
+  const ls_weight *w = *a[0].weight;
+  napi_value result, format, rows, cols, bytes;
+  CHECK_NAPI(env, napi_create_object(env, &result));
+  CHECK_NAPI(env, napi_create_string_utf8(env, FORMAT_NAMES[w->format], NAPI_AUTO_LENGTH, &format));
+  CHECK_NAPI(env, napi_create_int64(env, w->rows, &rows));
+  CHECK_NAPI(env, napi_create_int64(env, w->cols, &cols));
+  CHECK_NAPI(env, napi_create_int64(env, (int64_t)w->bytes, &bytes));
+  CHECK_NAPI(env, napi_set_named_property(env, result, "format", format));
+  CHECK_NAPI(env, napi_set_named_property(env, result, "rows", rows));
+  CHECK_NAPI(env, napi_set_named_property(env, result, "cols", cols));
+  CHECK_NAPI(env, napi_set_named_property(env, result, "bytes", bytes));
+  return result;
+}
+
+static napi_value weight_live_bytes(napi_env env, napi_callback_info info) {
+  (void)info;
+  return make_int64(env, ls_weight_live_bytes());
+}
+
+static napi_value weight_kernels(napi_env env, napi_callback_info info) {
+  (void)info;
+  napi_value result;
+  CHECK_NAPI(env, napi_create_string_utf8(env, ls_weight_kernels(), NAPI_AUTO_LENGTH, &result));
+  return result;
+}
+
+/* weightForcePortable(on) -> the previous setting: tests run the portable kernels beside the AVX2 ones. */
+static napi_value weight_force_portable(napi_env env, napi_callback_info info) {
+  Arg a[1];
+  if (!parse_args(env, info, "weightForcePortable", "b", a)) return NULL;
+  napi_value result;
+  CHECK_NAPI(env, napi_get_boolean(env, ls_weight_force_portable(a[0].flag) != 0, &result));
+  return result;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor properties[] = {
       {"sgemm", NULL, sgemm, NULL, NULL, NULL, napi_default_method, NULL},
@@ -375,7 +576,19 @@ static napi_value init(napi_env env, napi_value exports) {
       {"gather", NULL, gather, NULL, NULL, NULL, napi_default_method, NULL},
       {"attention", NULL, attention, NULL, NULL, NULL, napi_default_method, NULL},
       {"attentionGrad", NULL, attention_grad, NULL, NULL, NULL, napi_default_method, NULL},
+      {"weightCreate", NULL, weight_create, NULL, NULL, NULL, napi_default_method, NULL},
+      {"weightFill", NULL, weight_fill, NULL, NULL, NULL, napi_default_method, NULL},
+      {"weightMatmul", NULL, weight_matmul, NULL, NULL, NULL, napi_default_method, NULL},
+      {"weightMatmulT", NULL, weight_matmul_t, NULL, NULL, NULL, napi_default_method, NULL},
+      {"weightGather", NULL, weight_gather, NULL, NULL, NULL, napi_default_method, NULL},
+      {"weightDequantize", NULL, weight_dequantize, NULL, NULL, NULL, napi_default_method, NULL},
+      {"weightFree", NULL, weight_free, NULL, NULL, NULL, napi_default_method, NULL},
+      {"weightInfo", NULL, weight_info, NULL, NULL, NULL, napi_default_method, NULL},
+      {"weightLiveBytes", NULL, weight_live_bytes, NULL, NULL, NULL, napi_default_method, NULL},
+      {"weightKernels", NULL, weight_kernels, NULL, NULL, NULL, napi_default_method, NULL},
+      {"weightForcePortable", NULL, weight_force_portable, NULL, NULL, NULL, napi_default_method, NULL},
   };
+  ls_weight_kernels(); /* detects the CPU's features once, before any worker thread asks */
   if (napi_define_properties(env, exports, sizeof properties / sizeof properties[0], properties) != napi_ok)
     return NULL;
   return exports;

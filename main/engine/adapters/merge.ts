@@ -4,31 +4,11 @@
  * is PEFT's W' = W + s·B·A for nn.Linear and its transpose for GPT-2 Conv1D alike: the checkpoint orientation only
  * matters when writing the weights back out.
  * Like PEFT's safe_merge, every merged weight is checked for NaN/Inf before any layer is changed. Unmerging
- * subtracts the same product, restoring W0 within float32 rounding without keeping a copy of it.
+ * subtracts the same product, restoring W0 within float32 rounding without keeping a copy of it. A weight held in
+ * the frozen store (BF16/Q8_0, outside the heap) keeps the merged adapter apart instead (LinearLayer.mergeAdapter).
  */
-import * as tf from '@tensorflow/tfjs-core';
 import type { LinearLayer } from '../lora/linear';
 import { AdapterError } from './errors';
-
-/** [in, out]: w·s·At·Bt of one layer's adapter. */
-function delta(layer: LinearLayer, name: string, weight: number): tf.Tensor2D {
-  const adapter = layer.adapters.get(name);
-  if (!adapter) throw new AdapterError('ADAPTER_NOT_LOADED', `${layer.spec.path} has no adapter '${name}'`);
-  return tf.tidy(() => tf.mul(tf.matMul(adapter.At, adapter.Bt), adapter.scaling * weight) as tf.Tensor2D);
-}
-
-function isAllFinite(t: tf.Tensor): boolean {
-  const check = tf.tidy(() => tf.all(tf.isFinite(t)));
-  const ok = check.dataSync()[0] === 1;
-  check.dispose();
-  return ok;
-}
-
-function replaceWeight(layer: LinearLayer, next: tf.Tensor2D): void {
-  const previous = layer.weightT;
-  layer.weightT = next;
-  previous.dispose();
-}
 
 /**
  * Adds w·s·At·Bt of adapter `name` to the weight of every layer that has it. Two passes: the first computes and
@@ -40,19 +20,14 @@ export function mergeIntoLayers(layers: Iterable<LinearLayer>, name: string, wei
   if (targets.length === 0) throw new AdapterError('ADAPTER_NOT_LOADED', `no layer holds an adapter named '${name}'`);
   if (!Number.isFinite(weight)) throw new AdapterError('INVALID_ARGUMENT', `merge weight must be a finite number, got ${weight}`);
   for (const layer of targets) {
-    const merged = tf.tidy(() => tf.add(layer.weightT, delta(layer, name, weight)));
-    const finite = isAllFinite(merged);
-    merged.dispose();
-    if (!finite) {
+    if (!layer.mergeIsFinite(name, weight)) {
       throw new AdapterError(
         'MERGE_NOT_FINITE',
         `merging adapter '${name}' would put NaN or Inf into ${layer.spec.path}; nothing was changed (check the adapter's weights and scale)`,
       );
     }
   }
-  for (const layer of targets) {
-    replaceWeight(layer, tf.tidy(() => tf.add(layer.weightT, delta(layer, name, weight)) as tf.Tensor2D));
-  }
+  for (const layer of targets) layer.mergeAdapter(name, weight);
   return targets;
 }
 
@@ -60,6 +35,6 @@ export function mergeIntoLayers(layers: Iterable<LinearLayer>, name: string, wei
 export function unmergeFromLayers(layers: Iterable<LinearLayer>, name: string, weight = 1): void {
   for (const layer of layers) {
     if (!layer.adapters.has(name)) continue;
-    replaceWeight(layer, tf.tidy(() => tf.sub(layer.weightT, delta(layer, name, weight)) as tf.Tensor2D));
+    layer.unmergeAdapter(name, weight);
   }
 }

@@ -6,7 +6,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { ModelIoError } from './errors';
-import { SafetensorsFile, type LoadedTensor, type TensorEntry } from './safetensors';
+import { SafetensorsFile, type LoadedTensor, type RawTensor, type TensorEntry } from './safetensors';
 
 export const SINGLE_FILE = 'model.safetensors';
 export const INDEX_FILE = 'model.safetensors.index.json';
@@ -17,6 +17,8 @@ export interface TensorSource {
   readonly dir: string;
   has(name: string): boolean;
   read(name: string): LoadedTensor;
+  /** The bytes as stored, when the source is a file (loaders keep BF16/F16 weights at that precision). */
+  readRaw?(name: string): RawTensor;
 }
 
 export class CheckpointReader implements TensorSource {
@@ -87,6 +89,10 @@ export class CheckpointReader implements TensorSource {
 
   read(name: string): LoadedTensor {
     return this.shard(this.shardFor(name)).read(name);
+  }
+
+  readRaw(name: string): RawTensor {
+    return this.shard(this.shardFor(name)).readRaw(name);
   }
 
   private shardFor(name: string): string {

@@ -37,6 +37,14 @@ export interface LoadedTensor {
   readonly data: Float32Array | Int32Array;
 }
 
+/** A tensor's bytes as stored (little-endian), for loaders that keep the file's precision. */
+export interface RawTensor {
+  readonly dtype: SafetensorsDtype;
+  readonly shape: number[];
+  /** Its own buffer, offset 0 (typed views over it are aligned). */
+  readonly bytes: Uint8Array;
+}
+
 export interface WritableTensor {
   readonly dtype: WritableDtype;
   readonly shape: readonly number[];
@@ -168,6 +176,13 @@ export class SafetensorsFile {
     if (!entry) throw new ModelIoError('TENSOR_NOT_FOUND', `${this.path}: no tensor named '${name}'`);
     const bytes = this.readAt(this.dataStart + entry.begin, entry.end - entry.begin);
     return { dtype: entry.dtype, shape: [...entry.shape], data: decode(this.path, entry, bytes) };
+  }
+
+  /** Reads one tensor's bytes without converting them. */
+  readRaw(name: string): RawTensor {
+    const entry = this.tensors.get(name);
+    if (!entry) throw new ModelIoError('TENSOR_NOT_FOUND', `${this.path}: no tensor named '${name}'`);
+    return { dtype: entry.dtype, shape: [...entry.shape], bytes: this.readAt(this.dataStart + entry.begin, entry.end - entry.begin) };
   }
 
   close(): void {

@@ -2,14 +2,18 @@
  * The linear layer every model is built from: a frozen weight plus any number of LoRA adapters, as PEFT's
  * LoraLayer keeps them (per-adapter dictionaries on each layer, so many adapters share one frozen base).
  *
- *   y = x·Wt + b + Σ_active  weight_i · scaling_i · dropout(x)·At_i·Bt_i
+ *   y = x·Wᵀ + b + Σ_active  weight_i · scaling_i · dropout(x)·At_i·Bt_i
  *
- * Shapes are kept pre-transposed so every product is a plain 2-D matmul (10× faster than a transposed one on wasm):
- *   x [N, in], Wt [in, out], At [in, r] (= PEFT's lora_A.weight [r, in] transposed), Bt [r, out] (= lora_B.weight^T).
+ * W is a FrozenWeight (../backend/frozen.ts): a tfjs tensor kept pre-transposed [in, out] (every product a plain
+ * 2-D matmul, 10× faster than a transposed one on wasm), or a stored weight outside the tensors' heap read by
+ * converting kernels. Adapters are pre-transposed too:
+ *   x [N, in], At [in, r] (= PEFT's lora_A.weight [r, in] transposed), Bt [r, out] (= lora_B.weight^T).
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { TensorWeight, type FrozenWeight } from '../backend/frozen';
 import type { LinearSpec } from '../models/types';
 import { hashSeed } from '../train/rng';
+import { LoraError } from './errors';
 
 export interface LoraAdapterWeights {
   /** [in, r] */
@@ -31,25 +35,47 @@ export interface ActiveAdapter {
 export class LinearLayer {
   readonly adapters = new Map<string, LoraAdapterWeights>();
   private activeSet: readonly ActiveAdapter[] = [];
+  /**
+   * Adapters merged into a weight that cannot change in place (a stored BF16/Q8_0 one: adding ΔW would round it,
+   * and unmerging would not give W0 back). They apply with the base on every call, never with dropout.
+   */
+  private mergedSet: readonly ActiveAdapter[] = [];
+  weight: FrozenWeight;
 
   /**
-   * @param weightT [in, out], frozen (a plain tensor, or a Variable in full fine-tuning)
+   * @param weight a FrozenWeight, or a tensor [in, out] (a plain tensor, or a Variable in full fine-tuning)
    * @param bias [out] or null
    */
   constructor(
     readonly spec: LinearSpec,
-    public weightT: tf.Tensor2D,
+    weight: FrozenWeight | tf.Tensor2D,
     public bias: tf.Tensor1D | null,
   ) {
-    if (weightT.shape[0] !== spec.inFeatures || weightT.shape[1] !== spec.outFeatures) {
+    this.weight = weight instanceof tf.Tensor ? new TensorWeight(weight, 'in-out') : weight;
+    if (this.weight.inFeatures !== spec.inFeatures || this.weight.outFeatures !== spec.outFeatures) {
       throw new Error(
-        `${spec.path}: weight is [${weightT.shape.join(', ')}], expected [in=${spec.inFeatures}, out=${spec.outFeatures}]`,
+        `${spec.path}: weight is [out=${this.weight.outFeatures}, in=${this.weight.inFeatures}], expected [out=${spec.outFeatures}, in=${spec.inFeatures}]`,
       );
     }
   }
 
+  /**
+   * The weight as the tensor [in, out] it is on the plain path (and in full fine-tuning, where it is the Variable
+   * that trains). A stored weight is no tensor: read it with `weight` (toTensor, readRows) instead.
+   */
+  get weightT(): tf.Tensor2D {
+    const w = this.weight;
+    if (w instanceof TensorWeight && w.layout === 'in-out') return w.tensor;
+    throw new LoraError('WEIGHT_NOT_A_TENSOR', `${this.spec.path}: the weight is held as ${w.format} outside the tensors' memory; read it through layer.weight`);
+  }
+
   get active(): readonly ActiveAdapter[] {
     return this.activeSet;
+  }
+
+  /** Adapters merged into this layer without changing its stored weight (see mergedSet). */
+  get mergedApart(): readonly ActiveAdapter[] {
+    return this.mergedSet;
   }
 
   /** Choose which adapters apply, and with what weight. Names not loaded on this layer are skipped. */
@@ -62,28 +88,102 @@ export class LinearLayer {
    */
   apply(x: tf.Tensor2D, dropout?: (x: tf.Tensor2D, rate: number) => tf.Tensor2D): tf.Tensor2D {
     return tf.tidy(() => {
-      let y = tf.matMul(x, this.weightT);
+      let y = this.weight.matmul(x);
       if (this.bias) y = tf.add(y, this.bias);
-      for (const { name, weight } of this.activeSet) {
-        const adapter = this.adapters.get(name);
-        if (!adapter || weight === 0) continue;
-        const input = dropout && adapter.dropout > 0 ? dropout(x, adapter.dropout) : x;
-        // [N, in]·[in, r] -> [N, r]; ·[r, out] -> [N, out]
-        const delta = tf.matMul(tf.matMul(input, adapter.At), adapter.Bt);
-        y = tf.add(y, tf.mul(delta, adapter.scaling * weight));
-      }
+      for (const { name, weight } of this.mergedSet) y = this.addAdapter(y, x, name, weight);
+      for (const { name, weight } of this.activeSet) y = this.addAdapter(y, x, name, weight, dropout);
       return y as tf.Tensor2D;
     });
   }
 
+  /** y + w·s·dropout(x)·At·Bt [N, out]; y itself for a missing or zero-weight adapter. */
+  private addAdapter(
+    y: tf.Tensor2D, x: tf.Tensor2D, name: string, weight: number, dropout?: (x: tf.Tensor2D, rate: number) => tf.Tensor2D,
+  ): tf.Tensor2D {
+    const adapter = this.adapters.get(name);
+    if (!adapter || weight === 0) return y;
+    const input = dropout && adapter.dropout > 0 ? dropout(x, adapter.dropout) : x;
+    // [N, in]·[in, r] -> [N, r]; ·[r, out] -> [N, out]
+    const delta = tf.matMul(tf.matMul(input, adapter.At), adapter.Bt);
+    return tf.add(y, tf.mul(delta, adapter.scaling * weight));
+  }
+
+  /** [in, out]: w·s·At·Bt of one adapter. */
+  adapterDelta(name: string, weight: number): tf.Tensor2D {
+    const adapter = this.adapters.get(name);
+    if (!adapter) throw new LoraError('ADAPTER_NOT_FOUND', `${this.spec.path} has no adapter '${name}'`);
+    return tf.tidy(() => tf.mul(tf.matMul(adapter.At, adapter.Bt), adapter.scaling * weight) as tf.Tensor2D);
+  }
+
+  /** True when merging adapter `name` with `weight` keeps every weight finite (PEFT's safe_merge check). */
+  mergeIsFinite(name: string, weight: number): boolean {
+    const check = tf.tidy(() => {
+      const delta = this.adapterDelta(name, weight);
+      return tf.all(tf.isFinite(this.weight instanceof TensorWeight ? tf.add(this.weight.toTensor('in-out'), delta) : delta));
+    });
+    const ok = check.dataSync()[0] === 1;
+    check.dispose();
+    return ok;
+  }
+
+  /**
+   * W' = W + w·s·B·A. A tensor weight changes in place (zero overhead afterwards); a stored one keeps the
+   * adapter apart, applied with the base (exact to unmerge, and the base stays at its stored precision).
+   */
+  mergeAdapter(name: string, weight: number): void {
+    if (this.weight instanceof TensorWeight) {
+      const delta = this.adapterDelta(name, weight);
+      this.replaceTensor(tf.tidy(() => tf.add(this.weightT, delta) as tf.Tensor2D));
+      delta.dispose();
+    } else {
+      this.adapterDelta(name, weight).dispose(); // throws for a missing adapter, as the tensor path does
+      this.mergedSet = [...this.mergedSet, { name, weight }];
+    }
+  }
+
+  /** Undoes mergeAdapter with the same name and weight. */
+  unmergeAdapter(name: string, weight: number): void {
+    const apart = this.mergedSet.findIndex((m) => m.name === name && m.weight === weight);
+    if (apart >= 0) {
+      this.mergedSet = this.mergedSet.filter((_, i) => i !== apart);
+      return;
+    }
+    const delta = this.adapterDelta(name, weight);
+    this.replaceTensor(tf.tidy(() => tf.sub(this.weightT, delta) as tf.Tensor2D));
+    delta.dispose();
+  }
+
+  private replaceTensor(next: tf.Tensor2D): void {
+    const previous = this.weight;
+    this.weight = new TensorWeight(next, 'in-out');
+    previous.dispose();
+  }
+
+  /**
+   * The weight in the checkpoint's layout ([in, out] for GPT-2's Conv1D, else nn.Linear's [out, in]) with the
+   * adapters merged apart added in. May be the layer's own tensor: call inside tf.tidy.
+   */
+  checkpointWeight(): tf.Tensor2D {
+    const layout = this.spec.fanInFanOut ? 'in-out' : 'out-in';
+    return tf.tidy(() => {
+      let w = this.weight.toTensor(layout);
+      for (const { name, weight } of this.mergedSet) {
+        const delta = this.adapterDelta(name, weight); // [in, out]
+        w = tf.add(w, layout === 'in-out' ? delta : tf.transpose(delta));
+      }
+      return w;
+    });
+  }
+
   dispose(): void {
-    this.weightT.dispose();
+    this.weight.dispose();
     this.bias?.dispose();
     for (const adapter of this.adapters.values()) {
       adapter.At.dispose();
       adapter.Bt.dispose();
     }
     this.adapters.clear();
+    this.mergedSet = [];
   }
 }
 

@@ -9,7 +9,7 @@ import { loraDropout, LinearLayer } from '../lora/linear';
 import { DecoderCache, asDecoderCache } from './kv-cache';
 import { activate, attention, causalMask, layerNorm, parseActivation, splitHeads, type Activation } from './layers';
 import type { CausalLM, ForwardOptions, KVCache, LinearSpec, ModelConfig } from './types';
-import { WeightLoader, checkTokenIds, collectVariables, countParameters, disposeWeights, transpose2d } from './weights';
+import { WeightLoader, checkTokenIds, collectVariables, countParameters, disposeWeights, type WeightLoadOptions } from './weights';
 import { ModelIoError } from '../io/errors';
 
 export interface Gpt2Config extends ModelConfig {
@@ -73,7 +73,7 @@ export class Gpt2Model implements CausalLM {
   private readonly blocks: Block[] = [];
   private readonly wpe: tf.Tensor2D;
   private readonly ln_f: Norm;
-  /** The tied head: wte transposed, [C, V]. Embedding looks up its columns; logits are one plain matmul. */
+  /** The tied head: wte as its weight [V, C]. The embedding looks up its rows; logits are one product. */
   private readonly lm_head: LinearLayer;
   /** Checkpoint name -> tensor for the non-linear weights, in checkpoint layout. */
   private readonly others = new Map<string, tf.Tensor>();
@@ -81,20 +81,17 @@ export class Gpt2Model implements CausalLM {
   constructor(
     readonly config: Gpt2Config,
     checkpoint: TensorSource,
-    trainable: boolean,
+    load: boolean | WeightLoadOptions,
   ) {
-    const loader = new WeightLoader(checkpoint, trainable);
+    const loader = new WeightLoader(checkpoint, load);
     try {
       const c = config;
       // Some checkpoints (openai-community/gpt2) drop the 'transformer.' prefix; PEFT paths keep it.
       const prefix = checkpoint.has('transformer.wte.weight') ? 'transformer.' : '';
       const key = (name: string) => prefix + name;
-      const wte = loader.data(loader.resolve([key('wte.weight')]), [c.vocabSize, c.hiddenSize]);
-      const wteT = tf.tensor2d(transpose2d(wte, c.vocabSize, c.hiddenSize), [c.hiddenSize, c.vocabSize]);
-      const headWeight = trainable ? tf.variable(wteT, true) : wteT;
-      if (headWeight !== wteT) wteT.dispose();
-      loader.made.push(headWeight);
-      this.lm_head = new LinearLayer(spec('lm_head', null, c.hiddenSize, c.vocabSize, []), headWeight as tf.Tensor2D, null);
+      // wte [V, C] is the head's nn.Linear-shaped [out, in] weight (not a Conv1D).
+      const headSpec = { ...spec('lm_head', null, c.hiddenSize, c.vocabSize, []), fanInFanOut: false };
+      this.lm_head = loader.linear(headSpec, loader.resolve([key('wte.weight')]), null);
       this.wpe = loader.matrix(key('wpe.weight'), c.maxPositions, c.hiddenSize);
       this.others.set('transformer.wpe.weight', this.wpe);
       const norm = (name: string): Norm => {
@@ -140,7 +137,7 @@ export class Gpt2Model implements CausalLM {
     const dropout = options.training ? loraDropout : undefined;
     const logits = tf.tidy(() => {
       const flat = tf.reshape(ids, [b * t]);
-      const tokens = tf.transpose(tf.gather(this.lm_head.weightT, flat, 1)); // [B·T, C]
+      const tokens = this.lm_head.weight.rows(flat as tf.Tensor1D); // [B·T, C]
       const positions = tf.gather(this.wpe, tf.tile(tf.range(start, start + t, 1, 'int32'), [b])); // [B·T, C]
       let x = tf.add(tokens, positions) as tf.Tensor2D; // [B·T, C]
       const mask = causalMask(start, t);
@@ -171,11 +168,11 @@ export class Gpt2Model implements CausalLM {
    */
   namedWeights(): Map<string, tf.Tensor> {
     const out = new Map<string, tf.Tensor>();
-    out.set('transformer.wte.weight', tf.transpose(this.lm_head.weightT));
+    out.set('transformer.wte.weight', this.lm_head.checkpointWeight());
     for (const [name, t] of this.others) out.set(name, t);
     for (const [path, layer] of this.linears) {
       if (layer === this.lm_head) continue;
-      out.set(`${path}.weight`, layer.weightT);
+      out.set(`${path}.weight`, layer.checkpointWeight());
       if (layer.bias) out.set(`${path}.bias`, layer.bias);
     }
     return out;

@@ -11,7 +11,8 @@ import { loraDropout, LinearLayer } from '../lora/linear';
 import { DecoderCache, asDecoderCache } from './kv-cache';
 import { applyRotary, attention, causalMask, gatedActivation, parseActivation, rmsNorm, rotaryTables, splitHeads, type Activation } from './layers';
 import type { CausalLM, ForwardOptions, KVCache, LinearSpec, ModelConfig } from './types';
-import { WeightLoader, checkTokenIds, collectVariables, countParameters, disposeWeights } from './weights';
+import type { FrozenWeight } from '../backend/frozen';
+import { WeightLoader, checkTokenIds, collectVariables, countParameters, disposeWeights, type WeightLoadOptions } from './weights';
 
 export const LLAMA_FAMILY = ['llama', 'mistral', 'qwen2'] as const;
 
@@ -128,18 +129,20 @@ function spec(path: string, layer: number | null, inFeatures: number, outFeature
 export class LlamaModel implements CausalLM {
   readonly linears = new Map<string, LinearLayer>();
   private readonly layers: Layer[] = [];
-  /** [V, C], or null when tied: then the head's [C, V] weight is the embedding too. */
-  private readonly embed_tokens: tf.Tensor2D | null;
+  /** [V, C], or null when tied: then the head's weight is the embedding too. */
+  private readonly embed_tokens: FrozenWeight | null;
   private readonly norm: tf.Tensor1D;
   private readonly lm_head: LinearLayer;
   private readonly others = new Map<string, tf.Tensor>();
+  /** The untied embedding table, by checkpoint name. */
+  private readonly tables = new Map<string, FrozenWeight>();
 
   constructor(
     readonly config: LlamaConfig,
     checkpoint: TensorSource,
-    trainable: boolean,
+    load: boolean | WeightLoadOptions,
   ) {
-    const loader = new WeightLoader(checkpoint, trainable);
+    const loader = new WeightLoader(checkpoint, load);
     try {
       const c = config;
       const qOut = c.numHeads * c.headDim;
@@ -174,12 +177,12 @@ export class LlamaModel implements CausalLM {
       this.norm = vector('model.norm.weight', c.hiddenSize);
       const headSpec = spec('lm_head', null, c.hiddenSize, c.vocabSize, []);
       if (c.tieWordEmbeddings || !checkpoint.has('lm_head.weight')) {
-        // Tied: keep only the transpose [C, V]; the embedding gathers its columns.
+        // Tied: one table, the head's weight; the embedding gathers its rows.
         this.embed_tokens = null;
-        this.lm_head = new LinearLayer(headSpec, loader.transposedMatrix('model.embed_tokens.weight', c.vocabSize, c.hiddenSize), null);
+        this.lm_head = loader.linear(headSpec, 'model.embed_tokens.weight', null);
       } else {
-        this.embed_tokens = loader.matrix('model.embed_tokens.weight', c.vocabSize, c.hiddenSize);
-        this.others.set('model.embed_tokens.weight', this.embed_tokens);
+        this.embed_tokens = loader.embedding('model.embed_tokens.weight', c.vocabSize, c.hiddenSize);
+        this.tables.set('model.embed_tokens.weight', this.embed_tokens);
         this.lm_head = loader.linear(headSpec, 'lm_head.weight', null);
       }
       this.linears.set('lm_head', this.lm_head);
@@ -191,8 +194,7 @@ export class LlamaModel implements CausalLM {
 
   /** ids [N] -> [N, C] */
   private embed(flat: tf.Tensor1D): tf.Tensor2D {
-    if (this.embed_tokens) return tf.gather(this.embed_tokens, flat);
-    return tf.transpose(tf.gather(this.lm_head.weightT, flat, 1));
+    return (this.embed_tokens ?? this.lm_head.weight).rows(flat);
   }
 
   forward(ids: tf.Tensor2D, options: ForwardOptions = {}): tf.Tensor3D {
@@ -235,27 +237,28 @@ export class LlamaModel implements CausalLM {
 
   /**
    * Every weight under its checkpoint name in checkpoint layout ([out, in] for linears). Norms and an untied
-   * embedding are the model's own tensors; linear weights are fresh transposes: call this inside tf.tidy.
+   * embedding tensor are the model's own tensors; linear weights are fresh: call this inside tf.tidy.
    */
   namedWeights(): Map<string, tf.Tensor> {
     const out = new Map<string, tf.Tensor>(this.others);
+    for (const [name, table] of this.tables) out.set(name, table.toTensor('out-in'));
     for (const [path, layer] of this.linears) {
       const name = layer === this.lm_head && !this.embed_tokens ? 'model.embed_tokens.weight' : `${path}.weight`;
-      out.set(name, tf.transpose(layer.weightT));
+      out.set(name, layer.checkpointWeight());
       if (layer.bias) out.set(`${path}.bias`, layer.bias);
     }
     return out;
   }
 
   trainableVariables(): Map<string, tf.Variable> {
-    return collectVariables(this.linears, this.others);
+    return collectVariables(this.linears, this.others, this.tables);
   }
 
   parameterCount(): number {
-    return countParameters(this.linears, this.others);
+    return countParameters(this.linears, this.others, this.tables);
   }
 
   dispose(): void {
-    disposeWeights(this.linears, this.others);
+    disposeWeights(this.linears, this.others, this.tables);
   }
 }

@@ -6,24 +6,26 @@ import { readConfigJson, type RawConfig } from '../io/hf-config';
 import { Gpt2Model, parseGpt2Config } from './gpt2';
 import { LLAMA_FAMILY, LlamaModel, parseLlamaConfig } from './llama';
 import type { CausalLM, ModelConfig } from './types';
+import type { WeightLoadOptions } from './weights';
 
-export interface LoadModelOptions {
-  /** Every weight a tf.Variable (full fine-tuning); otherwise frozen tensors. */
-  readonly trainable?: boolean;
-}
+/**
+ * trainable: every weight a tf.Variable (full fine-tuning); otherwise frozen. precision: how frozen weights are
+ * kept where the backend has a frozen store ('stored', 'bf16', 'q8_0').
+ */
+export type LoadModelOptions = WeightLoadOptions;
 
 interface Architecture {
   parse(raw: RawConfig, dir: string, source: string): ModelConfig;
-  build(config: ModelConfig, checkpoint: TensorSource, trainable: boolean): CausalLM;
+  build(config: ModelConfig, checkpoint: TensorSource, load: WeightLoadOptions): CausalLM;
 }
 
 const gpt2: Architecture = {
   parse: parseGpt2Config,
-  build: (config, checkpoint, trainable) => new Gpt2Model(config as ReturnType<typeof parseGpt2Config>, checkpoint, trainable),
+  build: (config, checkpoint, load) => new Gpt2Model(config as ReturnType<typeof parseGpt2Config>, checkpoint, load),
 };
 const llama: Architecture = {
   parse: parseLlamaConfig,
-  build: (config, checkpoint, trainable) => new LlamaModel(config as ReturnType<typeof parseLlamaConfig>, checkpoint, trainable),
+  build: (config, checkpoint, load) => new LlamaModel(config as ReturnType<typeof parseLlamaConfig>, checkpoint, load),
 };
 
 const ARCHITECTURES: Readonly<Record<string, Architecture>> = {
@@ -57,7 +59,7 @@ export async function loadModel(dir: string, options: LoadModelOptions = {}): Pr
   const config = arch.parse(raw, dir, source);
   const checkpoint = openCheckpoint(dir);
   try {
-    return arch.build(config, checkpoint, options.trainable ?? false);
+    return arch.build(config, checkpoint, options);
   } finally {
     checkpoint.close();
   }
@@ -70,5 +72,5 @@ export async function loadModel(dir: string, options: LoadModelOptions = {}): Pr
 export function buildModel(raw: RawConfig, source: TensorSource, options: LoadModelOptions = {}): CausalLM {
   const label = `${source.dir} (config)`;
   const arch = architectureOf(raw, label);
-  return arch.build(arch.parse(raw, source.dir, label), source, options.trainable ?? false);
+  return arch.build(arch.parse(raw, source.dir, label), source, options);
 }

@@ -1,12 +1,23 @@
 /**
- * Turns checkpoint tensors into model tensors: shape-checked, frozen linears pre-transposed to [in, out]
- * (so every product is a plain 2-D matmul), and Variables when the whole model trains.
+ * Turns checkpoint tensors into model tensors: shape-checked, and Variables when the whole model trains. Frozen
+ * linear weights and embedding tables become FrozenWeights: where the active backend has a frozen store (the
+ * native addon on wasm and cpu), straight from the file's bytes into it at the file's precision (or BF16 / Q8_0
+ * on request), W kept in nn.Linear's [out, in]; elsewhere float32 tensors, linears pre-transposed to [in, out]
+ * (so every product is a plain 2-D matmul).
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { activeFrozenStore, storedFormatFor, TensorWeight, type BasePrecision, type FrozenStore, type FrozenWeight, type StoreSource } from '../backend/frozen';
 import type { TensorSource } from '../io/checkpoint';
 import { ModelIoError } from '../io/errors';
 import { LinearLayer } from '../lora/linear';
 import type { LinearSpec } from './types';
+
+export interface WeightLoadOptions {
+  /** Every weight a tf.Variable (full fine-tuning); otherwise frozen. */
+  readonly trainable?: boolean;
+  /** Precision of stored frozen weights (default 'stored': the file's own). Ignored without a frozen store. */
+  readonly precision?: BasePrecision;
+}
 
 /** [rows, cols] row-major -> [cols, rows], in JS so no backend kernel (and no second backend copy) is involved. */
 export function transpose2d(data: Float32Array, rows: number, cols: number): Float32Array {
@@ -20,12 +31,21 @@ export function transpose2d(data: Float32Array, rows: number, cols: number): Flo
 
 export class WeightLoader {
   /** Everything made so far, so a failed load disposes what it built. */
-  readonly made: tf.Tensor[] = [];
+  readonly made: (tf.Tensor | FrozenWeight)[] = [];
+  private readonly trainable: boolean;
+  private readonly precision: BasePrecision;
+  /** Where frozen weights go; null: float32 tensors (no store on this backend, or full fine-tuning). */
+  private readonly store: FrozenStore | null;
 
   constructor(
     private readonly checkpoint: TensorSource,
-    private readonly trainable: boolean,
-  ) {}
+    options: boolean | WeightLoadOptions,
+  ) {
+    const o = typeof options === 'boolean' ? { trainable: options } : options;
+    this.trainable = o.trainable ?? false;
+    this.precision = o.precision ?? 'stored';
+    this.store = this.trainable ? null : activeFrozenStore();
+  }
 
   /** The first of `names` the checkpoint has (GPT-2 checkpoints come with and without the 'transformer.' prefix). */
   resolve(names: readonly string[]): string {
@@ -42,6 +62,10 @@ export class WeightLoader {
 
   /** Float data of a tensor, checked against the shape the config implies. */
   data(name: string, shape: readonly number[]): Float32Array {
+    return this.read(name, shape).data;
+  }
+
+  private read(name: string, shape: readonly number[]): { dtype: string; data: Float32Array } {
     const t = this.checkpoint.read(name);
     if (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i])) {
       throw new ModelIoError(
@@ -52,7 +76,7 @@ export class WeightLoader {
     if (!(t.data instanceof Float32Array)) {
       throw new ModelIoError('UNSUPPORTED_DTYPE', `${this.checkpoint.dir}: '${name}' is ${t.dtype}, a weight must be a float type`);
     }
-    return t.data;
+    return { dtype: t.dtype, data: t.data };
   }
 
   private track<T extends tf.Tensor>(t: T): T {
@@ -77,11 +101,55 @@ export class WeightLoader {
 
   /** A linear module: `spec.fanInFanOut` says whether the checkpoint holds [in, out] (Conv1D) or [out, in]. */
   linear(spec: LinearSpec, weightName: string, biasName: string | null): LinearLayer {
-    const weightT = spec.fanInFanOut
-      ? this.matrix(weightName, spec.inFeatures, spec.outFeatures)
-      : this.transposedMatrix(weightName, spec.outFeatures, spec.inFeatures);
+    const weight = this.store
+      ? this.stored(this.store, weightName, spec.outFeatures, spec.inFeatures, spec.fanInFanOut)
+      : spec.fanInFanOut
+        ? this.matrix(weightName, spec.inFeatures, spec.outFeatures)
+        : this.transposedMatrix(weightName, spec.outFeatures, spec.inFeatures);
     const bias = biasName === null ? null : this.vector(biasName, spec.outFeatures);
-    return new LinearLayer(spec, weightT, bias);
+    return new LinearLayer(spec, weight, bias);
+  }
+
+  /**
+   * An embedding table [vocab, hidden] looked up by rows (an untied one: a tied head's table is its linear's
+   * weight). Stored where the store is, else the tensor as in the file ([vocab, hidden], no transpose).
+   */
+  embedding(name: string, vocab: number, hidden: number): FrozenWeight {
+    if (this.store) return this.stored(this.store, name, vocab, hidden, false);
+    return new TensorWeight(this.matrix(name, vocab, hidden), 'out-in');
+  }
+
+  /** W [rows, cols] ([cols, rows] in the file when `transposedInFile`, GPT-2's Conv1D) into the store. */
+  private stored(store: FrozenStore, name: string, rows: number, cols: number, transposedInFile: boolean): FrozenWeight {
+    let source: StoreSource;
+    let fileDtype: string;
+    if (transposedInFile) {
+      // Conv1D's [in, out] turned upright once, at load (a float32 copy of this one tensor only).
+      const t = this.read(name, [cols, rows]);
+      source = { rows, cols, dtype: 'F32', data: transpose2d(t.data, cols, rows) };
+      fileDtype = t.dtype;
+    } else {
+      source = this.storeSource(name, rows, cols);
+      fileDtype = source.dtype;
+    }
+    const format = storedFormatFor(fileDtype === 'BF16' || fileDtype === 'F16' ? fileDtype : 'F32', this.precision);
+    const weight = store.create(source, format);
+    this.made.push(weight);
+    return weight;
+  }
+
+  /** The file's bytes as they are (BF16/F16 bits or F32 values), without a float32 detour where it can. */
+  private storeSource(name: string, rows: number, cols: number): StoreSource {
+    const raw = this.checkpoint.readRaw?.(name);
+    if (raw && (raw.dtype === 'BF16' || raw.dtype === 'F16' || raw.dtype === 'F32')) {
+      if (raw.shape.length !== 2 || raw.shape[0] !== rows || raw.shape[1] !== cols) {
+        throw new ModelIoError('INVALID_SAFETENSORS', `${this.checkpoint.dir}: '${name}' is [${raw.shape.join(', ')}], config.json implies [${rows}, ${cols}]`);
+      }
+      const buffer = raw.bytes.buffer;
+      const data = raw.dtype === 'F32' ? new Float32Array(buffer, raw.bytes.byteOffset, rows * cols) : new Uint16Array(buffer, raw.bytes.byteOffset, rows * cols);
+      return { rows, cols, dtype: raw.dtype, data };
+    }
+    return { rows, cols, dtype: 'F32', data: this.data(name, [rows, cols]) };
   }
 
   disposeAll(): void {
@@ -101,27 +169,61 @@ export function checkTokenIds(ids: tf.Tensor2D, vocabSize: number): void {
   }
 }
 
-/** The Variables among a model's linears and other weights, keyed by checkpoint name in model layout. */
-export function collectVariables(linears: ReadonlyMap<string, LinearLayer>, others: ReadonlyMap<string, tf.Tensor>): Map<string, tf.Variable> {
+/** The tensor a frozen weight is when it is one (the Variable of full fine-tuning included). */
+function tensorOf(weight: FrozenWeight): tf.Tensor | null {
+  return weight instanceof TensorWeight ? weight.tensor : null;
+}
+
+/**
+ * The Variables among a model's linears, other weights and embedding tables, keyed by checkpoint name in model
+ * layout (linears' [in, out]).
+ */
+export function collectVariables(
+  linears: ReadonlyMap<string, LinearLayer>, others: ReadonlyMap<string, tf.Tensor>, tables: ReadonlyMap<string, FrozenWeight> = new Map(),
+): Map<string, tf.Variable> {
   const out = new Map<string, tf.Variable>();
   for (const [path, layer] of linears) {
-    if (layer.weightT instanceof tf.Variable) out.set(`${path}.weight`, layer.weightT);
+    const weight = tensorOf(layer.weight);
+    if (weight instanceof tf.Variable) out.set(`${path}.weight`, weight);
     if (layer.bias instanceof tf.Variable) out.set(`${path}.bias`, layer.bias);
   }
   for (const [name, t] of others) if (t instanceof tf.Variable) out.set(name, t);
+  for (const [name, w] of tables) {
+    const t = tensorOf(w);
+    if (t instanceof tf.Variable) out.set(name, t);
+  }
   return out;
 }
 
 /** Frozen (or trainable) base parameters: every linear's weight and bias plus the other tensors. Adapters excluded. */
-export function countParameters(linears: ReadonlyMap<string, LinearLayer>, others: ReadonlyMap<string, tf.Tensor>): number {
+export function countParameters(
+  linears: ReadonlyMap<string, LinearLayer>, others: ReadonlyMap<string, tf.Tensor>, tables: ReadonlyMap<string, FrozenWeight> = new Map(),
+): number {
   let n = 0;
   for (const t of others.values()) n += t.size;
-  for (const layer of linears.values()) n += layer.weightT.size + (layer.bias?.size ?? 0);
+  for (const w of tables.values()) n += w.outFeatures * w.inFeatures;
+  for (const layer of linears.values()) n += layer.weight.outFeatures * layer.weight.inFeatures + (layer.bias?.size ?? 0);
   return n;
 }
 
 /** Frees every weight a model holds, its adapters included (LinearLayer.dispose). */
-export function disposeWeights(linears: ReadonlyMap<string, LinearLayer>, others: ReadonlyMap<string, tf.Tensor>): void {
+export function disposeWeights(
+  linears: ReadonlyMap<string, LinearLayer>, others: ReadonlyMap<string, tf.Tensor>, tables: ReadonlyMap<string, FrozenWeight> = new Map(),
+): void {
   for (const t of others.values()) t.dispose();
+  for (const w of tables.values()) w.dispose();
   for (const layer of linears.values()) layer.dispose();
+}
+
+/** Bytes a model's frozen weights hold, by where they live: tfjs tensors, or the frozen store. */
+export function frozenWeightBytes(linears: ReadonlyMap<string, LinearLayer>, tables: ReadonlyMap<string, FrozenWeight> = new Map()): { tensor: number; stored: number } {
+  const out = { tensor: 0, stored: 0 };
+  const seen = new Set<FrozenWeight>();
+  for (const w of [...[...linears.values()].map((l) => l.weight), ...tables.values()]) {
+    if (seen.has(w)) continue;
+    seen.add(w);
+    if (w.format === 'tensor') out.tensor += w.bytes;
+    else out.stored += w.bytes;
+  }
+  return out;
 }

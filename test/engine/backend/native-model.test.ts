@@ -46,7 +46,7 @@ describe.each(['wasm', 'cpu'] as const)('a Llama forward on %s', (backendName) =
       }
     };
     const native = await logitsWith(true);
-    expect(native.kernels).toMatch(new RegExp(`^native sgemm .* on ${backendName}$`));
+    expect(native.kernels).toMatch(new RegExp(`^native sgemm .* on ${backendName}; frozen weights in the native frozen-weight store`));
     const plain = await logitsWith(false);
     expect(plain.kernels).not.toMatch(/native/);
 

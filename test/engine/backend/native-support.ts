@@ -13,12 +13,23 @@ export const addonLoad = loadAddon();
 export const addonAvailable = addonLoad.ok;
 
 /**
- * Where the BLAS development package is installed (CI: .ci/run installs it), `npm install` must have built the
- * addon: a missing addon there is a failure, not a skip. Elsewhere (no compiler, no BLAS) the native comparisons
- * skip and the fallback tests run.
+ * Where the BLAS development package is installed (CI: .ci/run installs it, and sets LORASMITH_REQUIRE_NATIVE=1),
+ * `npm install` must have built the addon: a missing addon there is a failure, not a skip. Elsewhere (no
+ * compiler, no BLAS) the native comparisons skip, saying why, and the fallback tests run.
  */
-export const addonRequired = process.platform === 'linux' && (Boolean(process.env.CI) ||
-  ['/usr/include/cblas.h', '/usr/include/x86_64-linux-gnu/cblas.h', '/usr/include/aarch64-linux-gnu/cblas.h'].some(existsSync));
+export const addonRequired = process.env.LORASMITH_REQUIRE_NATIVE === '1' || (process.platform === 'linux' && (Boolean(process.env.CI) ||
+  ['/usr/include/cblas.h', '/usr/include/x86_64-linux-gnu/cblas.h', '/usr/include/aarch64-linux-gnu/cblas.h'].some(existsSync)));
+
+/**
+ * Whether tests of `what` skip: never where the addon is required (they run and fail without it), otherwise
+ * when it is missing, with the reason printed once.
+ */
+export function nativeSkipReason(what: string, available: boolean): boolean {
+  if (available || addonRequired) return false;
+  console.warn(`skipping the tests of ${what}: ${addonLoad.ok ? 'the addon predates it (npm run build:native)' : addonLoad.reason}; ` +
+    'set LORASMITH_REQUIRE_NATIVE=1 to make this a failure');
+  return true;
+}
 
 export async function useBackend(name: 'cpu' | 'wasm'): Promise<void> {
   if (!(await tf.setBackend(name))) throw new Error(`backend ${name} failed to initialise`);

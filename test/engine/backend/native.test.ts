@@ -5,6 +5,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, describe, expect, it } from 'vitest';
 import { FUSED_KERNELS, hasFusedKernel } from '../../../main/engine/backend/fused-ops';
+import { activeFrozenStore } from '../../../main/engine/backend/frozen';
+import { FROZEN_KERNELS } from '../../../main/engine/backend/native/frozen-kernels';
 import {
   nativeKernelStatus, NativeKernelError, registerNativeKernels, unregisterNativeKernels,
 } from '../../../main/engine/backend/native/index';
@@ -88,8 +90,9 @@ describe.each(BACKENDS)('native kernels on %s', (backendName) => {
     const active = registerNativeKernels(backendName, { threads: 2 });
     expect(tf.getKernel(tf.GatherV2, backendName)?.kernelFunc).not.toBe(ownGather);
     expect(active).toMatchObject({ active: true, threads: 2 });
-    expect(active.kernels).toEqual(['BatchMatMul', '_FusedMatMul', 'GatherV2', ...Object.values(FUSED_KERNELS)]);
-    expect(active.detail).toMatch(new RegExp(`native sgemm \\(.+, 2 threads\\) for BatchMatMul, _FusedMatMul, GatherV2 and fused attention, rotary, SwiGLU, RMSNorm, cross-entropy on ${backendName}$`));
+    expect(active.kernels).toEqual(['BatchMatMul', '_FusedMatMul', 'GatherV2', ...Object.values(FUSED_KERNELS), ...Object.values(FROZEN_KERNELS)]);
+    expect(active.detail).toMatch(new RegExp(`native sgemm \\(.+, 2 threads\\) for BatchMatMul, _FusedMatMul, GatherV2 and fused attention, rotary, SwiGLU, RMSNorm, cross-entropy on ${backendName}; frozen weights in the native frozen-weight store \\((avx2|portable) kernels\\)$`));
+    expect(activeFrozenStore()).not.toBeNull();
     expect(tf.getKernel(tf.BatchMatMul, backendName)?.kernelFunc).not.toBe(own);
     expect(hasFusedKernel(FUSED_KERNELS.rotary)).toBe(true);
     expect(nativeKernelStatus(backendName)).toBe(active);

@@ -18,7 +18,13 @@ export interface BuiltModel {
   weights: Weights;
 }
 
-function write(dir: string, config: object, shapes: Record<string, number[]>, seed: number, scale = 0.5): BuiltModel {
+/** x rounded to bfloat16 (nearest even), as the file will hold it. */
+function toBf16(x: number): number {
+  const bits = new Uint32Array(new Float32Array([x]).buffer)[0] as number;
+  return new Float32Array(new Uint32Array([(((bits + 0x7fff + ((bits >>> 16) & 1)) >>> 16) << 16) >>> 0]).buffer)[0] as number;
+}
+
+function write(dir: string, config: object, shapes: Record<string, number[]>, seed: number, scale = 0.5, dtype: 'F32' | 'BF16' = 'F32'): BuiltModel {
   mkdirSync(dir, { recursive: true });
   const rand = lcg(seed);
   const tensors: Record<string, WritableTensor> = {};
@@ -28,7 +34,8 @@ function write(dir: string, config: object, shapes: Record<string, number[]>, se
     const data = new Float32Array(n);
     const isNorm = /norm|ln_/.test(name) && name.endsWith('weight');
     for (let i = 0; i < n; i++) data[i] = isNorm ? 1 + rand() * 0.2 : rand() * scale;
-    tensors[name] = { dtype: 'F32', shape, data };
+    if (dtype === 'BF16') data.forEach((v, i) => (data[i] = toBf16(v)));
+    tensors[name] = { dtype, shape, data };
     weights.set(name, { shape, data: Float64Array.from(data) });
   }
   writeSafetensors(join(dir, 'model.safetensors'), tensors, { format: 'pt' });
@@ -47,6 +54,8 @@ export interface LlamaShape {
   tied: boolean;
   ropeScaling?: Record<string, unknown> | null;
   ropeTheta?: number;
+  /** Storage type of every tensor (default F32); BF16 values are rounded before the reference sees them. */
+  dtype?: 'F32' | 'BF16';
 }
 
 export function buildLlama(dir: string, s: LlamaShape, seed = 1): BuiltModel {
@@ -93,7 +102,7 @@ export function buildLlama(dir: string, s: LlamaShape, seed = 1): BuiltModel {
     bos_token_id: 1,
     eos_token_id: 2,
   };
-  return write(dir, config, shapes, seed);
+  return write(dir, config, shapes, seed, 0.5, s.dtype);
 }
 
 export function buildGpt2(dir: string, s: { embd: number; layers: number; heads: number; vocab: number; positions: number }, seed = 2): BuiltModel {

@@ -56,6 +56,43 @@ export interface NativeFusedKernels {
   ): void;
 }
 
+/** A frozen weight in the addon's memory (an N-API external); freed by weightFree or when collected. */
+export type NativeWeightHandle = { readonly __nativeWeight: never };
+
+/** Stored formats by the addon's numbering (native/src/weights.h). */
+export const NATIVE_FORMATS = ['F32', 'BF16', 'F16', 'Q8_0'] as const;
+
+/**
+ * The frozen-weight store of native/src/weights.h (an addon built before it lacks these). W is [rows = out,
+ * cols = in]; formats are indices into NATIVE_FORMATS. Sizes are checked against the arrays' lengths.
+ */
+export interface NativeWeightKernels {
+  weightCreate(format: number, rows: number, cols: number): NativeWeightHandle;
+  /** Rows [row0, row0 + rows) from `source` ([rows, cols] in sourceFormat: F32, BF16 or F16 bits). */
+  weightFill(weight: NativeWeightHandle, row0: number, rows: number, source: Float32Array | Uint16Array, sourceFormat: number): void;
+  /** out [n, rows] = x [n, cols]·Wᵀ; gemv: the in-register kernel for a few rows, else tiled sgemm. */
+  weightMatmul(weight: NativeWeightHandle, x: Float32Array, out: Float32Array, n: number, gemv: boolean): void;
+  /** dx [n, cols] = dy [n, rows]·W. */
+  weightMatmulT(weight: NativeWeightHandle, dy: Float32Array, dx: Float32Array, n: number): void;
+  /** out [n, cols] = rows ids of W; -1, or the first position whose id is out of range (nothing written). */
+  weightGather(weight: NativeWeightHandle, ids: Int32Array, out: Float32Array, n: number): number;
+  weightDequantize(weight: NativeWeightHandle, row0: number, rows: number, out: Float32Array): void;
+  weightFree(weight: NativeWeightHandle): void;
+  weightInfo(weight: NativeWeightHandle): { format: string; rows: number; cols: number; bytes: number };
+  weightLiveBytes(): number;
+  /** 'avx2' or 'portable': the converting kernels in use. */
+  weightKernels(): string;
+  /** Forces the portable kernels on or off; returns the previous setting (tests compare both). */
+  weightForcePortable(on: boolean): boolean;
+}
+
+const WEIGHT_NAMES = ['weightCreate', 'weightFill', 'weightMatmul', 'weightMatmulT', 'weightGather', 'weightDequantize', 'weightFree', 'weightInfo', 'weightLiveBytes', 'weightKernels', 'weightForcePortable'] as const;
+
+/** True when the loaded addon has the frozen-weight store (a prebuilt binary from before it does not). */
+export function hasWeightKernels(addon: NativeAddon): addon is NativeAddon & NativeWeightKernels {
+  return WEIGHT_NAMES.every((name) => typeof (addon as unknown as Record<string, unknown>)[name] === 'function');
+}
+
 const FUSED_NAMES = ['rotary', 'swiglu', 'swigluGrad', 'rmsNorm', 'rmsNormGrad', 'crossEntropy', 'crossEntropyGrad', 'gather', 'attention', 'attentionGrad'] as const;
 
 /** True when the loaded addon has the fused kernels (a prebuilt binary from before them does not). */

@@ -2,7 +2,8 @@
  * Optional native kernels on the wasm and cpu backends: the matrix products (BatchMatMul, _FusedMatMul, and so
  * every matMul and its gradients) run through a BLAS sgemm (OpenBLAS, or Accelerate on macOS) in a small N-API
  * addon, on the tensors' own memory; so do float32 gathers, and the fused kernels behind ../fused-ops.ts (attention,
- * rotary, SwiGLU, RMSNorm, cross-entropy, each with its gradient). Where the addon is missing or fails to load, nothing
+ * rotary, SwiGLU, RMSNorm, cross-entropy, each with its gradient), and the frozen-weight store (../frozen.ts) that
+ * keeps base weights outside the heap at their stored precision. Where the addon is missing or fails to load, nothing
  * changes and the status says why; results never depend on which kernels run, only speed does.
  *
  *   const status = registerNativeKernels('wasm', { threads: 2 });
@@ -10,8 +11,10 @@
  */
 import { availableParallelism } from 'node:os';
 import * as tf from '@tensorflow/tfjs-core';
-import { hasFusedKernels, loadAddon, type NativeAddon } from './addon';
+import { registerFrozenStore, unregisterFrozenStore } from '../frozen';
+import { hasFusedKernels, hasWeightKernels, loadAddon, type NativeAddon } from './addon';
 import { NativeKernelError } from './errors';
+import { makeFrozenKernels, makeNativeFrozenStore } from './frozen-kernels';
 import { makeFusedKernels, makeGather } from './fused-kernels';
 import { makeBatchMatMul, makeFusedMatMul } from './kernels';
 import { cpuMemory, wasmMemory, type TensorMemory } from './memory';
@@ -29,6 +32,11 @@ export interface NativeKernelOptions {
   readonly addonPath?: string;
   /** Register the gather and fused kernels too (default true); false keeps only the matMul ones (benchmarks). */
   readonly fused?: boolean;
+  /**
+   * Keep frozen base weights in the addon's store, outside the tensors' heap (default true); false leaves them
+   * float32 tfjs tensors (benchmarks and tests of the plain path).
+   */
+  readonly frozenStore?: boolean;
 }
 
 export interface NativeKernelStatus {
@@ -92,6 +100,7 @@ export function unregisterNativeKernels(backendName: NativeBackendName): void {
   }
   for (const kernelName of added.get(backendName) ?? []) tf.unregisterKernel(kernelName, backendName);
   added.delete(backendName);
+  unregisterFrozenStore(backendName);
   statuses.delete(backendName);
 }
 
@@ -149,6 +158,16 @@ function tryRegister(backendName: NativeBackendName, options: NativeKernelOption
     added.set(backendName, [...fused.keys()]);
     kernels.push(tf.GatherV2, ...fused.keys());
   }
+  let store = '';
+  if (options.frozenStore !== false && hasWeightKernels(load.addon)) {
+    const frozen = makeFrozenKernels(load.addon, memory);
+    for (const [kernelName, kernelFunc] of frozen) tf.registerKernel({ kernelName, backendName, kernelFunc });
+    added.set(backendName, [...(added.get(backendName) ?? []), ...frozen.keys()]);
+    kernels.push(...frozen.keys());
+    const frozenStore = makeNativeFrozenStore(load.addon);
+    registerFrozenStore(backendName, frozenStore);
+    store = `; frozen weights in the ${frozenStore.detail}`;
+  }
   const { blas, config } = load.addon.info();
   const served = kernels.length > NATIVE_KERNELS.length
     ? `${NATIVE_KERNELS.join(', ')}, ${tf.GatherV2} and fused attention, rotary, SwiGLU, RMSNorm, cross-entropy`
@@ -157,7 +176,7 @@ function tryRegister(backendName: NativeBackendName, options: NativeKernelOption
   return {
     active: true,
     detail: `native sgemm (${blas === 'OpenBLAS' ? config.split(' ').slice(0, 2).join(' ') : blas}, ${threads} ` +
-      `thread${threads === 1 ? '' : 's'}) for ${served} on ${backendName}`,
+      `thread${threads === 1 ? '' : 's'}) for ${served} on ${backendName}${store}`,
     kernels,
     threads,
   };

@@ -10,6 +10,7 @@ import { nativeOptionsFromEnv } from '../engine/backend/native/index';
 import { loadModel, readModelConfig } from '../engine/models/registry';
 import { loadTokenizer, type ModelTokenizer } from '../engine/io/tokenizer';
 import { generate } from '../engine/generate/generate';
+import { encodePrompt } from '../engine/io/prompt';
 import { numberOption, parseArgs } from './train';
 import { loadAdaptersForGeneration } from '../engine/adapters/generation';
 import { parseAdapterSpecs, takeRepeated } from './merge';
@@ -19,7 +20,8 @@ export const GENERATE_USAGE = `lorasmith generate <model-dir> (--prompt TEXT | -
   [--stop STRING] [--adapter DIR[=SCALE]]... [--backend auto|tensorflow|webgpu|wasm|cpu] [--json]
 
   Temperature 0 (the default) is greedy. --chat wraps the prompt as a user message in the model's chat
-  template (with --system as the system message). --json prints one object: ids (generated only), text,
+  template (with --system as the system message), exactly as the app's chat does; BOS is added where the
+  tokenizer's config asks for it. --json prints one object: ids (generated only), text,
   backend, tokensPerSecond, and more. Each --adapter (a PEFT folder, checked against the model first) applies on
   top of the base with its scale (default 1); several make a weighted mix.`;
 
@@ -43,10 +45,10 @@ function promptIds(args: ReturnType<typeof parseArgs>, tokenizer: ModelTokenizer
     return parseIds(ids);
   }
   if (!tokenizer) throw new UsageError('this model folder has no tokenizer.json: use --prompt-ids');
-  if (!args.flags.has('chat')) return tokenizer.encode(text as string);
+  if (!args.flags.has('chat')) return encodePrompt(tokenizer, text as string);
   const system = args.values.get('system');
   const messages = [...(system !== undefined ? [{ role: 'system', content: system }] : []), { role: 'user', content: text as string }];
-  return tokenizer.encodeChat(messages, { addGenerationPrompt: true });
+  return encodePrompt(tokenizer, messages);
 }
 
 export function makeGenerateCommand(): CliCommand {

@@ -7,7 +7,7 @@
 import { resolve } from 'node:path';
 import { UsageError, type CliCommand, type CliIo } from './command';
 import type { CausalLM } from '../engine/models/types';
-import type { TrainingTokenizer } from '../engine/train/tokenize';
+import type { TextTokenizer } from '../engine/io/prompt';
 import { TARGET_GROUPS, type LoraConfig } from '../engine/lora/config';
 import { DATASET_FORMATS, type DatasetFormat } from '../engine/train/datasets/formats';
 import { SCHEDULES, type ScheduleKind } from '../engine/train/schedule';
@@ -23,7 +23,7 @@ import { nativeOptionsFromEnv } from '../engine/backend/native/index';
 export type ModelLoader = (
   modelDir: string,
   options: { trainable: boolean; backend?: string },
-) => Promise<{ model: CausalLM; tokenizer: TrainingTokenizer; backend: string }>;
+) => Promise<{ model: CausalLM; tokenizer: TextTokenizer; backend: string }>;
 
 export interface ParsedArgs {
   readonly positional: string[];

@@ -22,7 +22,7 @@ export const loader: ModelLoader = {
     await ensureBackend();
     const tokenizer = await loadTokenizer(modelDir);
     const model = await loadModel(modelDir);
-    return { model, tokenizer, chatTemplate: tokenizer.chatTemplate };
+    return { model, tokenizer };
   },
   backendName: () => tf.getBackend() ?? 'none',
   backend: ensureBackend,

@@ -5,8 +5,9 @@
 import { exportWithAdaptersMerged } from '../engine/adapters/merge-export';
 import { ResidentAdapters } from '../engine/adapters/resident';
 import type { CausalLM } from '../engine/models/types';
+import { generate } from '../engine/generate/generate';
+import { encodePrompt } from '../engine/io/prompt';
 import { HostError } from './errors';
-import { generateStream } from './generate-stream';
 import type { LoadedBase, ModelLoader } from './model-loader';
 import type { HostResults, TrainJob, TrainProgressEvent, WireChatMessage, WireSampling } from './protocol';
 import { estimateJob, runTrainJob } from './train-job';
@@ -45,7 +46,7 @@ export class HostEngine {
       this.resident = { modelDir, base, adapters: new ResidentAdapters(base.model) };
     }
     const { base } = this.resident;
-    return { modelDir, chatTemplate: base.chatTemplate, parameterCount: base.model.parameterCount() };
+    return { modelDir, chatTemplate: base.tokenizer.chatTemplate, parameterCount: base.model.parameterCount() };
   }
 
   async modules(modelDir: string): Promise<HostResults['modules']> {
@@ -102,13 +103,16 @@ export class HostEngine {
     adapters?.use(adapters.active);
   }
 
-  generate(
+  /** The chat's reply: the prompt encoded and generated as `lorasmith generate --chat` does, streamed token by token. */
+  async generate(
     messages: readonly WireChatMessage[],
     sampling: WireSampling,
     signal: AbortSignal,
     onToken: (text: string, tokenId: number) => void,
   ): Promise<HostResults['generate']> {
-    return generateStream(this.requireBase(), messages, sampling, signal, onToken);
+    const { model, tokenizer } = this.requireBase();
+    const result = await generate(model, encodePrompt(tokenizer, messages), { ...sampling, tokenizer }, (e) => onToken(e.text, e.id), signal);
+    return { text: result.text ?? '', tokens: result.ids.length, tokensPerSecond: result.tokensPerSecond, stopped: result.stopReason === 'aborted' };
   }
 
   async train(job: TrainJob, signal: AbortSignal, onProgress: (p: TrainProgressEvent) => void): Promise<HostResults['train']> {

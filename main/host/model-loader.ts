@@ -3,17 +3,12 @@
  * this seam so the same serve() runs the real architectures in the app and a tiny model in tests.
  */
 import type { CausalLM } from '../engine/models/types';
-import type { TrainingTokenizer } from '../engine/train/tokenize';
+import type { TextTokenizer } from '../engine/io/prompt';
 import type { HostBackendInfo } from './protocol';
-
-export interface HostTokenizer extends TrainingTokenizer {
-  decode(ids: readonly number[]): string;
-}
 
 export interface LoadedBase {
   readonly model: CausalLM;
-  readonly tokenizer: HostTokenizer;
-  readonly chatTemplate: string | null;
+  readonly tokenizer: TextTokenizer;
 }
 
 export interface ModelLoader {

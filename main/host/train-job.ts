@@ -10,14 +10,12 @@ import { loadDataset } from '../engine/train/datasets/dataset';
 import { storedDatasetFile } from '../engine/train/datasets/normalize';
 import { estimateTraining } from '../engine/train/estimate';
 import { trainLoop } from '../engine/train/loop';
-import { greedySample, samplePromptOf } from '../engine/train/sample';
-import { tokenizeExamples, type TokenizedExample } from '../engine/train/tokenize';
+import { evaluationSampler } from '../engine/train/sample';
+import { tokenizeExamples } from '../engine/train/tokenize';
 import type { LoadedBase } from './model-loader';
 import type { HostResults, TrainJob, TrainOutcome, TrainProgressEvent } from './protocol';
 
 const TRAINING_ADAPTER = '__training__';
-/** Tokens generated for the sample shown at each evaluation. */
-export const SAMPLE_TOKENS = 24;
 
 function addAdapter(base: LoadedBase, job: TrainJob): InjectedAdapter {
   const name = `${TRAINING_ADAPTER}${job.runId}`;
@@ -62,14 +60,6 @@ export async function estimateJob(base: LoadedBase, job: TrainJob): Promise<Host
   }
 }
 
-/** A greedy continuation of the first validation prompt (else the first training one) at each evaluation. */
-function sampler(base: LoadedBase, rows: readonly TokenizedExample[]): (() => Promise<string>) | undefined {
-  const prompt = rows.map(samplePromptOf).find((p) => p !== null);
-  if (!prompt) return undefined;
-  const eosTokenIds = [...base.model.config.eosTokenIds, ...(base.tokenizer.eosTokenId != null ? [base.tokenizer.eosTokenId] : [])];
-  return () => greedySample(base.model, prompt, { maxNewTokens: SAMPLE_TOKENS, eosTokenIds, decode: (ids) => base.tokenizer.decode(ids) });
-}
-
 export async function runTrainJob(
   base: LoadedBase,
   job: TrainJob,
@@ -81,7 +71,7 @@ export async function runTrainJob(
   const adapter = addAdapter(base, job);
   const fanInFanOut = [...adapter.modules.values()].some((m) => m.spec.fanInFanOut);
   const meta = { baseModelNameOrPath: job.modelDir, fanInFanOut };
-  const sampleAtEval = sampler(base, valRows.length > 0 ? valRows : trainRows);
+  const sampleAtEval = evaluationSampler(base.model, base.tokenizer, [...valRows, ...trainRows]);
   try {
     const result = await trainLoop({
       model: base.model,

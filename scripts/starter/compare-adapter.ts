@@ -7,6 +7,7 @@ import { initBackend } from '../../main/engine/backend/index';
 import { loadModel } from '../../main/engine/models/registry';
 import { loadTokenizer } from '../../main/engine/io/tokenizer';
 import { generate } from '../../main/engine/generate/generate';
+import { encodePrompt } from '../../main/engine/io/prompt';
 import { loadAdaptersForGeneration } from '../../main/engine/adapters/generation';
 
 const [adapterDir, modelDir = 'resources/starter', ...asked] = process.argv.slice(2);
@@ -16,10 +17,8 @@ await initBackend('wasm');
 const model = await loadModel(modelDir);
 const tokenizer = await loadTokenizer(modelDir);
 const reply = async (question: string) => {
-  const prompt = process.env.RAW === '1'
-    ? tokenizer.encode(question, { addSpecialTokens: false })
-    : tokenizer.encodeChat([{ role: 'user', content: question }], { addGenerationPrompt: true });
-  return (await generate(model, [0, ...prompt], { maxNewTokens: 24, tokenizer })).text ?? '';
+  const prompt = encodePrompt(tokenizer, process.env.RAW === '1' ? question : [{ role: 'user', content: question }]);
+  return (await generate(model, prompt, { maxNewTokens: 24, tokenizer })).text ?? '';
 };
 const base = await Promise.all(questions.map(reply));
 const resident = loadAdaptersForGeneration(model, [{ dir: adapterDir, scale: 1 }]);

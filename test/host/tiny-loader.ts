@@ -18,7 +18,7 @@ export const loader: ModelLoader = {
     const until = Date.now() + (spec.hangMs ?? 0);
     while (Date.now() < until) { /* busy */ }
     const model = tinyModel({ vocab: CHARS.length, hidden: spec.hidden ?? 16, layers: spec.layers ?? 1, seed: spec.seed ?? 1 });
-    return { model, tokenizer: charTokenizer(), chatTemplate: null };
+    return { model, tokenizer: charTokenizer() };
   },
   backendName: () => tf.getBackend() ?? 'none',
   backend: () => initBackend('cpu'),

@@ -10,7 +10,7 @@ import { loadTokenizer, type ModelTokenizer } from '../../main/engine/io/tokeniz
 import { generate } from '../../main/engine/generate/generate';
 import { runTraining } from '../../main/engine/train/run';
 import { loadAdaptersForGeneration } from '../../main/engine/adapters/generation';
-import { trainingTokenizerOf } from '../../main/engine/train/load';
+import { encodePrompt, renderChat } from '../../main/engine/io/prompt';
 import type { CausalLM } from '../../main/engine/models/types';
 
 const root = join(import.meta.dirname, '../..');
@@ -44,11 +44,11 @@ function heldOutLoss(): number {
   let total = 0;
   let count = 0;
   for (const row of heldOut) {
-    const prompt = tokenizer.encodeChat(row.messages.slice(0, 1), { addGenerationPrompt: true });
-    const full = tokenizer.encodeChat(row.messages);
-    const ids = [0, ...full];
+    // As training encodes it: the whole chat rendered, BOS by the tokenizer's policy (the starter's: none).
+    const prompt = encodePrompt(tokenizer, row.messages.slice(0, 1));
+    const ids = encodePrompt(tokenizer, renderChat(tokenizer, row.messages, false));
     const logits = tf.tidy(() => model.forward(tf.tensor2d([ids], [1, ids.length], 'int32')).arraySync() as number[][][]);
-    for (let t = prompt.length + 1; t < ids.length; t++) {
+    for (let t = prompt.length; t < ids.length; t++) {
       const row = logits[0]?.[t - 1] as number[];
       const max = Math.max(...row);
       const logSum = Math.log(row.reduce((s, v) => s + Math.exp(v - max), 0)) + max;
@@ -60,8 +60,7 @@ function heldOutLoss(): number {
 }
 
 async function replyTo(question: string): Promise<string> {
-  const prompt = tokenizer.encodeChat([{ role: 'user', content: question }], { addGenerationPrompt: true });
-  const result = await generate(model, [0, ...prompt], { maxNewTokens: 16, tokenizer });
+  const result = await generate(model, encodePrompt(tokenizer, [{ role: 'user', content: question }]), { maxNewTokens: 16, tokenizer });
   return result.text ?? '';
 }
 
@@ -75,7 +74,7 @@ describe('a short LoRA fine-tune of the starter model on a sample dataset', () =
 
     const result = await runTraining({
       model,
-      tokenizer: trainingTokenizerOf(tokenizer),
+      tokenizer,
       baseModelName: 'lorasmith-starter',
       data: { path: dataPath, valSplit: 0 },
       lora: { targetModules: 'all-linear', rank: 8, alpha: 16, dropout: 0 },

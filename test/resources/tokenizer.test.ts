@@ -89,7 +89,7 @@ describe('starter tokenizer (resources/starter)', () => {
     const rendered = tokenizer.applyChatTemplate(messages, { addGenerationPrompt: true });
     expect(rendered).toBe('<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nWho made the earth?<|im_end|>\n' +
       '<|im_start|>assistant\n');
-    const ids = tokenizer.encodeChat(messages, { addGenerationPrompt: true });
+    const ids = tokenizer.encode(rendered, { addSpecialTokens: false });
     expect(ids.filter((id) => id === 1)).toHaveLength(3); // <|im_start|>
     expect(ids.filter((id) => id === 2)).toHaveLength(2); // <|im_end|>
     expect(tokenizer.decode(ids)).toBe(rendered);

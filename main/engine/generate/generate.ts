@@ -1,12 +1,13 @@
 /**
- * Autoregressive generation with a KV cache: one forward pass over the prompt, then one position per step.
- * Stops on an EOS id, a stop string, max new tokens, the model's context length, or an aborted signal;
- * streams each token (and its text, with a tokenizer) through a callback.
+ * The generation loop (the chat, `lorasmith generate` and training samples all run this one): a forward pass
+ * over the prompt, then one position per step with the KV cache (models without one recompute the sequence).
+ * Stops on an EOS id, a stop string, max new tokens, the model's context length, or an aborted signal; streams
+ * each token and the text it completes through a callback, holding back an incomplete UTF-8 character.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { ModelIoError } from '../io/errors';
-import type { ModelTokenizer } from '../io/tokenizer';
-import type { CausalLM } from '../models/types';
+import type { TextTokenizer } from '../io/prompt';
+import type { CausalLM, KVCache } from '../models/types';
 import { Sampler, type SamplingOptions } from './sampling';
 
 export interface GenerateOptions extends SamplingOptions {
@@ -16,8 +17,8 @@ export interface GenerateOptions extends SamplingOptions {
   readonly eosTokenIds?: readonly number[];
   /** Strings that end generation; the text is cut before the first one. Needs a tokenizer. */
   readonly stopStrings?: readonly string[];
-  /** Decodes text for the result, stop strings and streaming. */
-  readonly tokenizer?: ModelTokenizer;
+  /** Decodes text (special tokens skipped) for the result, stop strings and streaming. */
+  readonly tokenizer?: TextTokenizer;
 }
 
 export interface TokenEvent {
@@ -33,7 +34,7 @@ export type StopReason = 'eos' | 'stop-string' | 'max-tokens' | 'context-length'
 export interface GenerateResult {
   /** The generated ids only (the prompt excluded). */
   readonly ids: number[];
-  /** Decoded generated text (special tokens skipped, cut at a stop string), when a tokenizer was given. */
+  /** Decoded generated text (EOS and special tokens skipped, cut at a stop string), when a tokenizer was given. */
   readonly text?: string;
   readonly stopReason: StopReason;
   readonly promptTokens: number;
@@ -44,20 +45,33 @@ export interface GenerateResult {
   readonly timeToFirstTokenMs: number;
 }
 
-/** logits [1, T, V] -> the last position's row [V] as a JS array (the tensor is disposed). */
-function lastRow(logits: tf.Tensor3D): Float32Array {
-  const [, t, v] = logits.shape;
-  const row = tf.tidy(() => tf.reshape(tf.slice(logits, [0, t - 1, 0], [1, 1, v]), [v]));
-  logits.dispose();
-  const data = row.dataSync() as Float32Array;
-  row.dispose();
-  return Float32Array.from(data);
+/** The last position's logits [V] after feeding `ids` [1, T] (with a cache, only the ids it has not seen). */
+async function nextLogits(model: CausalLM, ids: readonly number[], cache: KVCache | null): Promise<Float32Array> {
+  const row = tf.tidy(() => {
+    const input = tf.tensor2d(Int32Array.from(ids), [1, ids.length], 'int32');
+    const logits = model.forward(input, cache ? { cache } : {}); // [1, T, V]
+    const V = logits.shape[2];
+    return tf.reshape(tf.slice(logits, [0, ids.length - 1, 0], [1, 1, V]), [V]);
+  });
+  try {
+    return Float32Array.from((await row.data()) as Float32Array);
+  } finally {
+    row.dispose();
+  }
+}
+
+function cacheOf(model: CausalLM): KVCache | null {
+  try {
+    return model.createCache();
+  } catch {
+    return null; // a model without a cache recomputes the whole sequence for each token
+  }
 }
 
 /** Streams decoded text: emits what is new since the last token, holding back an incomplete UTF-8 tail. */
 class TextStream {
   private emitted = 0;
-  constructor(private readonly tokenizer: ModelTokenizer | undefined) {}
+  constructor(private readonly tokenizer: TextTokenizer | undefined) {}
 
   text(ids: readonly number[]): string {
     return this.tokenizer ? this.tokenizer.decode(ids, { skipSpecialTokens: true }) : '';
@@ -105,7 +119,7 @@ export async function generate(
   const generated: number[] = [];
   let stopReason: StopReason = 'max-tokens';
   let cutAt = -1;
-  const cache = model.createCache();
+  const cache = cacheOf(model);
   try {
     let input: readonly number[] = promptIds;
     while (generated.length < maxNew) {
@@ -117,18 +131,11 @@ export async function generate(
         stopReason = 'context-length';
         break;
       }
-      const ids = tf.tensor2d([...input], [1, input.length], 'int32');
-      let logits: tf.Tensor3D;
-      try {
-        logits = model.forward(ids, { cache });
-      } finally {
-        ids.dispose();
-      }
-      const next = sampler.next(lastRow(logits), history);
+      const next = sampler.next(await nextLogits(model, input, cache), history);
       if (generated.length === 0) firstTokenAt = performance.now();
       generated.push(next);
       history.push(next);
-      input = [next];
+      input = cache ? [next] : history;
       if (eos.has(next)) {
         onToken?.({ id: next, index: generated.length - 1, text: '' });
         stopReason = 'eos';
@@ -146,14 +153,14 @@ export async function generate(
       await new Promise<void>((resolve) => setImmediate(resolve));
     }
   } finally {
-    cache.dispose();
+    cache?.dispose();
   }
   const ended = performance.now();
   const seconds = Math.max(ended - started, 1e-6) / 1000;
   const decodeSeconds = Math.max(ended - firstTokenAt, 1e-6) / 1000;
   let text: string | undefined;
   if (options.tokenizer) {
-    text = stream.text(generated);
+    text = stream.text(stopReason === 'eos' ? generated.slice(0, -1) : generated);
     if (cutAt >= 0) text = text.slice(0, cutAt);
   }
   return {

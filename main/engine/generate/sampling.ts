@@ -10,7 +10,7 @@ export interface SamplingOptions {
   readonly temperature?: number;
   /** Keep only the k most likely tokens; 0 or undefined keeps all. */
   readonly topK?: number;
-  /** Keep the smallest set whose probability reaches p; 1 or undefined keeps all. */
+  /** Keep the smallest set whose probability reaches p (at least the most likely token: 0 keeps only it); 1 or undefined keeps all. */
   readonly topP?: number;
   /** > 1 discourages tokens already present (CTRL's penalty, as transformers applies it); 1 = off. */
   readonly repetitionPenalty?: number;
@@ -28,7 +28,7 @@ export function checkSamplingOptions(o: SamplingOptions): void {
   };
   if (o.temperature !== undefined && !(o.temperature >= 0 && Number.isFinite(o.temperature))) bad(`temperature must be >= 0, got ${o.temperature}`);
   if (o.topK !== undefined && !(Number.isInteger(o.topK) && o.topK >= 0)) bad(`top-k must be a non-negative integer, got ${o.topK}`);
-  if (o.topP !== undefined && !(o.topP > 0 && o.topP <= 1)) bad(`top-p must be in (0, 1], got ${o.topP}`);
+  if (o.topP !== undefined && !(o.topP >= 0 && o.topP <= 1)) bad(`top-p must be in [0, 1], got ${o.topP}`);
   if (o.repetitionPenalty !== undefined && !(o.repetitionPenalty > 0 && Number.isFinite(o.repetitionPenalty))) {
     bad(`repetition penalty must be > 0, got ${o.repetitionPenalty}`);
   }

@@ -65,6 +65,11 @@ export class ModelTokenizer {
   readonly bosToken: string | null;
   readonly eosToken: string | null;
   readonly bosTokenId: number | null;
+  /**
+   * Whether sequences start with BOS: tokenizer_config.json's add_bos_token where it says (transformers' Llama and
+   * Gemma tokenizers rebuild their post-processor from it), else whether tokenizer.json's post-processor adds it.
+   */
+  readonly addBosToken: boolean;
   /** The tokenizer's EOS first; callers add the model's generation_config stops. */
   readonly eosTokenIds: readonly number[];
   readonly padTokenId: number | null;
@@ -88,6 +93,10 @@ export class ModelTokenizer {
     const eos = id(config.eos_token as TokenSpec);
     this.eosTokenIds = eos === null ? [] : [eos];
     this.padTokenId = id(config.pad_token as TokenSpec);
+    const bos = this.bosTokenId;
+    this.addBosToken = typeof config.add_bos_token === 'boolean'
+      ? config.add_bos_token && bos !== null
+      : bos !== null && inner.encode('a', { add_special_tokens: true }).ids[0] === bos && inner.encode('a', { add_special_tokens: false }).ids[0] !== bos;
     this.chatTemplate = chatTemplateOf(config, dir);
     this.vocabSize = inner.get_vocab(true).size;
   }
@@ -124,11 +133,6 @@ export class ModelTokenizer {
     } catch (error) {
       throw new ModelIoError('INVALID_TOKENIZER', `chat template failed: ${(error as Error).message}`);
     }
-  }
-
-  /** The chat rendered and encoded; the template itself writes BOS where the model wants it. */
-  encodeChat(messages: readonly ChatMessage[], options: ChatTemplateOptions = {}): number[] {
-    return this.encode(this.applyChatTemplate(messages, options), { addSpecialTokens: false });
   }
 }
 

@@ -3,11 +3,12 @@ import type { CausalLM } from '../models/types';
 import { loadDataset, type DatasetOptions } from './datasets/dataset';
 import type { DatasetFileReport } from './datasets/normalize';
 import { evaluateRows } from './loop';
-import { tokenizeExamples, type TokenizeReport, type TrainingTokenizer } from './tokenize';
+import type { TextTokenizer } from '../io/prompt';
+import { tokenizeExamples, type TokenizeReport } from './tokenize';
 
 export interface EvaluateOptions {
   readonly model: CausalLM;
-  readonly tokenizer: TrainingTokenizer;
+  readonly tokenizer: TextTokenizer;
   /** Every valid record is evaluated (no split). */
   readonly data: Omit<DatasetOptions, 'valSplit' | 'valPath'>;
   readonly maxSeqLen: number;
@@ -28,9 +29,9 @@ export interface EvaluateResult {
 export function evaluateDataset(options: EvaluateOptions): EvaluateResult {
   const dataset = loadDataset({ ...options.data, valSplit: 0 });
   const tokenized = tokenizeExamples(dataset.train, options.tokenizer, {
-    maxSeqLen: options.maxSeqLen, trainOnAll: options.trainOnAll, addBos: options.model.config.bosTokenId !== null,
+    maxSeqLen: options.maxSeqLen, trainOnAll: options.trainOnAll,
   });
-  const padId = options.model.config.padTokenId ?? options.tokenizer.eosTokenId ?? 0;
+  const padId = options.model.config.padTokenId ?? options.tokenizer.eosTokenIds[0] ?? 0;
   const { loss, perplexity, tokens } = evaluateRows(options.model, tokenized.examples, padId, options.batchSize ?? 4);
   return { loss, perplexity, tokens, examples: tokenized.examples.length, dataset: dataset.files[0] as DatasetFileReport, tokenization: tokenized.report };
 }

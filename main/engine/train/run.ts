@@ -15,14 +15,15 @@ import { estimateTraining, type TrainingEstimate } from './estimate';
 import { resolveHyperparameters, type TrainHyperparameters } from './hyperparameters';
 import { trainLoop, type LoopResult, type TrainProgress } from './loop';
 import { TRAINING_RECORD_FILE } from './record';
-import { tokenizeExamples, type TokenizeReport, type TrainingTokenizer } from './tokenize';
+import type { TextTokenizer } from '../io/prompt';
+import { tokenizeExamples, type TokenizeReport } from './tokenize';
 import { fullTrainableVariables } from './trainable';
 
 export const TRAINING_ADAPTER_NAME = 'default';
 
 export interface TrainRunOptions {
   readonly model: CausalLM;
-  readonly tokenizer: TrainingTokenizer;
+  readonly tokenizer: TextTokenizer;
   /** base_model_name_or_path written into adapter_config.json. */
   readonly baseModelName: string;
   readonly baseModelHash?: string | null;
@@ -59,11 +60,11 @@ export interface TrainRunResult {
 function prepare(options: TrainRunOptions) {
   const hyperparameters = resolveHyperparameters(options.hyperparameters);
   const dataset = loadDataset({ seed: hyperparameters.seed, ...options.data });
-  const tokenizeOptions = { maxSeqLen: options.maxSeqLen, trainOnAll: options.trainOnAll, addBos: options.model.config.bosTokenId !== null };
+  const tokenizeOptions = { maxSeqLen: options.maxSeqLen, trainOnAll: options.trainOnAll };
   const train = tokenizeExamples(dataset.train, options.tokenizer, tokenizeOptions);
   const val = tokenizeExamples(dataset.val, options.tokenizer, tokenizeOptions);
   const trainRows = options.packing ? packExamples(train.examples, options.maxSeqLen) : train.examples;
-  const padId = options.model.config.padTokenId ?? options.tokenizer.eosTokenId ?? 0;
+  const padId = options.model.config.padTokenId ?? options.tokenizer.eosTokenIds[0] ?? 0;
   return { hyperparameters, dataset, train, val, trainRows, padId };
 }
 

@@ -1,26 +1,17 @@
 /**
  * Examples to token ids with a per-token train mask. By default only completion / assistant tokens are targets
  * (prompt and chat-template tokens masked); `trainOnAll` makes every token a target. Sequences are truncated to
- * maxSeqLen and every truncation is reported; an example left with no target is skipped and reported.
+ * maxSeqLen and every truncation is reported; an example left with no target is skipped and reported. Texts are
+ * encoded as io/prompt encodes prompts (no special tokens of the tokenizer's own, BOS by its config's policy).
  */
 import { TrainError } from './errors';
+import { bosToAdd, renderChat, type TextTokenizer } from '../io/prompt';
 import type { ChatMessage, Example } from './datasets/formats';
 import type { DatasetIssue } from './datasets/read';
-
-/** What training needs of a tokenizer (io/tokenizer's Tokenizer satisfies it). */
-export interface TrainingTokenizer {
-  encode(text: string, options?: { addSpecialTokens?: boolean }): number[];
-  /** Renders messages with the model's chat template; absent or throwing when the model has none. */
-  applyChatTemplate?(messages: readonly ChatMessage[], options?: { addGenerationPrompt?: boolean }): string;
-  readonly bosTokenId?: number | null;
-  readonly eosTokenId?: number | null;
-}
 
 export interface TokenizeOptions {
   readonly maxSeqLen: number;
   readonly trainOnAll?: boolean;
-  /** Prepend BOS (models like Llama expect it; chat templates usually write it themselves). */
-  readonly addBos?: boolean;
   /** Append EOS after a completion so the model learns to stop (default true). */
   readonly addEos?: boolean;
 }
@@ -41,29 +32,21 @@ export interface TokenizeReport {
   readonly skipped: readonly DatasetIssue[];
 }
 
-/** A plain role-tagged layout for models without a chat template. */
-export function fallbackChatTemplate(messages: readonly ChatMessage[], addGenerationPrompt: boolean): string {
-  const body = messages.map((m) => `<|${m.role}|>\n${m.content}\n`).join('');
-  return addGenerationPrompt ? `${body}<|assistant|>\n` : body;
-}
-
-function render(tokenizer: TrainingTokenizer, messages: readonly ChatMessage[], addGenerationPrompt: boolean): string {
-  if (tokenizer.applyChatTemplate) {
-    try {
-      return tokenizer.applyChatTemplate(messages, { addGenerationPrompt });
-    } catch (error) {
-      if (messages.length === 0) return '';
-      throw error;
-    }
+/** A chat rendered for training; a conversation that opens with the assistant has no prompt before it. */
+function render(tokenizer: TextTokenizer, messages: readonly ChatMessage[], addGenerationPrompt: boolean): string {
+  try {
+    return renderChat(tokenizer, messages, addGenerationPrompt);
+  } catch (error) {
+    if (messages.length === 0) return '';
+    throw error;
   }
-  return fallbackChatTemplate(messages, addGenerationPrompt);
 }
 
 /**
  * Chat to segments: for each assistant turn, the text the template adds for it beyond the prompt (rendered with
  * the generation prompt) is the trained part; everything else is context.
  */
-export function chatSegments(tokenizer: TrainingTokenizer, messages: readonly ChatMessage[]): { text: string; train: boolean }[] {
+export function chatSegments(tokenizer: TextTokenizer, messages: readonly ChatMessage[]): { text: string; train: boolean }[] {
   const segments: { text: string; train: boolean }[] = [];
   let done = '';
   messages.forEach((message, i) => {
@@ -83,7 +66,7 @@ export function chatSegments(tokenizer: TrainingTokenizer, messages: readonly Ch
 
 export function tokenizeExamples(
   examples: readonly Example[],
-  tokenizer: TrainingTokenizer,
+  tokenizer: TextTokenizer,
   options: TokenizeOptions,
 ): { examples: TokenizedExample[]; report: TokenizeReport } {
   if (!Number.isInteger(options.maxSeqLen) || options.maxSeqLen < 2) {
@@ -104,13 +87,15 @@ export function tokenizeExamples(
       ids.push(...piece);
       for (let i = 0; i < piece.length; i++) train.push(segment.train || options.trainOnAll ? 1 : 0);
     }
-    // Chat templates often write the BOS themselves: never start with two.
-    if (options.addBos && tokenizer.bosTokenId != null && ids[0] !== tokenizer.bosTokenId) {
-      ids.unshift(tokenizer.bosTokenId);
+    // The prompt encoding's BOS policy (a template that writes BOS itself gets no second one).
+    const bos = bosToAdd(tokenizer, ids);
+    if (bos !== null) {
+      ids.unshift(bos);
       train.unshift(0);
     }
-    if (example.kind === 'segments' && (options.addEos ?? true) && tokenizer.eosTokenId != null) {
-      ids.push(tokenizer.eosTokenId);
+    const eos = tokenizer.eosTokenIds[0];
+    if (example.kind === 'segments' && (options.addEos ?? true) && eos !== undefined) {
+      ids.push(eos);
       train.push(1);
     }
     if (ids.length > options.maxSeqLen) {

@@ -119,6 +119,7 @@ describe('sampling', () => {
     expect(candidates(logits, 1, 2, 1).ids).toEqual([1, 2]);
     const p = softmax([...logits], 1); // [0.0851, 0.6289, 0.2313, 0.0115, 0.0516]... sorted: 1, 2, 0, 4, 3
     expect(candidates(logits, 1, 0, 0.6).ids).toEqual([1]);
+    expect(candidates(logits, 1, 0, 0).ids).toEqual([1]); // top-p 0: the most likely token alone
     expect(candidates(logits, 1, 0, 0.7).ids).toEqual([1, 2]);
     const three = candidates(logits, 1, 0, 0.9);
     expect(three.ids).toEqual([1, 2, 0]);
@@ -139,7 +140,8 @@ describe('sampling', () => {
   });
 
   it('rejects bad options', () => {
-    expect(() => new Sampler({ topP: 0 })).toThrow(/top-p must be in \(0, 1\], got 0/);
+    expect(() => new Sampler({ topP: 1.5 })).toThrow(/top-p must be in \[0, 1\], got 1.5/);
+    expect(() => new Sampler({ topP: -0.1 })).toThrow(/top-p must be in \[0, 1\], got -0.1/);
     expect(() => new Sampler({ temperature: -1 })).toThrow(/temperature must be >= 0/);
   });
 });

@@ -83,7 +83,7 @@ describe('special tokens and chat templates', () => {
       { role: 'user', content: 'Bye' },
     ]);
     expect(text).toBe('<s>[INST] <<SYS>>\nBe brief.\n<</SYS>>\n\nHi [/INST] Hello. </s><s>[INST] Bye [/INST]');
-    const ids = tokenizer.encodeChat([{ role: 'user', content: 'Hi' }]);
+    const ids = tokenizer.encode(tokenizer.applyChatTemplate([{ role: 'user', content: 'Hi' }]), { addSpecialTokens: false });
     expect(ids[0]).toBe(1); // '<s>' in the template text is the BOS token, once
     expect(ids.filter((id) => id === 1)).toHaveLength(1);
   });
@@ -92,7 +92,7 @@ describe('special tokens and chat templates', () => {
     const tokenizer = await loadTokenizer(llama3Dir);
     const text = tokenizer.applyChatTemplate([{ role: 'user', content: 'Hi' }], { addGenerationPrompt: true });
     expect(text).toBe('<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\nHi<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n');
-    const ids = tokenizer.encodeChat([{ role: 'user', content: 'Hi' }], { addGenerationPrompt: true });
+    const ids = tokenizer.encode(text, { addSpecialTokens: false });
     expect(ids.slice(0, 2)).toEqual([128000, 128006]);
   });
 

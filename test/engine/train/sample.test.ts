@@ -1,7 +1,7 @@
 /**
  * Sample generations at each evaluation: the loop's sampleAtEval hook runs with the weights as trained so far,
- * and its text rides on the 'eval' event. The greedy continuation is checked against a naive argmax decode
- * written here (full recompute, no KV cache) with the adapter in place.
+ * and its text rides on the 'eval' event. The greedy continuation (the generation loop's, here on a model without a
+ * KV cache) is checked against a naive argmax decode written here (full recompute) with the adapter in place.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs-core';
@@ -12,6 +12,7 @@ import { trainLoop, type TrainProgress } from '../../../main/engine/train/loop';
 import { greedySample, samplePromptOf } from '../../../main/engine/train/sample';
 import type { TokenizedExample } from '../../../main/engine/train/tokenize';
 import type { CausalLM } from '../../../main/engine/models/types';
+import type { TextTokenizer } from '../../../main/engine/io/prompt';
 
 beforeAll(useCpu);
 afterAll(() => undefined);
@@ -19,6 +20,16 @@ afterAll(() => undefined);
 /** prompt [2, p] -> answer (3p + 5) mod 16 then EOS (1); only answer and EOS train. */
 const rows: TokenizedExample[] = Array.from({ length: 8 }, (_, i) => ({ line: i + 1, ids: [2, i + 2, (3 * (i + 2) + 5) % 16, 1], train: [0, 0, 1, 1] }));
 const decode = (ids: readonly number[]) => ids.map((id) => String.fromCharCode(97 + id)).join('');
+/** Letters for ids; no chat template, no BOS; EOS is id 1. */
+const tokenizer: TextTokenizer = {
+  encode: (text) => [...text].map((c) => c.charCodeAt(0) - 97),
+  decode,
+  chatTemplate: null,
+  applyChatTemplate: () => { throw new Error('no template'); },
+  bosTokenId: null,
+  addBosToken: false,
+  eosTokenIds: [1],
+};
 
 /** Reference greedy decode: argmax of the last position after a full forward of the whole sequence each time. */
 function naiveGreedy(model: CausalLM, prompt: readonly number[], n: number, eos: number): number[] {
@@ -58,7 +69,7 @@ describe('trainLoop sampleAtEval', () => {
       onProgress: (e) => events.push(e),
       sampleAtEval: async (step) => {
         calledAt.push(step);
-        return greedySample(model, prompt, { maxNewTokens: 5, decode, eosTokenIds: [1] });
+        return greedySample(model, prompt, { maxNewTokens: 5, tokenizer, eosTokenIds: [1] });
       },
     });
     expect(calledAt).toEqual([20, 40, 60]);
@@ -70,7 +81,7 @@ describe('trainLoop sampleAtEval', () => {
     // restoreBest: false leaves the weights of the last step, the ones the last sample was made with.
     const reference = decode(naiveGreedy(model, prompt, 5, 1));
     const tensors = tf.memory().numTensors;
-    expect(await greedySample(model, prompt, { maxNewTokens: 5, decode, eosTokenIds: [1] })).toBe(reference);
+    expect(await greedySample(model, prompt, { maxNewTokens: 5, tokenizer, eosTokenIds: [1] })).toBe(reference);
     expect(tf.memory().numTensors).toBe(tensors);
     expect(evals.at(-1)?.sample).toBe(reference);
     // The adapter matters: the trained model answers the mapping, which the base alone does not.

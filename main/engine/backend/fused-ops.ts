@@ -126,7 +126,7 @@ export function fusedAttention(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, s
 }
 
 /** How a frozen weight is held on a backend that keeps it at its stored precision (see fusedFrozenLinear). */
-export type FrozenWeightFormat = 'float32' | 'float16' | 'bfloat16';
+export type FrozenWeightFormat = 'F32' | 'F16' | 'BF16';
 
 /**
  * The frozen linear with its LoRA pair in one kernel, on backends that keep frozen weights on the device at their
@@ -136,9 +136,14 @@ export type FrozenWeightFormat = 'float32' | 'float16' | 'bfloat16';
 export const FROZEN_LINEAR_KERNEL = 'LorasmithFrozenLinear';
 
 export interface FrozenWeightTensor {
-  /** float32 [in, out]; or for float16 / bfloat16 int32 words [ceil(in·out / 2)], each two values of [in, out] row-major, the first in the low half. */
+  /**
+   * The stored matrix, row-major: float32 [rows, cols] for F32; for F16 / BF16 int32 words [ceil(rows·cols / 2)],
+   * each holding two consecutive values, the first in the low half.
+   */
   readonly data: tf.Tensor;
   readonly format: FrozenWeightFormat;
+  /** 'in-out': stored [in, out] (LinearLayer's pre-transposed weights); 'out-in': nn.Linear's [out, in] (checkpoints). */
+  readonly layout: 'in-out' | 'out-in';
   readonly inFeatures: number;
   readonly outFeatures: number;
 }
@@ -150,39 +155,52 @@ export interface LoraPair {
   readonly scale: number;
 }
 
+/** Attributes of FROZEN_LINEAR_KERNEL: the product is x·W or x·Wᵀ of the stored [rows, cols] matrix W. */
+export interface FrozenLinearAttrs {
+  readonly format: FrozenWeightFormat;
+  readonly rows: number;
+  readonly cols: number;
+  readonly transposeWeight: boolean;
+  /** Read the LoRA factor loraB [N, R] transposed (the gradient's dU·Atᵀ with At stored [in, r]). */
+  readonly transposeLoraB: boolean;
+  readonly scale: number;
+}
+
 /**
  * y = x·W + bias + scale·(loraX·At)·Bt, x [N, in] -> [N, out], W and bias frozen (no gradient), the gradient flowing
  * to x, At, Bt (and loraX, the LoRA input after dropout, when given apart from x). u = loraX·At is a plain matMul;
  * the kernel adds its ·Bt, the bias and the scale to the frozen product. The gradient reuses the kernel with W and
- * At read transposed: dx = dy·Wᵀ + dU·Atᵀ with dU = scale·dy·Btᵀ.
+ * At read the other way: dx = dy·Wᵀ + dU·Atᵀ with dU = scale·dy·Btᵀ.
  */
 export function fusedFrozenLinear(
   x: tf.Tensor2D, weight: FrozenWeightTensor, bias: tf.Tensor1D | null, lora: LoraPair | null, loraX?: tf.Tensor2D,
 ): tf.Tensor2D {
-  const attrs = (transposeWeight: boolean, transposeLoraB: boolean, scale: number): tf.NamedAttrMap => ({
-    format: weight.format, inFeatures: weight.inFeatures, outFeatures: weight.outFeatures, transposeWeight, transposeLoraB, scale,
-  });
+  const [rows, cols] = weight.layout === 'in-out' ? [weight.inFeatures, weight.outFeatures] : [weight.outFeatures, weight.inFeatures];
+  const attrs = (forward: boolean, transposeLoraB: boolean, scale: number): tf.NamedAttrMap => ({
+    format: weight.format, rows, cols,
+    transposeWeight: forward === (weight.layout === 'out-in'), transposeLoraB, scale,
+  } satisfies FrozenLinearAttrs);
   const separateLoraInput = lora !== null && loraX !== undefined && loraX !== x;
   const op = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
     const save = args[args.length - 1] as tf.GradSaveFunc;
     const [xs, at, bt, lx] = args.slice(0, -1) as [tf.Tensor2D, tf.Tensor2D?, tf.Tensor2D?, tf.Tensor2D?];
     const u = lora ? tf.matMul(separateLoraInput ? (lx as tf.Tensor2D) : xs, at as tf.Tensor2D) : null; // [N, r]
     const inputs: tf.NamedTensorMap = { x: xs, weight: weight.data, ...(bias ? { bias } : {}), ...(u ? { loraU: u, loraB: bt as tf.Tensor } : {}) };
-    const value = run(FROZEN_LINEAR_KERNEL, inputs, attrs(false, false, lora?.scale ?? 0)) as tf.Tensor2D;
+    const value = run(FROZEN_LINEAR_KERNEL, inputs, attrs(true, false, lora?.scale ?? 0)) as tf.Tensor2D;
     save(lora ? [weight.data, at as tf.Tensor, bt as tf.Tensor, u as tf.Tensor, separateLoraInput ? (lx as tf.Tensor) : xs] : [weight.data]);
     return {
       value,
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
         const w = saved[0] as tf.Tensor;
-        if (!lora) return [run(FROZEN_LINEAR_KERNEL, { x: dy, weight: w }, attrs(true, false, 0)) as tf.Tensor];
+        if (!lora) return [run(FROZEN_LINEAR_KERNEL, { x: dy, weight: w }, attrs(false, false, 0)) as tf.Tensor];
         const [, a0, b0, u0, in0] = saved as [tf.Tensor, tf.Tensor2D, tf.Tensor2D, tf.Tensor2D, tf.Tensor2D];
         const dU = tf.mul(tf.matMul(dy as tf.Tensor2D, b0, false, true), lora.scale) as tf.Tensor2D; // [N, r]
         const dAt = tf.matMul(in0, dU, true, false); // [in, r]
         const dBt = tf.mul(tf.matMul(u0, dy as tf.Tensor2D, true, false), lora.scale); // [r, out]
         if (!separateLoraInput) {
-          return [run(FROZEN_LINEAR_KERNEL, { x: dy, weight: w, loraU: dU, loraB: a0 }, attrs(true, true, 1)) as tf.Tensor, dAt, dBt];
+          return [run(FROZEN_LINEAR_KERNEL, { x: dy, weight: w, loraU: dU, loraB: a0 }, attrs(false, true, 1)) as tf.Tensor, dAt, dBt];
         }
-        const dx = run(FROZEN_LINEAR_KERNEL, { x: dy, weight: w }, attrs(true, false, 0)) as tf.Tensor;
+        const dx = run(FROZEN_LINEAR_KERNEL, { x: dy, weight: w }, attrs(false, false, 0)) as tf.Tensor;
         return [dx, dAt, dBt, tf.matMul(dU, a0, false, true)];
       },
     };

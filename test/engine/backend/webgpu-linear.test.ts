@@ -6,7 +6,9 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FROZEN_LINEAR_KERNEL, fusedFrozenLinear, hasFusedKernel, type FrozenWeightFormat } from '../../../main/engine/backend/fused-ops';
+import {
+  FROZEN_LINEAR_KERNEL, fusedFrozenLinear, hasFusedKernel, type FrozenWeightFormat, type FrozenWeightTensor,
+} from '../../../main/engine/backend/fused-ops';
 import { halfWords } from '../../../main/engine/backend/webgpu/half-words';
 import { registerWebgpuKernels, unregisterWebgpuKernels } from '../../../main/engine/backend/webgpu/index';
 import { dot, finiteDifferences, valueAndGrads, worst } from './fused-reference';
@@ -32,12 +34,12 @@ function decodeBf16(h: number): number {
 }
 
 /** Random finite halves of magnitude about 2^-6..2^1 (exponents picked, so no NaN or Inf bit patterns). */
-function randomHalves(random: () => number, n: number, format: 'float16' | 'bfloat16'): Uint16Array {
+function randomHalves(random: () => number, n: number, format: 'F16' | 'BF16'): Uint16Array {
   const out = new Uint16Array(n);
   for (let i = 0; i < n; i++) {
     const sign = random() < 0.5 ? 0x8000 : 0;
-    const exponent = Math.floor(random() * 8) + (format === 'float16' ? 9 : 121);
-    out[i] = format === 'float16'
+    const exponent = Math.floor(random() * 8) + (format === 'F16' ? 9 : 121);
+    out[i] = format === 'F16'
       ? sign | (exponent << 10) | Math.floor(random() * 1024)
       : sign | (exponent << 7) | Math.floor(random() * 128);
   }
@@ -63,13 +65,17 @@ function linear64(x: Float64Array, lx: Float64Array, w: Float64Array, b: Float64
   return y;
 }
 
-function weightFor(random: () => number, format: FrozenWeightFormat, k: number, n: number): { tensor: tf.Tensor; values: Float64Array } {
-  if (format === 'float32') {
-    const values = randomValues(random, k * n);
-    return { tensor: tf.tensor2d(values, [k, n]), values: Float64Array.from(values) };
-  }
-  const bits = randomHalves(random, k * n, format);
-  return { tensor: halfWords(bits), values: Float64Array.from(bits, format === 'float16' ? decodeF16 : decodeBf16) };
+/**
+ * A random weight for op(W) [K, N]: the tensor as stored ([K, N] for 'in-out', [N, K] for 'out-in') and its values
+ * in float64 as [K, N] for the reference.
+ */
+function weightFor(random: () => number, format: FrozenWeightFormat, layout: 'in-out' | 'out-in', k: number, n: number): { weight: FrozenWeightTensor; values: Float64Array } {
+  const bits = format === 'F32' ? null : randomHalves(random, k * n, format);
+  const floats = format === 'F32' ? randomValues(random, k * n) : null;
+  const stored = bits ? Float64Array.from(bits, format === 'F16' ? decodeF16 : decodeBf16) : Float64Array.from(floats as Float32Array);
+  const values = layout === 'in-out' ? stored : Float64Array.from({ length: k * n }, (_, i) => stored[(i % n) * k + Math.floor(i / n)] as number);
+  const data = bits ? halfWords(bits) : tf.tensor2d(floats as Float32Array, layout === 'in-out' ? [k, n] : [n, k]);
+  return { weight: { data, format, layout, inFeatures: k, outFeatures: n }, values };
 }
 
 describe('the frozen linear kernel on webgpu', () => {
@@ -89,18 +95,20 @@ describe('the frozen linear kernel on webgpu', () => {
     expect(hasFusedKernel(FROZEN_LINEAR_KERNEL)).toBe(true);
   });
 
-  describe.each(['float32', 'float16', 'bfloat16'] as const)('with %s weights', (format) => {
+  describe.each([
+    ['F32', 'in-out'], ['F16', 'in-out'], ['BF16', 'in-out'], ['F16', 'out-in'], ['BF16', 'out-in'],
+  ] as const)('with %s weights stored %s', (format, layout) => {
     it.skipIf(unavailable !== null)('values, and the gradients of x, At and Bt by finite differences', async () => {
-      const random = seededRandom(format.length * 7 + 3);
+      const random = seededRandom(format.length * 7 + layout.length);
       const cases: Case[] = [
         { m: 5, k: 7, n: 9, r: 3, bias: true }, // one tile, odd everywhere (an odd weight count ends mid-word)
-        { m: 3, k: 20, n: 70, r: 2, bias: false }, // decode-sized rows: the matrix-vector kernel
+        { m: 3, k: 20, n: 70, r: 2, bias: false }, // decode-sized rows: the matrix-vector kernels
         { m: 66, k: 18, n: 67, r: 1, bias: true }, // past a tile in m and n, k past one 16-deep step
       ];
       for (const c of cases) {
         const { m, k, n, r } = c;
-        const w = weightFor(random, format, k, n);
-        const weight = { data: w.tensor, format, inFeatures: k, outFeatures: n };
+        const w = weightFor(random, format, layout, k, n);
+        const weight = w.weight;
         const b = c.bias ? randomValues(random, n) : null;
         const bias = b ? tf.tensor1d(b) : null;
         const [x, at, bt, rr] = [randomValues(random, m * k), randomValues(random, k * r), randomValues(random, r * n), randomValues(random, m * n)];
@@ -114,7 +122,7 @@ describe('the frozen linear kernel on webgpu', () => {
         if (m * k <= 200) expect(worst(grads[0] as Float32Array, finiteDifferences((v) => f(v, at64, bt64), x64), 1)).toBeLessThan(1e-4);
         expect(worst(grads[1] as Float32Array, finiteDifferences((v) => f(x64, v, bt64), at64), 1)).toBeLessThan(1e-4);
         if (r * n <= 200) expect(worst(grads[2] as Float32Array, finiteDifferences((v) => f(x64, at64, v), bt64), 1)).toBeLessThan(1e-4);
-        tf.dispose([w.tensor, ...(bias ? [bias] : [])]);
+        tf.dispose([weight.data, ...(bias ? [bias] : [])]);
       }
     });
   });
@@ -123,8 +131,8 @@ describe('the frozen linear kernel on webgpu', () => {
     const random = seededRandom(17);
     const c: Case = { m: 6, k: 10, n: 12, r: 2, bias: false };
     const { m, k, n, r } = c;
-    const w = weightFor(random, 'float16', k, n);
-    const weight = { data: w.tensor, format: 'float16' as const, inFeatures: k, outFeatures: n };
+    const w = weightFor(random, 'F16', 'out-in', k, n);
+    const weight = w.weight;
     const [x, lx, at, bt, rr] = [randomValues(random, m * k), randomValues(random, m * k), randomValues(random, k * r), randomValues(random, r * n), randomValues(random, m * n)];
     const [x64, lx64, at64, bt64] = [x, lx, at, bt].map((v) => Float64Array.from(v)) as [Float64Array, Float64Array, Float64Array, Float64Array];
     const zeros = new Float64Array(r * n);
@@ -142,7 +150,7 @@ describe('the frozen linear kernel on webgpu', () => {
     expect(worst(apart.grads[1] as Float32Array, finiteDifferences((v) => f(x64, lx64, v, bt64), at64))).toBeLessThan(1e-4);
     expect(worst(apart.grads[2] as Float32Array, finiteDifferences((v) => f(x64, lx64, at64, v), bt64))).toBeLessThan(1e-4);
     expect(worst(apart.grads[3] as Float32Array, finiteDifferences((v) => f(x64, v, at64, bt64), lx64))).toBeLessThan(1e-4);
-    w.tensor.dispose();
+    weight.data.dispose();
   });
 
   it.skipIf(unavailable !== null)('gives the composed tfjs ops\' values and gradients on a float32 weight', async () => {
@@ -151,7 +159,7 @@ describe('the frozen linear kernel on webgpu', () => {
     const wv = randomValues(random, k * n);
     const weightTensor = tf.tensor2d(wv, [k, n]);
     const bias = tf.tensor1d(randomValues(random, n));
-    const weight = { data: weightTensor, format: 'float32' as const, inFeatures: k, outFeatures: n };
+    const weight: FrozenWeightTensor = { data: weightTensor, format: 'F32', layout: 'in-out', inFeatures: k, outFeatures: n };
     const given = [randomValues(random, m * k), randomValues(random, k * r), randomValues(random, r * n)];
     const rr = randomValues(random, m * n);
     const inputs = (): tf.Tensor[] => [tf.tensor2d(given[0] as Float32Array, [m, k]), tf.tensor2d(given[1] as Float32Array, [k, r]), tf.tensor2d(given[2] as Float32Array, [r, n])];

@@ -1,48 +1,37 @@
 /**
  * The frozen linear on webgpu in one kernel: y = x·op(W) + bias + scale·u·op(B), where W is the frozen weight,
  * float32 or kept on the GPU at its stored half precision (F16 or BF16, two values per 32-bit word, converted in
- * the kernel), and u·B is a LoRA pair's second product (u = x·Aᵀ from a plain matMul). The gradient runs the same
- * kernel with W and the LoRA factor read transposed: dx = dy·Wᵀ + dU·A.
+ * the kernel), and u·B is a LoRA pair's second product (u = x·At from a plain matMul). The gradient runs the same
+ * kernel with W and the LoRA factor read the other way: dx = dy·op(W)ᵀ + dU·Atᵀ (fused-ops' fusedFrozenLinear).
  *
  * Half-precision words and not `array<f16>`: f16 types need `enable f16;` ahead of every declaration, which tfjs's
  * shader assembly does not allow, and the `shader-f16` feature tfjs does not request. `unpack2x16float` is core
  * WGSL and converts exactly; BF16 is the upper half of a float32, so a shift converts it.
  *
- * Shapes: x [M, K], W stored [in, out] (= [K, N], or [N, K] read transposed), bias [N], u [M, R],
- * B stored [R, N] (or [N, R] read transposed) -> y [M, N].
+ * Shapes: x [M, K], W stored [rows, cols] with op(W) [K, N] (W itself, or Wᵀ when transposeWeight), bias [N],
+ * u [M, R], loraB [R, N] (or [N, R] read transposed) -> y [M, N].
  */
 import type * as tf from '@tensorflow/tfjs-core';
-import { FROZEN_LINEAR_KERNEL, type FrozenWeightFormat } from '../fused-ops';
-import { runProgram, WORKGROUP_ROW, type KernelArgs } from './program';
-
-export interface LinearAttrs {
-  readonly format: FrozenWeightFormat;
-  /** W's stored shape [in, out]: packed weights are flat words, so the shape travels here. */
-  readonly inFeatures: number;
-  readonly outFeatures: number;
-  /** Read W as [out, in]ᵀ: the product is then x [M, out]·Wᵀ -> [M, in] (the gradient's dy·Wᵀ). */
-  readonly transposeWeight: boolean;
-  /** Read B [N, R] transposed (the gradient's dU·A with A stored [in, r]). */
-  readonly transposeLoraB: boolean;
-  readonly scale: number;
-}
+import { FROZEN_LINEAR_KERNEL, type FrozenLinearAttrs, type FrozenWeightFormat } from '../fused-ops';
+import { reduceSnippet, runProgram, WORKGROUP_ROW, type KernelArgs } from './program';
 
 const TILE = 64;
 const TILE_K = 16;
 /** Rows up to which the product is a matrix-vector kernel (decoding): a 64-row tile would idle 60 of them. */
 export const GEMV_ROWS = 4;
 const GEMV_SLICES = 4;
+const DOT_THREADS = 64;
 
-/** WGSL reading W's element (k, n) of the product as f32: `flat` is its index in W's stored [in, out] layout. */
-function weightRead(format: FrozenWeightFormat): string {
+/** WGSL `weightAtFlat(flat)`: element `flat` of the stored row-major W as f32. */
+export function weightRead(format: FrozenWeightFormat): string {
   switch (format) {
-    case 'float32':
+    case 'F32':
       return 'fn weightAtFlat(flat : i32) -> f32 { return weight[flat]; }';
-    case 'float16':
+    case 'F16':
       return `fn weightAtFlat(flat : i32) -> f32 {
         return unpack2x16float(bitcast<u32>(weight[flat >> 1u]))[flat & 1];
       }`;
-    case 'bfloat16':
+    case 'BF16':
       return `fn weightAtFlat(flat : i32) -> f32 {
         let word = bitcast<u32>(weight[flat >> 1u]);
         return bitcast<f32>(select(word << 16u, word & 0xffff0000u, (flat & 1) == 1));
@@ -50,9 +39,9 @@ function weightRead(format: FrozenWeightFormat): string {
   }
 }
 
-const FIELDS = 'm : i32, n : i32, k : i32, rank : i32, outFeatures : i32, scale : f32,';
+const FIELDS = 'm : i32, n : i32, k : i32, rank : i32, cols : i32, scale : f32,';
 
-/** The epilogue's bias and LoRA terms for output (row, col), as WGSL adding to `value`. */
+/** `finish(row, col, product)`: the product plus the bias and the LoRA term of output (row, col). */
 function epilogue(hasBias: boolean, hasLora: boolean, transposeB: boolean): string {
   const b = transposeB ? 'loraB[col * uniforms.rank + r]' : 'loraB[r * uniforms.n + col]';
   return `
@@ -66,14 +55,13 @@ function epilogue(hasBias: boolean, hasLora: boolean, transposeB: boolean): stri
     }`;
 }
 
-/** Flat index in W's stored layout of the product's (k, n). */
-const weightIndex = (transposed: boolean): string =>
-  transposed ? 'n * uniforms.outFeatures + k' : 'k * uniforms.outFeatures + n';
+/** Flat index in the stored W of op(W)'s (k, n). */
+const weightIndex = (transposed: boolean): string => (transposed ? 'n * uniforms.cols + k' : 'k * uniforms.cols + n');
 
-/** 64×64 output tiles, 16×16 threads of 4×4 outputs each, through workgroup tiles of x and W 16 deep in k. */
-function tiledCode(attrs: LinearAttrs, head: string): string {
-  // Threads walk W's contiguous dimension when loading its tile: n when stored [K, N], k when read transposed.
-  const wLoad = attrs.transposeWeight ? 'let wn = e / TILE_K; let wk = e % TILE_K;' : 'let wk = e / TILE; let wn = e % TILE;';
+/** 64×64 output tiles, 16×16 threads of 4×4 outputs each, through workgroup tiles of x and op(W) 16 deep in k. */
+function tiledCode(transposed: boolean, head: string): string {
+  // Threads walk W's contiguous dimension as they load its tile: n when op(W) = W, k when it is Wᵀ.
+  const wLoad = transposed ? 'let wn = e / TILE_K; let wk = e % TILE_K;' : 'let wk = e / TILE; let wn = e % TILE;';
   return `
     ${head}
     const TILE = ${TILE};
@@ -101,7 +89,7 @@ function tiledCode(attrs: LinearAttrs, head: string): string {
           ${wLoad}
           let k = k0 + wk;
           let n = n0 + wn;
-          wTile[wk][wn] = select(0.0, weightAtFlat(${weightIndex(attrs.transposeWeight)}), k < uniforms.k && n < uniforms.n);
+          wTile[wk][wn] = select(0.0, weightAtFlat(${weightIndex(transposed)}), k < uniforms.k && n < uniforms.n);
         }
         workgroupBarrier();
         for (var kk = 0; kk < TILE_K; kk++) {
@@ -123,10 +111,10 @@ function tiledCode(attrs: LinearAttrs, head: string): string {
 }
 
 /**
- * Up to GEMV_ROWS rows: 64 columns per workgroup, each column's k range split over 4 slices of threads and summed
- * through workgroup memory; adjacent threads read adjacent columns of each row of W.
+ * Up to GEMV_ROWS rows of x·W (W [K, N]): 64 columns per workgroup, each column's k range split over 4 slices of
+ * threads and summed through workgroup memory; adjacent threads read adjacent columns of each row of W.
  */
-function gemvCode(head: string): string {
+function columnsCode(head: string): string {
   return `
     ${head}
     var<workgroup> partial : array<f32, ${GEMV_ROWS * GEMV_SLICES * 64}>;
@@ -137,7 +125,7 @@ function gemvCode(head: string): string {
       var acc : array<f32, ${GEMV_ROWS}>;
       if (col < uniforms.n) {
         for (var k = slice; k < uniforms.k; k += ${GEMV_SLICES}) {
-          let w = weightAtFlat(k * uniforms.outFeatures + col);
+          let w = weightAtFlat(k * uniforms.cols + col);
           for (var r = 0; r < uniforms.m; r++) { acc[r] += x[r * uniforms.k + k] * w; }
         }
       }
@@ -146,38 +134,61 @@ function gemvCode(head: string): string {
       if (slice == 0 && col < uniforms.n) {
         for (var r = 0; r < uniforms.m; r++) {
           var sum = 0.0;
-          for (var s = 0; s < ${GEMV_SLICES}; s++) { sum += partial[(r * ${GEMV_SLICES} + s) * 64 + lx]; }
+          for (var s = 0; s < ${GEMV_SLICES}; s++) { sum += partial[(r * ${GEMV_SLICES} + s) * 64 + lx] ; }
           setOutputAtIndex(r * uniforms.n + col, finish(r, col, sum));
         }
       }
     }`;
 }
 
+/**
+ * Up to GEMV_ROWS rows of x·Wᵀ (W [N, K], nn.Linear's layout): one workgroup per output column, its threads
+ * striding along the contiguous row of W and summing across the workgroup.
+ */
+function rowDotsCode(head: string): string {
+  return `
+    ${head}
+    ${reduceSnippet('groupSum', 'sum', DOT_THREADS)}
+    fn main(index : i32) {
+      let col = workgroupRow();
+      if (col >= uniforms.n) { return; }
+      let lane = i32(localIndex);
+      var acc : array<f32, ${GEMV_ROWS}>;
+      for (var k = lane; k < uniforms.k; k += ${DOT_THREADS}) {
+        let w = weightAtFlat(col * uniforms.cols + k);
+        for (var r = 0; r < uniforms.m; r++) { acc[r] += x[r * uniforms.k + k] * w; }
+      }
+      for (var r = 0; r < ${GEMV_ROWS}; r++) {
+        let sum = groupSum(acc[r], lane);
+        if (lane == 0 && r < uniforms.m) { setOutputAtIndex(r * uniforms.n + col, finish(r, col, sum)); }
+      }
+    }`;
+}
+
+type Shape = 'tiled' | 'columns' | 'rowdots';
+
 function linear({ inputs, backend, attrs }: KernelArgs): tf.TensorInfo {
   const { x, weight, bias, loraU, loraB } = inputs as Record<'x' | 'weight', tf.TensorInfo> & Partial<Record<'bias' | 'loraU' | 'loraB', tf.TensorInfo>>;
-  const a = attrs as unknown as LinearAttrs;
+  const a = attrs as unknown as FrozenLinearAttrs;
   const [m = 0, k = 0] = x.shape;
-  const n = a.transposeWeight ? a.inFeatures : a.outFeatures;
-  const expectedK = a.transposeWeight ? a.outFeatures : a.inFeatures;
-  if (k !== expectedK) throw new Error(`${FROZEN_LINEAR_KERNEL}: x has ${k} columns, the weight [${a.inFeatures}, ${a.outFeatures}] needs ${expectedK}`);
+  const [expectedK, n] = a.transposeWeight ? [a.cols, a.rows] : [a.rows, a.cols];
+  if (k !== expectedK) {
+    throw new Error(`${FROZEN_LINEAR_KERNEL}: x has ${k} columns, op(W) of the stored [${a.rows}, ${a.cols}] needs ${expectedK}`);
+  }
   const hasLora = loraU !== undefined && loraB !== undefined;
   const rank = hasLora ? (loraU.shape[1] ?? 0) : 0;
   const names = ['x', 'weight', ...(bias ? ['bias'] : []), ...(hasLora ? ['loraU', 'loraB'] : [])];
   const tensors = [x, weight, ...(bias ? [bias] : []), ...(hasLora ? [loraU, loraB] : [])];
   const head = `${weightRead(a.format)}${WORKGROUP_ROW}${epilogue(bias !== undefined, hasLora, a.transposeLoraB)}`;
-  const gemv = m <= GEMV_ROWS && !a.transposeWeight;
-  const key = `linear_${gemv ? 'gemv' : 'tiled'}_${a.format}_${a.transposeWeight ? 'wt' : 'w'}_${bias ? 'bias' : ''}_` +
-    `${hasLora ? (a.transposeLoraB ? 'lorabt' : 'lorab') : ''}`;
-  return runProgram(backend, {
-    key,
-    inputs: names,
-    outputShape: [m, n],
-    workgroupSize: gemv ? [64, GEMV_SLICES, 1] : [16, 16, 1],
-    workgroups: gemv ? Math.ceil(n / 64) : Math.ceil(m / TILE) * Math.ceil(n / TILE),
-    uniformFields: FIELDS,
-    code: gemv ? gemvCode(head) : tiledCode(a, head),
-  }, tensors, 'float32', [
-    ...[m, n, k, rank, a.outFeatures].map((v) => ({ type: 'int32' as const, data: [v] })),
+  const shape: Shape = m > GEMV_ROWS ? 'tiled' : a.transposeWeight ? 'rowdots' : 'columns';
+  const key = `linear_${shape}_${a.format}_${a.transposeWeight ? 'wt' : 'w'}_${bias ? 'bias' : ''}_${hasLora ? (a.transposeLoraB ? 'lorabt' : 'lorab') : ''}`;
+  const launch = {
+    tiled: { workgroupSize: [16, 16, 1] as const, workgroups: Math.ceil(m / TILE) * Math.ceil(n / TILE), code: tiledCode(a.transposeWeight, head) },
+    columns: { workgroupSize: [64, GEMV_SLICES, 1] as const, workgroups: Math.ceil(n / 64), code: columnsCode(head) },
+    rowdots: { workgroupSize: [DOT_THREADS, 1, 1] as const, workgroups: n, code: rowDotsCode(head) },
+  }[shape];
+  return runProgram(backend, { key, inputs: names, outputShape: [m, n], uniformFields: FIELDS, ...launch }, tensors, 'float32', [
+    ...[m, n, k, rank, a.cols].map((v) => ({ type: 'int32' as const, data: [v] })),
     { type: 'float32', data: [a.scale] },
   ]);
 }

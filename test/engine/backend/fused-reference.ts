@@ -4,6 +4,24 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 
+/** mulberry32: small, seeded, good enough for test data. */
+export function seededRandom(seed: number): () => number {
+  let state = seed >>> 0;
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+export function randomValues(random: () => number, size: number): Float32Array {
+  const values = new Float32Array(size);
+  for (let i = 0; i < size; i++) values[i] = random() * 2 - 1;
+  return values;
+}
+
 /** Largest |got − want| / (|want| + scale), so values near 0 are held to an absolute tolerance of `scale`·tol. */
 export function worst(got: ArrayLike<number>, want: ArrayLike<number>, scale = 1): number {
   if (got.length !== want.length) return Infinity;
@@ -122,4 +140,52 @@ export async function valueAndGrads(op: (...xs: tf.Tensor[]) => tf.Tensor, input
   } finally {
     tf.dispose([value as tf.Tensor, ...grads, ...inputs, r]);
   }
+}
+
+/** IEEE binary16 by its definition: (−1)^s · 2^(e−15) · (1 + f/1024), subnormals 2^−14 · f/1024. */
+export function decodeF16(h: number): number {
+  const sign = h & 0x8000 ? -1 : 1;
+  const e = (h >> 10) & 0x1f;
+  const f = h & 0x3ff;
+  return sign * (e === 0 ? 2 ** -14 * (f / 1024) : 2 ** (e - 15) * (1 + f / 1024));
+}
+
+/** bfloat16 by its definition: the upper 16 bits of a binary32, (−1)^s · 2^(e−127) · (1 + f/128). */
+export function decodeBf16(h: number): number {
+  const sign = h & 0x8000 ? -1 : 1;
+  const e = (h >> 7) & 0xff;
+  const f = h & 0x7f;
+  return sign * (e === 0 ? 2 ** -126 * (f / 128) : 2 ** (e - 127) * (1 + f / 128));
+}
+
+/** Random finite halves of magnitude about 2^-6..2^1 (exponents picked, so no NaN or Inf bit patterns). */
+export function randomHalves(random: () => number, n: number, format: 'F16' | 'BF16'): Uint16Array {
+  const out = new Uint16Array(n);
+  for (let i = 0; i < n; i++) {
+    const sign = random() < 0.5 ? 0x8000 : 0;
+    const exponent = Math.floor(random() * 8) + (format === 'F16' ? 9 : 121);
+    out[i] = format === 'F16'
+      ? sign | (exponent << 10) | Math.floor(random() * 1024)
+      : sign | (exponent << 7) | Math.floor(random() * 128);
+  }
+  return out;
+}
+
+export interface LinearCase { m: number; k: number; n: number; r: number; bias: boolean }
+
+/** y = x·W + b + s·(lx·At)·Bt in float64; x, lx [M, K], W [K, N], At [K, R], Bt [R, N]. */
+export function linear64(x: Float64Array, lx: Float64Array, w: Float64Array, b: Float64Array | null, at: Float64Array, bt: Float64Array, s: number, { m, k, n, r }: LinearCase): Float64Array {
+  const y = new Float64Array(m * n);
+  for (let i = 0; i < m; i++) {
+    const u = new Float64Array(r);
+    for (let q = 0; q < r; q++) for (let p = 0; p < k; p++) u[q] = (u[q] as number) + (lx[i * k + p] as number) * (at[p * r + q] as number);
+    for (let j = 0; j < n; j++) {
+      let sum = b ? (b[j] as number) : 0;
+      for (let p = 0; p < k; p++) sum += (x[i * k + p] as number) * (w[p * n + j] as number);
+      let lora = 0;
+      for (let q = 0; q < r; q++) lora += (u[q] as number) * (bt[q * n + j] as number);
+      y[i * n + j] = sum + s * lora;
+    }
+  }
+  return y;
 }

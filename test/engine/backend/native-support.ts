@@ -36,23 +36,7 @@ export async function useBackend(name: 'cpu' | 'wasm'): Promise<void> {
   await tf.ready();
 }
 
-/** mulberry32: small, seeded, good enough for test data. */
-export function seededRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-export function randomValues(random: () => number, size: number): Float32Array {
-  const values = new Float32Array(size);
-  for (let i = 0; i < size; i++) values[i] = random() * 2 - 1;
-  return values;
-}
+export { randomValues, seededRandom } from './fused-reference';
 
 const sizeOf = (shape: readonly number[]): number => shape.reduce((p, d) => p * d, 1);
 

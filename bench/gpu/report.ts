@@ -1,0 +1,92 @@
+/**
+ * The GPU check's results section (Markdown, in bench/results/<name>.md's style) from the JSON files run.sh leaves
+ * in one folder: machine.json (nvidia-smi's name and driver, PyTorch's view), adapter.json, ops-webgpu.json,
+ * step-webgpu.json, step-torch.json, status.json (each step's exit status and the last line it printed on error).
+ * What is missing is said, with why where run.sh recorded it; nothing is filled in.
+ */
+import { join } from 'node:path';
+import type { CheckReport } from '../../test/engine/backend/op-checks';
+import type { StepReport } from './step';
+
+interface Machine { gpu?: string; driver?: string; torch?: string; cuda?: string; date?: string; commit?: string }
+interface Adapter { adapter?: Record<string, unknown> | null; limits?: Record<string, number> }
+interface Ops { backend?: string; kernels?: string; checks?: CheckReport[] }
+interface TorchStep { device?: string; name?: string; torch?: string; medianStepMs?: number; stepMs?: number[]; losses?: number[]; peakBytes?: number }
+type Status = Record<string, { status: number; last?: string }>;
+
+/** Goals from the issue: step ≥ 0.25× PyTorch CUDA eager fp32 (stretch 0.5×), decode ≥ 100 tokens/s. */
+const STEP_GOAL = 0.25;
+const STEP_STRETCH = 0.5;
+const DECODE_GOAL = 100;
+
+function readJson<T>(dir: string, name: string, read: (path: string) => string): T | null {
+  try {
+    return JSON.parse(read(join(dir, name))) as T;
+  } catch {
+    return null;
+  }
+}
+
+const fixed = (value: number | undefined, digits = 0): string => (typeof value === 'number' && Number.isFinite(value) ? value.toFixed(digits) : '—');
+
+function why(status: Status | null, step: string): string {
+  const s = status?.[step];
+  if (!s) return 'not run';
+  if (s.status === 0) return 'ran, but wrote no result';
+  return `failed (exit ${s.status}${s.status === 124 ? ': timed out' : ''})${s.last ? `: ${s.last}` : ''}`;
+}
+
+function opsLine(ops: Ops | null, status: Status | null): string {
+  if (!ops?.checks) return `Op checks on webgpu against float64: ${why(status, 'ops')}.`;
+  const run = ops.checks.filter((c) => c.outcomes !== null);
+  const failed = run.filter((c) => !c.passed);
+  const worst = Math.max(...run.flatMap((c) => (c.outcomes ?? []).map((o) => o.error / o.tolerance)));
+  return `Op checks on webgpu against float64 (values and finite-difference gradients; ${ops.kernels ?? ''}): ` +
+    `${run.length - failed.length} of ${run.length} passed${failed.length > 0 ? ` (failed: ${failed.map((c) => c.name).join('; ')})` : ''}; ` +
+    `the worst error was ${fixed(worst * 100)}% of its tolerance.`;
+}
+
+export function renderReport(dir: string, read: (path: string) => string): string {
+  const machine = readJson<Machine>(dir, 'machine.json', read);
+  const adapter = readJson<Adapter>(dir, 'adapter.json', read);
+  const ops = readJson<Ops>(dir, 'ops-webgpu.json', read);
+  const ours = readJson<StepReport & { kernels?: string }>(dir, 'step-webgpu.json', read);
+  const torch = readJson<TorchStep>(dir, 'step-torch.json', read);
+  const status = readJson<Status>(dir, 'status.json', read);
+  const a = adapter?.adapter;
+  const lines = [
+    `## GPU: ${machine?.gpu ?? 'unknown GPU'}`, '',
+    `Machine: ${machine?.gpu ?? 'unknown'} (driver ${machine?.driver ?? 'unknown'}), run ${machine?.date ?? 'on an unknown date'}` +
+      `${machine?.commit ? ` from ${machine.commit}` : ''}. Dawn's adapter: ` +
+      `${a ? [a.vendor, a.architecture, a.description].filter(Boolean).join(' ') : why(status, 'adapter')}` +
+      `${adapter?.limits ? `, max storage binding ${fixed((adapter.limits.maxStorageBufferBindingSize ?? NaN) / 2 ** 20)} MiB` : ''}.`,
+    '',
+    opsLine(ops, status),
+    '',
+  ];
+  const shape = 'Qwen2.5-0.5B\'s shape (hidden 896, 24 layers, 14/2 heads, MLP 4864, vocabulary 151936, tied, q/k/v bias; ' +
+    'random BF16 weights), LoRA r=16 alpha=32 on all seven linear kinds, batch 2 × 256, AdamW';
+  lines.push(`LoRA training step on ${shape}:`, '', '| Run | median ms per step | tokens/s | first step ms | losses |', '|---|---:|---:|---:|---|');
+  if (ours) {
+    lines.push(`| lorasmith, webgpu (${ours.kernels ?? 'WGSL'}) | ${fixed(ours.medianStepMs)} | ${fixed(ours.trainTokensPerSecond)} | ` +
+      `${fixed(ours.firstStepMs)} | ${ours.losses.map((l) => l.toFixed(3)).join(', ')} |`);
+  } else lines.push(`| lorasmith, webgpu | ${why(status, 'step')} | | | |`);
+  if (torch?.medianStepMs !== undefined) {
+    lines.push(`| PyTorch ${torch.torch ?? ''} ${torch.device ?? ''} eager fp32 (no TF32), same shapes | ${fixed(torch.medianStepMs)} | ` +
+      `${fixed((2 * 256 * 1000) / torch.medianStepMs)} | | ${(torch.losses ?? []).map((l) => l.toFixed(3)).join(', ')} |`);
+  } else lines.push(`| PyTorch CUDA eager fp32 | ${why(status, 'torch')} | | | |`);
+  lines.push('');
+  if (ours && torch?.medianStepMs !== undefined) {
+    const ratio = torch.medianStepMs / ours.medianStepMs;
+    lines.push(`Speed against PyTorch: ${ratio.toFixed(2)}× (goal ≥ ${STEP_GOAL}×, stretch ${STEP_STRETCH}×): ` +
+      `${ratio >= STEP_STRETCH ? 'stretch goal met' : ratio >= STEP_GOAL ? 'goal met' : 'goal not met'}.`);
+  }
+  if (ours) {
+    const d = ours.decode;
+    lines.push(`Greedy decoding (KV cache, batch 1, ${d.promptTokens}-token prompt, ${d.newTokens} new tokens): ` +
+      `${fixed(d.decodeTokensPerSecond, 1)} tokens/s in the decode loop, ${fixed(d.tokensPerSecond, 1)} over the whole call ` +
+      `(goal ≥ ${DECODE_GOAL}: ${d.decodeTokensPerSecond >= DECODE_GOAL ? 'met' : 'not met'}). Model load ${fixed(ours.loadSeconds, 1)} s.`);
+  } else lines.push(`Greedy decoding: ${why(status, 'step')}.`);
+  lines.push('');
+  return lines.join('\n');
+}

@@ -1,0 +1,98 @@
+#!/bin/sh
+# The GPU check, on a Linux x86-64 machine with a GPU and its Vulkan driver: no Node, no npm, no network needed.
+# Unpacks payload.tar.xz (beside this script) and runs, each step under its own time limit:
+#   adapter  what Dawn (WebGPU) finds
+#   ops      the op checks against float64 on webgpu
+#   step     the LoRA training step and greedy decoding at Qwen2.5-0.5B's shape on webgpu
+#   torch    the same step in PyTorch (CUDA, eager fp32), where python3 has torch with CUDA
+#   report   gpu.md: the results section for bench/results/ (see bench/gpu/README in the repository's README)
+# Writes gpu.md, results.json (every step's JSON and status) and run.log to $OUT (default ./gpu-results).
+#
+#   sh run.sh                 everything (about 5 minutes on an H200; at most about 12)
+#   STEPS="ops" sh run.sh     only some steps
+set -u
+here=$(cd "$(dirname "$0")" && pwd)
+out=${OUT:-$here/gpu-results}
+work=${LORASMITH_GPU_WORK:-/tmp/lorasmith-gpu-check}
+steps=${STEPS:-"adapter ops step torch"}
+mkdir -p "$out" "$work"
+log="$out/run.log"
+: > "$log"
+say() { echo "$*" | tee -a "$log"; }
+
+if [ ! -x "$work/lorasmith-gpu/bin/node" ]; then
+  say "unpacking payload.tar.xz into $work"
+  if command -v xz >/dev/null 2>&1; then
+    tar -C "$work" -xJf "$here/payload.tar.xz" || exit 1
+  else
+    python3 -c 'import sys, tarfile; tarfile.open(sys.argv[1]).extractall(sys.argv[2])' "$here/payload.tar.xz" "$work" || exit 1
+  fi
+fi
+top="$work/lorasmith-gpu"
+results="$work/results"
+rm -rf "$results" && mkdir -p "$results"
+
+# Dawn opens the Vulkan loader we carry; the loader finds the GPU's driver through its ICD file.
+export LD_LIBRARY_PATH="$top/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+if [ -z "${VK_DRIVER_FILES:-}${VK_ICD_FILENAMES:-}" ]; then
+  for icd in /usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json /usr/share/vulkan/icd.d/nvidia_icd.json /etc/vulkan/icd.d/nvidia_icd.json; do
+    if [ -f "$icd" ]; then export VK_DRIVER_FILES="$icd"; break; fi
+  done
+fi
+export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-$work/xdg}"
+mkdir -p "$XDG_RUNTIME_DIR" && chmod 700 "$XDG_RUNTIME_DIR"
+node="$top/bin/node"
+check="$top/app/bundle/gpu-check.mjs"
+
+# The machine, as the report names it.
+gpu=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1)
+driver=$(nvidia-smi --query-gpu=driver_version --format=csv,noheader 2>/dev/null | head -1)
+printf '{"gpu": "%s", "driver": "%s", "date": "%s", "commit": "%s"}\n' "${gpu:-no NVIDIA GPU found}" "${driver:-unknown}" \
+  "$(date -u +%Y-%m-%d)" "$(cat "$top/COMMIT" 2>/dev/null)" > "$results/machine.json"
+say "machine: ${gpu:-no NVIDIA GPU found} (driver ${driver:-unknown}); Vulkan driver file: ${VK_DRIVER_FILES:-${VK_ICD_FILENAMES:-loader default}}"
+
+status="$results/status.tsv"
+: > "$status"
+# run NAME SECONDS COMMAND...: stdout's last line to NAME.json, stderr to the log, the exit status to status.tsv.
+run() {
+  name=$1; limit=$2; shift 2
+  case " $steps " in *" $name "*) ;; *) return 0 ;; esac
+  say "== $name (at most ${limit}s): $*"
+  started=$(date +%s)
+  timeout "$limit" "$@" > "$results/$name.out" 2> "$results/$name.err"
+  code=$?
+  cat "$results/$name.err" >> "$log"
+  tail -n 1 "$results/$name.out" > "$results/$name.line"
+  last=$(grep -v '^\s*$' "$results/$name.err" | tail -n 1 | tr '\t"' '  ')
+  printf '%s\t%s\t%s\n' "$name" "$code" "$last" >> "$status"
+  say "   exit $code after $(( $(date +%s) - started ))s"
+}
+
+run adapter 60 "$node" "$check" adapter
+run ops 240 "$node" "$check" ops --backend webgpu
+run step 420 "$node" --max-old-space-size=16384 "$check" step --backend webgpu --shape qwen2.5-0.5b --steps 5 --decode 32
+run torch 240 python3 "$top/peer_torch.py" --device cuda --shape qwen2.5-0.5b --steps 5
+
+for name in adapter ops step torch; do
+  [ -s "$results/$name.line" ] && cp "$results/$name.line" "$results/$(case $name in ops) echo ops-webgpu;; step) echo step-webgpu;; torch) echo step-torch;; *) echo $name;; esac).json"
+done
+python3 - "$results" <<'EOF'
+import json, os, sys
+d = sys.argv[1]
+status = {}
+for line in open(os.path.join(d, 'status.tsv')):
+    name, code, last = (line.rstrip('\n').split('\t') + ['', ''])[:3]
+    status[name] = {'status': int(code), 'last': last[:300]}
+json.dump(status, open(os.path.join(d, 'status.json'), 'w'))
+everything = {'status': status}
+for name in ('machine', 'adapter', 'ops-webgpu', 'step-webgpu', 'step-torch'):
+    try:
+        everything[name] = json.load(open(os.path.join(d, name + '.json')))
+    except Exception as error:
+        everything[name] = {'missing': str(error)}
+json.dump(everything, open(os.path.join(d, 'results.json'), 'w'), indent=1)
+EOF
+"$node" "$check" report "$results" > "$out/gpu.md" 2>> "$log"
+cp "$results/results.json" "$out/results.json"
+say "wrote $out/gpu.md, $out/results.json, $out/run.log"
+cat "$out/gpu.md"

@@ -15,6 +15,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 out=${OUT:-$here/gpu-results}
 work=${LORASMITH_GPU_WORK:-/tmp/lorasmith-gpu-check}
 steps=${STEPS:-"adapter ops step torch"}
+shape=${SHAPE:-qwen2.5-0.5b}
 mkdir -p "$out" "$work"
 log="$out/run.log"
 : > "$log"
@@ -70,8 +71,8 @@ run() {
 
 run adapter 60 "$node" "$check" adapter
 run ops 240 "$node" "$check" ops --backend webgpu
-run step 420 "$node" --max-old-space-size=16384 "$check" step --backend webgpu --shape qwen2.5-0.5b --steps 5 --decode 32
-run torch 240 python3 "$top/peer_torch.py" --device cuda --shape qwen2.5-0.5b --steps 5
+run step 420 "$node" --max-old-space-size=16384 "$check" step --backend webgpu --shape "$shape" --steps 5 --decode 32
+run torch 240 python3 "$top/peer_torch.py" --device cuda --shape "$shape" --steps 5
 
 for name in adapter ops step torch; do
   [ -s "$results/$name.line" ] && cp "$results/$name.line" "$results/$(case $name in ops) echo ops-webgpu;; step) echo step-webgpu;; torch) echo step-torch;; *) echo $name;; esac).json"

@@ -126,7 +126,8 @@ async function probeWebgpu(): Promise<Probe> {
         const nav = ((globalThis as { navigator?: object }).navigator ?? {}) as Record<string, unknown>;
         Object.defineProperty(nav, 'gpu', { value: gpu, configurable: true });
         if (!(globalThis as { navigator?: object }).navigator) Object.defineProperty(globalThis, 'navigator', { value: nav, configurable: true });
-        await importOptional('@tensorflow/tfjs-backend-webgpu');
+        // A dependency, not optional: imported by name so bundles (the GPU check pack) carry it with their tfjs-core.
+        await import('@tensorflow/tfjs-backend-webgpu');
         if (!(await tf.setBackend('webgpu'))) throw new BackendError('BACKEND_UNAVAILABLE', 'the webgpu backend failed to initialise');
         registerWebgpuKernels();
       },

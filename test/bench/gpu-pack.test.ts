@@ -1,0 +1,114 @@
+/**
+ * The GPU check pack (bench/gpu/pack.ts), built as a machine with a GPU would receive it: under 64 MiB, and
+ * working with nothing but what is inside. Its own Node runs its bundled CLI to the upstream greedy sequences on
+ * wasm, its op checks pass against float64 on wasm and cpu, its LoRA step trains at the tiny shape, and run.sh
+ * unpacks it and writes a report that says what it did not run. (The GPU itself is not here: the step on webgpu
+ * runs where a GPU machine is lent.)
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildPack, CHECK_BUNDLE, CLI_BUNDLE, PACK_LIMIT_BYTES, type PackResult } from '../../bench/gpu/pack';
+
+const fixtures = join(import.meta.dirname, '../fixtures');
+const supported = process.platform === 'linux' && process.arch === 'x64';
+
+let dir: string;
+let pack: PackResult;
+let top: string;
+
+/** Runs the packed Node on `args` with only the pack's own libraries on the path. */
+function packed(args: readonly string[], env: Record<string, string> = {}): { status: number | null; stdout: string; stderr: string } {
+  return spawnSync(join(top, 'bin/node'), args, {
+    encoding: 'utf8', timeout: 240_000, cwd: dir,
+    env: { PATH: process.env.PATH ?? '', HOME: dir, LD_LIBRARY_PATH: join(top, 'lib'), ...env },
+  });
+}
+
+describe.skipIf(!supported)('the GPU check pack', () => {
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'gpu-pack-'));
+    // xz's fastest preset: a larger pack than the default one, so the size check holds for both.
+    pack = await buildPack({ outDir: join(dir, 'pack'), xzPreset: 0 });
+    mkdirSync(join(dir, 'unpacked'));
+    const untar = spawnSync('tar', ['-C', join(dir, 'unpacked'), '-xJf', join(pack.outDir, 'payload.tar.xz')]);
+    expect(untar.status).toBe(0);
+    top = join(dir, 'unpacked/lorasmith-gpu');
+  }, 900_000);
+  afterAll(() => {
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('fits in what a device machine receives and holds Node, Dawn, the Vulkan loader, the bundles and the wasm files', () => {
+    expect(pack.bytes).toBeLessThan(PACK_LIMIT_BYTES);
+    expect(pack.files.map((f) => f.path).sort()).toEqual(['MANIFEST.json', 'payload.tar.xz', 'run.sh']);
+    const manifest = JSON.parse(readFileSync(join(pack.outDir, 'MANIFEST.json'), 'utf8')) as { node: string; payload: { path: string; bytes: number }[] };
+    expect(manifest.node).toBe(process.version);
+    const inside = manifest.payload.map((f) => f.path);
+    for (const path of ['bin/node', 'lib/libvulkan.so.1', 'app/node_modules/webgpu/dist/linux-x64/dawn.node', 'app/node_modules/webgpu/index.js',
+      'app/node_modules/@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm-simd.wasm', CLI_BUNDLE, CHECK_BUNDLE, 'peer_torch.py', 'COMMIT']) {
+      expect(inside, path).toContain(path);
+      expect(existsSync(join(top, path)), path).toBe(true);
+    }
+  });
+
+  it('its Node and CLI reproduce the upstream greedy sequences on wasm', () => {
+    const model = join(fixtures, 'tiny-random-llama');
+    const ref = JSON.parse(readFileSync(join(model, 'reference_outputs.json'), 'utf8')) as {
+      greedy: { input_ids: number[]; max_length: number; expected_sequence: number[] }[];
+    };
+    expect(packed([join(top, CLI_BUNDLE), '--version']).stdout.trim()).toBe((JSON.parse(readFileSync(join(import.meta.dirname, '../../package.json'), 'utf8')) as { version: string }).version);
+    for (const g of ref.greedy) {
+      const run = packed([join(top, CLI_BUNDLE), 'generate', model, '--prompt-ids', g.input_ids.join(','),
+        '--max-new-tokens', String(g.max_length - g.input_ids.length), '--backend', 'wasm', '--json']);
+      expect(run.status, run.stderr).toBe(0);
+      const result = JSON.parse(run.stdout.trim().split('\n').pop() ?? '{}') as { ids: number[]; backend: string };
+      expect(result.backend).toBe('wasm');
+      expect([...g.input_ids, ...result.ids]).toEqual(g.expected_sequence);
+    }
+  });
+
+  it.each(['wasm', 'cpu'])('its op checks pass against float64 on %s', (backend) => {
+    const run = packed([join(top, CHECK_BUNDLE), 'ops', '--backend', backend]);
+    expect(run.status, run.stderr).toBe(0);
+    const report = JSON.parse(run.stdout.trim().split('\n').pop() ?? '{}') as { backend: string; checks: { name: string; passed: boolean; outcomes: unknown[] | null }[] };
+    expect(report.backend).toBe(backend);
+    const ran = report.checks.filter((c) => c.outcomes !== null);
+    expect(ran.map((c) => c.name)).toEqual(expect.arrayContaining(['rotary', 'SwiGLU', 'RMSNorm', 'masked cross-entropy']));
+    for (const check of ran) expect(check.passed, check.name).toBe(true);
+  });
+
+  it('its LoRA step trains and its decoding runs at the tiny shape on wasm', () => {
+    const run = packed([join(top, CHECK_BUNDLE), 'step', '--backend', 'wasm', '--shape', 'tiny', '--steps', '3', '--decode', '4']);
+    expect(run.status, run.stderr).toBe(0);
+    const report = JSON.parse(run.stdout.trim().split('\n').pop() ?? '{}') as { losses: number[]; stepMs: number[]; decode: { newTokens: number }; loraParameters: number };
+    expect(report.stepMs).toHaveLength(3);
+    expect(report.losses).toHaveLength(4);
+    for (const loss of report.losses) expect(Number.isFinite(loss)).toBe(true);
+    // One fixed batch, AdamW: the loss goes down step after step.
+    for (let i = 1; i < report.losses.length; i++) expect(report.losses[i]).toBeLessThan(report.losses[i - 1] as number);
+    expect(report.decode.newTokens).toBe(4);
+    // r=4 on all seven kinds of the tiny shape's 2 layers, (in + out)·r per module: q and o 64→64, k and v 64→32
+    // (2 of 4 heads), gate and up 64→128, down 128→64.
+    expect(report.loraParameters).toBe(2 * 4 * ((64 + 64) * 2 + (64 + 32) * 2 + (64 + 128) * 2 + (128 + 64)));
+  });
+
+  it('run.sh unpacks it, runs what it is asked, and reports what it did not run', () => {
+    const out = join(dir, 'results');
+    const run = spawnSync('sh', [join(pack.outDir, 'run.sh')], {
+      encoding: 'utf8', timeout: 240_000,
+      env: { PATH: process.env.PATH ?? '', HOME: dir, OUT: out, STEPS: 'adapter', LORASMITH_GPU_WORK: join(dir, 'work') },
+    });
+    expect(run.status, run.stderr).toBe(0);
+    const report = readFileSync(join(out, 'gpu.md'), 'utf8');
+    expect(report).toMatch(/^## GPU: /);
+    expect(report).toMatch(/Op checks on webgpu against float64: not run\./);
+    expect(report).toMatch(/\| lorasmith, webgpu \| not run \|/);
+    expect(report).toMatch(/\| PyTorch CUDA eager fp32 \| not run \|/);
+    const results = JSON.parse(readFileSync(join(out, 'results.json'), 'utf8')) as { status: Record<string, { status: number }>; adapter: unknown };
+    expect(Object.keys(results.status)).toEqual(['adapter']);
+    expect(readFileSync(join(out, 'run.log'), 'utf8')).toMatch(/== adapter/);
+  });
+});

@@ -10,7 +10,7 @@
  *                         app/bundle/*.mjs         the CLI and the GPU check, bundled with esbuild (engine and tfjs inside)
  *                         app/node_modules/webgpu  Dawn (index.js + dist/linux-x64/dawn.node)
  *                         app/node_modules/@tensorflow/tfjs-backend-wasm  its .wasm files
- *                         peer_torch.py            the PyTorch CUDA peer of the benchmark step
+ *                         peer_torch.py            the PyTorch CUDA peer of the benchmark step (with train_torch.py)
  *                         COMMIT                   the source it was built from
  *   MANIFEST.json       what is inside, with sizes and SHA-256
  *
@@ -156,6 +156,7 @@ async function stagePayload(stage: string): Promise<void> {
   const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { name: string; version: string };
   writeFileSync(join(top, 'package.json'), JSON.stringify({ name: pkg.name, version: pkg.version, type: 'module' }, null, 2) + '\n');
   copyInto(join(ROOT, 'bench/gpu/peer_torch.py'), join(top, 'peer_torch.py'));
+  copyInto(join(ROOT, 'bench/train_torch.py'), join(top, 'train_torch.py'));
   const commit = spawnSync('git', ['-C', ROOT, 'describe', '--always', '--dirty'], { encoding: 'utf8' });
   writeFileSync(join(top, 'COMMIT'), commit.status === 0 ? commit.stdout.trim() : 'unknown');
 }

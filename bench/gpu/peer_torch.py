@@ -12,6 +12,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from train_torch import RMSNorm, rotary  # bench/train_torch.py, packed beside this file
+
 SHAPES = {
     'qwen2.5-0.5b': dict(hidden=896, layers=24, heads=14, kv_heads=2, mlp=4864, vocab=151936, batch=2, seq=256, rank=16, alpha=32),
     'tiny': dict(hidden=64, layers=2, heads=4, kv_heads=2, mlp=128, vocab=512, batch=2, seq=16, rank=4, alpha=8),
@@ -22,7 +24,6 @@ class LoraLinear(nn.Module):
     def __init__(self, fan_in, fan_out, bias, rank, alpha):
         super().__init__()
         self.base = nn.Linear(fan_in, fan_out, bias=bias)
-        self.base.requires_grad_(False)
         self.lora_A = nn.Linear(fan_in, rank, bias=False)
         self.lora_B = nn.Linear(rank, fan_out, bias=False)
         nn.init.kaiming_uniform_(self.lora_A.weight, a=math.sqrt(5))
@@ -31,21 +32,6 @@ class LoraLinear(nn.Module):
 
     def forward(self, x):
         return self.base(x) + self.lora_B(self.lora_A(x)) * self.scaling
-
-
-class RMSNorm(nn.Module):
-    def __init__(self, dim, eps=1e-6):
-        super().__init__()
-        self.weight = nn.Parameter(torch.ones(dim), requires_grad=False)
-        self.eps = eps
-
-    def forward(self, x):
-        return self.weight * x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps)
-
-
-def rotary(x, cos, sin):  # x [B, H, T, D]
-    half = x.shape[-1] // 2
-    return x * cos + torch.cat((-x[..., half:], x[..., :half]), dim=-1) * sin
 
 
 class Block(nn.Module):
@@ -78,7 +64,6 @@ class Qwen2(nn.Module):
     def __init__(self, s):
         super().__init__()
         self.embed_tokens = nn.Embedding(s['vocab'], s['hidden'])
-        self.embed_tokens.weight.requires_grad_(False)
         self.layers = nn.ModuleList(Block(s) for _ in range(s['layers']))
         self.norm = RMSNorm(s['hidden'])
         d = s['hidden'] // s['heads']
@@ -112,6 +97,8 @@ def main():
         if param.dim() > 1 and 'lora_' not in name:
             nn.init.normal_(param, std=0.02)
     model.to(device)
+    for name, param in model.named_parameters():
+        param.requires_grad_('lora_' in name)  # the base is frozen, its norms too
     lora = [param for name, param in model.named_parameters() if 'lora_' in name]
     optimizer = torch.optim.AdamW(lora, lr=1e-4, weight_decay=0)
     ids = torch.randint(0, s['vocab'], (s['batch'], s['seq']), device=device)

@@ -89,10 +89,22 @@ describe.skipIf(!supported)('the GPU check pack', () => {
     for (const loss of report.losses) expect(Number.isFinite(loss)).toBe(true);
     // One fixed batch, AdamW: the loss goes down step after step.
     for (let i = 1; i < report.losses.length; i++) expect(report.losses[i]).toBeLessThan(report.losses[i - 1] as number);
+    expect(Math.abs((report.losses[0] as number) - Math.log(512))).toBeLessThan(0.05);
     expect(report.decode.newTokens).toBe(4);
     // r=4 on all seven kinds of the tiny shape's 2 layers, (in + out)·r per module: q and o 64→64, k and v 64→32
     // (2 of 4 heads), gate and up 64→128, down 128→64.
     expect(report.loraParameters).toBe(2 * 4 * ((64 + 64) * 2 + (64 + 32) * 2 + (64 + 128) * 2 + (128 + 64)));
+  });
+
+  // The peer needs PyTorch, which tests do not: Debian's python3-torch where it is installed.
+  const torchPython = ['/usr/bin/python3', 'python3'].find((python) => spawnSync(python, ['-c', 'import torch'], { stdio: 'ignore' }).status === 0);
+  it.skipIf(!torchPython)('its PyTorch peer runs the same step at the tiny shape on the CPU, from the same loss', () => {
+    const run = spawnSync(torchPython as string, [join(top, 'peer_torch.py'), '--device', 'cpu', '--shape', 'tiny', '--steps', '2'], { encoding: 'utf8', timeout: 240_000 });
+    expect(run.status, run.stderr).toBe(0);
+    const report = JSON.parse(run.stdout.trim().split('\n').pop() ?? '{}') as { losses: number[]; stepMs: number[] };
+    expect(report.stepMs).toHaveLength(2);
+    // Random weights of std 0.02 give near-uniform logits: both start at ln(vocabulary), as the engine's step does.
+    expect(Math.abs((report.losses[0] as number) - Math.log(512))).toBeLessThan(0.05);
   });
 
   it('run.sh unpacks it, runs what it is asked, and reports what it did not run', () => {

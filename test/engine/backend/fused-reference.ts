@@ -100,6 +100,13 @@ export function nll64(logits: Float64Array, labels: Int32Array, vocab: number): 
 
 export interface AttentionShape { b: number; h: number; hkv: number; t: number; s: number; d: number }
 
+/** Attention shapes every kernel is held to. */
+export const ATTENTION_SHAPES: readonly AttentionShape[] = [
+  { b: 2, h: 4, hkv: 2, t: 3, s: 5, d: 4 }, // grouped-query heads, 2 cached positions before the 3 new ones
+  { b: 1, h: 2, hkv: 2, t: 4, s: 4, d: 6 }, // plain multi-head, no cache
+  { b: 1, h: 3, hkv: 1, t: 1, s: 6, d: 2 }, // decoding one token against 5 cached ones
+];
+
 /** Causal attention in float64: query t (position s − t + t) over keys 0..that position; head j reads kv head j / rep. */
 export function attention64(q: Float64Array, k: Float64Array, v: Float64Array, { b, h, hkv, t, s, d }: AttentionShape): Float64Array {
   const out = new Float64Array(b * t * h * d);

@@ -13,7 +13,7 @@ import { NativeKernelError, registerNativeKernels, unregisterNativeKernels } fro
 import { hasFusedKernels, type NativeAddon, type NativeFusedKernels } from '../../../main/engine/backend/native/addon';
 import { addonAvailable, addonLoad, randomValues, seededRandom, useBackend } from './native-support';
 import {
-  attention64, dot, finiteDifferences, nll64, rmsNorm64, rotary64, silu, valueAndGrads, worst, type AttentionShape,
+  ATTENTION_SHAPES, attention64, dot, finiteDifferences, nll64, rmsNorm64, rotary64, silu, valueAndGrads, worst,
 } from './fused-reference';
 
 const BACKENDS = ['wasm', 'cpu'] as const;
@@ -136,12 +136,7 @@ describe.each(BACKENDS)('fused kernels on %s', (backendName) => {
     await useBackend(backendName);
     registerNativeKernels(backendName, { threads: 2 });
     const random = seededRandom(81);
-    const shapes: AttentionShape[] = [
-      { b: 2, h: 4, hkv: 2, t: 3, s: 5, d: 4 }, // grouped-query heads, 2 cached positions before the 3 new ones
-      { b: 1, h: 2, hkv: 2, t: 4, s: 4, d: 6 }, // plain multi-head, no cache
-      { b: 1, h: 3, hkv: 1, t: 1, s: 6, d: 2 }, // decoding one token against 5 cached ones
-    ];
-    for (const shape of shapes) {
+    for (const shape of ATTENTION_SHAPES) {
       const { b, h, hkv, t, s, d } = shape;
       const q = randomValues(random, b * h * t * d).map((x) => 2 * x);
       const k = randomValues(random, b * hkv * s * d).map((x) => 2 * x);

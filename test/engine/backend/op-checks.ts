@@ -14,7 +14,7 @@ import { halfWords } from '../../../main/engine/backend/webgpu/half-words';
 import { applyRotary, attention, causalMask, gatedActivation, rmsNorm } from '../../../main/engine/models/layers';
 import { maskedCrossEntropy } from '../../../main/engine/train/loss';
 import {
-  attention64, decodeBf16, decodeF16, dot, finiteDifferences, linear64, nll64, randomHalves, randomValues, rmsNorm64,
+  ATTENTION_SHAPES, attention64, decodeBf16, decodeF16, dot, finiteDifferences, linear64, nll64, randomHalves, randomValues, rmsNorm64,
   rotary64, seededRandom, silu, valueAndGrads, worst, type AttentionShape, type LinearCase,
 } from './fused-reference';
 
@@ -134,9 +134,7 @@ async function attentionCheck(): Promise<Outcome[]> {
   const random = seededRandom(81);
   const out: Outcome[] = [];
   const shapes: AttentionShape[] = [
-    { b: 2, h: 4, hkv: 2, t: 3, s: 5, d: 4 }, // grouped-query heads, 2 cached positions before the 3 new ones
-    { b: 1, h: 2, hkv: 2, t: 4, s: 4, d: 6 }, // plain multi-head, no cache
-    { b: 1, h: 3, hkv: 1, t: 1, s: 6, d: 2 }, // decoding one token against 5 cached ones
+    ...ATTENTION_SHAPES,
     { b: 1, h: 2, hkv: 1, t: 70, s: 70, d: 2 }, // rows longer than a workgroup
   ];
   for (const shape of shapes) {

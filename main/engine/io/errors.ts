@@ -1,6 +1,7 @@
-/** Errors of model files (safetensors, config.json, tokenizer files): a stable `code` and a message naming the bad value. */
+/** Errors of model files (safetensors, GGUF, config.json, tokenizer files): a stable `code` and a message naming the bad value. */
 export type ModelIoErrorCode =
   | 'INVALID_SAFETENSORS'
+  | 'INVALID_GGUF'
   | 'UNSUPPORTED_DTYPE'
   | 'TENSOR_NOT_FOUND'
   | 'MODEL_NOT_FOUND'

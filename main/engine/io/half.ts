@@ -24,6 +24,11 @@ function table(): Float32Array {
   return halfTable;
 }
 
+/** One half's value (a table lookup). */
+export function halfBitsToFloat(bits: number): number {
+  return table()[bits & 0xffff] as number;
+}
+
 export function f16ToF32(src: Uint16Array): Float32Array {
   const t = table();
   const out = new Float32Array(src.length);

@@ -8,6 +8,8 @@ import { join } from 'node:path';
 import { Tokenizer as HfTokenizer } from '@huggingface/tokenizers';
 import { Template } from '@huggingface/jinja';
 import { ModelIoError } from './errors';
+import { GgufFile, isGgufFile } from './gguf';
+import { tokenizerFromGguf } from './gguf-tokenizer';
 
 export interface ChatMessage {
   readonly role: string;
@@ -136,7 +138,9 @@ export class ModelTokenizer {
   }
 }
 
+/** The tokenizer of a model folder, or of a GGUF model file (rebuilt from its tokenizer.ggml.* metadata). */
 export async function loadTokenizer(dir: string): Promise<ModelTokenizer> {
+  if (isGgufFile(dir)) return loadGgufTokenizer(dir);
   const jsonPath = join(dir, 'tokenizer.json');
   if (!existsSync(jsonPath)) {
     throw new ModelIoError('INVALID_TOKENIZER', `${dir}: no tokenizer.json (only fast-tokenizer files load; vocab.json/merges.txt alone are not enough)`);
@@ -151,4 +155,20 @@ export async function loadTokenizer(dir: string): Promise<ModelTokenizer> {
     throw new ModelIoError('INVALID_TOKENIZER', `${jsonPath}: not a tokenizer this library reads (${(error as Error).message})`);
   }
   return new ModelTokenizer(inner, config, dir);
+}
+
+async function loadGgufTokenizer(path: string): Promise<ModelTokenizer> {
+  const file = new GgufFile(path);
+  try {
+    const { tokenizerJson, tokenizerConfig } = tokenizerFromGguf(file);
+    let inner: HfTokenizer;
+    try {
+      inner = new HfTokenizer(tokenizerJson, tokenizerConfig);
+    } catch (error) {
+      throw new ModelIoError('INVALID_TOKENIZER', `${path}: the tokenizer in its metadata could not be built (${(error as Error).message})`);
+    }
+    return new ModelTokenizer(inner, tokenizerConfig, path);
+  } finally {
+    file.close();
+  }
 }

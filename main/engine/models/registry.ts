@@ -1,7 +1,12 @@
-/** Loads a Hugging Face model folder as a CausalLM, choosing the architecture by config.json's model_type. */
+/**
+ * Loads a Hugging Face model folder, or a GGUF model file, as a CausalLM, choosing the architecture by config.json's
+ * model_type (for GGUF: the config its metadata stands for, io/gguf-arch).
+ */
 import { join } from 'node:path';
 import { openCheckpoint, type TensorSource } from '../io/checkpoint';
 import { ModelIoError } from '../io/errors';
+import { isGgufFile } from '../io/gguf';
+import { openGgufModel, withRopeFactors } from '../io/gguf-model';
 import { readConfigJson, type RawConfig } from '../io/hf-config';
 import { Gpt2Model, parseGpt2Config } from './gpt2';
 import { LLAMA_FAMILY, LlamaModel, parseLlamaConfig } from './llama';
@@ -45,14 +50,36 @@ function architectureOf(raw: RawConfig, source: string): Architecture {
   return arch;
 }
 
-/** config.json alone, normalized: for inspecting a folder without loading its weights. */
+/** config.json alone, normalized: for inspecting a folder (or a GGUF file) without loading its weights. */
 export function readModelConfig(dir: string): ModelConfig {
+  if (isGgufFile(dir)) {
+    const gguf = openGgufModel(dir);
+    try {
+      return parseGguf(dir, gguf.imported.raw, gguf.imported.ropeFactors);
+    } finally {
+      gguf.close();
+    }
+  }
   const raw = readConfigJson(dir);
   const source = join(dir, 'config.json');
   return architectureOf(raw, source).parse(raw, dir, source);
 }
 
+function parseGguf(path: string, raw: RawConfig, ropeFactors: Float32Array | null): ModelConfig {
+  const label = `${path} (GGUF metadata)`;
+  return withRopeFactors(architectureOf(raw, label).parse(raw, path, label), ropeFactors, path);
+}
+
 export async function loadModel(dir: string, options: LoadModelOptions = {}): Promise<CausalLM> {
+  if (isGgufFile(dir)) {
+    const gguf = openGgufModel(dir);
+    try {
+      const config = parseGguf(dir, gguf.imported.raw, gguf.imported.ropeFactors);
+      return architectureOf(gguf.imported.raw, dir).build(config, gguf.source, options.trainable ?? false);
+    } finally {
+      gguf.close();
+    }
+  }
   const raw = readConfigJson(dir);
   const source = join(dir, 'config.json');
   const arch = architectureOf(raw, source);

@@ -1,6 +1,7 @@
 import type { CliCommand } from './command';
 import { makeAdapterCommand } from './adapter';
-import { makeMergeCommand } from './merge';
+import { defaultLoader, makeMergeCommand } from './merge';
+import { makeGgufCommand } from './gguf';
 import { makeInspectCommand } from './inspect';
 import { makeGenerateCommand } from './generate';
 import { trainCommand } from './train';
@@ -18,5 +19,6 @@ export const COMMANDS: readonly CliCommand[] = [
   evalCommand,
   makeMergeCommand(),
   makeAdapterCommand(),
+  makeGgufCommand(defaultLoader),
   serveCommand,
 ];

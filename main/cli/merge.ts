@@ -22,7 +22,8 @@ export const MERGE_USAGE = `lorasmith merge <model-dir> --adapter DIR[=SCALE] [-
 
 export type BaseLoader = (modelDir: string, backend: string) => Promise<CausalLM>;
 
-async function defaultLoader(modelDir: string, backend: string): Promise<CausalLM> {
+/** Starts the chosen backend (native kernels where they load) and loads a model folder or GGUF file. */
+export async function defaultLoader(modelDir: string, backend: string): Promise<CausalLM> {
   let preference;
   try {
     preference = parseBackendPreference(backend);

@@ -1,0 +1,128 @@
+/**
+ * `lorasmith gguf`: GGUF out for Ollama, llama.cpp and LM Studio, and a look inside GGUF files.
+ *   adapter <adapter-dir> --base <model> --out DIR    the adapter as a GGUF LoRA + Modelfile (+ the base as GGUF
+ *                                                     when the base is a Hugging Face folder)
+ *   merged <model> --adapter DIR[=SCALE]... --out DIR the adapters merged, written as one GGUF model + Modelfile
+ *   inspect <file.gguf>                               architecture, quantization, tensors, tokenizer, template
+ * A <model> is a Hugging Face folder or a GGUF file (one imported from Ollama or LM Studio, say).
+ */
+import { resolve } from 'node:path';
+import { UsageError, type CliCommand, type CliIo } from './command';
+import { exportGgufBundle, type GgufBundle } from '../engine/adapters/gguf-bundle';
+import type { GgufModelType } from '../engine/adapters/gguf-model-export';
+import { importPeftAdapter } from '../engine/adapters/peft';
+import { ResidentAdapters } from '../engine/adapters/resident';
+import { describeGguf } from '../engine/io/gguf-describe';
+import type { CausalLM } from '../engine/models/types';
+import { type BaseLoader, parseAdapterSpecs, takeRepeated } from './merge';
+import { parseArgs } from './train';
+
+export const GGUF_USAGE = `lorasmith gguf <adapter|merged|inspect> ...
+  lorasmith gguf adapter <adapter-dir> --base <model> --out DIR [--name NAME] [--type f16|bf16|q8_0] [--ollama-base NAME]
+      The PEFT adapter as a GGUF LoRA (adapter.gguf) with an Ollama Modelfile. On a GGUF base the Modelfile points
+      at it (or at --ollama-base, its name in Ollama); on a Hugging Face folder the base is written too, as
+      base.gguf in --type (default f16). Checked against the base before anything is written.
+  lorasmith gguf merged <model> --adapter DIR[=SCALE]... --out DIR [--name NAME] [--type f16|bf16|q8_0]
+      The adapters merged into the base and written as model.gguf (default f16) with a Modelfile.
+  lorasmith gguf inspect <file.gguf> [--json]
+      What a GGUF file holds: architecture, size, quantization, tokenizer, chat template, tensor types.
+
+  <model> is a Hugging Face folder or a GGUF file. --out must not exist yet. Prints the commands that run the
+  result in Ollama and llama.cpp.`;
+
+function parseType(text: string | undefined): GgufModelType {
+  if (text === undefined) return 'F16';
+  const type = ({ f16: 'F16', bf16: 'BF16', q8_0: 'Q8_0', f32: 'F32' } as const)[text.toLowerCase() as 'f16'];
+  if (!type) throw new UsageError(`--type must be f16, bf16, q8_0 or f32, got '${text}'`);
+  return type;
+}
+
+function report(io: CliIo, bundle: GgufBundle): void {
+  io.out(`wrote ${bundle.outDir} (${bundle.files.join(', ')})`);
+  for (const note of bundle.notes) io.out(`note: ${note}`);
+  io.out('run it:');
+  for (const command of bundle.commands) io.out(`  ${command}`);
+}
+
+async function withModel<T>(load: BaseLoader, path: string, backend: string, fn: (model: CausalLM) => Promise<T>): Promise<T> {
+  const model = await load(path, backend);
+  try {
+    return await fn(model);
+  } finally {
+    model.dispose();
+  }
+}
+
+async function adapter(argv: readonly string[], io: CliIo, load: BaseLoader): Promise<number> {
+  const args = parseArgs(argv, ['base', 'out', 'name', 'type', 'ollama-base', 'backend'], []);
+  const [adapterDir, ...extra] = args.positional;
+  if (!adapterDir || extra.length > 0) throw new UsageError(`gguf adapter needs exactly one <adapter-dir>\nUsage: ${GGUF_USAGE}`);
+  const base = args.values.get('base');
+  const out = args.values.get('out');
+  if (!base) throw new UsageError('--base <model> is required: the folder or GGUF file the adapter was trained on');
+  if (!out) throw new UsageError('--out DIR is required');
+  const weights = importPeftAdapter(resolve(adapterDir));
+  const ollamaBase = args.values.get('ollama-base');
+  const bundle = await withModel(load, resolve(base), args.values.get('backend') ?? 'auto', (model) =>
+    exportGgufBundle({
+      model, base: resolve(base), adapter: weights, outDir: resolve(out), name: args.values.get('name') ?? 'lorasmith-adapter',
+      type: parseType(args.values.get('type')), ...(ollamaBase ? { ollamaBase } : {}), signal: io.signal,
+    }));
+  report(io, bundle);
+  return 0;
+}
+
+async function merged(argv: readonly string[], io: CliIo, load: BaseLoader): Promise<number> {
+  const { values: adapterArgs, rest } = takeRepeated(argv, 'adapter');
+  const args = parseArgs(rest, ['out', 'name', 'type', 'backend'], []);
+  const [modelPath, ...extra] = args.positional;
+  if (!modelPath || extra.length > 0) throw new UsageError(`gguf merged needs exactly one <model>\nUsage: ${GGUF_USAGE}`);
+  if (adapterArgs.length === 0) throw new UsageError('at least one --adapter DIR[=SCALE] is required');
+  const out = args.values.get('out');
+  if (!out) throw new UsageError('--out DIR is required');
+  const specs = parseAdapterSpecs(adapterArgs);
+  const base = resolve(modelPath);
+  const bundle = await withModel(load, base, args.values.get('backend') ?? 'auto', async (model) => {
+    const resident = new ResidentAdapters(model);
+    specs.forEach((spec, i) => {
+      resident.loadFromDir(`merge-${i}`, resolve(spec.dir));
+      resident.merge(`merge-${i}`, spec.scale);
+    });
+    return exportGgufBundle({ model, base, outDir: resolve(out), name: args.values.get('name') ?? 'lorasmith-model', type: parseType(args.values.get('type')), signal: io.signal });
+  });
+  report(io, bundle);
+  return 0;
+}
+
+function inspect(argv: readonly string[], io: CliIo): number {
+  const args = parseArgs(argv, [], ['json']);
+  const [file, ...extra] = args.positional;
+  if (!file || extra.length > 0) throw new UsageError(`gguf inspect needs one <file.gguf>\nUsage: ${GGUF_USAGE}`);
+  const summary = describeGguf(resolve(file));
+  if (args.flags.has('json')) {
+    io.out(JSON.stringify(summary));
+    return 0;
+  }
+  io.out(`${summary.path}: ${summary.kind} GGUF v${summary.version}, ${summary.architecture}${summary.name ? ` '${summary.name}'` : ''}`);
+  io.out(`  ${summary.parameterCount.toLocaleString('en')} parameters in ${summary.tensorCount} tensors, ${(summary.fileBytes / 1e6).toFixed(1)} MB, ${summary.quantization ?? 'unknown quantization'}`);
+  io.out(`  tensor types: ${Object.entries(summary.tensorTypes).map(([t, n]) => `${t} ×${n}`).join(', ')}`);
+  if (summary.tokenizer) io.out(`  tokenizer: ${summary.tokenizer.model}${summary.tokenizer.pre ? ` (${summary.tokenizer.pre})` : ''}, ${summary.tokenizer.tokens} tokens`);
+  io.out(`  chat template: ${summary.hasChatTemplate ? 'yes' : 'no'}`);
+  if (summary.unreadable.length > 0) io.out(`  not readable here: ${summary.unreadable.join('; ')}`);
+  return 0;
+}
+
+export function makeGgufCommand(load: BaseLoader): CliCommand {
+  return {
+    name: 'gguf',
+    summary: 'export adapters or merged models as GGUF for Ollama / llama.cpp, or inspect a GGUF file',
+    usage: GGUF_USAGE,
+    async run(argv: readonly string[], io: CliIo): Promise<number> {
+      const [sub, ...rest] = argv;
+      if (sub === 'adapter') return adapter(rest, io, load);
+      if (sub === 'merged') return merged(rest, io, load);
+      if (sub === 'inspect') return inspect(rest, io);
+      throw new UsageError(`gguf needs a subcommand: adapter, merged or inspect${sub ? ` (got '${sub}')` : ''}\nUsage: ${GGUF_USAGE}`);
+    },
+  };
+}

@@ -1,0 +1,180 @@
+/**
+ * Writes a loaded model (with whatever adapters are merged into it) as a GGUF model file llama.cpp, Ollama and
+ * LM Studio run: `<arch>.*` hyperparameters as llama.cpp's converter writes them, tensors under GGUF names in
+ * ggml's order (q/k rows permuted for the llama architecture), 2-D weights as F16, BF16 or Q8_0 and norms as F32
+ * (as llama.cpp keeps them), and the tokenizer with its chat template in tokenizer.ggml.* metadata.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { GgufFile, isGgufFile } from '../io/gguf';
+import { architectureForModelType, ggufTensorName, permuteRows, permutedHeads, type GgufArchitecture } from '../io/gguf-arch';
+import type { WritableGgmlType } from '../io/gguf-quants';
+import { ggufTokenizerMetadata } from '../io/gguf-tokenizer';
+import { FILE_TYPE } from '../io/gguf-types';
+import { kv, writeGguf, type GgufTensorSpec, type GgufWriteEntry } from '../io/gguf-write';
+import { loadTokenizer } from '../io/tokenizer';
+import type { CausalLM, ModelConfig } from '../models/types';
+import { transpose2d } from '../models/weights';
+import { AdapterError } from './errors';
+
+export type GgufModelType = WritableGgmlType;
+
+export interface ExportGgufModelOptions {
+  /** Storage of the 2-D weights (norms stay F32). Q8_0 falls back to F16 for rows that are not whole blocks. */
+  readonly type: GgufModelType;
+  /** general.name */
+  readonly name?: string;
+  readonly signal?: AbortSignal;
+  readonly onProgress?: (progress: { step: 'write'; current: number; total: number }) => void;
+}
+
+/** The fields llama-family configs add to ModelConfig that GGUF records (models/llama's LlamaConfig). */
+interface LlamaLike extends ModelConfig {
+  readonly rmsNormEps?: number;
+  readonly invFreq?: Float64Array;
+}
+
+/** rope_freqs factors (base inverse frequency / the model's), or null when the model uses the plain frequencies. */
+function ropeFactors(config: LlamaLike): Float32Array | null {
+  const inv = config.invFreq;
+  if (!inv) return null;
+  const theta = typeof config.raw.rope_theta === 'number' ? config.raw.rope_theta : 10000;
+  const d = inv.length * 2;
+  const factors = Float32Array.from(inv, (f, i) => 1 / theta ** ((2 * i) / d) / f);
+  return factors.every((f) => Math.abs(f - 1) < 1e-6) ? null : factors;
+}
+
+function hyperparameters(arch: GgufArchitecture, config: LlamaLike, factors: Float32Array | null): GgufWriteEntry[] {
+  const a = (k: string) => `${arch.name}.${k}`;
+  const theta = typeof config.raw.rope_theta === 'number' ? config.raw.rope_theta : 10000;
+  const out = [
+    kv.u32(a('vocab_size'), config.vocabSize),
+    kv.u32(a('context_length'), config.maxPositions),
+    kv.u32(a('embedding_length'), config.hiddenSize),
+    kv.u32(a('block_count'), config.numLayers),
+    kv.u32(a('feed_forward_length'), config.intermediateSize),
+    kv.u32(a('attention.head_count'), config.numHeads),
+    kv.u32(a('attention.head_count_kv'), config.numKvHeads),
+    kv.f32(a('rope.freq_base'), theta),
+    kv.f32(a('attention.layer_norm_rms_epsilon'), config.rmsNormEps ?? 1e-6),
+    kv.u32(a('rope.dimension_count'), config.headDim),
+  ];
+  if (config.headDim * config.numHeads !== config.hiddenSize) {
+    out.push(kv.u32(a('attention.key_length'), config.headDim), kv.u32(a('attention.value_length'), config.headDim));
+  }
+  if (factors && factors.every((f) => Math.abs(f - (factors[0] as number)) < 1e-6)) {
+    out.push(kv.string(a('rope.scaling.type'), 'linear'), kv.f32(a('rope.scaling.factor'), factors[0] as number));
+  }
+  return out;
+}
+
+/**
+ * The tokenizer metadata of the base a model was loaded from: a GGUF base's own tokenizer.* entries as they are,
+ * or a Hugging Face folder's tokenizer.json converted.
+ */
+export async function tokenizerMetadataOf(base: string, config: ModelConfig): Promise<GgufWriteEntry[]> {
+  if (isGgufFile(base)) {
+    const file = new GgufFile(base);
+    try {
+      return [...file.metadata].filter(([key]) => key.startsWith('tokenizer.')).map(([key, e]) => ({ key, ...e }));
+    } finally {
+      file.close();
+    }
+  }
+  const jsonPath = join(base, 'tokenizer.json');
+  if (!existsSync(jsonPath)) throw new AdapterError('EXPORT_FAILED', `${base} has no tokenizer.json; a GGUF model needs its tokenizer`);
+  const configPath = join(base, 'tokenizer_config.json');
+  const tokenizer = await loadTokenizer(base);
+  return ggufTokenizerMetadata(
+    {
+      tokenizerJson: JSON.parse(readFileSync(jsonPath, 'utf8')) as Record<string, unknown>,
+      tokenizerConfig: existsSync(configPath) ? (JSON.parse(readFileSync(configPath, 'utf8')) as Record<string, unknown>) : {},
+      chatTemplate: tokenizer.chatTemplate,
+      vocabSize: config.vocabSize,
+      bosTokenId: config.bosTokenId,
+      eosTokenIds: config.eosTokenIds,
+      padTokenId: config.padTokenId,
+    },
+    base,
+  );
+}
+
+/**
+ * The model's norms and untied embedding (its own tensors, not copies), and whether its head is tied to the
+ * embedding (no 'lm_head.weight' among its weights). namedWeights' fresh linear transposes are freed on return.
+ */
+function ownNonLinearWeights(model: CausalLM): { tied: boolean; others: [string, tf.Tensor][] } {
+  tf.engine().startScope();
+  try {
+    const all = model.namedWeights();
+    const tied = !all.has('lm_head.weight');
+    const linear = new Set<string>(tied ? ['model.embed_tokens.weight'] : []);
+    for (const path of model.linears.keys()) linear.add(`${path}.weight`).add(`${path}.bias`);
+    return { tied, others: [...all].filter(([name]) => !linear.has(name)) };
+  } finally {
+    tf.engine().endScope();
+  }
+}
+
+/** Tensor order as llama.cpp's converter writes it: embedding, rope factors, blocks in order, final norm, head. */
+function orderKey(name: string): string {
+  if (name.startsWith('token_embd')) return '0';
+  if (name.startsWith('rope_freqs')) return '1';
+  const m = /^blk\.(\d+)\./.exec(name);
+  if (m) return `2${(m[1] as string).padStart(6, '0')}${name}`;
+  return name.startsWith('output_norm') ? '3' : '4';
+}
+
+/**
+ * Exports `model`'s current weights (base plus merged adapters; active unmerged adapters are not included) to
+ * `outPath` as a GGUF model. `base` is where the model was loaded from (a folder or a GGUF file): its tokenizer goes
+ * into the file. Returns the bytes written.
+ */
+export async function exportGgufModel(model: CausalLM, base: string, outPath: string, options: ExportGgufModelOptions): Promise<number> {
+  const config = model.config as LlamaLike;
+  const arch = architectureForModelType(config.modelType);
+  const factors = ropeFactors(config);
+  if (factors && !arch.permuteQK && !factors.every((f) => Math.abs(f - (factors[0] as number)) < 1e-6)) {
+    throw new AdapterError('EXPORT_FAILED', `a ${arch.name} model with per-frequency rope scaling cannot be written as GGUF`);
+  }
+  const metadata: GgufWriteEntry[] = [
+    kv.string('general.architecture', arch.name),
+    kv.string('general.type', 'model'),
+    kv.string('general.name', options.name ?? 'model'),
+    kv.u32('general.file_type', FILE_TYPE[options.type]),
+    kv.u32('general.quantization_version', 2),
+    ...hyperparameters(arch, config, factors),
+    ...(await tokenizerMetadataOf(base, config)),
+  ];
+  const tensors: GgufTensorSpec[] = [];
+  const add = (hfName: string, shape: readonly number[], read: () => Promise<Float32Array>) => {
+    const name = ggufTensorName(hfName);
+    if (name === null) throw new AdapterError('EXPORT_FAILED', `weight '${hfName}' has no place in a ${arch.name} GGUF`);
+    const heads = permutedHeads(arch, hfName, config);
+    const cols = shape.length === 2 ? (shape[1] as number) : 1;
+    const type: WritableGgmlType = shape.length === 1 ? 'F32' : options.type === 'Q8_0' && cols % 32 !== 0 ? 'F16' : options.type;
+    const data = heads === null ? read : async () => permuteRows(await read(), shape[0] as number, cols, heads, true);
+    tensors.push({ name, shape, type, data });
+  };
+  const { tied, others } = ownNonLinearWeights(model);
+  // Linear weights straight from each layer's [in, out] tensor, transposed in JS one at a time.
+  for (const [path, layer] of model.linears) {
+    const { inFeatures, outFeatures } = layer.spec;
+    const hfName = path === 'lm_head' && tied ? 'model.embed_tokens.weight' : `${path}.weight`;
+    add(hfName, [outFeatures, inFeatures], async () => transpose2d((await layer.weightT.data()) as Float32Array, inFeatures, outFeatures));
+    if (layer.bias) {
+      const bias = layer.bias;
+      add(`${path}.bias`, [outFeatures], async () => (await bias.data()) as Float32Array);
+    }
+  }
+  for (const [name, tensor] of others) add(name, tensor.shape, async () => (await tensor.data()) as Float32Array);
+  if (factors && arch.permuteQK && !metadata.some((e) => e.key.endsWith('rope.scaling.type'))) {
+    tensors.push({ name: 'rope_freqs.weight', shape: [factors.length], type: 'F32', data: () => factors });
+  }
+  tensors.sort((x, y) => orderKey(x.name).localeCompare(orderKey(y.name), 'en', { numeric: true }));
+  return writeGguf(outPath, metadata, tensors, {
+    ...(options.signal ? { signal: options.signal } : {}),
+    ...(options.onProgress ? { onProgress: options.onProgress } : {}),
+  });
+}

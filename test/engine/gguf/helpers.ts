@@ -1,0 +1,94 @@
+/** Shared by the tests that run our GGUF files in llama.cpp: log-probabilities, random adapters, tiny models. */
+import { copyFileSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { AdapterWeights } from '../../../main/engine/adapters/compose';
+import { resolveLoraConfig, type LoraConfig } from '../../../main/engine/lora/config';
+import type { PeftModuleWeights } from '../../../main/engine/lora/inject';
+import type { CausalLM } from '../../../main/engine/models/types';
+import { Rng } from '../../../main/engine/train/rng';
+import { logitsOf } from '../../support/logits';
+import { buildLlama } from '../models/random-models';
+
+/** log-softmax of each position's logits, in float64: [T][V]. */
+export async function ourLogProbs(model: CausalLM, tokens: readonly number[]): Promise<Float64Array[]> {
+  const logits = await logitsOf(model, [tokens]);
+  const V = logits.length / tokens.length;
+  return tokens.map((_, t) => {
+    const row = logits.subarray(t * V, (t + 1) * V);
+    let max = -Infinity;
+    for (const v of row) max = Math.max(max, v);
+    let sum = 0;
+    for (const v of row) sum += Math.exp(v - max);
+    const lse = max + Math.log(sum);
+    return Float64Array.from(row, (v) => v - lse);
+  });
+}
+
+/** max over positions and tokens of |a − b| (log-probabilities). */
+export function maxDiff(a: readonly Float64Array[], b: readonly Float64Array[]): number {
+  let m = 0;
+  a.forEach((row, t) => {
+    const other = b[t] as Float64Array;
+    if (other.length !== row.length) throw new Error(`position ${t}: ${row.length} vs ${other.length} tokens`);
+    for (let i = 0; i < row.length; i++) m = Math.max(m, Math.abs((row[i] as number) - (other[i] as number)));
+  });
+  return m;
+}
+
+export function argmaxes(rows: readonly Float64Array[]): number[] {
+  return rows.map((r) => r.indexOf(Math.max(...r)));
+}
+
+/**
+ * Positions where `reference` is sure of its top token (ahead of the second by more than `margin`) and `other`
+ * picks another: none is expected when both compute the same model up to small rounding.
+ */
+export function confidentDisagreements(other: readonly Float64Array[], reference: readonly Float64Array[], margin: number): number[] {
+  const out: number[] = [];
+  reference.forEach((row, t) => {
+    const sorted = [...row].sort((a, b) => b - a);
+    if ((sorted[0] as number) - (sorted[1] as number) <= margin) return;
+    if (argmaxes([other[t] as Float64Array])[0] !== argmaxes([row])[0]) out.push(t);
+  });
+  return out;
+}
+
+/**
+ * A LoRA adapter with random A and B (B non-zero, as after training) on every linear module of `model` but the
+ * head: rank 4 with rsLoRA and o_proj at rank 2 with its own alpha, so its scalings are ones a single GGUF alpha
+ * cannot express without folding.
+ */
+export function randomAdapter(model: CausalLM, seed = 7, overrides: Partial<LoraConfig> = {}): AdapterWeights {
+  const config = resolveLoraConfig({
+    targetModules: ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'],
+    rank: 4, alpha: 8, useRslora: true, rankPattern: { o_proj: 2 }, alphaPattern: { o_proj: 6 }, ...overrides,
+  });
+  const rng = new Rng(seed);
+  const modules = new Map<string, PeftModuleWeights>();
+  for (const [path, layer] of model.linears) {
+    if (path === 'lm_head') continue;
+    const rank = path.endsWith('o_proj') ? (config.rankPattern.o_proj ?? config.rank) : config.rank;
+    const { inFeatures, outFeatures } = layer.spec;
+    const fill = (n: number, scale: number) => Float32Array.from({ length: n }, () => rng.uniform(-scale, scale));
+    modules.set(path, { loraA: fill(rank * inFeatures, 1 / Math.sqrt(inFeatures)), loraB: fill(outFeatures * rank, 0.3), rank });
+  }
+  return { config, meta: { baseModelNameOrPath: 'test', fanInFanOut: false }, modules };
+}
+
+/**
+ * A tiny Qwen2 folder: grouped-query attention (4 heads, 2 kv heads), q/k/v biases, tied head, random weights, and
+ * a 4096-token byte-level BPE (the starter's vocabulary and ChatML template) with Qwen2's pre-tokenizer, so
+ * llama.cpp tokenizes it as 'qwen2'. (Qwen2's real 151,936-token tokenizer is checked in gguf-tokenizer.test.ts.)
+ */
+export function buildTinyQwen2(dir: string): void {
+  buildLlama(dir, { modelType: 'qwen2', hidden: 64, layers: 2, heads: 4, kvHeads: 2, intermediate: 128, vocab: 4096, tied: true, ropeTheta: 1e6 }, 11);
+  const tokenizer = JSON.parse(readFileSync(join(STARTER, 'tokenizer.json'), 'utf8')) as Record<string, unknown>;
+  const byteLevel = { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: false };
+  tokenizer.pre_tokenizer = { type: 'Sequence', pretokenizers: [{ type: 'Split', pattern: { Regex: QWEN2_SPLIT }, behavior: 'Isolated', invert: false }, byteLevel] };
+  writeFileSync(join(dir, 'tokenizer.json'), JSON.stringify(tokenizer));
+  copyFileSync(join(STARTER, 'tokenizer_config.json'), join(dir, 'tokenizer_config.json'));
+}
+
+/** Qwen2's pre-tokenizer split, as its tokenizer.json writes it. */
+const QWEN2_SPLIT = "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+export const STARTER = join(import.meta.dirname, '../../../resources/starter');

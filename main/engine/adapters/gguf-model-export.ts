@@ -15,7 +15,6 @@ import { FILE_TYPE } from '../io/gguf-types';
 import { kv, writeGguf, type GgufTensorSpec, type GgufWriteEntry } from '../io/gguf-write';
 import { loadTokenizer } from '../io/tokenizer';
 import type { CausalLM, ModelConfig } from '../models/types';
-import { transpose2d } from '../models/weights';
 import { AdapterError } from './errors';
 
 export type GgufModelType = WritableGgmlType;
@@ -101,19 +100,29 @@ export async function tokenizerMetadataOf(base: string, config: ModelConfig): Pr
 }
 
 /**
- * The model's norms and untied embedding (its own tensors, not copies), and whether its head is tied to the
- * embedding (no 'lm_head.weight' among its weights). namedWeights' fresh linear transposes are freed on return.
+ * The model's norms and untied embedding, as tensors kept until the caller disposes them (clones: an own tensor's
+ * data stays the model's; a table held outside the tensors' memory is read out once), and whether the head is tied
+ * to the embedding (no 'lm_head.weight' among the model's weights). The linear weights namedWeights makes are freed.
  */
-function ownNonLinearWeights(model: CausalLM): { tied: boolean; others: [string, tf.Tensor][] } {
+function nonLinearWeights(model: CausalLM): { tied: boolean; others: [string, tf.Tensor][] } {
   tf.engine().startScope();
   try {
     const all = model.namedWeights();
     const tied = !all.has('lm_head.weight');
     const linear = new Set<string>(tied ? ['model.embed_tokens.weight'] : []);
     for (const path of model.linears.keys()) linear.add(`${path}.weight`).add(`${path}.bias`);
-    return { tied, others: [...all].filter(([name]) => !linear.has(name)) };
+    return { tied, others: [...all].filter(([name]) => !linear.has(name)).map(([name, t]) => [name, tf.keep(tf.clone(t))]) };
   } finally {
     tf.engine().endScope();
+  }
+}
+
+/** Reads a tensor's values, then frees it (a clone or a fresh tensor made for the export). */
+async function readAndDispose(t: tf.Tensor): Promise<Float32Array> {
+  try {
+    return (await t.data()) as Float32Array;
+  } finally {
+    t.dispose();
   }
 }
 
@@ -157,24 +166,28 @@ export async function exportGgufModel(model: CausalLM, base: string, outPath: st
     const data = heads === null ? read : async () => permuteRows(await read(), shape[0] as number, cols, heads, true);
     tensors.push({ name, shape, type, data });
   };
-  const { tied, others } = ownNonLinearWeights(model);
-  // Linear weights straight from each layer's [in, out] tensor, transposed in JS one at a time.
+  const { tied, others } = nonLinearWeights(model);
+  // Each linear weight in [out, in] (adapters merged apart from a stored weight included), one at a time.
   for (const [path, layer] of model.linears) {
     const { inFeatures, outFeatures } = layer.spec;
     const hfName = path === 'lm_head' && tied ? 'model.embed_tokens.weight' : `${path}.weight`;
-    add(hfName, [outFeatures, inFeatures], async () => transpose2d((await layer.weightT.data()) as Float32Array, inFeatures, outFeatures));
+    add(hfName, [outFeatures, inFeatures], () => readAndDispose(tf.tidy(() => tf.clone(layer.checkpointWeight()))));
     if (layer.bias) {
       const bias = layer.bias;
       add(`${path}.bias`, [outFeatures], async () => (await bias.data()) as Float32Array);
     }
   }
-  for (const [name, tensor] of others) add(name, tensor.shape, async () => (await tensor.data()) as Float32Array);
+  for (const [name, tensor] of others) add(name, tensor.shape, () => readAndDispose(tensor));
   if (factors && arch.permuteQK && !metadata.some((e) => e.key.endsWith('rope.scaling.type'))) {
     tensors.push({ name: 'rope_freqs.weight', shape: [factors.length], type: 'F32', data: () => factors });
   }
   tensors.sort((x, y) => orderKey(x.name).localeCompare(orderKey(y.name), 'en', { numeric: true }));
-  return writeGguf(outPath, metadata, tensors, {
-    ...(options.signal ? { signal: options.signal } : {}),
-    ...(options.onProgress ? { onProgress: options.onProgress } : {}),
-  });
+  try {
+    return await writeGguf(outPath, metadata, tensors, {
+      ...(options.signal ? { signal: options.signal } : {}),
+      ...(options.onProgress ? { onProgress: options.onProgress } : {}),
+    });
+  } finally {
+    for (const [, tensor] of others) tensor.dispose(); // those a failed write never reached
+  }
 }

@@ -107,14 +107,15 @@ export function permutedHeads(arch: GgufArchitecture, hfName: string, heads: { n
 
 /**
  * Reorders the rows of a row-major [rows, cols] matrix (a bias is cols = 1) head by head: within each head of
- * d = rows / heads rows, row (half·d/2 + j) moves to (2j + half) when `toGguf`, and back otherwise.
+ * d = rows / heads rows, row (half·d/2 + j) moves to (2j + half) when `toGguf`, and back otherwise. Works on the
+ * values of any element type (float32 values, or 16-bit F16/BF16 bits).
  */
-export function permuteRows(data: Float32Array, rows: number, cols: number, heads: number, toGguf: boolean): Float32Array {
+export function permuteRows<T extends Float32Array | Uint16Array>(data: T, rows: number, cols: number, heads: number, toGguf: boolean): T {
   const d = rows / heads;
   if (!Number.isInteger(d) || d % 2 !== 0) {
     throw new ModelIoError('INVALID_CONFIG', `cannot split ${rows} rows into ${heads} heads of an even size for the rope permutation`);
   }
-  const out = new Float32Array(data.length);
+  const out = data.slice() as T;
   const half = d / 2;
   for (let h = 0; h < heads; h++) {
     for (let j = 0; j < half; j++) {

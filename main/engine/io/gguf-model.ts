@@ -8,7 +8,7 @@ import type { TensorSource } from './checkpoint';
 import { ModelIoError } from './errors';
 import { GgufFile, checkReadable } from './gguf';
 import { ggufTensorName, hfConfigFromGguf, hfTensorName, permuteRows, permutedHeads, type ImportedConfig } from './gguf-arch';
-import type { LoadedTensor } from './safetensors';
+import type { LoadedTensor, RawTensor } from './safetensors';
 
 export class GgufTensorSource implements TensorSource {
   readonly dir: string;
@@ -27,16 +27,56 @@ export class GgufTensorSource implements TensorSource {
     return gguf !== null && this.file.tensors.has(gguf);
   }
 
-  read(name: string): LoadedTensor {
+  private ggufName(name: string): string {
     const gguf = ggufTensorName(name);
     if (gguf === null || !this.file.tensors.has(gguf)) {
       throw new ModelIoError('TENSOR_NOT_FOUND', `${this.file.path}: the GGUF has no tensor for '${name}'${gguf ? ` ('${gguf}')` : ''}`);
     }
-    const { shape, data } = this.file.readFloat(gguf);
+    return gguf;
+  }
+
+  /** Values in Hugging Face's row order (llama q/k rows un-permuted), as float32 or as 16-bit words. */
+  private hfOrder<T extends Float32Array | Uint16Array>(name: string, shape: readonly number[], data: T): T {
     const heads = permutedHeads(this.imported.arch, name, this.heads);
     const rows = shape[0] as number;
-    const values = heads === null ? data : permuteRows(data, rows, data.length / rows, heads, false);
-    return { dtype: 'F32', shape, data: values };
+    return heads === null ? data : permuteRows(data, rows, data.length / rows, heads, false);
+  }
+
+  read(name: string): LoadedTensor {
+    const { shape, data } = this.file.readFloat(this.ggufName(name));
+    return { dtype: 'F32', shape, data: this.hfOrder(name, shape, data) };
+  }
+
+  /**
+   * For the frozen-weight store: F16 / BF16 tensors as their own bits (kept at that precision), every other type
+   * as float32 values (quantized blocks dequantized here, once).
+   */
+  readRaw(name: string): RawTensor {
+    const gguf = this.ggufName(name);
+    const info = this.file.tensor(gguf);
+    const shape = [...info.shape];
+    if (info.type.name === 'F16' || info.type.name === 'BF16') {
+      const bits = this.hfOrder(name, shape, new Uint16Array(this.file.readRaw(gguf).buffer, 0, info.count));
+      return { dtype: info.type.name, shape, bytes: new Uint8Array(bits.buffer, bits.byteOffset, bits.byteLength) };
+    }
+    const { data } = this.read(name);
+    return { dtype: 'F32', shape, bytes: new Uint8Array(data.buffer, data.byteOffset, data.byteLength) };
+  }
+
+  /**
+   * How the frozen store should keep this file's weights when the caller does not say: block-quantized files
+   * (Q8_0, K-quants, Q4_0...) as Q8_0 (Q8_0 itself exactly: requantizing its values gives back the same blocks),
+   * F16 / BF16 / F32 files at their own precision.
+   */
+  defaultPrecision(): 'q8_0' | 'stored' {
+    let quantized = 0;
+    let total = 0;
+    for (const t of this.file.tensors.values()) {
+      if (t.shape.length !== 2) continue;
+      total += t.count;
+      if (t.type.blockSize > 1) quantized += t.count;
+    }
+    return quantized * 2 > total ? 'q8_0' : 'stored';
   }
 }
 

@@ -75,7 +75,8 @@ export async function loadModel(dir: string, options: LoadModelOptions = {}): Pr
     const gguf = openGgufModel(dir);
     try {
       const config = parseGguf(dir, gguf.imported.raw, gguf.imported.ropeFactors);
-      return architectureOf(gguf.imported.raw, dir).build(config, gguf.source, options.trainable ?? false);
+      const precision = options.precision ?? gguf.source.defaultPrecision();
+      return architectureOf(gguf.imported.raw, dir).build(config, gguf.source, { ...options, precision });
     } finally {
       gguf.close();
     }

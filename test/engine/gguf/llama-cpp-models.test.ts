@@ -13,6 +13,7 @@ import { describeGgufBase, exportGgufAdapter } from '../../../main/engine/adapte
 import { exportGgufModel } from '../../../main/engine/adapters/gguf-model-export';
 import { ResidentAdapters } from '../../../main/engine/adapters/resident';
 import { GgufFile } from '../../../main/engine/io/gguf';
+import { encodePrompt } from '../../../main/engine/io/prompt';
 import { loadTokenizer } from '../../../main/engine/io/tokenizer';
 import { loadModel } from '../../../main/engine/models/registry';
 import type { CausalLM } from '../../../main/engine/models/types';
@@ -76,7 +77,7 @@ describe('llama.cpp runs our GGUF base and adapter as our engine does', () => {
     const model = await loadModel(STARTER);
     try {
       const tokenizer = await loadTokenizer(STARTER);
-      const tokens = tokenizer.encodeChat([{ role: 'user', content: 'Name three colours.' }], { addGenerationPrompt: true });
+      const tokens = encodePrompt(tokenizer, [{ role: 'user', content: 'Name three colours.' }]);
       await checkBaseAndAdapter(model, STARTER, 'starter', tokens);
       const meta = new GgufFile(join(work, 'starter.gguf'));
       try {
@@ -96,7 +97,7 @@ describe('llama.cpp runs our GGUF base and adapter as our engine does', () => {
     const model = await loadModel(dir);
     try {
       const tokenizer = await loadTokenizer(dir);
-      const tokens = tokenizer.encodeChat([{ role: 'user', content: 'What time is it in 2025?' }], { addGenerationPrompt: true });
+      const tokens = encodePrompt(tokenizer, [{ role: 'user', content: 'What time is it in 2025?' }]);
       await checkBaseAndAdapter(model, dir, 'qwen2', tokens);
       const meta = new GgufFile(join(work, 'qwen2.gguf'));
       try {

@@ -14,6 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { exportGgufModel } from '../../../main/engine/adapters/gguf-model-export';
 import { GgufFile } from '../../../main/engine/io/gguf';
 import { writeGguf, type GgufTensorSpec } from '../../../main/engine/io/gguf-write';
+import { encodePrompt } from '../../../main/engine/io/prompt';
 import { loadTokenizer } from '../../../main/engine/io/tokenizer';
 import { loadModel } from '../../../main/engine/models/registry';
 import type { CausalLM } from '../../../main/engine/models/types';
@@ -32,7 +33,7 @@ beforeAll(async () => {
   work = mkdtempSync(join(tmpdir(), 'lorasmith-quantized-'));
   f32 = join(work, 'starter-f32.gguf');
   await withModel(STARTER, (model) => exportGgufModel(model, STARTER, f32, { type: 'F32', name: 'starter' }));
-  tokens = (await loadTokenizer(STARTER)).encodeChat(PROMPT, { addGenerationPrompt: true });
+  tokens = encodePrompt(await loadTokenizer(STARTER), PROMPT);
   reference = await withModel(STARTER, (model) => ourLogProbs(model, tokens));
 });
 afterAll(() => rmSync(work, { recursive: true, force: true }));
@@ -85,7 +86,7 @@ describe("GGUF in: files llama.cpp's quantizer wrote", () => {
       const types = new Set([...file.tensors.values()].map((t) => t.type.name));
       file.close();
       for (const t of c.types) expect(types.has(t), `${c.name} holds ${t}`).toBe(true);
-      expect((await loadTokenizer(path)).encodeChat(PROMPT, { addGenerationPrompt: true })).toEqual(tokens);
+      expect(encodePrompt(await loadTokenizer(path), PROMPT)).toEqual(tokens);
       const ours = await withModel(path, (model) => ourLogProbs(model, tokens));
       const exact = (await llamaCppLogProbs(await dequantizedByGgml(path, join(work, `starter-${c.name}-f32.gguf`)), tokens)).logProbs;
       expect(maxDiff(ours, exact)).toBeLessThan(5e-5);

@@ -63,32 +63,34 @@ function matMulRate(aShape: number[], bShape: number[], transposeB: boolean, flo
 
 /**
  * One LoRA training step of the engine's own Llama (loadModel on a random folder of SHAPE, injectAdapter r=8 on
- * q_proj and v_proj, maskedCrossEntropy, the engine's AdamW) on a fixed batch: what a user's training run does per
+ * q_proj and v_proj, the engine's chunked loss and AdamW) on a fixed batch: what a user's training run does per
  * step, so the fused kernels count where the model and loss use them.
  */
 async function buildLoraStep(dir: string): Promise<{ step: () => number; dispose: () => void }> {
   const { loadModel } = await import('../main/engine/models/registry');
   const { adapterVariables, injectAdapter } = await import('../main/engine/lora/inject');
-  const { maskedCrossEntropy } = await import('../main/engine/train/loss');
+  const { batchLoss } = await import('../main/engine/train/loss');
+  const { makeBatch } = await import('../main/engine/train/batching');
   const { AdamW } = await import('../main/engine/train/optimizer');
   const { batch: B, seq: T, vocab: V, rank } = SHAPE;
   const model = await loadModel(dir);
   const variables = adapterVariables(injectAdapter(model, 'bench', { targetModules: ['q_proj', 'v_proj'], rank, alpha: 2 * rank, dropout: 0 }));
   const names = [...variables.keys()];
   const optimizer = new AdamW(variables, { weightDecay: 0 });
-  const ids = tf.randomUniform([B, T], 0, V, 'int32', 3) as tf.Tensor2D;
-  const labels = tf.randomUniform([B, T], 0, V, 'int32', 4) as tf.Tensor2D;
-  const weights = tf.ones([B, T]) as tf.Tensor2D;
+  const random = (seed: number) => Array.from(tf.tidy(() => tf.randomUniform([T], 0, V, 'int32', seed).dataSync()));
+  const batch = makeBatch(Array.from({ length: B }, (_, b) => {
+    const ids = random(3 + b);
+    return { line: b + 1, ids, train: ids.map(() => 1) };
+  }), 0);
   return {
     step: () => {
-      const { value, grads } = tf.variableGrads(() => maskedCrossEntropy(model.forward(ids, { training: true }), labels, weights), [...variables.values()]);
+      const { value, grads } = tf.variableGrads(() => batchLoss(model, batch), [...variables.values()]);
       const loss = value.dataSync()[0] ?? NaN;
       optimizer.apply(new Map(Object.values(grads).map((g, i) => [names[i] as string, g])), 1e-4);
       tf.dispose([value, ...Object.values(grads)]);
       return loss;
     },
     dispose: () => {
-      tf.dispose([ids, labels, weights]);
       optimizer.dispose();
       model.dispose();
     },

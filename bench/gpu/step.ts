@@ -12,7 +12,8 @@ import type { LoadedTensor } from '../../main/engine/io/safetensors';
 import { generate } from '../../main/engine/generate/generate';
 import { adapterVariables, injectAdapter } from '../../main/engine/lora/inject';
 import { buildModel } from '../../main/engine/models/registry';
-import { maskedCrossEntropy } from '../../main/engine/train/loss';
+import { makeBatch } from '../../main/engine/train/batching';
+import { batchLoss } from '../../main/engine/train/loss';
 import { AdamW } from '../../main/engine/train/optimizer';
 
 export interface StepShape {
@@ -120,13 +121,15 @@ export async function runStep(shapeName: string, steps: number, decodeTokens: nu
   const variables = adapterVariables(injectAdapter(model, 'bench', { targetModules: [...LORA_TARGETS], rank: s.rank, alpha: s.alpha, dropout: 0 }));
   const names = [...variables.keys()];
   const optimizer = new AdamW(variables, { weightDecay: 0 });
-  const ids = tf.randomUniform([s.batch, s.seq], 0, s.vocab, 'int32', 3) as tf.Tensor2D;
-  const labels = tf.randomUniform([s.batch, s.seq], 0, s.vocab, 'int32', 4) as tf.Tensor2D;
-  const weights = tf.ones([s.batch, s.seq]) as tf.Tensor2D;
+  // every next token a target: the loss covers all B × T positions but each row's last
+  const batch = makeBatch(Array.from({ length: s.batch }, (_, r) => {
+    const ids = Array.from({ length: s.seq }, (_, t) => (r * 7919 + t * 104729) % s.vocab);
+    return { line: r + 1, ids, train: ids.map(() => 1) };
+  }), 0);
   const losses: number[] = [];
   const step = async (): Promise<number> => {
     const start = performance.now();
-    const { value, grads } = tf.variableGrads(() => maskedCrossEntropy(model.forward(ids, { training: true }), labels, weights), [...variables.values()]);
+    const { value, grads } = tf.variableGrads(() => batchLoss(model, batch), [...variables.values()]);
     optimizer.apply(new Map(Object.values(grads).map((g, i) => [names[i] as string, g])), 1e-4);
     losses.push((await value.data())[0] ?? NaN);
     tf.dispose([value, ...Object.values(grads)]);
@@ -157,7 +160,6 @@ export async function runStep(shapeName: string, steps: number, decodeTokens: nu
       },
     };
   } finally {
-    tf.dispose([ids, labels, weights]);
     optimizer.dispose();
     model.dispose();
   }

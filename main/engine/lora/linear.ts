@@ -200,6 +200,31 @@ export function seedLoraDropout(seed: number): void {
 }
 
 /**
+ * Runs `f` with the dropout stream where it stood when `position` was taken (loraDropoutPosition), then puts it
+ * back: activation recomputation runs a block again in the backward pass and must draw the same masks.
+ */
+export function replayLoraDropout<T>(position: LoraDropoutPosition, f: () => T): T {
+  const now = { seed: dropoutSeed, calls: dropoutCalls };
+  dropoutSeed = position.seed;
+  dropoutCalls = position.calls;
+  try {
+    return f();
+  } finally {
+    dropoutSeed = now.seed;
+    dropoutCalls = now.calls;
+  }
+}
+
+export interface LoraDropoutPosition {
+  readonly seed: number;
+  readonly calls: number;
+}
+
+export function loraDropoutPosition(): LoraDropoutPosition {
+  return { seed: dropoutSeed, calls: dropoutCalls };
+}
+
+/**
  * The dropout models pass to `apply` in training mode (inverted dropout: kept inputs scale by 1/(1-rate)).
  * Each call draws a fresh mask from the seeded stream.
  */

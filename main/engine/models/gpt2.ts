@@ -7,8 +7,8 @@ import type { TensorSource } from '../io/checkpoint';
 import { ConfigFields, readGenerationEosIds, type RawConfig } from '../io/hf-config';
 import { loraDropout, LinearLayer } from '../lora/linear';
 import { DecoderCache, asDecoderCache } from './kv-cache';
-import { activate, attention, causalMask, layerNorm, parseActivation, splitHeads, type Activation } from './layers';
-import type { CausalLM, ForwardOptions, KVCache, LinearSpec, ModelConfig } from './types';
+import { activate, attention, causalMask, layerNorm, parseActivation, splitHeads, variablesOf, type Activation } from './layers';
+import type { CausalLM, DecoderBlock, ForwardOptions, KVCache, LinearSpec, ModelConfig, OutputHead } from './types';
 import { WeightLoader, checkTokenIds, collectVariables, countParameters, disposeWeights, type WeightLoadOptions } from './weights';
 import { ModelIoError } from '../io/errors';
 
@@ -52,6 +52,17 @@ export function parseGpt2Config(raw: RawConfig, dir: string, source: string): Gp
 interface Norm {
   weight: tf.Tensor1D;
   bias: tf.Tensor1D;
+}
+
+/** What one forward pass hands each block besides its input. */
+interface BlockState {
+  readonly b: number;
+  readonly t: number;
+  readonly index: number;
+  readonly cache: DecoderCache | null;
+  readonly dropout: ((x: tf.Tensor2D, rate: number) => tf.Tensor2D) | undefined;
+  /** [T, S] */
+  readonly mask: tf.Tensor2D;
 }
 
 interface Block {
@@ -125,7 +136,17 @@ export class Gpt2Model implements CausalLM {
     }
   }
 
+  readonly head: OutputHead = {
+    logits: (hidden, training) => this.lm_head.apply(hidden, training ? loraDropout : undefined),
+    variables: () => variablesOf([this.lm_head], []),
+  };
+
   forward(ids: tf.Tensor2D, options: ForwardOptions = {}): tf.Tensor3D {
+    const [b, t] = ids.shape;
+    return tf.tidy(() => tf.reshape(this.head.logits(this.hiddenStates(ids, options), options.training), [b, t, this.config.vocabSize]) as tf.Tensor3D);
+  }
+
+  hiddenStates(ids: tf.Tensor2D, options: ForwardOptions = {}): tf.Tensor2D {
     const c = this.config;
     checkTokenIds(ids, c.vocabSize);
     const cache = asDecoderCache(options.cache);
@@ -135,27 +156,41 @@ export class Gpt2Model implements CausalLM {
       throw new ModelIoError('TOKEN_OUT_OF_RANGE', `sequence of ${start + t} positions exceeds this model's ${c.maxPositions} (n_positions)`);
     }
     const dropout = options.training ? loraDropout : undefined;
-    const logits = tf.tidy(() => {
+    const hidden = tf.tidy(() => {
       const flat = tf.reshape(ids, [b * t]);
       const tokens = this.lm_head.weight.rows(flat as tf.Tensor1D); // [B·T, C]
       const positions = tf.gather(this.wpe, tf.tile(tf.range(start, start + t, 1, 'int32'), [b])); // [B·T, C]
       let x = tf.add(tokens, positions) as tf.Tensor2D; // [B·T, C]
-      const mask = causalMask(start, t);
-      this.blocks.forEach((block, layer) => {
-        const h = layerNorm(x, block.ln_1.weight, block.ln_1.bias, c.layerNormEps) as tf.Tensor2D;
-        const qkv = block.c_attn.apply(h, dropout); // [B·T, 3C]
-        const [q, k, v] = tf.split(qkv, 3, 1).map((part) => splitHeads(part, b, t, c.numHeads, c.headDim));
-        const entry = cache ? cache.append(layer, k as tf.Tensor4D, v as tf.Tensor4D) : { keys: k as tf.Tensor4D, values: v as tf.Tensor4D };
-        const context = attention(q as tf.Tensor4D, entry.keys, entry.values, mask); // [B, T, C]
-        x = tf.add(x, block.attn_c_proj.apply(tf.reshape(context, [b * t, c.hiddenSize]), dropout));
-        const m = layerNorm(x, block.ln_2.weight, block.ln_2.bias, c.layerNormEps) as tf.Tensor2D;
-        x = tf.add(x, block.mlp_c_proj.apply(activate(block.c_fc.apply(m, dropout), c.activation) as tf.Tensor2D, dropout));
+      const context = [causalMask(start, t)];
+      this.blocks.forEach((blk, index) => {
+        const block: DecoderBlock = (input, [mask]) => this.block(blk, input, { b, t, index, cache, dropout, mask: mask as tf.Tensor2D });
+        x = options.runBlock ? options.runBlock(block, x, context, this.blockVariables(blk)) : block(x, context);
       });
-      const final = layerNorm(x, this.ln_f.weight, this.ln_f.bias, c.layerNormEps) as tf.Tensor2D;
-      return tf.reshape(this.lm_head.apply(final, dropout), [b, t, c.vocabSize]) as tf.Tensor3D;
+      return layerNorm(x, this.ln_f.weight, this.ln_f.bias, c.layerNormEps) as tf.Tensor2D;
     });
     cache?.advance(t);
-    return logits;
+    return hidden;
+  }
+
+  /** One transformer block: x [B·T, C] -> [B·T, C]. */
+  private block(block: Block, x: tf.Tensor2D, s: BlockState): tf.Tensor2D {
+    return tf.tidy(() => {
+      const c = this.config;
+      const { b, t, dropout } = s;
+      const h = layerNorm(x, block.ln_1.weight, block.ln_1.bias, c.layerNormEps) as tf.Tensor2D;
+      const qkv = block.c_attn.apply(h, dropout); // [B·T, 3C]
+      const [q, k, v] = tf.split(qkv, 3, 1).map((part) => splitHeads(part, b, t, c.numHeads, c.headDim));
+      const entry = s.cache ? s.cache.append(s.index, k as tf.Tensor4D, v as tf.Tensor4D) : { keys: k as tf.Tensor4D, values: v as tf.Tensor4D };
+      const context = attention(q as tf.Tensor4D, entry.keys, entry.values, s.mask); // [B, T, C]
+      const y = tf.add(x, block.attn_c_proj.apply(tf.reshape(context, [b * t, c.hiddenSize]), dropout)) as tf.Tensor2D;
+      const m = layerNorm(y, block.ln_2.weight, block.ln_2.bias, c.layerNormEps) as tf.Tensor2D;
+      return tf.add(y, block.mlp_c_proj.apply(activate(block.c_fc.apply(m, dropout), c.activation) as tf.Tensor2D, dropout)) as tf.Tensor2D;
+    });
+  }
+
+  private blockVariables(block: Block): tf.Variable[] {
+    const { ln_1, ln_2, ...linears } = block;
+    return variablesOf(Object.values(linears), [ln_1.weight, ln_1.bias, ln_2.weight, ln_2.bias]);
   }
 
   createCache(): KVCache {

@@ -5,6 +5,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { FUSED_KERNELS, fusedAttention, fusedRmsNorm, fusedRotary, fusedSwiGLU, hasFusedKernel } from '../backend/fused-ops';
 import { ModelIoError } from '../io/errors';
+import { TensorWeight } from '../backend/frozen';
+import type { LinearLayer } from '../lora/linear';
 
 /** x [..., C] -> [..., C]; as torch.nn.LayerNorm (biased variance). */
 export function layerNorm(x: tf.Tensor, weight: tf.Tensor1D, bias: tf.Tensor1D, eps: number): tf.Tensor {
@@ -134,4 +136,18 @@ export function attention(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, mask: 
 export function splitHeads(x: tf.Tensor, b: number, t: number, heads: number, headDim: number): tf.Tensor4D {
   if (t === 1) return tf.reshape(x, [b, heads, 1, headDim]) as tf.Tensor4D;
   return tf.transpose(tf.reshape(x, [b, t, heads, headDim]), [0, 2, 1, 3]) as tf.Tensor4D;
+}
+
+/**
+ * The Variables among `tensors` and the linears' weights, biases and LoRA A/B: what may train in a block or head
+ * (LoRA: the adapters; full fine-tuning: every weight), for a BlockRunner or OutputHead.
+ */
+export function variablesOf(linears: readonly LinearLayer[], tensors: readonly tf.Tensor[]): tf.Variable[] {
+  const found: tf.Tensor[] = [...tensors];
+  for (const layer of linears) {
+    if (layer.weight instanceof TensorWeight) found.push(layer.weight.tensor); // a stored weight never trains
+    if (layer.bias) found.push(layer.bias);
+    for (const adapter of layer.adapters.values()) found.push(adapter.At, adapter.Bt);
+  }
+  return found.filter((t): t is tf.Variable => t instanceof tf.Variable);
 }

@@ -9,8 +9,8 @@ import { ModelIoError } from '../io/errors';
 import { ConfigFields, readGenerationEosIds, type RawConfig } from '../io/hf-config';
 import { loraDropout, LinearLayer } from '../lora/linear';
 import { DecoderCache, asDecoderCache } from './kv-cache';
-import { applyRotary, attention, causalMask, gatedActivation, parseActivation, rmsNorm, rotaryTables, splitHeads, type Activation } from './layers';
-import type { CausalLM, ForwardOptions, KVCache, LinearSpec, ModelConfig } from './types';
+import { applyRotary, attention, causalMask, gatedActivation, parseActivation, rmsNorm, rotaryTables, splitHeads, variablesOf, type Activation } from './layers';
+import type { CausalLM, DecoderBlock, ForwardOptions, KVCache, LinearSpec, ModelConfig, OutputHead } from './types';
 import type { FrozenWeight } from '../backend/frozen';
 import { WeightLoader, checkTokenIds, collectVariables, countParameters, disposeWeights, type WeightLoadOptions } from './weights';
 
@@ -110,6 +110,20 @@ export function parseLlamaConfig(raw: RawConfig, dir: string, source: string): L
   };
 }
 
+/** What one forward pass hands each decoder layer besides its input. */
+interface BlockState {
+  readonly b: number;
+  readonly t: number;
+  readonly index: number;
+  readonly cache: DecoderCache | null;
+  readonly dropout: ((x: tf.Tensor2D, rate: number) => tf.Tensor2D) | undefined;
+  /** [T, S] */
+  readonly mask: tf.Tensor2D;
+  /** [T, D] */
+  readonly cos: tf.Tensor2D;
+  readonly sin: tf.Tensor2D;
+}
+
 interface Layer {
   input_layernorm: tf.Tensor1D;
   q_proj: LinearLayer;
@@ -197,7 +211,17 @@ export class LlamaModel implements CausalLM {
     return (this.embed_tokens ?? this.lm_head.weight).rows(flat);
   }
 
+  readonly head: OutputHead = {
+    logits: (hidden, training) => this.lm_head.apply(hidden, training ? loraDropout : undefined),
+    variables: () => variablesOf([this.lm_head], []),
+  };
+
   forward(ids: tf.Tensor2D, options: ForwardOptions = {}): tf.Tensor3D {
+    const [b, t] = ids.shape;
+    return tf.tidy(() => tf.reshape(this.head.logits(this.hiddenStates(ids, options), options.training), [b, t, this.config.vocabSize]) as tf.Tensor3D);
+  }
+
+  hiddenStates(ids: tf.Tensor2D, options: ForwardOptions = {}): tf.Tensor2D {
     const c = this.config;
     checkTokenIds(ids, c.vocabSize);
     const cache = asDecoderCache(options.cache);
@@ -207,28 +231,43 @@ export class LlamaModel implements CausalLM {
       throw new ModelIoError('TOKEN_OUT_OF_RANGE', `sequence of ${start + t} positions exceeds the sliding window of ${c.slidingWindow}, which is not supported`);
     }
     const dropout = options.training ? loraDropout : undefined;
-    const logits = tf.tidy(() => {
+    const hidden = tf.tidy(() => {
       let x = this.embed(tf.reshape(ids, [b * t])); // [B·T, C]
-      const mask = causalMask(start, t);
       const { cos, sin } = rotaryTables(c.invFreq, start, t); // [T, D]
+      const context = [causalMask(start, t), cos, sin];
       this.layers.forEach((layer, index) => {
-        const h = rmsNorm(x, layer.input_layernorm, c.rmsNormEps) as tf.Tensor2D;
-        const q = applyRotary(splitHeads(layer.q_proj.apply(h, dropout), b, t, c.numHeads, c.headDim), cos, sin);
-        const k = applyRotary(splitHeads(layer.k_proj.apply(h, dropout), b, t, c.numKvHeads, c.headDim), cos, sin);
-        const v = splitHeads(layer.v_proj.apply(h, dropout), b, t, c.numKvHeads, c.headDim);
-        const entry = cache ? cache.append(index, k, v) : { keys: k, values: v };
-        const context = attention(q, entry.keys, entry.values, mask); // [B, T, H·D]
-        x = tf.add(x, layer.o_proj.apply(tf.reshape(context, [b * t, c.numHeads * c.headDim]), dropout));
-        const m = rmsNorm(x, layer.post_attention_layernorm, c.rmsNormEps) as tf.Tensor2D;
-        // SwiGLU: down(act(gate(m)) · up(m))
-        const gated = gatedActivation(layer.gate_proj.apply(m, dropout), layer.up_proj.apply(m, dropout), c.activation) as tf.Tensor2D;
-        x = tf.add(x, layer.down_proj.apply(gated, dropout));
+        const block: DecoderBlock = (input, [mask, cosT, sinT]) =>
+          this.block(layer, input, { b, t, index, cache, dropout, mask: mask as tf.Tensor2D, cos: cosT as tf.Tensor2D, sin: sinT as tf.Tensor2D });
+        x = options.runBlock ? options.runBlock(block, x, context, this.blockVariables(layer)) : block(x, context);
       });
-      const final = rmsNorm(x, this.norm, c.rmsNormEps) as tf.Tensor2D;
-      return tf.reshape(this.lm_head.apply(final, dropout), [b, t, c.vocabSize]) as tf.Tensor3D;
+      return rmsNorm(x, this.norm, c.rmsNormEps) as tf.Tensor2D;
     });
     cache?.advance(t);
-    return logits;
+    return hidden;
+  }
+
+  /** One decoder layer: x [B·T, C] -> [B·T, C]. */
+  private block(layer: Layer, x: tf.Tensor2D, s: BlockState): tf.Tensor2D {
+    return tf.tidy(() => {
+      const c = this.config;
+      const { b, t, dropout } = s;
+      const h = rmsNorm(x, layer.input_layernorm, c.rmsNormEps) as tf.Tensor2D;
+      const q = applyRotary(splitHeads(layer.q_proj.apply(h, dropout), b, t, c.numHeads, c.headDim), s.cos, s.sin);
+      const k = applyRotary(splitHeads(layer.k_proj.apply(h, dropout), b, t, c.numKvHeads, c.headDim), s.cos, s.sin);
+      const v = splitHeads(layer.v_proj.apply(h, dropout), b, t, c.numKvHeads, c.headDim);
+      const entry = s.cache ? s.cache.append(s.index, k, v) : { keys: k, values: v };
+      const context = attention(q, entry.keys, entry.values, s.mask); // [B, T, H·D]
+      const y = tf.add(x, layer.o_proj.apply(tf.reshape(context, [b * t, c.numHeads * c.headDim]), dropout)) as tf.Tensor2D;
+      const m = rmsNorm(y, layer.post_attention_layernorm, c.rmsNormEps) as tf.Tensor2D;
+      // SwiGLU: down(act(gate(m)) · up(m))
+      const gated = gatedActivation(layer.gate_proj.apply(m, dropout), layer.up_proj.apply(m, dropout), c.activation) as tf.Tensor2D;
+      return tf.add(y, layer.down_proj.apply(gated, dropout)) as tf.Tensor2D;
+    });
+  }
+
+  private blockVariables(layer: Layer): tf.Variable[] {
+    const { input_layernorm, post_attention_layernorm, ...linears } = layer;
+    return variablesOf(Object.values(linears), [input_layernorm, post_attention_layernorm]);
   }
 
   createCache(): KVCache {

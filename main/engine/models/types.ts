@@ -53,6 +53,29 @@ export interface ForwardOptions {
   readonly cache?: KVCache;
   /** Training mode: LoRA dropout is applied. */
   readonly training?: boolean;
+  /** Runs each decoder block instead of calling it directly (training with activation recomputation: train/recompute.ts). */
+  readonly runBlock?: BlockRunner;
+}
+
+/**
+ * One decoder block as a function of its input x [N, C] -> [N, C] and the per-forward tensors it reads
+ * (`context`: the causal mask, rotary tables), which it must take from its argument and not from the enclosing
+ * scope, so that a runner can call it again after the forward pass has freed them.
+ */
+export type DecoderBlock = (x: tf.Tensor2D, context: readonly tf.Tensor[]) => tf.Tensor2D;
+
+/**
+ * Runs `block` on x with `context`; `variables` are every Variable the block reads (norm weights, linear weights
+ * and biases in full fine-tuning, LoRA A and B), so a runner with a custom gradient can return their gradients.
+ */
+export type BlockRunner = (block: DecoderBlock, x: tf.Tensor2D, context: readonly tf.Tensor[], variables: readonly tf.Variable[]) => tf.Tensor2D;
+
+/** The output head, separate from the blocks so the loss can run it on a few rows at a time (train/loss.ts). */
+export interface OutputHead {
+  /** hidden [N, C] (the final norm's output) -> logits [N, V]; `training` applies LoRA dropout. */
+  logits(hidden: tf.Tensor2D, training?: boolean): tf.Tensor2D;
+  /** Every Variable the head reads (its weight in full fine-tuning, LoRA A and B on lm_head). */
+  variables(): tf.Variable[];
 }
 
 export interface CausalLM {
@@ -61,6 +84,9 @@ export interface CausalLM {
   readonly linears: ReadonlyMap<string, LinearLayer>;
   /** ids: [B, T] int32 -> logits [B, T, V] float32. With a cache, positions continue from cache.length. */
   forward(ids: tf.Tensor2D, options?: ForwardOptions): tf.Tensor3D;
+  /** ids [B, T] -> the head's input [B·T, C]; forward(ids) is head.logits of it, reshaped to [B, T, V]. */
+  hiddenStates(ids: tf.Tensor2D, options?: ForwardOptions): tf.Tensor2D;
+  readonly head: OutputHead;
   createCache(): KVCache;
   /**
    * Every weight under its checkpoint name, in the checkpoint's own layout (for export and full training).

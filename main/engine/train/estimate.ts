@@ -7,7 +7,7 @@ import type { CausalLM } from '../models/types';
 import { epochBatches, makeBatch } from './batching';
 import { resolveHyperparameters, type TrainHyperparameters } from './hyperparameters';
 import { assertGradientsRegistered } from './gradients';
-import { maskedCrossEntropy } from './loss';
+import { batchLoss } from './loss';
 import { stepsPerEpoch, totalStepsFor } from './loop';
 import type { TokenizedExample } from './tokenize';
 
@@ -49,11 +49,7 @@ export async function estimateTraining(options: EstimateOptions): Promise<Traini
   for (const [i, batch] of batches.entries()) {
     const run = () =>
       tf.tidy(() => {
-        const shape: [number, number] = [batch.batchSize, batch.seqLen];
-        const inputs = tf.tensor2d(batch.inputs, shape, 'int32');
-        const labels = tf.tensor2d(batch.labels, shape, 'int32');
-        const weights = tf.tensor2d(batch.weights, shape);
-        const { value, grads } = tf.variableGrads(() => maskedCrossEntropy(options.model.forward(inputs, { training: true }), labels, weights), varList);
+        const { value, grads } = tf.variableGrads(() => batchLoss(options.model, batch), varList);
         value.dataSync();
         for (const g of Object.values(grads)) g.dataSync();
       });

@@ -13,7 +13,7 @@ import { listCheckpoints, restoreCheckpoint, variableTensors, writeCheckpoint, t
 import { TrainError } from './errors';
 import { assertGradientsRegistered } from './gradients';
 import { resolveHyperparameters, type TrainHyperparameters } from './hyperparameters';
-import { maskedCrossEntropy, maskedNllSum } from './loss';
+import { batchLoss, batchNllSum } from './loss';
 import { AdamW, clipByGlobalNorm } from './optimizer';
 import { hashSeed } from './rng';
 import { learningRateAt } from './schedule';
@@ -95,26 +95,13 @@ export function evaluateRows(model: CausalLM, rows: readonly TokenizedExample[],
   let count = 0;
   for (let i = 0; i < rows.length; i += batchSize) {
     const batch = makeBatch(rows.slice(i, i + batchSize), padId);
-    const [s, c] = tf.tidy(() => {
-      const { inputs, labels, weights } = batchTensors(batch);
-      const r = maskedNllSum(model.forward(inputs), labels, weights);
-      return [r.sum, r.count];
-    });
-    sum += (s.dataSync()[0] as number);
-    count += (c.dataSync()[0] as number);
-    tf.dispose([s, c]);
+    const r = batchNllSum(model, batch);
+    sum += (r.sum.dataSync()[0] as number);
+    count += r.count;
+    r.sum.dispose();
   }
   const loss = count > 0 ? sum / count : Number.NaN;
   return { loss, perplexity: Math.exp(loss), tokens: count };
-}
-
-function batchTensors(batch: Batch): { inputs: tf.Tensor2D; labels: tf.Tensor2D; weights: tf.Tensor2D } {
-  const shape: [number, number] = [batch.batchSize, batch.seqLen];
-  return {
-    inputs: tf.tensor2d(batch.inputs, shape, 'int32'),
-    labels: tf.tensor2d(batch.labels, shape, 'int32'),
-    weights: tf.tensor2d(batch.weights, shape, 'float32'),
-  };
 }
 
 function targetCount(batch: Batch): number {
@@ -233,10 +220,7 @@ export async function trainLoop(options: LoopOptions): Promise<LoopResult> {
     micro.forEach((batch, m) => {
       seedLoraDropout(hashSeed(h.seed, state.step, m));
       const share = targetCount(batch) / Math.max(1, targets);
-      const { value, grads } = tf.variableGrads(() => tf.tidy(() => {
-        const { inputs, labels, weights } = batchTensors(batch);
-        return tf.mul(maskedCrossEntropy(model.forward(inputs, { training: true }), labels, weights), share) as tf.Scalar;
-      }), varList);
+      const { value, grads } = tf.variableGrads(() => tf.tidy(() => tf.mul(batchLoss(model, batch), share) as tf.Scalar), varList);
       loss += value.dataSync()[0] as number;
       value.dispose();
       tokens += batch.tokens;

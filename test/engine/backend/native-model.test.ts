@@ -12,7 +12,8 @@ import { initBackend } from '../../../main/engine/backend/index';
 import { unregisterNativeKernels } from '../../../main/engine/backend/native/index';
 import { adapterVariables, injectAdapter } from '../../../main/engine/lora/inject';
 import { loadModel } from '../../../main/engine/models/registry';
-import { maskedCrossEntropy } from '../../../main/engine/train/loss';
+import { batchLoss } from '../../../main/engine/train/loss';
+import { makeBatch } from '../../../main/engine/train/batching';
 import { llamaReference } from '../models/float64-reference';
 import { buildLlama } from '../models/random-models';
 import { addonAvailable } from './native-support';
@@ -58,9 +59,10 @@ describe.each(['wasm', 'cpu'] as const)('a Llama forward on %s', (backendName) =
 
   it.skipIf(!addonAvailable)('trains to the same loss and LoRA gradients with the fused kernels as without', async () => {
     const built = buildLlama(join(dir, `${backendName}-grads`), shape, 22);
-    const ids = tf.tensor2d([prompt.slice(0, 6), prompt.slice(1, 7)], [2, 6], 'int32');
-    const labels = tf.tensor2d([prompt.slice(1, 7), [...prompt.slice(2, 7), 0]], [2, 6], 'int32');
-    const weights = tf.tensor2d([[1, 1, 1, 1, 1, 1], [0, 1, 1, 1, 1, 0]], [2, 6]);
+    const batch = makeBatch([
+      { line: 1, ids: prompt, train: prompt.map(() => 1) },
+      { line: 2, ids: prompt.slice(1), train: [0, 0, 1, 1, 1, 1] },
+    ], 0);
     const gradientsWith = async (native: boolean): Promise<{ loss: number; grads: Map<string, Float32Array>; kernels: string }> => {
       const info = await initBackend(backendName, { native: native ? { threads: 2 } : { disabled: true } });
       const model = await loadModel(built.dir);
@@ -70,7 +72,7 @@ describe.each(['wasm', 'cpu'] as const)('a Llama forward on %s', (backendName) =
         // B starts at zero, which would leave A's gradient zero: give it values so both are checked.
         for (const [name, v] of variables) if (name.endsWith('lora_B')) v.assign(tf.randomNormal(v.shape, 0, 0.3, 'float32', seed++));
         const names = [...variables.keys()];
-        const { value, grads } = tf.variableGrads(() => maskedCrossEntropy(model.forward(ids, { training: true }), labels, weights), [...variables.values()]);
+        const { value, grads } = tf.variableGrads(() => batchLoss(model, batch), [...variables.values()]);
         const out = new Map(Object.values(grads).map((g, i) => [names[i] as string, g.dataSync() as Float32Array]));
         const loss = value.dataSync()[0] as number;
         tf.dispose([value, ...Object.values(grads)]);
@@ -90,6 +92,5 @@ describe.each(['wasm', 'cpu'] as const)('a Llama forward on %s', (backendName) =
       expect(scale).toBeGreaterThan(0);
       expect(got.reduce((m, v, i) => Math.max(m, Math.abs(v - (want[i] as number))), 0)).toBeLessThan(1e-4 * scale);
     }
-    tf.dispose([ids, labels, weights]);
   });
 });

@@ -18,7 +18,8 @@ import { adapterVariables, injectAdapter } from '../../../main/engine/lora/injec
 import { loadModel } from '../../../main/engine/models/registry';
 import type { CausalLM } from '../../../main/engine/models/types';
 import { frozenWeightBytes } from '../../../main/engine/models/weights';
-import { maskedCrossEntropy } from '../../../main/engine/train/loss';
+import { batchLoss } from '../../../main/engine/train/loss';
+import { makeBatch } from '../../../main/engine/train/batching';
 import { AdamW } from '../../../main/engine/train/optimizer';
 import { llamaReference } from '../models/float64-reference';
 import { buildLlama } from '../models/random-models';
@@ -80,9 +81,10 @@ describe.each(['wasm', 'cpu'] as const)('a qwen2 on the frozen-weight store (%s)
   });
 
   it.skipIf(skip)('trains LoRA to the float32-tensor path\'s loss and gradients, leaking no tensors and no store bytes', async () => {
-    const ids = tf.tensor2d([prompt.slice(0, 6), prompt.slice(1, 7)], [2, 6], 'int32');
-    const labels = tf.tensor2d([prompt.slice(1, 7), [...prompt.slice(2, 7), 0]], [2, 6], 'int32');
-    const mask = tf.tensor2d([[1, 1, 1, 1, 1, 1], [0, 1, 1, 1, 1, 0]], [2, 6]);
+    const batch = makeBatch([
+      { line: 1, ids: prompt, train: prompt.map(() => 1) },
+      { line: 2, ids: prompt.slice(1), train: [0, 0, 1, 1, 1, 1] },
+    ], 0);
     const stepsWith = async (frozenStore: boolean) => {
       await initBackend(backendName, { native: { threads: 2, frozenStore } });
       const model = await loadModel(built.dir);
@@ -99,7 +101,7 @@ describe.each(['wasm', 'cpu'] as const)('a qwen2 on the frozen-weight store (%s)
         const counts: { tensors: number; store: number }[] = [];
         let firstGrads = new Map<string, Float32Array>();
         for (let step = 0; step < 4; step++) {
-          const { value, grads } = tf.variableGrads(() => maskedCrossEntropy(model.forward(ids, { training: true }), labels, mask), [...variables.values()]);
+          const { value, grads } = tf.variableGrads(() => batchLoss(model, batch), [...variables.values()]);
           const named = new Map(Object.values(grads).map((g, i) => [names[i] as string, g]));
           if (step === 0) firstGrads = new Map([...named].map(([n, g]) => [n, g.dataSync() as Float32Array]));
           optimizer.apply(named, 1e-2);
@@ -124,7 +126,6 @@ describe.each(['wasm', 'cpu'] as const)('a qwen2 on the frozen-weight store (%s)
       expect(scale).toBeGreaterThan(0);
       expect(worstAbs(got, want)).toBeLessThan(1e-4 * scale);
     }
-    tf.dispose([ids, labels, mask]);
   });
 
   it.skipIf(skip)('merges an adapter into stored weights apart from them: adapted logits, then the base again', async () => {

@@ -13,7 +13,7 @@ import {
 import { initBackend } from '../../../main/engine/backend/index';
 import { registerWebgpuKernels, unregisterWebgpuKernels } from '../../../main/engine/backend/webgpu/index';
 import { applyRotary, attention, causalMask, gatedActivation, rmsNorm } from '../../../main/engine/models/layers';
-import { maskedCrossEntropy } from '../../../main/engine/train/loss';
+import { lossOnLogits } from '../../support/loss-on-logits';
 import { dot, finiteDifferences, linear64, randomValues, seededRandom, valueAndGrads, worst, type LinearCase } from './fused-reference';
 import { OP_CHECKS, randomFrozenWeight } from './op-checks';
 import { startWebgpu, webgpuRequired } from './webgpu-support';
@@ -95,8 +95,10 @@ describe('fused WGSL kernels on webgpu', () => {
     const cos = tensor([t, d]) as tf.Tensor2D;
     const sin = tensor([t, d]) as tf.Tensor2D;
     const mask = causalMask(start, t);
-    const labels = tf.tensor2d(Int32Array.from({ length: b * t }, () => Math.floor(random() * vocab)), [b, t], 'int32');
-    const weights = tf.tensor2d(Float32Array.from({ length: b * t }, (_, i) => (i % 3 === 0 ? 0 : 1)), [b, t]);
+    const targets = {
+      labels: Int32Array.from({ length: b * t }, () => Math.floor(random() * vocab)),
+      weights: Float32Array.from({ length: b * t }, (_, i) => (i % 3 === 0 ? 0 : 1)),
+    };
     const wv = tensor([48, 80]) as tf.Tensor2D;
     const bias = tensor([80]) as tf.Tensor1D;
     const frozen: FrozenWeightTensor = { data: wv, format: 'F32', layout: 'in-out', inFeatures: 48, outFeatures: 80 };
@@ -108,7 +110,7 @@ describe('fused WGSL kernels on webgpu', () => {
         name: 'attention', fused: (q, k, v) => attention(q as tf.Tensor4D, k as tf.Tensor4D, v as tf.Tensor4D, mask),
         inputs: () => [tensor([b, h, t, d], 2), tensor([b, hkv, s, d], 2), tensor([b, hkv, s, d])], outShape: [b, t, h * d],
       },
-      { name: 'maskedCrossEntropy', fused: (logits) => maskedCrossEntropy(logits as tf.Tensor3D, labels, weights), inputs: () => [tensor([b, t, vocab], 6)], outShape: [] },
+      { name: 'cross-entropy', fused: (logits) => lossOnLogits(logits as tf.Tensor2D, targets, 4 * 4 * vocab), inputs: () => [tensor([b * t, vocab], 6)], outShape: [] },
       {
         name: 'frozen linear',
         fused: (x, at, bt) => fusedFrozenLinear(x as tf.Tensor2D, frozen, bias, { At: at as tf.Tensor2D, Bt: bt as tf.Tensor2D, scale: 0.5 }),
@@ -130,7 +132,7 @@ describe('fused WGSL kernels on webgpu', () => {
       withKernels.grads.forEach((g, i) => expect(worst(g, withoutKernels.grads[i] as Float32Array, 0.1), `${name} gradient ${i}`).toBeLessThan(1e-5));
       tf.dispose([...given, r]);
     }
-    tf.dispose([cos, sin, mask, labels, weights, wv, bias]);
+    tf.dispose([cos, sin, mask, wv, bias]);
   });
 });
 

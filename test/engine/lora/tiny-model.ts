@@ -5,7 +5,8 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { LinearLayer, loraDropout } from '../../../main/engine/lora/linear';
-import type { CausalLM, ForwardOptions, KVCache, LinearSpec, ModelConfig } from '../../../main/engine/models/types';
+import { variablesOf } from '../../../main/engine/models/layers';
+import type { CausalLM, DecoderBlock, ForwardOptions, KVCache, LinearSpec, ModelConfig, OutputHead } from '../../../main/engine/models/types';
 import { Rng } from '../../../main/engine/train/rng';
 
 export interface TinyOptions {
@@ -65,7 +66,7 @@ export function tinyModel(options: TinyOptions = {}): CausalLM {
     padTokenId: 0, raw: {},
   };
 
-  function forward(ids: tf.Tensor2D, opts: ForwardOptions = {}): tf.Tensor3D {
+  function hiddenStates(ids: tf.Tensor2D, opts: ForwardOptions = {}): tf.Tensor2D {
     const drop = opts.training ? loraDropout : undefined;
     return tf.tidy(() => {
       const [B, T] = ids.shape;
@@ -75,22 +76,37 @@ export function tinyModel(options: TinyOptions = {}): CausalLM {
       // causal mask [T, T]: 0 on and below the diagonal, -1e9 above
       const mask = tf.mul(tf.sub(1, tf.linalg.bandPart(tf.ones([T, T]), -1, 0)), -1e9);
       for (const blk of blocks) {
-        const q = tf.reshape(blk.q.apply(h, drop), [B, T, D]);
-        const k = tf.reshape(blk.k.apply(h, drop), [B, T, D]);
-        const v = tf.reshape(blk.v.apply(h, drop), [B, T, D]);
-        const scores = tf.add(tf.div(tf.matMul(q, k, false, true), Math.sqrt(D)), mask); // [B, T, T]
-        const attn = tf.reshape(tf.matMul(tf.softmax(scores), v), [n, D]);
-        h = tf.add(h, blk.o.apply(attn as tf.Tensor2D, drop));
-        h = tf.add(h, blk.down.apply(tf.tanh(blk.up.apply(h, drop)), drop));
+        const block: DecoderBlock = (x, [m]) => tf.tidy(() => {
+          const q = tf.reshape(blk.q.apply(x, drop), [B, T, D]);
+          const k = tf.reshape(blk.k.apply(x, drop), [B, T, D]);
+          const v = tf.reshape(blk.v.apply(x, drop), [B, T, D]);
+          const scores = tf.add(tf.div(tf.matMul(q, k, false, true), Math.sqrt(D)), m as tf.Tensor); // [B, T, T]
+          const attn = tf.reshape(tf.matMul(tf.softmax(scores), v), [n, D]);
+          const y = tf.add(x, blk.o.apply(attn as tf.Tensor2D, drop)) as tf.Tensor2D;
+          return tf.add(y, blk.down.apply(tf.tanh(blk.up.apply(y, drop)), drop)) as tf.Tensor2D;
+        });
+        h = opts.runBlock ? opts.runBlock(block, h, [mask], variablesOf(Object.values(blk), [])) : block(h, [mask]);
       }
-      return tf.reshape(head.apply(h, drop), [B, T, V]) as tf.Tensor3D;
+      return h;
     });
+  }
+
+  const outputHead: OutputHead = {
+    logits: (hidden, training) => head.apply(hidden, training ? loraDropout : undefined),
+    variables: () => variablesOf([head], []),
+  };
+
+  function forward(ids: tf.Tensor2D, opts: ForwardOptions = {}): tf.Tensor3D {
+    const [B, T] = ids.shape;
+    return tf.tidy(() => tf.reshape(outputHead.logits(hiddenStates(ids, opts), opts.training), [B, T, V]) as tf.Tensor3D);
   }
 
   return {
     config,
     linears,
     forward,
+    hiddenStates,
+    head: outputHead,
     createCache(): KVCache {
       throw new Error('tiny model has no cache');
     },

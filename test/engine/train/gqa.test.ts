@@ -15,7 +15,7 @@ import { loadModel } from '../../../main/engine/models/registry';
 import type { CausalLM } from '../../../main/engine/models/types';
 import { adapterVariables, injectAdapter } from '../../../main/engine/lora/inject';
 import { makeBatch } from '../../../main/engine/train/batching';
-import { maskedCrossEntropy } from '../../../main/engine/train/loss';
+import { batchLoss } from '../../../main/engine/train/loss';
 import { evaluateRows, trainLoop } from '../../../main/engine/train/loop';
 import type { TokenizedExample } from '../../../main/engine/train/tokenize';
 
@@ -44,11 +44,7 @@ const rows: TokenizedExample[] = Array.from({ length: 8 }, (_, i) => ({
 }));
 
 function lossOf(): tf.Scalar {
-  const batch = makeBatch(rows, 0);
-  const shape: [number, number] = [batch.batchSize, batch.seqLen];
-  return tf.tidy(() => maskedCrossEntropy(
-    model.forward(tf.tensor2d(batch.inputs, shape, 'int32'), { training: true }),
-    tf.tensor2d(batch.labels, shape, 'int32'), tf.tensor2d(batch.weights, shape, 'float32')));
+  return batchLoss(model, makeBatch(rows, 0));
 }
 
 function lossValue(): number {

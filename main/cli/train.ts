@@ -8,10 +8,11 @@ import { resolve } from 'node:path';
 import { UsageError, type CliCommand, type CliIo } from './command';
 import type { CausalLM } from '../engine/models/types';
 import type { TextTokenizer } from '../engine/io/prompt';
-import { TARGET_GROUPS, type LoraConfig } from '../engine/lora/config';
+import { resolveLoraConfig, TARGET_GROUPS, type LoraConfig } from '../engine/lora/config';
 import { DATASET_FORMATS, type DatasetFormat } from '../engine/train/datasets/formats';
 import { SCHEDULES, type ScheduleKind } from '../engine/train/schedule';
-import type { TrainHyperparameters } from '../engine/train/hyperparameters';
+import { DEFAULT_HYPERPARAMETERS, type TrainHyperparameters } from '../engine/train/hyperparameters';
+import type { RunSettings } from '../engine/train/memory';
 import { runTraining } from '../engine/train/run';
 import { hashModelDir } from '../engine/train/record';
 import type { TrainProgress } from '../engine/train/loop';
@@ -19,10 +20,10 @@ import type { TrainingEstimate } from '../engine/train/estimate';
 import { loadForTraining } from '../engine/train/load';
 import { nativeOptionsFromEnv } from '../engine/backend/native/index';
 
-/** Loads a model folder for training or evaluation, on the chosen backend. */
+/** Loads a model folder for training or evaluation, on the chosen backend; with `run`, refuses first a run that cannot fit. */
 export type ModelLoader = (
   modelDir: string,
-  options: { trainable: boolean; backend?: string },
+  options: { trainable: boolean; backend?: string; run?: RunSettings },
 ) => Promise<{ model: CausalLM; tokenizer: TextTokenizer; backend: string }>;
 
 export interface ParsedArgs {
@@ -83,17 +84,19 @@ const VALUE_OPTIONS = [
   'max-seq-len', 'val-split', 'seed', 'resume', 'backend', 'schedule', 'warmup-steps', 'weight-decay', 'max-grad-norm', 'eval-every',
   'patience', 'checkpoint-every', 'checkpoint-dir',
 ];
-const FLAG_OPTIONS = ['rslora', 'dry-run', 'json', 'train-on-all', 'packing', 'full'];
+const FLAG_OPTIONS = ['rslora', 'dry-run', 'json', 'train-on-all', 'packing', 'full', 'recompute'];
 
 export const TRAIN_USAGE = `lorasmith train <model-dir> --data FILE --out DIR [--format F] [--targets LIST|GROUP|re:REGEX] [--rank R]
   [--alpha A] [--dropout P] [--rslora] [--epochs E | --max-steps N] [--lr LR] [--batch-size B] [--grad-accum K]
   [--max-seq-len T] [--val-split F | --val-data FILE] [--seed S] [--resume CHECKPOINT] [--backend B] [--dry-run] [--json]
   [--schedule constant|linear|cosine] [--warmup-steps N] [--weight-decay W] [--max-grad-norm G] [--eval-every N]
-  [--patience N] [--checkpoint-every N] [--checkpoint-dir DIR] [--train-on-all] [--packing] [--full]
+  [--patience N] [--checkpoint-every N] [--checkpoint-dir DIR] [--train-on-all] [--packing] [--full] [--recompute]
 
   --format       ${DATASET_FORMATS.join(', ')} (detected when omitted)
   --targets      module names or suffixes (q_proj,v_proj), a group (${TARGET_GROUPS.join(', ')}), or re:REGEX; default attention
   --full         train every weight instead of a LoRA adapter
+  --recompute    recompute each block's activations in the backward pass: less memory, one more forward pass
+                 (default: on only when the run would not fit in memory without it)
   --val-split    fraction held out for validation (default 0.1 from 10 records up, else none)
   checkpoints go to --checkpoint-dir (default <out>.checkpoints) every --checkpoint-every steps (default 100)`;
 
@@ -115,6 +118,7 @@ function hyperparametersFrom(args: ParsedArgs): Partial<TrainHyperparameters> {
   set('evalEvery', numberOption(args, 'eval-every', 'int'));
   set('earlyStoppingPatience', numberOption(args, 'patience', 'int'));
   set('checkpointEvery', numberOption(args, 'checkpoint-every', 'int') ?? 100);
+  if (args.flags.has('recompute')) set('recompute', true);
   const schedule = args.values.get('schedule');
   if (schedule !== undefined && !(SCHEDULES as readonly string[]).includes(schedule)) throw new UsageError(`--schedule must be one of ${SCHEDULES.join(', ')}, got '${schedule}'`);
   set('schedule', schedule as ScheduleKind | undefined);
@@ -139,7 +143,10 @@ function describeEstimate(e: TrainingEstimate): string {
   return [
     `trainable parameters  ${e.trainableParameters.toLocaleString('en-US')}`,
     `adapter size          ${(e.adapterBytes / MB).toFixed(2)} MiB`,
-    `peak tensor memory    ${(e.peakMemoryBytes / MB).toFixed(1)} MiB`,
+    `peak memory           ${(e.peakMemoryBytes / MB).toFixed(0)} MiB of ${(e.availableMemoryBytes / MB).toFixed(0)} MiB available ` +
+      `(base weights ${(e.memory.baseWeights / MB).toFixed(0)}, activations ${(e.memory.activations / MB).toFixed(0)}, ` +
+      `trainable + optimizer ${(e.memory.trainable / MB).toFixed(0)}, loss ${(e.memory.loss / MB).toFixed(0)}, runtime ${(e.memory.runtime / MB).toFixed(0)} MiB)`,
+    `recompute             ${e.recompute ? 'on (activations recomputed per block in the backward pass)' : 'off'}`,
     `time per epoch        ${e.secondsPerEpoch.toFixed(1)} s (${e.stepsPerEpoch} steps, ${e.secondsPerStep.toFixed(2)} s/step over ${e.calibrationSteps} timed steps)`,
     `total                 ${e.totalSteps} steps, about ${Math.ceil(e.totalSeconds)} s`,
   ].join('\n');
@@ -172,7 +179,11 @@ export function makeTrainCommand(loadModel: ModelLoader): CliCommand {
       const valSplit = numberOption(args, 'val-split', 'float') ?? (args.values.has('val-data') ? 0 : 'auto');
       const format = parseFormat(args.values.get('format'));
       const outDir = resolve(out ?? '.');
-      const { model, tokenizer, backend } = await loadModel(resolve(modelDir), { trainable: lora === null, backend: args.values.get('backend') });
+      const run: RunSettings = {
+        lora: lora === null ? null : resolveLoraConfig(lora), batchSize: hyperparameters.batchSize ?? DEFAULT_HYPERPARAMETERS.batchSize,
+        maxSeqLen, recompute: hyperparameters.recompute ?? DEFAULT_HYPERPARAMETERS.recompute,
+      };
+      const { model, tokenizer, backend } = await loadModel(resolve(modelDir), { trainable: lora === null, backend: args.values.get('backend'), run });
       try {
         const result = await runTraining({
           model, tokenizer, backend,

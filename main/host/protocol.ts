@@ -67,6 +67,7 @@ export interface TrainJob {
     readonly evalEvery?: number;
     readonly earlyStoppingPatience?: number;
     readonly checkpointEvery?: number;
+    readonly recompute?: boolean | 'auto';
   };
 }
 
@@ -173,6 +174,8 @@ export interface HostResults {
     readonly totalParams: number;
     readonly adapterBytes: number;
     readonly peakMemoryBytes: number;
+    readonly availableMemoryBytes: number;
+    readonly recompute: boolean;
     readonly secondsPerEpoch: number;
     readonly stepsPerEpoch: number;
   };

@@ -52,7 +52,8 @@ export async function estimateJob(base: LoadedBase, job: TrainJob): Promise<Host
     const e = await estimateTraining({ model: base.model, variables: adapterVariables(adapter), rows: trainRows, padId, hyperparameters: { ...job.hyperparameters, maxSteps: job.hyperparameters.maxSteps ?? null } });
     return {
       trainableParams: e.trainableParameters, totalParams: base.model.parameterCount(), adapterBytes: e.adapterBytes,
-      peakMemoryBytes: e.peakMemoryBytes, secondsPerEpoch: e.secondsPerEpoch, stepsPerEpoch: e.stepsPerEpoch,
+      peakMemoryBytes: e.peakMemoryBytes, availableMemoryBytes: e.availableMemoryBytes, recompute: e.recompute,
+      secondsPerEpoch: e.secondsPerEpoch, stepsPerEpoch: e.stepsPerEpoch,
     };
   } finally {
     removeAdapter(base.model, adapter.name);

@@ -37,6 +37,7 @@ export const trainingSettings = z.object({
   checkpointEvery: z.number().int().min(0),
   earlyStoppingPatience: z.number().int().min(0).optional(),
   trainOnPrompt: z.boolean(),
+  recompute: z.enum(['auto', 'on', 'off']).optional(),
 }).strict();
 
 const sampling = z.object({

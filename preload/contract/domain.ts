@@ -100,13 +100,23 @@ export interface TrainingSettings {
   readonly checkpointEvery: number;
   readonly earlyStoppingPatience?: number;
   readonly trainOnPrompt: boolean;
+  /**
+   * Activation recomputation: keep only each decoder block's input and run the block again in the backward pass
+   * (less memory, about a third more time). 'auto' (the default) turns it on when the run would not fit otherwise.
+   */
+  readonly recompute?: 'auto' | 'on' | 'off';
 }
 
 export interface TrainingEstimate {
   readonly trainableParams: number;
   readonly totalParams: number;
   readonly adapterBytes: number;
+  /** Peak resident memory of the training process, computed from the shapes. */
   readonly peakMemoryBytes: number;
+  /** Memory free for training beyond the loaded base model when the estimate was made. */
+  readonly availableMemoryBytes: number;
+  /** Whether the run will recompute activations (chosen, or turned on by 'auto' because memory is tight). */
+  readonly recompute: boolean;
   readonly secondsPerEpoch: number;
   readonly stepsPerEpoch: number;
 }

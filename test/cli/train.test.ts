@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { useCpu } from '../engine/lora/setup';
 import { tinyModel } from '../engine/lora/tiny-model';
 import { charTokenizer, CHARS } from '../engine/train/char-tokenizer';
-import { makeTrainCommand, parseTargets, type ModelLoader } from '../../main/cli/train';
+import { makeTrainCommand, parseTargets, trainCommand, type ModelLoader } from '../../main/cli/train';
 import { makeEvalCommand } from '../../main/cli/eval';
 import { UsageError, type CliIo } from '../../main/cli/command';
 
@@ -47,7 +47,23 @@ describe('lorasmith train', () => {
     expect(r.code).toBe(0);
     expect(r.out.join('\n')).toMatch(/trainable parameters\s+[\d,]+/);
     expect(r.out.join('\n')).toMatch(/time per epoch/);
+    expect(r.out.join('\n')).toMatch(/peak memory\s+\d+ MiB of \d+ MiB available \(base weights \d+, activations \d+/);
+    expect(r.out.join('\n')).toMatch(/recompute\s+off/);
     expect(existsSync(out)).toBe(false);
+  });
+
+  it('--recompute trains with activation recomputation and says so', async () => {
+    const r = await cli(makeTrainCommand(loader), ['model', '--data', data, '--out', join(dir, 'recomputed'), '--max-steps', '2', '--recompute', '--json']);
+    expect(r.code).toBe(0);
+    expect(r.out.map((l) => JSON.parse(l)).find((l) => l.event === 'estimate')).toMatchObject({ recompute: true });
+  });
+
+  it('refuses a run that cannot fit in memory before loading the model, with the numbers and what to change', async () => {
+    const model = join(import.meta.dirname, '..', 'fixtures', 'tiny-random-llama');
+    const run = cli(trainCommand, [model, '--data', data, '--out', join(dir, 'huge'), '--batch-size', '4096', '--max-seq-len', '65536', '--dry-run']);
+    await expect(run).rejects.toMatchObject({ code: 'NOT_ENOUGH_MEMORY' });
+    await expect(run).rejects.toThrow(/this run needs about [\d.]+ GiB of memory \(base weights .*\) and [\d.]+ GiB is available\..* To fit: .*--batch-size/);
+    expect(existsSync(join(dir, 'huge'))).toBe(false);
   });
 
   it('Ctrl-C stops between steps, says how to resume, writes no adapter', async () => {

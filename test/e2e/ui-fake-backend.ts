@@ -158,7 +158,7 @@ export function installFakeBackend(options: { stepMs: number; tokenMs: number })
     'adapters.exportMerged': ({ destination }) => ({ path: `${destination}/model.safetensors` }),
     'train.estimate': ({ settings: s }) => ({
       trainableParams: trainable(s.lora), totalParams: 5_242_880, adapterBytes: 4 * trainable(s.lora),
-      peakMemoryBytes: 310e6, secondsPerEpoch: 95, stepsPerEpoch: 22,
+      peakMemoryBytes: 310e6, availableMemoryBytes: 8e9, recompute: false, secondsPerEpoch: 95, stepsPerEpoch: 22,
     }),
     'train.start': (args) => startRun(args),
     'train.cancel': ({ runId }) => {

@@ -6,7 +6,7 @@ import { appError, fakeApi, type FakeApi } from './fake-api';
 import { ADAPTER, DATASET, MODEL, llamaModules, run, version } from './fixtures';
 
 const ESTIMATE: TrainingEstimate = {
-  trainableParams: 3584, totalParams: 4_718_592, adapterBytes: 14_336, peakMemoryBytes: 200e6, secondsPerEpoch: 60, stepsPerEpoch: 27,
+  trainableParams: 3584, totalParams: 4_718_592, adapterBytes: 14_336, peakMemoryBytes: 200e6, availableMemoryBytes: 8e9, recompute: false, secondsPerEpoch: 60, stepsPerEpoch: 27,
 };
 
 describe('WizardState', () => {

@@ -5,7 +5,9 @@ export type TrainErrorCode =
   | 'INVALID_TRAIN_CONFIG'
   | 'INVALID_CHECKPOINT'
   | 'CANCELLED'
-  | 'NON_FINITE_LOSS';
+  | 'NON_FINITE_LOSS'
+  /** The run would not fit in memory (refused before loading), or ran out of it. */
+  | 'NOT_ENOUGH_MEMORY';
 
 export class TrainError extends Error {
   override readonly name = 'TrainError';

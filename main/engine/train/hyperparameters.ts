@@ -24,6 +24,11 @@ export interface TrainHyperparameters {
   /** Checkpoint every N steps; 0 never. */
   readonly checkpointEvery: number;
   readonly keepCheckpoints: number;
+  /**
+   * Activation recomputation (train/recompute.ts): less memory for one more forward pass per block. 'auto' turns it
+   * on only when the run would not fit in memory without it (train/memory.ts).
+   */
+  readonly recompute: boolean | 'auto';
 }
 
 export const DEFAULT_HYPERPARAMETERS: TrainHyperparameters = {
@@ -41,6 +46,7 @@ export const DEFAULT_HYPERPARAMETERS: TrainHyperparameters = {
   earlyStoppingPatience: 0,
   checkpointEvery: 0,
   keepCheckpoints: 2,
+  recompute: 'auto',
 };
 
 function invalid(message: string): never {
@@ -71,5 +77,6 @@ export function resolveHyperparameters(partial: Partial<TrainHyperparameters> = 
   nonNegativeInt('earlyStoppingPatience', h.earlyStoppingPatience);
   nonNegativeInt('checkpointEvery', h.checkpointEvery);
   positiveInt('keepCheckpoints', h.keepCheckpoints);
+  if (h.recompute !== true && h.recompute !== false && h.recompute !== 'auto') invalid(`recompute must be true, false or 'auto', got ${JSON.stringify(h.recompute)}`);
   return h;
 }

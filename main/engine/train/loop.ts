@@ -14,6 +14,7 @@ import { TrainError } from './errors';
 import { assertGradientsRegistered } from './gradients';
 import { resolveHyperparameters, type TrainHyperparameters } from './hyperparameters';
 import { batchLoss, batchNllSum } from './loss';
+import { assertFits, availableMemoryBytes, loadedModelPlan, outOfMemoryError, resolveRecompute } from './memory';
 import { AdamW, clipByGlobalNorm } from './optimizer';
 import { hashSeed } from './rng';
 import { learningRateAt } from './schedule';
@@ -135,6 +136,11 @@ export async function trainLoop(options: LoopOptions): Promise<LoopResult> {
   const varList = [...variables.values()];
   const nameOf = new Map(varList.map((v, i) => [v.name, [...variables.keys()][i] as string]));
   const optimizer = new AdamW(variables, { weightDecay: h.weightDecay });
+  const seqLen = trainRows.reduce((m, r) => Math.max(m, r.ids.length), 1);
+  const plan = loadedModelPlan(model, variables, { batchSize: h.batchSize, seqLen, recompute: false });
+  const available = availableMemoryBytes();
+  const recompute = resolveRecompute(h.recompute, plan, available);
+  assertFits({ ...plan, recompute }, available, { resident: true });
 
   let state: TrainerState = {
     version: 1, step: 0, epoch: 0, batchInEpoch: 0, seed: h.seed, optimizerStep: 0, tokensSeen: 0,
@@ -220,7 +226,15 @@ export async function trainLoop(options: LoopOptions): Promise<LoopResult> {
     micro.forEach((batch, m) => {
       seedLoraDropout(hashSeed(h.seed, state.step, m));
       const share = targetCount(batch) / Math.max(1, targets);
-      const { value, grads } = tf.variableGrads(() => tf.tidy(() => tf.mul(batchLoss(model, batch), share) as tf.Scalar), varList);
+      let result: ReturnType<typeof tf.variableGrads>;
+      try {
+        result = tf.variableGrads(() => tf.tidy(() => tf.mul(batchLoss(model, batch, { recompute }), share) as tf.Scalar), varList);
+      } catch (error) {
+        if (accumulated) tf.dispose([...(accumulated as Map<string, tf.Tensor>).values()]);
+        optimizer.dispose();
+        throw outOfMemoryError(error, state.step + 1) ?? error;
+      }
+      const { value, grads } = result;
       loss += value.dataSync()[0] as number;
       value.dispose();
       tokens += batch.tokens;

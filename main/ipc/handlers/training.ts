@@ -40,6 +40,7 @@ export function buildJob(ctx: HandlerContext, input: JobInput, outputDir: string
       batchSize: s.batchSize, gradAccum: s.gradAccum, lr: s.learningRate, schedule: s.scheduler,
       warmupSteps: s.warmupSteps, weightDecay: s.weightDecay, maxGradNorm: s.maxGradNorm, seed: s.seed,
       evalEvery: s.evalEvery, checkpointEvery: s.checkpointEvery,
+      recompute: s.recompute === 'on' ? true : s.recompute === 'off' ? false : 'auto',
       ...(s.earlyStoppingPatience !== undefined ? { earlyStoppingPatience: s.earlyStoppingPatience } : {}),
     },
   };

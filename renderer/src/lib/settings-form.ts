@@ -25,6 +25,7 @@ export interface HyperForm {
   checkpointEvery: string;
   earlyStoppingPatience: string;
   trainOnPrompt: boolean;
+  recompute: NonNullable<TrainingSettings['recompute']>;
 }
 
 export type HyperField = keyof HyperForm;
@@ -48,6 +49,7 @@ export const DEFAULT_SETTINGS: Omit<TrainingSettings, 'lora'> & { lora: Omit<Tra
   checkpointEvery: 100,
   earlyStoppingPatience: 3,
   trainOnPrompt: false,
+  recompute: 'auto',
 };
 
 function text(value: number | undefined): string {
@@ -65,7 +67,7 @@ export function formFromSettings(settings: Partial<TrainingSettings> & { lora?: 
     valSplit: text(s.valSplit), seed: text(s.seed), scheduler: s.scheduler, warmupSteps: text(s.warmupSteps),
     weightDecay: text(s.weightDecay), maxGradNorm: text(s.maxGradNorm), evalEvery: text(s.evalEvery),
     checkpointEvery: text(s.checkpointEvery), earlyStoppingPatience: text(s.earlyStoppingPatience),
-    trainOnPrompt: s.trainOnPrompt,
+    trainOnPrompt: s.trainOnPrompt, recompute: s.recompute ?? 'auto',
   };
 }
 
@@ -84,7 +86,7 @@ const LABELS: Record<HyperField, string> = {
   maxSeqLen: 'max sequence length', valSplit: 'validation split', seed: 'seed', scheduler: 'scheduler',
   warmupSteps: 'warm-up steps', weightDecay: 'weight decay', maxGradNorm: 'max gradient norm',
   evalEvery: 'evaluate every', checkpointEvery: 'checkpoint every', earlyStoppingPatience: 'early-stopping patience',
-  trainOnPrompt: 'train on prompt',
+  trainOnPrompt: 'train on prompt', recompute: 'activation recomputation',
 };
 
 const RULES: Partial<Record<HyperField, { checks: Check[]; optional?: boolean }>> = {
@@ -154,5 +156,6 @@ export function settingsFromForm(form: HyperForm, targetModules: readonly string
     checkpointEvery: req('checkpointEvery'),
     ...(patience !== undefined ? { earlyStoppingPatience: patience } : {}),
     trainOnPrompt: form.trainOnPrompt,
+    recompute: form.recompute,
   };
 }

@@ -1,0 +1,200 @@
+/**
+ * The memory estimate's activation terms against what tfjs really keeps: a decoder block run under the gradient
+ * tape, counting the distinct buffers its tape nodes saved (not tf.memory's byte count, which counts a clone's
+ * shared buffer once per tensor), on qwen2 (grouped-query heads, q/k/v bias) and GPT-2, with the fused native
+ * kernels and without, LoRA on every linear with and without dropout. Then the refusal: numbers and what to change.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+import { afterAll, describe, expect, it } from 'vitest';
+import { TensorWeight } from '../../../main/engine/backend/frozen';
+import { initBackend } from '../../../main/engine/backend/index';
+import { unregisterNativeKernels } from '../../../main/engine/backend/native/index';
+import { adapterVariables, injectAdapter } from '../../../main/engine/lora/inject';
+import { loadModel } from '../../../main/engine/models/registry';
+import { inspectModel, linearSpecsOf } from '../../../main/engine/models/inspect';
+import type { BlockRunner, CausalLM } from '../../../main/engine/models/types';
+import { TrainError } from '../../../main/engine/train/errors';
+import { assertFits, blockActivationFloats, estimateMemory, loadedModelPlan, modelDirPlan, resolveRecompute } from '../../../main/engine/train/memory';
+import { estimateTraining } from '../../../main/engine/train/estimate';
+import { trainLoop } from '../../../main/engine/train/loop';
+import { addonAvailable } from '../backend/native-support';
+import { buildGpt2, buildLlama } from '../models/random-models';
+
+const dir = mkdtempSync(join(tmpdir(), 'lorasmith-memory-'));
+afterAll(() => {
+  unregisterNativeKernels('wasm');
+  rmSync(dir, { recursive: true, force: true });
+});
+
+const MODELS = {
+  qwen2: () => buildLlama(join(dir, 'qwen2'), { modelType: 'qwen2', hidden: 48, layers: 2, heads: 3, kvHeads: 1, intermediate: 80, vocab: 50, tied: true }, 1).dir,
+  gpt2: () => buildGpt2(join(dir, 'gpt2'), { embd: 48, layers: 2, heads: 3, vocab: 50, positions: 32 }, 2).dir,
+} as const;
+const [B, T] = [2, 9];
+
+/** Floats in buffers that block 1's tape nodes saved and that did not exist before the block ran. */
+function measuredBlockFloats(model: CausalLM, variables: ReadonlyMap<string, tf.Variable>): number {
+  const dataId = (t: tf.Tensor) => (t as unknown as { dataId: object }).dataId;
+  let floats = -1;
+  let index = 0;
+  const probe: BlockRunner = (block, x, context) => {
+    const tape = tf.engine().state.activeTape;
+    const start = tape.length;
+    const known = new Set<object>([x, ...context].map(dataId));
+    for (const layer of model.linears.values()) {
+      const weight = layer.weight instanceof TensorWeight ? layer.weight.tensor : null; // a stored weight is no tensor
+      for (const t of [weight, layer.bias, ...[...layer.adapters.values()].flatMap((a) => [a.At, a.Bt])]) if (t) known.add(dataId(t));
+    }
+    tf.tidy(() => {
+      for (const t of model.namedWeights().values()) known.add(dataId(t));
+    });
+    const y = block(x, context);
+    if (index++ === 1) {
+      floats = 0;
+      for (const node of tape.slice(start)) {
+        for (const t of node.saved ?? []) {
+          if (known.has(dataId(t))) continue;
+          known.add(dataId(t));
+          floats += t.size;
+        }
+      }
+      if (!known.has(dataId(y))) floats += y.size; // the block's output, kept as the next block's input
+    }
+    return y;
+  };
+  const ids = tf.tensor2d(Array.from({ length: B * T }, (_, i) => (i * 7) % 50), [B, T], 'int32');
+  const { value, grads } = tf.variableGrads(() => tf.sum(tf.tidy(() => model.hiddenStates(ids, { training: true, runBlock: probe }))) as tf.Scalar, [...variables.values()]);
+  tf.dispose([value, ids, ...Object.values(grads)]);
+  return floats;
+}
+
+describe.each([['cpu', false], ['wasm', true]] as const)('activation floats of a block on %s (fused kernels: %s)', (backend, fused) => {
+  const skip = fused && !addonAvailable;
+  describe.each(Object.keys(MODELS) as (keyof typeof MODELS)[])('%s', (kind) => {
+    it.skipIf(skip).each([0, 0.1])('LoRA r=4 on every linear, dropout %s: estimate within 6% of the saved buffers', async (dropout) => {
+      await initBackend(backend, { native: fused ? { threads: 1 } : false });
+      const model = await loadModel(MODELS[kind]());
+      try {
+        const variables = adapterVariables(injectAdapter(model, 'a', { targetModules: 'all-linear', rank: 4, alpha: 8, dropout }));
+        const plan = loadedModelPlan(model, variables, { batchSize: B, seqLen: T, recompute: false });
+        expect(plan.fusedKernels).toBe(fused);
+        expect(plan.lora?.modules.length).toBe(kind === 'gpt2' ? 8 : 14);
+        const measured = measuredBlockFloats(model, variables);
+        const estimated = blockActivationFloats(plan, 1);
+        expect(measured).toBeGreaterThan(0);
+        expect(Math.abs(estimated - measured) / measured, `estimated ${estimated}, measured ${measured}`).toBeLessThan(0.06);
+      } finally {
+        model.dispose();
+      }
+    });
+  });
+});
+
+describe('running out of memory mid-run', () => {
+  it('fails the run with NOT_ENOUGH_MEMORY naming the step and what to change, leaks nothing, and the model still works', async () => {
+    await initBackend('cpu', { native: false });
+    const model = await loadModel(MODELS.qwen2());
+    try {
+      const variables = adapterVariables(injectAdapter(model, 'a', { targetModules: 'all-linear', rank: 4, alpha: 8, dropout: 0 }));
+      const rows = Array.from({ length: 4 }, (_, i) => ({ line: i + 1, ids: [1, 2 + i, 3, 4, 5], train: [0, 1, 1, 1, 1] }));
+      let calls = 0;
+      const failing: CausalLM = Object.assign(Object.create(model) as CausalLM, {
+        hiddenStates: (ids: tf.Tensor2D, options?: Parameters<CausalLM['hiddenStates']>[1]) => {
+          if (++calls === 2) throw new RangeError('Array buffer allocation failed');
+          return model.hiddenStates(ids, options);
+        },
+      });
+      const before = tf.memory().numTensors;
+      const run = trainLoop({ model: failing, variables, trainRows: rows, padId: 0, hyperparameters: { maxSteps: 3, batchSize: 2 } });
+      await expect(run).rejects.toMatchObject({ code: 'NOT_ENOUGH_MEMORY' });
+      await expect(run).rejects.toThrow(/ran out of memory at step 2 \(Array buffer allocation failed\); turn on activation recomputation, or lower the batch size/);
+      expect(tf.memory().numTensors).toBe(before);
+      const again = await trainLoop({ model, variables, trainRows: rows, padId: 0, hyperparameters: { maxSteps: 1, batchSize: 2 } });
+      expect(again.status).toBe('completed');
+    } finally {
+      model.dispose();
+    }
+  });
+});
+
+describe('the refusal', () => {
+  it('names what the run needs, what is available and what would fit, before loading', async () => {
+    await initBackend('cpu', { native: false });
+    const summary = inspectModel(MODELS.qwen2());
+    const lora = { targetModules: 'all-linear', rank: 8, dropout: 0 } as const;
+    const plan = modelDirPlan(summary, lora, { batchSize: 64, seqLen: 512, recompute: false });
+    const need = estimateMemory(plan).peakBytes;
+    const withRecompute = estimateMemory({ ...plan, recompute: true }).peakBytes;
+    expect(withRecompute).toBeLessThan(need);
+    expect(() => assertFits(plan, need)).not.toThrow();
+
+    const error = (() => {
+      try {
+        assertFits(plan, (need + withRecompute) / 2);
+      } catch (e) {
+        return e as TrainError;
+      }
+      return null;
+    })();
+    expect(error).toBeInstanceOf(TrainError);
+    expect(error?.code).toBe('NOT_ENOUGH_MEMORY');
+    expect(error?.message).toMatch(/needs about \d+\.\d\d GiB .* and \d+\.\d\d GiB is available/);
+    expect(error?.message).toContain('--recompute');
+
+    // nothing fits in a few megabytes: the message says the smallest run and to pick a smaller model
+    expect(() => assertFits(plan, 2 ** 20)).toThrow(/No batch or sequence length fits: the base model alone takes .* use a smaller model/);
+    // a smaller batch is offered when recomputation alone is not enough
+    const small = estimateMemory({ ...plan, batchSize: 8, recompute: true }).peakBytes;
+    expect(() => assertFits(plan, small)).toThrow(/--batch-size \d+/);
+  });
+
+  it('on wasm without the frozen store, refuses a base whose float32 tensors outgrow the 4 GB heap, and says to use cpu', async () => {
+    // Qwen2.5-1.5B's shape: 1.5 billion float32 parameters are 6 GB of tensors.
+    const config = {
+      modelType: 'qwen2', vocabSize: 151936, hiddenSize: 1536, numLayers: 28, numHeads: 12, numKvHeads: 2, headDim: 128,
+      intermediateSize: 8960, maxPositions: 32768, tieWordEmbeddings: true, bosTokenId: null, eosTokenIds: [151643], padTokenId: null,
+    };
+    const linears = linearSpecsOf({ ...config, raw: {} });
+    const summary = { config, linears, parameterCount: 1_543_714_304, dtypes: { BF16: 338 } };
+    const lora = { targetModules: 'all-linear', rank: 16, dropout: 0 } as const;
+    unregisterNativeKernels('wasm'); // the float32-tensor path: no frozen store
+    await initBackend('wasm', { native: false });
+    const onWasm = modelDirPlan(summary, lora, { batchSize: 1, seqLen: 64, recompute: true });
+    expect(onWasm.baseHeld).toBe('tensors');
+    expect(() => assertFits(onWasm, 2 ** 40)).toThrow(/more than the wasm backend's single 4\.00 GiB heap can hold\. To fit: the cpu backend, which has no heap limit \(--backend cpu/);
+    await initBackend('cpu', { native: false });
+    expect(() => assertFits(modelDirPlan(summary, lora, { batchSize: 1, seqLen: 64, recompute: true }), 2 ** 40)).not.toThrow();
+  });
+
+  it("'auto' recomputes only when the run would not fit without it", () => {
+    const summary = inspectModel(MODELS.gpt2());
+    const plan = modelDirPlan(summary, null, { batchSize: 4, seqLen: 32, recompute: false });
+    const e = estimateMemory(plan);
+    const extra = e.peakBytes - e.parts.runtime - e.parts.baseWeights - e.parts.loading;
+    expect(resolveRecompute('auto', plan, extra + 1)).toBe(false);
+    expect(resolveRecompute('auto', plan, extra - 1)).toBe(true);
+    expect(resolveRecompute(false, plan, 1)).toBe(false);
+    expect(resolveRecompute(true, plan, 2 ** 40)).toBe(true);
+  });
+
+  it('estimateTraining refuses a run that does not fit, without running a step', async () => {
+    await initBackend('cpu', { native: false });
+    const model = await loadModel(MODELS.qwen2());
+    try {
+      const variables = adapterVariables(injectAdapter(model, 'a', { targetModules: 'all-linear', rank: 4, alpha: 8, dropout: 0 }));
+      const rows = Array.from({ length: 8 }, (_, i) => ({ line: i + 1, ids: [1, 2 + i, 3, 4, 5], train: [0, 1, 1, 1, 1] }));
+      const before = tf.memory().numTensors;
+      await expect(estimateTraining({ model, variables, rows, padId: 0, availableMemoryBytes: 1024 })).rejects.toMatchObject({ code: 'NOT_ENOUGH_MEMORY' });
+      expect(tf.memory().numTensors).toBe(before);
+      const fits = await estimateTraining({ model, variables, rows, padId: 0, calibrationSteps: 1, availableMemoryBytes: 2 ** 34 });
+      expect(fits.recompute).toBe(false);
+      expect(fits.peakMemoryBytes).toBeGreaterThan(fits.memory.runtime);
+      expect(fits.calibrationSteps).toBe(1);
+    } finally {
+      model.dispose();
+    }
+  });
+});

@@ -30,8 +30,9 @@ const SETTINGS: Setting[] = [
   { label: 'wasm + native, 2 threads', native: true, threads: 2, fused: true },
 ];
 
+/** The settings compare kernels on float32 tensors: frozen weights stay tensors (bench/frozen.bench.ts times the store). */
 function use(setting: Setting): void {
-  if (setting.native) registerNativeKernels('wasm', { threads: setting.threads, fused: setting.fused });
+  if (setting.native) registerNativeKernels('wasm', { threads: setting.threads, fused: setting.fused, frozenStore: false });
   else unregisterNativeKernels('wasm');
 }
 

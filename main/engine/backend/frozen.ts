@@ -19,6 +19,10 @@ export type StoredFormat = 'F32' | 'BF16' | 'F16' | 'Q8_0';
 export type BasePrecision = 'stored' | 'bf16' | 'q8_0';
 export const BASE_PRECISIONS: readonly BasePrecision[] = ['stored', 'bf16', 'q8_0'];
 
+export function isBasePrecision(value: string): value is BasePrecision {
+  return (BASE_PRECISIONS as readonly string[]).includes(value);
+}
+
 export interface FrozenWeight {
   readonly outFeatures: number;
   readonly inFeatures: number;
@@ -97,6 +101,8 @@ export interface StoreSource {
 export interface FrozenStore {
   /** One line for logs: what holds the weights and which kernels read them. */
   readonly detail: string;
+  /** The precision loads get when they ask for none (the host's or CLI's setting). */
+  readonly precision: BasePrecision;
   /** Copies `source` into the store in `format` (converting, or quantizing to Q8_0). */
   create(source: StoreSource, format: StoredFormat): FrozenWeight;
   /** Bytes every weight of this store not yet disposed holds. */

@@ -15,7 +15,7 @@ import type { LinearSpec } from './types';
 export interface WeightLoadOptions {
   /** Every weight a tf.Variable (full fine-tuning); otherwise frozen. */
   readonly trainable?: boolean;
-  /** Precision of stored frozen weights (default 'stored': the file's own). Ignored without a frozen store. */
+  /** Precision of stored frozen weights (default: the store's, normally 'stored', the file's own). Ignored without a store. */
   readonly precision?: BasePrecision;
 }
 
@@ -43,8 +43,8 @@ export class WeightLoader {
   ) {
     const o = typeof options === 'boolean' ? { trainable: options } : options;
     this.trainable = o.trainable ?? false;
-    this.precision = o.precision ?? 'stored';
     this.store = this.trainable ? null : activeFrozenStore();
+    this.precision = o.precision ?? this.store?.precision ?? 'stored';
   }
 
   /** The first of `names` the checkpoint has (GPT-2 checkpoints come with and without the 'transformer.' prefix). */

@@ -81,4 +81,10 @@ describe('nativeOptionsFromEnv', () => {
     expect(nativeOptionsFromEnv({ LORASMITH_NATIVE: 'off', LORASMITH_NATIVE_THREADS: '3' })).toEqual({ disabled: true, threads: 3 });
     expect(nativeOptionsFromEnv({ LORASMITH_NATIVE: '1' })).toEqual({});
   });
+
+  it('reads the frozen store switch and the base precision, refusing an unknown one', () => {
+    expect(nativeOptionsFromEnv({ LORASMITH_FROZEN_STORE: 'off' })).toEqual({ frozenStore: false });
+    expect(nativeOptionsFromEnv({ LORASMITH_BASE_PRECISION: 'Q8_0' })).toEqual({ basePrecision: 'q8_0' });
+    expect(() => nativeOptionsFromEnv({ LORASMITH_BASE_PRECISION: 'q4' })).toThrow(expect.objectContaining({ code: 'NATIVE_BAD_ARGUMENT' }));
+  });
 });

@@ -91,7 +91,7 @@ describe.each(BACKENDS)('native kernels on %s', (backendName) => {
     expect(tf.getKernel(tf.GatherV2, backendName)?.kernelFunc).not.toBe(ownGather);
     expect(active).toMatchObject({ active: true, threads: 2 });
     expect(active.kernels).toEqual(['BatchMatMul', '_FusedMatMul', 'GatherV2', ...Object.values(FUSED_KERNELS), ...Object.values(FROZEN_KERNELS)]);
-    expect(active.detail).toMatch(new RegExp(`native sgemm \\(.+, 2 threads\\) for BatchMatMul, _FusedMatMul, GatherV2 and fused attention, rotary, SwiGLU, RMSNorm, cross-entropy on ${backendName}; frozen weights in the native frozen-weight store \\((avx2|portable) kernels\\)$`));
+    expect(active.detail).toMatch(new RegExp(`native sgemm \\(.+, 2 threads\\) for BatchMatMul, _FusedMatMul, GatherV2 and fused attention, rotary, SwiGLU, RMSNorm, cross-entropy on ${backendName}; frozen weights in the native frozen-weight store \\(file precision, (avx2|portable) kernels\\)$`));
     expect(activeFrozenStore()).not.toBeNull();
     expect(tf.getKernel(tf.BatchMatMul, backendName)?.kernelFunc).not.toBe(own);
     expect(hasFusedKernel(FUSED_KERNELS.rotary)).toBe(true);

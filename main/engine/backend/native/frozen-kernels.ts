@@ -9,7 +9,7 @@
  * Kernels name their weight by a number in their attrs (tfjs attrs are plain values); the handles live here.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import type { FrozenStore, FrozenWeight, StoreSource, StoredFormat } from '../frozen';
+import type { BasePrecision, FrozenStore, FrozenWeight, StoreSource, StoredFormat } from '../frozen';
 import { NATIVE_FORMATS, type NativeAddon, type NativeWeightHandle, type NativeWeightKernels } from './addon';
 import { NativeKernelError } from './errors';
 import type { TensorMemory } from './memory';
@@ -153,9 +153,10 @@ class NativeFrozenWeight implements FrozenWeight {
 /** Rows converted per weightFill call when the source is float32 from memory (keeps one call's copy small). */
 const FILL_ROWS = 4096;
 
-export function makeNativeFrozenStore(addon: WeightAddon): FrozenStore {
+export function makeNativeFrozenStore(addon: WeightAddon, precision: BasePrecision): FrozenStore {
   return {
-    detail: `native frozen-weight store (${addon.weightKernels()} kernels)`,
+    detail: `native frozen-weight store (${precision === 'stored' ? 'file precision' : precision.toUpperCase()}, ${addon.weightKernels()} kernels)`,
+    precision,
     create(source: StoreSource, format: StoredFormat): FrozenWeight {
       const { rows, cols } = source;
       if (source.data.length !== rows * cols) {

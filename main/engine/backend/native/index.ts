@@ -11,7 +11,7 @@
  */
 import { availableParallelism } from 'node:os';
 import * as tf from '@tensorflow/tfjs-core';
-import { registerFrozenStore, unregisterFrozenStore } from '../frozen';
+import { isBasePrecision, registerFrozenStore, unregisterFrozenStore, type BasePrecision } from '../frozen';
 import { hasFusedKernels, hasWeightKernels, loadAddon, type NativeAddon } from './addon';
 import { NativeKernelError } from './errors';
 import { makeFrozenKernels, makeNativeFrozenStore } from './frozen-kernels';
@@ -37,6 +37,8 @@ export interface NativeKernelOptions {
    * float32 tfjs tensors (benchmarks and tests of the plain path).
    */
   readonly frozenStore?: boolean;
+  /** How the store keeps frozen weights when a load asks for nothing: the file's precision (default), bf16, q8_0. */
+  readonly basePrecision?: BasePrecision;
 }
 
 export interface NativeKernelStatus {
@@ -65,15 +67,27 @@ export function defaultThreads(addon: Pick<NativeAddon, 'physicalCores'>): numbe
 
 /**
  * Options from environment variables, for the host or CLI to pass in (the engine itself never reads the
- * environment): LORASMITH_NATIVE=0|off|false disables, LORASMITH_NATIVE_THREADS=n sets the thread count.
+ * environment): LORASMITH_NATIVE=0|off|false disables, LORASMITH_NATIVE_THREADS=n sets the thread count,
+ * LORASMITH_FROZEN_STORE=0|off|false keeps frozen weights as tensors, LORASMITH_BASE_PRECISION=stored|bf16|q8_0
+ * sets how the store keeps them.
  */
 export function nativeOptionsFromEnv(env: Readonly<Record<string, string | undefined>>): NativeKernelOptions {
-  const flag = env.LORASMITH_NATIVE?.trim().toLowerCase();
+  const off = (value: string | undefined) => ['0', 'off', 'false'].includes(value?.trim().toLowerCase() ?? '');
   const threadsText = env.LORASMITH_NATIVE_THREADS?.trim();
   const threads = threadsText ? Number(threadsText) : undefined;
+  const precision = env.LORASMITH_BASE_PRECISION?.trim().toLowerCase();
+  let basePrecision: BasePrecision | undefined;
+  if (precision) {
+    if (!isBasePrecision(precision)) {
+      throw new NativeKernelError('NATIVE_BAD_ARGUMENT', `LORASMITH_BASE_PRECISION must be stored, bf16 or q8_0, got ${JSON.stringify(precision)}`);
+    }
+    basePrecision = precision;
+  }
   return {
-    ...(flag === '0' || flag === 'off' || flag === 'false' ? { disabled: true } : {}),
+    ...(off(env.LORASMITH_NATIVE) ? { disabled: true } : {}),
     ...(threads !== undefined ? { threads } : {}),
+    ...(off(env.LORASMITH_FROZEN_STORE) ? { frozenStore: false } : {}),
+    ...(basePrecision ? { basePrecision } : {}),
   };
 }
 
@@ -164,7 +178,7 @@ function tryRegister(backendName: NativeBackendName, options: NativeKernelOption
     for (const [kernelName, kernelFunc] of frozen) tf.registerKernel({ kernelName, backendName, kernelFunc });
     added.set(backendName, [...(added.get(backendName) ?? []), ...frozen.keys()]);
     kernels.push(...frozen.keys());
-    const frozenStore = makeNativeFrozenStore(load.addon);
+    const frozenStore = makeNativeFrozenStore(load.addon, options.basePrecision ?? 'stored');
     registerFrozenStore(backendName, frozenStore);
     store = `; frozen weights in the ${frozenStore.detail}`;
   }

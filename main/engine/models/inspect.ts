@@ -54,7 +54,7 @@ export function linearSpecsOf(c: ModelConfig): LinearSpec[] {
       out.push(spec(`${p}.mlp.c_fc`, i, C, c.intermediateSize, ['mlp'], true));
       out.push(spec(`${p}.mlp.c_proj`, i, c.intermediateSize, C, ['mlp'], true));
     }
-    out.push(spec('lm_head', null, C, c.vocabSize, [], true));
+    out.push(spec('lm_head', null, C, c.vocabSize, [], false)); // wte [V, C]: nn.Linear-shaped, not a Conv1D
     return out;
   }
   const q = c.numHeads * c.headDim;

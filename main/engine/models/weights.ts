@@ -6,11 +6,11 @@
  * (so every product is a plain 2-D matmul).
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { activeFrozenStore, storedFormatFor, TensorWeight, type BasePrecision, type FrozenStore, type FrozenWeight, type StoreSource } from '../backend/frozen';
+import { activeFrozenStore, baseWeightBytes, storedFormatFor, TensorWeight, type BasePrecision, type FrozenStore, type FrozenWeight, type StoreSource } from '../backend/frozen';
 import type { TensorSource } from '../io/checkpoint';
 import { ModelIoError } from '../io/errors';
 import { LinearLayer } from '../lora/linear';
-import type { LinearSpec } from './types';
+import type { LinearSpec, ModelConfig } from './types';
 
 export interface WeightLoadOptions {
   /** Every weight a tf.Variable (full fine-tuning); otherwise frozen. */
@@ -226,4 +226,17 @@ export function frozenWeightBytes(linears: ReadonlyMap<string, LinearLayer>, tab
     else out.stored += w.bytes;
   }
   return out;
+}
+
+/**
+ * Bytes a model's frozen matrices take in each representation (backend/frozen.ts baseWeightBytes): every linear
+ * of `linears` (linearSpecsOf(config)) plus, when the head is untied, the embedding table [vocab, hidden]; all
+ * stored as `fileDtype`. `tensor` is the float32 tfjs path (the wasm heap); the rest live in the frozen store.
+ */
+export function frozenBaseBytes(
+  config: Pick<ModelConfig, 'vocabSize' | 'hiddenSize' | 'tieWordEmbeddings'>, linears: readonly LinearSpec[], fileDtype: 'F32' | 'BF16' | 'F16',
+): Record<'tensor' | BasePrecision, number> {
+  const matrices = linears.map((l) => ({ rows: l.outFeatures, cols: l.inFeatures, dtype: fileDtype }));
+  if (!config.tieWordEmbeddings) matrices.push({ rows: config.vocabSize, cols: config.hiddenSize, dtype: fileDtype });
+  return baseWeightBytes(matrices);
 }

@@ -7,7 +7,8 @@
  *   node --import ./bin/register-ts.js bench/realsize-model.ts decode <dir> store|store-q8|tensor|plain
  *
  * store: native kernels with the frozen-weight store (BF16 as in the file; store-q8 quantizes to Q8_0); tensor:
- * native kernels on float32 tensors (frozenStore: false); plain: the wasm backend's own kernels (no addon).
+ * native kernels on float32 tensors (frozenStore: false); plain: the wasm backend's own kernels (no addon). A
+ * setting ending in "@cpu" runs on the cpu backend instead of wasm (no 4 GB heap for the activations).
  * step: a LoRA step (r=16, alpha=32 on all seven linear kinds, batch 2 × 256, the engine's loss and AdamW), median
  * of 3 after a warm-up; decode: greedy tokens/s after a 16-token prompt. Each prints one JSON line with the peak
  * resident memory of the process (run each setting in its own process).
@@ -83,9 +84,10 @@ function write(dir: string, size: keyof typeof SHAPES): void {
   }, null, 2));
 }
 
-async function load(dir: string, setting: string) {
+async function load(dir: string, choice: string) {
+  const [setting = 'store', backendName = 'wasm'] = choice.split('@');
   const native = setting === 'plain' ? { disabled: true } : { frozenStore: setting !== 'tensor' };
-  const backend = await initBackend('wasm', { native });
+  const backend = await initBackend(backendName === 'cpu' ? 'cpu' : 'wasm', { native });
   const started = performance.now();
   const model = await loadModel(dir, setting === 'store-q8' ? { precision: 'q8_0' } : {});
   return { model, kernels: backend.matmulKernels, loadSeconds: (performance.now() - started) / 1000 };

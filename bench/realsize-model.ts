@@ -10,7 +10,8 @@
  * native kernels on float32 tensors (frozenStore: false); plain: the wasm backend's own kernels (no addon). A
  * setting ending in "@cpu" runs on the cpu backend instead of wasm (no 4 GB heap for the activations).
  * step: a LoRA step (r=16, alpha=32 on all seven linear kinds, batch 2 × 256, the engine's loss and AdamW), median
- * of 3 after a warm-up; decode: greedy tokens/s after a 16-token prompt. Each prints one JSON line with the peak
+ * of 3 after a warm-up (RECOMPUTE=1 recomputes each block's activations); decode: greedy tokens/s after a 16-token
+ * prompt. Each prints one JSON line with the peak
  * resident memory of the process (run each setting in its own process).
  */
 import { closeSync, mkdirSync, openSync, writeFileSync, writeSync } from 'node:fs';
@@ -20,7 +21,7 @@ import { initBackend } from '../main/engine/backend/index';
 import { adapterVariables, injectAdapter } from '../main/engine/lora/inject';
 import { loadModel } from '../main/engine/models/registry';
 import { frozenWeightBytes } from '../main/engine/models/weights';
-import { maskedCrossEntropy } from '../main/engine/train/loss';
+import { batchLoss } from '../main/engine/train/loss';
 import { AdamW } from '../main/engine/train/optimizer';
 
 const SHAPES = {
@@ -103,13 +104,12 @@ async function step(dir: string, setting: string): Promise<void> {
   }));
   const names = [...variables.keys()];
   const optimizer = new AdamW(variables, { weightDecay: 0 });
-  const ids = tf.randomUniform([2, 256], 0, vocab, 'int32', 3) as tf.Tensor2D;
-  const labels = tf.randomUniform([2, 256], 0, vocab, 'int32', 4) as tf.Tensor2D;
-  const mask = tf.ones([2, 256]) as tf.Tensor2D;
+  const random = (seed: number): Int32Array => Int32Array.from({ length: 512 }, (_, i) => (i * 7919 + seed * 104729) % vocab);
+  const batch = { batchSize: 2, seqLen: 256, inputs: random(3), labels: random(4), weights: new Float32Array(512).fill(1), tokens: 512 };
   const times: number[] = [];
   for (let i = 0; i < 4; i++) {
     const started = performance.now();
-    const { value, grads } = tf.variableGrads(() => maskedCrossEntropy(model.forward(ids, { training: true }), labels, mask), [...variables.values()]);
+    const { value, grads } = tf.variableGrads(() => batchLoss(model, batch, { recompute: process.env.RECOMPUTE === '1' }), [...variables.values()]);
     value.dataSync();
     optimizer.apply(new Map(Object.values(grads).map((g, j) => [names[j] as string, g])), 1e-4);
     tf.dispose([value, ...Object.values(grads)]);

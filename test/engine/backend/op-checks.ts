@@ -135,6 +135,7 @@ async function attentionCheck(): Promise<Outcome[]> {
   const shapes: AttentionShape[] = [
     ...ATTENTION_SHAPES,
     { b: 1, h: 2, hkv: 1, t: 70, s: 70, d: 2 }, // rows longer than a workgroup
+    { b: 1, h: 2, hkv: 1, t: 3, s: 40, d: 64 }, // a real head dim: keys in blocks of 16, each dot split over 4 threads
   ];
   for (const shape of shapes) {
     const { b, h, hkv, t, s, d } = shape;

@@ -1,9 +1,9 @@
 /**
  * Causal attention with grouped-query heads on webgpu, the same contract as the native kernel: query head j reads
  * kv head j / (H / Hkv), the T new positions are the last T of S (a KV cache holds the first S − T), so query row t
- * sees keys 0..S − T + t. Forward: the masked softmax of q·kᵀ·scale per row (one workgroup per row, kept for the
- * gradient), then probs·v written with heads side by side; backward: ds = p ⊙ (dp − Σ dp ⊙ p) per row, then dq,
- * dk, dv, each one thread per element. Six dispatches in all where tfjs runs about twenty-five.
+ * sees keys 0..S − T + t. Forward: the masked softmax of q·kᵀ·scale per row (one workgroup per row, keys read in
+ * blocks through workgroup memory; kept for the gradient), then probs·v written with heads side by side; backward:
+ * ds = p ⊙ (dp − Σ dp ⊙ p) per row (values in blocks likewise), then dq, dk, dv, one thread per element.
  *
  * Shapes: q [B, H, T, D], k and v [B, Hkv, S, D] -> out [B, T, H·D], probs [B, H, T, S];
  * dout [B, T, H·D] -> dq [B, H, T, D], dk and dv [B, Hkv, S, D].
@@ -51,11 +51,57 @@ const HELPERS = `
   }
   fn seen(row : i32) -> i32 { return start() + row % uniforms.queries + 1; }`;
 
+/**
+ * WGSL that runs `body` (with `c` and `dot` in scope, on one thread per key) for every key c < visible of this
+ * workgroup's row, where dot = Σ_e vec[vecAt + e]·keys[keysAt + c·D + e]. Keys pass through workgroup memory a
+ * block at a time, loaded with adjacent threads reading adjacent elements (a thread walking its own key row would
+ * stride by D between threads), and each key's dot is split over ROW_THREADS / block threads. Specialised on D;
+ * rows padded by one to keep the threads of a block on different memory banks.
+ */
+function keyDots(d: number, vec: string, vecAt: string, keys: string, keysAt: string, body: string): { decl: string; loop: string } {
+  let block = 32;
+  while (block > 1 && block * (d + 1) > 2048) block /= 2;
+  const parts = ROW_THREADS / block;
+  const stride = d + 1;
+  return {
+    decl: `
+      var<workgroup> keyBlock : array<f32, ${block * stride}>;
+      var<workgroup> partDots : array<f32, ${ROW_THREADS}>;`,
+    loop: `
+        for (var c0 = 0; c0 < visible; c0 += ${block}) {
+          for (var i = lane; i < ${block * d}; i += ${ROW_THREADS}) {
+            let kk = i / ${d};
+            let e = i - kk * ${d};
+            var value = 0.0;
+            if (c0 + kk < visible) { value = ${keys}[${keysAt} + (c0 + kk) * ${d} + e]; }
+            keyBlock[kk * ${stride} + e] = value;
+          }
+          workgroupBarrier();
+          let kk = lane % ${block};
+          var partDot = 0.0;
+          for (var e = lane / ${block}; e < ${d}; e += ${parts}) { partDot += ${vec}[${vecAt} + e] * keyBlock[kk * ${stride} + e]; }
+          partDots[lane] = partDot;
+          workgroupBarrier();
+          if (lane < ${block} && c0 + lane < visible) {
+            let c = c0 + lane;
+            var dot = 0.0;
+            for (var p = 0; p < ${parts}; p++) { dot += partDots[p * ${block} + lane]; }
+            ${body}
+          }
+          workgroupBarrier();
+        }`,
+  };
+}
+
 /** probs [B·H·T, S]: masked softmax of scale·q·kᵀ, one workgroup per row, the row kept in the output between passes. */
 function probsProgram(backend: unknown, q: tf.TensorInfo, k: tf.TensorInfo, dims: Dims, u: Uniform[]): tf.TensorInfo {
   const rows = dims.b * dims.h * dims.t;
+  const scores = keyDots(dims.d, 'q', 'qAt', 'k', 'kAt', `
+            let score = dot * uniforms.scale;
+            result[outAt + c] = score;
+            top = max(top, score);`);
   return runProgram(backend, {
-    key: 'attention_probs',
+    key: `attention_probs_d${dims.d}`,
     inputs: ['q', 'k'],
     outputShape: [dims.b, dims.h, dims.t, dims.s],
     workgroupSize: [ROW_THREADS, 1, 1],
@@ -66,23 +112,17 @@ function probsProgram(backend: unknown, q: tf.TensorInfo, k: tf.TensorInfo, dims
       ${reduceSnippet('rowMax', 'max', ROW_THREADS)}
       ${reduceSnippet('rowSum', 'sum', ROW_THREADS)}
       ${WORKGROUP_ROW}
+      ${scores.decl}
       fn main(index : i32) {
         let row = workgroupRow();
         if (row >= uniforms.batch * uniforms.heads * uniforms.queries) { return; }
         let lane = i32(localIndex);
-        let d = uniforms.dim;
-        let qAt = row * d;
+        let qAt = row * uniforms.dim;
         let kAt = kvBase(row);
         let outAt = row * uniforms.keys;
         let visible = seen(row);
         var top = -3.402823e+38;
-        for (var c = lane; c < visible; c += ${ROW_THREADS}) {
-          var dot = 0.0;
-          for (var e = 0; e < d; e++) { dot += q[qAt + e] * k[kAt + c * d + e]; }
-          let score = dot * uniforms.scale;
-          result[outAt + c] = score;
-          top = max(top, score);
-        }
+        ${scores.loop}
         top = rowMax(top, lane);
         var partial = 0.0;
         for (var c = lane; c < visible; c += ${ROW_THREADS}) {
@@ -140,8 +180,11 @@ function attention({ inputs, backend, attrs }: KernelArgs): tf.TensorInfo[] {
 
 /** ds [B·H·T, S] = p ⊙ (dp − Σ_c dp ⊙ p) with dp = dout·vᵀ, one workgroup per row. */
 function scoreGradProgram(backend: unknown, probs: tf.TensorInfo, v: tf.TensorInfo, dout: tf.TensorInfo, dims: Dims, u: Uniform[]): tf.TensorInfo {
+  const dps = keyDots(dims.d, 'dout', 'dAt', 'v', 'vAt', `
+            result[at + c] = dot;
+            partial += dot * probs[at + c];`);
   return runProgram(backend, {
-    key: 'attention_dscores',
+    key: `attention_dscores_d${dims.d}`,
     inputs: ['probs', 'v', 'dout'],
     outputShape: [dims.b, dims.h, dims.t, dims.s],
     workgroupSize: [ROW_THREADS, 1, 1],
@@ -151,22 +194,18 @@ function scoreGradProgram(backend: unknown, probs: tf.TensorInfo, v: tf.TensorIn
       ${HELPERS}
       ${reduceSnippet('rowSum', 'sum', ROW_THREADS)}
       ${WORKGROUP_ROW}
+      ${dps.decl}
       fn main(index : i32) {
         let row = workgroupRow();
         if (row >= uniforms.batch * uniforms.heads * uniforms.queries) { return; }
         let lane = i32(localIndex);
-        let d = uniforms.dim;
         let at = row * uniforms.keys;
         let vAt = kvBase(row);
         let dAt = outBase(row);
         let visible = seen(row);
+        // dp = dout·vᵀ per key, kept in the output; partial: this thread's share of Σ dp ⊙ p.
         var partial = 0.0;
-        for (var c = lane; c < visible; c += ${ROW_THREADS}) {
-          var dp = 0.0;
-          for (var e = 0; e < d; e++) { dp += dout[dAt + e] * v[vAt + c * d + e]; }
-          result[at + c] = dp;
-          partial += dp * probs[at + c];
-        }
+        ${dps.loop}
         let total = rowSum(partial, lane);
         for (var c = lane; c < uniforms.keys; c += ${ROW_THREADS}) {
           result[at + c] = select(0.0, probs[at + c] * (result[at + c] - total), c < visible);

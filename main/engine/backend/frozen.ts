@@ -5,13 +5,15 @@
  *   TensorWeight  a tfjs tensor (any backend; the path without the native addon, and full fine-tuning, where
  *                 the tensor is a trainable Variable), kept pre-transposed [in, out] for linears so every product
  *                 is a plain 2-D matMul, or [out, in] for an untied embedding table
- *   a stored one  from the FrozenStore the active backend registered (the native addon on wasm and cpu):
- *                 memory outside the tensors' heap, at the file's precision (BF16/F16/F32) or 8-bit Q8_0, read by
- *                 kernels that convert on the fly; its product's gradient is dx only
+ *   a stored one  from the FrozenStore the active backend registered (the native addon on wasm and cpu:
+ *                 memory outside the tensors' heap, at the file's precision (BF16/F16/F32) or 8-bit Q8_0; webgpu:
+ *                 GPU buffers at BF16/F16/F32, webgpu/frozen-store.ts), read by kernels that convert on the fly;
+ *                 its product's gradient is dx only
  *
  * Shapes: N rows of activations, `in` and `out` the linear's features.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import type { LoraPair } from './fused-ops';
 
 /** How a stored weight is kept: the file's own precision, or one asked for. */
 export type StoredFormat = 'F32' | 'BF16' | 'F16' | 'Q8_0';
@@ -32,6 +34,11 @@ export interface FrozenWeight {
   readonly bytes: number;
   /** x [N, in] -> x·Wᵀ [N, out]. */
   matmul(x: tf.Tensor2D): tf.Tensor2D;
+  /**
+   * The whole linear in one kernel where the holder has one (webgpu's GPU-held weights): x·Wᵀ + bias +
+   * scale·(loraX·At)·Bt, the gradient flowing to x, At, Bt and loraX (fused-ops' fusedFrozenLinear).
+   */
+  linear?(x: tf.Tensor2D, bias: tf.Tensor1D | null, lora: LoraPair | null, loraX?: tf.Tensor2D): tf.Tensor2D;
   /** Rows of W for ids [n] -> [n, in]: the embedding lookup, a tied head's table included. */
   rows(ids: tf.Tensor1D): tf.Tensor2D;
   /**

@@ -88,12 +88,29 @@ export class LinearLayer {
    */
   apply(x: tf.Tensor2D, dropout?: (x: tf.Tensor2D, rate: number) => tf.Tensor2D): tf.Tensor2D {
     return tf.tidy(() => {
+      const whole = this.applyInOneKernel(x, dropout);
+      if (whole) return whole;
       let y = this.weight.matmul(x);
       if (this.bias) y = tf.add(y, this.bias);
       for (const { name, weight } of this.mergedSet) y = this.addAdapter(y, x, name, weight);
       for (const { name, weight } of this.activeSet) y = this.addAdapter(y, x, name, weight, dropout);
       return y as tf.Tensor2D;
     });
+  }
+
+  /**
+   * The layer as one kernel where the weight's holder has one (FrozenWeight.linear: webgpu's GPU-held weights):
+   * product, bias and the one adapter that applies. Null where it has none, or more than one adapter applies.
+   */
+  private applyInOneKernel(x: tf.Tensor2D, dropout?: (x: tf.Tensor2D, rate: number) => tf.Tensor2D): tf.Tensor2D | null {
+    if (!this.weight.linear || this.mergedSet.length > 0) return null;
+    const applying = this.activeSet.filter((a) => a.weight !== 0 && this.adapters.has(a.name));
+    if (applying.length > 1) return null;
+    const only = applying[0];
+    const adapter = only ? this.adapters.get(only.name) : undefined;
+    if (!only || !adapter) return this.weight.linear(x, this.bias, null);
+    const input = dropout && adapter.dropout > 0 ? dropout(x, adapter.dropout) : x;
+    return this.weight.linear(x, this.bias, { At: adapter.At, Bt: adapter.Bt, scale: adapter.scaling * only.weight }, input);
   }
 
   /** y + w·s·dropout(x)·At·Bt [N, out]; y itself for a missing or zero-weight adapter. */

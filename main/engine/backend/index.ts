@@ -14,7 +14,7 @@ import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { registerWasmExtras } from './register';
 import { nativeKernelStatus, registerNativeKernels, type NativeKernelOptions } from './native/index';
-import { registerWebgpuKernels } from './webgpu/index';
+import { registerWebgpuKernels, unregisterWebgpuKernels, webgpuKernelStatus } from './webgpu/index';
 
 export type BackendName = 'tensorflow' | 'webgpu' | 'wasm' | 'cpu';
 export type BackendPreference = 'auto' | BackendName;
@@ -41,6 +41,11 @@ export interface InitBackendOptions {
    * here) keeps the backend's own kernels; options register the native ones where the addon loads.
    */
   readonly native?: NativeKernelOptions | false;
+  /**
+   * The fused WGSL kernels and the GPU-held frozen weights on webgpu (backend/webgpu/): on unless false (tests and
+   * benchmarks of tfjs's composed ops).
+   */
+  readonly webgpuKernels?: boolean;
 }
 
 export class BackendError extends Error {
@@ -129,7 +134,6 @@ async function probeWebgpu(): Promise<Probe> {
         // A dependency, not optional: imported by name so bundles (the GPU check pack) carry it with their tfjs-core.
         await import('@tensorflow/tfjs-backend-webgpu');
         if (!(await tf.setBackend('webgpu'))) throw new BackendError('BACKEND_UNAVAILABLE', 'the webgpu backend failed to initialise');
-        registerWebgpuKernels();
       },
     };
   } catch (error) {
@@ -199,7 +203,7 @@ function matmulKernels(name: BackendName): string {
     if (status.active) return status.detail;
     return name === 'wasm' ? 'XNNPACK (tfjs-backend-wasm)' : 'plain JavaScript loops (tfjs-backend-cpu)';
   }
-  return name === 'webgpu' ? 'WGSL compute shaders (tfjs-backend-webgpu) and fused WGSL kernels' : 'libtensorflow (Eigen / cuBLAS)';
+  return name === 'webgpu' ? `WGSL compute shaders (tfjs-backend-webgpu); ${webgpuKernelStatus().detail}` : 'libtensorflow (Eigen / cuBLAS)';
 }
 
 /**
@@ -231,5 +235,9 @@ export async function initBackend(preferred: BackendPreference = 'auto', options
   }
   // ---- HOOK (helper G): native matmul kernels register here, on top of wasm or cpu. ----
   if (options.native && (chosen === 'wasm' || chosen === 'cpu')) registerNativeKernels(chosen, options.native);
+  if (chosen === 'webgpu') {
+    if (options.webgpuKernels === false) unregisterWebgpuKernels();
+    else registerWebgpuKernels();
+  }
   return { name: chosen, available, matmulKernels: matmulKernels(chosen) };
 }

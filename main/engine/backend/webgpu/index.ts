@@ -23,6 +23,9 @@ const KERNELS: readonly ReadonlyMap<string, tf.KernelFunc>[] = [
   ATTENTION_KERNELS, CROSS_ENTROPY_KERNELS, ELEMENTWISE_KERNELS, RMS_NORM_KERNELS, LINEAR_KERNELS, GPU_WEIGHT_KERNEL_FUNCS,
 ];
 
+/** One store for the process: weights made before a re-registration stay counted in its liveBytes. */
+const store = makeGpuFrozenStore();
+
 /** Kernel names this module registered on webgpu. */
 const registered: string[] = [];
 
@@ -42,7 +45,7 @@ export function registerWebgpuKernels(): WebgpuKernelStatus {
       registered.push(kernelName);
     }
   }
-  registerFrozenStore(BACKEND, makeGpuFrozenStore());
+  registerFrozenStore(BACKEND, store);
   return webgpuKernelStatus();
 }
 

@@ -7,12 +7,15 @@
  *                                            exit status 1 when one fails
  *   step --backend B --shape S [--steps N] [--decode N]
  *                                            the LoRA training step and greedy decoding (step.ts) on B
+ *   dispatches --shape S                     compute dispatches per step and per token on webgpu, fused and
+ *                                            composed (dispatches.ts)
  *   report DIR                               prints the results section (Markdown) from the JSON files in DIR
  */
 import { readFileSync } from 'node:fs';
 import { initBackend, parseBackendPreference } from '../../main/engine/backend/index';
 import { runOpChecks } from '../../test/engine/backend/op-checks';
 import { renderReport } from './report';
+import { dispatchCounts } from './dispatches';
 import { runStep, SHAPES } from './step';
 
 interface DawnAdapter {
@@ -71,11 +74,17 @@ export async function main(argv: readonly string[]): Promise<number> {
       console.log(JSON.stringify({ ...report, kernels: info.matmulKernels }));
       return 0;
     }
+    case 'dispatches': {
+      await initBackend('webgpu');
+      const shape = option(args, 'shape', 'tiny');
+      console.log(JSON.stringify({ shape, ...(await dispatchCounts(shape)) }));
+      return 0;
+    }
     case 'report':
       console.log(renderReport(args[0] ?? '.', (path) => readFileSync(path, 'utf8')));
       return 0;
     default:
-      console.error('usage: gpu-check adapter | ops --backend B | step --backend B --shape S [--steps N] [--decode N] | report DIR');
+      console.error('usage: gpu-check adapter | ops --backend B | step --backend B --shape S [--steps N] [--decode N] | dispatches --shape S | report DIR');
       return 2;
   }
 }

@@ -1,11 +1,12 @@
 /**
  * The GPU check's results section (Markdown, in bench/results/<name>.md's style) from the JSON files run.sh leaves
- * in one folder: machine.json (nvidia-smi's name and driver, PyTorch's view), adapter.json, ops-webgpu.json,
+ * in one folder: machine.json (nvidia-smi's name and driver), adapter.json, ops-webgpu.json, dispatches.json,
  * step-webgpu.json, step-torch.json, status.json (each step's exit status and the last line it printed on error).
  * What is missing is said, with why where run.sh recorded it; nothing is filled in.
  */
 import { join } from 'node:path';
 import type { CheckReport } from '../../test/engine/backend/op-checks';
+import type { DispatchCounts } from './dispatches';
 import type { StepReport } from './step';
 
 interface Machine { gpu?: string; driver?: string; torch?: string; cuda?: string; date?: string; commit?: string }
@@ -13,6 +14,7 @@ interface Adapter { adapter?: Record<string, unknown> | null; limits?: Record<st
 interface Ops { backend?: string; kernels?: string; checks?: CheckReport[] }
 interface TorchStep { device?: string; name?: string; torch?: string; medianStepMs?: number; stepMs?: number[]; losses?: number[]; peakBytes?: number }
 type Status = Record<string, { status: number; last?: string }>;
+interface Dispatches { shape?: string; composed?: DispatchCounts; fused?: DispatchCounts }
 
 /** Goals from the issue: step ≥ 0.25× PyTorch CUDA eager fp32 (stretch 0.5×), decode ≥ 100 tokens/s. */
 const STEP_GOAL = 0.25;
@@ -46,10 +48,17 @@ function opsLine(ops: Ops | null, status: Status | null): string {
     `the worst error was ${fixed(worst * 100)}% of its tolerance.`;
 }
 
+function dispatchLine(d: Dispatches | null, status: Status | null): string {
+  if (!d?.composed || !d.fused) return `Dispatches per step: ${why(status, 'dispatches')}.`;
+  return `Compute dispatches (the ${d.shape ?? ''} shape, 2 layers): ${d.fused.step} per LoRA step and ${d.fused.token} per decoded ` +
+    `token with the fused kernels and GPU-held weights, against ${d.composed.step} and ${d.composed.token} with tfjs's composed ops.`;
+}
+
 export function renderReport(dir: string, read: (path: string) => string): string {
   const machine = readJson<Machine>(dir, 'machine.json', read);
   const adapter = readJson<Adapter>(dir, 'adapter.json', read);
   const ops = readJson<Ops>(dir, 'ops-webgpu.json', read);
+  const dispatches = readJson<Dispatches>(dir, 'dispatches.json', read);
   const ours = readJson<StepReport & { kernels?: string }>(dir, 'step-webgpu.json', read);
   const torch = readJson<TorchStep>(dir, 'step-torch.json', read);
   const status = readJson<Status>(dir, 'status.json', read);
@@ -62,6 +71,8 @@ export function renderReport(dir: string, read: (path: string) => string): strin
       `${adapter?.limits ? `, max storage binding ${fixed((adapter.limits.maxStorageBufferBindingSize ?? NaN) / 2 ** 20)} MiB` : ''}.`,
     '',
     opsLine(ops, status),
+    '',
+    dispatchLine(dispatches, status),
     '',
   ];
   const shape = 'Qwen2.5-0.5B\'s shape (hidden 896, 24 layers, 14/2 heads, MLP 4864, vocabulary 151936, tied, q/k/v bias; ' +

@@ -3,6 +3,7 @@
 # Unpacks payload.tar.xz (beside this script) and runs, each step under its own time limit:
 #   adapter  what Dawn (WebGPU) finds
 #   ops      the op checks against float64 on webgpu
+#   dispatches  compute dispatches per LoRA step and per token, with the fused kernels and without
 #   step     the LoRA training step and greedy decoding at Qwen2.5-0.5B's shape on webgpu
 #   torch    the same step in PyTorch (CUDA, eager fp32), where python3 has torch with CUDA
 #   report   gpu.md: the results section for bench/results/ (see bench/gpu/README in the repository's README)
@@ -14,7 +15,7 @@ set -u
 here=$(cd "$(dirname "$0")" && pwd)
 out=${OUT:-$here/gpu-results}
 work=${LORASMITH_GPU_WORK:-/tmp/lorasmith-gpu-check}
-steps=${STEPS:-"adapter ops step torch"}
+steps=${STEPS:-"adapter ops dispatches step torch"}
 shape=${SHAPE:-qwen2.5-0.5b}
 mkdir -p "$out" "$work"
 log="$out/run.log"
@@ -71,10 +72,11 @@ run() {
 
 run adapter 60 "$node" "$check" adapter
 run ops 240 "$node" "$check" ops --backend webgpu
+run dispatches 120 "$node" "$check" dispatches --shape tiny
 run step 420 "$node" --max-old-space-size=16384 "$check" step --backend webgpu --shape "$shape" --steps 5 --decode 32
 run torch 240 python3 "$top/peer_torch.py" --device cuda --shape "$shape" --steps 5
 
-for name in adapter ops step torch; do
+for name in adapter ops dispatches step torch; do
   [ -s "$results/$name.line" ] && cp "$results/$name.line" "$results/$(case $name in ops) echo ops-webgpu;; step) echo step-webgpu;; torch) echo step-torch;; *) echo $name;; esac).json"
 done
 python3 - "$results" <<'EOF'
@@ -86,7 +88,7 @@ for line in open(os.path.join(d, 'status.tsv')):
     status[name] = {'status': int(code), 'last': last[:300]}
 json.dump(status, open(os.path.join(d, 'status.json'), 'w'))
 everything = {'status': status}
-for name in ('machine', 'adapter', 'ops-webgpu', 'step-webgpu', 'step-torch'):
+for name in ('machine', 'adapter', 'ops-webgpu', 'dispatches', 'step-webgpu', 'step-torch'):
     try:
         everything[name] = json.load(open(os.path.join(d, name + '.json')))
     except Exception as error:

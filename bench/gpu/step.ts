@@ -12,6 +12,7 @@ import type { LoadedTensor } from '../../main/engine/io/safetensors';
 import { generate } from '../../main/engine/generate/generate';
 import { adapterVariables, injectAdapter } from '../../main/engine/lora/inject';
 import { buildModel } from '../../main/engine/models/registry';
+import type { CausalLM } from '../../main/engine/models/types';
 import { makeBatch } from '../../main/engine/train/batching';
 import { batchLoss } from '../../main/engine/train/loss';
 import { AdamW } from '../../main/engine/train/optimizer';
@@ -111,8 +112,19 @@ export function randomQwenSource(s: StepShape, seed = 1): TensorSource {
 
 const median = (values: readonly number[]): number => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] ?? NaN;
 
-/** Builds the model on the active backend, runs `steps` timed LoRA steps after a first one, then greedy decoding. */
-export async function runStep(shapeName: string, steps: number, decodeTokens: number): Promise<StepReport> {
+export interface PreparedStep {
+  readonly shape: StepShape;
+  readonly model: CausalLM;
+  readonly loraParameters: number;
+  readonly loadSeconds: number;
+  /** One LoRA step on the fixed batch, ending in a read of its loss; milliseconds. */
+  step(): Promise<number>;
+  readonly losses: readonly number[];
+  dispose(): void;
+}
+
+/** The model (random BF16 weights) with its adapter, optimizer and a fixed batch, on the active backend. */
+export function prepareStep(shapeName: string): PreparedStep {
   const s = SHAPES[shapeName];
   if (!s) throw new Error(`unknown shape '${shapeName}' (${Object.keys(SHAPES).join(', ')})`);
   const loadStart = performance.now();
@@ -127,40 +139,59 @@ export async function runStep(shapeName: string, steps: number, decodeTokens: nu
     return { line: r + 1, ids, train: ids.map(() => 1) };
   }), 0);
   const losses: number[] = [];
-  const step = async (): Promise<number> => {
-    const start = performance.now();
-    const { value, grads } = tf.variableGrads(() => batchLoss(model, batch), [...variables.values()]);
-    optimizer.apply(new Map(Object.values(grads).map((g, i) => [names[i] as string, g])), 1e-4);
-    losses.push((await value.data())[0] ?? NaN);
-    tf.dispose([value, ...Object.values(grads)]);
-    return performance.now() - start;
+  return {
+    shape: s,
+    model,
+    loraParameters: [...variables.values()].reduce((n, v) => n + v.size, 0),
+    loadSeconds,
+    losses,
+    step: async () => {
+      const start = performance.now();
+      const { value, grads } = tf.variableGrads(() => batchLoss(model, batch), [...variables.values()]);
+      optimizer.apply(new Map(Object.values(grads).map((g, i) => [names[i] as string, g])), 1e-4);
+      losses.push((await value.data())[0] ?? NaN);
+      tf.dispose([value, ...Object.values(grads)]);
+      return performance.now() - start;
+    },
+    dispose: () => {
+      optimizer.dispose();
+      model.dispose();
+    },
   };
+}
+
+/** A 16-token prompt for decoding benchmarks. */
+export const decodePrompt = (s: StepShape): number[] => Array.from({ length: 16 }, (_, i) => (i * 7919) % s.vocab);
+
+/** Builds the model on the active backend, runs `steps` timed LoRA steps after a first one, then greedy decoding. */
+export async function runStep(shapeName: string, steps: number, decodeTokens: number): Promise<StepReport> {
+  const prepared = prepareStep(shapeName);
   try {
-    const firstStepMs = await step();
+    const firstStepMs = await prepared.step();
     const stepMs: number[] = [];
-    for (let i = 0; i < steps; i++) stepMs.push(await step());
-    const prompt = Array.from({ length: 16 }, (_, i) => (i * 7919) % s.vocab);
+    for (let i = 0; i < steps; i++) stepMs.push(await prepared.step());
+    const prompt = decodePrompt(prepared.shape);
     // Warm-up decode (the cache's shapes compile their shaders once), then the measured one.
-    await generate(model, prompt, { maxNewTokens: 2, eosTokenIds: [] });
-    const decoded = await generate(model, prompt, { maxNewTokens: decodeTokens, eosTokenIds: [] });
+    await generate(prepared.model, prompt, { maxNewTokens: 2, eosTokenIds: [] });
+    const decoded = await generate(prepared.model, prompt, { maxNewTokens: decodeTokens, eosTokenIds: [] });
+    const s = prepared.shape;
     return {
       backend: tf.getBackend(),
       shape: shapeName,
-      parameters: model.parameterCount(),
-      loraParameters: [...variables.values()].reduce((n, v) => n + v.size, 0),
-      loadSeconds,
+      parameters: prepared.model.parameterCount(),
+      loraParameters: prepared.loraParameters,
+      loadSeconds: prepared.loadSeconds,
       firstStepMs,
       stepMs,
       medianStepMs: median(stepMs),
       trainTokensPerSecond: (s.batch * s.seq * 1000) / median(stepMs),
-      losses,
+      losses: prepared.losses,
       decode: {
         promptTokens: prompt.length, newTokens: decoded.ids.length,
         tokensPerSecond: decoded.tokensPerSecond, decodeTokensPerSecond: decoded.decodeTokensPerSecond,
       },
     };
   } finally {
-    optimizer.dispose();
-    model.dispose();
+    prepared.dispose();
   }
 }

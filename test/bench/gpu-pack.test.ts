@@ -117,6 +117,7 @@ describe.skipIf(!supported)('the GPU check pack', () => {
     const report = readFileSync(join(out, 'gpu.md'), 'utf8');
     expect(report).toMatch(/^## GPU: /);
     expect(report).toMatch(/Op checks on webgpu against float64: not run\./);
+    expect(report).toMatch(/Dispatches per step: not run\./);
     expect(report).toMatch(/\| lorasmith, webgpu \| not run \|/);
     expect(report).toMatch(/\| PyTorch CUDA eager fp32 \| not run \|/);
     const results = JSON.parse(readFileSync(join(out, 'results.json'), 'utf8')) as { status: Record<string, { status: number }>; adapter: unknown };

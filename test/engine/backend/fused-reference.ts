@@ -196,3 +196,35 @@ export function linear64(x: Float64Array, lx: Float64Array, w: Float64Array, b: 
   }
   return y;
 }
+
+/**
+ * The gradients of Σ linear64(x, x, W, b, At, Bt, s)·r in float64, by the chain rule written out (for sizes where
+ * finite differences would take too long): with u = x·At and g = s·r·Btᵀ,
+ * dx = r·Wᵀ + g·Atᵀ, dAt = xᵀ·g, dBt = s·uᵀ·r.
+ */
+export function linearGrads64(x: Float64Array, w: Float64Array, at: Float64Array, bt: Float64Array, s: number, r: ArrayLike<number>, { m, k, n, r: rank }: LinearCase): { dx: Float64Array; dAt: Float64Array; dBt: Float64Array } {
+  const dx = new Float64Array(m * k);
+  const dAt = new Float64Array(k * rank);
+  const dBt = new Float64Array(rank * n);
+  for (let i = 0; i < m; i++) {
+    const u = new Float64Array(rank);
+    const g = new Float64Array(rank);
+    for (let q = 0; q < rank; q++) {
+      for (let p = 0; p < k; p++) u[q] = (u[q] as number) + (x[i * k + p] as number) * (at[p * rank + q] as number);
+      for (let j = 0; j < n; j++) g[q] = (g[q] as number) + s * (r[i * n + j] as number) * (bt[q * n + j] as number);
+    }
+    for (let p = 0; p < k; p++) {
+      let sum = 0;
+      for (let j = 0; j < n; j++) sum += (r[i * n + j] as number) * (w[p * n + j] as number);
+      for (let q = 0; q < rank; q++) {
+        sum += (g[q] as number) * (at[p * rank + q] as number);
+        dAt[p * rank + q] = (dAt[p * rank + q] as number) + (x[i * k + p] as number) * (g[q] as number);
+      }
+      dx[i * k + p] = sum;
+    }
+    for (let q = 0; q < rank; q++) {
+      for (let j = 0; j < n; j++) dBt[q * n + j] = (dBt[q * n + j] as number) + s * (u[q] as number) * (r[i * n + j] as number);
+    }
+  }
+  return { dx, dAt, dBt };
+}

@@ -13,7 +13,7 @@
  */
 import type * as tf from '@tensorflow/tfjs-core';
 import { FROZEN_LINEAR_KERNEL, type FrozenLinearAttrs, type FrozenWeightFormat } from '../fused-ops';
-import { reduceSnippet, runProgram, WORKGROUP_ROW, type KernelArgs } from './program';
+import { FLAT_WORKGROUP, flatWorkgroups, reduceSnippet, release, runProgram, WORKGROUP_ROW, type KernelArgs, type Uniform } from './program';
 
 const TILE = 64;
 const TILE_K = 16;
@@ -39,7 +39,19 @@ export function weightRead(format: FrozenWeightFormat): string {
   }
 }
 
-const FIELDS = 'm : i32, n : i32, k : i32, rank : i32, cols : i32, scale : f32,';
+const FIELDS = 'm : i32, n : i32, k : i32, rank : i32, cols : i32, splits : i32, kPer : i32, scale : f32,';
+
+/**
+ * Splits of the k range for a product with few output tiles and a long k (the gradient through a vocabulary-sized
+ * head: dy [n, V]·W with V = 151936 is 28 tiles, each 9500 steps deep, on a GPU with a hundred-odd cores): enough
+ * for about 256 workgroups, each at least 512 deep. 1 means no split.
+ */
+export function kSplits(tiles: number, k: number): { splits: number; kPer: number } {
+  if (tiles >= 64 || k < 2048) return { splits: 1, kPer: k };
+  const wanted = Math.min(Math.ceil(256 / tiles), Math.floor(k / 512));
+  const kPer = Math.ceil(k / wanted / TILE_K) * TILE_K;
+  return { splits: Math.ceil(k / kPer), kPer };
+}
 
 /** `finish(row, col, product)`: the product plus the bias and the LoRA term of output (row, col). */
 function epilogue(hasBias: boolean, hasLora: boolean, transposeB: boolean): string {
@@ -58,8 +70,12 @@ function epilogue(hasBias: boolean, hasLora: boolean, transposeB: boolean): stri
 /** Flat index in the stored W of op(W)'s (k, n). */
 const weightIndex = (transposed: boolean): string => (transposed ? 'n * uniforms.cols + k' : 'k * uniforms.cols + n');
 
-/** 64×64 output tiles, 16×16 threads of 4×4 outputs each, through workgroup tiles of x and op(W) 16 deep in k. */
-function tiledCode(transposed: boolean, head: string): string {
+/**
+ * 64×64 output tiles, 16×16 threads of 4×4 outputs each, through workgroup tiles of x and op(W) 16 deep in k. Split
+ * (kSplits), workgroup tile + tiles·s sums k in [s·kPer, (s + 1)·kPer) and writes its raw sums to partial [splits,
+ * M, N] for splitSumCode to add up and finish.
+ */
+function tiledCode(transposed: boolean, split: boolean, head: string): string {
   // Threads walk W's contiguous dimension as they load its tile: n when op(W) = W, k when it is Wᵀ.
   const wLoad = transposed ? 'let wn = e / TILE_K; let wk = e % TILE_K;' : 'let wk = e / TILE; let wn = e % TILE;';
   return `
@@ -70,26 +86,30 @@ function tiledCode(transposed: boolean, head: string): string {
     var<workgroup> wTile : array<array<f32, TILE>, TILE_K>;
     fn main(index : i32) {
       let tilesN = (uniforms.n + TILE - 1) / TILE;
-      let tile = workgroupRow();
-      if (tile >= tilesN * ((uniforms.m + TILE - 1) / TILE)) { return; }
+      let tiles = tilesN * ((uniforms.m + TILE - 1) / TILE);
+      let group = workgroupRow();
+      if (group >= tiles * uniforms.splits) { return; }
+      let tile = group % tiles;
+      let kStart = (group / tiles) * uniforms.kPer;
+      let kEnd = min(kStart + uniforms.kPer, uniforms.k);
       let m0 = (tile / tilesN) * TILE;
       let n0 = (tile % tilesN) * TILE;
       let lx = i32(localId.x);
       let ly = i32(localId.y);
       let lane = i32(localIndex);
       var acc : array<f32, 16>;
-      for (var k0 = 0; k0 < uniforms.k; k0 += TILE_K) {
+      for (var k0 = kStart; k0 < kEnd; k0 += TILE_K) {
         for (var i = 0; i < 4; i++) {
           let e = lane + i * 256;
           let xm = e / TILE_K;
           let xk = e % TILE_K;
           let row = m0 + xm;
           let kx = k0 + xk;
-          xTile[xm][xk] = select(0.0, x[row * uniforms.k + kx], row < uniforms.m && kx < uniforms.k);
+          xTile[xm][xk] = select(0.0, x[row * uniforms.k + kx], row < uniforms.m && kx < kEnd);
           ${wLoad}
           let k = k0 + wk;
           let n = n0 + wn;
-          wTile[wk][wn] = select(0.0, weightAtFlat(${weightIndex(transposed)}), k < uniforms.k && n < uniforms.n);
+          wTile[wk][wn] = select(0.0, weightAtFlat(${weightIndex(transposed)}), k < kEnd && n < uniforms.n);
         }
         workgroupBarrier();
         for (var kk = 0; kk < TILE_K; kk++) {
@@ -104,9 +124,23 @@ function tiledCode(transposed: boolean, head: string): string {
         let row = m0 + ly * 4 + i;
         for (var j = 0; j < 4; j++) {
           let col = n0 + lx + 16 * j;
-          if (row < uniforms.m && col < uniforms.n) { setOutputAtIndex(row * uniforms.n + col, finish(row, col, acc[i * 4 + j])); }
+          if (row < uniforms.m && col < uniforms.n) {
+            ${split ? 'setOutputAtIndex(((group / tiles) * uniforms.m + row) * uniforms.n + col, acc[i * 4 + j]);' : 'setOutputAtIndex(row * uniforms.n + col, finish(row, col, acc[i * 4 + j]));'}
+          }
         }
       }
+    }`;
+}
+
+/** The split product's partial sums [splits, M, N] added up per output, then the bias and LoRA terms. */
+function splitSumCode(head: string): string {
+  return `
+    ${head}
+    fn main(index : i32) {
+      if (index >= uniforms.m * uniforms.n) { return; }
+      var sum = 0.0;
+      for (var s = 0; s < uniforms.splits; s++) { sum += partial[s * uniforms.m * uniforms.n + index]; }
+      setOutputAtIndex(index, finish(index / uniforms.n, index % uniforms.n, sum));
     }`;
 }
 
@@ -181,16 +215,32 @@ function linear({ inputs, backend, attrs }: KernelArgs): tf.TensorInfo {
   const tensors = [x, weight, ...(bias ? [bias] : []), ...(hasLora ? [loraU, loraB] : [])];
   const head = `${weightRead(a.format)}${WORKGROUP_ROW}${epilogue(bias !== undefined, hasLora, a.transposeLoraB)}`;
   const shape: Shape = m > GEMV_ROWS ? 'tiled' : a.transposeWeight ? 'rowdots' : 'columns';
-  const key = `linear_${shape}_${a.format}_${a.transposeWeight ? 'wt' : 'w'}_${bias ? 'bias' : ''}_${hasLora ? (a.transposeLoraB ? 'lorabt' : 'lorab') : ''}`;
+  const tiles = Math.ceil(m / TILE) * Math.ceil(n / TILE);
+  const { splits, kPer } = shape === 'tiled' ? kSplits(tiles, k) : { splits: 1, kPer: k };
+  const uniforms: Uniform[] = [
+    ...[m, n, k, rank, a.cols, splits, kPer].map((v) => ({ type: 'int32' as const, data: [v] })),
+    { type: 'float32', data: [a.scale] },
+  ];
+  const epilogueKey = `${bias ? 'bias' : ''}_${hasLora ? (a.transposeLoraB ? 'lorabt' : 'lorab') : ''}`;
+  const key = `linear_${shape}_${a.format}_${a.transposeWeight ? 'wt' : 'w'}_${splits > 1 ? 'split' : epilogueKey}`;
+  if (splits > 1) {
+    const partial = runProgram(backend, {
+      key, inputs: ['x', 'weight'], outputShape: [splits, m, n], uniformFields: FIELDS,
+      workgroupSize: [16, 16, 1], workgroups: tiles * splits, code: tiledCode(a.transposeWeight, true, `${weightRead(a.format)}${WORKGROUP_ROW}`),
+    }, [x, weight], 'float32', uniforms);
+    const summed = runProgram(backend, {
+      key: `linear_split_sum_${epilogueKey}`, inputs: ['partial', ...names.slice(2)], outputShape: [m, n], uniformFields: FIELDS,
+      workgroupSize: FLAT_WORKGROUP, workgroups: flatWorkgroups(m * n), code: splitSumCode(epilogue(bias !== undefined, hasLora, a.transposeLoraB)),
+    }, [partial, ...tensors.slice(2)], 'float32', uniforms);
+    release(backend, partial);
+    return summed;
+  }
   const launch = {
-    tiled: { workgroupSize: [16, 16, 1] as const, workgroups: Math.ceil(m / TILE) * Math.ceil(n / TILE), code: tiledCode(a.transposeWeight, head) },
+    tiled: { workgroupSize: [16, 16, 1] as const, workgroups: tiles, code: tiledCode(a.transposeWeight, false, head) },
     columns: { workgroupSize: [64, GEMV_SLICES, 1] as const, workgroups: Math.ceil(n / 64), code: columnsCode(head) },
     rowdots: { workgroupSize: [DOT_THREADS, 1, 1] as const, workgroups: n, code: rowDotsCode(head) },
   }[shape];
-  return runProgram(backend, { key, inputs: names, outputShape: [m, n], uniformFields: FIELDS, ...launch }, tensors, 'float32', [
-    ...[m, n, k, rank, a.cols].map((v) => ({ type: 'int32' as const, data: [v] })),
-    { type: 'float32', data: [a.scale] },
-  ]);
+  return runProgram(backend, { key, inputs: names, outputShape: [m, n], uniformFields: FIELDS, ...launch }, tensors, 'float32', uniforms);
 }
 
 export const LINEAR_KERNELS: ReadonlyMap<string, tf.KernelFunc> = new Map<string, tf.KernelFunc>([

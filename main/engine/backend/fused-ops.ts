@@ -208,3 +208,25 @@ export function fusedFrozenLinear(
   const inputs = lora ? [x, lora.At, lora.Bt, ...(separateLoraInput ? [loraX as tf.Tensor2D] : [])] : [x];
   return op(...inputs) as tf.Tensor2D;
 }
+
+/** One AdamW update in one kernel, on backends that have it (webgpu: a dispatch per output, where tfjs runs ~14). */
+export const ADAMW_KERNEL = 'LorasmithAdamW';
+
+export interface AdamWStep {
+  readonly lr: number;
+  readonly beta1: number;
+  readonly beta2: number;
+  readonly epsilon: number;
+  readonly weightDecay: number;
+  /** Bias corrections 1 − β1^t and 1 − β2^t. */
+  readonly correction1: number;
+  readonly correction2: number;
+}
+
+/**
+ * AdamW as train/optimizer.ts defines it, for one variable: p, g, m, v of one shape -> [m', v', p'] (fresh tensors;
+ * the caller assigns them). No gradient: an update, not an op of the model.
+ */
+export function fusedAdamW(p: tf.Tensor, g: tf.Tensor, m: tf.Tensor, v: tf.Tensor, step: AdamWStep): [tf.Tensor, tf.Tensor, tf.Tensor] {
+  return run(ADAMW_KERNEL, { p, g, m, v }, { ...step }) as [tf.Tensor, tf.Tensor, tf.Tensor];
+}

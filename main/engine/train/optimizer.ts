@@ -5,6 +5,7 @@
  *   p ← p − lr · (m / (1−β1^t)) / (sqrt(v / (1−β2^t)) + ε)
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { ADAMW_KERNEL, fusedAdamW, hasFusedKernel } from '../backend/fused-ops';
 
 export interface AdamWOptions {
   readonly beta1?: number;
@@ -49,6 +50,13 @@ export class AdamW {
       const g = grads.get(name);
       const state = this.moments.get(name);
       if (!g || !state) continue;
+      if (hasFusedKernel(ADAMW_KERNEL)) {
+        const step = { lr, beta1: this.beta1, beta2: this.beta2, epsilon: this.epsilon, weightDecay: this.weightDecay, correction1: c1, correction2: c2 };
+        const updated = fusedAdamW(p, g, state.m, state.v, step);
+        [state.m, state.v, p].forEach((target, i) => target.assign(updated[i] as tf.Tensor));
+        tf.dispose(updated);
+        continue;
+      }
       tf.tidy(() => {
         const m = tf.add(tf.mul(state.m, this.beta1), tf.mul(g, 1 - this.beta1));
         const v = tf.add(tf.mul(state.v, this.beta2), tf.mul(tf.square(g), 1 - this.beta2));

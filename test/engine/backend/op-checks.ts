@@ -12,6 +12,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { FROZEN_LINEAR_KERNEL, fusedFrozenLinear, hasFusedKernel, type FrozenWeightFormat, type FrozenWeightTensor } from '../../../main/engine/backend/fused-ops';
 import { halfWords } from '../../../main/engine/backend/webgpu/half-words';
 import { applyRotary, attention, causalMask, gatedActivation, rmsNorm } from '../../../main/engine/models/layers';
+import { AdamW } from '../../../main/engine/train/optimizer';
 import { lossOnLogits } from '../../support/loss-on-logits';
 import {
   ATTENTION_SHAPES, attention64, decodeBf16, decodeF16, dot, finiteDifferences, linear64, linearGrads64, nll64, randomHalves,
@@ -216,12 +217,54 @@ async function frozenLinearCheck(format: FrozenWeightFormat, layout: 'in-out' | 
   return out;
 }
 
+/**
+ * Three AdamW steps (weight decay on, a learning rate that changes) through train/optimizer.ts, against the update
+ * written out in float64: p ← p·(1 − lr·wd); m ← β1·m + (1−β1)·g; v ← β2·v + (1−β2)·g²;
+ * p ← p − lr·(m/(1−β1^t)) / (sqrt(v/(1−β2^t)) + ε).
+ */
+async function adamWCheck(): Promise<Outcome[]> {
+  const random = seededRandom(71);
+  const n = 5 * 37;
+  const p0 = randomValues(random, n);
+  const grads = [0, 1, 2].map(() => randomValues(random, n).map((x) => x * 3));
+  const lrs = [1e-2, 5e-3, 2e-2];
+  const [beta1, beta2, epsilon, weightDecay] = [0.9, 0.999, 1e-8, 0.1];
+  const variable = tf.variable(tf.tensor2d(p0, [5, 37]), true, 'adamw-check');
+  const optimizer = new AdamW(new Map([['w', variable]]), { beta1, beta2, epsilon, weightDecay });
+  const p = Float64Array.from(p0);
+  const m = new Float64Array(n);
+  const v = new Float64Array(n);
+  for (let t = 1; t <= 3; t++) {
+    const g = grads[t - 1] as Float32Array;
+    const lr = lrs[t - 1] as number;
+    const gt = tf.tensor2d(g, [5, 37]);
+    optimizer.apply(new Map([['w', gt]]), lr);
+    gt.dispose();
+    for (let i = 0; i < n; i++) {
+      const gi = g[i] as number;
+      m[i] = beta1 * (m[i] as number) + (1 - beta1) * gi;
+      v[i] = beta2 * (v[i] as number) + (1 - beta2) * gi * gi;
+      p[i] = (p[i] as number) * (1 - lr * weightDecay) - lr * ((m[i] as number) / (1 - beta1 ** t)) / (Math.sqrt((v[i] as number) / (1 - beta2 ** t)) + epsilon);
+    }
+  }
+  const state = await optimizer.stateTensors();
+  const got = (await variable.data()) as Float32Array;
+  optimizer.dispose();
+  variable.dispose();
+  return [
+    outcome('p after 3 steps', worst(got, p), 1e-6),
+    outcome('m after 3 steps', worst(state.get('w.exp_avg')?.data ?? new Float32Array(), m), 1e-6),
+    outcome('v after 3 steps', worst(state.get('w.exp_avg_sq')?.data ?? new Float32Array(), v, 1e-3), 1e-5),
+  ];
+}
+
 export const OP_CHECKS: readonly OpCheck[] = [
   { name: 'rotary', run: rotaryCheck },
   { name: 'SwiGLU', run: swigluCheck },
   { name: 'RMSNorm', run: rmsNormCheck },
   { name: 'masked cross-entropy', run: crossEntropyCheck },
   { name: 'causal attention (grouped-query heads, cached positions)', run: attentionCheck },
+  { name: 'AdamW update', run: adamWCheck },
   ...(['F32', 'F16', 'BF16'] as const).flatMap((format) => (['in-out', 'out-in'] as const).map((layout) => ({
     name: `frozen linear with a LoRA pair, ${format} weights stored ${layout}`,
     needs: FROZEN_LINEAR_KERNEL,

@@ -8,7 +8,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  FROZEN_LINEAR_KERNEL, FUSED_KERNELS, fusedCrossEntropy, fusedFrozenLinear, hasFusedKernel, type FrozenWeightTensor,
+  ADAMW_KERNEL, FROZEN_LINEAR_KERNEL, FUSED_KERNELS, fusedCrossEntropy, fusedFrozenLinear, hasFusedKernel, type FrozenWeightTensor,
 } from '../../../main/engine/backend/fused-ops';
 import { initBackend } from '../../../main/engine/backend/index';
 import { registerWebgpuKernels, unregisterWebgpuKernels } from '../../../main/engine/backend/webgpu/index';
@@ -40,7 +40,7 @@ describe('fused WGSL kernels on webgpu', () => {
   });
 
   it.skipIf(!onWebgpu)('are registered on webgpu and removed again', () => {
-    const names = [...Object.values(FUSED_KERNELS), FROZEN_LINEAR_KERNEL];
+    const names = [...Object.values(FUSED_KERNELS), FROZEN_LINEAR_KERNEL, ADAMW_KERNEL];
     for (const name of names) expect(hasFusedKernel(name)).toBe(true);
     unregisterWebgpuKernels();
     for (const name of names) expect(hasFusedKernel(name)).toBe(false);

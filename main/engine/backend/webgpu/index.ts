@@ -9,6 +9,7 @@
  *   registerWebgpuKernels();   // after tfjs-backend-webgpu is imported; safe before or after setBackend('webgpu')
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { ADAMW_KERNELS } from './adamw';
 import { ATTENTION_KERNELS } from './attention';
 import { CROSS_ENTROPY_KERNELS } from './cross-entropy';
 import { registerFrozenStore, unregisterFrozenStore } from '../frozen';
@@ -20,7 +21,7 @@ import { RMS_NORM_KERNELS } from './rms-norm';
 const BACKEND = 'webgpu';
 
 const KERNELS: readonly ReadonlyMap<string, tf.KernelFunc>[] = [
-  ATTENTION_KERNELS, CROSS_ENTROPY_KERNELS, ELEMENTWISE_KERNELS, RMS_NORM_KERNELS, LINEAR_KERNELS, GPU_WEIGHT_KERNEL_FUNCS,
+  ATTENTION_KERNELS, CROSS_ENTROPY_KERNELS, ELEMENTWISE_KERNELS, RMS_NORM_KERNELS, LINEAR_KERNELS, GPU_WEIGHT_KERNEL_FUNCS, ADAMW_KERNELS,
 ];
 
 /** One store for the process: weights made before a re-registration stay counted in its liveBytes. */
@@ -58,7 +59,7 @@ export function webgpuKernelStatus(): WebgpuKernelStatus {
   return registered.length > 0
     ? {
       active: true,
-      detail: 'fused WGSL kernels for attention, rotary, SwiGLU, RMSNorm, cross-entropy and the frozen linear with its LoRA pair ' +
+      detail: 'fused WGSL kernels for attention, rotary, SwiGLU, RMSNorm, cross-entropy, the frozen linear with its LoRA pair and AdamW ' +
         'on webgpu; frozen weights in GPU buffers at their stored precision (F16/BF16 converted in the kernels)',
       kernels: [...registered],
     }

@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildPack, CHECK_BUNDLE, CLI_BUNDLE, PACK_LIMIT_BYTES, type PackResult } from '../../bench/gpu/pack';
+import { webgpuRequired } from '../engine/backend/webgpu-support';
 
 const fixtures = join(import.meta.dirname, '../fixtures');
 const supported = process.platform === 'linux' && process.arch === 'x64';
@@ -123,5 +124,32 @@ describe.skipIf(!supported)('the GPU check pack', () => {
     const results = JSON.parse(readFileSync(join(out, 'results.json'), 'utf8')) as { status: Record<string, { status: number }>; adapter: unknown };
     expect(Object.keys(results.status)).toEqual(['adapter']);
     expect(readFileSync(join(out, 'run.log'), 'utf8')).toMatch(/== adapter/);
+  });
+
+  // The GPU path itself, on the software GPU where one is installed (CI): what a GPU machine runs, at the tiny shape.
+  it.skipIf(!webgpuRequired)('run.sh runs the dispatch counts and the LoRA step on webgpu with the packed Dawn and Vulkan loader, and reports them', () => {
+    const out = join(dir, 'results-webgpu');
+    const run = spawnSync('sh', [join(pack.outDir, 'run.sh')], {
+      encoding: 'utf8', timeout: 600_000,
+      env: { PATH: process.env.PATH ?? '', HOME: dir, OUT: out, STEPS: 'adapter dispatches step', SHAPE: 'tiny', LORASMITH_GPU_WORK: join(dir, 'work') },
+    });
+    expect(run.status, run.stderr).toBe(0);
+    const results = JSON.parse(readFileSync(join(out, 'results.json'), 'utf8')) as {
+      status: Record<string, { status: number; last: string }>;
+      adapter: { adapter: { description: string } | null };
+      dispatches: { composed: { step: number; token: number }; fused: { step: number; token: number } };
+      'step-webgpu': { backend: string; losses: number[]; decode: { newTokens: number } };
+    };
+    for (const step of ['adapter', 'dispatches', 'step']) expect(results.status[step]?.status, `${step}: ${results.status[step]?.last}`).toBe(0);
+    expect(results.adapter.adapter?.description).toBeTruthy();
+    expect(results.dispatches.fused.step).toBeLessThan(results.dispatches.composed.step);
+    expect(results.dispatches.fused.token).toBeLessThan(results.dispatches.composed.token);
+    const step = results['step-webgpu'];
+    expect(step.backend).toBe('webgpu');
+    for (let i = 1; i < step.losses.length; i++) expect(step.losses[i]).toBeLessThan(step.losses[i - 1] as number);
+    expect(step.decode.newTokens).toBe(32);
+    const report = readFileSync(join(out, 'gpu.md'), 'utf8');
+    expect(report).toMatch(new RegExp(`Compute dispatches \\(the tiny shape, 2 layers\\): ${results.dispatches.fused.step} per LoRA step`));
+    expect(report).toMatch(/\| lorasmith, webgpu \(WGSL compute shaders[^|]*\) \| \d+ \| \d+ \| \d+ \|/);
   });
 });

@@ -122,6 +122,7 @@ def main():
         times.append(ms)
         losses.append(value)
     print(json.dumps({
+        'shape': a.shape,
         'device': device.type,
         'name': torch.cuda.get_device_name(device) if device.type == 'cuda' else 'cpu',
         'torch': torch.__version__,

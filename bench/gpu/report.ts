@@ -12,7 +12,7 @@ import type { StepReport } from './step';
 interface Machine { gpu?: string; driver?: string; torch?: string; cuda?: string; date?: string; commit?: string }
 interface Adapter { adapter?: Record<string, unknown> | null; limits?: Record<string, number> }
 interface Ops { backend?: string; kernels?: string; checks?: CheckReport[] }
-interface TorchStep { device?: string; name?: string; torch?: string; medianStepMs?: number; stepMs?: number[]; losses?: number[]; peakBytes?: number }
+interface TorchStep { shape?: string; device?: string; name?: string; torch?: string; medianStepMs?: number; stepMs?: number[]; losses?: number[]; peakBytes?: number }
 type Status = Record<string, { status: number; last?: string }>;
 interface Dispatches { shape?: string; composed?: DispatchCounts; fused?: DispatchCounts }
 
@@ -75,28 +75,37 @@ export function renderReport(dir: string, read: (path: string) => string): strin
     dispatchLine(dispatches, status),
     '',
   ];
-  const shape = 'Qwen2.5-0.5B\'s shape (hidden 896, 24 layers, 14/2 heads, MLP 4864, vocabulary 151936, tied, q/k/v bias; ' +
-    'random BF16 weights), LoRA r=16 alpha=32 on all seven linear kinds, batch 2 × 256, AdamW';
+  const dims = ours?.dims;
+  const shapeName = ours?.shape ?? torch?.shape ?? 'qwen2.5-0.5b';
+  const shape = dims
+    ? `${shapeName === 'qwen2.5-0.5b' ? 'Qwen2.5-0.5B\'s shape' : `the ${shapeName} shape`} (hidden ${dims.hidden}, ${dims.layers} layers, ` +
+      `${dims.heads}/${dims.kvHeads} heads, MLP ${dims.mlp}, vocabulary ${dims.vocab}, tied, q/k/v bias; random BF16 weights), ` +
+      `LoRA r=${dims.rank} alpha=${dims.alpha} on all seven linear kinds, batch ${dims.batch} × ${dims.seq}, AdamW`
+    : `the ${shapeName} shape`;
   lines.push(`LoRA training step on ${shape}:`, '', '| Run | median ms per step | tokens/s | first step ms | losses |', '|---|---:|---:|---:|---|');
   if (ours) {
-    lines.push(`| lorasmith, webgpu (${ours.kernels ?? 'WGSL'}) | ${fixed(ours.medianStepMs)} | ${fixed(ours.trainTokensPerSecond)} | ` +
+    lines.push(`| lorasmith, webgpu | ${fixed(ours.medianStepMs)} | ${fixed(ours.trainTokensPerSecond)} | ` +
       `${fixed(ours.firstStepMs)} | ${ours.losses.map((l) => l.toFixed(3)).join(', ')} |`);
   } else lines.push(`| lorasmith, webgpu | ${why(status, 'step')} | | | |`);
   if (torch?.medianStepMs !== undefined) {
+    const tokens = dims ? dims.batch * dims.seq : NaN;
     lines.push(`| PyTorch ${torch.torch ?? ''} ${torch.device ?? ''} eager fp32 (no TF32), same shapes | ${fixed(torch.medianStepMs)} | ` +
-      `${fixed((2 * 256 * 1000) / torch.medianStepMs)} | | ${(torch.losses ?? []).map((l) => l.toFixed(3)).join(', ')} |`);
+      `${fixed((tokens * 1000) / torch.medianStepMs)} | | ${(torch.losses ?? []).map((l) => l.toFixed(3)).join(', ')} |`);
   } else lines.push(`| PyTorch CUDA eager fp32 | ${why(status, 'torch')} | | | |`);
   lines.push('');
+  if (ours?.kernels) lines.push(`lorasmith's kernels: ${ours.kernels}.`, '');
+  // The issue's goals are set at the real shape only.
+  const real = shapeName === 'qwen2.5-0.5b';
   if (ours && torch?.medianStepMs !== undefined) {
     const ratio = torch.medianStepMs / ours.medianStepMs;
-    lines.push(`Speed against PyTorch: ${ratio.toFixed(2)}× (goal ≥ ${STEP_GOAL}×, stretch ${STEP_STRETCH}×): ` +
-      `${ratio >= STEP_STRETCH ? 'stretch goal met' : ratio >= STEP_GOAL ? 'goal met' : 'goal not met'}.`);
+    lines.push(`Speed against PyTorch: ${ratio.toFixed(2)}×` + (real ? ` (goal ≥ ${STEP_GOAL}×, stretch ${STEP_STRETCH}×): ` +
+      `${ratio >= STEP_STRETCH ? 'stretch goal met' : ratio >= STEP_GOAL ? 'goal met' : 'goal not met'}.` : '.'));
   }
   if (ours) {
     const d = ours.decode;
     lines.push(`Greedy decoding (KV cache, batch 1, ${d.promptTokens}-token prompt, ${d.newTokens} new tokens): ` +
-      `${fixed(d.decodeTokensPerSecond, 1)} tokens/s in the decode loop, ${fixed(d.tokensPerSecond, 1)} over the whole call ` +
-      `(goal ≥ ${DECODE_GOAL}: ${d.decodeTokensPerSecond >= DECODE_GOAL ? 'met' : 'not met'}). Model load ${fixed(ours.loadSeconds, 1)} s.`);
+      `${fixed(d.decodeTokensPerSecond, 1)} tokens/s in the decode loop, ${fixed(d.tokensPerSecond, 1)} over the whole call` +
+      `${real ? ` (goal ≥ ${DECODE_GOAL}: ${d.decodeTokensPerSecond >= DECODE_GOAL ? 'met' : 'not met'})` : ''}. Model load ${fixed(ours.loadSeconds, 1)} s.`);
   } else lines.push(`Greedy decoding: ${why(status, 'step')}.`);
   lines.push('');
   return lines.join('\n');

@@ -40,6 +40,7 @@ export const LORA_TARGETS = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj'
 export interface StepReport {
   readonly backend: string;
   readonly shape: string;
+  readonly dims: StepShape;
   readonly parameters: number;
   readonly loraParameters: number;
   readonly loadSeconds: number;
@@ -178,6 +179,7 @@ export async function runStep(shapeName: string, steps: number, decodeTokens: nu
     return {
       backend: tf.getBackend(),
       shape: shapeName,
+      dims: s,
       parameters: prepared.model.parameterCount(),
       loraParameters: prepared.loraParameters,
       loadSeconds: prepared.loadSeconds,

@@ -150,6 +150,8 @@ describe.skipIf(!supported)('the GPU check pack', () => {
     expect(step.decode.newTokens).toBe(32);
     const report = readFileSync(join(out, 'gpu.md'), 'utf8');
     expect(report).toMatch(new RegExp(`Compute dispatches \\(the tiny shape, 2 layers\\): ${results.dispatches.fused.step} per LoRA step`));
-    expect(report).toMatch(/\| lorasmith, webgpu \(WGSL compute shaders[^|]*\) \| \d+ \| \d+ \| \d+ \|/);
+    expect(report).toMatch(/LoRA training step on the tiny shape \(hidden 64, 2 layers/);
+    expect(report).toMatch(/\| lorasmith, webgpu \| \d+ \| \d+ \| \d+ \|/);
+    expect(report).toMatch(/lorasmith's kernels: .*fused WGSL kernels/);
   });
 });

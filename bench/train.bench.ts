@@ -72,7 +72,7 @@ async function engineRun(dir: string, mode: 'lora' | 'full'): Promise<EngineResu
   const estimate = await estimateTraining({ model, variables, rows, padId: 0, hyperparameters: { batchSize: SHAPE.batch }, calibrationSteps: 0 });
   const stamps: number[] = [];
   await trainLoop({
-    model, variables, trainRows: rows, padId: 0, hyperparameters: { maxSteps: STEPS + 1, batchSize: SHAPE.batch, lr: 1e-4, seed: 1 },
+    model, variables, trainRows: rows, padId: 0, hyperparameters: { maxSteps: STEPS + 1, batchSize: SHAPE.batch, learningRate: 1e-4, seed: 1 },
     onProgress: (e) => { if (e.kind === 'step') stamps.push(performance.now()); },
   });
   const gaps = stamps.slice(1).map((t, i) => (t - (stamps[i] as number)) / 1000).sort((a, b) => a - b);

@@ -12,7 +12,7 @@ import { reduceRank } from '../engine/adapters/compose';
 import { describeBaseDir } from '../engine/adapters/describe-base';
 import { exportPeftAdapter, importPeftAdapter } from '../engine/adapters/peft';
 import { formatPreflight, preflightAdapter } from '../engine/adapters/preflight';
-import { numberOption, parseArgs } from './train';
+import { flagOption, numberOption, parseOptions, stringOption } from './options';
 
 export const ADAPTER_USAGE = `lorasmith adapter <check|analyze|reduce> ...
   lorasmith adapter check <adapter-dir> <model-dir> [--json]
@@ -30,37 +30,37 @@ function exactlyPositional(positional: readonly string[], count: number, what: s
 }
 
 function check(argv: readonly string[], io: CliIo): number {
-  const args = parseArgs(argv, [], ['json']);
-  const [adapterDir, modelDir] = exactlyPositional(args.positional, 2, 'check needs <adapter-dir> <model-dir>') as [string, string];
+  const args = parseOptions(argv, { json: 'flag' });
+  const [adapterDir, modelDir] = exactlyPositional(args.positionals, 2, 'check needs <adapter-dir> <model-dir>') as [string, string];
   const report = preflightAdapter(adapterDir, describeBaseDir(modelDir));
-  io.out(args.flags.has('json') ? JSON.stringify(report) : formatPreflight(report));
+  io.out(flagOption(args, 'json') ? JSON.stringify(report) : formatPreflight(report));
   return report.ok ? 0 : 1;
 }
 
 function analyze(argv: readonly string[], io: CliIo): number {
-  const args = parseArgs(argv, ['model'], ['json']);
-  const [adapterDir] = exactlyPositional(args.positional, 1, 'analyze needs one <adapter-dir>') as [string];
-  const modelDir = args.values.get('model');
+  const args = parseOptions(argv, { model: 'string', json: 'flag' });
+  const [adapterDir] = exactlyPositional(args.positionals, 1, 'analyze needs one <adapter-dir>') as [string];
+  const modelDir = stringOption(args, 'model');
   const base = modelDir === undefined ? null : describeBaseDir(resolve(modelDir));
   const adapter = importPeftAdapter(adapterDir, base);
   const norms = modelDir === undefined ? undefined : baseWeightNorms(resolve(modelDir), adapter.modules.keys());
   const analysis = analyzeAdapter(adapter, norms);
-  io.out(args.flags.has('json') ? JSON.stringify(analysis) : formatAnalysis(analysis));
+  io.out(flagOption(args, 'json') ? JSON.stringify(analysis) : formatAnalysis(analysis));
   return 0;
 }
 
 function reduce(argv: readonly string[], io: CliIo): number {
-  const args = parseArgs(argv, ['rank', 'out'], ['json']);
-  const [adapterDir] = exactlyPositional(args.positional, 1, 'reduce needs one <adapter-dir>') as [string];
+  const args = parseOptions(argv, { rank: 'string', out: 'string', json: 'flag' });
+  const [adapterDir] = exactlyPositional(args.positionals, 1, 'reduce needs one <adapter-dir>') as [string];
   const rank = numberOption(args, 'rank', 'int');
   if (rank === undefined) throw new UsageError('--rank R is required');
   if (rank <= 0) throw new UsageError(`--rank must be a positive integer, got ${rank}`);
-  const out = args.values.get('out');
+  const out = stringOption(args, 'out');
   if (!out) throw new UsageError('--out DIR is required');
   const adapter = importPeftAdapter(adapterDir);
   const { adapter: reduced, report } = reduceRank(adapter, rank);
   exportPeftAdapter(resolve(out), reduced);
-  if (args.flags.has('json')) io.out(JSON.stringify({ out: resolve(out), ...report }));
+  if (flagOption(args, 'json')) io.out(JSON.stringify({ out: resolve(out), ...report }));
   else {
     const worst = report.modules.reduce((a, m) => (m.relativeError > a.relativeError ? m : a), report.modules[0] as (typeof report.modules)[number]);
     io.out(`wrote ${resolve(out)}: ${report.modules.length} module(s) at rank ≤ ${rank}`);

@@ -4,28 +4,32 @@ import { UsageError, type CliCommand, type CliIo } from './command';
 import { attachAdapterWeights, removeAdapter } from '../engine/lora/inject';
 import { loadAdapter } from '../engine/lora/peft-io';
 import { evaluateDataset } from '../engine/train/evaluate';
-import { numberOption, parseArgs, parseFormat, type ModelLoader } from './train';
-import { loadForTraining } from '../engine/train/load';
-import { nativeOptionsFromEnv } from '../engine/backend/native/index';
+import { DEFAULT_TRAIN_SETTINGS } from '../engine/train/settings';
+import { parseFormat } from './train';
+import { loadModelFolder, type ModelFolderLoader } from './load-model';
+import { flagOption, numberOption, parseOptions, stringOption } from './options';
 
 export const EVAL_USAGE = `lorasmith eval <model-dir> [--adapter DIR] --data FILE [--format F] [--max-seq-len T] [--batch-size B]
-  [--train-on-all] [--backend B] [--json]
+  [--train-on-prompt] [--backend B] [--json]
 
-  Scores the same tokens training would (completions / assistant turns; all tokens with --train-on-all).`;
+  Scores the same tokens training would (completions / assistant turns; all tokens with --train-on-prompt).`;
 
-export function makeEvalCommand(loadModel: ModelLoader): CliCommand {
+export function makeEvalCommand(loadModel: ModelFolderLoader = loadModelFolder): CliCommand {
   return {
     name: 'eval',
     summary: 'measure loss and perplexity of a model, with or without an adapter, on a dataset',
     usage: EVAL_USAGE,
     async run(argv: readonly string[], io: CliIo): Promise<number> {
-      const args = parseArgs(argv, ['adapter', 'data', 'format', 'max-seq-len', 'batch-size', 'backend'], ['json', 'train-on-all']);
-      const [modelDir, ...extra] = args.positional;
+      const args = parseOptions(argv, {
+        adapter: 'string', data: 'string', format: 'string', 'max-seq-len': 'string', 'batch-size': 'string', backend: 'string',
+        json: 'flag', 'train-on-prompt': 'flag',
+      });
+      const [modelDir, ...extra] = args.positionals;
       if (!modelDir || extra.length > 0) throw new UsageError(`eval needs exactly one <model-dir>\nUsage: ${EVAL_USAGE}`);
-      const data = args.values.get('data');
+      const data = stringOption(args, 'data');
       if (!data) throw new UsageError('--data FILE is required');
-      const adapterDir = args.values.get('adapter');
-      const { model, tokenizer, backend } = await loadModel(resolve(modelDir), { trainable: false, backend: args.values.get('backend') });
+      const adapterDir = stringOption(args, 'adapter');
+      const { model, tokenizer, backend } = await loadModel(resolve(modelDir), { trainable: false, backend: stringOption(args, 'backend') });
       try {
         if (adapterDir) {
           const adapter = loadAdapter(resolve(adapterDir));
@@ -33,14 +37,14 @@ export function makeEvalCommand(loadModel: ModelLoader): CliCommand {
         }
         const result = evaluateDataset({
           model, tokenizer,
-          data: { path: resolve(data), format: parseFormat(args.values.get('format')) },
-          maxSeqLen: numberOption(args, 'max-seq-len', 'int') ?? 512,
+          data: { path: resolve(data), format: parseFormat(stringOption(args, 'format')) },
+          maxSeqLen: numberOption(args, 'max-seq-len', 'int') ?? DEFAULT_TRAIN_SETTINGS.maxSeqLen,
           batchSize: numberOption(args, 'batch-size', 'int') ?? 4,
-          trainOnAll: args.flags.has('train-on-all'),
+          trainOnPrompt: flagOption(args, 'train-on-prompt'),
         });
         if (adapterDir) removeAdapter(model, 'eval');
         const summary = { done: true, loss: result.loss, perplexity: result.perplexity, tokens: result.tokens, examples: result.examples, skipped: result.dataset.skipped + result.tokenization.skipped.length, adapter: adapterDir ? resolve(adapterDir) : null, backend };
-        if (args.flags.has('json')) io.out(JSON.stringify(summary));
+        if (flagOption(args, 'json')) io.out(JSON.stringify(summary));
         else {
           io.out(`loss ${result.loss.toFixed(4)}  perplexity ${result.perplexity.toFixed(3)}  over ${result.tokens} tokens of ${result.examples} examples (${backend})`);
           for (const issue of result.dataset.issues.slice(0, 20)) io.err(`  skipped line ${issue.line}: ${issue.message}`);
@@ -53,5 +57,4 @@ export function makeEvalCommand(loadModel: ModelLoader): CliCommand {
   };
 }
 
-export const evalCommand: CliCommand = makeEvalCommand((dir, options) =>
-  loadForTraining(dir, { ...options, native: nativeOptionsFromEnv(process.env) }));
+export const evalCommand: CliCommand = makeEvalCommand();

@@ -1,6 +1,7 @@
 /**
  * `lorasmith generate <model-dir> (--prompt TEXT | --prompt-ids 1,2,3) [...]`: loads the model on the chosen
- * backend and generates; --json prints one object with the generated ids, text, backend and speed.
+ * backend and generates through the engine's one generation loop (the app's chat runs the same, with the same
+ * prompt encoding); --json prints one object with the generated ids, text, backend and speed.
  */
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -11,9 +12,9 @@ import { loadModel, readModelConfig } from '../engine/models/registry';
 import { loadTokenizer, type ModelTokenizer } from '../engine/io/tokenizer';
 import { generate } from '../engine/generate/generate';
 import { encodePrompt } from '../engine/io/prompt';
-import { numberOption, parseArgs } from './train';
 import { loadAdaptersForGeneration } from '../engine/adapters/generation';
-import { parseAdapterSpecs, takeRepeated } from './merge';
+import { parseAdapterSpecs } from './merge';
+import { flagOption, listOption, numberOption, parseOptions, stringOption, type ParsedOptions } from './options';
 
 export const GENERATE_USAGE = `lorasmith generate <model-dir> (--prompt TEXT | --prompt-ids 1,2,3) [--chat] [--system TEXT]
   [--max-new-tokens N] [--temperature T] [--top-k K] [--top-p P] [--repetition-penalty R] [--seed S]
@@ -25,7 +26,11 @@ export const GENERATE_USAGE = `lorasmith generate <model-dir> (--prompt TEXT | -
   backend, tokensPerSecond, and more. Each --adapter (a PEFT folder, checked against the model first) applies on
   top of the base with its scale (default 1); several make a weighted mix.`;
 
-const VALUES = ['prompt', 'prompt-ids', 'system', 'max-new-tokens', 'temperature', 'top-k', 'top-p', 'repetition-penalty', 'seed', 'stop', 'backend'];
+const OPTIONS = {
+  prompt: 'string', 'prompt-ids': 'string', system: 'string', 'max-new-tokens': 'string', temperature: 'string', 'top-k': 'string',
+  'top-p': 'string', 'repetition-penalty': 'string', seed: 'string', stop: 'string', backend: 'string', adapter: 'list',
+  chat: 'flag', json: 'flag',
+} as const;
 
 function parseIds(raw: string): number[] {
   const parts = raw.split(',').map((s) => s.trim()).filter((s) => s !== '');
@@ -36,17 +41,17 @@ function parseIds(raw: string): number[] {
   return ids;
 }
 
-function promptIds(args: ReturnType<typeof parseArgs>, tokenizer: ModelTokenizer | undefined): number[] {
-  const text = args.values.get('prompt');
-  const ids = args.values.get('prompt-ids');
+function promptIds(args: ParsedOptions, tokenizer: ModelTokenizer | undefined): number[] {
+  const text = stringOption(args, 'prompt');
+  const ids = stringOption(args, 'prompt-ids');
   if ((text === undefined) === (ids === undefined)) throw new UsageError('give exactly one of --prompt TEXT or --prompt-ids 1,2,3');
   if (ids !== undefined) {
-    if (args.flags.has('chat')) throw new UsageError('--chat needs --prompt TEXT, not --prompt-ids');
+    if (flagOption(args, 'chat')) throw new UsageError('--chat needs --prompt TEXT, not --prompt-ids');
     return parseIds(ids);
   }
   if (!tokenizer) throw new UsageError('this model folder has no tokenizer.json: use --prompt-ids');
-  if (!args.flags.has('chat')) return encodePrompt(tokenizer, text as string);
-  const system = args.values.get('system');
+  if (!flagOption(args, 'chat')) return encodePrompt(tokenizer, text as string);
+  const system = stringOption(args, 'system');
   const messages = [...(system !== undefined ? [{ role: 'system', content: system }] : []), { role: 'user', content: text as string }];
   return encodePrompt(tokenizer, messages);
 }
@@ -57,20 +62,19 @@ export function makeGenerateCommand(): CliCommand {
     summary: 'generate text from a model folder (greedy or sampled), on a chosen backend',
     usage: GENERATE_USAGE,
     async run(argv: readonly string[], io: CliIo): Promise<number> {
-      const { values: adapterArgs, rest } = takeRepeated(argv, 'adapter');
-      const adapters = parseAdapterSpecs(adapterArgs).map((a) => ({ ...a, dir: resolve(a.dir) }));
-      const args = parseArgs(rest, VALUES, ['chat', 'json']);
-      const [dir, ...extra] = args.positional;
+      const args = parseOptions(argv, OPTIONS);
+      const adapters = parseAdapterSpecs(listOption(args, 'adapter')).map((a) => ({ ...a, dir: resolve(a.dir) }));
+      const [dir, ...extra] = args.positionals;
       if (dir === undefined) throw new UsageError(`generate needs a model folder\n\nUsage: ${GENERATE_USAGE}`);
       if (extra.length > 0) throw new UsageError(`unexpected argument '${extra[0]}'`);
       const modelDir = resolve(dir);
       let backendPreference;
       try {
-        backendPreference = parseBackendPreference(args.values.get('backend') ?? 'auto');
+        backendPreference = parseBackendPreference(stringOption(args, 'backend') ?? 'auto');
       } catch (error) {
         throw new UsageError((error as Error).message);
       }
-      const stop = args.values.get('stop');
+      const stop = stringOption(args, 'stop');
       const options = {
         maxNewTokens: numberOption(args, 'max-new-tokens', 'int') ?? 64,
         temperature: numberOption(args, 'temperature', 'float') ?? 0,
@@ -88,7 +92,7 @@ export function makeGenerateCommand(): CliCommand {
       try {
         const resident = loadAdaptersForGeneration(model, adapters);
         const result = await generate(model, ids, { ...options, tokenizer }, undefined, io.signal);
-        if (args.flags.has('json')) {
+        if (flagOption(args, 'json')) {
           io.out(JSON.stringify({
             ids: result.ids,
             text: result.text ?? null,

@@ -6,7 +6,7 @@
 import { resolve } from 'node:path';
 import { UsageError, type CliCommand, type CliIo } from './command';
 import { inspectModel, type ModelSummary } from '../engine/models/inspect';
-import { parseArgs } from './train';
+import { flagOption, parseOptions } from './options';
 
 export const INSPECT_USAGE = `lorasmith inspect <model-dir> [--json]
 
@@ -43,12 +43,12 @@ export function makeInspectCommand(): CliCommand {
     summary: "show a model's architecture, parameter count, linear modules and LoRA target groups",
     usage: INSPECT_USAGE,
     async run(argv: readonly string[], io: CliIo): Promise<number> {
-      const args = parseArgs(argv, [], ['json']);
-      const [dir, ...extra] = args.positional;
+      const args = parseOptions(argv, { json: 'flag' });
+      const [dir, ...extra] = args.positionals;
       if (dir === undefined) throw new UsageError(`inspect needs a model folder\n\nUsage: ${INSPECT_USAGE}`);
       if (extra.length > 0) throw new UsageError(`unexpected argument '${extra[0]}'`);
       const summary = inspectModel(resolve(dir));
-      io.out(args.flags.has('json') ? JSON.stringify(summary, null, 2) : formatSummary(summary));
+      io.out(flagOption(args, 'json') ? JSON.stringify(summary, null, 2) : formatSummary(summary));
       return 0;
     },
   };

@@ -12,7 +12,7 @@ import { parseAdapterSpec, type AdapterSpec } from '../engine/adapters/generatio
 import { ResidentAdapters } from '../engine/adapters/resident';
 import { loadModel } from '../engine/models/registry';
 import type { CausalLM } from '../engine/models/types';
-import { parseArgs } from './train';
+import { listOption, parseOptions, stringOption } from './options';
 
 export const MERGE_USAGE = `lorasmith merge <model-dir> --adapter DIR[=SCALE] [--adapter DIR2[=SCALE2]]... --out DIR
   [--dtype f32|f16|bf16] [--max-shard-size SIZE] [--backend auto|tensorflow|webgpu|wasm|cpu]
@@ -32,22 +32,6 @@ export async function defaultLoader(modelDir: string, backend: string): Promise<
   }
   await initBackend(preference, { native: nativeOptionsFromEnv(process.env) });
   return loadModel(modelDir);
-}
-
-/** Every value of a repeatable option (`--name V` or `--name=V`), and the other arguments. */
-export function takeRepeated(argv: readonly string[], name: string): { values: string[]; rest: string[] } {
-  const values: string[] = [];
-  const rest: string[] = [];
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i] as string;
-    if (arg === `--${name}`) {
-      const value = argv[++i];
-      if (value === undefined) throw new UsageError(`--${name} needs a value`);
-      values.push(value);
-    } else if (arg.startsWith(`--${name}=`)) values.push(arg.slice(name.length + 3));
-    else rest.push(arg);
-  }
-  return { values, rest };
 }
 
 /** '5GB', '500MB', '2e9' -> bytes */
@@ -83,18 +67,18 @@ export function makeMergeCommand(load: BaseLoader = defaultLoader): CliCommand {
     summary: 'merge adapters into a base model and write it as a Hugging Face folder',
     usage: MERGE_USAGE,
     async run(argv: readonly string[], io: CliIo): Promise<number> {
-      const { values: adapterArgs, rest } = takeRepeated(argv, 'adapter');
-      const args = parseArgs(rest, ['out', 'dtype', 'max-shard-size', 'backend'], []);
-      const [modelDir, ...extra] = args.positional;
+      const args = parseOptions(argv, { adapter: 'list', out: 'string', dtype: 'string', 'max-shard-size': 'string', backend: 'string' });
+      const adapterArgs = listOption(args, 'adapter');
+      const [modelDir, ...extra] = args.positionals;
       if (!modelDir || extra.length > 0) throw new UsageError(`merge needs exactly one <model-dir>\nUsage: ${MERGE_USAGE}`);
       if (adapterArgs.length === 0) throw new UsageError('at least one --adapter DIR[=SCALE] is required');
-      const out = args.values.get('out');
+      const out = stringOption(args, 'out');
       if (!out) throw new UsageError('--out DIR is required');
       const specs = parseAdapterSpecs(adapterArgs);
-      const dtype = parseDtype(args.values.get('dtype'));
-      const sizeText = args.values.get('max-shard-size');
+      const dtype = parseDtype(stringOption(args, 'dtype'));
+      const sizeText = stringOption(args, 'max-shard-size');
       const maxShardBytes = sizeText === undefined ? undefined : parseSize(sizeText);
-      const model = await load(resolve(modelDir), args.values.get('backend') ?? 'auto');
+      const model = await load(resolve(modelDir), stringOption(args, 'backend') ?? 'auto');
       try {
         const result = exportWithAdaptersMerged(new ResidentAdapters(model), resolve(modelDir), specs.map((s) => ({ ...s, dir: resolve(s.dir) })), resolve(out), {
           ...(dtype ? { dtype } : {}),

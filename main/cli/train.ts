@@ -1,68 +1,22 @@
 /**
- * `lorasmith train <model-dir> --data FILE --out DIR ...`: fine-tune with LoRA (or --full) and write a PEFT
- * adapter folder with its training record. `--dry-run` prints the estimates only; `--json` prints one JSON object
- * per line (estimate, progress events, and a last line with done, steps, trainLoss, valLoss,
- * trainTokensPerSecond, adapterDir). Ctrl-C stops between steps; the last checkpoint stays resumable.
+ * `lorasmith train <model-dir> --data FILE --out DIR ...`: fine-tune with LoRA (or --full) through the engine's
+ * one training run (engine/train/run.ts, the app's too) and write a PEFT adapter folder with its training record.
+ * The options are the app's settings by the same names. `--dry-run` prints the estimates only; `--json` prints one
+ * JSON object per line (dataset, tokens, estimate, progress events, and a last line with done, steps, trainLoss,
+ * valLoss, trainTokensPerSecond, adapterDir). Ctrl-C stops between steps; the last checkpoint stays resumable.
  */
 import { resolve } from 'node:path';
-import { UsageError, type CliCommand, type CliIo } from './command';
-import type { CausalLM } from '../engine/models/types';
-import type { TextTokenizer } from '../engine/io/prompt';
-import { resolveLoraConfig, TARGET_GROUPS, type LoraConfig } from '../engine/lora/config';
+import { hashFolder } from '../common/hash';
+import { TARGET_GROUPS, type LoraConfig } from '../engine/lora/config';
 import { DATASET_FORMATS, type DatasetFormat } from '../engine/train/datasets/formats';
-import { SCHEDULES, type ScheduleKind } from '../engine/train/schedule';
-import { DEFAULT_HYPERPARAMETERS, type TrainHyperparameters } from '../engine/train/hyperparameters';
-import type { RunSettings } from '../engine/train/memory';
-import { runTraining } from '../engine/train/run';
-import { hashModelDir } from '../engine/train/record';
-import type { TrainProgress } from '../engine/train/loop';
 import type { TrainingEstimate } from '../engine/train/estimate';
-import { loadForTraining } from '../engine/train/load';
-import { nativeOptionsFromEnv } from '../engine/backend/native/index';
-
-/** Loads a model folder for training or evaluation, on the chosen backend; with `run`, refuses first a run that cannot fit. */
-export type ModelLoader = (
-  modelDir: string,
-  options: { trainable: boolean; backend?: string; run?: RunSettings },
-) => Promise<{ model: CausalLM; tokenizer: TextTokenizer; backend: string }>;
-
-export interface ParsedArgs {
-  readonly positional: string[];
-  readonly values: Map<string, string>;
-  readonly flags: Set<string>;
-}
-
-/** --name value / --name=value options, bare --flags (from `flagNames`), and positionals. */
-export function parseArgs(argv: readonly string[], valueNames: readonly string[], flagNames: readonly string[]): ParsedArgs {
-  const positional: string[] = [];
-  const values = new Map<string, string>();
-  const flags = new Set<string>();
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i] as string;
-    if (!arg.startsWith('--')) {
-      positional.push(arg);
-      continue;
-    }
-    const [name, inline] = arg.slice(2).split(/=(.*)/s, 2) as [string, string | undefined];
-    if (flagNames.includes(name)) flags.add(name);
-    else if (valueNames.includes(name)) {
-      const value = inline ?? argv[++i];
-      if (value === undefined) throw new UsageError(`--${name} needs a value`);
-      values.set(name, value);
-    } else throw new UsageError(`unknown option --${name}; see --help`);
-  }
-  return { positional, values, flags };
-}
-
-export function numberOption(args: ParsedArgs, name: string, kind: 'int' | 'float'): number | undefined {
-  const raw = args.values.get(name);
-  if (raw === undefined) return undefined;
-  const value = Number(raw);
-  if (raw.trim() === '' || !Number.isFinite(value) || (kind === 'int' && !Number.isInteger(value))) {
-    throw new UsageError(`--${name} must be ${kind === 'int' ? 'an integer' : 'a number'}, got '${raw}'`);
-  }
-  return value;
-}
+import type { TrainProgress } from '../engine/train/loop';
+import { runTraining } from '../engine/train/run';
+import { SCHEDULES, type ScheduleKind } from '../engine/train/schedule';
+import { resolveTrainSettings, type TrainSettingsInput } from '../engine/train/settings';
+import { UsageError, type CliCommand, type CliIo } from './command';
+import { loadModelFolder, type ModelFolderLoader } from './load-model';
+import { flagOption, numberOption, parseOptions, stringOption, type OptionKinds, type ParsedOptions } from './options';
 
 /** 'q_proj,v_proj' -> list; 'attention' | 'mlp' | 'all-linear' -> group; 're:PATTERN' -> regex. */
 export function parseTargets(raw: string): LoraConfig['targetModules'] {
@@ -79,62 +33,67 @@ export function parseFormat(raw: string | undefined): DatasetFormat | undefined 
   return raw as DatasetFormat;
 }
 
-const VALUE_OPTIONS = [
-  'data', 'val-data', 'out', 'format', 'targets', 'rank', 'alpha', 'dropout', 'epochs', 'max-steps', 'lr', 'batch-size', 'grad-accum',
-  'max-seq-len', 'val-split', 'seed', 'resume', 'backend', 'schedule', 'warmup-steps', 'weight-decay', 'max-grad-norm', 'eval-every',
-  'patience', 'checkpoint-every', 'checkpoint-dir',
-];
-const FLAG_OPTIONS = ['rslora', 'dry-run', 'json', 'train-on-all', 'packing', 'full', 'recompute'];
+const OPTIONS: OptionKinds = {
+  data: 'string', 'val-data': 'string', out: 'string', format: 'string', targets: 'string', rank: 'string', alpha: 'string',
+  dropout: 'string', rslora: 'flag', full: 'flag', 'parent-adapter': 'string', epochs: 'string', 'max-steps': 'string',
+  'learning-rate': 'string', 'batch-size': 'string', 'grad-accum': 'string', 'max-seq-len': 'string', 'val-split': 'string',
+  seed: 'string', scheduler: 'string', 'warmup-steps': 'string', 'weight-decay': 'string', 'max-grad-norm': 'string',
+  'eval-every': 'string', patience: 'string', 'checkpoint-every': 'string', 'checkpoint-dir': 'string', resume: 'string',
+  'train-on-prompt': 'flag', packing: 'flag', recompute: 'flag', backend: 'string', 'dry-run': 'flag', json: 'flag',
+};
 
 export const TRAIN_USAGE = `lorasmith train <model-dir> --data FILE --out DIR [--format F] [--targets LIST|GROUP|re:REGEX] [--rank R]
-  [--alpha A] [--dropout P] [--rslora] [--epochs E | --max-steps N] [--lr LR] [--batch-size B] [--grad-accum K]
-  [--max-seq-len T] [--val-split F | --val-data FILE] [--seed S] [--resume CHECKPOINT] [--backend B] [--dry-run] [--json]
-  [--schedule constant|linear|cosine] [--warmup-steps N] [--weight-decay W] [--max-grad-norm G] [--eval-every N]
-  [--patience N] [--checkpoint-every N] [--checkpoint-dir DIR] [--train-on-all] [--packing] [--full] [--recompute]
+  [--alpha A] [--dropout P] [--rslora] [--full | --parent-adapter DIR] [--epochs E | --max-steps N] [--learning-rate LR]
+  [--batch-size B] [--grad-accum K] [--max-seq-len T] [--val-split F | --val-data FILE] [--seed S]
+  [--scheduler constant|linear|cosine] [--warmup-steps N] [--weight-decay W] [--max-grad-norm G] [--eval-every N]
+  [--patience N] [--checkpoint-every N] [--checkpoint-dir DIR] [--resume CHECKPOINT] [--train-on-prompt] [--packing]
+  [--recompute] [--backend B] [--dry-run] [--json]
 
-  --format       ${DATASET_FORMATS.join(', ')} (detected when omitted)
-  --targets      module names or suffixes (q_proj,v_proj), a group (${TARGET_GROUPS.join(', ')}), or re:REGEX; default attention
-  --full         train every weight instead of a LoRA adapter
-  --recompute    recompute each block's activations in the backward pass: less memory, one more forward pass
-                 (default: on only when the run would not fit in memory without it)
-  --val-split    fraction held out for validation (default 0.1 from 10 records up, else none)
-  checkpoints go to --checkpoint-dir (default <out>.checkpoints) every --checkpoint-every steps (default 100)`;
+  --data           a dataset file, or the normalized.jsonl an import stored in the library
+  --format         ${DATASET_FORMATS.join(', ')} (detected when omitted)
+  --targets        module names or suffixes (q_proj,v_proj), a group (${TARGET_GROUPS.join(', ')}), or re:REGEX; default attention
+  --alpha          default 2 × rank
+  --full           train every weight instead of a LoRA adapter
+  --parent-adapter start from this adapter's weights and LoRA settings (continue an adapter)
+  --val-split      fraction held out for validation (default 0.1 from 10 records up, else none)
+  --recompute      recompute each block's activations in the backward pass: less memory, one more forward pass
+                   (default: on only when the run would not fit in memory without it)
+  Defaults are the engine's, the app's too (seed 42, learning rate 2e-4, batch 4, 3 epochs, max 512 tokens).
+  Checkpoints go to --checkpoint-dir (default <out>.checkpoints) every --checkpoint-every steps (default 100).`;
 
-function hyperparametersFrom(args: ParsedArgs): Partial<TrainHyperparameters> {
-  const h: Record<string, unknown> = {};
-  const set = (key: keyof TrainHyperparameters, value: unknown) => {
-    if (value !== undefined) h[key] = value;
+function settingsFrom(parsed: ParsedOptions): TrainSettingsInput {
+  const s: Record<string, unknown> = {};
+  const set = (key: string, value: unknown) => {
+    if (value !== undefined) s[key] = value;
   };
-  if (args.values.has('epochs') && args.values.has('max-steps')) throw new UsageError('give --epochs or --max-steps, not both');
-  set('epochs', numberOption(args, 'epochs', 'int'));
-  set('maxSteps', numberOption(args, 'max-steps', 'int'));
-  set('lr', numberOption(args, 'lr', 'float'));
-  set('batchSize', numberOption(args, 'batch-size', 'int'));
-  set('gradAccum', numberOption(args, 'grad-accum', 'int'));
-  set('seed', numberOption(args, 'seed', 'int'));
-  set('warmupSteps', numberOption(args, 'warmup-steps', 'int'));
-  set('weightDecay', numberOption(args, 'weight-decay', 'float'));
-  set('maxGradNorm', numberOption(args, 'max-grad-norm', 'float'));
-  set('evalEvery', numberOption(args, 'eval-every', 'int'));
-  set('earlyStoppingPatience', numberOption(args, 'patience', 'int'));
-  set('checkpointEvery', numberOption(args, 'checkpoint-every', 'int') ?? 100);
-  if (args.flags.has('recompute')) set('recompute', true);
-  const schedule = args.values.get('schedule');
-  if (schedule !== undefined && !(SCHEDULES as readonly string[]).includes(schedule)) throw new UsageError(`--schedule must be one of ${SCHEDULES.join(', ')}, got '${schedule}'`);
-  set('schedule', schedule as ScheduleKind | undefined);
-  return h as Partial<TrainHyperparameters>;
+  if (parsed.values.epochs !== undefined && parsed.values['max-steps'] !== undefined) throw new UsageError('give --epochs or --max-steps, not both');
+  if (flagOption(parsed, 'full') && parsed.values['parent-adapter'] !== undefined) throw new UsageError('give --full or --parent-adapter, not both');
+  const ints: Record<string, string> = {
+    epochs: 'epochs', maxSteps: 'max-steps', batchSize: 'batch-size', gradAccum: 'grad-accum', seed: 'seed', warmupSteps: 'warmup-steps',
+    evalEvery: 'eval-every', earlyStoppingPatience: 'patience', checkpointEvery: 'checkpoint-every', maxSeqLen: 'max-seq-len',
+  };
+  const floats: Record<string, string> = { learningRate: 'learning-rate', weightDecay: 'weight-decay', maxGradNorm: 'max-grad-norm', valSplit: 'val-split' };
+  for (const [key, name] of Object.entries(ints)) set(key, numberOption(parsed, name, 'int'));
+  for (const [key, name] of Object.entries(floats)) set(key, numberOption(parsed, name, 'float'));
+  const scheduler = stringOption(parsed, 'scheduler');
+  if (scheduler !== undefined && !(SCHEDULES as readonly string[]).includes(scheduler)) throw new UsageError(`--scheduler must be one of ${SCHEDULES.join(', ')}, got '${scheduler}'`);
+  set('scheduler', scheduler as ScheduleKind | undefined);
+  if (flagOption(parsed, 'train-on-prompt')) s.trainOnPrompt = true;
+  if (flagOption(parsed, 'packing')) s.packing = true;
+  if (flagOption(parsed, 'recompute')) s.recompute = 'on';
+  s.lora = flagOption(parsed, 'full') ? null : loraFrom(parsed);
+  return s as TrainSettingsInput;
 }
 
-function loraFrom(args: ParsedArgs): Partial<LoraConfig> | null {
-  if (args.flags.has('full')) return null;
-  const lora: Record<string, unknown> = { targetModules: parseTargets(args.values.get('targets') ?? 'attention') };
-  const rank = numberOption(args, 'rank', 'int');
-  const alpha = numberOption(args, 'alpha', 'float');
-  const dropout = numberOption(args, 'dropout', 'float');
-  if (rank !== undefined) lora.rank = rank;
-  lora.alpha = alpha ?? 2 * (rank ?? 8);
-  if (dropout !== undefined) lora.dropout = dropout;
-  if (args.flags.has('rslora')) lora.useRslora = true;
+function loraFrom(parsed: ParsedOptions): Partial<LoraConfig> {
+  const lora: Record<string, unknown> = {};
+  const targets = stringOption(parsed, 'targets');
+  if (targets !== undefined) lora.targetModules = parseTargets(targets);
+  for (const [key, name, kind] of [['rank', 'rank', 'int'], ['alpha', 'alpha', 'float'], ['dropout', 'dropout', 'float']] as const) {
+    const value = numberOption(parsed, name, kind);
+    if (value !== undefined) lora[key] = value;
+  }
+  if (flagOption(parsed, 'rslora')) lora.useRslora = true;
   return lora as Partial<LoraConfig>;
 }
 
@@ -153,58 +112,60 @@ function describeEstimate(e: TrainingEstimate): string {
 }
 
 function describeProgress(e: TrainProgress): string {
-  if (e.kind === 'eval') return `step ${e.step}/${e.totalSteps}  val loss ${e.valLoss?.toFixed(4)}  perplexity ${e.valPerplexity?.toFixed(2)}`;
+  if (e.kind === 'eval') {
+    const sample = e.sample !== undefined ? `\n  sample: ${JSON.stringify(e.sample)}` : '';
+    return `step ${e.step}/${e.totalSteps}  val loss ${e.valLoss?.toFixed(4)}  perplexity ${e.valPerplexity?.toFixed(2)}${sample}`;
+  }
   if (e.kind === 'checkpoint') return `checkpoint ${e.checkpoint}`;
   return `step ${e.step}/${e.totalSteps}  epoch ${e.epoch.toFixed(2)}  loss ${e.loss.toFixed(4)}  lr ${e.lr.toExponential(2)}  grad ${e.gradNorm.toFixed(3)}  ${e.tokensPerSecond.toFixed(0)} tok/s  eta ${Math.ceil(e.etaSeconds)} s`;
 }
 
-export function makeTrainCommand(loadModel: ModelLoader): CliCommand {
+export function makeTrainCommand(loadModel: ModelFolderLoader = loadModelFolder): CliCommand {
   return {
     name: 'train',
     summary: 'fine-tune a model with LoRA on a dataset and write a PEFT adapter',
     usage: TRAIN_USAGE,
     async run(argv: readonly string[], io: CliIo): Promise<number> {
-      const args = parseArgs(argv, VALUE_OPTIONS, FLAG_OPTIONS);
-      const [modelDir, ...extra] = args.positional;
-      if (!modelDir || extra.length > 0) throw new UsageError(`train needs exactly one <model-dir>\nUsage: ${TRAIN_USAGE}`);
-      const data = args.values.get('data');
-      const out = args.values.get('out');
+      const parsed = parseOptions(argv, OPTIONS);
+      const [modelArg, ...extra] = parsed.positionals;
+      if (!modelArg || extra.length > 0) throw new UsageError(`train needs exactly one <model-dir>\nUsage: ${TRAIN_USAGE}`);
+      const data = stringOption(parsed, 'data');
+      const out = stringOption(parsed, 'out');
+      const dryRun = flagOption(parsed, 'dry-run');
       if (!data) throw new UsageError('--data FILE is required');
-      if (!out && !args.flags.has('dry-run')) throw new UsageError('--out DIR is required');
-      const json = args.flags.has('json');
+      if (!out && !dryRun) throw new UsageError('--out DIR is required');
+      const json = flagOption(parsed, 'json');
       const print = (value: Record<string, unknown>, text: string) => io.out(json ? JSON.stringify(value) : text);
-      const lora = loraFrom(args);
-      const hyperparameters = hyperparametersFrom(args);
-      const maxSeqLen = numberOption(args, 'max-seq-len', 'int') ?? 512;
-      const valSplit = numberOption(args, 'val-split', 'float') ?? (args.values.has('val-data') ? 0 : 'auto');
-      const format = parseFormat(args.values.get('format'));
+      const input = settingsFrom(parsed);
+      // Resolved here too (the run resolves the same way): a run that cannot fit is refused before loading.
+      const settings = resolveTrainSettings(input);
+      const format = parseFormat(stringOption(parsed, 'format'));
+      const valData = stringOption(parsed, 'val-data');
+      const parent = stringOption(parsed, 'parent-adapter');
+      const resume = stringOption(parsed, 'resume');
+      const modelDir = resolve(modelArg);
       const outDir = resolve(out ?? '.');
-      const run: RunSettings = {
-        lora: lora === null ? null : resolveLoraConfig(lora), batchSize: hyperparameters.batchSize ?? DEFAULT_HYPERPARAMETERS.batchSize,
-        maxSeqLen, recompute: hyperparameters.recompute ?? DEFAULT_HYPERPARAMETERS.recompute,
-      };
-      const { model, tokenizer, backend } = await loadModel(resolve(modelDir), { trainable: lora === null, backend: args.values.get('backend'), run });
+      const run = { lora: settings.lora, batchSize: settings.batchSize, maxSeqLen: settings.maxSeqLen, recompute: settings.recompute };
+      const { model, tokenizer, backend } = await loadModel(modelDir, { trainable: settings.lora === null, backend: stringOption(parsed, 'backend'), run });
       try {
         const result = await runTraining({
-          model, tokenizer, backend,
-          baseModelName: resolve(modelDir),
-          baseModelHash: args.flags.has('dry-run') ? null : hashModelDir(resolve(modelDir)),
-          data: { path: resolve(data), format, valPath: args.values.get('val-data'), valSplit },
-          lora, hyperparameters, maxSeqLen,
-          trainOnAll: args.flags.has('train-on-all'), packing: args.flags.has('packing'),
+          model, tokenizer, backend, settings,
+          base: { nameOrPath: modelDir, contentHash: dryRun ? null : hashFolder(modelDir) },
+          data: { path: resolve(data), format, ...(valData ? { valPath: resolve(valData) } : {}) },
+          ...(parent ? { parentAdapterDir: resolve(parent) } : {}),
           outDir,
-          checkpointDir: resolve(args.values.get('checkpoint-dir') ?? `${outDir}.checkpoints`),
-          resumeFrom: args.values.get('resume') ? resolve(args.values.get('resume') as string) : undefined,
-          dryRun: args.flags.has('dry-run'),
+          checkpointDir: resolve(stringOption(parsed, 'checkpoint-dir') ?? `${outDir}.checkpoints`),
+          ...(resume ? { resumeFrom: resolve(resume) } : {}),
+          dryRun,
           signal: io.signal,
           onProgress: (e) => print({ event: 'progress', ...e }, describeProgress(e)),
-          onPrepared: ({ datasets, tokens, estimate }) => {
+          onPrepared: ({ datasets, tokens, estimate, settings: resolved }) => {
             for (const file of datasets) {
               print({ event: 'dataset', ...file, issues: file.issues.slice(0, 50) }, `${file.path}: ${file.format} (${file.fileType}), ${file.valid} of ${file.records} records used, ${file.skipped} skipped`);
               if (!json) for (const issue of file.issues.slice(0, 20)) io.err(`  line ${issue.line}: ${issue.message}`);
             }
             const t = tokens.train;
-            print({ event: 'tokens', ...tokens }, `${t.examples} training examples, ${t.targetTokens} target tokens; ${t.truncated} truncated to ${maxSeqLen} tokens; ${t.skipped.length} skipped`);
+            print({ event: 'tokens', ...tokens }, `${t.examples} training examples, ${t.targetTokens} target tokens; ${t.truncated} truncated to ${resolved.maxSeqLen} tokens; ${t.skipped.length} skipped`);
             print({ event: 'estimate', backend, ...estimate }, `backend ${backend}\n${describeEstimate(estimate)}`);
           },
         });
@@ -230,5 +191,4 @@ export function makeTrainCommand(loadModel: ModelLoader): CliCommand {
   };
 }
 
-export const trainCommand: CliCommand = makeTrainCommand((dir, options) =>
-  loadForTraining(dir, { ...options, native: nativeOptionsFromEnv(process.env) }));
+export const trainCommand: CliCommand = makeTrainCommand();

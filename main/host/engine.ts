@@ -9,8 +9,9 @@ import { generate } from '../engine/generate/generate';
 import { encodePrompt } from '../engine/io/prompt';
 import { HostError } from './errors';
 import type { LoadedBase, ModelLoader } from './model-loader';
+import { storedDatasetFile } from '../engine/train/datasets/normalize';
+import { runTraining, type TrainRunOptions } from '../engine/train/run';
 import type { HostResults, TrainJob, TrainProgressEvent, WireChatMessage, WireSampling } from './protocol';
-import { estimateJob, runTrainJob } from './train-job';
 
 interface Resident {
   readonly modelDir: string;
@@ -97,12 +98,6 @@ export class HostEngine {
     return { active: this.active() };
   }
 
-  /** Training injects and removes its own adapter; put the chat's active set back on every layer. */
-  private restoreActive(): void {
-    const adapters = this.resident?.adapters;
-    adapters?.use(adapters.active);
-  }
-
   /** The chat's reply: the prompt encoded and generated as `lorasmith generate --chat` does, streamed token by token. */
   async generate(
     messages: readonly WireChatMessage[],
@@ -115,18 +110,44 @@ export class HostEngine {
     return { text: result.text ?? '', tokens: result.ids.length, tokensPerSecond: result.tokensPerSecond, stopped: result.stopReason === 'aborted' };
   }
 
+  /** The engine's one training run (`lorasmith train` runs it too) on the resident base; the chat's adapters stay. */
   async train(job: TrainJob, signal: AbortSignal, onProgress: (p: TrainProgressEvent) => void): Promise<HostResults['train']> {
-    await this.loadBase(job.modelDir);
-    try {
-      return await runTrainJob(this.requireBase(), job, signal, onProgress);
-    } finally {
-      this.restoreActive();
-    }
+    const result = await runTraining({ ...(await this.runOptions(job)), signal, onProgress });
+    const loop = result.loop;
+    return {
+      status: result.status === 'dry-run' ? 'cancelled' : result.status,
+      steps: loop?.steps ?? 0,
+      totalSteps: loop?.totalSteps ?? result.estimate.totalSteps,
+      trainLoss: loop?.trainLoss ?? null,
+      valLoss: loop?.valLoss ?? null,
+      adapterDir: result.outDir,
+      lastCheckpoint: loop?.lastCheckpoint ?? null,
+      seconds: loop?.seconds ?? 0,
+    };
   }
 
+  /** The run's estimate alone (a dry run: a few timed micro-steps, nothing written). */
   async estimate(job: TrainJob): Promise<HostResults['estimate']> {
+    const { estimate } = await runTraining({ ...(await this.runOptions(job)), dryRun: true });
+    return {
+      trainableParams: estimate.trainableParameters, totalParams: this.requireBase().model.parameterCount(), adapterBytes: estimate.adapterBytes,
+      peakMemoryBytes: estimate.peakMemoryBytes, availableMemoryBytes: estimate.availableMemoryBytes, recompute: estimate.recompute,
+      secondsPerEpoch: estimate.secondsPerEpoch, stepsPerEpoch: estimate.stepsPerEpoch,
+    };
+  }
+
+  private async runOptions(job: TrainJob): Promise<TrainRunOptions> {
     await this.loadBase(job.modelDir);
-    return estimateJob(this.requireBase(), job);
+    const { model, tokenizer } = this.requireBase();
+    return {
+      model, tokenizer, backend: this.loader.backendName(),
+      base: { nameOrPath: job.modelDir, contentHash: job.baseModelHash },
+      data: { path: storedDatasetFile(job.dataset), format: job.dataset.format },
+      settings: job.settings,
+      ...(job.parentAdapterDir ? { parentAdapterDir: job.parentAdapterDir } : {}),
+      outDir: job.outputDir, checkpointDir: job.checkpointDir,
+      ...(job.resumeFrom ? { resumeFrom: job.resumeFrom } : {}),
+    };
   }
 
   async exportMerged(modelDir: string, adapters: readonly { dir: string; scale: number }[], outputDir: string): Promise<HostResults['exportMerged']> {

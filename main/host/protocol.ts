@@ -4,6 +4,8 @@
  * structured-clone safe, so the same messages travel over worker_threads and an Electron utilityProcess.
  * Errors cross as {name, code, message} and nothing else.
  */
+import type { DatasetFormat } from '../engine/train/datasets/formats';
+import type { TrainSettingsInput } from '../engine/train/settings';
 
 /** The error shape that crosses the process boundary (same as preload/contract's AppError). */
 export interface WireError {
@@ -26,49 +28,24 @@ export interface WireSampling {
   readonly seed: number;
 }
 
-export type WireDatasetFormat = 'prompt-completion' | 'alpaca' | 'messages' | 'sharegpt' | 'text';
-
-export interface WireLora {
-  readonly targetModules: readonly string[] | string;
-  readonly rank: number;
-  readonly alpha: number;
-  readonly dropout: number;
-  readonly useRslora: boolean;
-}
-
-/** One fine-tuning job, fully resolved by the main side: every path is inside the data directory. */
+/**
+ * One fine-tuning job, fully resolved by the main side: every path is inside the data directory. The settings
+ * are the contract's TrainingSettings as the user gave them; the engine fills the same defaults the CLI gets.
+ */
 export interface TrainJob {
-  readonly runId: string;
   readonly modelDir: string;
+  /** The library's content hash of the model folder (main/common/hash), for the training record. */
+  readonly baseModelHash: string | null;
   /** The stored dataset: its normalized file (what trains), the file as imported, and the format chosen then. */
-  readonly dataset: { readonly normalized: string | null; readonly original: string; readonly format: WireDatasetFormat };
+  readonly dataset: { readonly normalized: string | null; readonly original: string; readonly format: DatasetFormat };
+  readonly settings: TrainSettingsInput;
+  /** Start from these adapter weights (a parent version) instead of a fresh initialisation. */
+  readonly parentAdapterDir?: string;
   /** Where the finished PEFT adapter is written (atomically). */
   readonly outputDir: string;
   readonly checkpointDir: string;
   /** A checkpoint-<step> folder to continue from. */
   readonly resumeFrom?: string;
-  /** Start from these adapter weights (a parent version) instead of a fresh initialisation. */
-  readonly parentAdapterDir?: string;
-  readonly lora: WireLora;
-  readonly maxSeqLen: number;
-  readonly valSplit: number;
-  readonly trainOnPrompt: boolean;
-  readonly hyperparameters: {
-    readonly epochs?: number;
-    readonly maxSteps?: number | null;
-    readonly batchSize?: number;
-    readonly gradAccum?: number;
-    readonly lr?: number;
-    readonly schedule?: 'constant' | 'linear' | 'cosine';
-    readonly warmupSteps?: number;
-    readonly weightDecay?: number;
-    readonly maxGradNorm?: number;
-    readonly seed?: number;
-    readonly evalEvery?: number;
-    readonly earlyStoppingPatience?: number;
-    readonly checkpointEvery?: number;
-    readonly recompute?: boolean | 'auto';
-  };
 }
 
 export type HostRequest =

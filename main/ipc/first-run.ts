@@ -49,11 +49,11 @@ export function openStarterResources(library: Library, resourcesDir: string): St
 /** samples.json's short settings, completed into the contract's TrainingSettings. */
 export function guidedSettings(g: GuidedFineTune): TrainingSettings {
   const h = g.hyperparameters;
-  const scheduler = h.schedule === 'linear' || h.schedule === 'cosine' ? h.schedule : 'constant';
+  const scheduler = h.scheduler === 'linear' || h.scheduler === 'cosine' ? h.scheduler : 'constant';
   return {
     lora: { targetModules: g.lora.targetModules.split(',').map((t) => t.trim()).filter(Boolean), rank: g.lora.rank, alpha: g.lora.alpha, dropout: g.lora.dropout, useRslora: false },
     maxSteps: h.maxSteps,
-    learningRate: h.lr,
+    learningRate: h.learningRate,
     batchSize: h.batchSize,
     gradAccum: 1,
     maxSeqLen: g.maxSeqLen,

@@ -152,7 +152,7 @@ export async function pretrainStarter(o: PretrainOptions): Promise<void> {
   const result = await trainLoop({
     model, variables, trainRows, valRows, padId: eosId, restoreBest: false, signal: controller.signal, onProgress,
     hyperparameters: {
-      maxSteps: o.steps, batchSize: o.batch, gradAccum: 1, lr: o.lr, schedule: 'cosine', warmupSteps,
+      maxSteps: o.steps, batchSize: o.batch, gradAccum: 1, learningRate: o.lr, scheduler: 'cosine', warmupSteps,
       weightDecay: o.weightDecay, maxGradNorm: 1, seed: o.seed, evalEvery: o.evalEvery,
     },
   });

@@ -2,7 +2,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { main } from '../../main/cli/index';
+import { runCli } from '../support/cli';
 import { exportPeftAdapter } from '../../main/engine/adapters/peft';
 import { loadAdaptersForGeneration, parseAdapterSpec } from '../../main/engine/adapters/generation';
 import { resolveLoraConfig } from '../../main/engine/lora/config';
@@ -21,15 +21,6 @@ const logits = (model: CausalLM): Promise<Float32Array> => logitsOf(model, IDS);
 
 let work: string;
 let adapterDir: string;
-
-async function runCli(argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const code = await main(argv, { out: (t) => (out += t + '\n'), err: (t) => (err += t + '\n') });
-  return { code, out, err };
-}
-
-
 
 beforeAll(async () => {
   await useCpu();

@@ -1,7 +1,7 @@
 import { afterAll, describe, expect, it } from 'vitest';
+import { runCli } from '../support/cli';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { main } from '../../main/cli/index';
 import { initBackend } from '../../main/engine/backend/index';
 import { addonAvailable } from '../engine/backend/native-support';
 
@@ -9,13 +9,6 @@ const fixtures = join(import.meta.dirname, '../fixtures');
 afterAll(async () => {
   await initBackend('cpu');
 });
-
-async function runCli(argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const code = await main(argv, { out: (t) => (out += t + '\n'), err: (t) => (err += t + '\n') });
-  return { code, out, err };
-}
 
 interface GenerateJson {
   ids: number[];

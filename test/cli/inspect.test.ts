@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runCli } from '../support/cli';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { main } from '../../main/cli/index';
 import { initBackend } from '../../main/engine/backend/index';
 import { loadModel } from '../../main/engine/models/registry';
 import { inspectModel } from '../../main/engine/models/inspect';
@@ -15,13 +15,6 @@ beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'inspect-'));
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
-
-async function runCli(argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const code = await main(argv, { out: (t) => (out += t + '\n'), err: (t) => (err += t + '\n') });
-  return { code, out, err };
-}
 
 describe('lorasmith inspect', () => {
   it('--json describes tiny-random-gpt2: sizes, parameters, linears and target groups', async () => {

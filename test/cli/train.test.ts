@@ -1,11 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { useCpu } from '../engine/lora/setup';
 import { tinyModel } from '../engine/lora/tiny-model';
 import { charTokenizer, CHARS } from '../engine/train/char-tokenizer';
-import { makeTrainCommand, parseTargets, trainCommand, type ModelLoader } from '../../main/cli/train';
+import { makeTrainCommand, parseTargets, trainCommand } from '../../main/cli/train';
+import type { ModelFolderLoader } from '../../main/cli/load-model';
 import { makeEvalCommand } from '../../main/cli/eval';
 import { UsageError, type CliIo } from '../../main/cli/command';
 
@@ -13,9 +14,12 @@ beforeAll(useCpu);
 const dir = mkdtempSync(join(tmpdir(), 'lorasmith-cli-train-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 const data = join(dir, 'd.jsonl');
+// The loader below ignores the folder; the command hashes it for the training record.
+const modelDir = join(dir, 'model');
+mkdirSync(modelDir);
 writeFileSync(data, Array.from({ length: 6 }, (_, i) => JSON.stringify({ prompt: `${'abcdef'[i]}:`, completion: 'xyzuvw'[i] })).join('\n') + '\nnot json\n');
 
-const loader: ModelLoader = async (_dir, options) => ({ model: tinyModel({ vocab: CHARS.length, hidden: 16, seed: 2, trainable: options.trainable }), tokenizer: charTokenizer(), backend: 'cpu' });
+const loader: ModelFolderLoader = async (_dir, options) => ({ model: tinyModel({ vocab: CHARS.length, hidden: 16, seed: 2, trainable: options.trainable }), tokenizer: charTokenizer(), backend: 'cpu' });
 
 async function cli(command: ReturnType<typeof makeTrainCommand>, argv: string[], signal = new AbortController().signal) {
   const out: string[] = [];
@@ -28,7 +32,7 @@ async function cli(command: ReturnType<typeof makeTrainCommand>, argv: string[],
 describe('lorasmith train', () => {
   it('--json prints progress lines and a last line with done, steps, trainLoss, valLoss, tokens/s, adapterDir', async () => {
     const out = join(dir, 'adapter');
-    const r = await cli(makeTrainCommand(loader), ['model', '--data', data, '--out', out, '--targets', 'q_proj,v_proj', '--rank', '4', '--max-steps', '5', '--lr', '1e-2', '--batch-size', '2', '--val-split', '0.34', '--seed', '1', '--json']);
+    const r = await cli(makeTrainCommand(loader), [modelDir, '--data', data, '--out', out, '--targets', 'q_proj,v_proj', '--rank', '4', '--max-steps', '5', '--learning-rate', '1e-2', '--batch-size', '2', '--val-split', '0.34', '--seed', '1', '--json']);
     expect(r.code).toBe(0);
     const lines = r.out.map((l) => JSON.parse(l));
     expect(lines.filter((l) => l.event === 'progress' && l.kind === 'step').map((l) => l.step)).toEqual([1, 2, 3, 4, 5]);
@@ -43,7 +47,7 @@ describe('lorasmith train', () => {
 
   it('--dry-run prints estimates and writes nothing', async () => {
     const out = join(dir, 'dry');
-    const r = await cli(makeTrainCommand(loader), ['model', '--data', data, '--out', out, '--dry-run']);
+    const r = await cli(makeTrainCommand(loader), [modelDir, '--data', data, '--out', out, '--dry-run']);
     expect(r.code).toBe(0);
     expect(r.out.join('\n')).toMatch(/trainable parameters\s+[\d,]+/);
     expect(r.out.join('\n')).toMatch(/time per epoch/);
@@ -53,7 +57,7 @@ describe('lorasmith train', () => {
   });
 
   it('--recompute trains with activation recomputation and says so', async () => {
-    const r = await cli(makeTrainCommand(loader), ['model', '--data', data, '--out', join(dir, 'recomputed'), '--max-steps', '2', '--recompute', '--json']);
+    const r = await cli(makeTrainCommand(loader), [modelDir, '--data', data, '--out', join(dir, 'recomputed'), '--max-steps', '2', '--recompute', '--json']);
     expect(r.code).toBe(0);
     expect(r.out.map((l) => JSON.parse(l)).find((l) => l.event === 'estimate')).toMatchObject({ recompute: true });
   });
@@ -76,18 +80,18 @@ describe('lorasmith train', () => {
       signal: controller.signal,
     };
     const lines: string[] = [];
-    const code = await command.run(['model', '--data', data, '--out', out, '--max-steps', '20', '--checkpoint-every', '2', '--json'], io);
+    const code = await command.run([modelDir, '--data', data, '--out', out, '--max-steps', '20', '--checkpoint-every', '2', '--json'], io);
     expect(code).toBe(130);
     expect(JSON.parse(lines[lines.length - 1] as string)).toMatchObject({ cancelled: true, steps: 2, checkpoint: `${out}.checkpoints/checkpoint-2` });
     expect(existsSync(out)).toBe(false);
   });
 
   it('bad options are usage errors naming the option', async () => {
-    await expect(cli(makeTrainCommand(loader), ['model', '--data', data, '--out', 'x', '--rank', 'two'])).rejects.toThrow("--rank must be an integer, got 'two'");
-    await expect(cli(makeTrainCommand(loader), ['model', '--data', data, '--out', 'x', '--epochs', '1', '--max-steps', '2'])).rejects.toThrow(UsageError);
-    await expect(cli(makeTrainCommand(loader), ['model', '--out', 'x'])).rejects.toThrow('--data FILE is required');
-    await expect(cli(makeTrainCommand(loader), ['model', '--data', data, '--out', 'x', '--bogus'])).rejects.toThrow('unknown option --bogus');
-    await expect(cli(makeTrainCommand(loader), ['model', '--data', data, '--out', 'x', '--rank', '0', '--dry-run'])).rejects.toThrow('rank must be a positive integer, got 0');
+    await expect(cli(makeTrainCommand(loader), [modelDir, '--data', data, '--out', 'x', '--rank', 'two'])).rejects.toThrow("--rank must be an integer, got 'two'");
+    await expect(cli(makeTrainCommand(loader), [modelDir, '--data', data, '--out', 'x', '--epochs', '1', '--max-steps', '2'])).rejects.toThrow(UsageError);
+    await expect(cli(makeTrainCommand(loader), [modelDir, '--out', 'x'])).rejects.toThrow('--data FILE is required');
+    await expect(cli(makeTrainCommand(loader), [modelDir, '--data', data, '--out', 'x', '--bogus'])).rejects.toThrow('unknown option --bogus');
+    await expect(cli(makeTrainCommand(loader), [modelDir, '--data', data, '--out', 'x', '--rank', '0', '--dry-run'])).rejects.toThrow('rank must be a positive integer, got 0');
     expect(parseTargets('attention')).toBe('attention');
     expect(parseTargets('re:.*q_proj')).toBe('.*q_proj');
     expect(parseTargets('q_proj, v_proj')).toEqual(['q_proj', 'v_proj']);
@@ -97,9 +101,9 @@ describe('lorasmith train', () => {
 describe('lorasmith eval', () => {
   it('reports loss, perplexity and tokens, and an adapter changes them', async () => {
     const out = join(dir, 'adapter-eval');
-    await cli(makeTrainCommand(loader), ['model', '--data', data, '--out', out, '--targets', 'all-linear', '--max-steps', '30', '--lr', '3e-2', '--val-split', '0', '--json']);
-    const base = JSON.parse((await cli(makeEvalCommand(loader), ['model', '--data', data, '--json'])).out[0] as string);
-    const tuned = JSON.parse((await cli(makeEvalCommand(loader), ['model', '--data', data, '--adapter', out, '--json'])).out[0] as string);
+    await cli(makeTrainCommand(loader), [modelDir, '--data', data, '--out', out, '--targets', 'all-linear', '--max-steps', '30', '--learning-rate', '3e-2', '--val-split', '0', '--json']);
+    const base = JSON.parse((await cli(makeEvalCommand(loader), [modelDir, '--data', data, '--json'])).out[0] as string);
+    const tuned = JSON.parse((await cli(makeEvalCommand(loader), [modelDir, '--data', data, '--adapter', out, '--json'])).out[0] as string);
     expect(base).toMatchObject({ done: true, examples: 6, tokens: 12, skipped: 1 });
     expect(base.perplexity).toBeCloseTo(Math.exp(base.loss), 6);
     expect(tuned.loss).toBeLessThan(base.loss / 2);
@@ -121,7 +125,7 @@ describe('lorasmith train / eval through main() on a real checkpoint', () => {
     expect(lines.find((l) => l.event === 'dataset')).toMatchObject({ format: 'messages', valid: 4 });
     expect(lines[lines.length - 1]).toMatchObject({ done: true, steps: 2, adapterDir: adapter });
     const record = JSON.parse(readFileSync(join(adapter, 'training_record.json'), 'utf8'));
-    expect(record.baseModel.sha256).toMatch(/^[0-9a-f]{64}$/);
+    expect(record.baseModel.contentHash).toMatch(/^sha256:[0-9a-f]{64}$/);
     out.length = 0;
     expect(await main(['eval', fixture, '--adapter', adapter, '--data', chat, '--backend', 'cpu', '--json'], io)).toBe(0);
     expect(JSON.parse(out[0] as string)).toMatchObject({ done: true, examples: 4 });

@@ -19,14 +19,15 @@ let dir = '';
 let modelDir = '';
 let datasetFile = '';
 
-function job(runId: string, maxSteps: number): TrainJob {
+function job(runId: string, maxSteps: number, settings: TrainJob['settings'] = {}): TrainJob {
   return {
-    runId, modelDir, dataset: { normalized: null, original: datasetFile, format: 'prompt-completion' },
+    modelDir, baseModelHash: null, dataset: { normalized: null, original: datasetFile, format: 'prompt-completion' },
     outputDir: join(dir, 'adapters', runId),
     checkpointDir: join(dir, 'runs', runId, 'checkpoints'),
-    lora: { targetModules: ['q_proj', 'v_proj'], rank: 2, alpha: 4, dropout: 0, useRslora: false },
-    maxSeqLen: 32, valSplit: 0, trainOnPrompt: false,
-    hyperparameters: { maxSteps, batchSize: 2, lr: 1e-2, seed: 3 },
+    settings: {
+      lora: { targetModules: ['q_proj', 'v_proj'], rank: 2, alpha: 4, dropout: 0, useRslora: false },
+      maxSeqLen: 32, valSplit: 0, trainOnPrompt: false, maxSteps, batchSize: 2, learningRate: 1e-2, seed: 3, ...settings,
+    },
   };
 }
 
@@ -97,7 +98,7 @@ describe('engine host in a worker thread', () => {
       expect(backend).toMatchObject({ name: 'cpu', matmulKernels: expect.stringContaining('cpu') });
       expect(backend.available.find((b) => b.name === 'cpu')).toMatchObject({ usable: true });
       const progress: TrainProgressEvent[] = [];
-      const evalJob = { ...job('r-sample', 4), valSplit: 0.25, hyperparameters: { ...job('r-sample', 4).hyperparameters, evalEvery: 2 } };
+      const evalJob = job('r-sample', 4, { valSplit: 0.25, evalEvery: 2 });
       await client.call({ type: 'train', job: evalJob }, (e) => e.kind === 'progress' && progress.push(e.progress));
       const evals = progress.filter((p) => p.kind === 'eval');
       expect(evals.map((p) => p.step)).toEqual([2, 4]);

@@ -66,7 +66,7 @@ describe('first run: registering and offering the starter resources', () => {
     const settings = info.guided?.settings;
     expect(settings?.lora).toEqual({ targetModules: [g.lora.targetModules], rank: g.lora.rank, alpha: g.lora.alpha, dropout: g.lora.dropout, useRslora: false });
     expect([settings?.maxSteps, settings?.batchSize, settings?.learningRate, settings?.seed, settings?.maxSeqLen])
-      .toEqual([g.hyperparameters.maxSteps, g.hyperparameters.batchSize, g.hyperparameters.lr, g.hyperparameters.seed, g.maxSeqLen]);
+      .toEqual([g.hyperparameters.maxSteps, g.hyperparameters.batchSize, g.hyperparameters.learningRate, g.hyperparameters.seed, g.maxSeqLen]);
     const args = { modelId: info.guided?.modelId, datasetId: info.guided?.datasetId, settings, adapterName: 'first' };
     expect(SCHEMAS['train.start'].safeParse(args).success).toBe(true);
     expect(SCHEMAS['app.firstRun'].safeParse({ extra: 1 }).success).toBe(false);

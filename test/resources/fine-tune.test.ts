@@ -75,11 +75,12 @@ describe('a short LoRA fine-tune of the starter model on a sample dataset', () =
     const result = await runTraining({
       model,
       tokenizer,
-      baseModelName: 'lorasmith-starter',
-      data: { path: dataPath, valSplit: 0 },
-      lora: { targetModules: 'all-linear', rank: 8, alpha: 16, dropout: 0 },
-      hyperparameters: { maxSteps: 40, batchSize: 4, lr: 3e-3, schedule: 'constant', seed: 7 },
-      maxSeqLen: 96,
+      base: { nameOrPath: 'lorasmith-starter', contentHash: null },
+      data: { path: dataPath },
+      settings: {
+        valSplit: 0, lora: { targetModules: 'all-linear', rank: 8, alpha: 16, dropout: 0 },
+        maxSteps: 40, batchSize: 4, learningRate: 3e-3, scheduler: 'constant', seed: 7, maxSeqLen: 96,
+      },
       outDir: join(workDir, 'adapter'),
     });
     expect(result.status).toBe('completed');

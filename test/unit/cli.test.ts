@@ -1,13 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { main } from '../../main/cli/index';
+import { runCli } from '../support/cli';
 import { COMMANDS } from '../../main/cli/commands';
-
-async function runCli(argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const code = await main(argv, { out: (t) => (out += t + '\n'), err: (t) => (err += t + '\n') });
-  return { code, out, err };
-}
 
 describe('lorasmith CLI', () => {
   it('--help lists every command with its summary', async () => {

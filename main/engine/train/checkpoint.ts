@@ -14,6 +14,8 @@ export interface EvalRecord {
   readonly step: number;
   readonly valLoss: number;
   readonly valPerplexity: number;
+  /** What the model generated at this evaluation (see LoopOptions.sampleAtEval), when asked. */
+  readonly sample?: string;
 }
 
 export interface StepRecord {

@@ -1,9 +1,10 @@
 /** Loss and perplexity of a model (with or without an adapter) on a dataset, with the same masks as training. */
+import type { TextTokenizer } from '../io/prompt';
 import type { CausalLM } from '../models/types';
 import { loadDataset, type DatasetOptions } from './datasets/dataset';
 import type { DatasetFileReport } from './datasets/normalize';
 import { evaluateRows } from './loop';
-import type { TextTokenizer } from '../io/prompt';
+import { padIdOf } from './settings';
 import { tokenizeExamples, type TokenizeReport } from './tokenize';
 
 export interface EvaluateOptions {
@@ -13,7 +14,7 @@ export interface EvaluateOptions {
   readonly data: Omit<DatasetOptions, 'valSplit' | 'valPath'>;
   readonly maxSeqLen: number;
   readonly batchSize?: number;
-  readonly trainOnAll?: boolean;
+  readonly trainOnPrompt?: boolean;
 }
 
 export interface EvaluateResult {
@@ -28,10 +29,7 @@ export interface EvaluateResult {
 
 export function evaluateDataset(options: EvaluateOptions): EvaluateResult {
   const dataset = loadDataset({ ...options.data, valSplit: 0 });
-  const tokenized = tokenizeExamples(dataset.train, options.tokenizer, {
-    maxSeqLen: options.maxSeqLen, trainOnAll: options.trainOnAll,
-  });
-  const padId = options.model.config.padTokenId ?? options.tokenizer.eosTokenIds[0] ?? 0;
-  const { loss, perplexity, tokens } = evaluateRows(options.model, tokenized.examples, padId, options.batchSize ?? 4);
+  const tokenized = tokenizeExamples(dataset.train, options.tokenizer, { maxSeqLen: options.maxSeqLen, trainOnPrompt: options.trainOnPrompt });
+  const { loss, perplexity, tokens } = evaluateRows(options.model, tokenized.examples, padIdOf(options.model, options.tokenizer), options.batchSize ?? 4);
   return { loss, perplexity, tokens, examples: tokenized.examples.length, dataset: dataset.files[0] as DatasetFileReport, tokenization: tokenized.report };
 }

@@ -1,6 +1,12 @@
-/** Training hyperparameters, their defaults (HF Trainer's where it has one) and validation. */
+/**
+ * Training hyperparameters, their defaults (HF Trainer's where it has one) and validation. The names are the
+ * contract's (preload/contract TrainingSettings), so the app's settings reach the loop as they are.
+ */
 import { TrainError } from './errors';
 import { SCHEDULES, type ScheduleKind } from './schedule';
+
+export type RecomputeSetting = 'auto' | 'on' | 'off';
+export const RECOMPUTE_SETTINGS: readonly RecomputeSetting[] = ['auto', 'on', 'off'];
 
 export interface TrainHyperparameters {
   /** Passes over the training rows (ignored when maxSteps is set). */
@@ -10,8 +16,9 @@ export interface TrainHyperparameters {
   readonly batchSize: number;
   /** Micro-batches per optimizer step. */
   readonly gradAccum: number;
-  readonly lr: number;
-  readonly schedule: ScheduleKind;
+  /** Peak learning rate (the schedule scales it per step). */
+  readonly learningRate: number;
+  readonly scheduler: ScheduleKind;
   readonly warmupSteps: number;
   readonly weightDecay: number;
   /** Clip gradients to this global L2 norm; 0 disables. */
@@ -21,14 +28,14 @@ export interface TrainHyperparameters {
   readonly evalEvery: number;
   /** Stop after this many evaluations without a better validation loss; 0 never stops early. */
   readonly earlyStoppingPatience: number;
-  /** Checkpoint every N steps; 0 never. */
+  /** Checkpoint every N steps (where the run has a checkpoint folder); 0 never. */
   readonly checkpointEvery: number;
   readonly keepCheckpoints: number;
   /**
    * Activation recomputation (train/recompute.ts): less memory for one more forward pass per block. 'auto' turns it
    * on only when the run would not fit in memory without it (train/memory.ts).
    */
-  readonly recompute: boolean | 'auto';
+  readonly recompute: RecomputeSetting;
 }
 
 export const DEFAULT_HYPERPARAMETERS: TrainHyperparameters = {
@@ -36,15 +43,15 @@ export const DEFAULT_HYPERPARAMETERS: TrainHyperparameters = {
   maxSteps: null,
   batchSize: 4,
   gradAccum: 1,
-  lr: 2e-4,
-  schedule: 'linear',
+  learningRate: 2e-4,
+  scheduler: 'linear',
   warmupSteps: 0,
   weightDecay: 0,
   maxGradNorm: 1,
   seed: 42,
   evalEvery: 0,
   earlyStoppingPatience: 0,
-  checkpointEvery: 0,
+  checkpointEvery: 100,
   keepCheckpoints: 2,
   recompute: 'auto',
 };
@@ -67,8 +74,8 @@ export function resolveHyperparameters(partial: Partial<TrainHyperparameters> = 
   if (h.maxSteps !== null) positiveInt('maxSteps', h.maxSteps);
   positiveInt('batchSize', h.batchSize);
   positiveInt('gradAccum', h.gradAccum);
-  if (typeof h.lr !== 'number' || !(h.lr > 0) || !Number.isFinite(h.lr)) invalid(`lr must be a positive number, got ${String(h.lr)}`);
-  if (!SCHEDULES.includes(h.schedule)) invalid(`schedule must be one of ${SCHEDULES.join(', ')}, got ${JSON.stringify(h.schedule)}`);
+  if (typeof h.learningRate !== 'number' || !(h.learningRate > 0) || !Number.isFinite(h.learningRate)) invalid(`learningRate must be a positive number, got ${String(h.learningRate)}`);
+  if (!SCHEDULES.includes(h.scheduler)) invalid(`scheduler must be one of ${SCHEDULES.join(', ')}, got ${JSON.stringify(h.scheduler)}`);
   nonNegativeInt('warmupSteps', h.warmupSteps);
   if (!(h.weightDecay >= 0)) invalid(`weightDecay must be >= 0, got ${String(h.weightDecay)}`);
   if (!(h.maxGradNorm >= 0)) invalid(`maxGradNorm must be >= 0, got ${String(h.maxGradNorm)}`);
@@ -77,6 +84,6 @@ export function resolveHyperparameters(partial: Partial<TrainHyperparameters> = 
   nonNegativeInt('earlyStoppingPatience', h.earlyStoppingPatience);
   nonNegativeInt('checkpointEvery', h.checkpointEvery);
   positiveInt('keepCheckpoints', h.keepCheckpoints);
-  if (h.recompute !== true && h.recompute !== false && h.recompute !== 'auto') invalid(`recompute must be true, false or 'auto', got ${JSON.stringify(h.recompute)}`);
+  if (!RECOMPUTE_SETTINGS.includes(h.recompute)) invalid(`recompute must be one of ${RECOMPUTE_SETTINGS.join(', ')}, got ${JSON.stringify(h.recompute)}`);
   return h;
 }

@@ -190,7 +190,8 @@ export async function trainLoop(options: LoopOptions): Promise<LoopResult> {
 
   const runEval = async (): Promise<boolean> => {
     const { loss, perplexity } = evaluateRows(model, valRows, padId, h.batchSize);
-    evals.push({ step: state.step, valLoss: loss, valPerplexity: perplexity });
+    const sample = await sampleNow();
+    evals.push({ step: state.step, valLoss: loss, valPerplexity: perplexity, ...(sample !== undefined ? { sample } : {}) });
     let stop = false;
     if (state.bestValLoss === null || loss < state.bestValLoss) {
       state = { ...state, bestValLoss: loss, bestStep: state.step, evalsWithoutImprovement: 0 };
@@ -200,7 +201,6 @@ export async function trainLoop(options: LoopOptions): Promise<LoopResult> {
       stop = h.earlyStoppingPatience > 0 && state.evalsWithoutImprovement >= h.earlyStoppingPatience;
     }
     const last = history[history.length - 1];
-    const sample = await sampleNow();
     progress('eval', {
       loss: last?.loss ?? Number.NaN, lr: last?.lr ?? 0, gradNorm: last?.gradNorm ?? 0, valLoss: loss, valPerplexity: perplexity,
       ...(sample !== undefined ? { sample } : {}),
@@ -251,10 +251,10 @@ export async function trainLoop(options: LoopOptions): Promise<LoopResult> {
     });
     if (!Number.isFinite(loss)) {
       if (accumulated) tf.dispose([...(accumulated as Map<string, tf.Tensor>).values()]);
-      throw new TrainError('NON_FINITE_LOSS', `the loss became ${loss} at step ${state.step + 1}; lower the learning rate (now ${h.lr}) or check the data`);
+      throw new TrainError('NON_FINITE_LOSS', `the loss became ${loss} at step ${state.step + 1}; lower the learning rate (now ${h.learningRate}) or check the data`);
     }
     const { norm, clipped } = clipByGlobalNorm(accumulated as unknown as Map<string, tf.Tensor>, h.maxGradNorm);
-    const lr = learningRateAt(state.step, { kind: h.schedule, lr: h.lr, warmupSteps: h.warmupSteps, totalSteps });
+    const lr = learningRateAt(state.step, { kind: h.scheduler, lr: h.learningRate, warmupSteps: h.warmupSteps, totalSteps });
     optimizer.apply(clipped, lr);
     tf.dispose([...clipped.values()]);
     tokensThisRun += tokens;

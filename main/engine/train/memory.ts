@@ -19,6 +19,7 @@ import { inspectModel, type ModelSummary } from '../models/inspect';
 import type { CausalLM, LinearSpec, ModelConfig } from '../models/types';
 import { resolveTargets, type LoraConfig } from '../lora/config';
 import { TrainError } from './errors';
+import type { RecomputeSetting } from './hyperparameters';
 import { DEFAULT_LOSS_CHUNK_BYTES, lossChunkRows } from './loss';
 
 export interface MemoryPlan {
@@ -178,8 +179,8 @@ function fitsIn(plan: MemoryPlan, availableBytes: number, fit: FitOptions): bool
 }
 
 /** 'auto' recomputes only when the run would not fit without it; an explicit choice stands. */
-export function resolveRecompute(setting: boolean | 'auto', plan: MemoryPlan, availableBytes: number, fit: FitOptions = { resident: true }): boolean {
-  if (setting !== 'auto') return setting;
+export function resolveRecompute(setting: RecomputeSetting, plan: MemoryPlan, availableBytes: number, fit: FitOptions = { resident: true }): boolean {
+  if (setting !== 'auto') return setting === 'on';
   return !fitsIn({ ...plan, recompute: false }, availableBytes, fit);
 }
 
@@ -307,7 +308,7 @@ export interface RunSettings {
   readonly batchSize: number;
   /** The longest a row may be (rows are cut to it): the estimate takes every batch at this length. */
   readonly maxSeqLen: number;
-  readonly recompute: boolean | 'auto';
+  readonly recompute: RecomputeSetting;
   /** Precision the frozen store keeps the base at (default: the file's own). */
   readonly precision?: BasePrecision;
 }
@@ -318,7 +319,7 @@ export interface RunSettings {
  */
 export function assertRunFitsBeforeLoading(dir: string, settings: RunSettings, availableBytes = availableMemoryBytes()): MemoryEstimate {
   const plan = modelDirPlan(inspectModel(dir), settings.lora, {
-    batchSize: settings.batchSize, seqLen: settings.maxSeqLen, recompute: settings.recompute !== false,
+    batchSize: settings.batchSize, seqLen: settings.maxSeqLen, recompute: settings.recompute !== 'off',
   }, settings.precision);
   assertFits(plan, availableBytes);
   return estimateMemory(plan);

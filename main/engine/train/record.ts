@@ -1,29 +1,96 @@
-/** training_record.json: everything needed to know how an adapter was made (settings, data, base, seed, metrics). */
-import { createHash } from 'node:crypto';
-import { closeSync, existsSync, openSync, readdirSync, readSync } from 'node:fs';
-import { join } from 'node:path';
+/**
+ * training_record.json: how an adapter was made (base and data with their content hashes, settings, seed, losses,
+ * samples), one versioned schema whether the app or `lorasmith train` made it. Everything that depends on the
+ * machine or the moment (time, speed, the estimate) sits under `performance` and `createdAt`; the rest is the
+ * same for the same base, data and settings.
+ */
+import type { TrainingEstimate } from './estimate';
+import type { EvalRecord, StepRecord } from './checkpoint';
+import type { LoopResult } from './loop';
+import type { DatasetFileReport } from './datasets/normalize';
+import type { TokenizeReport } from './tokenize';
+import type { TrainSettings } from './settings';
 
 export const TRAINING_RECORD_FILE = 'training_record.json';
+export const TRAINING_RECORD_FORMAT = 'lorasmith-training-record/2';
+/** Skipped records listed per data file (the count is always whole). */
+const RECORDED_ISSUES = 100;
 
-/** sha256 of a file, read in chunks (model weights can exceed a Buffer). */
-export function sha256OfFile(path: string): string {
-  const hash = createHash('sha256');
-  const fd = openSync(path, 'r');
-  try {
-    const chunk = Buffer.alloc(1 << 22);
-    for (let n = readSync(fd, chunk); n > 0; n = readSync(fd, chunk)) hash.update(chunk.subarray(0, n));
-  } finally {
-    closeSync(fd);
-  }
-  return hash.digest('hex');
+export interface TokenCounts extends Omit<TokenizeReport, 'skipped'> {
+  readonly skipped: number;
 }
 
-/** Identity of a base model folder: sha256 over the names and hashes of config.json and its *.safetensors files. */
-export function hashModelDir(dir: string): string | null {
-  if (!existsSync(dir)) return null;
-  const files = readdirSync(dir).filter((n) => n === 'config.json' || n.endsWith('.safetensors')).sort();
-  if (files.length === 0) return null;
-  const hash = createHash('sha256');
-  for (const name of files) hash.update(`${name}\0${sha256OfFile(join(dir, name))}\n`);
-  return hash.digest('hex');
+export interface TrainingRecord {
+  readonly format: typeof TRAINING_RECORD_FORMAT;
+  readonly createdAt: string;
+  readonly mode: 'lora' | 'full';
+  /** contentHash: main/common/hash's hashFolder of the model folder, the library's hash of the same model. */
+  readonly baseModel: { readonly nameOrPath: string; readonly contentHash: string | null; readonly modelType: string; readonly parameters: number };
+  /** The adapter whose weights this run started from, with the hash of its adapter_model.safetensors. */
+  readonly parentAdapter: { readonly path: string; readonly contentHash: string } | null;
+  readonly settings: TrainSettings;
+  readonly data: {
+    readonly files: readonly DatasetFileReport[];
+    /** The BOS id put before every example (the tokenizer's policy), or null. */
+    readonly bosTokenId: number | null;
+    readonly padId: number;
+    readonly tokens: { readonly train: TokenCounts; readonly val: TokenCounts };
+  };
+  readonly result: {
+    readonly status: LoopResult['status'];
+    readonly steps: number;
+    readonly totalSteps: number;
+    readonly trainLoss: number | null;
+    readonly recentTrainLoss: number | null;
+    readonly valLoss: number | null;
+    readonly valPerplexity: number | null;
+    readonly bestValLoss: number | null;
+    readonly bestStep: number | null;
+    readonly resumedFrom: string | null;
+  };
+  readonly history: readonly StepRecord[];
+  readonly evals: readonly EvalRecord[];
+  readonly performance: { readonly backend: string | null; readonly tokensPerSecond: number; readonly seconds: number; readonly estimate: TrainingEstimate };
+}
+
+export interface RecordInput {
+  readonly baseModel: TrainingRecord['baseModel'];
+  readonly parentAdapter: TrainingRecord['parentAdapter'];
+  readonly settings: TrainSettings;
+  readonly files: readonly DatasetFileReport[];
+  readonly bosTokenId: number | null;
+  readonly padId: number;
+  readonly tokens: { readonly train: TokenizeReport; readonly val: TokenizeReport };
+  readonly estimate: TrainingEstimate;
+  readonly loop: LoopResult;
+  readonly resumedFrom: string | null;
+  readonly backend: string | null;
+}
+
+const counts = (report: TokenizeReport): TokenCounts => ({ ...report, skipped: report.skipped.length });
+
+export function trainingRecord(input: RecordInput): TrainingRecord {
+  const { loop } = input;
+  return {
+    format: TRAINING_RECORD_FORMAT,
+    createdAt: new Date().toISOString(),
+    mode: input.settings.lora ? 'lora' : 'full',
+    baseModel: input.baseModel,
+    parentAdapter: input.parentAdapter,
+    settings: input.settings,
+    data: {
+      files: input.files.map((f) => ({ ...f, issues: f.issues.slice(0, RECORDED_ISSUES) })),
+      bosTokenId: input.bosTokenId,
+      padId: input.padId,
+      tokens: { train: counts(input.tokens.train), val: counts(input.tokens.val) },
+    },
+    result: {
+      status: loop.status, steps: loop.steps, totalSteps: loop.totalSteps, trainLoss: loop.trainLoss, recentTrainLoss: loop.recentTrainLoss,
+      valLoss: loop.valLoss, valPerplexity: loop.valLoss === null ? null : Math.exp(loop.valLoss), bestValLoss: loop.bestValLoss,
+      bestStep: loop.bestStep, resumedFrom: input.resumedFrom,
+    },
+    history: loop.history,
+    evals: loop.evals,
+    performance: { backend: input.backend, tokensPerSecond: loop.tokensPerSecond, seconds: loop.seconds, estimate: input.estimate },
+  };
 }

@@ -1,6 +1,6 @@
 /**
  * Examples to token ids with a per-token train mask. By default only completion / assistant tokens are targets
- * (prompt and chat-template tokens masked); `trainOnAll` makes every token a target. Sequences are truncated to
+ * (prompt and chat-template tokens masked); `trainOnPrompt` makes every token a target. Sequences are truncated to
  * maxSeqLen and every truncation is reported; an example left with no target is skipped and reported. Texts are
  * encoded as io/prompt encodes prompts (no special tokens of the tokenizer's own, BOS by its config's policy).
  */
@@ -11,7 +11,7 @@ import type { DatasetIssue } from './datasets/read';
 
 export interface TokenizeOptions {
   readonly maxSeqLen: number;
-  readonly trainOnAll?: boolean;
+  readonly trainOnPrompt?: boolean;
   /** Append EOS after a completion so the model learns to stop (default true). */
   readonly addEos?: boolean;
 }
@@ -85,7 +85,7 @@ export function tokenizeExamples(
     for (const segment of segments) {
       const piece = tokenizer.encode(segment.text, { addSpecialTokens: false });
       ids.push(...piece);
-      for (let i = 0; i < piece.length; i++) train.push(segment.train || options.trainOnAll ? 1 : 0);
+      for (let i = 0; i < piece.length; i++) train.push(segment.train || options.trainOnPrompt ? 1 : 0);
     }
     // The prompt encoding's BOS policy (a template that writes BOS itself gets no second one).
     const bos = bosToAdd(tokenizer, ids);

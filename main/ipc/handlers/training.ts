@@ -12,7 +12,6 @@ import { IpcError, toAppError } from '../errors';
 import type { Handlers } from '../types';
 
 interface JobInput {
-  readonly runId: string;
   readonly modelId: string;
   readonly datasetId: string;
   readonly settings: TrainingSettings;
@@ -21,28 +20,15 @@ interface JobInput {
 
 export function buildJob(ctx: HandlerContext, input: JobInput, outputDir: string, checkpointDir: string): TrainJob {
   const { library } = ctx;
-  const s = input.settings;
   const { format } = library.datasets.get(input.datasetId);
   return {
-    runId: input.runId,
     modelDir: library.models.resolvePath(input.modelId),
+    baseModelHash: library.models.get(input.modelId).contentHash,
     dataset: { ...library.datasets.resolveFiles(input.datasetId), format },
+    settings: input.settings,
+    ...(input.parentVersionId ? { parentAdapterDir: library.versions.resolvePath(input.parentVersionId) } : {}),
     outputDir,
     checkpointDir,
-    ...(input.parentVersionId ? { parentAdapterDir: library.versions.resolvePath(input.parentVersionId) } : {}),
-    lora: { ...s.lora, targetModules: [...s.lora.targetModules] },
-    maxSeqLen: s.maxSeqLen,
-    valSplit: s.valSplit,
-    trainOnPrompt: s.trainOnPrompt,
-    hyperparameters: {
-      ...(s.epochs !== undefined ? { epochs: s.epochs } : {}),
-      maxSteps: s.maxSteps ?? null,
-      batchSize: s.batchSize, gradAccum: s.gradAccum, lr: s.learningRate, schedule: s.scheduler,
-      warmupSteps: s.warmupSteps, weightDecay: s.weightDecay, maxGradNorm: s.maxGradNorm, seed: s.seed,
-      evalEvery: s.evalEvery, checkpointEvery: s.checkpointEvery,
-      recompute: s.recompute === 'on' ? true : s.recompute === 'off' ? false : 'auto',
-      ...(s.earlyStoppingPatience !== undefined ? { earlyStoppingPatience: s.earlyStoppingPatience } : {}),
-    },
   };
 }
 
@@ -86,7 +72,7 @@ export function trainingHandlers(ctx: HandlerContext): TrainingHandlers {
   return {
     'train.estimate': async (args) => {
       const dir = library.dataDir.resolve('runs/.estimate');
-      return host.call({ type: 'estimate', job: buildJob(ctx, { ...args, runId: 'estimate' }, dir, dir) });
+      return host.call({ type: 'estimate', job: buildJob(ctx, args, dir, dir) });
     },
     'train.start': async (args) => {
       if (active.size > 0) {
@@ -98,7 +84,7 @@ export function trainingHandlers(ctx: HandlerContext): TrainingHandlers {
       }
       const adapter = existing ?? library.adapters.create({ name: args.adapterName, baseModelId: args.modelId });
       const run = library.runs.create({ adapterId: adapter.id, datasetId: args.datasetId, settings: args.settings, parentVersionId: args.parentVersionId ?? null });
-      const job = buildJob(ctx, { ...args, runId: run.id }, library.dataDir.resolve(`runs/${run.id}/output`), library.runs.checkpointsDir(run.id));
+      const job = buildJob(ctx, args, library.dataDir.resolve(`runs/${run.id}/output`), library.runs.checkpointsDir(run.id));
       library.runs.start(run.id);
       const handle = host.request({ type: 'train', job }, (event) => onEvent(run.id, event));
       const done = handle.result.then(

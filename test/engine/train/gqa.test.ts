@@ -91,7 +91,7 @@ describe('LoRA on a grouped-query-attention llama', () => {
     const before = evaluateRows(model, rows, 0, 8).loss;
     const tensorsPerStep: number[] = [];
     const result = await trainLoop({
-      model, variables, trainRows: rows, padId: 0, hyperparameters: { maxSteps: 12, batchSize: 4, lr: 2e-2, seed: 5 },
+      model, variables, trainRows: rows, padId: 0, hyperparameters: { maxSteps: 12, batchSize: 4, learningRate: 2e-2, seed: 5 },
       onProgress: (e) => { if (e.kind === 'step') tensorsPerStep.push(tf.memory().numTensors); },
     });
     const after = evaluateRows(model, rows, 0, 8).loss;

@@ -28,7 +28,7 @@ describe('trainLoop', () => {
   it('LoRA learns a fixed mapping to near-zero loss, and greedy answers become right', async () => {
     const { model, variables } = loraSetup();
     const before = evaluateRows(model, mapping, 0, 8).loss;
-    const result = await trainLoop({ model, variables, trainRows: mapping, padId: 0, hyperparameters: { maxSteps: 150, batchSize: 4, lr: 2e-2, schedule: 'cosine', warmupSteps: 5, seed: 7 } });
+    const result = await trainLoop({ model, variables, trainRows: mapping, padId: 0, hyperparameters: { maxSteps: 150, batchSize: 4, learningRate: 2e-2, scheduler: 'cosine', warmupSteps: 5, seed: 7 } });
     const after = evaluateRows(model, mapping, 0, 8).loss;
     expect(before).toBeGreaterThan(1);
     expect(after).toBeLessThan(0.05);
@@ -46,13 +46,13 @@ describe('trainLoop', () => {
     const variables = fullTrainableVariables(model);
     expect(variables.size).toBe(2 + 6 * 2 + 1); // wte, wpe, 6 linears with bias, lm_head
     const before = evaluateRows(model, mapping, 0, 8).loss;
-    await trainLoop({ model, variables, trainRows: mapping, padId: 0, hyperparameters: { maxSteps: 40, batchSize: 8, lr: 1e-2, seed: 1, weightDecay: 0.01 } });
+    await trainLoop({ model, variables, trainRows: mapping, padId: 0, hyperparameters: { maxSteps: 40, batchSize: 8, learningRate: 1e-2, seed: 1, weightDecay: 0.01 } });
     expect(evaluateRows(model, mapping, 0, 8).loss).toBeLessThan(before / 4);
     model.dispose();
   });
 
   it('is deterministic for a seed, and resuming from a checkpoint reproduces the uninterrupted losses exactly', async () => {
-    const hyperparameters = { maxSteps: 12, batchSize: 3, gradAccum: 2, lr: 1e-2, warmupSteps: 2, evalEvery: 3, checkpointEvery: 4, seed: 5, keepCheckpoints: 5 };
+    const hyperparameters = { maxSteps: 12, batchSize: 3, gradAccum: 2, learningRate: 1e-2, warmupSteps: 2, evalEvery: 3, checkpointEvery: 4, seed: 5, keepCheckpoints: 5 };
     const run = async (checkpointDir: string, resumeFrom?: string, signalAfter?: number) => {
       const { model, variables } = loraSetup();
       const controller = new AbortController();
@@ -86,7 +86,7 @@ describe('trainLoop', () => {
     const conflicting = mapping.map((r) => ({ ...r, ids: [2, r.ids[1] as number, ((r.ids[2] as number) + 7) % 16, 1] }));
     const result = await trainLoop({
       model, variables, trainRows: mapping, valRows: conflicting, padId: 0,
-      hyperparameters: { maxSteps: 60, batchSize: 8, lr: 3e-2, schedule: 'constant', evalEvery: 2, earlyStoppingPatience: 2, seed: 2 },
+      hyperparameters: { maxSteps: 60, batchSize: 8, learningRate: 3e-2, scheduler: 'constant', evalEvery: 2, earlyStoppingPatience: 2, seed: 2 },
       onProgress: (e) => events.push(e),
     });
     const step = events.find((e) => e.kind === 'step' && e.step === 2);
@@ -103,7 +103,7 @@ describe('trainLoop', () => {
     const runs: { losses: number[]; norms: number[] }[] = [];
     for (const [batchSize, gradAccum] of [[8, 1], [4, 2], [8, 1]]) {
       const { model, variables } = loraSetup(1, 0); // no dropout: the two splits must see the same function
-      const r = await trainLoop({ model, variables, trainRows: mapping, padId: 0, hyperparameters: { maxSteps: 4, batchSize, gradAccum, lr: 1e-2, seed: 4 } });
+      const r = await trainLoop({ model, variables, trainRows: mapping, padId: 0, hyperparameters: { maxSteps: 4, batchSize, gradAccum, learningRate: 1e-2, seed: 4 } });
       runs.push({ losses: r.history.map((h) => h.loss), norms: r.history.map((h) => h.gradNorm) });
       model.dispose();
     }

@@ -176,8 +176,8 @@ describe('the refusal', () => {
     const extra = e.peakBytes - e.parts.runtime - e.parts.baseWeights - e.parts.loading;
     expect(resolveRecompute('auto', plan, extra + 1)).toBe(false);
     expect(resolveRecompute('auto', plan, extra - 1)).toBe(true);
-    expect(resolveRecompute(false, plan, 1)).toBe(false);
-    expect(resolveRecompute(true, plan, 2 ** 40)).toBe(true);
+    expect(resolveRecompute('off', plan, 1)).toBe(false);
+    expect(resolveRecompute('on', plan, 2 ** 40)).toBe(true);
   });
 
   it('estimateTraining refuses a run that does not fit, without running a step', async () => {

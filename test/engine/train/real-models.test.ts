@@ -51,7 +51,7 @@ describe.each(cases)('$name', (c) => {
     expect(fresh.arraySync()).toEqual(base.arraySync());
     expect(baseGreedy).not.toEqual([answer, answer, answer, answer]);
 
-    const result = await trainLoop({ model, variables: adapterVariables(adapter), trainRows: rows, padId: 0, hyperparameters: { maxSteps: c.steps, batchSize: 4, lr: c.lr, schedule: 'constant', seed: 1 } });
+    const result = await trainLoop({ model, variables: adapterVariables(adapter), trainRows: rows, padId: 0, hyperparameters: { maxSteps: c.steps, batchSize: 4, learningRate: c.lr, scheduler: 'constant', seed: 1 } });
     const losses = result.history.map((h) => h.loss);
     expect(losses[losses.length - 1]).toBeLessThan((losses[0] as number) - 0.1);
     const trained = model.forward(ids);

@@ -65,7 +65,7 @@ describe('trainLoop sampleAtEval', () => {
     const calledAt: number[] = [];
     await trainLoop({
       model, variables: adapterVariables(adapter), trainRows: rows, valRows: rows.slice(0, 2), padId: 0,
-      hyperparameters: { maxSteps: 60, batchSize: 4, lr: 3e-2, evalEvery: 20, seed: 7 }, restoreBest: false,
+      hyperparameters: { maxSteps: 60, batchSize: 4, learningRate: 3e-2, evalEvery: 20, seed: 7 }, restoreBest: false,
       onProgress: (e) => events.push(e),
       sampleAtEval: async (step) => {
         calledAt.push(step);
@@ -97,7 +97,7 @@ describe('trainLoop sampleAtEval', () => {
     const events: TrainProgress[] = [];
     const result = await trainLoop({
       model, variables: adapterVariables(adapter), trainRows: rows, valRows: rows.slice(0, 2), padId: 0,
-      hyperparameters: { maxSteps: 4, batchSize: 4, lr: 1e-2, evalEvery: 2, seed: 7 },
+      hyperparameters: { maxSteps: 4, batchSize: 4, learningRate: 1e-2, evalEvery: 2, seed: 7 },
       onProgress: (e) => events.push(e),
       sampleAtEval: () => { throw new Error('no sample today'); },
     });

@@ -13,8 +13,8 @@ describe('loss masks', () => {
     expect(examples[0]?.ids).toEqual([...tok.encode('abcd'), 1]);
     expect(examples[0]?.train).toEqual([0, 0, 1, 1, 1]);
   });
-  it('trainOnAll makes every token a target', () => {
-    const { examples } = tokenizeExamples([pc('ab', 'cd')], tok, { maxSeqLen: 32, trainOnAll: true });
+  it('trainOnPrompt makes every token a target', () => {
+    const { examples } = tokenizeExamples([pc('ab', 'cd')], tok, { maxSeqLen: 32, trainOnPrompt: true });
     expect(examples[0]?.train).toEqual([1, 1, 1, 1, 1]);
   });
   it('chat: only what the template adds for each assistant turn trains', () => {

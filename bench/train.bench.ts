@@ -3,7 +3,7 @@
  * and against a PyTorch LoRA loop (bench/train_torch.py, Debian's python3-torch on OpenBLAS, 2 threads) on the same
  * Llama shape, batch and sequence length. The engine side runs the real path: loadModel on a random HF folder,
  * injectAdapter / fullTrainableVariables, trainLoop (AdamW, clipping), on the default backend (wasm + native sgemm
- * where the addon loads).
+ * where the addon loads). Last, the app's path against the CLI's on one recipe (bench/app-vs-cli.ts).
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -19,6 +19,7 @@ import { trainLoop } from '../main/engine/train/loop';
 import { fullTrainableVariables } from '../main/engine/train/trainable';
 import { Rng } from '../main/engine/train/rng';
 import type { TokenizedExample } from '../main/engine/train/tokenize';
+import { appVersusCli } from './app-vs-cli';
 
 const SHAPE = { hidden: 384, layers: 6, heads: 6, mlp: 1024, vocab: 4096, batch: 8, seq: 128, rank: 8 };
 const STEPS = 3; // timed optimizer steps, after one untimed warm-up step
@@ -152,6 +153,7 @@ export async function run(): Promise<string> {
     } else lines.push(`- PyTorch: skipped (${torchProblem}).`);
     lines.push(`- Load average during the run: ${loadavg().map((l) => l.toFixed(1)).join(', ')} (on a shared machine every time above stretches with it; compare rows of one run, not runs).`);
     lines.push(`- Where a LoRA step's kernel time goes (forward + backward, tf.profile): ${lora.kernels}.`);
+    lines.push('', ...(await appVersusCli()));
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -50,7 +50,7 @@ export async function run(): Promise<string> {
     '|---|---|---|---|---|',
     ...rows.map((r) => `| ${r.backend} | ${r.kernels} | ${r.label} | ${r.gflops.toFixed(1)} | ${r.runs} |`),
     '',
-    'wasm runs single-threaded under Node (the threaded build needs Web Workers); the helper-G native kernels',
+    'wasm runs single-threaded under Node (the threaded build needs Web Workers); the native kernels',
     '(bench/native.bench.ts) lift that limit. Not measured here: ' + (skipped.join('; ') || 'none') + '.',
     '',
   ].join('\n');

@@ -37,8 +37,8 @@ export interface BackendInfo {
 
 export interface InitBackendOptions {
   /**
-   * HOOK (helper G, main/engine/backend/native/): native sgemm kernels for wasm and cpu. `false` (the default
-   * here) keeps the backend's own kernels; options register the native ones where the addon loads.
+   * Native kernels for wasm and cpu (main/engine/backend/native/). `false` (the default here) keeps the
+   * backend's own kernels; options register the native ones where the addon loads.
    */
   readonly native?: NativeKernelOptions | false;
   /**
@@ -233,7 +233,7 @@ export async function initBackend(preferred: BackendPreference = 'auto', options
   if (chosen === null) {
     throw new BackendError('BACKEND_UNAVAILABLE', `backend '${preferred}' is not usable here: ${failures.join('; ')}`);
   }
-  // ---- HOOK (helper G): native matmul kernels register here, on top of wasm or cpu. ----
+  // Native matmul kernels register on top of wasm or cpu.
   if (options.native && (chosen === 'wasm' || chosen === 'cpu')) registerNativeKernels(chosen, options.native);
   if (chosen === 'webgpu') {
     if (options.webgpuKernels === false) unregisterWebgpuKernels();

@@ -1,5 +1,5 @@
 /**
- * LoRA training on the real architectures (helper A's gpt2 and llama loaders, real tiny checkpoints): a fresh
+ * LoRA training on the real architectures (the gpt2 and llama loaders, real tiny checkpoints): a fresh
  * adapter leaves logits unchanged, training changes the greedy output to what the data teaches, and the saved
  * adapter has PEFT's layout (GPT-2's fused c_attn is one module, fan_in_fan_out true) and reloads exactly.
  */

@@ -4,7 +4,7 @@ import { initBackend, parseBackendPreference, type BackendInfo } from '../engine
 import { nativeOptionsFromEnv } from '../engine/backend/native/index';
 import { loadTokenizer } from '../engine/io/tokenizer';
 import { loadModel } from '../engine/models/registry';
-import type { ModelLoader } from './model-loader';
+import type { HostModelLoader } from './model-loader';
 
 let backendReady: Promise<BackendInfo> | null = null;
 
@@ -17,7 +17,7 @@ function ensureBackend(): Promise<BackendInfo> {
   return backendReady;
 }
 
-export const loader: ModelLoader = {
+export const loader: HostModelLoader = {
   async load(modelDir: string) {
     await ensureBackend();
     const tokenizer = await loadTokenizer(modelDir);

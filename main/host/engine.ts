@@ -8,7 +8,7 @@ import type { CausalLM } from '../engine/models/types';
 import { generate } from '../engine/generate/generate';
 import { encodePrompt } from '../engine/io/prompt';
 import { HostError } from './errors';
-import type { LoadedBase, ModelLoader } from './model-loader';
+import type { LoadedBase, HostModelLoader } from './model-loader';
 import { storedDatasetFile } from '../engine/train/datasets/normalize';
 import { runTraining, type TrainRunOptions } from '../engine/train/run';
 import type { HostResults, TrainJob, TrainProgressEvent, WireChatMessage, WireSampling } from './protocol';
@@ -23,7 +23,7 @@ interface Resident {
 export class HostEngine {
   private resident: Resident | null = null;
 
-  constructor(private readonly loader: ModelLoader) {}
+  constructor(private readonly loader: HostModelLoader) {}
 
   status(): Omit<HostResults['status'], 'busy'> {
     return {

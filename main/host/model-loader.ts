@@ -11,7 +11,7 @@ export interface LoadedBase {
   readonly tokenizer: TextTokenizer;
 }
 
-export interface ModelLoader {
+export interface HostModelLoader {
   load(modelDir: string): Promise<LoadedBase>;
   /** The tfjs backend in use, for status reports. */
   backendName(): string;
@@ -19,7 +19,7 @@ export interface ModelLoader {
   backend(): Promise<HostBackendInfo>;
 }
 
-/** A module the worker can import by URL: `export const loader: ModelLoader`. */
-export interface ModelLoaderModule {
-  readonly loader: ModelLoader;
+/** A module the worker can import by URL: `export const loader: HostModelLoader`. */
+export interface HostModelLoaderModule {
+  readonly loader: HostModelLoader;
 }

@@ -5,11 +5,11 @@
  */
 import { receiveMessageOnPort, type MessagePort } from 'node:worker_threads';
 import { HostEngine } from './engine';
-import type { ModelLoader } from './model-loader';
+import type { HostModelLoader } from './model-loader';
 import type { HostRequest } from './protocol';
 import { serve } from './serve';
 
-export function serveOnPort(port: MessagePort, loader: ModelLoader): void {
+export function serveOnPort(port: MessagePort, loader: HostModelLoader): void {
   let deliver: (request: HostRequest) => void = () => undefined;
   serve(
     {

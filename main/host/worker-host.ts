@@ -4,7 +4,7 @@ import type { HostProcess, HostSpawner } from './client';
 import type { HostMessage } from './protocol';
 
 export interface WorkerHostOptions {
-  /** URL of a module exporting `loader: ModelLoader`; the real architectures by default. */
+  /** URL of a module exporting `loader: HostModelLoader`; the real architectures by default. */
   readonly loaderUrl?: string;
   /** V8 heap cap for the worker; exceeding it ends the worker (reported as HOST_DIED), not the app. */
   readonly maxHeapMb?: number;

@@ -6,11 +6,11 @@ import * as tf from '@tensorflow/tfjs-core';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { initBackend } from '../../main/engine/backend/index';
-import type { ModelLoader } from '../../main/host/model-loader';
+import type { HostModelLoader } from '../../main/host/model-loader';
 import { tinyModel } from '../engine/lora/tiny-model';
 import { CHARS, charTokenizer } from '../engine/train/char-tokenizer';
 
-export const loader: ModelLoader = {
+export const loader: HostModelLoader = {
   async load(modelDir: string) {
     await initBackend('cpu');
     const spec = JSON.parse(readFileSync(join(modelDir, 'tiny.json'), 'utf8')) as { seed?: number; layers?: number; hidden?: number; hangMs?: number };

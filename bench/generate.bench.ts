@@ -5,7 +5,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend, type BackendName } from '../main/engine/backend/index';
-import type { TensorSource } from '../main/engine/io/checkpoint';
+import type { TensorSource } from '../main/engine/io/model-checkpoint';
 import type { LoadedTensor } from '../main/engine/io/safetensors';
 import { buildModel } from '../main/engine/models/registry';
 import { linearSpecsOf } from '../main/engine/models/inspect';

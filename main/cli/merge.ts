@@ -5,7 +5,7 @@
  */
 import { resolve } from 'node:path';
 import { UsageError, type CliCommand, type CliIo } from './command';
-import { exportWithAdaptersMerged } from '../engine/adapters/merge-export';
+import { exportWithAdaptersMerged } from '../engine/adapters/export-with-adapters';
 import { initBackend, parseBackendPreference } from '../engine/backend/index';
 import { nativeOptionsFromEnv } from '../engine/backend/native/index';
 import { parseAdapterSpec, type AdapterSpec } from '../engine/adapters/generation';

@@ -2,7 +2,7 @@
  * What the host keeps resident: one base model (for chat and training) and the adapters loaded onto it, by
  * name, with the active set and its scales. Each method is one protocol request; serve() calls them.
  */
-import { exportWithAdaptersMerged } from '../engine/adapters/merge-export';
+import { exportWithAdaptersMerged } from '../engine/adapters/export-with-adapters';
 import { ResidentAdapters } from '../engine/adapters/resident';
 import type { CausalLM } from '../engine/models/types';
 import { generate } from '../engine/generate/generate';

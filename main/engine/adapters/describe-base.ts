@@ -3,7 +3,7 @@
  * architecture, the safetensors headers for every 2-D '.weight' that is not an embedding. Enough for the
  * preflight check of a large base in milliseconds. GPT-2 stores Conv1D weights [in, out]; the others [out, in].
  */
-import { openCheckpoint } from '../io/checkpoint';
+import { openCheckpoint } from '../io/model-checkpoint';
 import { readModelConfig } from '../models/registry';
 import type { LinearSpec } from '../models/types';
 import type { BaseDescription } from './preflight';

@@ -12,7 +12,7 @@ import { attachAdapterWeights, removeAdapter, type InjectedAdapter, type PeftMod
 import { loadAdapter, type PeftAdapterMeta } from '../lora/peft-io';
 import type { CausalLM } from '../models/types';
 import { AdapterError } from './errors';
-import { mergeIntoLayers, unmergeFromLayers } from './merge';
+import { mergeIntoLayers, unmergeFromLayers } from './merge-weights';
 import { formatPreflight, preflightAdapter } from './preflight';
 
 /** What a request asks for: the base alone (null or []), one adapter by name, or a weighted mix. */

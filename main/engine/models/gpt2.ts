@@ -3,7 +3,7 @@
  * stored [in, out], gelu_new MLP, head tied to wte. Names follow the checkpoint keys.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import type { TensorSource } from '../io/checkpoint';
+import type { TensorSource } from '../io/model-checkpoint';
 import { ConfigFields, readGenerationEosIds, type RawConfig } from '../io/hf-config';
 import { loraDropout, LinearLayer } from '../lora/linear';
 import { DecoderCache, asDecoderCache } from './kv-cache';

@@ -5,7 +5,7 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { openCheckpoint } from '../io/checkpoint';
+import { openCheckpoint } from '../io/model-checkpoint';
 import { resolveTargets, TARGET_GROUPS, type TargetGroup } from '../lora/config';
 import { readModelConfig } from './registry';
 import type { LinearSpec, ModelConfig } from './types';

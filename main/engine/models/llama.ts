@@ -4,7 +4,7 @@
  * SwiGLU MLP, tied or untied head. qwen2 adds q/k/v biases. Names follow the checkpoint keys.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import type { TensorSource } from '../io/checkpoint';
+import type { TensorSource } from '../io/model-checkpoint';
 import { ModelIoError } from '../io/errors';
 import { ConfigFields, readGenerationEosIds, type RawConfig } from '../io/hf-config';
 import { loraDropout, LinearLayer } from '../lora/linear';

@@ -3,7 +3,7 @@
  * model_type (for GGUF: the config its metadata stands for, io/gguf-arch).
  */
 import { join } from 'node:path';
-import { openCheckpoint, type TensorSource } from '../io/checkpoint';
+import { openCheckpoint, type TensorSource } from '../io/model-checkpoint';
 import { ModelIoError } from '../io/errors';
 import { isGgufFile } from '../io/gguf';
 import { openGgufModel, withRopeFactors } from '../io/gguf-model';

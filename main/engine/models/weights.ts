@@ -7,7 +7,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { activeFrozenStore, baseWeightBytes, storedFormatFor, TensorWeight, type BasePrecision, type FrozenStore, type FrozenWeight, type StoreSource } from '../backend/frozen';
-import type { TensorSource } from '../io/checkpoint';
+import type { TensorSource } from '../io/model-checkpoint';
 import { ModelIoError } from '../io/errors';
 import { LinearLayer } from '../lora/linear';
 import type { LinearSpec, ModelConfig } from './types';

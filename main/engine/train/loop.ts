@@ -9,7 +9,7 @@ import type { CausalLM } from '../models/types';
 import { seedLoraDropout } from '../lora/linear';
 import type { F32Tensor, FolderFile } from '../lora/peft-io';
 import { epochBatches, makeBatch, type Batch } from './batching';
-import { listCheckpoints, restoreCheckpoint, variableTensors, writeCheckpoint, type EvalRecord, type StepRecord, type TrainerState } from './checkpoint';
+import { listCheckpoints, restoreCheckpoint, variableTensors, writeCheckpoint, type EvalRecord, type StepRecord, type TrainerState } from './training-checkpoint';
 import { TrainError } from './errors';
 import { assertGradientsRegistered } from './gradients';
 import { resolveHyperparameters, type TrainHyperparameters } from './hyperparameters';

@@ -5,7 +5,7 @@
  * same for the same base, data and settings.
  */
 import type { TrainingEstimate } from './estimate';
-import type { EvalRecord, StepRecord } from './checkpoint';
+import type { EvalRecord, StepRecord } from './training-checkpoint';
 import type { LoopResult } from './loop';
 import type { DatasetFileReport } from './datasets/normalize';
 import type { TokenizeReport } from './tokenize';

@@ -2,7 +2,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { openCheckpoint } from '../../engine/io/checkpoint';
+import { openCheckpoint } from '../../engine/io/model-checkpoint';
 import { readModelConfig } from '../../engine/models/registry';
 import { normalizeDataset, writeNormalizedDataset } from '../../engine/train/datasets/normalize';
 import type { Settings } from '../../../preload/contract';

@@ -6,7 +6,7 @@ import { analyzeAdapter, formatAnalysis } from '../../../main/engine/adapters/an
 import { baseWeightNorms } from '../../../main/engine/adapters/base-norms';
 import { concatenateAdapters, reduceRank, type AdapterWeights } from '../../../main/engine/adapters/compose';
 import { exportPeftAdapter, importPeftAdapter } from '../../../main/engine/adapters/peft';
-import { openCheckpoint } from '../../../main/engine/io/checkpoint';
+import { openCheckpoint } from '../../../main/engine/io/model-checkpoint';
 import type { PeftModuleWeights } from '../../../main/engine/lora/inject';
 
 const FIXTURES = join(import.meta.dirname, '../../fixtures');

@@ -3,12 +3,12 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { exportMergedModel } from '../../../main/engine/adapters/export-merged';
+import { exportMergedModel } from '../../../main/engine/adapters/write-model-folder';
 import { ResidentAdapters } from '../../../main/engine/adapters/resident';
-import { exportWithAdaptersMerged } from '../../../main/engine/adapters/merge-export';
+import { exportWithAdaptersMerged } from '../../../main/engine/adapters/export-with-adapters';
 import { residentWeights } from '../../../main/engine/adapters/compose';
 import { exportPeftAdapter } from '../../../main/engine/adapters/peft';
-import { openCheckpoint } from '../../../main/engine/io/checkpoint';
+import { openCheckpoint } from '../../../main/engine/io/model-checkpoint';
 import { resolveLoraConfig } from '../../../main/engine/lora/config';
 import type { PeftModuleWeights } from '../../../main/engine/lora/inject';
 import { loadModel } from '../../../main/engine/models/registry';

@@ -3,7 +3,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync, readdirSync, existsSy
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openSafetensors, readSafetensors, writeSafetensors } from '../../../main/engine/io/safetensors';
-import { openCheckpoint } from '../../../main/engine/io/checkpoint';
+import { openCheckpoint } from '../../../main/engine/io/model-checkpoint';
 import { ModelIoError } from '../../../main/engine/io/errors';
 
 const fixtures = join(import.meta.dirname, '../../fixtures');

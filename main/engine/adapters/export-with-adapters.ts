@@ -3,7 +3,7 @@
  * loaded next to the resident ones, merged with their scales, the model written out in its base's layout, then
  * unmerged and unloaded again, leaving the active set and the base weights (within float32 rounding) as they were.
  */
-import { exportMergedModel, type ExportMergedOptions } from './export-merged';
+import { exportMergedModel, type ExportMergedOptions } from './write-model-folder';
 import type { AdapterSpec } from './generation';
 import type { CausalLM } from '../models/types';
 import type { ResidentAdapters } from './resident';

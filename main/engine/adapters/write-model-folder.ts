@@ -8,7 +8,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import { openCheckpoint, INDEX_FILE, SINGLE_FILE, type CheckpointReader } from '../io/checkpoint';
+import { openCheckpoint, INDEX_FILE, SINGLE_FILE, type CheckpointReader } from '../io/model-checkpoint';
 import { writeSafetensors, type WritableDtype, type WritableTensor } from '../io/safetensors';
 import type { CausalLM } from '../models/types';
 import { AdapterError } from './errors';

@@ -36,16 +36,8 @@ export interface TrainingRecord {
     readonly padId: number;
     readonly tokens: { readonly train: TokenCounts; readonly val: TokenCounts };
   };
-  readonly result: {
-    readonly status: LoopResult['status'];
-    readonly steps: number;
-    readonly totalSteps: number;
-    readonly trainLoss: number | null;
-    readonly recentTrainLoss: number | null;
-    readonly valLoss: number | null;
+  readonly result: Pick<LoopResult, 'status' | 'steps' | 'totalSteps' | 'trainLoss' | 'recentTrainLoss' | 'valLoss' | 'bestValLoss' | 'bestStep'> & {
     readonly valPerplexity: number | null;
-    readonly bestValLoss: number | null;
-    readonly bestStep: number | null;
     readonly resumedFrom: string | null;
   };
   readonly history: readonly StepRecord[];

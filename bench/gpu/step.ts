@@ -7,7 +7,7 @@
  */
 import { performance } from 'node:perf_hooks';
 import * as tf from '@tensorflow/tfjs-core';
-import type { TensorSource } from '../../main/engine/io/checkpoint';
+import type { TensorSource } from '../../main/engine/io/model-checkpoint';
 import type { LoadedTensor } from '../../main/engine/io/safetensors';
 import { generate } from '../../main/engine/generate/generate';
 import { adapterVariables, injectAdapter } from '../../main/engine/lora/inject';

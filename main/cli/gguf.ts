@@ -14,8 +14,8 @@ import { importPeftAdapter } from '../engine/adapters/peft';
 import { ResidentAdapters } from '../engine/adapters/resident';
 import { describeGguf } from '../engine/io/gguf-describe';
 import type { CausalLM } from '../engine/models/types';
-import { type BaseLoader, parseAdapterSpecs, takeRepeated } from './merge';
-import { parseArgs } from './train';
+import { type BaseLoader, parseAdapterSpecs } from './merge';
+import { flagOption, listOption, parseOptions, stringOption } from './options';
 
 export const GGUF_USAGE = `lorasmith gguf <adapter|merged|inspect> ...
   lorasmith gguf adapter <adapter-dir> --base <model> --out DIR [--name NAME] [--type f16|bf16|q8_0] [--ollama-base NAME]
@@ -54,52 +54,52 @@ async function withModel<T>(load: BaseLoader, path: string, backend: string, fn:
 }
 
 async function adapter(argv: readonly string[], io: CliIo, load: BaseLoader): Promise<number> {
-  const args = parseArgs(argv, ['base', 'out', 'name', 'type', 'ollama-base', 'backend'], []);
-  const [adapterDir, ...extra] = args.positional;
+  const args = parseOptions(argv, { base: 'string', out: 'string', name: 'string', type: 'string', 'ollama-base': 'string', backend: 'string' });
+  const [adapterDir, ...extra] = args.positionals;
   if (!adapterDir || extra.length > 0) throw new UsageError(`gguf adapter needs exactly one <adapter-dir>\nUsage: ${GGUF_USAGE}`);
-  const base = args.values.get('base');
-  const out = args.values.get('out');
+  const base = stringOption(args, 'base');
+  const out = stringOption(args, 'out');
   if (!base) throw new UsageError('--base <model> is required: the folder or GGUF file the adapter was trained on');
   if (!out) throw new UsageError('--out DIR is required');
   const weights = importPeftAdapter(resolve(adapterDir));
-  const ollamaBase = args.values.get('ollama-base');
-  const bundle = await withModel(load, resolve(base), args.values.get('backend') ?? 'auto', (model) =>
+  const ollamaBase = stringOption(args, 'ollama-base');
+  const bundle = await withModel(load, resolve(base), stringOption(args, 'backend') ?? 'auto', (model) =>
     exportGgufBundle({
-      model, base: resolve(base), adapter: weights, outDir: resolve(out), name: args.values.get('name') ?? 'lorasmith-adapter',
-      type: parseType(args.values.get('type')), ...(ollamaBase ? { ollamaBase } : {}), signal: io.signal,
+      model, base: resolve(base), adapter: weights, outDir: resolve(out), name: stringOption(args, 'name') ?? 'lorasmith-adapter',
+      type: parseType(stringOption(args, 'type')), ...(ollamaBase ? { ollamaBase } : {}), signal: io.signal,
     }));
   report(io, bundle);
   return 0;
 }
 
 async function merged(argv: readonly string[], io: CliIo, load: BaseLoader): Promise<number> {
-  const { values: adapterArgs, rest } = takeRepeated(argv, 'adapter');
-  const args = parseArgs(rest, ['out', 'name', 'type', 'backend'], []);
-  const [modelPath, ...extra] = args.positional;
+  const args = parseOptions(argv, { adapter: 'list', out: 'string', name: 'string', type: 'string', backend: 'string' });
+  const adapterArgs = listOption(args, 'adapter');
+  const [modelPath, ...extra] = args.positionals;
   if (!modelPath || extra.length > 0) throw new UsageError(`gguf merged needs exactly one <model>\nUsage: ${GGUF_USAGE}`);
   if (adapterArgs.length === 0) throw new UsageError('at least one --adapter DIR[=SCALE] is required');
-  const out = args.values.get('out');
+  const out = stringOption(args, 'out');
   if (!out) throw new UsageError('--out DIR is required');
   const specs = parseAdapterSpecs(adapterArgs);
   const base = resolve(modelPath);
-  const bundle = await withModel(load, base, args.values.get('backend') ?? 'auto', async (model) => {
+  const bundle = await withModel(load, base, stringOption(args, 'backend') ?? 'auto', async (model) => {
     const resident = new ResidentAdapters(model);
     specs.forEach((spec, i) => {
       resident.loadFromDir(`merge-${i}`, resolve(spec.dir));
       resident.merge(`merge-${i}`, spec.scale);
     });
-    return exportGgufBundle({ model, base, outDir: resolve(out), name: args.values.get('name') ?? 'lorasmith-model', type: parseType(args.values.get('type')), signal: io.signal });
+    return exportGgufBundle({ model, base, outDir: resolve(out), name: stringOption(args, 'name') ?? 'lorasmith-model', type: parseType(stringOption(args, 'type')), signal: io.signal });
   });
   report(io, bundle);
   return 0;
 }
 
 function inspect(argv: readonly string[], io: CliIo): number {
-  const args = parseArgs(argv, [], ['json']);
-  const [file, ...extra] = args.positional;
+  const args = parseOptions(argv, { json: 'flag' });
+  const [file, ...extra] = args.positionals;
   if (!file || extra.length > 0) throw new UsageError(`gguf inspect needs one <file.gguf>\nUsage: ${GGUF_USAGE}`);
   const summary = describeGguf(resolve(file));
-  if (args.flags.has('json')) {
+  if (flagOption(args, 'json')) {
     io.out(JSON.stringify(summary));
     return 0;
   }

@@ -4,7 +4,7 @@
  * Quantized tensors are dequantized to float32 as they are read, one tensor at a time; llama-architecture q/k rows
  * get their rope permutation undone.
  */
-import type { TensorSource } from './checkpoint';
+import type { TensorSource } from './model-checkpoint';
 import { ModelIoError } from './errors';
 import { GgufFile, checkReadable } from './gguf';
 import { ggufTensorName, hfConfigFromGguf, hfTensorName, permuteRows, permutedHeads, type ImportedConfig } from './gguf-arch';

@@ -53,6 +53,18 @@ function time(run: () => void, repeats: number): number {
   return median(samples);
 }
 
+/** As time(), for work that awaits. */
+async function timeAsync(run: () => Promise<unknown>, repeats: number): Promise<number> {
+  await run();
+  const samples: number[] = [];
+  for (let i = 0; i < repeats; i++) {
+    const start = performance.now();
+    await run();
+    samples.push(performance.now() - start);
+  }
+  return median(samples);
+}
+
 /** GFLOP/s of op(a)·op(b) for the given shapes. */
 function matMulRate(aShape: number[], bShape: number[], transposeB: boolean, flops: number, repeats: number): number {
   const a = tf.randomNormal(aShape, 0, 1, 'float32', 1);
@@ -64,37 +76,25 @@ function matMulRate(aShape: number[], bShape: number[], transposeB: boolean, flo
 
 /**
  * One LoRA training step of the engine's own Llama (loadModel on a random folder of SHAPE, injectAdapter r=8 on
- * q_proj and v_proj, the engine's chunked loss and AdamW) on a fixed batch: what a user's training run does per
- * step, so the fused kernels count where the model and loss use them.
+ * q_proj and v_proj) through the engine's training loop (its chunked loss, clipping and AdamW) on a fixed batch:
+ * what a user's training run does per step, so the fused kernels count where the model and loss use them.
  */
-async function buildLoraStep(dir: string): Promise<{ step: () => number; dispose: () => void }> {
+async function buildLoraStep(dir: string): Promise<{ step: () => Promise<number>; dispose: () => void }> {
   const { loadModel } = await import('../main/engine/models/registry');
   const { adapterVariables, injectAdapter } = await import('../main/engine/lora/inject');
-  const { batchLoss } = await import('../main/engine/train/loss');
-  const { makeBatch } = await import('../main/engine/train/batching');
-  const { AdamW } = await import('../main/engine/train/optimizer');
+  const { trainLoop } = await import('../main/engine/train/loop');
   const { batch: B, seq: T, vocab: V, rank } = SHAPE;
   const model = await loadModel(dir);
   const variables = adapterVariables(injectAdapter(model, 'bench', { targetModules: ['q_proj', 'v_proj'], rank, alpha: 2 * rank, dropout: 0 }));
-  const names = [...variables.keys()];
-  const optimizer = new AdamW(variables, { weightDecay: 0 });
   const random = (seed: number) => Array.from(tf.tidy(() => tf.randomUniform([T], 0, V, 'int32', seed).dataSync()));
-  const batch = makeBatch(Array.from({ length: B }, (_, b) => {
+  const rows = Array.from({ length: B }, (_, b) => {
     const ids = random(3 + b);
     return { line: b + 1, ids, train: ids.map(() => 1) };
-  }), 0);
+  });
+  const hyperparameters = { maxSteps: 1, batchSize: B, learningRate: 1e-4, seed: 1, checkpointEvery: 0 };
   return {
-    step: () => {
-      const { value, grads } = tf.variableGrads(() => batchLoss(model, batch), [...variables.values()]);
-      const loss = value.dataSync()[0] ?? NaN;
-      optimizer.apply(new Map(Object.values(grads).map((g, i) => [names[i] as string, g])), 1e-4);
-      tf.dispose([value, ...Object.values(grads)]);
-      return loss;
-    },
-    dispose: () => {
-      optimizer.dispose();
-      model.dispose();
-    },
+    step: async () => (await trainLoop({ model, variables, trainRows: rows, padId: 0, hyperparameters })).trainLoss ?? NaN,
+    dispose: () => model.dispose(),
   };
 }
 
@@ -179,8 +179,10 @@ function torchStepMs(threads: number): number | string {
  * Milliseconds per kernel name over one step, largest first (tf.profile; wasm/cpu time on the CPU clock). Only
  * registered kernels count: tf.profile also lists custom-gradient scopes, whose time is their kernels' again.
  */
-async function profileStep(step: () => number): Promise<[string, number][]> {
-  const info = await tf.profile(() => void step());
+async function profileStep(step: () => Promise<number>): Promise<[string, number][]> {
+  const info = await tf.profile(async () => {
+    await step();
+  });
   const byKernel = new Map<string, number>();
   for (const kernel of info.kernels) {
     if (!tf.getKernel(kernel.name, tf.getBackend())) continue;
@@ -213,7 +215,7 @@ export async function run(): Promise<string> {
       use(setting);
       const big = matMulRate([1024, 1024], [1024, 1024], false, 2 * 1024 ** 3, setting.native ? 10 : 2);
       const attention = matMulRate([48, 128, 64], [48, 128, 64], true, 2 * 48 * 128 * 128 * 64, setting.native ? 20 : 3);
-      const stepMs = time(() => void lora.step(), setting.native ? 7 : 1);
+      const stepMs = await timeAsync(lora.step, setting.native ? 7 : 1);
       results.set(setting.label, stepMs);
       const tokensPerSecond = generation.get(setting.label) ?? NaN;
       lines.push(`| ${setting.label} | ${big.toFixed(1)} | ${attention.toFixed(1)} | ${stepMs.toFixed(0)} | ` +
@@ -229,7 +231,7 @@ export async function run(): Promise<string> {
     const ours = [...results].filter(([label]) => label.startsWith('wasm + native,'));
     const [bestLabel, best] = ours.reduce((a, b) => (b[1] < a[1] ? b : a));
     lines.push('', `Step speed-up with the addon: ${(plain / best).toFixed(1)}× (${SHAPE.layers} layers, hidden ${SHAPE.hidden}, ` +
-      `batch ${SHAPE.batch}×${SHAPE.seq}, r=${SHAPE.rank} on q,v; the engine's Llama, loss and AdamW). ` +
+      `batch ${SHAPE.batch}×${SHAPE.seq}, r=${SHAPE.rank} on q,v; the engine's Llama through its training loop: loss, clipping, AdamW). ` +
       'Generation: the same model (random weights, tied head), greedy with the KV cache, batch 1, 32 tokens after a ' +
       '16-token prompt. PyTorch: bench/train_torch.py on the same shapes (Debian\'s python3-torch, OpenBLAS).');
     const torchTimes = torch.filter((t): t is { threads: number; ms: number } => typeof t.ms === 'number');

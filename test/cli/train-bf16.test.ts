@@ -34,7 +34,7 @@ describe('lorasmith train on a BF16 model', () => {
     const io = { out: (t: string) => out.push(t), err: () => undefined, signal: new AbortController().signal };
     const adapter = join(dir, 'adapter');
     const code = await main(['train', modelDir, '--data', data, '--out', adapter, '--targets', 'all-linear', '--rank', '4', '--max-steps', '3',
-      '--batch-size', '2', '--val-split', '0', '--max-seq-len', '32', '--lr', '1e-3', '--json'], io);
+      '--batch-size', '2', '--val-split', '0', '--max-seq-len', '32', '--learning-rate', '1e-3', '--json'], io);
     expect(code).toBe(0);
     const lines = out.map((l) => JSON.parse(l) as Record<string, unknown>);
     expect(lines.find((l) => l.event === 'estimate')).toMatchObject({ backend: 'wasm' });

@@ -1,7 +1,7 @@
 /** Errors of the IPC layer, and every thrown value turned into the contract's {name, code, message}. */
 import type { AppError } from '../../preload/contract';
 
-export type IpcErrorCode = 'INVALID_INPUT' | 'UNKNOWN_COMMAND' | 'PATH_NOT_GRANTED' | 'PATH_INVALID' | 'NOT_FOUND' | 'BUSY' | 'UNAUTHORIZED';
+export type IpcErrorCode = 'INVALID_INPUT' | 'UNKNOWN_COMMAND' | 'PATH_NOT_GRANTED' | 'PATH_INVALID' | 'NOT_FOUND' | 'BUSY' | 'IN_USE' | 'UNAUTHORIZED';
 
 export class IpcError extends Error {
   override readonly name = 'IpcError';

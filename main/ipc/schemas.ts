@@ -80,14 +80,17 @@ export const SCHEMAS = {
   'adapters.deleteVersion': z.object({ versionId: id }).strict(),
   'adapters.exportPeft': z.object({ versionId: id, destination: path }).strict(),
   'adapters.exportMerged': z.object({ versionId: id, destination: path }).strict(),
+  'adapters.delete': z.object({ adapterId: id }).strict(),
   'train.estimate': z.object({ modelId: id, datasetId: id, settings: trainingSettings }).strict(),
   'train.start': z.object({
     modelId: id, datasetId: id, settings: trainingSettings,
     adapterName: z.string().trim().min(1).max(100), parentVersionId: id.optional(),
   }).strict(),
   'train.cancel': z.object({ runId: id }).strict(),
+  'train.resume': z.object({ runId: id }).strict(),
   'runs.list': empty,
   'runs.metrics': z.object({ runId: id }).strict(),
+  'runs.delete': z.object({ runId: id }).strict(),
   'chat.load': z.object({ modelId: id }).strict(),
   'chat.generate': z.object({
     requestId: id,

@@ -39,6 +39,8 @@ export interface Commands {
   'adapters.deleteVersion': { args: { versionId: string }; result: { deleted: true } };
   'adapters.exportPeft': { args: { versionId: string; destination: string }; result: { path: string } };
   'adapters.exportMerged': { args: { versionId: string; destination: string }; result: { path: string } };
+  /** Deletes the adapter with every version and run (refused while one of its runs trains). */
+  'adapters.delete': { args: { adapterId: string }; result: { deleted: true } };
 
   'train.estimate': { args: { modelId: string; datasetId: string; settings: TrainingSettings }; result: TrainingEstimate };
   'train.start': {
@@ -46,8 +48,15 @@ export interface Commands {
     result: TrainingRun;
   };
   'train.cancel': { args: { runId: string }; result: { cancelled: boolean } };
+  /**
+   * Continues a cancelled or interrupted run from its last checkpoint (or from step 0 where it wrote none): the
+   * same run, its recorded curve cut back to that step, then `train.progress` and `train.finished` as for a start.
+   */
+  'train.resume': { args: { runId: string }; result: TrainingRun };
   'runs.list': { args: Record<string, never>; result: readonly TrainingRun[] };
   'runs.metrics': { args: { runId: string }; result: readonly MetricPoint[] };
+  /** Deletes a run that is not training, with its metrics and checkpoints; an adapter version it made stays. */
+  'runs.delete': { args: { runId: string }; result: { deleted: true } };
 
   'chat.load': { args: { modelId: string }; result: { modelId: string; chatTemplate: string | null } };
   'chat.generate': {
@@ -110,7 +119,7 @@ export const COMMAND_NAMES = [
   'models.list', 'models.import', 'models.modules', 'models.delete', 'models.download', 'models.cancelDownload',
   'datasets.list', 'datasets.import', 'datasets.preview', 'datasets.delete',
   'adapters.list', 'adapters.versions', 'adapters.deleteVersion', 'adapters.exportPeft', 'adapters.exportMerged',
-  'train.estimate', 'train.start', 'train.cancel', 'runs.list', 'runs.metrics',
+  'adapters.delete', 'train.estimate', 'train.start', 'train.cancel', 'train.resume', 'runs.list', 'runs.metrics', 'runs.delete',
   'chat.load', 'chat.generate', 'chat.stop',
   'dialog.openPath',
 ] as const satisfies readonly CommandName[];

@@ -136,6 +136,8 @@ export interface TrainingRun {
   readonly finishedAt: string | null;
   readonly error: string | null;
   readonly lastCheckpoint: string | null;
+  /** The step of the last checkpoint: a resume continues after it (null: none was written, a resume starts over). */
+  readonly checkpointStep: number | null;
   readonly settings: TrainingSettings;
 }
 

@@ -8,6 +8,7 @@ import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import Database from 'better-sqlite3';
 import { collectErrors, shot, startServe } from './ui-support';
 
 const repo = join(import.meta.dirname, '../..');
@@ -71,7 +72,7 @@ async function wizard(page: Page, name: string, maxSteps: string) {
   await expect(page.getByRole('heading', { name: 'Training', level: 2 })).toBeVisible();
 }
 
-test('real main side: import, train, cancel, finish, chat base vs adapter, compare', async ({ page }) => {
+test('real main side: import, train, cancel, resume, finish, chat base vs adapter, compare', async ({ page }) => {
   test.setTimeout(300_000);
   const errors = collectErrors(page);
   await page.goto(url);
@@ -85,24 +86,44 @@ test('real main side: import, train, cancel, finish, chat base vs adapter, compa
   await expect(page.getByRole('region', { name: 'Dataset details' }).locator('.records mark.trained').first()).toContainText('Arr!', { timeout: 30_000 });
   await shot(page, 'real-02-dataset');
 
-  await wizard(page, 'to-cancel', '500');
+  // Cancel mid-run, resume from the checkpoint the cancel wrote, finish: one run, one curve, every step once.
+  await wizard(page, 'pirate', '24');
   const details = page.getByRole('region', { name: 'Run details' });
   const progress = details.getByRole('progressbar', { name: 'Training progress' });
-  await expect.poll(async () => Number(await progress.getAttribute('value')), { timeout: 90_000 }).toBeGreaterThan(1);
+  await expect.poll(async () => Number(await progress.getAttribute('value')), { timeout: 90_000 }).toBeGreaterThan(2);
   await shot(page, 'real-03-training-live');
   await details.getByRole('button', { name: 'Cancel run' }).click();
+  await expect(page.getByRole('dialog').getByRole('button', { name: 'Keep training' })).toBeVisible();
   await page.getByRole('dialog').getByRole('button', { name: 'Cancel run' }).click();
   await expect(details.locator('.badge.cancelled')).toBeVisible({ timeout: 60_000 });
-
-  await wizard(page, 'pirate', '12');
+  const resume = details.getByRole('button', { name: /^Resume from step \d+$/ });
+  await expect(resume).toBeVisible();
+  const from = Number(/\d+/.exec(await resume.textContent() ?? '')?.[0]);
+  expect(from).toBeGreaterThan(2);
+  expect(from).toBeLessThan(24);
+  await shot(page, 'real-04-cancelled');
+  // The same run resumes from its adapter in the library (an adapter with no version yet).
+  await section(page, 'Library');
+  await page.getByRole('tab', { name: 'Adapters' }).click();
+  await page.getByRole('button', { name: /^pirate/ }).click();
+  const adapterDetails = page.getByRole('region', { name: 'Adapter details' });
+  await expect(adapterDetails).toContainText('No version yet');
+  await adapterDetails.getByRole('list', { name: 'Unfinished runs' }).getByRole('button', { name: `Resume from step ${from}` }).click();
+  await expect(page.getByRole('heading', { name: 'Training', level: 2 })).toBeVisible();
   await expect(details.locator('.badge.done')).toBeVisible({ timeout: 180_000 });
-  // Each evaluation (every 4 of 12 steps) came with a greedy sample made with the adapter being trained.
-  await expect(details.locator('ol.samples li')).toHaveCount(3);
-  // After a reload the cancelled run (no version) is still named by its adapter: main lists runs with adapterName.
+  await expect(details.getByRole('button', { name: 'Open in chat' })).toBeVisible();
+  await expect(details).toContainText(/Finished .* after \d+/);
+  // The run's recorded curve: every step from 1 to 24 exactly once, the resumed ones after the cancelled ones.
+  const db = new Database(join(home, 'data', 'library.sqlite'), { readonly: true, fileMustExist: true });
+  const steps = (db.prepare('SELECT m.step FROM run_metrics m JOIN training_runs r ON r.id = m.run_id ORDER BY m.step').all() as { step: number }[]).map((r) => r.step);
+  db.close();
+  expect(steps).toEqual(Array.from({ length: 24 }, (_, i) => i + 1));
+  // Each evaluation after the resume (every 4 steps) came with a greedy sample made with the adapter being trained.
+  await expect(details.locator('ol.samples li').first()).toBeVisible();
   await page.reload();
   await section(page, 'Training');
-  await expect(page.getByRole('list', { name: 'Runs' })).toContainText('to-cancel');
-  await shot(page, 'real-04-training-done');
+  await expect(page.getByRole('list', { name: 'Runs' })).toContainText('pirate v1');
+  await shot(page, 'real-05-training-done');
 
   await section(page, 'Chat');
   // The library also holds the starter model, registered on the first run: choose the imported one.
@@ -120,7 +141,7 @@ test('real main side: import, train, cancel, finish, chat base vs adapter, compa
   const [base, adapted] = await replies.locator('.text').allTextContents();
   expect(base).toBeTruthy();
   expect(adapted).not.toBe(base);
-  await shot(page, 'real-05-chat-compare');
+  await shot(page, 'real-06-chat-compare');
 
   // Settings shows what the engine host detected (app.info asks it once it has started).
   await section(page, 'Settings');

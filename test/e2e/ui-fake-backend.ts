@@ -58,7 +58,7 @@ export function installFakeBackend(options: { stepMs: number; tokenMs: number })
     }
     const run: Mutable<TrainingRun> = {
       id: id('r'), adapterId: adapter.id, adapterName: adapter.name, adapterVersionId: null, baseModelId: args.modelId, datasetId: args.datasetId, status: 'running',
-      startedAt: now(), finishedAt: null, error: null, lastCheckpoint: null, settings: args.settings,
+      startedAt: now(), finishedAt: null, error: null, lastCheckpoint: null, checkpointStep: null, settings: args.settings,
     };
     runs.unshift(run);
     metrics.set(run.id, []);
@@ -156,6 +156,7 @@ export function installFakeBackend(options: { stepMs: number; tokenMs: number })
     'adapters.deleteVersion': ({ versionId }) => { versions.splice(versions.findIndex((v) => v.id === versionId), 1); return { deleted: true }; },
     'adapters.exportPeft': ({ destination }) => ({ path: `${destination}/adapter_model.safetensors` }),
     'adapters.exportMerged': ({ destination }) => ({ path: `${destination}/model.safetensors` }),
+    'adapters.delete': ({ adapterId }) => { adapters.splice(adapters.findIndex((a) => a.id === adapterId), 1); return { deleted: true }; },
     'train.estimate': ({ settings: s }) => ({
       trainableParams: trainable(s.lora), totalParams: 5_242_880, adapterBytes: 4 * trainable(s.lora),
       peakMemoryBytes: 310e6, availableMemoryBytes: 8e9, recompute: false, secondsPerEpoch: 95, stepsPerEpoch: 22,
@@ -169,6 +170,8 @@ export function installFakeBackend(options: { stepMs: number; tokenMs: number })
     },
     'runs.list': () => runs.map((r) => ({ ...r })),
     'runs.metrics': ({ runId }) => metrics.get(runId) ?? [],
+    'runs.delete': ({ runId }) => { runs.splice(runs.findIndex((r) => r.id === runId), 1); return { deleted: true }; },
+    'train.resume': ({ runId }) => { throw fail('INVALID_STATE', `the fake backend does not resume runs (${runId}); the real one is tested in ui-resume`); },
     'chat.load': ({ modelId }) => ({ modelId, chatTemplate: "{% for m in messages %}<|{{ m.role }}|>\n{{ m.content }}\n{% endfor %}<|assistant|>\n" }),
     'chat.generate': async ({ requestId, mix, sampling }) => {
       const pirate = mix.adapters.reduce((s, a) => s + a.scale, 0);

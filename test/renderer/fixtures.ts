@@ -38,7 +38,7 @@ export const SETTINGS = { ...DEFAULT_SETTINGS, lora: { ...DEFAULT_SETTINGS.lora,
 export function run(overrides: Partial<TrainingRun> = {}): TrainingRun {
   return {
     id: 'r1', adapterId: 'a1', adapterName: 'pirate-voice', adapterVersionId: null, baseModelId: 'm1', datasetId: 'd1', status: 'running', startedAt: '2026-11-28T10:02:00Z',
-    finishedAt: null, error: null, lastCheckpoint: null, settings: SETTINGS, ...overrides,
+    finishedAt: null, error: null, lastCheckpoint: null, checkpointStep: null, settings: SETTINGS, ...overrides,
   };
 }
 

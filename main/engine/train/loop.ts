@@ -211,6 +211,15 @@ export async function trainLoop(options: LoopOptions): Promise<LoopResult> {
   while (state.step < totalSteps) {
     if (options.signal?.aborted) {
       status = 'cancelled';
+      // Cancelled between steps: a checkpoint here lets a resume go on from this very step, not the last cadence one.
+      const checkpointed = lastCheckpoint !== null && lastCheckpoint.endsWith(`checkpoint-${state.step}`);
+      if (options.checkpointDir && h.checkpointEvery > 0 && state.step > 0 && !checkpointed) {
+        lastCheckpoint = await writeCheckpoint(options.checkpointDir, {
+          state: { ...state, history, evals }, variables, optimizer, best, extraFiles: await options.checkpointFiles?.(),
+        }, h.keepCheckpoints);
+        const last = history[history.length - 1];
+        progress('checkpoint', { loss: last?.loss ?? Number.NaN, lr: last?.lr ?? 0, gradNorm: last?.gradNorm ?? 0, checkpoint: lastCheckpoint });
+      }
       break;
     }
     // The micro-batches of this step: up to gradAccum from the current epoch's order.

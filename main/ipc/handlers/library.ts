@@ -29,7 +29,7 @@ function readSettings(ctx: HandlerContext): Settings {
 export function libraryHandlers(ctx: HandlerContext): Pick<Handlers,
   | 'app.info' | 'settings.get' | 'settings.set' | 'models.list' | 'models.import' | 'models.modules' | 'models.delete'
   | 'datasets.list' | 'datasets.import' | 'datasets.delete' | 'adapters.list' | 'adapters.versions'
-  | 'adapters.deleteVersion' | 'adapters.exportPeft' | 'dialog.openPath'> {
+  | 'adapters.deleteVersion' | 'adapters.delete' | 'adapters.exportPeft' | 'dialog.openPath'> {
   const { library } = ctx;
   const backend = backendReporter(ctx.host);
   return {
@@ -81,6 +81,10 @@ export function libraryHandlers(ctx: HandlerContext): Pick<Handlers,
     'adapters.versions': async ({ adapterId }) => library.versions.list(adapterId),
     'adapters.deleteVersion': async ({ versionId }) => {
       library.versions.delete(versionId);
+      return { deleted: true };
+    },
+    'adapters.delete': async ({ adapterId }) => {
+      library.adapters.delete(adapterId);
       return { deleted: true };
     },
     'adapters.exportPeft': async ({ versionId, destination }) => ({

@@ -1,8 +1,9 @@
 /**
- * Training runs: create the run row, hand the job to the engine host, record progress as metrics and
- * checkpoints, commit the finished adapter as a new version, and mark the run failed with the reason when the
- * host reports an error or dies.
+ * Training runs: create the run row (or resume a stopped one from its checkpoint), hand the job to the engine
+ * host, record progress as metrics and checkpoints, commit the finished adapter as a new version, and mark the run
+ * failed with the reason when the host reports an error or dies.
  */
+import { basename } from 'node:path';
 import type { TrainingRun, TrainingSettings } from '../../../preload/contract';
 import type { HostEvent, TrainJob } from '../../host/protocol';
 import type { Library } from '../../store/index';
@@ -34,10 +35,21 @@ export function buildJob(ctx: HandlerContext, input: JobInput, outputDir: string
 
 /** A stored run as the contract shows it: with its adapter's name, read from the library. */
 export function runView(library: Library, run: RunDetails, adapterNames?: ReadonlyMap<string, string>): TrainingRun {
-  return { ...run, adapterName: adapterNames?.get(run.adapterId) ?? library.adapters.get(run.adapterId).name };
+  return {
+    ...run,
+    adapterName: adapterNames?.get(run.adapterId) ?? library.adapters.get(run.adapterId).name,
+    checkpointStep: run.lastCheckpoint === null ? null : checkpointStepOf(run.lastCheckpoint),
+  };
 }
 
-export interface TrainingHandlers extends Pick<Handlers, 'train.estimate' | 'train.start' | 'train.cancel' | 'runs.list' | 'runs.metrics'> {
+/** The step in a checkpoint folder's name (the engine writes checkpoint-<step>). */
+function checkpointStepOf(path: string): number | null {
+  const match = /checkpoint-(\d+)$/.exec(basename(path));
+  return match ? Number(match[1]) : null;
+}
+
+export interface TrainingHandlers extends Pick<Handlers,
+  'train.estimate' | 'train.start' | 'train.resume' | 'train.cancel' | 'runs.list' | 'runs.metrics' | 'runs.delete'> {
   /** Cancels every running training (between steps) and waits until each run is recorded: for app shutdown. */
   cancelAll(): Promise<void>;
 }
@@ -65,8 +77,53 @@ export function trainingHandlers(ctx: HandlerContext): TrainingHandlers {
   }
 
   function finish(runId: string, outcome: 'done' | 'failed' | 'cancelled', error?: string): void {
+    active.delete(runId); // before the event: whoever hears it may start, resume or delete at once
     const run = library.runs.finish(runId, outcome, error);
     ctx.emit('train.finished', { run: runView(library, run) });
+  }
+
+  function refuseWhileTraining(): void {
+    if (active.size > 0) {
+      throw new IpcError('BUSY', `training run ${[...active.keys()].join(', ')} is in progress; wait for it to finish or cancel it first`);
+    }
+  }
+
+  /** Hands a running run to the host (from its checkpoint when resuming) and records what comes back. */
+  function launch(run: RunDetails, resumeFrom: string | null): TrainingRun {
+    const input = { modelId: run.baseModelId, datasetId: run.datasetId, settings: run.settings, parentVersionId: run.parentVersionId ?? undefined };
+    const job: TrainJob = {
+      ...buildJob(ctx, input, library.dataDir.resolve(`runs/${run.id}/output`), library.runs.checkpointsDir(run.id)),
+      ...(resumeFrom ? { resumeFrom } : {}),
+    };
+    const handle = host.request({ type: 'train', job }, (event) => onEvent(run.id, event));
+    const done = handle.result.then(
+      (outcome) => {
+        if (outcome.status === 'cancelled' || !outcome.adapterDir) return finish(run.id, 'cancelled');
+        library.versions.commit({
+          adapterId: run.adapterId, filesFrom: outcome.adapterDir, take: 'move', origin: 'trained',
+          parentVersionId: run.parentVersionId, datasetId: run.datasetId, settings: run.settings, runId: run.id,
+          metrics: {
+            steps: outcome.steps,
+            ...(outcome.trainLoss !== null ? { trainLoss: outcome.trainLoss } : {}),
+            ...(outcome.valLoss !== null ? { valLoss: outcome.valLoss } : {}),
+          },
+        });
+        finish(run.id, 'done');
+      },
+      (error: unknown) => {
+        const e = toAppError(error);
+        finish(run.id, e.code === 'CANCELLED' ? 'cancelled' : 'failed', `[${e.code}] ${e.message}`);
+      },
+    ).catch((error: unknown) => {
+      // Recording the outcome failed (a version commit, say): mark the run failed with that reason instead.
+      try {
+        finish(run.id, 'failed', `[${toAppError(error).code}] ${toAppError(error).message}`);
+      } catch {
+        // The library itself is unusable; the next start-up check marks the run interrupted.
+      }
+    }).finally(() => active.delete(run.id));
+    active.set(run.id, { seq: handle.seq, done });
+    return runView(library, library.runs.get(run.id));
   }
 
   return {
@@ -75,46 +132,23 @@ export function trainingHandlers(ctx: HandlerContext): TrainingHandlers {
       return host.call({ type: 'estimate', job: buildJob(ctx, args, dir, dir) });
     },
     'train.start': async (args) => {
-      if (active.size > 0) {
-        throw new IpcError('BUSY', `training run ${[...active.keys()].join(', ')} is in progress; wait for it to finish or cancel it first`);
-      }
+      refuseWhileTraining();
       const existing = library.adapters.findByName(args.adapterName);
       if (existing && existing.baseModelId !== args.modelId) {
         throw new IpcError('INVALID_INPUT', `adapter '${args.adapterName}' belongs to another base model; choose another name`);
       }
       const adapter = existing ?? library.adapters.create({ name: args.adapterName, baseModelId: args.modelId });
       const run = library.runs.create({ adapterId: adapter.id, datasetId: args.datasetId, settings: args.settings, parentVersionId: args.parentVersionId ?? null });
-      const job = buildJob(ctx, args, library.dataDir.resolve(`runs/${run.id}/output`), library.runs.checkpointsDir(run.id));
       library.runs.start(run.id);
-      const handle = host.request({ type: 'train', job }, (event) => onEvent(run.id, event));
-      const done = handle.result.then(
-        (outcome) => {
-          if (outcome.status === 'cancelled' || !outcome.adapterDir) return finish(run.id, 'cancelled');
-          library.versions.commit({
-            adapterId: adapter.id, filesFrom: outcome.adapterDir, take: 'move', origin: 'trained',
-            parentVersionId: args.parentVersionId ?? null, datasetId: args.datasetId, settings: args.settings, runId: run.id,
-            metrics: {
-              steps: outcome.steps,
-              ...(outcome.trainLoss !== null ? { trainLoss: outcome.trainLoss } : {}),
-              ...(outcome.valLoss !== null ? { valLoss: outcome.valLoss } : {}),
-            },
-          });
-          finish(run.id, 'done');
-        },
-        (error: unknown) => {
-          const e = toAppError(error);
-          finish(run.id, e.code === 'CANCELLED' ? 'cancelled' : 'failed', `[${e.code}] ${e.message}`);
-        },
-      ).catch((error: unknown) => {
-        // Recording the outcome failed (a version commit, say): mark the run failed with that reason instead.
-        try {
-          finish(run.id, 'failed', `[${toAppError(error).code}] ${toAppError(error).message}`);
-        } catch {
-          // The library itself is unusable; the next start-up check marks the run interrupted.
-        }
-      }).finally(() => active.delete(run.id));
-      active.set(run.id, { seq: handle.seq, done });
-      return runView(library, library.runs.get(run.id));
+      return launch(library.runs.get(run.id), null);
+    },
+    'train.resume': async ({ runId }) => {
+      refuseWhileTraining();
+      const stored = library.runs.get(runId);
+      const checkpoint = library.runs.resolveCheckpoint(runId);
+      const fromStep = checkpoint === null ? 0 : checkpointStepOf(checkpoint) ?? 0;
+      library.runs.resume(runId, fromStep);
+      return launch(stored, fromStep > 0 ? checkpoint : null);
     },
     'train.cancel': async ({ runId }) => {
       const entry = active.get(runId);
@@ -127,6 +161,11 @@ export function trainingHandlers(ctx: HandlerContext): TrainingHandlers {
       return library.runs.list().map((run) => runView(library, run, names));
     },
     'runs.metrics': async ({ runId }) => library.metrics.list(runId, { maxPoints: 2000 }),
+    'runs.delete': async ({ runId }) => {
+      if (active.has(runId)) throw new IpcError('IN_USE', `run ${runId} is training; cancel it first`);
+      library.runs.delete(runId);
+      return { deleted: true };
+    },
     async cancelAll() {
       const runs = [...active.values()];
       await Promise.all(runs.map((r) => host.cancel(r.seq)));

@@ -19,11 +19,12 @@ const NEXT: Record<RunStatus, readonly RunStatus[]> = {
   interrupted: ['running', 'cancelled', 'failed'],
   done: [],
   failed: [],
-  cancelled: [],
+  // A cancelled run keeps its checkpoints: resuming it is the same run going on.
+  cancelled: ['running'],
 };
 
-/** A run as stored; the contract's TrainingRun adds the adapter's name (main/ipc joins it in). */
-export interface RunDetails extends Omit<TrainingRun, 'adapterName'> {
+/** A run as stored; the contract's TrainingRun adds the adapter's name and the checkpoint's step (main/ipc). */
+export interface RunDetails extends Omit<TrainingRun, 'adapterName' | 'checkpointStep'> {
   readonly parentVersionId: string | null;
   readonly createdAt: string;
   readonly step: number;
@@ -125,6 +126,24 @@ export class RunsRepo {
     this.transition(id, 'running');
     this.ctx.db.prepare(`UPDATE training_runs SET started_at = COALESCE(started_at, ?), finished_at = NULL,
       error = NULL, total_steps = COALESCE(?, total_steps) WHERE id = ?`).run(nowIso(), totalSteps ?? null, id);
+    return this.get(id);
+  }
+
+  /**
+   * Continues a cancelled or interrupted run from `fromStep` (its last checkpoint's step, 0 without one): running
+   * again, and its metrics past that step dropped, so the steps trained again are recorded once.
+   */
+  resume(id: string, fromStep: number): RunDetails {
+    const run = this.get(id);
+    if (run.status !== 'cancelled' && run.status !== 'interrupted') {
+      throw new StoreError('INVALID_STATE', `run ${id} is ${run.status}; only a cancelled or interrupted run resumes`);
+    }
+    this.ctx.db.transaction(() => {
+      this.transition(id, 'running');
+      this.ctx.db.prepare('DELETE FROM run_metrics WHERE run_id = ? AND step > ?').run(id, fromStep);
+      this.ctx.db.prepare('UPDATE training_runs SET step = ?, finished_at = NULL, error = NULL WHERE id = ?')
+        .run(fromStep, id);
+    })();
     return this.get(id);
   }
 

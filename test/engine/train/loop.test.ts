@@ -68,15 +68,19 @@ describe('trainLoop', () => {
     const again = await run(join(dir, 'again'));
     expect(again.result.history.map((h) => h.loss)).toEqual(full.result.history.map((h) => h.loss));
 
-    const partial = await run(join(dir, 'part'), undefined, 6); // cancelled after step 6: last checkpoint is step 4
+    // Cancelled after step 6: the cadence wrote step 4, the cancel writes step 6 (where it stopped).
+    const partial = await run(join(dir, 'part'), undefined, 6);
     expect(partial.result.status).toBe('cancelled');
     expect(partial.result.steps).toBe(6);
-    expect(readdirSync(join(dir, 'part')).sort()).toEqual(['checkpoint-4']);
-    const resumed = await run(join(dir, 'part'), join(dir, 'part', 'checkpoint-4'));
-    expect(resumed.result.status).toBe('completed');
-    expect(resumed.result.history.map((h) => h.loss)).toEqual(full.result.history.map((h) => h.loss));
-    expect(resumed.result.evals).toEqual(full.result.evals);
-    expect(resumed.weights).toEqual(full.weights);
+    expect(partial.result.lastCheckpoint).toBe(join(dir, 'part', 'checkpoint-6'));
+    expect(readdirSync(join(dir, 'part')).sort()).toEqual(['checkpoint-4', 'checkpoint-6']);
+    for (const from of ['checkpoint-4', 'checkpoint-6']) {
+      const resumed = await run(join(dir, `resumed-${from}`), join(dir, 'part', from));
+      expect(resumed.result.status).toBe('completed');
+      expect(resumed.result.history.map((h) => h.loss)).toEqual(full.result.history.map((h) => h.loss));
+      expect(resumed.result.evals).toEqual(full.result.evals);
+      expect(resumed.weights).toEqual(full.weights);
+    }
   });
 
   it('reports progress with every field, and stops early keeping the best weights', async () => {

@@ -76,7 +76,7 @@ describe('runTraining', () => {
     opts.model.dispose();
   });
 
-  it('a cancelled run writes no adapter and leaves its checkpoint valid', async () => {
+  it('a cancelled run writes no adapter and a valid checkpoint where it stopped', async () => {
     const controller = new AbortController();
     const opts = options({
       outDir: join(dir, 'cancelled'), checkpointDir: join(dir, 'ckpt'), signal: controller.signal,
@@ -86,9 +86,10 @@ describe('runTraining', () => {
     const result = await runTraining(opts);
     expect(result.status).toBe('cancelled');
     expect(existsSync(join(dir, 'cancelled'))).toBe(false);
-    expect(readdirSync(join(dir, 'ckpt'))).toEqual(['checkpoint-2']);
-    expect(loadAdapter(join(dir, 'ckpt', 'checkpoint-2')).modules.size).toBe(2);
-    const resumed = await runTraining({ ...opts, signal: undefined, onProgress: undefined, resumeFrom: join(dir, 'ckpt', 'checkpoint-2') });
+    // checkpoint-2 by the cadence, checkpoint-3 where the cancel stopped it
+    expect(readdirSync(join(dir, 'ckpt')).sort()).toEqual(['checkpoint-2', 'checkpoint-3']);
+    expect(loadAdapter(join(dir, 'ckpt', 'checkpoint-3')).modules.size).toBe(2);
+    const resumed = await runTraining({ ...opts, signal: undefined, onProgress: undefined, resumeFrom: join(dir, 'ckpt', 'checkpoint-3') });
     expect(resumed.status).toBe('completed');
     expect(resumed.loop?.steps).toBe(6);
     opts.model.dispose();

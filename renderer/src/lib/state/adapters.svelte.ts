@@ -38,6 +38,10 @@ export class AdaptersState {
   /** The run that produced the selected version: its settings and curves. */
   readonly selectedRun = $derived(this.#runs.find((r) => r.adapterVersionId === this.#selectedVersionId) ?? null);
 
+  /** The selected adapter's runs that stopped before making a version: each can be resumed or deleted. */
+  readonly stoppedRuns = $derived(this.#runs.filter((r) =>
+    r.adapterId === this.#selectedAdapterId && (r.status === 'cancelled' || r.status === 'interrupted')));
+
   versionsOf(adapterId: string): readonly AdapterVersion[] {
     return this.#versions.get(adapterId) ?? [];
   }
@@ -108,6 +112,24 @@ export class AdaptersState {
     } catch (error) {
       this.#error = messageOf(error);
       return null;
+    } finally {
+      this.#busy = false;
+    }
+  }
+
+  /** Deletes the adapter with every version and run: also how an adapter left with no version goes. */
+  async deleteAdapter(adapterId: string): Promise<void> {
+    this.#busy = true;
+    this.#error = null;
+    try {
+      await this.#api.invoke('adapters.delete', { adapterId });
+      if (this.#selectedAdapterId === adapterId) {
+        this.#selectedAdapterId = null;
+        this.#selectedVersionId = null;
+      }
+      await this.refresh();
+    } catch (error) {
+      this.#error = messageOf(error);
     } finally {
       this.#busy = false;
     }

@@ -86,6 +86,24 @@ export class RootState {
     this.app.go('chat');
   }
 
+  /** Continue a stopped run (from the Training view or its adapter) and follow it in the training view. */
+  async resumeRun(runId: string): Promise<void> {
+    if (await this.training.resume(runId)) {
+      this.app.go('runs');
+      void this.adapters.refresh();
+    } else this.app.notify('error', `Could not resume the run: ${this.training.error ?? 'unknown reason'}`);
+  }
+
+  /** A finished run's adapter version in the chat, answering next to its base model. */
+  async openInChat(run: TrainingRun): Promise<void> {
+    if (!run.adapterVersionId) return;
+    await this.adapters.refresh();
+    await this.chat.load(run.baseModelId);
+    if (this.chat.modelId !== run.baseModelId) return;
+    this.chat.compareWithBase(run.adapterVersionId);
+    this.app.go('chat');
+  }
+
   /** Start the wizard's run, follow it live, and show the training view. */
   async startTraining(): Promise<void> {
     const name = this.wizard.adapterName.trim();

@@ -78,7 +78,17 @@ export function curvesFromMetrics(points: readonly MetricPoint[]): Curves {
   };
 }
 
-/** Training runs, their live progress (events keep arriving while the user is elsewhere), cancel. */
+/** Newest first, whatever order the runs arrived in: the list never flips as runs start, finish or reload. */
+export function byNewest(runs: readonly TrainingRun[]): TrainingRun[] {
+  return [...runs].sort((a, b) => (b.startedAt ?? '\uffff').localeCompare(a.startedAt ?? '\uffff') || b.id.localeCompare(a.id));
+}
+
+/** A stopped run that can go on from its checkpoint (or from the start where it wrote none). */
+export function isResumable(run: TrainingRun): boolean {
+  return run.status === 'cancelled' || run.status === 'interrupted';
+}
+
+/** Training runs, their live progress (events keep arriving while the user is elsewhere), cancel, resume, delete. */
 export class TrainingState {
   #api: Api;
   #runs = $state.raw<readonly TrainingRun[]>([]);
@@ -120,7 +130,7 @@ export class TrainingState {
 
   async refresh(): Promise<void> {
     try {
-      this.#runs = await this.#api.invoke('runs.list', {});
+      this.#runs = byNewest(await this.#api.invoke('runs.list', {}));
       this.#error = null;
     } catch (error) {
       this.#error = messageOf(error);
@@ -151,7 +161,7 @@ export class TrainingState {
   /** A run the wizard just started: shown at once, before its first event. */
   track(run: TrainingRun, adapterName?: string): void {
     if (adapterName) this.#names = withEntry(this.#names, run.id, adapterName);
-    this.#runs = [run, ...this.#runs.filter((r) => r.id !== run.id)];
+    this.#runs = byNewest([run, ...this.#runs.filter((r) => r.id !== run.id)]);
     this.#setLive(run.id, emptyLive());
     this.#historyLoaded = withItems(this.#historyLoaded, [run.id], true);
     this.#selectedRunId = run.id;
@@ -161,6 +171,37 @@ export class TrainingState {
     try {
       await this.#api.invoke('train.cancel', { runId });
       await this.refresh();
+    } catch (error) {
+      this.#error = messageOf(error);
+    }
+  }
+
+  /**
+   * Continues a cancelled or interrupted run: main cuts its recorded curve back to the checkpoint, so the live
+   * record restarts from that history and the resumed steps follow on the same curve.
+   */
+  async resume(runId: string): Promise<boolean> {
+    this.#error = null;
+    try {
+      const run = await this.#api.invoke('train.resume', { runId });
+      const metrics = await this.#api.invoke('runs.metrics', { runId });
+      this.#runs = byNewest(this.#runs.map((r) => (r.id === runId ? run : r)));
+      this.#setLive(runId, withHistory(emptyLive(), curvesFromMetrics(metrics)));
+      this.#historyLoaded = withItems(this.#historyLoaded, [runId], true);
+      this.#selectedRunId = runId;
+      return true;
+    } catch (error) {
+      this.#error = messageOf(error);
+      return false;
+    }
+  }
+
+  async deleteRun(runId: string): Promise<void> {
+    this.#error = null;
+    try {
+      await this.#api.invoke('runs.delete', { runId });
+      if (this.#selectedRunId === runId) this.#selectedRunId = null;
+      this.#runs = this.#runs.filter((r) => r.id !== runId);
     } catch (error) {
       this.#error = messageOf(error);
     }
@@ -178,9 +219,9 @@ export class TrainingState {
   }
 
   #onFinished(run: TrainingRun): void {
-    this.#runs = this.#runs.some((r) => r.id === run.id)
+    this.#runs = byNewest(this.#runs.some((r) => r.id === run.id)
       ? this.#runs.map((r) => (r.id === run.id ? run : r))
-      : [run, ...this.#runs];
+      : [run, ...this.#runs]);
     for (const listener of this.#finishedListeners) listener(run);
   }
 }

@@ -1,0 +1,132 @@
+/**
+ * Resume and delete through the command handlers, on a real library and a real engine host (worker thread)
+ * loading a one-layer GPT-2: a run cancelled mid-way and resumed records the same curve, step for step, and the
+ * same adapter weights as the same run left uninterrupted (the reference); empty adapters and stopped runs delete.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Api, Events, TrainingRun, TrainingSettings } from '../../preload/contract';
+import { readSafetensors } from '../../main/engine/io/safetensors';
+import { HostClient } from '../../main/host/client';
+import { workerHost } from '../../main/host/worker-host';
+import { createHandlers, type AppHandlers } from '../../main/ipc/handlers';
+import { memoryPair } from '../../main/ipc/memory';
+import { typedPaths } from '../../main/ipc/paths';
+import { openLibrary, type Library } from '../../main/store/index';
+
+const fixture = join(import.meta.dirname, '../fixtures/gpt2-real-tokenizer-1layer');
+let dir = '';
+let library: Library;
+let host: HostClient;
+let app: AppHandlers;
+let api: Api;
+let modelId = '';
+let datasetId = '';
+
+const SETTINGS: TrainingSettings = {
+  lora: { targetModules: ['c_attn'], rank: 2, alpha: 4, dropout: 0.1, useRslora: false },
+  maxSteps: 12, learningRate: 1e-2, batchSize: 2, gradAccum: 1, maxSeqLen: 32, valSplit: 0.25, seed: 3,
+  scheduler: 'cosine', warmupSteps: 2, weightDecay: 0.01, maxGradNorm: 1, evalEvery: 3, checkpointEvery: 4, trainOnPrompt: false,
+};
+
+function finishedRun(runId: string): Promise<TrainingRun> {
+  return new Promise((resolve) => {
+    const off = api.on('train.finished', ({ run }) => {
+      if (run.id === runId) {
+        off();
+        resolve(run);
+      }
+    });
+  });
+}
+
+async function train(adapterName: string, cancelAtStep?: number): Promise<TrainingRun> {
+  let runId = '';
+  const seen: Events['train.progress'][] = [];
+  const off = api.on('train.progress', (p) => {
+    seen.push(p);
+    if (p.runId === runId && p.step === cancelAtStep) void api.invoke('train.cancel', { runId });
+  });
+  const run = await api.invoke('train.start', { modelId, datasetId, settings: SETTINGS, adapterName });
+  runId = run.id;
+  const done = await finishedRun(run.id);
+  off();
+  return done;
+}
+
+function adapterWeights(run: TrainingRun): Map<string, Float32Array> {
+  const version = library.versions.get(run.adapterVersionId ?? '');
+  const tensors = readSafetensors(join(version.path, 'adapter_model.safetensors')).tensors;
+  return new Map([...tensors].map(([name, t]) => [name, t.data as Float32Array]));
+}
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'lorasmith-resume-'));
+  library = openLibrary(join(dir, 'data'));
+  host = new HostClient(workerHost());
+  const pair = memoryPair(() => app.handlers);
+  app = createHandlers({ library, host, paths: typedPaths(), mode: 'browser', version: '0.0.0-test', emit: pair.emit });
+  api = pair.api;
+  const rows = Array.from({ length: 12 }, (_, i) => JSON.stringify({ prompt: `Count ${i}:`, completion: ` ${i + 1}` }));
+  writeFileSync(join(dir, 'count.jsonl'), rows.join('\n') + '\n');
+  modelId = (await api.invoke('models.import', { path: fixture, mode: 'copy', name: 'tiny' })).id;
+  datasetId = (await api.invoke('datasets.import', { path: join(dir, 'count.jsonl') })).id;
+});
+
+afterAll(async () => {
+  await host.shutdown();
+  library.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe('resume and delete through the handlers', () => {
+  it('a cancelled run resumes from where it stopped and ends with the uninterrupted curve and weights', async () => {
+    const reference = await train('reference');
+    expect(reference.status).toBe('done');
+    const referenceCurve = await api.invoke('runs.metrics', { runId: reference.id });
+    expect(referenceCurve.map((m) => m.step)).toEqual([...Array(12).keys()].map((i) => i + 1));
+
+    const cancelled = await train('resumed', 6);
+    expect(cancelled.status).toBe('cancelled');
+    // The cancel lands between steps, at 6 or a step later; the run is checkpointed exactly there.
+    const stoppedAt = (await api.invoke('runs.metrics', { runId: cancelled.id })).at(-1)?.step ?? 0;
+    expect(stoppedAt).toBeGreaterThanOrEqual(6);
+    expect(cancelled.checkpointStep).toBe(stoppedAt);
+    expect((await api.invoke('adapters.versions', { adapterId: cancelled.adapterId }))).toEqual([]);
+
+    const finished = finishedRun(cancelled.id);
+    const progress: number[] = [];
+    const off = api.on('train.progress', (p) => p.runId === cancelled.id && progress.push(p.step));
+    const resumed = await api.invoke('train.resume', { runId: cancelled.id });
+    expect(resumed).toMatchObject({ id: cancelled.id, status: 'running', error: null });
+    const done = await finished;
+    off();
+    expect(done).toMatchObject({ id: cancelled.id, status: 'done' });
+    expect(Math.min(...progress)).toBe(stoppedAt + 1); // no step trained twice
+
+    const curve = await api.invoke('runs.metrics', { runId: cancelled.id });
+    expect(curve.map((m) => m.step)).toEqual(referenceCurve.map((m) => m.step));
+    expect(curve.map((m) => m.loss)).toEqual(referenceCurve.map((m) => m.loss));
+    expect(curve.map((m) => m.valLoss)).toEqual(referenceCurve.map((m) => m.valLoss));
+    expect(adapterWeights(done)).toEqual(adapterWeights(reference));
+
+    // A finished run does not resume; the refusal names its state.
+    await expect(api.invoke('train.resume', { runId: done.id })).rejects.toMatchObject({ code: 'INVALID_STATE', message: expect.stringContaining('done') });
+  });
+
+  it('deletes a stopped run with its checkpoints, and an adapter left without versions', async () => {
+    const cancelled = await train('to-delete', 2);
+    expect(cancelled.status).toBe('cancelled');
+    const runDir = join(dir, 'data', 'runs', cancelled.id);
+    expect(existsSync(runDir)).toBe(true);
+    expect(await api.invoke('runs.delete', { runId: cancelled.id })).toEqual({ deleted: true });
+    expect(existsSync(runDir)).toBe(false);
+    expect((await api.invoke('runs.list', {})).some((r) => r.id === cancelled.id)).toBe(false);
+
+    expect(await api.invoke('adapters.delete', { adapterId: cancelled.adapterId })).toEqual({ deleted: true });
+    expect((await api.invoke('adapters.list', {})).some((a) => a.name === 'to-delete')).toBe(false);
+    await expect(api.invoke('adapters.delete', { adapterId: cancelled.adapterId })).rejects.toMatchObject({ code: 'NOT_FOUND' });
+  });
+});

@@ -5,6 +5,7 @@ import { makeGgufCommand } from './gguf';
 import { makeInspectCommand } from './inspect';
 import { makeGenerateCommand } from './generate';
 import { trainCommand } from './train';
+import { exportRunCommand } from './export-run';
 import { evalCommand } from './eval';
 import { serveCommand } from './serve';
 
@@ -16,6 +17,7 @@ export const COMMANDS: readonly CliCommand[] = [
   makeInspectCommand(),
   makeGenerateCommand(),
   trainCommand,
+  exportRunCommand,
   evalCommand,
   makeMergeCommand(),
   makeAdapterCommand(),

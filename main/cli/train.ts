@@ -33,7 +33,7 @@ export function parseFormat(raw: string | undefined): DatasetFormat | undefined 
   return raw as DatasetFormat;
 }
 
-const OPTIONS: OptionKinds = {
+export const TRAIN_OPTIONS: OptionKinds = {
   data: 'string', 'val-data': 'string', out: 'string', format: 'string', targets: 'string', rank: 'string', alpha: 'string',
   dropout: 'string', rslora: 'flag', full: 'flag', 'parent-adapter': 'string', epochs: 'string', 'max-steps': 'string',
   'learning-rate': 'string', 'batch-size': 'string', 'grad-accum': 'string', 'max-seq-len': 'string', 'val-split': 'string',
@@ -61,7 +61,8 @@ export const TRAIN_USAGE = `lorasmith train <model-dir> --data FILE --out DIR [-
   Defaults are the engine's, the app's too (seed 42, learning rate 2e-4, batch 4, 3 epochs, max 512 tokens).
   Checkpoints go to --checkpoint-dir (default <out>.checkpoints) every --checkpoint-every steps (default 100).`;
 
-function settingsFrom(parsed: ParsedOptions): TrainSettingsInput {
+/** The run's settings from the options (the app's settings by the same names). */
+export function settingsFrom(parsed: ParsedOptions): TrainSettingsInput {
   const s: Record<string, unknown> = {};
   const set = (key: string, value: unknown) => {
     if (value !== undefined) s[key] = value;
@@ -126,7 +127,7 @@ export function makeTrainCommand(loadModel: ModelFolderLoader = loadModelFolder)
     summary: 'fine-tune a model with LoRA on a dataset and write a PEFT adapter',
     usage: TRAIN_USAGE,
     async run(argv: readonly string[], io: CliIo): Promise<number> {
-      const parsed = parseOptions(argv, OPTIONS);
+      const parsed = parseOptions(argv, TRAIN_OPTIONS);
       const [modelArg, ...extra] = parsed.positionals;
       if (!modelArg || extra.length > 0) throw new UsageError(`train needs exactly one <model-dir>\nUsage: ${TRAIN_USAGE}`);
       const data = stringOption(parsed, 'data');

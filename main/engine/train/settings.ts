@@ -63,6 +63,6 @@ export function resolveTrainSettings(input: TrainSettingsInput = {}): TrainSetti
 }
 
 /** The padding id of batches: the model's pad token, else the tokenizer's EOS, else 0 (padded positions never train). */
-export function padIdOf(model: CausalLM, tokenizer: TextTokenizer): number {
+export function padIdOf(model: { readonly config: Pick<CausalLM['config'], 'padTokenId' | 'eosTokenIds'> }, tokenizer: TextTokenizer): number {
   return model.config.padTokenId ?? tokenizer.eosTokenIds[0] ?? model.config.eosTokenIds[0] ?? 0;
 }

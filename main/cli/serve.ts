@@ -9,7 +9,7 @@ import { openStarterResources } from '../ipc/first-run';
 import { createHandlers } from '../ipc/handlers';
 import { typedPaths } from '../ipc/paths';
 import { openLibrary } from '../store/index';
-import { UsageError, type CliCommand } from './command';
+import { UsageError, type CliCommand, type CliIo } from './command';
 
 const RENDERER_DIR = fileURLToPath(new URL('../../out/renderer', import.meta.url));
 /** The starter model and sample datasets (resources/starter, resources/samples) registered on the first run. */
@@ -40,43 +40,60 @@ function version(): string {
   return (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 }
 
+export interface ServeOptions {
+  readonly dataDir: string;
+  readonly port: number;
+  /** The built renderer to serve (out/renderer). */
+  readonly rendererDir: string;
+  /** Where starter/ and samples/ are, registered into an empty library. */
+  readonly resourcesDir: string;
+}
+
+/** Opens the library, starts the engine host and the server, and serves until io.signal aborts. */
+export async function serveLibrary(options: ServeOptions, io: CliIo): Promise<number> {
+  const { dataDir } = options;
+  const library = openLibrary(dataDir);
+  const report = library.startupCheck();
+  if (report.runsInterrupted.length > 0) io.out(`Marked ${report.runsInterrupted.length} interrupted training run(s); they can be resumed from their last checkpoint.`);
+  try {
+    if (openStarterResources(library, options.resourcesDir)?.registered) io.out('Added the starter model and the sample datasets to the empty library.');
+  } catch (error) {
+    io.err(`Could not add the starter model and samples: ${(error as Error).message}`);
+  }
+  let server: BrowserServer | null = null;
+  const host = new HostClient(workerHost(), {
+    onState: (state, detail) => server?.emit('host.status', { state: state === 'stopped' ? 'died' : state, ...(detail ? { detail } : {}) }),
+  });
+  const app = createHandlers({
+    library, host, paths: typedPaths(), mode: 'browser', version: version(), resourcesDir: options.resourcesDir,
+    emit: (name, payload) => server?.emit(name, payload),
+  });
+  server = await startBrowserServer({
+    handlers: () => app.handlers, rendererDir: options.rendererDir, port: options.port,
+    onError: (where, error) => io.err(`lorasmith serve: ${where}: ${error instanceof Error ? error.message : String(error)}`),
+  });
+  io.out(`Lorasmith is serving the library in ${dataDir}`);
+  io.out(`Open ${server.url}`);
+  io.out('Only this machine can connect; the address carries a one-time token, keep it private. Stop with Ctrl-C.');
+  await new Promise<void>((resolve) => {
+    if (io.signal.aborted) return resolve();
+    io.signal.addEventListener('abort', () => resolve(), { once: true });
+  });
+  io.out('Stopping: cancelling training (its last checkpoint is kept) and shutting the engine down...');
+  await app.cancelTraining();
+  await host.shutdown();
+  await server.close();
+  library.close();
+  return 0;
+}
+
 export const serveCommand: CliCommand = {
   name: 'serve',
   summary: 'serve the app in your browser on 127.0.0.1 (browser mode)',
   usage: 'lorasmith serve [--port P] [--data-dir D]\n\n  --port P       port on 127.0.0.1 (default: a free one)\n  --data-dir D   the library folder (default: $LORASMITH_HOME, else ~/.local/share/lorasmith or the OS equivalent)',
   async run(argv, io) {
-    const { port, dataDir: flag } = parseServeArgs(argv);
+    const { port, dataDir } = parseServeArgs(argv);
     if (!existsSync(RENDERER_DIR)) throw new UsageError(`the interface is not built (${RENDERER_DIR} is missing); run 'npm run build' first`);
-    const dataDir = resolveDataDir(flag);
-    const library = openLibrary(dataDir);
-    const report = library.startupCheck();
-    if (report.runsInterrupted.length > 0) io.out(`Marked ${report.runsInterrupted.length} interrupted training run(s); they can be resumed from their last checkpoint.`);
-    try {
-      if (openStarterResources(library, RESOURCES_DIR)?.registered) io.out('Added the starter model and the sample datasets to the empty library.');
-    } catch (error) {
-      io.err(`Could not add the starter model and samples: ${(error as Error).message}`);
-    }
-    let server: BrowserServer | null = null;
-    const host = new HostClient(workerHost(), {
-      onState: (state, detail) => server?.emit('host.status', { state: state === 'stopped' ? 'died' : state, ...(detail ? { detail } : {}) }),
-    });
-    const app = createHandlers({
-      library, host, paths: typedPaths(), mode: 'browser', version: version(), resourcesDir: RESOURCES_DIR,
-      emit: (name, payload) => server?.emit(name, payload),
-    });
-    server = await startBrowserServer({ handlers: () => app.handlers, rendererDir: RENDERER_DIR, port });
-    io.out(`Lorasmith is serving the library in ${dataDir}`);
-    io.out(`Open ${server.url}`);
-    io.out('Only this machine can connect; the address carries a one-time token, keep it private. Stop with Ctrl-C.');
-    await new Promise<void>((resolve) => {
-      if (io.signal.aborted) return resolve();
-      io.signal.addEventListener('abort', () => resolve(), { once: true });
-    });
-    io.out('Stopping: cancelling training (its last checkpoint is kept) and shutting the engine down...');
-    await app.cancelTraining();
-    await host.shutdown();
-    await server.close();
-    library.close();
-    return 0;
+    return serveLibrary({ dataDir: resolveDataDir(dataDir), port, rendererDir: RENDERER_DIR, resourcesDir: RESOURCES_DIR }, io);
   },
 };

@@ -11,7 +11,7 @@ import { HostError } from './errors';
 import type { LoadedBase, HostModelLoader } from './model-loader';
 import { storedDatasetFile } from '../engine/train/datasets/normalize';
 import { runTraining, type TrainRunOptions } from '../engine/train/run';
-import type { HostResults, TrainJob, TrainProgressEvent, WireChatMessage, WireSampling } from './protocol';
+import type { HostResults, TrainJob, TrainProgressEvent, WireChatMessage, WireMixAdapter, WireSampling } from './protocol';
 
 interface Resident {
   readonly modelDir: string;
@@ -98,13 +98,22 @@ export class HostEngine {
     return { active: this.active() };
   }
 
-  /** The chat's reply: the prompt encoded and generated as `lorasmith generate --chat` does, streamed token by token. */
+  /**
+   * The chat's reply with its own base and adapter mix: loads the base and any adapter of the mix not held yet,
+   * activates exactly the mix, then encodes and generates as `lorasmith generate --chat` does, streamed.
+   */
   async generate(
+    modelDir: string,
+    mix: readonly WireMixAdapter[],
     messages: readonly WireChatMessage[],
     sampling: WireSampling,
     signal: AbortSignal,
     onToken: (text: string, tokenId: number) => void,
   ): Promise<HostResults['generate']> {
+    await this.loadBase(modelDir);
+    const { adapters } = this.requireResident();
+    for (const a of mix) if (!adapters.names.includes(a.name)) this.loadAdapter(a.name, a.dir);
+    this.setActive(mix);
     const { model, tokenizer } = this.requireBase();
     const result = await generate(model, encodePrompt(tokenizer, messages), { ...sampling, tokenizer }, (e) => onToken(e.text, e.id), signal);
     return { text: result.text ?? '', tokens: result.ids.length, tokensPerSecond: result.tokensPerSecond, stopped: result.stopReason === 'aborted' };

@@ -28,6 +28,13 @@ export interface WireSampling {
   readonly seed: number;
 }
 
+/** One adapter of a chat's mix: loaded under `name` from `dir` if the host does not hold it yet. */
+export interface WireMixAdapter {
+  readonly name: string;
+  readonly dir: string;
+  readonly scale: number;
+}
+
 /**
  * One fine-tuning job, fully resolved by the main side: every path is inside the data directory. The settings
  * are the contract's TrainingSettings as the user gave them; the engine fills the same defaults the CLI gets.
@@ -62,9 +69,15 @@ export type HostRequest =
       readonly seq: number;
       readonly adapters: readonly { readonly name: string; readonly scale: number }[];
     }
+  /**
+   * One chat reply with its own base and adapter mix: the host loads what it lacks and activates exactly this mix
+   * inside the request, so two replies with different mixes never see each other's.
+   */
   | {
       readonly type: 'generate';
       readonly seq: number;
+      readonly modelDir: string;
+      readonly adapters: readonly WireMixAdapter[];
       readonly messages: readonly WireChatMessage[];
       readonly sampling: WireSampling;
     }

@@ -44,7 +44,7 @@ export function serve(transport: HostTransport, engine: HostEngine, options: Ser
       case 'setActive':
         return engine.setActive(request.adapters);
       case 'generate':
-        return engine.generate(request.messages, request.sampling, signal, (text, tokenId) =>
+        return engine.generate(request.modelDir, request.adapters, request.messages, request.sampling, signal, (text, tokenId) =>
           emit(request.seq, { kind: 'token', text, tokenId }),
         );
       case 'train':

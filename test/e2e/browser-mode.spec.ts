@@ -1,5 +1,7 @@
 import { expect, test } from '@playwright/test';
 import { spawn, type ChildProcess } from 'node:child_process';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -18,7 +20,7 @@ test.beforeAll(async () => {
     const timer = setTimeout(() => reject(new Error(`lorasmith serve printed no address:\n${output}`)), 60_000);
     const onData = (chunk: Buffer) => {
       output += String(chunk);
-      const match = /Open (http:\/\/127\.0\.0\.1:\d+\/\?token=\S+)/.exec(output);
+      const match = /Open (http:\/\/127\.0\.0\.1:\d+\/t\/\S+\/)/.exec(output);
       if (match?.[1]) {
         clearTimeout(timer);
         resolve(match[1]);
@@ -55,6 +57,32 @@ test('the address without its token is refused', async ({ page }) => {
   const origin = new URL(url).origin;
   const response = await page.goto(`${origin}/`);
   expect(response?.status()).toBe(403);
-  const wrong = await page.goto(`${origin}/?token=not-the-token`);
+  const wrong = await page.goto(`${origin}/t/not-the-token/`);
   expect(wrong?.status()).toBe(403);
+});
+
+test('the token reaches no other service on 127.0.0.1: no cookie, no Referer', async ({ page }) => {
+  // Another local service on another port, as a user might run beside Lorasmith.
+  const seen: string[] = [];
+  const other = createServer((req, res) => {
+    seen.push(`${req.url} ${JSON.stringify(req.headers)}`);
+    res.writeHead(200, { 'content-type': 'text/html' }).end('<title>other</title>');
+  });
+  await new Promise<void>((resolve) => other.listen(0, '127.0.0.1', resolve));
+  const port = (other.address() as AddressInfo).port;
+  try {
+    await page.goto(url);
+    await expect(page.getByRole('heading', { level: 1, name: 'Lorasmith' })).toBeVisible();
+    expect(await page.context().cookies()).toEqual([]);
+    await page.evaluate((href) => { (globalThis as unknown as { location: { href: string } }).location.href = href; }, `http://127.0.0.1:${port}/`);
+    await expect(page).toHaveTitle('other');
+    await page.goto(`http://localhost:${port}/`);
+    expect(seen.length).toBeGreaterThanOrEqual(2);
+    const token = /\/t\/([^/]+)\//.exec(url)?.[1] ?? '';
+    expect(token.length).toBeGreaterThan(20);
+    expect(seen.filter((request) => request.includes(token) || request.includes(new URL(url).origin))).toEqual([]);
+    expect(seen.filter((request) => /cookie/i.test(request))).toEqual([]);
+  } finally {
+    other.close();
+  }
 });

@@ -76,7 +76,7 @@ describe('engine host in a worker thread', () => {
       const streamed: string[] = [];
       const sampling = { maxNewTokens: 6, temperature: 0, topK: 0, topP: 1, repetitionPenalty: 1, seed: 1 };
       const reply = await client.call(
-        { type: 'generate', messages: [{ role: 'user', content: 'add 2 and 1:' }], sampling },
+        { type: 'generate', modelDir, adapters: [{ name: 'v1', dir: join(dir, 'adapters', 'r1'), scale: 1 }], messages: [{ role: 'user', content: 'add 2 and 1:' }], sampling },
         (e) => e.kind === 'token' && streamed.push(e.text),
       );
       expect(streamed.join('')).toBe(reply.text);
@@ -171,8 +171,7 @@ describe('engine host in a worker thread', () => {
   it('reports engine errors as {name, code, message} without losing the host', async () => {
     const client = new HostClient(workerHost({ loaderUrl }));
     try {
-      await expect(client.call({ type: 'generate', messages: [], sampling: { maxNewTokens: 1, temperature: 0, topK: 0, topP: 1, repetitionPenalty: 1, seed: 0 } }))
-        .rejects.toMatchObject({ name: 'HostError', code: 'NO_BASE_MODEL' });
+      await expect(client.call({ type: 'setActive', adapters: [] })).rejects.toMatchObject({ name: 'HostError', code: 'NO_BASE_MODEL' });
       await client.call({ type: 'loadBase', modelDir });
       await expect(client.call({ type: 'loadAdapter', name: 'bad', dir: join(dir, 'missing') })).rejects.toMatchObject({ code: expect.any(String) });
       expect((await client.call({ type: 'status' })).baseModelDir).toBe(modelDir);

@@ -1,6 +1,7 @@
 /**
- * Browser mode's guard: pages and the WebSocket need the token; a wrong token, a non-loopback Origin and a
- * non-loopback Host (DNS rebinding) are refused; with the token, the same handlers answer over the socket.
+ * Browser mode's guard: pages and the WebSocket need the token (a path prefix, never a cookie); a wrong token, a
+ * non-loopback Origin and a non-loopback Host (DNS rebinding) are refused; with the token, the same handlers answer
+ * over the socket. (test/probes/ throws hostile input at the real `lorasmith serve`.)
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -32,9 +33,9 @@ function get(path: string, headers: Record<string, string> = {}): Promise<{ stat
   });
 }
 
-function connect(query: string, headers: Record<string, string> = {}): Promise<WebSocket> {
+function connect(token: string, headers: Record<string, string> = {}): Promise<WebSocket> {
   return new Promise((resolve, reject) => {
-    const ws = new WebSocket(`ws://127.0.0.1:${server.port}/ws${query}`, { headers });
+    const ws = new WebSocket(`ws://127.0.0.1:${server.port}/t/${token}/ws`, { headers });
     ws.once('open', () => resolve(ws));
     ws.once('unexpected-response', (_req, res) => reject(new Error(`refused with ${res.statusCode}`)));
     ws.once('error', reject);
@@ -78,42 +79,45 @@ afterAll(async () => {
 });
 
 describe('browser-mode server', () => {
-  it('listens on 127.0.0.1 and prints a URL with a long random token', () => {
-    expect(server.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/\?token=[A-Za-z0-9_-]{32}$/);
+  it('listens on 127.0.0.1 and prints a URL with a long random token in its path', () => {
+    expect(server.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/t\/[A-Za-z0-9_-]{32}\/$/);
+    expect(server.url).toBe(`http://127.0.0.1:${server.port}/t/${server.token}/`);
   });
 
   it('refuses pages without the token or with a wrong one', async () => {
     expect((await get('/')).status).toBe(403);
-    expect((await get('/?token=wrong')).status).toBe(403);
-    expect((await get(`/?token=${server.token.slice(0, -1)}x`)).status).toBe(403);
+    expect((await get('/?token=' + server.token)).status).toBe(403); // the token is a path, not a query
+    expect((await get('/t/wrong/')).status).toBe(403);
+    expect((await get(`/t/${server.token.slice(0, -1)}x/`)).status).toBe(403);
     expect((await get('/assets/app.js')).status).toBe(403);
   });
 
-  it('serves the page with the token, with a strict CSP and a SameSite cookie for its assets', async () => {
-    const page = await get(`/?token=${server.token}`);
+  it('serves the page and its assets under the token, with a strict CSP, no referrer and no cookie', async () => {
+    const page = await get(`/t/${server.token}/`);
     expect(page.status).toBe(200);
     expect(page.body).toContain('<title>Lorasmith</title>');
     expect(String(page.headers['content-security-policy'])).toContain("script-src 'self'");
-    const cookie = String((page.headers['set-cookie'] as string[])[0]).split(';')[0] as string;
-    expect(String((page.headers['set-cookie'] as string[])[0])).toContain('SameSite=Strict');
-    expect((await get('/assets/app.js', { cookie })).status).toBe(200);
-    expect((await get('/../secret.txt', { cookie })).body).not.toContain('outside');
-    expect((await get('/%2e%2e/secret.txt', { cookie })).status).toBe(404);
+    expect(page.headers['referrer-policy']).toBe('no-referrer');
+    expect(page.headers['set-cookie']).toBeUndefined();
+    expect((await get(`/t/${server.token}/assets/app.js`)).status).toBe(200);
+    expect((await get(`/t/${server.token}`)).headers.location).toBe(`/t/${server.token}/`);
+    expect((await get(`/t/${server.token}/../secret.txt`)).body).not.toContain('outside');
+    expect((await get(`/t/${server.token}/%2e%2e/secret.txt`)).status).toBe(404);
   });
 
   it('refuses a non-loopback Host header (DNS rebinding) even with the token', async () => {
-    expect((await get(`/?token=${server.token}`, { host: `evil.example:${server.port}` })).status).toBe(403);
+    expect((await get(`/t/${server.token}/`, { host: `evil.example:${server.port}` })).status).toBe(403);
   });
 
   it('refuses WebSockets without the token, with a wrong one, or from a non-loopback Origin', async () => {
     await expect(connect('')).rejects.toThrow('403');
-    await expect(connect('?token=nope')).rejects.toThrow('403');
-    await expect(connect(`?token=${server.token}`, { origin: 'http://evil.example' })).rejects.toThrow('403');
-    await expect(connect(`?token=${server.token}`, { origin: `http://127.0.0.1.evil.example:${server.port}` })).rejects.toThrow('403');
+    await expect(connect('nope')).rejects.toThrow('403');
+    await expect(connect(server.token, { origin: 'http://evil.example' })).rejects.toThrow('403');
+    await expect(connect(server.token, { origin: `http://127.0.0.1.evil.example:${server.port}` })).rejects.toThrow('403');
   });
 
   it('answers commands with the token from a loopback Origin, validating input and pushing events', async () => {
-    const ws = await connect(`?token=${server.token}`, { origin: `http://127.0.0.1:${server.port}` });
+    const ws = await connect(server.token, { origin: `http://127.0.0.1:${server.port}` });
     try {
       expect(await call(ws, 1, 'app.info', {})).toMatchObject({ id: 1, ok: true, result: { mode: 'browser', version: '1.2.3' } });
       expect(await call(ws, 2, 'models.import', { path: 'relative/path', mode: 'copy' })).toMatchObject({ ok: false, error: { code: 'PATH_INVALID' } });

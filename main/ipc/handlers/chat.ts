@@ -1,6 +1,7 @@
 /**
- * Chat on one resident base: load it, make the requested mix of adapter versions active (loading any the host
- * does not hold yet, under the version id as name), stream tokens as `chat.token` events, stop on request.
+ * Chat on one resident base: load it, then each reply names its own mix of adapter versions (the host loads any
+ * it does not hold yet, under the version id as name, and activates the mix for that reply alone); tokens stream
+ * as `chat.token` events; a reply stops on request.
  */
 import type { HandlerContext } from '../context';
 import { IpcError } from '../errors';
@@ -13,6 +14,8 @@ export function chatHandlers(ctx: HandlerContext): Pick<Handlers, 'chat.load' | 
 
   return {
     'chat.load': async ({ modelId }) => {
+      // Whatever was loaded is gone once another load starts: a failed load leaves no model, never the previous one.
+      chatModelId = null;
       const loaded = await host.call({ type: 'loadBase', modelDir: library.models.resolvePath(modelId) });
       chatModelId = modelId;
       return { modelId, chatTemplate: loaded.chatTemplate };
@@ -21,19 +24,16 @@ export function chatHandlers(ctx: HandlerContext): Pick<Handlers, 'chat.load' | 
       if (generating.has(requestId)) throw new IpcError('BUSY', `request '${requestId}' is already generating; use a new requestId`);
       if (chatModelId === null) throw new IpcError('INVALID_INPUT', 'no model is loaded for chat: load one first (chat.load)');
       const modelDir = library.models.resolvePath(chatModelId);
-      const status = await host.call({ type: 'status' });
-      if (status.baseModelDir !== modelDir) await host.call({ type: 'loadBase', modelDir }); // a fresh or retargeted host
-      const loaded = new Set(status.baseModelDir === modelDir ? status.adapters : []);
-      for (const { versionId } of mix.adapters) {
+      const adapters = mix.adapters.map(({ versionId, scale }) => {
         const version = library.versions.get(versionId);
-        const adapter = library.adapters.get(version.adapterId);
-        if (adapter.baseModelId !== chatModelId) {
+        if (library.adapters.get(version.adapterId).baseModelId !== chatModelId) {
           throw new IpcError('INVALID_INPUT', `adapter version ${versionId} was trained on another base model than the one loaded for chat`);
         }
-        if (!loaded.has(versionId)) await host.call({ type: 'loadAdapter', name: versionId, dir: library.versions.resolvePath(versionId) });
-      }
-      await host.call({ type: 'setActive', adapters: mix.adapters.map((a) => ({ name: a.versionId, scale: a.scale })) });
-      const handle = host.request({ type: 'generate', messages, sampling }, (event) => {
+        return { name: versionId, dir: library.versions.resolvePath(versionId), scale };
+      });
+      // One request carries the base and the mix: the host activates it inside the request, so concurrent replies
+      // with different mixes cannot interleave a set-then-use.
+      const handle = host.request({ type: 'generate', modelDir, adapters, messages, sampling }, (event) => {
         if (event.kind === 'token') ctx.emit('chat.token', { requestId, text: event.text, tokenId: event.tokenId });
       });
       generating.set(requestId, handle.seq);

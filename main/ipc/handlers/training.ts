@@ -5,7 +5,7 @@
  */
 import { basename } from 'node:path';
 import type { TrainingRun, TrainingSettings } from '../../../preload/contract';
-import type { HostEvent, TrainJob } from '../../host/protocol';
+import type { HostEvent, TrainJob, TrainProgressEvent } from '../../host/protocol';
 import type { Library } from '../../store/index';
 import type { RunDetails } from '../../store/repos/runs';
 import type { HandlerContext } from '../context';
@@ -58,15 +58,33 @@ export function trainingHandlers(ctx: HandlerContext): TrainingHandlers {
   const { library, host } = ctx;
   const active = new Map<string, { seq: number; done: Promise<void> }>();
 
-  function onEvent(runId: string, event: HostEvent): void {
-    if (event.kind !== 'progress') return;
-    const p = event.progress;
+  /** A run whose progress could not be recorded (a full disk, a library locked by someone else): why. */
+  const unrecorded = new Map<string, string>();
+
+  function record(runId: string, p: TrainProgressEvent): void {
     if (p.kind === 'checkpoint' && p.checkpoint) library.runs.recordCheckpoint(runId, p.checkpoint, p.step);
     if (p.kind === 'step' || p.kind === 'eval') {
       library.metrics.append(runId, [{
         step: p.step, lr: p.lr, gradNorm: p.gradNorm, epoch: p.epoch, tokensPerSecond: p.tokensPerSecond,
         ...(p.kind === 'step' ? { loss: p.loss } : {}), ...(p.valLoss !== null ? { valLoss: p.valLoss } : {}),
       }]);
+    }
+  }
+
+  function onEvent(runId: string, event: HostEvent): void {
+    if (event.kind !== 'progress') return;
+    const p = event.progress;
+    try {
+      record(runId, p);
+    } catch (error) {
+      // Training on without a record of it would lose the run: stop it, and say why when it has stopped.
+      if (!unrecorded.has(runId)) {
+        const e = toAppError(error);
+        unrecorded.set(runId, `[${e.code}] the library could not record step ${p.step}: ${e.message}`);
+        const seq = active.get(runId)?.seq;
+        if (seq !== undefined) void host.cancel(seq).catch(() => undefined);
+      }
+      return;
     }
     ctx.emit('train.progress', {
       runId, step: p.step, totalSteps: p.totalSteps, epoch: p.epoch, loss: p.loss, lr: p.lr, gradNorm: p.gradNorm,
@@ -78,7 +96,9 @@ export function trainingHandlers(ctx: HandlerContext): TrainingHandlers {
 
   function finish(runId: string, outcome: 'done' | 'failed' | 'cancelled', error?: string): void {
     active.delete(runId); // before the event: whoever hears it may start, resume or delete at once
-    const run = library.runs.finish(runId, outcome, error);
+    const failure = unrecorded.get(runId);
+    unrecorded.delete(runId);
+    const run = failure ? library.runs.finish(runId, 'failed', failure) : library.runs.finish(runId, outcome, error);
     ctx.emit('train.finished', { run: runView(library, run) });
   }
 
@@ -98,6 +118,7 @@ export function trainingHandlers(ctx: HandlerContext): TrainingHandlers {
     const handle = host.request({ type: 'train', job }, (event) => onEvent(run.id, event));
     const done = handle.result.then(
       (outcome) => {
+        if (unrecorded.has(run.id)) return finish(run.id, 'failed'); // finish says why; an unrecorded run commits nothing
         if (outcome.status === 'cancelled' || !outcome.adapterDir) return finish(run.id, 'cancelled');
         library.versions.commit({
           adapterId: run.adapterId, filesFrom: outcome.adapterDir, take: 'move', origin: 'trained',

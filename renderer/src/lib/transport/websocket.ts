@@ -1,6 +1,7 @@
 /**
  * The renderer's `api` in browser mode: the same commands and events as Electron's preload, carried over the
- * WebSocket of `lorasmith serve`. The token comes from the page's own address (?token=...).
+ * WebSocket of `lorasmith serve`. The page lives under its token (/t/<token>/) and the socket beside it
+ * (/t/<token>/ws), so the token travels in the address only: no cookie, nothing another local service could receive.
  */
 import type { Api, AppError, CommandName, EventName } from '../../../../preload/contract';
 
@@ -15,10 +16,23 @@ export class ApiError extends Error {
   }
 }
 
-export function websocketApi(location: { host: string; search: string; protocol: string }): Api {
-  const token = new URLSearchParams(location.search).get('token') ?? '';
-  const scheme = location.protocol === 'https:' ? 'wss' : 'ws';
-  const url = `${scheme}://${location.host}/ws?token=${encodeURIComponent(token)}`;
+/** Close codes the server uses for a message it cannot take (RFC 6455 §7.4.1). */
+const CLOSE_REASONS: Readonly<Record<number, string>> = {
+  1007: 'the server refused a message that was not valid UTF-8',
+  1009: 'the message was too large for the server (16 MiB at most)',
+};
+
+/** The socket's address: `ws` beside the page (whose path carries the token), on the page's own origin. */
+export function socketUrl(pageHref: string): string {
+  const url = new URL('ws', pageHref);
+  url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:';
+  url.search = '';
+  url.hash = '';
+  return url.href;
+}
+
+export function websocketApi(location: { href: string }): Api {
+  const url = socketUrl(location.href);
   const pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
   const listeners = new Map<string, Set<(payload: unknown) => void>>();
   let nextId = 1;
@@ -29,9 +43,13 @@ export function websocketApi(location: { host: string; search: string; protocol:
       const ws = new WebSocket(url);
       ws.onopen = () => resolve(ws);
       ws.onerror = () => reject(new ApiError('DISCONNECTED', 'cannot reach the Lorasmith server; is `lorasmith serve` still running, and was the page opened with its address (with the token)?'));
-      ws.onclose = () => {
+      ws.onclose = (event) => {
         socket = null;
-        for (const p of pending.values()) p.reject(new ApiError('DISCONNECTED', 'the connection to the Lorasmith server closed; reload the page to reconnect'));
+        const why = CLOSE_REASONS[event.code];
+        const error = why
+          ? new ApiError('MESSAGE_REFUSED', `${why}; the connection reopens with the next command`)
+          : new ApiError('DISCONNECTED', 'the connection to the Lorasmith server closed; reload the page to reconnect');
+        for (const p of pending.values()) p.reject(error);
         pending.clear();
       };
       ws.onmessage = (message) => {

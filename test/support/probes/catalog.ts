@@ -1,0 +1,28 @@
+/**
+ * Every probe of the reliability suite (test/probes/): what a hostile or clumsy user sends, and what must hold.
+ * The suite writes bench/results/reliability.md from this list and the outcomes of a full run.
+ */
+export interface ProbeEntry {
+  readonly area: 'Server' | 'Library' | 'User files' | 'Load checks' | 'Concurrency';
+  /** What is sent or done. */
+  readonly input: string;
+  /** What must hold afterwards. */
+  readonly holds: string;
+}
+
+export const PROBES = {
+  'target-not-a-url': { area: 'Server', input: "request target 'http://[zz/' without the token", holds: '400 BAD_REQUEST; the server answers' },
+  'target-not-a-url-token': { area: 'Server', input: "request target 'http://[zz/t/<token>/' carrying the token", holds: '400 BAD_REQUEST; the server answers' },
+  'upgrade-not-a-url': { area: 'Server', input: "WebSocket upgrade to 'http://[zz/' (with and without the token)", holds: '400 on the upgrade; the server answers' },
+  'path-bad-escape': { area: 'Server', input: "'/t/<token>/%ZZ' (malformed %-encoding)", holds: '400 naming the malformed escape; the server answers' },
+  'ws-null': { area: 'Server', input: 'WebSocket message `null`', holds: 'INVALID_INPUT naming null; the socket stays open' },
+  'ws-not-an-object': { area: 'Server', input: 'WebSocket messages `42`, `"x"`, `[]`, `{"id": {}}` and a binary frame', holds: 'INVALID_INPUT for each; the socket stays open' },
+  'ws-over-limit': { area: 'Server', input: 'a 17 MiB WebSocket frame (a long chat message)', holds: 'socket closed with 1009; the server answers' },
+  'ws-invalid-utf8': { area: 'Server', input: 'a text frame with invalid UTF-8', holds: 'socket closed with 1007; the server answers' },
+  'token-no-cookie': { area: 'Server', input: 'page, asset and WebSocket requests with the token', holds: 'no Set-Cookie anywhere: the token reaches no other 127.0.0.1 service' },
+  'store-full-progress': { area: 'Library', input: 'SQLITE_FULL while recording training progress', holds: 'run marked failed naming SQLITE_FULL; no version committed; handlers keep answering' },
+  'chat-load-failed': { area: 'Concurrency', input: 'chat.load of a broken model after a good one', holds: 'the load fails naming the problem; chat.generate refuses (no stale model answers)' },
+  'chat-concurrent-mixes': { area: 'Concurrency', input: 'two concurrent chat.generate requests with different adapter mixes', holds: 'each reply equals the same request run alone' },
+} as const satisfies Record<string, ProbeEntry>;
+
+export type ProbeId = keyof typeof PROBES;

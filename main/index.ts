@@ -90,7 +90,7 @@ function createWindow(): BrowserWindow {
 
 function startServices(): void {
   const binding = electronSqliteBinding();
-  library = openLibrary(dataDir, binding ? { nativeBinding: binding } : {});
+  library = openLibrary(dataDir, { holder: 'the Lorasmith app', ...(binding ? { nativeBinding: binding } : {}) });
   const report = library.startupCheck();
   log.info(`library ${dataDir}: ${JSON.stringify({ interrupted: report.runsInterrupted.length, modelsMissing: report.modelsMissing.length })}`);
   try {

@@ -52,7 +52,9 @@ export interface ServeOptions {
 /** Opens the library, starts the engine host and the server, and serves until io.signal aborts. */
 export async function serveLibrary(options: ServeOptions, io: CliIo): Promise<number> {
   const { dataDir } = options;
-  const library = openLibrary(dataDir);
+  const library = openLibrary(dataDir, { holder: 'lorasmith serve' });
+  const stale = library.lock?.tookOverFrom;
+  if (stale) io.out(`Took over the library from ${stale.command} (pid ${stale.pid}, since ${stale.since}), which stopped without closing it.`);
   const report = library.startupCheck();
   if (report.runsInterrupted.length > 0) io.out(`Marked ${report.runsInterrupted.length} interrupted training run(s); they can be resumed from their last checkpoint.`);
   try {

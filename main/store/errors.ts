@@ -9,7 +9,8 @@ export type StoreErrorCode =
   | 'PATH_INVALID'
   | 'FILE_MISSING'
   | 'ALREADY_EXISTS'
-  | 'INVALID_STATE';
+  | 'INVALID_STATE'
+  | 'LIBRARY_IN_USE';
 
 export class StoreError extends Error {
   override readonly name = 'StoreError';

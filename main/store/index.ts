@@ -1,6 +1,7 @@
 /** The library: the only writer of library.sqlite and of the files its rows point at. */
 export { openLibrary, type Library, type LibraryOptions } from './library';
 export { StoreError, type StoreErrorCode } from './errors';
+export { HOLDER_FILE, LOCK_FILE, lockDataDir, type DataDirLock, type LockHolder } from './lock';
 export { DataDir, layout } from './paths';
 export { migrate, schemaVersion, LATEST_VERSION } from './migrate';
 export { MIGRATIONS, type Migration } from './migrations/index';

@@ -17,6 +17,7 @@ import { ModelsRepo } from './repos/models';
 import { RunsRepo } from './repos/runs';
 import { SettingsRepo } from './repos/settings';
 import { VersionsRepo } from './repos/versions';
+import { lockDataDir, type DataDirLock } from './lock';
 import { startupCheck } from './startup';
 import type { StartupReport } from './types';
 
@@ -28,6 +29,11 @@ export interface LibraryOptions {
   readonly nativeBinding?: string;
   /** Open without writing: no migration (the schema must be current), no WAL switch. For extra readers. */
   readonly readonly?: boolean;
+  /**
+   * The app or server that will own this library ('lorasmith serve', 'the Lorasmith app'): takes the data-dir lock
+   * (lock.ts) before anything is read, and refuses with LIBRARY_IN_USE naming the holder while another one runs.
+   */
+  readonly holder?: string;
 }
 
 export interface Library {
@@ -43,6 +49,8 @@ export interface Library {
   readonly comparisons: ComparisonsRepo;
   readonly settings: SettingsRepo;
   readonly lineage: LineageQueries;
+  /** The data-dir lock where opened with a holder; released by close(). */
+  readonly lock: DataDirLock | null;
   /** Run once at start-up, before anything is shown or trained (see startup.ts). */
   startupCheck(): StartupReport;
   close(): void;
@@ -50,11 +58,18 @@ export interface Library {
 
 export function openLibrary(dataDir: string, options: LibraryOptions = {}): Library {
   const dir = new DataDir(dataDir);
+  const lock = options.holder ? lockDataDir(dir.root, options.holder, options.nativeBinding) : null;
   const file = join(dir.root, layout.database);
-  const db = new Database(file, {
-    ...(options.nativeBinding ? { nativeBinding: options.nativeBinding } : {}),
-    ...(options.readonly ? { readonly: true, fileMustExist: true } : {}),
-  });
+  let db: Database.Database;
+  try {
+    db = new Database(file, {
+      ...(options.nativeBinding ? { nativeBinding: options.nativeBinding } : {}),
+      ...(options.readonly ? { readonly: true, fileMustExist: true } : {}),
+    });
+  } catch (error) {
+    lock?.release();
+    throw error;
+  }
   try {
     configure(db, options.readonly === true);
     if (options.readonly) {
@@ -68,6 +83,7 @@ export function openLibrary(dataDir: string, options: LibraryOptions = {}): Libr
     }
   } catch (error) {
     db.close();
+    lock?.release();
     throw error;
   }
   const ctx: StoreContext = { db, dataDir: dir };
@@ -84,8 +100,12 @@ export function openLibrary(dataDir: string, options: LibraryOptions = {}): Libr
     comparisons: new ComparisonsRepo(ctx),
     settings: new SettingsRepo(ctx),
     lineage: new LineageQueries(ctx, metrics),
+    lock,
     startupCheck: () => startupCheck(ctx),
-    close: () => db.close(),
+    close: () => {
+      db.close();
+      lock?.release();
+    },
   };
 }
 

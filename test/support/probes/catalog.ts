@@ -20,6 +20,8 @@ export const PROBES = {
   'ws-over-limit': { area: 'Server', input: 'a 17 MiB WebSocket frame (a long chat message)', holds: 'socket closed with 1009; the server answers' },
   'ws-invalid-utf8': { area: 'Server', input: 'a text frame with invalid UTF-8', holds: 'socket closed with 1007; the server answers' },
   'token-no-cookie': { area: 'Server', input: 'page, asset and WebSocket requests with the token', holds: 'no Set-Cookie anywhere: the token reaches no other 127.0.0.1 service' },
+  'two-servers-one-dir': { area: 'Library', input: 'a second `lorasmith serve` on the same data folder', holds: 'refused naming the holder (command, pid, since); the first keeps answering; nothing written' },
+  'stale-lock': { area: 'Library', input: '`kill -9` of a server, then a new start on its data folder', holds: 'the dead holder\'s lock is taken over, and the start says so' },
   'store-full-progress': { area: 'Library', input: 'SQLITE_FULL while recording training progress', holds: 'run marked failed naming SQLITE_FULL; no version committed; handlers keep answering' },
   'chat-load-failed': { area: 'Concurrency', input: 'chat.load of a broken model after a good one', holds: 'the load fails naming the problem; chat.generate refuses (no stale model answers)' },
   'chat-concurrent-mixes': { area: 'Concurrency', input: 'two concurrent chat.generate requests with different adapter mixes', holds: 'each reply equals the same request run alone' },

@@ -226,5 +226,5 @@ export function rowCounts(dataDir: string): Record<string, number> {
 
 /** Files and rows of a data folder: equal before and after a refused input means nothing was written or left. */
 export function libraryState(dataDir: string): { files: string[]; rows: Record<string, number> } {
-  return { files: filesUnder(dataDir, (rel) => /^library\.sqlite/.test(rel) || rel === 'library.lock'), rows: rowCounts(dataDir) };
+  return { files: filesUnder(dataDir, (rel) => /^library\.(sqlite|lock)/.test(rel)), rows: rowCounts(dataDir) };
 }

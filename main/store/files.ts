@@ -1,30 +1,21 @@
 /**
- * Crash-safe file operations. A file or folder appears under its final name whole or not at all: it is written
- * (or copied) under a temp sibling name, flushed, then renamed. Deletions rename first too, so a crash mid-delete
- * leaves only a temp name. `sweepTemps` clears what a crash left behind; every temp name matches TEMP_NAME.
+ * Crash-safe file operations of the library. A file or folder appears under its final name whole or not at all:
+ * it is written (or copied) under a temp sibling name (main/common/atomic.ts: the one scheme every writer uses),
+ * flushed, then renamed. Deletions rename first too, so a crash mid-delete leaves only a temp name, which the
+ * start-up sweep clears.
  */
 import {
-  closeSync, cpSync, existsSync, fsyncSync, lstatSync, mkdirSync, openSync, readdirSync, renameSync, rmSync,
-  unlinkSync, writeSync,
+  closeSync, cpSync, existsSync, fsyncSync, lstatSync, mkdirSync, openSync, renameSync, rmSync, unlinkSync, writeSync,
 } from 'node:fs';
-import { randomBytes } from 'node:crypto';
-import { basename, dirname, join } from 'node:path';
+import { dirname } from 'node:path';
+import { fsyncDir, fsyncTree, isTempName, sweepTemps as sweep, tempSibling, TEMP_NAME } from '../common/atomic';
 import { StoreError } from './errors';
 
-/** `.<final name>.tmp-<pid>-<hex>`: hidden, and tells which process left it. */
-export const TEMP_NAME = /^\..+\.tmp-\d+-[0-9a-f]{8}$/;
+export { isTempName, tempSibling, TEMP_NAME };
 
 /** Test seams: a crash test kills the process at exactly these points. */
 export interface AtomicHooks {
   readonly beforeRename?: (tempPath: string) => void;
-}
-
-export function tempSibling(finalPath: string): string {
-  return join(dirname(finalPath), `.${basename(finalPath)}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`);
-}
-
-export function isTempName(name: string): boolean {
-  return TEMP_NAME.test(name);
 }
 
 /** Writes `data` to `path` atomically: temp file, fsync, rename, fsync of the folder. */
@@ -123,42 +114,11 @@ export function removeAtomic(path: string): void {
 }
 
 /**
- * Deletes every temp name under `root` (not following symlinks) left by a process that is gone; returns the
- * paths removed. Temps of a live process (a CLI run sharing the data directory) are its work in progress.
+ * Deletes every temp name under `root` (not following symlinks) left by a process that is gone; returns the paths
+ * removed. Temps of a live process (a CLI run writing into the data directory) are its work in progress.
  */
 export function sweepTemps(root: string): string[] {
-  const removed: string[] = [];
-  const walk = (dir: string): void => {
-    let entries;
-    try {
-      entries = readdirSync(dir, { withFileTypes: true });
-    } catch {
-      return;
-    }
-    for (const entry of entries) {
-      const path = join(dir, entry.name);
-      if (isTempName(entry.name) && !writerAlive(entry.name)) {
-        rmSync(path, { recursive: true, force: true });
-        removed.push(path);
-      } else if (entry.isDirectory()) {
-        walk(path);
-      }
-    }
-  };
-  walk(root);
-  return removed;
-}
-
-function writerAlive(tempName: string): boolean {
-  const pid = Number(/\.tmp-(\d+)-[0-9a-f]{8}$/.exec(tempName)?.[1]);
-  if (!Number.isSafeInteger(pid) || pid === process.pid) return false;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    // EPERM: it exists but belongs to someone else, so it is alive.
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
+  return sweep(root, { recursive: true, atStartup: true });
 }
 
 function refuseExisting(destination: string): void {
@@ -172,33 +132,5 @@ function isDanglingLink(path: string): boolean {
     return lstatSync(path).isSymbolicLink();
   } catch {
     return false;
-  }
-}
-
-function fsyncTree(path: string): void {
-  const stat = lstatSync(path);
-  if (stat.isDirectory()) {
-    for (const name of readdirSync(path)) fsyncTree(join(path, name));
-    fsyncDir(path);
-  } else if (stat.isFile()) {
-    const fd = openSync(path, 'r');
-    try {
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-  }
-}
-
-/** Makes a rename durable. Windows cannot open folders for fsync; there the rename is already ordered. */
-function fsyncDir(dir: string): void {
-  let fd: number | undefined;
-  try {
-    fd = openSync(dir, 'r');
-    fsyncSync(fd);
-  } catch {
-    // best effort (see above)
-  } finally {
-    if (fd !== undefined) closeSync(fd);
   }
 }

@@ -6,8 +6,9 @@
  * so a failed or cancelled export leaves nothing behind.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fsyncTree, publishDir, sweepTemps, tempSibling } from '../../common/atomic';
 import { openCheckpoint, INDEX_FILE, SINGLE_FILE, type CheckpointReader } from '../io/model-checkpoint';
 import { writeSafetensors, type WritableDtype, type WritableTensor } from '../io/safetensors';
 import type { CausalLM } from '../models/types';
@@ -133,8 +134,10 @@ export function exportMergedModel(model: CausalLM, baseDir: string, outDir: stri
   }
   const maxShardBytes = options.maxShardBytes ?? 5e9;
   if (!(maxShardBytes > 0)) throw new AdapterError('INVALID_ARGUMENT', `maxShardBytes must be positive, got ${maxShardBytes}`);
+  // Temps a crashed export left in this folder (the one naming scheme says whose they were) go first.
+  sweepTemps(dirname(outDir), { recursive: false });
   const base = openCheckpoint(baseDir);
-  const temp = join(dirname(outDir), `.${basename(outDir)}.tmp-${process.pid}-${Date.now()}`);
+  const temp = tempSibling(outDir);
   mkdirSync(temp, { recursive: true });
   try {
     const shards = shardsOf(plan(model, base, options.dtype), maxShardBytes);
@@ -156,8 +159,8 @@ export function exportMergedModel(model: CausalLM, baseDir: string, outDir: stri
     }
     copyOtherFiles(baseDir, temp, options.dtype);
     checkAborted(options.signal);
-    mkdirSync(dirname(outDir), { recursive: true });
-    renameSync(temp, outDir);
+    fsyncTree(temp);
+    publishDir(temp, outDir);
     return [...names, ...(shards.length > 1 ? [INDEX_FILE] : [])];
   } catch (error) {
     rmSync(temp, { recursive: true, force: true });

@@ -7,6 +7,7 @@
  * each tensor's bytes are read into their own buffer and upcast (F16/BF16 -> float32) from there.
  */
 import { closeSync, fstatSync, openSync, readSync, renameSync, unlinkSync, writeSync, fsyncSync } from 'node:fs';
+import { tempSibling } from '../../common/atomic';
 import { ModelIoError } from './errors';
 import { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16 } from './half';
 
@@ -295,7 +296,7 @@ export function writeSafetensors(
   const lengthBytes = Buffer.alloc(8);
   lengthBytes.writeBigUInt64LE(BigInt(headerBytes.length));
 
-  const temp = `${path}.tmp-${process.pid}-${Date.now()}`;
+  const temp = tempSibling(path);
   const fd = openSync(temp, 'w');
   try {
     writeAll(fd, lengthBytes);

@@ -3,8 +3,9 @@
  * with `base_model.model.<module>.lora_A.weight` [r, in] and `.lora_B.weight` [out, r], F32.
  * Written into a temporary folder and renamed, so a reader never sees a half-written adapter.
  */
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { assertEmptyOutput, fsyncTree, publishDir, tempSibling } from '../../common/atomic';
 import { resolveLoraConfig, type LoraConfig } from './config';
 import { LoraError } from './errors';
 import type { PeftModuleWeights } from './inject';
@@ -89,26 +90,24 @@ function peftTargetModules(targets: LoraConfig['targetModules']): string[] | str
   return typeof targets === 'string' ? targets : [...targets];
 }
 
-/** Writes `dir` atomically (a sibling temp folder renamed into place, replacing an older adapter there). */
-export function writeFolderAtomically(dir: string, files: ReadonlyMap<string, FolderFile>): void {
-  const parent = dirname(dir);
-  mkdirSync(parent, { recursive: true });
-  const temp = join(parent, `.${basename(dir)}.tmp-${process.pid}-${Date.now()}`);
+/**
+ * Writes `dir` atomically: a sibling temp folder (main/common/atomic.ts's scheme) renamed into place. A folder
+ * that is not empty is refused with OUTPUT_NOT_EMPTY (a user's files are never written over), unless `replace`:
+ * a writer's own folder written again (a checkpoint of the same step).
+ */
+export function writeFolderAtomically(dir: string, files: ReadonlyMap<string, FolderFile>, options: { replace?: boolean } = {}): void {
+  if (!options.replace) assertEmptyOutput(dir);
+  mkdirSync(dirname(dir), { recursive: true });
+  const temp = tempSibling(dir);
   mkdirSync(temp);
   try {
     for (const [name, content] of files) writeFile(join(temp, name), content);
-    if (existsSync(dir)) {
-      const old = `${temp}-old`;
-      renameSync(dir, old);
-      renameSync(temp, dir);
-      rmSync(old, { recursive: true, force: true });
-    } else {
-      renameSync(temp, dir);
-    }
+    fsyncTree(temp);
   } catch (error) {
     rmSync(temp, { recursive: true, force: true });
     throw error;
   }
+  publishDir(temp, dir, options);
 }
 
 export interface SaveAdapterOptions extends PeftAdapterMeta {

@@ -8,6 +8,7 @@
  */
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
+import { assertEmptyOutput } from '../../common/atomic';
 import { hashFile } from '../../common/hash';
 import { bosToAdd, type TextTokenizer } from '../io/prompt';
 import type { LoraConfig } from '../lora/config';
@@ -88,6 +89,8 @@ function makeTrainable(options: TrainRunOptions, settings: TrainSettings): Train
 
 /** Trains and writes the output folder; see TrainRunResult. */
 export async function runTraining(options: TrainRunOptions): Promise<TrainRunResult> {
+  // Refused before any work: the output folder must be new or empty (a user's files are never written over).
+  if (!options.dryRun) assertEmptyOutput(options.outDir);
   const { model, tokenizer } = options;
   const requested = resolveTrainSettings(options.settings);
   const dataset = loadDataset({ ...options.data, valSplit: requested.valSplit, seed: requested.seed });

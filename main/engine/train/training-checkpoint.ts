@@ -73,7 +73,7 @@ export async function writeCheckpoint(dir: string, content: CheckpointContent, k
   files.set(OPTIMIZER_FILE, { tensors: await content.optimizer.stateTensors() });
   if (content.best) files.set(BEST_FILE, { tensors: content.best });
   files.set(STATE_FILE, JSON.stringify(content.state, null, 1));
-  writeFolderAtomically(path, files);
+  writeFolderAtomically(path, files, { replace: true }); // the run's own folder: a step written again replaces it
   const steps = listCheckpoints(dir);
   for (const old of steps.slice(0, Math.max(0, steps.length - keep))) rmSync(join(dir, `checkpoint-${old}`), { recursive: true, force: true });
   return path;

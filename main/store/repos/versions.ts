@@ -3,7 +3,8 @@
  * Files are moved into place first, the row written after; deleting removes the row, then the files.
  */
 import { existsSync, readdirSync, statSync } from 'node:fs';
-import { isAbsolute, join } from 'node:path';
+import { dirname, isAbsolute, join } from 'node:path';
+import { sweepTemps } from '../../common/atomic';
 import type { AdapterVersion, TrainingSettings } from '../../../preload/contract/domain';
 import { StoreError, notFound } from '../errors';
 import { copyDirAtomic, moveAtomic, removeAtomic } from '../files';
@@ -160,6 +161,7 @@ export class VersionsRepo {
     if (!isAbsolute(destination)) {
       throw new StoreError('INVALID_INPUT', `export destination must be an absolute path, got '${destination}'`);
     }
+    sweepTemps(dirname(destination), { recursive: false }); // what a crashed export left in that folder
     copyDirAtomic(this.resolvePath(id), destination);
     return destination;
   }

@@ -15,6 +15,8 @@ export default defineConfig({
           index: resolve(root, 'main/index.ts'),
           // The engine host runs in an Electron utilityProcess of its own.
           'engine-host': resolve(root, 'main/host/utility-entry.ts'),
+          // Users' files (imports, previews) are read in worker threads of the main process.
+          'file-worker': resolve(root, 'main/services/file-work/worker.ts'),
         },
       },
     },

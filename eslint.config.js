@@ -29,8 +29,8 @@ export default tseslint.config(
   { files: ['main/**/*.ts', 'preload/**/*.ts'], rules: { '@typescript-eslint/no-explicit-any': 'error' } },
   {
     files: ['main/engine/**/*.ts'],
-    rules: forbid(['electron', 'better-sqlite3', '**/store/**', '**/ipc/**', '**/host/**', '**/cli/**', '**/preload/**'],
-      'the engine is pure TypeScript on TensorFlow.js: no Electron, SQLite, store, ipc, host or cli'),
+    rules: forbid(['electron', 'better-sqlite3', '**/store/**', '**/services/**', '**/ipc/**', '**/host/**', '**/cli/**', '**/preload/**'],
+      'the engine is pure TypeScript on TensorFlow.js: no Electron, SQLite, store, services, ipc, host or cli'),
   },
   {
     files: ['main/common/**/*.ts'],
@@ -42,13 +42,28 @@ export default tseslint.config(
   },
   {
     files: ['main/store/**/*.ts'],
-    rules: forbid(['electron', '**/engine/**', '**/ipc/**', '**/host/**', '**/cli/**'],
+    rules: forbid(['electron', '**/engine/**', '**/services/**', '**/ipc/**', '**/host/**', '**/cli/**'],
       'the store knows only SQLite and the file system'),
   },
   {
     files: ['main/host/**/*.ts'],
-    rules: forbid(['better-sqlite3', '**/store/**', '**/ipc/**', '**/cli/**'],
+    rules: forbid(['better-sqlite3', '**/store/**', '**/services/**', '**/ipc/**', '**/cli/**'],
       'the host runs the engine; it does not touch the library or IPC'),
+  },
+  {
+    files: ['main/ipc/**/*.ts'],
+    rules: forbid(['**/engine/**'], 'ipc handlers stay thin: work on files goes to services (a worker) or the host, never the engine here'),
+  },
+  {
+    files: ['main/services/**/*.ts'],
+    ignores: ['main/services/file-work/jobs.ts', 'main/services/file-work/worker.ts'],
+    rules: forbid(['electron', '**/engine/**', '**/ipc/**', '**/cli/**'],
+      'services run on the main thread: the engine only in the file worker (file-work/jobs.ts), no Electron, ipc or cli'),
+  },
+  {
+    files: ['main/services/file-work/jobs.ts'],
+    rules: forbid(['electron', 'better-sqlite3', '**/store/**', '**/ipc/**', '**/cli/**'],
+      'the file worker runs in a worker thread: no Electron, no store (one writer), no ipc or cli'),
   },
   {
     files: ['main/cli/**/*.ts'],

@@ -13,11 +13,12 @@ import { join } from 'node:path';
 import type { TrainingSettings } from '../preload/contract';
 import { HostClient } from '../main/host/client';
 import { workerHost } from '../main/host/worker-host';
-import { guidedSettings } from '../main/ipc/first-run';
+import { guidedSettings } from '../main/services/first-run';
 import { createHandlers, type AppHandlers } from '../main/ipc/handlers';
 import { memoryPair } from '../main/ipc/memory';
 import { typedPaths } from '../main/ipc/paths';
-import { readSamplesManifest } from '../main/ipc/starter-resources';
+import { readSamplesManifest } from '../main/services/starter-resources';
+import { FileWork } from '../main/services/file-work/client';
 import { openLibrary } from '../main/store/index';
 
 const root = join(import.meta.dirname, '..');
@@ -34,9 +35,10 @@ function readRun(adapterDir: string, wallSeconds: number): Side {
 async function throughTheApp(work: string, settings: TrainingSettings, dataFile: string): Promise<Side> {
   const library = openLibrary(join(work, 'data'));
   const host = new HostClient(workerHost());
+  const files = new FileWork();
   let app: AppHandlers | null = null;
   const pair = memoryPair(() => (app as AppHandlers).handlers);
-  app = createHandlers({ library, host, paths: typedPaths(), mode: 'browser', version: 'bench', emit: pair.emit });
+  app = createHandlers({ library, host, files, paths: typedPaths(), mode: 'browser', version: 'bench', emit: pair.emit });
   try {
     const model = await pair.api.invoke('models.import', { path: join(resourcesDir, 'starter'), mode: 'copy' });
     const dataset = await pair.api.invoke('datasets.import', { path: dataFile });
@@ -52,6 +54,7 @@ async function throughTheApp(work: string, settings: TrainingSettings, dataFile:
     return readRun(version.path, wall);
   } finally {
     await host.shutdown();
+    await files.close();
     library.close();
   }
 }

@@ -15,8 +15,9 @@ import { loadWindowState, saveWindowState } from './app/window-state';
 import { HostClient } from './host/client';
 import { registerIpc, sendEvent } from './ipc/electron';
 import { createHandlers, type AppHandlers } from './ipc/handlers';
-import { openStarterResources } from './ipc/first-run';
 import { dialogPaths } from './ipc/paths';
+import { bundledFileWorker, FileWork } from './services/file-work/client';
+import { openStarterResources } from './services/first-run';
 import { openLibrary, type Library } from './store/index';
 
 const isSingleInstance = app.requestSingleInstanceLock();
@@ -32,6 +33,7 @@ let mainWindow: BrowserWindow | null = null;
 let library: Library | null = null;
 let host: HostClient | null = null;
 let handlers: AppHandlers | null = null;
+let files: FileWork | null = null;
 
 /** better-sqlite3 rebuilt for Electron's ABI by scripts/start.js (never in node_modules, which tests use). */
 function electronSqliteBinding(): string | undefined {
@@ -88,13 +90,15 @@ function createWindow(): BrowserWindow {
   return window;
 }
 
-function startServices(): void {
+async function startServices(): Promise<void> {
   const binding = electronSqliteBinding();
   library = openLibrary(dataDir, { holder: 'the Lorasmith app', ...(binding ? { nativeBinding: binding } : {}) });
   const report = library.startupCheck();
   log.info(`library ${dataDir}: ${JSON.stringify({ interrupted: report.runsInterrupted.length, modelsMissing: report.modelsMissing.length })}`);
+  // Users' files are read in worker threads (the bundled file-worker.js), never in this process's event loop.
+  files = new FileWork(bundledFileWorker(join(import.meta.dirname, 'file-worker.js')));
   try {
-    if (openStarterResources(library, resourcesDir())?.registered) log.info('first run: registered the starter model and the sample datasets');
+    if ((await openStarterResources(library, files, resourcesDir()))?.registered) log.info('first run: registered the starter model and the sample datasets');
   } catch (error) {
     log.error('could not register the starter model and samples', error);
   }
@@ -107,7 +111,7 @@ function startServices(): void {
     },
   });
   handlers = createHandlers({
-    library, host, paths: dialogPaths(showPathDialog), mode: 'electron', version: appVersion(), resourcesDir: resourcesDir(), emit: emitAll,
+    library, host, files, paths: dialogPaths(showPathDialog), mode: 'electron', version: appVersion(), resourcesDir: resourcesDir(), emit: emitAll,
   });
   const trusted = (sender: WebContents) => mainWindow !== null && sender === mainWindow.webContents;
   registerIpc(ipcMain, handlers.handlers, trusted);
@@ -126,7 +130,7 @@ app.on('web-contents-created', (_event, contents) => {
   contents.setWindowOpenHandler(() => ({ action: 'deny' }));
 });
 
-void app.whenReady().then(() => {
+void app.whenReady().then(async () => {
   session.defaultSession.webRequest.onHeadersReceived((details, callback) => {
     callback({
       responseHeaders: { ...details.responseHeaders, 'Content-Security-Policy': [CONTENT_SECURITY_POLICY] },
@@ -134,7 +138,7 @@ void app.whenReady().then(() => {
   });
   session.defaultSession.setPermissionRequestHandler((_contents, _permission, callback) => callback(false));
   try {
-    startServices();
+    await startServices();
   } catch (error) {
     log.error('could not open the library', error);
     dialog.showErrorBox('Lorasmith cannot start', `${(error as Error).message}\n\nLog: ${log.file}`);
@@ -160,6 +164,7 @@ app.on('before-quit', (event) => {
     try {
       await handlers?.cancelTraining();
       await host?.shutdown(10_000);
+      await files?.close();
     } catch (error) {
       log.error('shutdown', error);
     } finally {

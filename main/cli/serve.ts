@@ -5,9 +5,10 @@ import { resolveDataDir } from '../app/data-dir';
 import { HostClient } from '../host/client';
 import { workerHost } from '../host/worker-host';
 import { startBrowserServer, type BrowserServer } from '../ipc/browser-server';
-import { openStarterResources } from '../ipc/first-run';
 import { createHandlers } from '../ipc/handlers';
 import { typedPaths } from '../ipc/paths';
+import { FileWork } from '../services/file-work/client';
+import { openStarterResources } from '../services/first-run';
 import { openLibrary } from '../store/index';
 import { UsageError, type CliCommand, type CliIo } from './command';
 
@@ -57,8 +58,9 @@ export async function serveLibrary(options: ServeOptions, io: CliIo): Promise<nu
   if (stale) io.out(`Took over the library from ${stale.command} (pid ${stale.pid}, since ${stale.since}), which stopped without closing it.`);
   const report = library.startupCheck();
   if (report.runsInterrupted.length > 0) io.out(`Marked ${report.runsInterrupted.length} interrupted training run(s); they can be resumed from their last checkpoint.`);
+  const files = new FileWork();
   try {
-    if (openStarterResources(library, options.resourcesDir)?.registered) io.out('Added the starter model and the sample datasets to the empty library.');
+    if ((await openStarterResources(library, files, options.resourcesDir))?.registered) io.out('Added the starter model and the sample datasets to the empty library.');
   } catch (error) {
     io.err(`Could not add the starter model and samples: ${(error as Error).message}`);
   }
@@ -67,7 +69,7 @@ export async function serveLibrary(options: ServeOptions, io: CliIo): Promise<nu
     onState: (state, detail) => server?.emit('host.status', { state: state === 'stopped' ? 'died' : state, ...(detail ? { detail } : {}) }),
   });
   const app = createHandlers({
-    library, host, paths: typedPaths(), mode: 'browser', version: version(), resourcesDir: options.resourcesDir,
+    library, host, files, paths: typedPaths(), mode: 'browser', version: version(), resourcesDir: options.resourcesDir,
     emit: (name, payload) => server?.emit(name, payload),
   });
   server = await startBrowserServer({
@@ -85,6 +87,7 @@ export async function serveLibrary(options: ServeOptions, io: CliIo): Promise<nu
   await app.cancelTraining();
   await host.shutdown();
   await server.close();
+  await files.close();
   library.close();
   return 0;
 }

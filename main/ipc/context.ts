@@ -1,16 +1,19 @@
-/** What the command handlers work with: the library, the engine host, user paths and the event sink. */
+/** What the command handlers work with: the library, the engine host, the file workers, user paths and the event sink. */
 import type { EventName, Events } from '../../preload/contract';
 import type { HostClient } from '../host/client';
+import type { FileWork } from '../services/file-work/client';
 import type { Library } from '../store/index';
 import type { UserPaths } from './paths';
 
 export interface HandlerContext {
   readonly library: Library;
   readonly host: HostClient;
+  /** Reads users' files (imports, previews) off the main thread. */
+  readonly files: FileWork;
   readonly paths: UserPaths;
   readonly mode: 'electron' | 'browser';
   readonly version: string;
-  /** The folder holding starter/ and samples/ (see starter-resources.ts); absent where none ships (tests). */
+  /** The folder holding starter/ and samples/ (see services/starter-resources.ts); absent where none ships (tests). */
   readonly resourcesDir?: string;
   /** The Hugging Face hub's base URL for models.download; https://huggingface.co where absent (tests serve a fake). */
   readonly hubUrl?: string;

@@ -16,6 +16,7 @@ import { workerHost } from '../../main/host/worker-host';
 import { createHandlers, type AppHandlers } from '../../main/ipc/handlers';
 import { memoryPair } from '../../main/ipc/memory';
 import { typedPaths } from '../../main/ipc/paths';
+import { FileWork } from '../../main/services/file-work/client';
 import { openLibrary, type Library } from '../../main/store/index';
 import { runCli } from '../support/cli';
 import { nextEvent } from '../support/events';
@@ -25,6 +26,7 @@ const dir = mkdtempSync(join(tmpdir(), 'lorasmith-same-'));
 const dataFile = join(dir, 'plus-one.jsonl');
 let library: Library;
 let host: HostClient;
+let files: FileWork;
 let app: AppHandlers;
 let api: Api;
 const backendBefore = process.env.LORASMITH_BACKEND;
@@ -50,13 +52,15 @@ beforeAll(() => {
   writeFileSync(dataFile, rows.join('\n') + '\n');
   library = openLibrary(join(dir, 'data'));
   host = new HostClient(workerHost());
+  files = new FileWork();
   const pair = memoryPair(() => app.handlers);
-  app = createHandlers({ library, host, paths: typedPaths(), mode: 'browser', version: '0.0.0-test', emit: pair.emit });
+  app = createHandlers({ library, host, files, paths: typedPaths(), mode: 'browser', version: '0.0.0-test', emit: pair.emit });
   api = pair.api;
 });
 
 afterAll(async () => {
   await host.shutdown();
+  await files.close();
   library.close();
   if (backendBefore === undefined) delete process.env.LORASMITH_BACKEND;
   else process.env.LORASMITH_BACKEND = backendBefore;

@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { WebSocket } from 'ws';
 import { HostClient } from '../../main/host/client';
 import { workerHost } from '../../main/host/worker-host';
+import { FileWork } from '../../main/services/file-work/client';
 import { startBrowserServer, type BrowserServer } from '../../main/ipc/browser-server';
 import { createHandlers } from '../../main/ipc/handlers';
 import { typedPaths } from '../../main/ipc/paths';
@@ -19,6 +20,7 @@ import { openLibrary, type Library } from '../../main/store/index';
 let dir = '';
 let library: Library;
 let host: HostClient;
+let files: FileWork;
 let server: BrowserServer;
 
 function get(path: string, headers: Record<string, string> = {}): Promise<{ status: number; headers: Record<string, unknown>; body: string }> {
@@ -65,8 +67,9 @@ beforeAll(async () => {
   writeFileSync(join(dir, 'secret.txt'), 'outside');
   library = openLibrary(join(dir, 'data'));
   host = new HostClient(workerHost());
+  files = new FileWork();
   let emit: BrowserServer['emit'] = () => undefined;
-  const app = createHandlers({ library, host, paths: typedPaths(), mode: 'browser', version: '1.2.3', emit: (n, p) => emit(n, p) });
+  const app = createHandlers({ library, host, files, paths: typedPaths(), mode: 'browser', version: '1.2.3', emit: (n, p) => emit(n, p) });
   server = await startBrowserServer({ handlers: () => app.handlers, rendererDir: renderer, port: 0 });
   emit = server.emit;
 });
@@ -74,6 +77,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await server.close();
   await host.shutdown();
+  await files.close();
   library.close();
   rmSync(dir, { recursive: true, force: true });
 });

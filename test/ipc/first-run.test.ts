@@ -3,13 +3,14 @@
  * records normalized; `app.firstRun` offers the guided fine-tune (settings that train.start accepts) until a run
  * exists, and lists the samples still in the library.
  */
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { firstRunInfo, openStarterResources } from '../../main/ipc/first-run';
+import { firstRunInfo, openStarterResources } from '../../main/services/first-run';
 import { SCHEMAS } from '../../main/ipc/schemas';
-import { readSamplesManifest } from '../../main/ipc/starter-resources';
+import { readSamplesManifest } from '../../main/services/starter-resources';
+import { FileWork } from '../../main/services/file-work/client';
 import { openLibrary, type Library } from '../../main/store/index';
 
 const resourcesDir = join(import.meta.dirname, '../../resources');
@@ -25,6 +26,8 @@ function recordsIn(file: string): number {
 describe('first run: registering and offering the starter resources', () => {
   let dir: string;
   let library: Library;
+  const files = new FileWork();
+  afterAll(() => files.close());
   beforeEach(() => {
     dir = mkdtempSync(join(tmpdir(), 'lorasmith-first-run-ipc-'));
     library = openLibrary(join(dir, 'data'));
@@ -34,8 +37,8 @@ describe('first run: registering and offering the starter resources', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  it('registers the samples with their record counts and a normalized file of that many lines', () => {
-    const result = openStarterResources(library, resourcesDir);
+  it('registers the samples with their record counts and a normalized file of that many lines', async () => {
+    const result = await openStarterResources(library, files, resourcesDir);
     expect(result?.registered).toBe(true);
     expect(Object.keys(result?.datasetIds ?? {}).sort()).toEqual(manifest.datasets.map((d) => d.file).sort());
     for (const sample of manifest.datasets) {
@@ -48,12 +51,12 @@ describe('first run: registering and offering the starter resources', () => {
       expect(JSON.parse(normalized[0] as string)).toMatchObject({ report: { format: sample.format, valid: dataset?.recordCount, contentHash: dataset?.hash } });
     }
     // Opening the library again registers nothing more.
-    expect(openStarterResources(library, resourcesDir)?.registered).toBe(false);
+    expect((await openStarterResources(library, files, resourcesDir))?.registered).toBe(false);
     expect(library.models.list()).toHaveLength(1);
   });
 
-  it('offers the guided fine-tune with settings train.start accepts, until a run exists', () => {
-    openStarterResources(library, resourcesDir);
+  it('offers the guided fine-tune with settings train.start accepts, until a run exists', async () => {
+    await openStarterResources(library, files, resourcesDir);
     const info = firstRunInfo(library, resourcesDir);
     const [model] = library.models.list();
     expect(info.guided?.modelId).toBe(model?.id);
@@ -78,8 +81,8 @@ describe('first run: registering and offering the starter resources', () => {
     expect(after.samples).toHaveLength(manifest.datasets.length);
   });
 
-  it('lists only the samples still in the library; no guided offer without the starter model or resources', () => {
-    const result = openStarterResources(library, resourcesDir);
+  it('lists only the samples still in the library; no guided offer without the starter model or resources', async () => {
+    const result = await openStarterResources(library, files, resourcesDir);
     const guidedId = result?.datasetIds[manifest.guidedFineTune.dataset] as string;
     library.datasets.delete(guidedId);
     const info = firstRunInfo(library, resourcesDir);
@@ -90,6 +93,6 @@ describe('first run: registering and offering the starter resources', () => {
     library.models.delete(result?.modelId as string);
     expect(firstRunInfo(library, resourcesDir).guided).toBeNull();
     expect(firstRunInfo(library, undefined)).toEqual({ guided: null, samples: [] });
-    expect(openStarterResources(library, join(dir, 'no-resources'))).toBeNull();
+    expect(await openStarterResources(library, files, join(dir, 'no-resources'))).toBeNull();
   });
 });

@@ -11,6 +11,7 @@ import type { Api, Events, TrainingSettings } from '../../preload/contract';
 import { readSafetensors } from '../../main/engine/io/safetensors';
 import { HostClient } from '../../main/host/client';
 import { workerHost } from '../../main/host/worker-host';
+import { FileWork } from '../../main/services/file-work/client';
 import { createHandlers, type AppHandlers } from '../../main/ipc/handlers';
 import { memoryPair } from '../../main/ipc/memory';
 import { typedPaths } from '../../main/ipc/paths';
@@ -20,6 +21,7 @@ const fixture = join(import.meta.dirname, '../fixtures/gpt2-real-tokenizer-1laye
 let dir = '';
 let library: Library;
 let host: HostClient;
+let files: FileWork;
 let app: AppHandlers;
 let api: Api;
 
@@ -44,8 +46,9 @@ beforeAll(() => {
   dir = mkdtempSync(join(tmpdir(), 'lorasmith-ipc-'));
   library = openLibrary(join(dir, 'data'));
   host = new HostClient(workerHost());
+  files = new FileWork();
   const pair = memoryPair(() => app.handlers);
-  app = createHandlers({ library, host, paths: typedPaths(), mode: 'browser', version: '0.0.0-test', emit: pair.emit });
+  app = createHandlers({ library, host, files, paths: typedPaths(), mode: 'browser', version: '0.0.0-test', emit: pair.emit });
   api = pair.api;
   const rows = Array.from({ length: 6 }, (_, i) => JSON.stringify({ prompt: `Count ${i}:`, completion: ` ${i + 1}` }));
   writeFileSync(join(dir, 'count.jsonl'), rows.join('\n') + '\n');
@@ -53,6 +56,7 @@ beforeAll(() => {
 
 afterAll(async () => {
   await host.shutdown();
+  await files.close();
   library.close();
   rmSync(dir, { recursive: true, force: true });
 });

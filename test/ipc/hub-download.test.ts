@@ -14,8 +14,9 @@ import { join } from 'node:path';
 import type { Api, Events } from '../../preload/contract';
 import { HostClient } from '../../main/host/client';
 import { workerHost } from '../../main/host/worker-host';
+import { FileWork } from '../../main/services/file-work/client';
 import { createHandlers, type AppHandlers } from '../../main/ipc/handlers';
-import { isNeededFile } from '../../main/ipc/hub-download';
+import { isNeededFile } from '../../main/services/hub-download';
 import { memoryPair } from '../../main/ipc/memory';
 import { typedPaths } from '../../main/ipc/paths';
 import { openLibrary, type Library } from '../../main/store/index';
@@ -38,6 +39,7 @@ let server: Server;
 let hubUrl = '';
 let library: Library;
 let host: HostClient;
+let files: FileWork;
 let app: AppHandlers;
 let api: Api;
 const served: Served[] = [];
@@ -106,13 +108,15 @@ beforeAll(async () => {
   hubUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   library = openLibrary(join(dir, 'data'));
   host = new HostClient(workerHost()); // never started: downloads do not touch the engine host
+  files = new FileWork();
   const pair = memoryPair(() => app.handlers);
-  app = createHandlers({ library, host, paths: typedPaths(), mode: 'browser', version: '0.0.0-test', hubUrl, emit: pair.emit });
+  app = createHandlers({ library, host, files, paths: typedPaths(), mode: 'browser', version: '0.0.0-test', hubUrl, emit: pair.emit });
   api = pair.api;
 });
 
 afterAll(async () => {
   await host.shutdown();
+  await files.close();
   library.close();
   server.closeAllConnections();
   await new Promise((resolve) => server.close(resolve));

@@ -14,12 +14,14 @@ import { workerHost } from '../../main/host/worker-host';
 import { createHandlers, type AppHandlers } from '../../main/ipc/handlers';
 import { memoryPair } from '../../main/ipc/memory';
 import { typedPaths } from '../../main/ipc/paths';
+import { FileWork } from '../../main/services/file-work/client';
 import { openLibrary, type Library } from '../../main/store/index';
 
 const fixture = join(import.meta.dirname, '../fixtures/gpt2-real-tokenizer-1layer');
 let dir = '';
 let library: Library;
 let host: HostClient;
+let files: FileWork;
 let app: AppHandlers;
 let api: Api;
 let modelId = '';
@@ -66,8 +68,9 @@ beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'lorasmith-resume-'));
   library = openLibrary(join(dir, 'data'));
   host = new HostClient(workerHost());
+  files = new FileWork();
   const pair = memoryPair(() => app.handlers);
-  app = createHandlers({ library, host, paths: typedPaths(), mode: 'browser', version: '0.0.0-test', emit: pair.emit });
+  app = createHandlers({ library, host, files, paths: typedPaths(), mode: 'browser', version: '0.0.0-test', emit: pair.emit });
   api = pair.api;
   const rows = Array.from({ length: 12 }, (_, i) => JSON.stringify({ prompt: `Count ${i}:`, completion: ` ${i + 1}` }));
   writeFileSync(join(dir, 'count.jsonl'), rows.join('\n') + '\n');
@@ -77,6 +80,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await host.shutdown();
+  await files.close();
   library.close();
   rmSync(dir, { recursive: true, force: true });
 });

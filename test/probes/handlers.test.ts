@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import type { Api, Events, TrainingSettings } from '../../preload/contract';
 import { HostClient } from '../../main/host/client';
 import { workerHost } from '../../main/host/worker-host';
+import { FileWork } from '../../main/services/file-work/client';
 import { createHandlers, type AppHandlers } from '../../main/ipc/handlers';
 import { memoryPair } from '../../main/ipc/memory';
 import { typedPaths } from '../../main/ipc/paths';
@@ -24,6 +25,7 @@ const starterLora = join(REPO, 'test/fixtures/peft-0.21-starter-lora');
 let temp: ReturnType<typeof tempDir>;
 let library: Library;
 let host: HostClient;
+let files: FileWork;
 let app: AppHandlers;
 let api: Api;
 
@@ -48,14 +50,16 @@ beforeAll(() => {
   temp = tempDir('probe-handlers');
   library = openLibrary(join(temp.dir, 'data'));
   host = new HostClient(workerHost());
+  files = new FileWork();
   const pair = memoryPair(() => app.handlers);
-  app = createHandlers({ library, host, paths: typedPaths(), mode: 'browser', version: '0.0.0-probe', emit: pair.emit });
+  app = createHandlers({ library, host, files, paths: typedPaths(), mode: 'browser', version: '0.0.0-probe', emit: pair.emit });
   api = pair.api;
   writeFileSync(join(temp.dir, 'count.jsonl'), Array.from({ length: 8 }, (_, i) => JSON.stringify({ prompt: `Count ${i}:`, completion: ` ${i + 1}` })).join('\n') + '\n');
 });
 
 afterAll(async () => {
   await host.shutdown();
+  await files.close();
   library.close();
   temp.remove();
 });

@@ -1,9 +1,10 @@
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { FileWork } from '../../main/services/file-work/client';
 import { openLibrary, type Library } from '../../main/store/index';
-import { readSamplesManifest, registerStarterResources, STARTER_REGISTERED_KEY } from '../../main/ipc/starter-resources';
+import { readSamplesManifest, registerStarterResources, STARTER_REGISTERED_KEY } from '../../main/services/starter-resources';
 import { loadDataset } from '../../main/engine/train/datasets/dataset';
 
 const resourcesDir = join(import.meta.dirname, '../../resources');
@@ -11,6 +12,8 @@ const resourcesDir = join(import.meta.dirname, '../../resources');
 describe('first run: starter model and samples', () => {
   let dir: string;
   let library: Library;
+  const files = new FileWork();
+  afterAll(() => files.close());
   beforeEach(() => {
     dir = mkdtempSync(join(tmpdir(), 'lorasmith-first-run-'));
     library = openLibrary(join(dir, 'data'));
@@ -29,8 +32,8 @@ describe('first run: starter model and samples', () => {
     }
   });
 
-  it('registers the starter model and every sample into an empty library, once', () => {
-    const result = registerStarterResources(library, resourcesDir);
+  it('registers the starter model and every sample into an empty library, once', async () => {
+    const result = await registerStarterResources(library, files, resourcesDir);
     expect(result.registered).toBe(true);
     const [model] = library.models.list();
     expect(model?.source).toEqual({ kind: 'starter', ref: 'starter' });
@@ -45,7 +48,7 @@ describe('first run: starter model and samples', () => {
 
     // Deleting them later does not bring them back.
     library.models.delete(model?.id as string);
-    expect(registerStarterResources(library, resourcesDir).registered).toBe(false);
+    expect((await registerStarterResources(library, files, resourcesDir)).registered).toBe(false);
     expect(library.models.list()).toHaveLength(0);
   });
 });

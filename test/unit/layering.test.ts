@@ -40,6 +40,15 @@ describe('layering', () => {
     expect(violations.map((v) => v.specifier)).toEqual(['zod']);
   });
 
+  it('flags the engine in ipc and in services outside the file worker, and allows it in the worker', () => {
+    const source = "import { readModelConfig } from '../../engine/models/registry';\n";
+    expect(checkFile('main/ipc/handlers/library.ts', source).map((v) => v.specifier)).toEqual(['../../engine/models/registry']);
+    expect(checkFile('main/services/file-work/client.ts', source)).toHaveLength(1);
+    expect(checkFile('main/services/file-work/jobs.ts', source)).toEqual([]);
+    expect(checkFile('main/services/file-work/jobs.ts', "import { openLibrary } from '../../store/index';\n")).toHaveLength(1);
+    expect(checkFile('main/store/repos/models.ts', "import { FileWork } from '../../services/file-work/client';\n")).toHaveLength(1);
+  });
+
   it('reads re-exports and side-effect imports', () => {
     expect(importsOf("export * from './a';\nimport './b.css';\n").map((i) => i.specifier)).toEqual(['./a', './b.css']);
   });

@@ -18,6 +18,12 @@ const FORMATS: readonly DatasetFormat[] = ['prompt-completion', 'alpaca', 'messa
 
 export interface DatasetImport {
   readonly sourcePath: string;
+  /** 'copy' the file in (the default), or 'move' a copy that an import staged inside the data directory. */
+  readonly take?: 'copy' | 'move';
+  /** The user's name for the file, where sourcePath is a staged copy. */
+  readonly originalName?: string;
+  /** The file's content hash (main/common/hash), where the caller already computed it (off the main thread). */
+  readonly hash?: string;
   readonly format: DatasetFormat;
   readonly name?: string;
   readonly normalized?: NormalizedInput;
@@ -90,11 +96,12 @@ export class DatasetsRepo {
     if (input.normalized) checkNormalized(input.normalized);
     const id = newId('ds');
     const dir = layout.datasetDir(id);
-    const originalName = basename(input.sourcePath);
+    const originalName = input.originalName ?? basename(input.sourcePath);
     const storedName = originalName === NORMALIZED_NAME ? `original-${originalName}` : originalName;
     const folder = this.ctx.dataDir.resolve(dir);
     stageDir(folder, (staging) => {
-      copyFileSync(input.sourcePath, join(staging, storedName));
+      if (input.take === 'move') moveAtomic(input.sourcePath, join(staging, storedName));
+      else copyFileSync(input.sourcePath, join(staging, storedName));
       if (input.normalized) moveAtomic(input.normalized.path, join(staging, NORMALIZED_NAME));
     });
     try {
@@ -111,7 +118,7 @@ export class DatasetsRepo {
         record_count: 0,
         skipped_count: 0,
         token_total: null, token_min: null, token_max: null, token_mean: null, tokenizer_hash: null,
-        hash: hashFile(original),
+        hash: input.hash ?? hashFile(original),
         added_at: nowIso(),
         status: 'ok',
       };

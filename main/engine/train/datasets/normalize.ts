@@ -4,11 +4,13 @@
  * normalized JSONL: a header line holding the report, then one example per line. Training and previews read
  * that file back (readDataset below) and get exactly what normalising the original file gives.
  */
-import { closeSync, openSync, readFileSync, readSync, writeFileSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, readSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { tempSibling } from '../../../common/atomic';
 import { hashFile } from '../../../common/hash';
 import { TrainError } from '../errors';
 import { detectFormat, toExamples, DATASET_FORMATS, type ChatRole, type DatasetFormat, type Example } from './formats';
-import { detectFileType, FILE_TYPES, parseDatasetText, type DatasetIssue, type FileType } from './read';
+import { FILE_TYPES, type DatasetIssue, type FileType, type RawRecord } from './read';
+import { readDatasetFile } from './stream';
 
 /** The header's `format`: names a normalized file, and its layout's version. */
 export const NORMALIZED_DATASET_FORMAT = 'lorasmith-normalized-dataset/1';
@@ -40,6 +42,8 @@ export interface NormalizeOptions {
   readonly format?: DatasetFormat;
   /** Force a file type instead of the extension's. */
   readonly fileType?: FileType;
+  /** The path the report names, where it is not the path read (an import normalises its own copy of the user's file). */
+  readonly reportedPath?: string;
 }
 
 function readText(path: string): string {
@@ -50,33 +54,139 @@ function readText(path: string): string {
   }
 }
 
-function normalizeText(path: string, text: string, options: NormalizeOptions): NormalizedDataset {
-  const read = parseDatasetText(text, options.fileType ?? detectFileType(path, text));
-  const format = options.format ?? detectFormat(read.records);
-  if (format === null) {
-    const first = read.records[0]?.value;
-    const keys = typeof first === 'object' && first !== null ? Object.keys(first).join(', ') : 'none';
-    throw new TrainError(
-      'INVALID_DATASET',
-      `${path}: cannot tell the record format (first record's keys: ${keys}); expected prompt/completion, instruction/output (alpaca), messages, conversations (ShareGPT) or text, or force one with a format option`,
-    );
-  }
-  const { examples, issues } = toExamples(read.records, format);
-  const allIssues = [...read.issues, ...issues].sort((a, b) => a.line - b.line);
-  if (examples.length === 0) {
-    const first = allIssues.slice(0, 3).map((i) => `line ${i.line}: ${i.message}`).join('; ');
-    throw new TrainError('EMPTY_DATASET', `${path}: no valid ${format} records${first ? ` (${first})` : ''}`);
-  }
-  const report: DatasetFileReport = {
-    path, fileType: read.fileType, format, contentHash: hashFile(path),
-    records: read.records.length + read.issues.length, valid: examples.length, skipped: allIssues.length, issues: allIssues,
+/** How many records are looked at to detect the format. */
+const DETECT_FROM = 200;
+
+interface StreamOptions extends NormalizeOptions {
+  /** Issues to keep in the report (all are counted); every one by default. */
+  readonly keepIssues?: number;
+  /** Stop after this many examples (previews); the report then covers what was read. */
+  readonly stopAfter?: number;
+}
+
+class EnoughRead extends Error {}
+
+/**
+ * The normalisation itself, streamed: records from the file (stream.ts, bounded memory), the format detected
+ * from the first ones (or forced), each record validated into an example for `onExample` or an issue.
+ */
+function normalizeStream(path: string, options: StreamOptions, onExample: (example: Example) => void): DatasetFileReport {
+  let format: DatasetFormat | null = options.format ?? null;
+  const waiting: RawRecord[] = [];
+  const issues: DatasetIssue[] = [];
+  const keep = options.keepIssues ?? Number.POSITIVE_INFINITY;
+  let records = 0;
+  let valid = 0;
+  let skipped = 0;
+  const issue = (i: DatasetIssue) => {
+    skipped++;
+    if (issues.length < keep) issues.push(i);
   };
-  return { report, examples };
+  const convert = (batch: readonly RawRecord[], f: DatasetFormat) => {
+    const result = toExamples(batch, f);
+    for (const i of result.issues) issue(i);
+    for (const e of result.examples) {
+      valid++;
+      onExample(e);
+      if (options.stopAfter !== undefined && valid >= options.stopAfter) throw new EnoughRead();
+    }
+  };
+  const detect = () => {
+    format = detectFormat(waiting);
+    if (format === null) {
+      const first = waiting[0]?.value;
+      const keys = typeof first === 'object' && first !== null ? Object.keys(first).join(', ') : 'none';
+      throw new TrainError(
+        'INVALID_DATASET',
+        `${path}: cannot tell the record format (first record's keys: ${keys}); expected prompt/completion, instruction/output (alpaca), messages, conversations (ShareGPT) or text, or force one with a format option`,
+      );
+    }
+    convert(waiting.splice(0), format);
+  };
+  let fileType: FileType = options.fileType ?? 'jsonl';
+  try {
+    fileType = readDatasetFile(path, {
+      record(r) {
+        records++;
+        if (format !== null) return convert([r], format);
+        waiting.push(r);
+        if (waiting.length >= DETECT_FROM) detect();
+      },
+      issue(i) {
+        records++;
+        issue(i);
+      },
+    }, options.fileType);
+    if (format === null && waiting.length > 0) detect();
+  } catch (error) {
+    if (!(error instanceof EnoughRead)) throw error;
+  }
+  issues.sort((a, b) => a.line - b.line);
+  const found: DatasetFormat | null = format;
+  if (valid === 0 || found === null) {
+    const first = issues.slice(0, 3).map((i) => `line ${i.line}: ${i.message}`).join('; ');
+    throw new TrainError('EMPTY_DATASET', `${path}: no valid ${found ? `${found} ` : ''}records${first ? ` (${first})` : ''}`);
+  }
+  return { path: options.reportedPath ?? path, fileType, format: found, contentHash: hashFile(path), records, valid, skipped, issues };
 }
 
 /** Reads, validates and converts a dataset file as given. Bad records are reported; none valid is an error. */
 export function normalizeDataset(path: string, options: NormalizeOptions = {}): NormalizedDataset {
-  return normalizeText(path, readText(path), options);
+  const examples: Example[] = [];
+  const report = normalizeStream(path, options, (e) => examples.push(e));
+  return { report, examples };
+}
+
+/**
+ * Normalises `path` straight into a normalized JSONL at `outPath` (header, then the examples), in bounded memory
+ * whatever the file's size: the examples stream into a temp file beside it, the header (which needs the counts)
+ * goes first into `outPath`, then the examples are copied after it. Returns the report.
+ */
+export function normalizeDatasetToFile(path: string, outPath: string, options: NormalizeOptions = {}): DatasetFileReport {
+  const body = tempSibling(outPath);
+  const out = openSync(body, 'w');
+  let pending: string[] = [];
+  let pendingChars = 0;
+  const flush = () => {
+    if (pending.length === 0) return;
+    writeSync(out, pending.join(''));
+    pending = [];
+    pendingChars = 0;
+  };
+  try {
+    const report = normalizeStream(path, { ...options, keepIssues: STORED_ISSUES }, (e) => {
+      const text = JSON.stringify(e) + '\n';
+      pending.push(text);
+      pendingChars += text.length;
+      if (pendingChars > 1 << 20) flush();
+    });
+    flush();
+    closeSync(out);
+    const header = JSON.stringify({ format: NORMALIZED_DATASET_FORMAT, report }) + '\n';
+    writeFileSync(outPath, header);
+    const to = openSync(outPath, 'a');
+    try {
+      const from = openSync(body, 'r');
+      try {
+        const buffer = Buffer.allocUnsafe(1 << 20);
+        for (let n = readSync(from, buffer); n > 0; n = readSync(from, buffer)) writeSync(to, buffer, 0, n);
+      } finally {
+        closeSync(from);
+      }
+    } finally {
+      closeSync(to);
+    }
+    return report;
+  } catch (error) {
+    try {
+      closeSync(out);
+    } catch {
+      // closed already
+    }
+    throw error;
+  } finally {
+    rmSync(body, { force: true });
+  }
 }
 
 /** Writes the normalized JSONL (header, then the examples). The caller picks a temp path and moves it in. */
@@ -91,14 +201,50 @@ export function writeNormalizedDataset(path: string, dataset: NormalizedDataset)
  * A forced format must agree with the one a normalized file was made with.
  */
 export function readDataset(path: string, options: NormalizeOptions = {}): NormalizedDataset {
+  if (!isNormalizedDatasetFile(path)) return normalizeDataset(path, options);
   const text = readText(path);
   const header = headerOf(text);
-  if (header === null) return normalizeText(path, text, options);
+  if (header === null) return normalizeDataset(path, options);
   const dataset = parseNormalized(path, text, header);
   if (options.format !== undefined && options.format !== dataset.report.format) {
     throw new TrainError('INVALID_DATASET', `${path} holds ${dataset.report.format} records, not ${options.format}; drop the format option or import the file again with that format`);
   }
   return dataset;
+}
+
+/**
+ * The first `limit` examples of a dataset as training would read them, and its report, in bounded memory
+ * (previews): a normalized file's header and first lines, or the first records of any other file normalised now.
+ */
+export function readDatasetHead(path: string, limit: number, options: NormalizeOptions = {}): NormalizedDataset {
+  if (!isNormalizedDatasetFile(path)) {
+    const examples: Example[] = [];
+    const report = normalizeStream(path, { ...options, keepIssues: STORED_ISSUES, stopAfter: limit }, (e) => examples.push(e));
+    return { report, examples };
+  }
+  let report: DatasetFileReport | null = null;
+  const examples: Example[] = [];
+  try {
+    readDatasetFile(path, {
+      record(r) {
+        if (report === null) {
+          report = checkReport(path, (r.value as { report?: unknown }).report);
+          if (options.format !== undefined && options.format !== report.format) {
+            throw new TrainError('INVALID_DATASET', `${path} holds ${report.format} records, not ${options.format}; import the file again with that format`);
+          }
+          return;
+        }
+        if (!checkExample(r.value)) corrupt(path, r.line, 'not a normalized example');
+        examples.push(r.value);
+        if (examples.length >= limit) throw new EnoughRead();
+      },
+      issue: (i) => corrupt(path, i.line, i.message),
+    }, 'jsonl');
+  } catch (error) {
+    if (!(error instanceof EnoughRead)) throw error;
+  }
+  if (report === null) corrupt(path, 1, 'the header is missing');
+  return { report, examples };
 }
 
 /**

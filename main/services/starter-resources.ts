@@ -2,12 +2,15 @@
  * First run: registers the starter model and the sample datasets that ship in resources/ into an empty
  * library, once. resources/samples/samples.json lists them, with the guided first fine-tune's defaults.
  *
- *   const result = registerStarterResources(library, join(app.getAppPath(), 'resources'));
+ *   const result = await registerStarterResources(library, files, join(app.getAppPath(), 'resources'));
  *   if (result.registered) ...offer result.guided (model id, dataset id, LoRA and training settings)
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { StoreError, type Library } from '../store/index';
+import { importDataset } from './datasets';
+import type { FileWork } from './file-work/client';
+import { importModel } from './models';
 import type { DatasetFormat } from '../../preload/contract/domain';
 
 /** Settings key set once the resources were offered, so that deleting them later does not bring them back. */
@@ -51,34 +54,22 @@ export function readSamplesManifest(resourcesDir: string): SamplesManifest {
   return JSON.parse(readFileSync(path, 'utf8')) as SamplesManifest;
 }
 
-function starterParameterCount(modelDir: string): number {
-  const path = join(modelDir, 'training.json');
-  if (!existsSync(path)) throw new StoreError('FILE_MISSING', `${path} is missing: rebuild it with npm run train:starter`);
-  const parameters = (JSON.parse(readFileSync(path, 'utf8')) as { parameters?: unknown }).parameters;
-  if (typeof parameters !== 'number') throw new StoreError('INVALID_INPUT', `${path}: "parameters" must be a number`);
-  return parameters;
-}
-
-/** Registers the starter model and samples when the library has no models and no datasets and never had them. */
-export function registerStarterResources(library: Library, resourcesDir: string): StarterRegistration {
+/**
+ * Registers the starter model and samples when the library has no models and no datasets and never had them,
+ * through the same imports a user's files go through (the file worker copies, reads and normalises them).
+ */
+export async function registerStarterResources(library: Library, files: FileWork, resourcesDir: string): Promise<StarterRegistration> {
   const none: StarterRegistration = { registered: false, modelId: null, datasetIds: {}, guided: null };
   if (library.settings.get(STARTER_REGISTERED_KEY) === true) return none;
   if (library.models.list().length > 0 || library.datasets.list().length > 0) return none;
   const manifest = readSamplesManifest(resourcesDir);
-  const modelDir = join(resourcesDir, manifest.starterModel.dir);
-  const model = library.models.import({
-    sourcePath: modelDir,
-    mode: 'copy',
-    name: manifest.starterModel.name,
-    architecture: manifest.starterModel.architecture,
-    parameterCount: starterParameterCount(modelDir),
+  const model = await importModel(library, files, {
+    path: join(resourcesDir, manifest.starterModel.dir), mode: 'copy', name: manifest.starterModel.name,
     source: { kind: 'starter', ref: manifest.starterModel.dir },
   });
   const datasetIds: Record<string, string> = {};
   for (const sample of manifest.datasets) {
-    const dataset = library.datasets.import({
-      sourcePath: join(resourcesDir, 'samples', sample.file), format: sample.format, name: sample.name,
-    });
+    const dataset = await importDataset(library, files, { path: join(resourcesDir, 'samples', sample.file), format: sample.format, name: sample.name });
     datasetIds[sample.file] = dataset.id;
   }
   library.settings.set(STARTER_REGISTERED_KEY, true);

@@ -6,12 +6,11 @@
  *   resourcesDir: <repo>/resources in development, process.resourcesPath in a packaged app (electron-builder
  *   copies resources/starter and resources/samples there as starter/ and samples/).
  */
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import type { DatasetFormat, FirstRun, FirstRunSample, TrainingSettings } from '../../preload/contract';
-import { normalizeDataset, writeNormalizedDataset } from '../engine/train/datasets/normalize';
+import type { FirstRun, FirstRunSample, TrainingSettings } from '../../preload/contract';
 import type { Library } from '../store/index';
+import type { FileWork } from './file-work/client';
 import { readSamplesManifest, registerStarterResources, type GuidedFineTune, type StarterRegistration } from './starter-resources';
 
 /** True where the resources folder ships the samples manifest (a packaged app, or the repository). */
@@ -19,31 +18,13 @@ export function hasStarterResources(resourcesDir: string): boolean {
   return existsSync(join(resourcesDir, 'samples', 'samples.json'));
 }
 
-/** Normalises the file (as `datasets.import` does) and attaches its normalized JSONL. */
-function normalizeSample(library: Library, datasetId: string, format: DatasetFormat): void {
-  const original = library.datasets.resolveFiles(datasetId).original;
-  const dataset = normalizeDataset(original, { format });
-  const temp = mkdtempSync(join(tmpdir(), 'lorasmith-starter-'));
-  try {
-    const normalized = join(temp, 'normalized.jsonl');
-    writeNormalizedDataset(normalized, dataset);
-    library.datasets.attachNormalized(datasetId, { path: normalized, recordCount: dataset.report.valid, skippedCount: dataset.report.skipped });
-  } finally {
-    rmSync(temp, { recursive: true, force: true });
-  }
-}
-
 /**
  * Registers the starter model and samples into an empty library (once; see registerStarterResources), with
- * their record counts. Returns null where the app ships no resources.
+ * their normalized records. Returns null where the app ships no resources.
  */
-export function openStarterResources(library: Library, resourcesDir: string): StarterRegistration | null {
+export async function openStarterResources(library: Library, files: FileWork, resourcesDir: string): Promise<StarterRegistration | null> {
   if (!hasStarterResources(resourcesDir)) return null;
-  const result = registerStarterResources(library, resourcesDir);
-  if (!result.registered) return result;
-  const formats = new Map(readSamplesManifest(resourcesDir).datasets.map((s) => [s.file, s.format]));
-  for (const [file, id] of Object.entries(result.datasetIds)) normalizeSample(library, id, formats.get(file) ?? 'text');
-  return result;
+  return registerStarterResources(library, files, resourcesDir);
 }
 
 /** samples.json's short settings, completed into the contract's TrainingSettings. */

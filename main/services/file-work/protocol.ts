@@ -1,0 +1,67 @@
+/**
+ * What the main side asks of the file worker: every job that reads a user's file (a dataset, a model folder) or
+ * a large stored one, so that the main thread (Electron's main process, the server's event loop) never waits on it.
+ * Plain data only, structured-clone safe; errors come back as {name, code, message}.
+ */
+import type { DatasetFormat } from '../../../preload/contract/domain';
+
+export interface ModelSummary {
+  /** config.json's model_type, as the engine read it. */
+  readonly modelType: string;
+  readonly parameterCount: number;
+  /** main/common/hash's hashFolder of the folder: the library's content hash. */
+  readonly contentHash: string;
+}
+
+export interface StagedDataset {
+  /** The copy of the user's file, in the staging folder. */
+  readonly original: string;
+  /** Its content hash (main/common/hash). */
+  readonly hash: string;
+  /** The normalized JSONL, in the staging folder. */
+  readonly normalized: string;
+  readonly format: DatasetFormat;
+  readonly valid: number;
+  readonly skipped: number;
+}
+
+export interface PreviewResult {
+  readonly records: readonly { readonly index: number; readonly spans: readonly { readonly text: string; readonly trained: boolean }[]; readonly tokenCount: number }[];
+  readonly issues: readonly { readonly line: number; readonly message: string }[];
+  readonly tokenLengths: readonly number[];
+}
+
+export type FileJob =
+  /** Reads a model folder where it is: config, parameter count, content hash. */
+  | { readonly kind: 'inspectModel'; readonly dir: string }
+  /** Copies a model folder into `staging` (refusing symlinks that leave it), then inspects the copy. */
+  | { readonly kind: 'stageModel'; readonly source: string; readonly staging: string }
+  /** Copies a dataset file into `staging` and normalises the copy there. */
+  | { readonly kind: 'stageDataset'; readonly source: string; readonly staging: string; readonly format?: DatasetFormat }
+  /** The first records of a stored dataset as a model sees them, and the token lengths of up to 5000. */
+  | {
+      readonly kind: 'previewDataset';
+      /** The stored dataset's files: its normalized file (what trains) and the original. */
+      readonly stored: { readonly normalized: string | null; readonly original: string };
+      readonly format: DatasetFormat;
+      readonly modelDir: string;
+      readonly limit: number;
+    };
+
+export interface FileJobResults {
+  inspectModel: ModelSummary;
+  stageModel: ModelSummary;
+  stageDataset: StagedDataset;
+  previewDataset: PreviewResult;
+}
+
+export type FileJobKind = FileJob['kind'];
+
+export interface WorkerRequest {
+  readonly id: number;
+  readonly job: FileJob;
+}
+
+export type WorkerReply =
+  | { readonly id: number; readonly ok: true; readonly result: FileJobResults[FileJobKind] }
+  | { readonly id: number; readonly ok: false; readonly error: { readonly name: string; readonly code: string; readonly message: string } };

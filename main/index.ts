@@ -94,7 +94,10 @@ async function startServices(): Promise<void> {
   const binding = electronSqliteBinding();
   library = openLibrary(dataDir, { holder: 'the Lorasmith app', ...(binding ? { nativeBinding: binding } : {}) });
   const report = library.startupCheck();
-  log.info(`library ${dataDir}: ${JSON.stringify({ interrupted: report.runsInterrupted.length, modelsMissing: report.modelsMissing.length })}`);
+  log.info(`library ${dataDir}: ${JSON.stringify({
+    interrupted: report.runsInterrupted.length, modelsMissing: report.modelsMissing.length, tempsRemoved: report.tempsRemoved,
+    importsRemoved: report.importsRemoved, orphanVersionFolders: report.orphanFolders,
+  })}`);
   // Users' files are read in worker threads (the bundled file-worker.js), never in this process's event loop.
   files = new FileWork(bundledFileWorker(join(import.meta.dirname, 'file-worker.js')));
   try {

@@ -1,5 +1,6 @@
 /** `lorasmith serve`: the app's interface and engine in the browser, on 127.0.0.1 only, behind a one-time token. */
 import { existsSync, readFileSync } from 'node:fs';
+import { relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { resolveDataDir } from '../app/data-dir';
 import { HostClient } from '../host/client';
@@ -58,6 +59,9 @@ export async function serveLibrary(options: ServeOptions, io: CliIo): Promise<nu
   if (stale) io.out(`Took over the library from ${stale.command} (pid ${stale.pid}, since ${stale.since}), which stopped without closing it.`);
   const report = library.startupCheck();
   if (report.runsInterrupted.length > 0) io.out(`Marked ${report.runsInterrupted.length} interrupted training run(s); they can be resumed from their last checkpoint.`);
+  if (report.tempsRemoved.length > 0) io.out(`Removed ${report.tempsRemoved.length} unfinished write(s) left by a process that stopped: ${report.tempsRemoved.map((p) => relative(dataDir, p)).join(', ')}`);
+  if (report.importsRemoved.length > 0) io.out(`Removed ${report.importsRemoved.length} import(s) that never completed: ${report.importsRemoved.join(', ')}`);
+  if (report.orphanFolders.length > 0) io.out(`Adapter version folders with no record (kept; see them in ${dataDir}): ${report.orphanFolders.join(', ')}`);
   const files = new FileWork();
   try {
     if ((await openStarterResources(library, files, options.resourcesDir))?.registered) io.out('Added the starter model and the sample datasets to the empty library.');

@@ -4,13 +4,16 @@
  */
 import { exportWithAdaptersMerged } from '../engine/adapters/export-with-adapters';
 import { ResidentAdapters } from '../engine/adapters/resident';
+import { targetedModules } from '../engine/lora/inject';
+import { loadAdapter } from '../engine/lora/peft-io';
+import { readDatasetHead, storedDatasetFile } from '../engine/train/datasets/normalize';
 import type { CausalLM } from '../engine/models/types';
 import { generate } from '../engine/generate/generate';
 import { encodePrompt } from '../engine/io/prompt';
 import { HostError } from './errors';
 import type { LoadedBase, HostModelLoader } from './model-loader';
-import { storedDatasetFile } from '../engine/train/datasets/normalize';
 import { runTraining, type TrainRunOptions } from '../engine/train/run';
+import { resolveTrainSettings } from '../engine/train/settings';
 import type { HostResults, TrainJob, TrainProgressEvent, WireChatMessage, WireMixAdapter, WireSampling } from './protocol';
 
 interface Resident {
@@ -133,6 +136,16 @@ export class HostEngine {
       lastCheckpoint: loop?.lastCheckpoint ?? null,
       seconds: loop?.seconds ?? 0,
     };
+  }
+
+  /** What a train request would refuse, found before anything is recorded: nothing is trained or kept. */
+  async checkJob(job: TrainJob): Promise<HostResults['checkJob']> {
+    await this.loadBase(job.modelDir);
+    const settings = resolveTrainSettings(job.settings); // a bad value refused by name
+    readDatasetHead(storedDatasetFile(job.dataset), 1, { format: job.dataset.format }); // unreadable or empty: refused here
+    if (job.parentAdapterDir) return { targetModules: loadAdapter(job.parentAdapterDir).modules.size };
+    const { model } = this.requireBase();
+    return { targetModules: settings.lora ? targetedModules(model, settings.lora).length : model.linears.size };
   }
 
   /** The run's estimate alone (a dry run: a few timed micro-steps, nothing written). */

@@ -82,6 +82,8 @@ export type HostRequest =
       readonly sampling: WireSampling;
     }
   | { readonly type: 'train'; readonly seq: number; readonly job: TrainJob }
+  /** Checks `job` without training: the base loads, the targets match its modules, the dataset reads. */
+  | { readonly type: 'checkJob'; readonly seq: number; readonly job: TrainJob }
   /** A couple of timed micro-steps of `job` on the resident base: memory, time and size before committing. */
   | { readonly type: 'estimate'; readonly seq: number; readonly job: TrainJob }
   | {
@@ -159,6 +161,7 @@ export interface HostResults {
   setActive: { readonly active: readonly { readonly name: string; readonly scale: number }[] };
   generate: { readonly text: string; readonly tokens: number; readonly tokensPerSecond: number; readonly stopped: boolean };
   train: TrainOutcome;
+  checkJob: { readonly targetModules: number };
   estimate: {
     readonly trainableParams: number;
     readonly totalParams: number;

@@ -49,6 +49,8 @@ export function serve(transport: HostTransport, engine: HostEngine, options: Ser
         );
       case 'train':
         return engine.train(request.job, signal, (progress) => emit(request.seq, { kind: 'progress', progress }));
+      case 'checkJob':
+        return engine.checkJob(request.job);
       case 'estimate':
         return engine.estimate(request.job);
       case 'exportMerged':

@@ -3,11 +3,13 @@
  * - temp names left by interrupted writes are removed (they were never pointed at);
  * - rows whose files are gone or the wrong size are marked 'missing' (and back to 'ok' when they return);
  * - runs left 'running' become 'interrupted', resumable from their last checkpoint if that still exists;
- * - version folders without a row are reported (a crash between rename and insert), never deleted.
+ * - version folders without a row are reported (a crash between rename and insert), never deleted: they hold
+ *   trained weights;
+ * - model and dataset folders without a row are removed and reported: copies of an import that never completed.
  */
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { sweepTemps } from './files';
+import { removeAtomic, sweepTemps } from './files';
 import { parseJson } from './json';
 import type { StoreContext } from './repos/context';
 import type { FileEntry, StartupReport } from './types';
@@ -21,6 +23,7 @@ export function startupCheck(ctx: StoreContext): StartupReport {
     versionsMissing: [] as string[], versionsFound: [] as string[],
     runsInterrupted: [] as string[], checkpointsLost: [] as string[],
     orphanFolders: [] as string[],
+    importsRemoved: [] as string[],
   };
   ctx.db.transaction(() => {
     checkModels(ctx, report.modelsMissing, report.modelsFound);
@@ -29,7 +32,26 @@ export function startupCheck(ctx: StoreContext): StartupReport {
     checkRuns(ctx, report.runsInterrupted, report.checkpointsLost);
   })();
   report.orphanFolders.push(...findOrphanVersionFolders(ctx));
+  report.importsRemoved.push(...removeUnrecordedImports(ctx, 'models', 'mdl', 'SELECT path FROM base_models WHERE storage = \'copy\''));
+  report.importsRemoved.push(...removeUnrecordedImports(ctx, 'datasets', 'ds', 'SELECT original_file AS path FROM datasets'));
   return report;
+}
+
+/**
+ * Folders under models/ or datasets/ named like the library's own ids (mdl_…, ds_…) that no row points at: an
+ * import copied them in and died before writing its row. Anything else there is left alone.
+ */
+function removeUnrecordedImports(ctx: StoreContext, top: 'models' | 'datasets', prefix: 'mdl' | 'ds', query: string): string[] {
+  const dir = join(ctx.dataDir.root, top);
+  if (!existsSync(dir)) return [];
+  const recorded = new Set((ctx.db.prepare(query).all() as { path: string }[]).map((r) => r.path.split('/')[1]));
+  const removed: string[] = [];
+  for (const name of readdirSync(dir)) {
+    if (!new RegExp(`^${prefix}_\\d{8}_[0-9a-z]{12}$`).test(name) || recorded.has(name)) continue;
+    removeAtomic(join(dir, name));
+    removed.push(`${top}/${name}`);
+  }
+  return removed;
 }
 
 type Status = 'ok' | 'missing';

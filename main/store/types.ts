@@ -211,4 +211,9 @@ export interface StartupReport {
   readonly checkpointsLost: readonly string[];
   /** Version folders with no row (a crash between the rename and the insert): reported, never deleted. */
   readonly orphanFolders: readonly string[];
+  /**
+   * Model and dataset folders with no row (a crash between the rename and the insert, or mid-delete): removed.
+   * They hold copies of what the user imported, and the import never completed.
+   */
+  readonly importsRemoved: readonly string[];
 }

@@ -4,7 +4,7 @@
  * what was there is byte for byte what was there before.
  */
 import { afterAll, beforeAll, describe, expect } from 'vitest';
-import { cpSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawnCli } from '../support/probes/cli';
 import { probe } from '../support/probes/record';
@@ -66,6 +66,27 @@ describe('nothing the user owns is written over', () => {
     expect(run.err).toContain('[OUTPUT_NOT_EMPTY]');
     expect(contents(cwd)).toEqual(before);
   }, 180_000);
+
+  probe('temps-swept', async () => {
+    const exportDir = join(temp.dir, 'exports');
+    mkdirSync(exportDir);
+    const temps = () => readdirSync(exportDir).filter((n) => n.includes('.tmp-'));
+    // The merged exporter (and the safetensors writer inside it), killed at its first rename.
+    const merge = (crash: boolean) => spawnCli(['merge', STARTER, '--adapter', PEFT, '--out', join(exportDir, 'merged')], crash ? { crashOnRename: exportDir } : {});
+    expect((await merge(true)).signal).toBe('SIGKILL');
+    expect(temps()).toEqual([expect.stringMatching(/^\.merged\.tmp-\d+-[0-9a-f]{8}$/)]);
+    // The adapter writer (and the safetensors writer inside it), killed the same way.
+    const crashed = await spawnCli(['train', STARTER, '--data', data, '--out', join(exportDir, 'adapter-2'), '--targets', 'q_proj', '--rank', '2', '--max-steps', '1', '--batch-size', '2'], { crashOnRename: join(exportDir, '.adapter-2') });
+    expect(crashed.signal).toBe('SIGKILL');
+    // Its write first swept the dead merge's temp; its own is left.
+    expect(temps()).toEqual([expect.stringMatching(/^\.adapter-2\.tmp-\d+-[0-9a-f]{8}$/)]);
+    // The next write into the folder sweeps what the dead writers left (the names say their process is gone).
+    const again = await merge(false);
+    expect(again.code, again.err).toBe(0);
+    expect(temps()).toEqual([]);
+    expect(readdirSync(join(exportDir, 'merged'))).toEqual(expect.arrayContaining(['config.json', 'model.safetensors']));
+    expect(readdirSync(join(exportDir, 'merged')).some((n) => n.includes('.tmp-'))).toBe(false);
+  }, 300_000);
 
   probe('reduce-into-itself', async () => {
     const adapter = join(temp.dir, 'adapter-a');

@@ -94,6 +94,25 @@ describe('the handlers keep answering and say what happened', () => {
     expect((await api.invoke('runs.list', {})).find((r) => r.id === run.id)?.status).toBe('failed');
   }, 120_000);
 
+  probe('train-start-validates-first', async () => {
+    const model = await api.invoke('models.import', { path: tinyGpt2, mode: 'copy', name: 'for-validation' });
+    const dataset = await api.invoke('datasets.import', { path: join(temp.dir, 'count.jsonl') });
+    const rows = () => ({
+      adapters: library.db.prepare('SELECT COUNT(*) AS n FROM adapters').get(),
+      runs: library.db.prepare('SELECT COUNT(*) AS n FROM training_runs').get(),
+    });
+    const before = rows();
+    const bad = { ...settings(2), lora: { ...settings(2).lora, targetModules: ['q_proj', 'no_such_module'] } };
+    await expect(api.invoke('train.start', { modelId: model.id, datasetId: dataset.id, settings: bad, adapterName: 'never-made' }))
+      .rejects.toMatchObject({ code: 'NO_TARGET_MODULES', message: expect.stringMatching(/'q_proj', 'no_such_module' match no linear module of this model; available: .*c_attn/) });
+    await expect(api.invoke('train.start', { modelId: model.id, datasetId: 'ds_20260101_abcdefghjkmn', settings: settings(2), adapterName: 'never-made' }))
+      .rejects.toMatchObject({ code: 'NOT_FOUND', message: expect.stringContaining('ds_20260101_abcdefghjkmn') });
+    await expect(api.invoke('train.start', { modelId: 'mdl_20260101_abcdefghjkmn', datasetId: dataset.id, settings: settings(2), adapterName: 'never-made' }))
+      .rejects.toMatchObject({ code: 'NOT_FOUND' });
+    expect(rows()).toEqual(before);
+    expect((await api.invoke('adapters.list', {})).some((a) => a.name === 'never-made')).toBe(false);
+  }, 120_000);
+
   probe('chat-load-failed', async () => {
     const good = await api.invoke('models.import', { path: tinyGpt2, mode: 'copy', name: 'good' });
     await api.invoke('chat.load', { modelId: good.id });

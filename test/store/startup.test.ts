@@ -1,4 +1,4 @@
-import { mkdirSync, renameSync, rmSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, renameSync, rmSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { openLibrary, type Library } from '../../main/store/library';
@@ -33,6 +33,26 @@ describe('startupCheck', () => {
     setup();
     const report = lib.startupCheck();
     expect(Object.values(report).every((list) => list.length === 0)).toBe(true);
+  });
+
+  it('removes model and dataset folders no row points at (an import that never completed), and only those', () => {
+    const { model, ds } = setup();
+    const root = lib.dataDir.root;
+    // What a crash between the folder's rename and its row's insert leaves: complete copies, named like ids.
+    const lostModel = join(root, 'models', 'mdl_20260101_abcdefghjkmn');
+    const lostDataset = join(root, 'datasets', 'ds_20260101_abcdefghjkmn');
+    mkdirSync(lostModel, { recursive: true });
+    writeFileSync(join(lostModel, 'config.json'), '{}');
+    mkdirSync(lostDataset, { recursive: true });
+    writeFileSync(join(lostDataset, 'd.jsonl'), '{"text":"x"}\n');
+    // Not the library's naming: left alone.
+    mkdirSync(join(root, 'models', 'my-notes'));
+    const report = lib.startupCheck();
+    expect([...report.importsRemoved].sort()).toEqual(['datasets/ds_20260101_abcdefghjkmn', 'models/mdl_20260101_abcdefghjkmn']);
+    expect(existsSync(lostModel) || existsSync(lostDataset)).toBe(false);
+    expect(existsSync(join(root, 'models', 'my-notes'))).toBe(true);
+    expect(existsSync(lib.models.resolvePath(model.id)) && existsSync(lib.datasets.resolveFiles(ds.id).original)).toBe(true);
+    expect(lib.startupCheck().importsRemoved).toEqual([]);
   });
 
   it('marks rows whose files are gone or partial as missing, and ok again when they return', () => {

@@ -38,7 +38,8 @@ export function initialLoraWeights(spec: LinearSpec, rank: number, seed: number)
   return { At, Bt: new Float32Array(rank * spec.outFeatures) };
 }
 
-function targetedModules(model: Pick<CausalLM, 'linears'>, config: LoraConfig): readonly LinearSpec[] {
+/** The linear modules `config` targets on `model`; NO_TARGET_MODULES naming the available ones if a target matches none. */
+export function targetedModules(model: Pick<CausalLM, 'linears'>, config: LoraConfig): readonly LinearSpec[] {
   const specs = [...model.linears.values()].map((l) => l.spec);
   const { modules, unmatched } = resolveTargets(specs, config.targetModules);
   const available = [...new Set(specs.map((s) => s.name))].join(', ');

@@ -5,7 +5,7 @@
  */
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { assertEmptyOutput, fsyncTree, publishDir, tempSibling } from '../../common/atomic';
+import { assertEmptyOutput, fsyncTree, publishDir, sweepTemps, tempSibling } from '../../common/atomic';
 import { resolveLoraConfig, type LoraConfig } from './config';
 import { LoraError } from './errors';
 import type { PeftModuleWeights } from './inject';
@@ -98,6 +98,7 @@ function peftTargetModules(targets: LoraConfig['targetModules']): string[] | str
 export function writeFolderAtomically(dir: string, files: ReadonlyMap<string, FolderFile>, options: { replace?: boolean } = {}): void {
   if (!options.replace) assertEmptyOutput(dir);
   mkdirSync(dirname(dir), { recursive: true });
+  sweepTemps(dirname(dir), { recursive: false }); // what a crashed write left beside it (the scheme names the writer)
   const temp = tempSibling(dir);
   mkdirSync(temp);
   try {

@@ -158,6 +158,11 @@ export function trainingHandlers(ctx: HandlerContext): TrainingHandlers {
       if (existing && existing.baseModelId !== args.modelId) {
         throw new IpcError('INVALID_INPUT', `adapter '${args.adapterName}' belongs to another base model; choose another name`);
       }
+      // Everything the run would refuse (a missing model, dataset or parent, targets this base lacks, an unreadable
+      // dataset) is refused now, before a row exists: a refused start leaves no adapter and no run behind.
+      const check = library.dataDir.resolve('runs/.check');
+      await host.call({ type: 'checkJob', job: buildJob(ctx, args, check, check) });
+      if (active.size > 0) throw new IpcError('BUSY', `training run ${[...active.keys()].join(', ')} started meanwhile; wait for it to finish or cancel it first`);
       const adapter = existing ?? library.adapters.create({ name: args.adapterName, baseModelId: args.modelId });
       const run = library.runs.create({ adapterId: adapter.id, datasetId: args.datasetId, settings: args.settings, parentVersionId: args.parentVersionId ?? null });
       library.runs.start(run.id);

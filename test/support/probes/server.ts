@@ -31,12 +31,20 @@ export interface RunningServer {
   alive(): boolean;
   /** Ctrl-C, then wait for the exit code. */
   stop(): Promise<number | null>;
+  /** Resolves when the process has ended, however. */
+  readonly exited: Promise<number | null>;
 }
 
 export interface StartOptions {
   /** Where starter/ and samples/ are; an empty folder (no starter) where absent. */
   readonly resourcesDir?: string;
+  /** Extra variables for the server's environment. */
+  readonly env?: Readonly<Record<string, string>>;
+  /** Kill the server (SIGKILL) at its first rename touching a path that contains this (crash-on-rename.mjs). */
+  readonly crashOnRename?: string;
 }
+
+export const CRASH_PRELOAD = join(REPO, 'test/support/probes/crash-on-rename.mjs');
 
 /** A renderer folder with an index page and one asset: what the server serves, not what is tested. */
 function stubRenderer(parent: string): string {
@@ -53,8 +61,10 @@ export function startServer(dataDir: string, options: StartOptions = {}): Promis
   const rendererDir = stubRenderer(scratch);
   const resourcesDir = options.resourcesDir ?? join(scratch, 'no-resources');
   mkdirSync(resourcesDir, { recursive: true });
-  const child = spawn(process.execPath, ['--import', join(REPO, 'bin/register-ts.js'), join(REPO, 'test/support/probes/serve-entry.ts'), dataDir, rendererDir, resourcesDir], {
+  const preload = options.crashOnRename ? ['--import', CRASH_PRELOAD] : [];
+  const child = spawn(process.execPath, ['--import', join(REPO, 'bin/register-ts.js'), ...preload, join(REPO, 'test/support/probes/serve-entry.ts'), dataDir, rendererDir, resourcesDir], {
     cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, ...options.env, ...(options.crashOnRename ? { LORASMITH_CRASH_ON_RENAME: options.crashOnRename } : {}) },
   });
   let output = '';
   child.stdout.on('data', (c: Buffer) => (output += String(c)));
@@ -73,6 +83,7 @@ export function startServer(dataDir: string, options: StartOptions = {}): Promis
       resolve({
         child, url: match[1] as string, port: Number(match[2]), token: match[3] as string, dataDir,
         output: () => output,
+        exited,
         alive: () => child.exitCode === null && child.signalCode === null,
         async stop() {
           if (child.exitCode === null && child.signalCode === null) child.kill('SIGINT');

@@ -197,14 +197,25 @@ function readHeader(adapterDir: string, out: Collector): Map<string, TensorEntry
     );
     return null;
   }
+  let opened;
   try {
-    // Opening reads and validates only the header: a preflight of a large file touches a few kilobytes.
-    const opened = openSafetensors(file);
-    opened.close();
-    return opened.tensors;
+    opened = openSafetensors(file);
   } catch (error) {
     out.add('file', (error as Error).message);
     return null;
+  }
+  try {
+    // Every value is read once: a NaN or an infinity in an adapter (a diverged run) would poison any base it meets.
+    for (const name of opened.tensors.keys()) {
+      try {
+        opened.read(name);
+      } catch (error) {
+        out.add('file', (error as Error).message);
+      }
+    }
+    return opened.tensors;
+  } finally {
+    opened.close();
   }
 }
 

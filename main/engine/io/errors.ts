@@ -8,7 +8,8 @@ export type ModelIoErrorCode =
   | 'INVALID_CONFIG'
   | 'UNSUPPORTED_MODEL'
   | 'INVALID_TOKENIZER'
-  | 'TOKEN_OUT_OF_RANGE';
+  | 'TOKEN_OUT_OF_RANGE'
+  | 'NON_FINITE';
 
 export class ModelIoError extends Error {
   override readonly name = 'ModelIoError';

@@ -172,11 +172,14 @@ export class SafetensorsFile {
   }
 
   /** Reads one tensor; float types come back as float32, integer types as int32. */
+  /** One tensor, decoded; float data holding NaN or ±Infinity is refused (NON_FINITE), naming the tensor. */
   read(name: string): LoadedTensor {
     const entry = this.tensors.get(name);
     if (!entry) throw new ModelIoError('TENSOR_NOT_FOUND', `${this.path}: no tensor named '${name}'`);
     const bytes = this.readAt(this.dataStart + entry.begin, entry.end - entry.begin);
-    return { dtype: entry.dtype, shape: [...entry.shape], data: decode(this.path, entry, bytes) };
+    const data = decode(this.path, entry, bytes);
+    if (data instanceof Float32Array) assertFinite(this.path, entry, data);
+    return { dtype: entry.dtype, shape: [...entry.shape], data };
   }
 
   /** Reads one tensor's bytes without converting them. */
@@ -189,6 +192,19 @@ export class SafetensorsFile {
   close(): void {
     if (this.fd !== null) closeSync(this.fd);
     this.fd = null;
+  }
+}
+
+/**
+ * Weights are finite: a NaN or an infinity (a diverged run, a damaged file) would load and generate garbage, or
+ * poison every merge and training step after it. v - v is 0 for every finite v and NaN otherwise.
+ */
+function assertFinite(path: string, entry: TensorEntry, data: Float32Array): void {
+  for (let i = 0; i < data.length; i++) {
+    const v = data[i] as number;
+    if (v - v !== 0) {
+      throw new ModelIoError('NON_FINITE', `${path}: tensor '${entry.name}' holds ${v} at index ${i} of ${data.length}; the weights are damaged or diverged: use another copy or an earlier checkpoint`);
+    }
   }
 }
 

@@ -154,7 +154,11 @@ export async function loadTokenizer(dir: string): Promise<ModelTokenizer> {
   } catch (error) {
     throw new ModelIoError('INVALID_TOKENIZER', `${jsonPath}: not a tokenizer this library reads (${(error as Error).message})`);
   }
-  return new ModelTokenizer(inner, config, dir);
+  const tokenizer = new ModelTokenizer(inner, config, dir);
+  if (tokenizer.vocabSize === 0) {
+    throw new ModelIoError('INVALID_TOKENIZER', `${jsonPath}: the vocabulary is empty; the tokenizer cannot encode anything (a damaged or placeholder tokenizer.json)`);
+  }
+  return tokenizer;
 }
 
 async function loadGgufTokenizer(path: string): Promise<ModelTokenizer> {

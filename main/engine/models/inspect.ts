@@ -6,6 +6,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { openCheckpoint } from '../io/model-checkpoint';
+import { ModelIoError } from '../io/errors';
 import { resolveTargets, TARGET_GROUPS, type TargetGroup } from '../lora/config';
 import { readModelConfig } from './registry';
 import type { LinearSpec, ModelConfig } from './types';
@@ -80,8 +81,11 @@ export function inspectModel(dir: string): ModelSummary {
   let parameterCount = 0;
   let checkpointBytes = 0;
   const dtypes: Record<string, number> = {};
+  let layersHeld = 0;
   try {
     for (const name of checkpoint.names()) {
+      const layer = /(?:^|\.)(?:layers|h)\.(\d+)\./.exec(name)?.[1];
+      if (layer !== undefined) layersHeld = Math.max(layersHeld, Number(layer) + 1);
       const entry = checkpoint.entry(name);
       checkpointBytes += entry.end - entry.begin;
       if (isBuffer(name)) continue;
@@ -90,6 +94,10 @@ export function inspectModel(dir: string): ModelSummary {
     }
   } finally {
     checkpoint.close();
+  }
+  // Said before anything is built per layer: a config naming a million layers must not allocate a million.
+  if (config.numLayers !== layersHeld) {
+    throw new ModelIoError('INVALID_CONFIG', `${join(dir, 'config.json')}: ${config.numLayers} layers (num_hidden_layers / n_layer), but the checkpoint holds ${layersHeld}; the config and the weights are not of one model`);
   }
   const linears = linearSpecsOf(config);
   const targetGroups = TARGET_GROUPS.map((group) => {

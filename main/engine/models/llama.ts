@@ -157,6 +157,10 @@ export class LlamaModel implements CausalLM {
     load: boolean | WeightLoadOptions,
   ) {
     const loader = new WeightLoader(checkpoint, load);
+    // An untied head that is missing is not the embedding (transformers would start it random): said before loading.
+    if (!config.tieWordEmbeddings && !checkpoint.has('lm_head.weight')) {
+      throw new ModelIoError('TENSOR_NOT_FOUND', `${checkpoint.dir}: config.json has tie_word_embeddings false (or unset), but the checkpoint has no 'lm_head.weight'; add the head's weights, or set tie_word_embeddings to true if the model shares them with its embedding`);
+    }
     try {
       const c = config;
       const qOut = c.numHeads * c.headDim;
@@ -190,7 +194,7 @@ export class LlamaModel implements CausalLM {
       }
       this.norm = vector('model.norm.weight', c.hiddenSize);
       const headSpec = spec('lm_head', null, c.hiddenSize, c.vocabSize, []);
-      if (c.tieWordEmbeddings || !checkpoint.has('lm_head.weight')) {
+      if (c.tieWordEmbeddings) {
         // Tied: one table, the head's weight; the embedding gathers its rows.
         this.embed_tokens = null;
         this.lm_head = loader.linear(headSpec, 'model.embed_tokens.weight', null);

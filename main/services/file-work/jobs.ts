@@ -8,9 +8,8 @@ import {
 import { basename, dirname, join, relative, sep } from 'node:path';
 import { fsyncTree } from '../../common/atomic';
 import { hashFolder } from '../../common/hash';
-import { openCheckpoint } from '../../engine/io/model-checkpoint';
 import { loadTokenizer } from '../../engine/io/tokenizer';
-import { readModelConfig } from '../../engine/models/registry';
+import { inspectModel as inspect } from '../../engine/models/inspect';
 import { normalizeDatasetToFile, readDatasetHead, storedDatasetFile } from '../../engine/train/datasets/normalize';
 import { chatSegments } from '../../engine/train/tokenize';
 import { ServiceError } from '../errors';
@@ -67,16 +66,10 @@ function walkModelFolder(root: string, visit: (rel: string, file: string) => voi
   walk(root);
 }
 
+/** What the library records of a model folder: the engine's own reading of it (inspect), and its content hash. */
 function summarize(dir: string): ModelSummary {
-  const config = readModelConfig(dir); // refuses an unsupported model_type, naming it
-  const checkpoint = openCheckpoint(dir);
-  let parameterCount = 0;
-  try {
-    for (const name of checkpoint.names()) parameterCount += checkpoint.entry(name).shape.reduce((a, b) => a * b, 1);
-  } finally {
-    checkpoint.close();
-  }
-  return { modelType: config.modelType, parameterCount, contentHash: hashFolder(dir) };
+  const inspected = inspect(dir); // refuses an unsupported model_type, or a config the weights do not match, naming it
+  return { modelType: inspected.config.modelType, parameterCount: inspected.parameterCount, contentHash: hashFolder(dir) };
 }
 
 function inspectModel(dir: string): ModelSummary {

@@ -41,8 +41,8 @@ function expectCode(fn: () => unknown, code: string, message: RegExp): void {
 
 describe('safetensors reader', () => {
   it('decodes F16 and BF16 bit patterns to the values IEEE defines', () => {
-    // half: 1, -2, 65504 (max), 2^-24 (min subnormal), 0x3555 = 0.333251953125, +inf
-    const half = new Uint16Array([0x3c00, 0xc000, 0x7bff, 0x0001, 0x3555, 0x7c00]);
+    // half: 1, -2, 65504 (max), 2^-24 (min subnormal), 0x3555 = 0.333251953125, -65504 (+inf: see the next test)
+    const half = new Uint16Array([0x3c00, 0xc000, 0x7bff, 0x0001, 0x3555, 0xfbff]);
     // bfloat16: 1, -2, 3.140625 (0x4049), 1e-38-ish subnormal-free 0x0080 = 2^-126
     const bf = new Uint16Array([0x3f80, 0xc000, 0x4049, 0x0080]);
     const header = {
@@ -59,10 +59,25 @@ describe('safetensors reader', () => {
     const { tensors, metadata } = readSafetensors(file('hand.safetensors', handMade(header, data)));
     expect(metadata).toEqual({ format: 'pt' });
     expect(tensors.get('h')?.shape).toEqual([2, 3]);
-    expect([...(tensors.get('h')?.data ?? [])]).toEqual([1, -2, 65504, 2 ** -24, 0.333251953125, Infinity]);
+    expect([...(tensors.get('h')?.data ?? [])]).toEqual([1, -2, 65504, 2 ** -24, 0.333251953125, -65504]);
     expect([...(tensors.get('b')?.data ?? [])]).toEqual([1, -2, 3.140625, 2 ** -126]);
     expect(tensors.get('i')?.data).toBeInstanceOf(Int32Array);
     expect([...(tensors.get('i')?.data ?? [])]).toEqual([-7, 123456789]);
+  });
+
+  it('refuses a tensor holding NaN or an infinity, naming it and where', () => {
+    const cases: [string, Uint8Array][] = [
+      ['F16', new Uint8Array(new Uint16Array([0x3c00, 0x7c00]).buffer)], // 1, +inf
+      ['BF16', new Uint8Array(new Uint16Array([0x3f80, 0x7fc0]).buffer)], // 1, NaN
+      ['F32', new Uint8Array(new Float32Array([0.5, -Infinity]).buffer)],
+    ];
+    for (const [dtype, bytes] of cases) {
+      const header = { 'model.layers.3.mlp.up_proj.weight': { dtype, shape: [2], data_offsets: [0, bytes.length] } };
+      const path = file(`non-finite-${dtype}.safetensors`, handMade(header, bytes));
+      expect(() => readSafetensors(path)).toThrow(expect.objectContaining({
+        code: 'NON_FINITE', message: expect.stringMatching(/tensor 'model\.layers\.3\.mlp\.up_proj\.weight' holds (Infinity|NaN|-Infinity) at index 1 of 2/),
+      }));
+    }
   });
 
   it('reads the real tiny-random-gpt2 checkpoint (F32) with the shapes its config implies', () => {

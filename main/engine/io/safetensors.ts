@@ -171,8 +171,10 @@ export class SafetensorsFile {
     return this.tensors.has(name);
   }
 
-  /** Reads one tensor; float types come back as float32, integer types as int32. */
-  /** One tensor, decoded; float data holding NaN or ±Infinity is refused (NON_FINITE), naming the tensor. */
+  /**
+   * Reads one tensor; float types come back as float32, integer types as int32. Float data holding NaN or an
+   * infinity is refused (NON_FINITE), naming the tensor.
+   */
   read(name: string): LoadedTensor {
     const entry = this.tensors.get(name);
     if (!entry) throw new ModelIoError('TENSOR_NOT_FOUND', `${this.path}: no tensor named '${name}'`);
@@ -182,11 +184,13 @@ export class SafetensorsFile {
     return { dtype: entry.dtype, shape: [...entry.shape], data };
   }
 
-  /** Reads one tensor's bytes without converting them. */
+  /** Reads one tensor's bytes without converting them; refused as read() refuses non-finite float values. */
   readRaw(name: string): RawTensor {
     const entry = this.tensors.get(name);
     if (!entry) throw new ModelIoError('TENSOR_NOT_FOUND', `${this.path}: no tensor named '${name}'`);
-    return { dtype: entry.dtype, shape: [...entry.shape], bytes: this.readAt(this.dataStart + entry.begin, entry.end - entry.begin) };
+    const bytes = this.readAt(this.dataStart + entry.begin, entry.end - entry.begin);
+    assertFiniteBits(this.path, entry, bytes);
+    return { dtype: entry.dtype, shape: [...entry.shape], bytes };
   }
 
   close(): void {
@@ -204,6 +208,21 @@ function assertFinite(path: string, entry: TensorEntry, data: Float32Array): voi
     const v = data[i] as number;
     if (v - v !== 0) {
       throw new ModelIoError('NON_FINITE', `${path}: tensor '${entry.name}' holds ${v} at index ${i} of ${data.length}; the weights are damaged or diverged: use another copy or an earlier checkpoint`);
+    }
+  }
+}
+
+/** The same check on stored bits: a half or bfloat16 whose exponent bits are all ones is an infinity or a NaN. */
+function assertFiniteBits(path: string, entry: TensorEntry, bytes: Buffer): void {
+  const count = bytes.byteLength / BYTES_PER_VALUE[entry.dtype];
+  if (entry.dtype === 'F32') return assertFinite(path, entry, new Float32Array(bytes.buffer, bytes.byteOffset, count));
+  const exponent = entry.dtype === 'F16' ? 0x7c00 : entry.dtype === 'BF16' ? 0x7f80 : 0;
+  if (exponent === 0) return;
+  const bits = new Uint16Array(bytes.buffer, bytes.byteOffset, count);
+  for (let i = 0; i < bits.length; i++) {
+    if (((bits[i] as number) & exponent) === exponent) {
+      const value = ((bits[i] as number) & (exponent === 0x7c00 ? 0x03ff : 0x007f)) === 0 ? ((bits[i] as number) & 0x8000 ? '-Infinity' : 'Infinity') : 'NaN';
+      throw new ModelIoError('NON_FINITE', `${path}: tensor '${entry.name}' holds ${value} at index ${i} of ${bits.length}; the weights are damaged or diverged: use another copy or an earlier checkpoint`);
     }
   }
 }

@@ -74,9 +74,17 @@ describe('safetensors reader', () => {
     for (const [dtype, bytes] of cases) {
       const header = { 'model.layers.3.mlp.up_proj.weight': { dtype, shape: [2], data_offsets: [0, bytes.length] } };
       const path = file(`non-finite-${dtype}.safetensors`, handMade(header, bytes));
-      expect(() => readSafetensors(path)).toThrow(expect.objectContaining({
+      const refusal = expect.objectContaining({
         code: 'NON_FINITE', message: expect.stringMatching(/tensor 'model\.layers\.3\.mlp\.up_proj\.weight' holds (Infinity|NaN|-Infinity) at index 1 of 2/),
-      }));
+      });
+      expect(() => readSafetensors(path)).toThrow(refusal);
+      // The frozen-weight store reads stored bits without converting them: refused the same.
+      const opened = openSafetensors(path);
+      try {
+        expect(() => opened.readRaw('model.layers.3.mlp.up_proj.weight')).toThrow(refusal);
+      } finally {
+        opened.close();
+      }
     }
   });
 

@@ -3,10 +3,12 @@
  *   adapter on a GGUF base     adapter.gguf + Modelfile (FROM the base file, or its Ollama name; ADAPTER ./adapter.gguf)
  *   adapter on a folder base   adapter.gguf + base.gguf (the base written as GGUF) + Modelfile
  *   merged                     model.gguf + Modelfile (FROM ./model.gguf)
- * Everything is written into a temporary sibling folder and renamed into place: a failure leaves nothing.
+ * Everything is written into a temporary sibling folder (main/common/atomic's one naming scheme) and renamed into
+ * place: a failure leaves nothing, and a crash leaves a temp the next export there sweeps.
  */
-import { existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { basename, dirname, join, resolve } from 'node:path';
+import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fsyncTree, publishDir, sweepTemps, tempSibling } from '../../common/atomic';
 import { isGgufFile } from '../io/gguf';
 import { loadTokenizer } from '../io/tokenizer';
 import type { CausalLM } from '../models/types';
@@ -58,7 +60,9 @@ export async function exportGgufBundle(spec: GgufBundleSpec): Promise<GgufBundle
   const baseShape = spec.adapter ? describeGgufBase(spec.base) : null;
   const tokenizer = await loadTokenizer(spec.base);
   const template = ollamaTemplate(tokenizer.chatTemplate, { bosToken: tokenizer.bosToken, eosToken: tokenizer.eosToken });
-  const temp = join(dirname(outDir), `.${basename(outDir)}.tmp-${process.pid}-${Date.now()}`);
+  // Temps a crashed export left beside it (the one naming scheme says whose they were) go first.
+  sweepTemps(dirname(outDir), { recursive: false });
+  const temp = tempSibling(outDir);
   mkdirSync(temp, { recursive: true });
   try {
     const files: string[] = [];
@@ -96,8 +100,8 @@ export async function exportGgufBundle(spec: GgufBundleSpec): Promise<GgufBundle
     files.push('Modelfile');
     const commands = runCommands({ folder: outDir, name: ollamaName(spec.name), model: modelFile, ...(spec.adapter ? { adapter: join(outDir, 'adapter.gguf') } : {}) });
     if (spec.signal?.aborted) throw new AdapterError('EXPORT_FAILED', 'export cancelled; nothing was written');
-    mkdirSync(dirname(outDir), { recursive: true });
-    renameSync(temp, outDir);
+    fsyncTree(temp);
+    publishDir(temp, outDir);
     return { outDir, files, modelfile, commands, notes };
   } catch (error) {
     rmSync(temp, { recursive: true, force: true });

@@ -5,7 +5,7 @@
  * cancel leaves nothing behind and never a half-written file at `path`.
  */
 import { closeSync, fsyncSync, openSync, renameSync, unlinkSync, writeSync } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
+import { tempSibling } from '../../common/atomic';
 import { ModelIoError } from './errors';
 import { DEFAULT_ALIGNMENT, GGUF_MAGIC, type GgufValue } from './gguf';
 import { quantize, type WritableGgmlType } from './gguf-quants';
@@ -203,7 +203,7 @@ export async function writeGguf(
   const alignment = options.alignment ?? DEFAULT_ALIGNMENT;
   const planned = plan(tensors, alignment);
   const head = header(metadata, planned, alignment);
-  const temp = join(dirname(path), `.${basename(path)}.tmp-${process.pid}-${Date.now()}`);
+  const temp = tempSibling(path);
   const fd = openSync(temp, 'w');
   let closed = false;
   try {

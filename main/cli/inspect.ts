@@ -22,7 +22,7 @@ export function formatSummary(s: ModelSummary): string {
   const lines = [
     `${s.dir}`,
     `  architecture   ${c.modelType}${s.architectures.length ? ` (${s.architectures.join(', ')})` : ''}`,
-    `  parameters     ${s.parameterCount.toLocaleString('en-US')} (${millions(s.parameterCount)}), stored as ${Object.entries(s.dtypes).map(([d, n]) => `${d}×${n}`).join(', ')}`,
+    `  parameters     ${s.parameterCount.toLocaleString('en-US')} (${millions(s.parameterCount)}), ${s.parameterSource === 'config' ? 'from config.json (no weights in the folder)' : `stored as ${Object.entries(s.dtypes).map(([d, n]) => `${d}×${n}`).join(', ')}`}`,
     `  layers         ${c.numLayers}, hidden ${c.hiddenSize}, heads ${c.numHeads} (kv ${c.numKvHeads}, dim ${c.headDim}), mlp ${c.intermediateSize}`,
     `  vocabulary     ${c.vocabSize}, context ${c.maxPositions}, head ${c.tieWordEmbeddings ? 'tied to the embedding' : 'untied'}`,
     `  tokens         bos ${c.bosTokenId ?? '-'}, eos ${c.eosTokenIds.join('/') || '-'}, pad ${c.padTokenId ?? '-'}`,

@@ -28,7 +28,7 @@ export interface ExportGgufModelOptions {
   readonly onProgress?: (progress: { step: 'write'; current: number; total: number }) => void;
 }
 
-/** The fields llama-family configs add to ModelConfig that GGUF records (models/llama's LlamaConfig). */
+/** The fields decoder configs add to ModelConfig that GGUF records (models/decoder-config's DecoderConfig). */
 interface LlamaLike extends ModelConfig {
   readonly rmsNormEps?: number;
   readonly invFreq?: Float64Array;

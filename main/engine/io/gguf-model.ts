@@ -111,13 +111,3 @@ export function openGgufModel(path: string): GgufCheckpoint {
     throw error;
   }
 }
-
-/** A parsed config with GGUF's rope frequency factors applied (each inverse frequency divided by its factor). */
-export function withRopeFactors<C extends object>(config: C, factors: Float32Array | null, path: string): C {
-  if (factors === null) return config;
-  const invFreq = (config as { readonly invFreq?: unknown }).invFreq;
-  if (!(invFreq instanceof Float64Array) || invFreq.length !== factors.length) {
-    throw new ModelIoError('UNSUPPORTED_MODEL', `${path}: rope_freqs.weight does not fit this architecture's rotary embedding`);
-  }
-  return { ...config, invFreq: invFreq.map((f, i) => f / (factors[i] as number)) };
-}

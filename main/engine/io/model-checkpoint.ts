@@ -6,7 +6,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { ModelIoError } from './errors';
-import { SafetensorsFile, type LoadedTensor, type RawTensor, type TensorEntry } from './safetensors';
+import { SafetensorsFile, type LoadedTensor, type RawTensor, type SafetensorsDtype, type TensorEntry } from './safetensors';
 
 export const SINGLE_FILE = 'model.safetensors';
 export const INDEX_FILE = 'model.safetensors.index.json';
@@ -19,6 +19,8 @@ export interface TensorSource {
   read(name: string): LoadedTensor;
   /** The bytes as stored, when the source is a file (loaders keep BF16/F16 weights at that precision). */
   readRaw?(name: string): RawTensor;
+  /** The stored dtype without reading the data (sources that cannot tell read the tensor instead). */
+  dtypeOf?(name: string): SafetensorsDtype;
 }
 
 export class CheckpointReader implements TensorSource {
@@ -93,6 +95,10 @@ export class CheckpointReader implements TensorSource {
 
   readRaw(name: string): RawTensor {
     return this.shard(this.shardFor(name)).readRaw(name);
+  }
+
+  dtypeOf(name: string): SafetensorsDtype {
+    return this.entry(name).dtype;
   }
 
   private shardFor(name: string): string {

@@ -79,6 +79,53 @@ function spec(path: string, layer: number | null, inFeatures: number, outFeature
   return { path, name, layer, inFeatures, outFeatures, groups, fanInFanOut: true };
 }
 
+/** One block's Conv1D linears ('transformer.h.<i>.*'), in checkpoint order. */
+function blockLinears(c: ModelConfig, layer: number): LinearSpec[] {
+  const p = `transformer.h.${layer}`;
+  const C = c.hiddenSize;
+  return [
+    spec(`${p}.attn.c_attn`, layer, C, 3 * C, ['attention']),
+    spec(`${p}.attn.c_proj`, layer, C, C, ['attention']),
+    spec(`${p}.mlp.c_fc`, layer, C, c.intermediateSize, ['mlp']),
+    spec(`${p}.mlp.c_proj`, layer, c.intermediateSize, C, ['mlp']),
+  ];
+}
+
+/** The tied head: wte [V, C] is its nn.Linear-shaped [out, in] weight (not a Conv1D). */
+function headSpec(c: ModelConfig): LinearSpec {
+  return { ...spec('lm_head', null, c.hiddenSize, c.vocabSize, []), fanInFanOut: false };
+}
+
+/** Every linear the model lists, in its order: the blocks' Conv1D modules, then the tied head. */
+export function gpt2LinearSpecs(c: ModelConfig): LinearSpec[] {
+  const out: LinearSpec[] = [];
+  for (let i = 0; i < c.numLayers; i++) out.push(...blockLinears(c, i));
+  out.push(headSpec(c));
+  return out;
+}
+
+/** Every tensor of a GPT2LMHeadModel checkpoint ('transformer.' names), name -> shape. */
+export function gpt2TensorShapes(c: ModelConfig): Map<string, number[]> {
+  const C = c.hiddenSize;
+  const shapes = new Map<string, number[]>([
+    ['transformer.wte.weight', [c.vocabSize, C]],
+    ['transformer.wpe.weight', [c.maxPositions, C]],
+  ]);
+  for (let i = 0; i < c.numLayers; i++) {
+    for (const norm of ['ln_1', 'ln_2']) {
+      shapes.set(`transformer.h.${i}.${norm}.weight`, [C]);
+      shapes.set(`transformer.h.${i}.${norm}.bias`, [C]);
+    }
+    for (const l of blockLinears(c, i)) {
+      shapes.set(`${l.path}.weight`, [l.inFeatures, l.outFeatures]);
+      shapes.set(`${l.path}.bias`, [l.outFeatures]);
+    }
+  }
+  shapes.set('transformer.ln_f.weight', [C]);
+  shapes.set('transformer.ln_f.bias', [C]);
+  return shapes;
+}
+
 export class Gpt2Model implements CausalLM {
   readonly linears = new Map<string, LinearLayer>();
   private readonly blocks: Block[] = [];
@@ -100,9 +147,7 @@ export class Gpt2Model implements CausalLM {
       // Some checkpoints (openai-community/gpt2) drop the 'transformer.' prefix; PEFT paths keep it.
       const prefix = checkpoint.has('transformer.wte.weight') ? 'transformer.' : '';
       const key = (name: string) => prefix + name;
-      // wte [V, C] is the head's nn.Linear-shaped [out, in] weight (not a Conv1D).
-      const headSpec = { ...spec('lm_head', null, c.hiddenSize, c.vocabSize, []), fanInFanOut: false };
-      this.lm_head = loader.linear(headSpec, loader.resolve([key('wte.weight')]), null);
+      this.lm_head = loader.linear(headSpec(c), loader.resolve([key('wte.weight')]), null);
       this.wpe = loader.matrix(key('wpe.weight'), c.maxPositions, c.hiddenSize);
       this.others.set('transformer.wpe.weight', this.wpe);
       const norm = (name: string): Norm => {
@@ -111,22 +156,15 @@ export class Gpt2Model implements CausalLM {
         this.others.set(`transformer.${name}.bias`, n.bias);
         return n;
       };
-      const linear = (name: string, layer: number, inF: number, outF: number, group: 'attention' | 'mlp') => {
-        const path = `transformer.${name}`;
-        const l = loader.linear(spec(path, layer, inF, outF, [group]), key(`${name}.weight`), key(`${name}.bias`));
-        this.linears.set(path, l);
-        return l;
-      };
       for (let i = 0; i < c.numLayers; i++) {
         const h = `h.${i}`;
-        this.blocks.push({
-          ln_1: norm(`${h}.ln_1`),
-          c_attn: linear(`${h}.attn.c_attn`, i, c.hiddenSize, 3 * c.hiddenSize, 'attention'),
-          attn_c_proj: linear(`${h}.attn.c_proj`, i, c.hiddenSize, c.hiddenSize, 'attention'),
-          ln_2: norm(`${h}.ln_2`),
-          c_fc: linear(`${h}.mlp.c_fc`, i, c.hiddenSize, c.intermediateSize, 'mlp'),
-          mlp_c_proj: linear(`${h}.mlp.c_proj`, i, c.intermediateSize, c.hiddenSize, 'mlp'),
-        });
+        const [c_attn, attn_c_proj, c_fc, mlp_c_proj] = blockLinears(c, i).map((s) => {
+          const name = s.path.slice('transformer.'.length);
+          const l = loader.linear(s, key(`${name}.weight`), key(`${name}.bias`));
+          this.linears.set(s.path, l);
+          return l;
+        }) as [LinearLayer, LinearLayer, LinearLayer, LinearLayer];
+        this.blocks.push({ ln_1: norm(`${h}.ln_1`), c_attn, attn_c_proj, ln_2: norm(`${h}.ln_2`), c_fc, mlp_c_proj });
       }
       this.ln_f = norm('ln_f');
       this.linears.set('lm_head', this.lm_head);

@@ -1,15 +1,17 @@
 /**
  * What a model folder holds, without loading its weights: architecture, sizes, parameter count from the
- * safetensors headers, every linear module (as the loaded model will list them) and the LoRA target groups
+ * safetensors headers (or from config.json where the folder has no weights yet), every linear module (as the loaded model will list them) and the LoRA target groups
  * a wizard offers. Used by `lorasmith inspect` and the app's model page.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { openCheckpoint } from '../io/model-checkpoint';
+import { INDEX_FILE, openCheckpoint, SINGLE_FILE } from '../io/model-checkpoint';
 import { ModelIoError } from '../io/errors';
 import { resolveTargets, TARGET_GROUPS, type TargetGroup } from '../lora/config';
-import { readModelConfig } from './registry';
+import { linearSpecsOf, readModelConfig, tensorShapesOf } from './registry';
 import type { LinearSpec, ModelConfig } from './types';
+
+export { linearSpecsOf };
 
 export interface TargetGroupSummary {
   readonly group: TargetGroup;
@@ -25,6 +27,8 @@ export interface ModelSummary {
   readonly config: Omit<ModelConfig, 'raw'>;
   readonly architectures: readonly string[];
   readonly parameterCount: number;
+  /** Where the count comes from: the checkpoint's tensors, or config.json alone for a folder without weights. */
+  readonly parameterSource: 'checkpoint' | 'config';
   /** Storage dtypes in the checkpoint with their tensor counts, e.g. { BF16: 272 }. */
   readonly dtypes: Readonly<Record<string, number>>;
   readonly checkpointBytes: number;
@@ -39,44 +43,19 @@ function isBuffer(name: string): boolean {
   return /\.attn\.(masked_)?bias$/.test(name) || name.endsWith('rotary_emb.inv_freq');
 }
 
-function spec(path: string, layer: number | null, inFeatures: number, outFeatures: number, groups: LinearSpec['groups'], fanInFanOut: boolean): LinearSpec {
-  return { path, name: path.slice(path.lastIndexOf('.') + 1), layer, inFeatures, outFeatures, groups, fanInFanOut };
+/** Parameters a model of this config has, from the tensor shapes its architecture loads (a tied head counted once). */
+export function configParameterCount(config: ModelConfig): number {
+  let n = 0;
+  for (const shape of tensorShapesOf(config).values()) n += shape.reduce((a, b) => a * b, 1);
+  return n;
 }
 
-/** The linears loadModel will build for this config, in the same order (a test keeps the two in step). */
-export function linearSpecsOf(c: ModelConfig): LinearSpec[] {
-  const out: LinearSpec[] = [];
-  if (c.modelType === 'gpt2') {
-    const C = c.hiddenSize;
-    for (let i = 0; i < c.numLayers; i++) {
-      const p = `transformer.h.${i}`;
-      out.push(spec(`${p}.attn.c_attn`, i, C, 3 * C, ['attention'], true));
-      out.push(spec(`${p}.attn.c_proj`, i, C, C, ['attention'], true));
-      out.push(spec(`${p}.mlp.c_fc`, i, C, c.intermediateSize, ['mlp'], true));
-      out.push(spec(`${p}.mlp.c_proj`, i, c.intermediateSize, C, ['mlp'], true));
-    }
-    out.push(spec('lm_head', null, C, c.vocabSize, [], false)); // wte [V, C]: nn.Linear-shaped, not a Conv1D
-    return out;
-  }
-  const q = c.numHeads * c.headDim;
-  const kv = c.numKvHeads * c.headDim;
-  for (let i = 0; i < c.numLayers; i++) {
-    const a = `model.layers.${i}.self_attn`;
-    const m = `model.layers.${i}.mlp`;
-    out.push(spec(`${a}.q_proj`, i, c.hiddenSize, q, ['attention'], false));
-    out.push(spec(`${a}.k_proj`, i, c.hiddenSize, kv, ['attention'], false));
-    out.push(spec(`${a}.v_proj`, i, c.hiddenSize, kv, ['attention'], false));
-    out.push(spec(`${a}.o_proj`, i, q, c.hiddenSize, ['attention'], false));
-    out.push(spec(`${m}.gate_proj`, i, c.hiddenSize, c.intermediateSize, ['mlp'], false));
-    out.push(spec(`${m}.up_proj`, i, c.hiddenSize, c.intermediateSize, ['mlp'], false));
-    out.push(spec(`${m}.down_proj`, i, c.intermediateSize, c.hiddenSize, ['mlp'], false));
-  }
-  out.push(spec('lm_head', null, c.hiddenSize, c.vocabSize, [], false));
-  return out;
+function hasWeights(dir: string): boolean {
+  return existsSync(join(dir, SINGLE_FILE)) || existsSync(join(dir, INDEX_FILE));
 }
 
-export function inspectModel(dir: string): ModelSummary {
-  const config = readModelConfig(dir);
+/** Parameter count, bytes and dtypes from the safetensors headers. */
+function checkpointSummary(dir: string, config: ModelConfig): { parameterCount: number; checkpointBytes: number; dtypes: Record<string, number> } {
   const checkpoint = openCheckpoint(dir);
   let parameterCount = 0;
   let checkpointBytes = 0;
@@ -99,6 +78,19 @@ export function inspectModel(dir: string): ModelSummary {
   if (config.numLayers !== layersHeld) {
     throw new ModelIoError('INVALID_CONFIG', `${join(dir, 'config.json')}: ${config.numLayers} layers (num_hidden_layers / n_layer), but the checkpoint holds ${layersHeld}; the config and the weights are not of one model`);
   }
+  return { parameterCount, checkpointBytes, dtypes };
+}
+
+/**
+ * A model folder described from config.json and the safetensors headers; a folder with config.json only is
+ * described from the config (parameterSource 'config', no dtypes).
+ */
+export function inspectModel(dir: string): ModelSummary {
+  const config = readModelConfig(dir);
+  const weighed = hasWeights(dir);
+  const { parameterCount, checkpointBytes, dtypes } = weighed
+    ? checkpointSummary(dir, config)
+    : { parameterCount: configParameterCount(config), checkpointBytes: 0, dtypes: {} };
   const linears = linearSpecsOf(config);
   const targetGroups = TARGET_GROUPS.map((group) => {
     const { modules } = resolveTargets(linears, group);
@@ -133,6 +125,7 @@ export function inspectModel(dir: string): ModelSummary {
     config: summaryConfig,
     architectures,
     parameterCount,
+    parameterSource: weighed ? 'checkpoint' : 'config',
     dtypes,
     checkpointBytes,
     linears,

@@ -1,5 +1,6 @@
 /**
- * The building blocks both architectures share: norms, activations, rotary embeddings and causal attention.
+ * The building blocks the architectures share: norms, activations, rotary embeddings and causal attention
+ * (full or sliding-window).
  * Shapes: B batch, T new positions, S positions attended (cache + new), H heads, Hkv key/value heads, D head dim.
  */
 import * as tf from '@tensorflow/tfjs-core';
@@ -66,9 +67,9 @@ export function gatedActivation(gate: tf.Tensor, up: tf.Tensor, act: Activation)
 /**
  * cos and signed sin tables [T, D] for positions start..start+T-1 in the rotate-half layout (the D/2
  * frequencies twice), computed in float64 and rounded once. The sin table carries rotate_half's sign
- * (-sin on the first half) so applying it needs no negation.
+ * (-sin on the first half) so applying it needs no negation. `scale` multiplies both (longrope's attention factor).
  */
-export function rotaryTables(invFreq: Float64Array, start: number, length: number): { cos: tf.Tensor2D; sin: tf.Tensor2D } {
+export function rotaryTables(invFreq: Float64Array, start: number, length: number, scale = 1): { cos: tf.Tensor2D; sin: tf.Tensor2D } {
   const half = invFreq.length;
   const dim = half * 2;
   const cos = new Float32Array(length * dim);
@@ -76,8 +77,8 @@ export function rotaryTables(invFreq: Float64Array, start: number, length: numbe
   for (let t = 0; t < length; t++) {
     for (let i = 0; i < half; i++) {
       const angle = (start + t) * (invFreq[i] as number);
-      const c = Math.cos(angle);
-      const s = Math.sin(angle);
+      const c = Math.cos(angle) * scale;
+      const s = Math.sin(angle) * scale;
       cos[t * dim + i] = c;
       cos[t * dim + half + i] = c;
       sin[t * dim + i] = -s;
@@ -101,30 +102,55 @@ export function applyRotary(x: tf.Tensor4D, cos: tf.Tensor2D, signedSin: tf.Tens
   });
 }
 
-/** Additive mask [T, S]: query t (absolute position start + t) sees keys 0..start+t. */
-export function causalMask(start: number, length: number): tf.Tensor2D {
-  const total = start + length;
-  const mask = new Float32Array(length * total);
-  for (let t = 0; t < length; t++) {
-    for (let s = start + t + 1; s < total; s++) mask[t * total + s] = -1e9;
+/**
+ * Additive mask [T, S]: T new queries against S keys that end at the last new query. Query i sees key s when the
+ * key is not in its future and, under a sliding window W, fewer than W positions back (Hugging Face's
+ * `kv_idx > q_idx − sliding_window`).
+ */
+export function attentionMask(queries: number, keys: number, window: number | null = null): tf.Tensor2D {
+  const data = new Float32Array(queries * keys);
+  for (let i = 0; i < queries; i++) {
+    for (let s = 0; s < keys; s++) {
+      const back = i + keys - queries - s; // how far key s lies behind query i
+      if (back < 0 || (window !== null && back >= window)) data[i * keys + s] = -1e9;
+    }
   }
-  return tf.tensor2d(mask, [length, total]);
+  return tf.tensor2d(data, [queries, keys]);
+}
+
+/** Additive mask [T, S = start + T]: query t (absolute position start + t) sees keys 0..start+t. */
+export function causalMask(start: number, length: number): tf.Tensor2D {
+  return attentionMask(length, start + length);
+}
+
+export interface AttentionOptions {
+  /** Multiplies q·kᵀ: 1/√D by default, or Gemma's query_pre_attn_scalar^−½. */
+  readonly scale?: number;
+  /** Sliding window W (each query sees itself and W − 1 keys back); the mask must then be attentionMask's band. */
+  readonly window?: number | null;
+  /** Gemma 2's soft cap on the scores: cap·tanh(scores / cap). */
+  readonly softcap?: number | null;
 }
 
 /**
  * Scaled dot-product attention with grouped-query heads. Query head h uses kv head h / rep (HF's repeat_kv
  * order), so the queries are regrouped per kv head instead of copying keys and values rep times.
- * q [B, H, T, D], k and v [B, Hkv, S, D], mask [T, S] -> [B, T, H·D]. The mask is causalMask(S − T, T), the only
- * one the models use: the fused kernel, where the backend has it, applies that rule itself.
+ * q [B, H, T, D], k and v [B, Hkv, S, D] (the T new positions last of S), mask [T, S] -> [B, T, H·D]. The fused
+ * kernel, where the backend has it, applies the plain causal rule itself: it serves whenever no key lies outside
+ * the window (S ≤ W) and no soft cap applies; otherwise the composed ops below add the mask.
  */
-export function attention(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, mask: tf.Tensor2D): tf.Tensor3D {
-  if (hasFusedKernel(FUSED_KERNELS.attention)) return fusedAttention(q, k, v, 1 / Math.sqrt(q.shape[3]));
+export function attention(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, mask: tf.Tensor2D, options: AttentionOptions = {}): tf.Tensor3D {
+  const [b, h, t, d] = q.shape;
+  const [, hkv, s] = k.shape;
+  const scale = options.scale ?? 1 / Math.sqrt(d);
+  const softcap = options.softcap ?? null;
+  const windowed = options.window != null && s > options.window;
+  if (!windowed && softcap === null && hasFusedKernel(FUSED_KERNELS.attention)) return fusedAttention(q, k, v, scale);
   return tf.tidy(() => {
-    const [b, h, t, d] = q.shape;
-    const [, hkv, s] = k.shape;
     const rep = h / hkv;
     const grouped = rep === 1 ? q : tf.reshape(q, [b, hkv, rep * t, d]); // [B, Hkv, rep·T, D]
-    let scores = tf.mul(tf.matMul(grouped, k, false, true), 1 / Math.sqrt(d)); // [B, Hkv, rep·T, S]
+    let scores = tf.mul(tf.matMul(grouped, k, false, true), scale); // [B, Hkv, rep·T, S]
+    if (softcap !== null) scores = tf.mul(tf.tanh(tf.div(scores, softcap)), softcap);
     scores = rep === 1 ? tf.add(scores, mask) : tf.reshape(tf.add(tf.reshape(scores, [b, hkv, rep, t, s]), mask), [b, hkv, rep * t, s]);
     const context = tf.reshape(tf.matMul(tf.softmax(scores, -1), v), [b, h, t, d]); // [B, H, T, D]
     // With one new position (decoding), [B, H, 1, D] -> [B, 1, H·D] is a reshape, not a transpose.

@@ -6,11 +6,15 @@ import { join } from 'node:path';
 import { openCheckpoint, type TensorSource } from '../io/model-checkpoint';
 import { ModelIoError } from '../io/errors';
 import { isGgufFile } from '../io/gguf';
-import { openGgufModel, withRopeFactors } from '../io/gguf-model';
+import { openGgufModel } from '../io/gguf-model';
 import { readConfigJson, type RawConfig } from '../io/hf-config';
-import { Gpt2Model, parseGpt2Config } from './gpt2';
-import { LLAMA_FAMILY, LlamaModel, parseLlamaConfig } from './llama';
-import type { CausalLM, ModelConfig } from './types';
+import { DecoderModel } from './decoder';
+import { decoderLinearSpecs, decoderTensorShapes, withRopeFactors, type DecoderConfig } from './decoder-config';
+import { GEMMA_FAMILY, parseGemmaConfig } from './gemma';
+import { Gpt2Model, gpt2LinearSpecs, gpt2TensorShapes, parseGpt2Config, type Gpt2Config } from './gpt2';
+import { LLAMA_FAMILY, parseLlamaConfig } from './llama';
+import { parsePhi3Config } from './phi3';
+import type { CausalLM, LinearSpec, ModelConfig } from './types';
 import type { WeightLoadOptions } from './weights';
 
 /**
@@ -22,32 +26,65 @@ export type LoadModelOptions = WeightLoadOptions;
 interface Architecture {
   parse(raw: RawConfig, dir: string, source: string): ModelConfig;
   build(config: ModelConfig, checkpoint: TensorSource, load: WeightLoadOptions): CausalLM;
+  /** The linears the built model lists, in its order. */
+  linearSpecs(config: ModelConfig): LinearSpec[];
+  /** The tensors its checkpoint holds, name -> shape. */
+  tensorShapes(config: ModelConfig): Map<string, number[]>;
 }
 
 const gpt2: Architecture = {
   parse: parseGpt2Config,
-  build: (config, checkpoint, load) => new Gpt2Model(config as ReturnType<typeof parseGpt2Config>, checkpoint, load),
+  build: (config, checkpoint, load) => new Gpt2Model(config as Gpt2Config, checkpoint, load),
+  linearSpecs: (config) => gpt2LinearSpecs(config),
+  tensorShapes: (config) => gpt2TensorShapes(config),
 };
-const llama: Architecture = {
-  parse: parseLlamaConfig,
-  build: (config, checkpoint, load) => new LlamaModel(config as ReturnType<typeof parseLlamaConfig>, checkpoint, load),
-};
+
+/** The families the decoder runs, each with its own config parser. */
+function decoder(parse: (raw: RawConfig, dir: string, source: string) => DecoderConfig): Architecture {
+  return {
+    parse,
+    build: (config, checkpoint, load) => new DecoderModel(config as DecoderConfig, checkpoint, load),
+    linearSpecs: (config) => decoderLinearSpecs(config as DecoderConfig),
+    tensorShapes: (config) => decoderTensorShapes(config as DecoderConfig),
+  };
+}
 
 const ARCHITECTURES: Readonly<Record<string, Architecture>> = {
   gpt2,
-  ...Object.fromEntries(LLAMA_FAMILY.map((type) => [type, llama])),
+  ...Object.fromEntries(LLAMA_FAMILY.map((type) => [type, decoder(parseLlamaConfig)])),
+  ...Object.fromEntries(GEMMA_FAMILY.map((type) => [type, decoder(parseGemmaConfig)])),
+  phi3: decoder(parsePhi3Config),
 };
 
 export const SUPPORTED_MODEL_TYPES: readonly string[] = Object.keys(ARCHITECTURES);
 
+/** Relatives of supported families that are refused with a reason more useful than "not supported". */
+const NOT_SUPPORTED: Readonly<Record<string, string>> = {
+  gemma3:
+    "is the vision-language Gemma 3 (Gemma3ForConditionalGeneration), which is not supported; its text-only checkpoints (model_type 'gemma3_text': Gemma-3-270M, Gemma-3-1B) are",
+};
+
 function architectureOf(raw: RawConfig, source: string): Architecture {
   const type = raw.model_type;
   if (typeof type !== 'string') throw new ModelIoError('INVALID_CONFIG', `${source}: no "model_type"`);
+  return architectureByType(type, source);
+}
+
+function architectureByType(type: string, source: string): Architecture {
   const arch = ARCHITECTURES[type];
   if (!arch) {
-    throw new ModelIoError('UNSUPPORTED_MODEL', `${source}: model_type '${type}' is not supported (supported: ${SUPPORTED_MODEL_TYPES.join(', ')})`);
+    const reason = NOT_SUPPORTED[type] ?? `is not supported (supported: ${SUPPORTED_MODEL_TYPES.join(', ')})`;
+    throw new ModelIoError('UNSUPPORTED_MODEL', `${source}: model_type '${type}' ${reason}`);
   }
   return arch;
+}
+
+/**
+ * A config.json object, normalized by its architecture. `dir` is where generation_config.json may be; `source`
+ * names the config in errors.
+ */
+export function parseModelConfig(raw: RawConfig, dir: string, source = `${dir} (config)`): ModelConfig {
+  return architectureOf(raw, source).parse(raw, dir, source);
 }
 
 /** config.json alone, normalized: for inspecting a folder (or a GGUF file) without loading its weights. */
@@ -60,14 +97,24 @@ export function readModelConfig(dir: string): ModelConfig {
       gguf.close();
     }
   }
-  const raw = readConfigJson(dir);
-  const source = join(dir, 'config.json');
-  return architectureOf(raw, source).parse(raw, dir, source);
+  return parseModelConfig(readConfigJson(dir), dir, join(dir, 'config.json'));
+}
+
+/** The linears a model of this config lists (LoRA targets), in the model's order, without loading it. */
+export function linearSpecsOf(config: ModelConfig): LinearSpec[] {
+  return architectureByType(config.modelType, config.modelType).linearSpecs(config);
+}
+
+/** The tensors (name -> shape) a checkpoint of this config holds, without reading one. */
+export function tensorShapesOf(config: ModelConfig): Map<string, number[]> {
+  return architectureByType(config.modelType, config.modelType).tensorShapes(config);
 }
 
 function parseGguf(path: string, raw: RawConfig, ropeFactors: Float32Array | null): ModelConfig {
   const label = `${path} (GGUF metadata)`;
-  return withRopeFactors(architectureOf(raw, label).parse(raw, path, label), ropeFactors, path);
+  const config = architectureOf(raw, label).parse(raw, path, label);
+  // GGUF maps only the decoder families (io/gguf-arch).
+  return ropeFactors === null ? config : withRopeFactors(config as DecoderConfig, ropeFactors, path);
 }
 
 export async function loadModel(dir: string, options: LoadModelOptions = {}): Promise<CausalLM> {

@@ -220,10 +220,10 @@ describe('errors', () => {
     writeFileSync(join(built.dir, 'config.json'), JSON.stringify({ ...config, model_type: 'mamba' }));
     await loadModel(built.dir).then(
       () => expect.unreachable(),
-      (e: unknown) => expectCode(e, 'UNSUPPORTED_MODEL', /model_type 'mamba' is not supported \(supported: gpt2, llama, mistral, qwen2\)/),
+      (e: unknown) => expectCode(e, 'UNSUPPORTED_MODEL', /model_type 'mamba' is not supported \(supported: gpt2, llama, mistral, qwen2, qwen3, gemma2, gemma3_text, phi3\)/),
     );
     writeFileSync(join(built.dir, 'config.json'), JSON.stringify({ ...config, rope_scaling: { type: 'yarn', factor: 4 } }));
-    expect(() => readModelConfig(built.dir)).toThrow(/"rope_scaling" type "yarn" is not supported/);
+    expect(() => readModelConfig(built.dir)).toThrow(/rope scaling type "yarn" is not supported/);
     writeFileSync(join(built.dir, 'config.json'), JSON.stringify({ ...config, hidden_act: 'mish' }));
     expect(() => readModelConfig(built.dir)).toThrow(/"hidden_act": activation 'mish' is not supported/);
   });

@@ -18,13 +18,25 @@ export interface BuiltModel {
   weights: Weights;
 }
 
-/** x rounded to bfloat16 (nearest even), as the file will hold it. */
-function toBf16(x: number): number {
-  const bits = new Uint32Array(new Float32Array([x]).buffer)[0] as number;
-  return new Float32Array(new Uint32Array([(((bits + 0x7fff + ((bits >>> 16) & 1)) >>> 16) << 16) >>> 0]).buffer)[0] as number;
+/** float32 -> bfloat16 -> float32, round to nearest even (as torch's .to(torch.bfloat16)). */
+export function roundToBf16(x: number): number {
+  const f = new Float32Array([x]);
+  const u = new Uint32Array(f.buffer);
+  const bits = u[0] as number;
+  u[0] = ((bits + 0x7fff + ((bits >>> 16) & 1)) & 0xffff0000) >>> 0;
+  return f[0] as number;
 }
 
-function write(dir: string, config: object, shapes: Record<string, number[]>, seed: number, scale = 0.5, dtype: 'F32' | 'BF16' = 'F32'): BuiltModel {
+interface WriteOptions {
+  /** Norm weights are 1 + noise (Llama's w) or noise around 0 (Gemma's offsets from one). */
+  normCentre?: 0 | 1;
+  /** Storage type of every tensor (default F32); BF16 values are rounded before the reference sees them. */
+  dtype?: 'F32' | 'BF16';
+  /** Tensors stored as BF16 whatever `dtype` says. */
+  bf16?: readonly string[];
+}
+
+function write(dir: string, config: object, shapes: Record<string, number[]>, seed: number, scale = 0.5, options: WriteOptions = {}): BuiltModel {
   mkdirSync(dir, { recursive: true });
   const rand = lcg(seed);
   const tensors: Record<string, WritableTensor> = {};
@@ -33,9 +45,10 @@ function write(dir: string, config: object, shapes: Record<string, number[]>, se
     const n = shape.reduce((a, b) => a * b, 1);
     const data = new Float32Array(n);
     const isNorm = /norm|ln_/.test(name) && name.endsWith('weight');
-    for (let i = 0; i < n; i++) data[i] = isNorm ? 1 + rand() * 0.2 : rand() * scale;
-    if (dtype === 'BF16') data.forEach((v, i) => (data[i] = toBf16(v)));
-    tensors[name] = { dtype, shape, data };
+    for (let i = 0; i < n; i++) data[i] = isNorm ? (options.normCentre ?? 1) + rand() * 0.2 : rand() * scale;
+    const bf16 = options.dtype === 'BF16' || (options.bf16?.includes(name) ?? false);
+    if (bf16) for (let i = 0; i < n; i++) data[i] = roundToBf16(data[i] as number);
+    tensors[name] = { dtype: bf16 ? 'BF16' : 'F32', shape, data };
     weights.set(name, { shape, data: Float64Array.from(data) });
   }
   writeSafetensors(join(dir, 'model.safetensors'), tensors, { format: 'pt' });
@@ -56,10 +69,15 @@ export interface LlamaShape {
   ropeTheta?: number;
   /** Storage type of every tensor (default F32); BF16 values are rounded before the reference sees them. */
   dtype?: 'F32' | 'BF16';
+  /** config.json fields added as given (sliding_window, use_sliding_window, max_window_layers ...). */
+  extra?: Record<string, unknown>;
+  /** Llama's attention_bias (q, k, v and o) and mlp_bias, written to config.json with their tensors. */
+  attentionBias?: boolean;
+  mlpBias?: boolean;
 }
 
 export function buildLlama(dir: string, s: LlamaShape, seed = 1): BuiltModel {
-  const d = s.hidden / s.heads;
+  const d = (s.extra?.head_dim as number | undefined) ?? s.hidden / s.heads;
   const qkvBias = s.modelType === 'qwen2';
   const shapes: Record<string, number[]> = { 'model.embed_tokens.weight': [s.vocab, s.hidden], 'model.norm.weight': [s.hidden] };
   for (let l = 0; l < s.layers; l++) {
@@ -75,11 +93,19 @@ export function buildLlama(dir: string, s: LlamaShape, seed = 1): BuiltModel {
       [`${p}.mlp.up_proj.weight`]: [s.intermediate, s.hidden],
       [`${p}.mlp.down_proj.weight`]: [s.hidden, s.intermediate],
     });
-    if (qkvBias) {
+    if (qkvBias || s.attentionBias) {
       Object.assign(shapes, {
         [`${p}.self_attn.q_proj.bias`]: [s.heads * d],
         [`${p}.self_attn.k_proj.bias`]: [s.kvHeads * d],
         [`${p}.self_attn.v_proj.bias`]: [s.kvHeads * d],
+      });
+    }
+    if (s.attentionBias) shapes[`${p}.self_attn.o_proj.bias`] = [s.hidden];
+    if (s.mlpBias) {
+      Object.assign(shapes, {
+        [`${p}.mlp.gate_proj.bias`]: [s.intermediate],
+        [`${p}.mlp.up_proj.bias`]: [s.intermediate],
+        [`${p}.mlp.down_proj.bias`]: [s.hidden],
       });
     }
   }
@@ -101,8 +127,127 @@ export function buildLlama(dir: string, s: LlamaShape, seed = 1): BuiltModel {
     vocab_size: s.vocab,
     bos_token_id: 1,
     eos_token_id: 2,
+    ...(s.attentionBias ? { attention_bias: true } : {}),
+    ...(s.mlpBias ? { mlp_bias: true } : {}),
+    ...s.extra,
   };
-  return write(dir, config, shapes, seed, 0.5, s.dtype);
+  return write(dir, config, shapes, seed, 0.5, { dtype: s.dtype });
+}
+
+export interface DecoderShape {
+  hidden: number;
+  layers: number;
+  heads: number;
+  kvHeads: number;
+  headDim: number;
+  intermediate: number;
+  vocab: number;
+  tied: boolean;
+  /** config.json fields added as given. */
+  extra?: Record<string, unknown>;
+}
+
+/** One layer's attention and MLP weights in the nn.Linear layout [out, in] of the checkpoints. */
+function projections(p: string, s: DecoderShape, fused: boolean): Record<string, number[]> {
+  const q = s.heads * s.headDim;
+  const kv = s.kvHeads * s.headDim;
+  if (fused) {
+    return {
+      [`${p}.self_attn.qkv_proj.weight`]: [q + 2 * kv, s.hidden],
+      [`${p}.self_attn.o_proj.weight`]: [s.hidden, q],
+      [`${p}.mlp.gate_up_proj.weight`]: [2 * s.intermediate, s.hidden],
+      [`${p}.mlp.down_proj.weight`]: [s.hidden, s.intermediate],
+    };
+  }
+  return {
+    [`${p}.self_attn.q_proj.weight`]: [q, s.hidden],
+    [`${p}.self_attn.k_proj.weight`]: [kv, s.hidden],
+    [`${p}.self_attn.v_proj.weight`]: [kv, s.hidden],
+    [`${p}.self_attn.o_proj.weight`]: [s.hidden, q],
+    [`${p}.mlp.gate_proj.weight`]: [s.intermediate, s.hidden],
+    [`${p}.mlp.up_proj.weight`]: [s.intermediate, s.hidden],
+    [`${p}.mlp.down_proj.weight`]: [s.hidden, s.intermediate],
+  };
+}
+
+function commonConfig(s: DecoderShape): Record<string, unknown> {
+  return {
+    hidden_size: s.hidden,
+    intermediate_size: s.intermediate,
+    num_hidden_layers: s.layers,
+    num_attention_heads: s.heads,
+    num_key_value_heads: s.kvHeads,
+    head_dim: s.headDim,
+    max_position_embeddings: 128,
+    tie_word_embeddings: s.tied,
+    vocab_size: s.vocab,
+    bos_token_id: 1,
+    eos_token_id: 2,
+  };
+}
+
+/** A Qwen3ForCausalLM folder: q_norm / k_norm per layer, head_dim apart from hidden/heads. */
+export function buildQwen3(dir: string, s: DecoderShape, seed = 3): BuiltModel {
+  const shapes: Record<string, number[]> = { 'model.embed_tokens.weight': [s.vocab, s.hidden], 'model.norm.weight': [s.hidden] };
+  for (let l = 0; l < s.layers; l++) {
+    const p = `model.layers.${l}`;
+    Object.assign(shapes, projections(p, s, false), {
+      [`${p}.input_layernorm.weight`]: [s.hidden],
+      [`${p}.post_attention_layernorm.weight`]: [s.hidden],
+      [`${p}.self_attn.q_norm.weight`]: [s.headDim],
+      [`${p}.self_attn.k_norm.weight`]: [s.headDim],
+    });
+  }
+  if (!s.tied) shapes['lm_head.weight'] = [s.vocab, s.hidden];
+  const config = {
+    architectures: ['Qwen3ForCausalLM'], model_type: 'qwen3', hidden_act: 'silu', rms_norm_eps: 1e-6, rope_theta: 1000000,
+    rope_scaling: null, attention_bias: false, use_sliding_window: false, sliding_window: null, max_window_layers: s.layers,
+    ...commonConfig(s), ...s.extra,
+  };
+  return write(dir, config, shapes, seed);
+}
+
+/** A Phi3ForCausalLM folder: fused qkv_proj and gate_up_proj, untied head. */
+export function buildPhi3(dir: string, s: DecoderShape, seed = 4): BuiltModel {
+  const shapes: Record<string, number[]> = {
+    'model.embed_tokens.weight': [s.vocab, s.hidden], 'model.norm.weight': [s.hidden], 'lm_head.weight': [s.vocab, s.hidden],
+  };
+  for (let l = 0; l < s.layers; l++) {
+    const p = `model.layers.${l}`;
+    Object.assign(shapes, projections(p, s, true), { [`${p}.input_layernorm.weight`]: [s.hidden], [`${p}.post_attention_layernorm.weight`]: [s.hidden] });
+  }
+  const config = {
+    architectures: ['Phi3ForCausalLM'], model_type: 'phi3', hidden_act: 'silu', rms_norm_eps: 1e-5, rope_theta: 10000,
+    rope_scaling: null, original_max_position_embeddings: 128, ...commonConfig(s), tie_word_embeddings: false, ...s.extra,
+  };
+  return write(dir, config, shapes, seed);
+}
+
+/**
+ * A Gemma2ForCausalLM or Gemma3ForCausalLM (gemma3_text) folder: four norms per layer stored as offsets from
+ * one, q_norm / k_norm for Gemma 3, tied head. `bf16` names tensors stored as BF16.
+ */
+export function buildGemma(dir: string, version: 2 | 3, s: DecoderShape, seed = 5, bf16: readonly string[] = []): BuiltModel {
+  const shapes: Record<string, number[]> = { 'model.embed_tokens.weight': [s.vocab, s.hidden], 'model.norm.weight': [s.hidden] };
+  for (let l = 0; l < s.layers; l++) {
+    const p = `model.layers.${l}`;
+    Object.assign(shapes, projections(p, s, false));
+    for (const norm of ['input_layernorm', 'post_attention_layernorm', 'pre_feedforward_layernorm', 'post_feedforward_layernorm']) {
+      shapes[`${p}.${norm}.weight`] = [s.hidden];
+    }
+    if (version === 3) Object.assign(shapes, { [`${p}.self_attn.q_norm.weight`]: [s.headDim], [`${p}.self_attn.k_norm.weight`]: [s.headDim] });
+  }
+  const config = {
+    architectures: [version === 3 ? 'Gemma3ForCausalLM' : 'Gemma2ForCausalLM'],
+    model_type: version === 3 ? 'gemma3_text' : 'gemma2',
+    hidden_activation: 'gelu_pytorch_tanh',
+    rms_norm_eps: 1e-6,
+    rope_theta: version === 3 ? 1000000 : 10000,
+    attention_bias: false,
+    ...commonConfig(s),
+    ...s.extra,
+  };
+  return write(dir, config, shapes, seed, 0.5, { normCentre: 0, bf16 });
 }
 
 export function buildGpt2(dir: string, s: { embd: number; layers: number; heads: number; vocab: number; positions: number }, seed = 2): BuiltModel {

@@ -1,8 +1,9 @@
 /**
  * Activation recomputation gives the plain pass's gradients: LoRA A and B (with dropout, whose masks must be drawn
  * again identically) and, in full fine-tuning, every weight including the embedding, whose gradient is the
- * blocks' dx gathered by token. On a GPT-2 and a qwen2 (grouped-query heads, q/k/v bias) tiny model, on cpu,
- * and on wasm with the native fused kernels where the addon is built. No tensor outlives a step.
+ * blocks' dx gathered by token. On GPT-2, qwen2 (grouped-query heads, q/k/v bias), gemma2 and gemma3 (windows,
+ * sandwich norms, soft caps) and phi3 (fused projections) tiny models, on cpu, and on wasm with the native fused
+ * kernels where the addon is built. No tensor outlives a step.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -19,7 +20,7 @@ import { makeBatch } from '../../../main/engine/train/batching';
 import { batchLoss } from '../../../main/engine/train/loss';
 import { fullTrainableVariables } from '../../../main/engine/train/trainable';
 import { addonAvailable } from '../backend/native-support';
-import { buildGpt2, buildLlama } from '../models/random-models';
+import { buildGemma, buildGpt2, buildLlama, buildPhi3 } from '../models/random-models';
 
 const dir = mkdtempSync(join(tmpdir(), 'lorasmith-recompute-'));
 afterAll(() => {
@@ -30,6 +31,17 @@ afterAll(() => {
 const MODELS = {
   gpt2: () => buildGpt2(join(dir, 'gpt2'), { embd: 16, layers: 3, heads: 2, vocab: 30, positions: 32 }, 4).dir,
   qwen2: () => buildLlama(join(dir, 'qwen2'), { modelType: 'qwen2', hidden: 16, layers: 3, heads: 4, kvHeads: 2, intermediate: 24, vocab: 30, tied: true }, 5).dir,
+  // Local layers with a window shorter than the batch, (1 + w) sandwich norms, q/k norms, soft caps on scores and logits.
+  gemma2: () => buildGemma(join(dir, 'gemma2'), 2, {
+    hidden: 16, layers: 2, heads: 2, kvHeads: 1, headDim: 8, intermediate: 24, vocab: 30, tied: true,
+    extra: { sliding_window: 3, query_pre_attn_scalar: 8, attn_logit_softcapping: 5, final_logit_softcapping: 10 },
+  }, 6).dir,
+  gemma3_text: () => buildGemma(join(dir, 'gemma3'), 3, {
+    hidden: 16, layers: 2, heads: 2, kvHeads: 1, headDim: 8, intermediate: 24, vocab: 30, tied: true,
+    extra: { sliding_window: 3, sliding_window_pattern: 2, query_pre_attn_scalar: 8, rope_local_base_freq: 10000 },
+  }, 7).dir,
+  // Fused qkv_proj and gate_up_proj.
+  phi3: () => buildPhi3(join(dir, 'phi3'), { hidden: 16, layers: 2, heads: 4, kvHeads: 2, headDim: 4, intermediate: 24, vocab: 30, tied: false }, 8).dir,
 } as const;
 
 const batch = makeBatch([

@@ -1,7 +1,7 @@
 import type {
   Adapter, AdapterVersion, Api, LinearModuleInfo, TrainingEstimate, TrainingRun, TrainingSettings,
 } from '../../../../preload/contract';
-import { presetSelection, selectionOf, targetModulesOf, trainableParameters, type ModulePreset } from '../lora';
+import { moduleKinds, presetSelection, selectionOf, targetModulesOf, trainableParameters, type ModulePreset } from '../lora';
 import { formFromSettings, settingsFromForm, validateForm, type HyperField, type HyperForm } from '../settings-form';
 import { setOf, withItems } from '../immutable';
 import { messageOf } from './errors';
@@ -67,6 +67,8 @@ export class WizardState {
   readonly trainableParams = $derived(trainableParameters(this.modules, this.#selected, this.rankValue));
   readonly totalParams = $derived.by(() => this.#models.byId(this.#modelId)?.parameterCount ?? 0);
   readonly targetModules = $derived(targetModulesOf(this.modules, this.#selected));
+  /** Module path -> its kind's label, the grid's column. */
+  readonly moduleKinds = $derived(moduleKinds(this.modules));
 
   /** Messages that keep each step from being complete. */
   readonly stepErrors = $derived<readonly (readonly string[])[]>([
@@ -136,9 +138,9 @@ export class WizardState {
     this.#selected = withItems(this.#selected, [path], on ?? !this.#selected.has(path));
   }
 
-  /** Select or clear one module name across every layer (a grid column). */
-  setColumn(name: string, on: boolean): void {
-    this.#selected = withItems(this.#selected, this.modules.filter((m) => m.name === name).map((m) => m.path), on);
+  /** Select or clear one module kind across every layer (a grid column: 'q_proj', GPT-2's 'attn.c_proj'). */
+  setColumn(kind: string, on: boolean): void {
+    this.#selected = withItems(this.#selected, this.modules.filter((m) => this.moduleKinds.get(m.path) === kind).map((m) => m.path), on);
   }
 
   /** Select or clear every module of one layer (a grid row). */

@@ -25,6 +25,7 @@ export interface GgufArchitecture {
 const ARCHITECTURES: readonly GgufArchitecture[] = [
   { name: 'llama', modelTypes: ['llama', 'mistral'], hfClass: 'LlamaForCausalLM', permuteQK: true },
   { name: 'qwen2', modelTypes: ['qwen2'], hfClass: 'Qwen2ForCausalLM', permuteQK: false },
+  { name: 'qwen3', modelTypes: ['qwen3'], hfClass: 'Qwen3ForCausalLM', permuteQK: false },
 ];
 
 export const GGUF_ARCHITECTURES: readonly string[] = ARCHITECTURES.map((a) => a.name);
@@ -57,6 +58,8 @@ const BLOCK: Readonly<Record<string, string>> = {
   'self_attn.v_proj.bias': 'attn_v.bias',
   'self_attn.o_proj.weight': 'attn_output.weight',
   'self_attn.o_proj.bias': 'attn_output.bias',
+  'self_attn.q_norm.weight': 'attn_q_norm.weight', // qwen3's per-head norms [head_dim]
+  'self_attn.k_norm.weight': 'attn_k_norm.weight',
   'post_attention_layernorm.weight': 'ffn_norm.weight',
   'mlp.gate_proj.weight': 'ffn_gate.weight',
   'mlp.gate_proj.bias': 'ffn_gate.bias',

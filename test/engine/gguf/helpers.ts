@@ -7,7 +7,7 @@ import type { PeftModuleWeights } from '../../../main/engine/lora/inject';
 import type { CausalLM } from '../../../main/engine/models/types';
 import { Rng } from '../../../main/engine/train/rng';
 import { logitsOf } from '../../support/logits';
-import { buildLlama } from '../models/random-models';
+import { buildLlama, buildQwen3 } from '../models/random-models';
 
 /** log-softmax of each position's logits, in float64: [T][V]. */
 export async function ourLogProbs(model: CausalLM, tokens: readonly number[]): Promise<Float64Array[]> {
@@ -82,6 +82,16 @@ export function randomAdapter(model: CausalLM, seed = 7, overrides: Partial<Lora
  */
 export function buildTinyQwen2(dir: string): void {
   buildLlama(dir, { modelType: 'qwen2', hidden: 64, layers: 2, heads: 4, kvHeads: 2, intermediate: 128, vocab: 4096, tied: true, ropeTheta: 1e6 }, 11);
+  writeQwenTokenizer(dir);
+}
+
+/** A tiny Qwen3 (per-head q/k norms, head_dim 24 apart from hidden / heads = 16) with the tokenizer above. */
+export function buildTinyQwen3(dir: string): void {
+  buildQwen3(dir, { hidden: 64, layers: 2, heads: 4, kvHeads: 2, headDim: 24, intermediate: 128, vocab: 4096, tied: true }, 12);
+  writeQwenTokenizer(dir);
+}
+
+function writeQwenTokenizer(dir: string): void {
   const tokenizer = JSON.parse(readFileSync(join(STARTER, 'tokenizer.json'), 'utf8')) as Record<string, unknown>;
   const byteLevel = { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: false };
   tokenizer.pre_tokenizer = { type: 'Sequence', pretokenizers: [{ type: 'Split', pattern: { Regex: QWEN2_SPLIT }, behavior: 'Isolated', invert: false }, byteLevel] };

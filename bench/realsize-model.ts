@@ -2,24 +2,26 @@
  * Real-size measurements by hand (too slow for `npm run bench` on a shared 2-core machine), on a model folder of a
  * real shape with random BF16 weights written here:
  *
- *   node --import ./bin/register-ts.js bench/realsize-model.ts write <dir> 0.5b|1.5b
+ *   node --import ./bin/register-ts.js bench/realsize-model.ts write <dir> 0.5b|1.5b|<config.json>
  *   node --import ./bin/register-ts.js bench/realsize-model.ts step <dir> store|store-q8|tensor|plain
  *   node --import ./bin/register-ts.js bench/realsize-model.ts decode <dir> store|store-q8|tensor|plain
  *
+ * A config.json (a published one: test/fixtures/model-configs/Qwen3-0.6B.json, gemma-3-270m.json,
+ * Phi-3-mini-4k-instruct.json...) writes that model's own tensors, names and shapes as its architecture loads them.
  * store: native kernels with the frozen-weight store (BF16 as in the file; store-q8 quantizes to Q8_0); tensor:
  * native kernels on float32 tensors (frozenStore: false); plain: the wasm backend's own kernels (no addon). A
  * setting ending in "@cpu" runs on the cpu backend instead of wasm (no 4 GB heap for the activations).
- * step: a LoRA step (r=16, alpha=32 on all seven linear kinds, batch 2 × 256, the engine's loss and AdamW), median
+ * step: a LoRA step (r=16, alpha=32 on every linear kind of the blocks, batch 2 × 256, the engine's loss and AdamW), median
  * of 3 after a warm-up (RECOMPUTE=1 recomputes each block's activations); decode: greedy tokens/s after a 16-token
  * prompt. Each prints one JSON line with the peak
  * resident memory of the process (run each setting in its own process).
  */
-import { closeSync, mkdirSync, openSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readFileSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../main/engine/backend/index';
 import { adapterVariables, injectAdapter } from '../main/engine/lora/inject';
-import { loadModel } from '../main/engine/models/registry';
+import { loadModel, parseModelConfig, tensorShapesOf } from '../main/engine/models/registry';
 import { frozenWeightBytes } from '../main/engine/models/weights';
 import { batchLoss } from '../main/engine/train/loss';
 import { AdamW } from '../main/engine/train/optimizer';
@@ -29,8 +31,8 @@ const SHAPES = {
   '1.5b': { hidden: 1536, layers: 28, heads: 12, kvHeads: 2, mlp: 8960, vocab: 151936 },
 } as const;
 
-/** Writes the folder tensor by tensor (a 1.5B model never sits in memory): config.json + model.safetensors. */
-function write(dir: string, size: keyof typeof SHAPES): void {
+/** The tensors of a Qwen2.5 shape, and its config.json. */
+function qwen25(size: keyof typeof SHAPES): { tensors: [string, number[]][]; config: Record<string, unknown> } {
   const s = SHAPES[size];
   const kv = s.kvHeads * (s.hidden / s.heads);
   const tensors: [string, number[]][] = [['model.embed_tokens.weight', [s.vocab, s.hidden]], ['model.norm.weight', [s.hidden]]];
@@ -46,6 +48,24 @@ function write(dir: string, size: keyof typeof SHAPES): void {
       [`${p}.mlp.down_proj.weight`, [s.hidden, s.mlp]],
     );
   }
+  const config = {
+    architectures: ['Qwen2ForCausalLM'], model_type: 'qwen2', hidden_size: s.hidden, intermediate_size: s.mlp,
+    num_hidden_layers: s.layers, num_attention_heads: s.heads, num_key_value_heads: s.kvHeads, hidden_act: 'silu',
+    max_position_embeddings: 32768, rms_norm_eps: 1e-6, rope_theta: 1000000, tie_word_embeddings: true, vocab_size: s.vocab,
+    use_sliding_window: false, bos_token_id: 151643, eos_token_id: 151643, torch_dtype: 'bfloat16',
+  };
+  return { tensors, config };
+}
+
+/** The tensors a published config's model holds, as its architecture loads them. */
+function fromConfig(path: string, dir: string): { tensors: [string, number[]][]; config: Record<string, unknown> } {
+  const raw = JSON.parse(readFileSync(path, 'utf8')) as Record<string, unknown>;
+  return { tensors: [...tensorShapesOf(parseModelConfig(raw, dir, path))], config: { ...raw, torch_dtype: 'bfloat16' } };
+}
+
+/** Writes the folder tensor by tensor (a 1.5B model never sits in memory): config.json + model.safetensors. */
+function write(dir: string, what: string): void {
+  const { tensors, config } = what === '0.5b' || what === '1.5b' ? qwen25(what) : fromConfig(what, dir);
   const header: Record<string, unknown> = { __metadata__: { format: 'pt' } };
   let offset = 0;
   for (const [name, shape] of tensors) {
@@ -77,12 +97,7 @@ function write(dir: string, size: keyof typeof SHAPES): void {
     writeSync(fd, new Uint8Array(bits.buffer));
   }
   closeSync(fd);
-  writeFileSync(join(dir, 'config.json'), JSON.stringify({
-    architectures: ['Qwen2ForCausalLM'], model_type: 'qwen2', hidden_size: s.hidden, intermediate_size: s.mlp,
-    num_hidden_layers: s.layers, num_attention_heads: s.heads, num_key_value_heads: s.kvHeads, hidden_act: 'silu',
-    max_position_embeddings: 32768, rms_norm_eps: 1e-6, rope_theta: 1000000, tie_word_embeddings: true, vocab_size: s.vocab,
-    use_sliding_window: false, bos_token_id: 151643, eos_token_id: 151643, torch_dtype: 'bfloat16',
-  }, null, 2));
+  writeFileSync(join(dir, 'config.json'), JSON.stringify(config, null, 2));
 }
 
 async function load(dir: string, choice: string) {
@@ -100,7 +115,7 @@ async function step(dir: string, setting: string): Promise<void> {
   const { model, kernels, loadSeconds } = await load(dir, setting);
   const vocab = model.config.vocabSize;
   const variables = adapterVariables(injectAdapter(model, 'bench', {
-    targetModules: ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'], rank: 16, alpha: 32, dropout: 0,
+    targetModules: 'all-linear', rank: 16, alpha: 32, dropout: 0,
   }));
   const names = [...variables.keys()];
   const optimizer = new AdamW(variables, { weightDecay: 0 });
@@ -146,10 +161,10 @@ async function decode(dir: string, setting: string): Promise<void> {
 }
 
 const [command, dir, arg] = process.argv.slice(2);
-if (command === 'write' && dir && (arg === '0.5b' || arg === '1.5b')) write(dir, arg);
+if (command === 'write' && dir && arg) write(dir, arg);
 else if (command === 'step' && dir) await step(dir, arg ?? 'store');
 else if (command === 'decode' && dir) await decode(dir, arg ?? 'store');
 else {
-  console.error('usage: realsize-model.ts write <dir> 0.5b|1.5b | step <dir> <setting> | decode <dir> <setting>');
+  console.error('usage: realsize-model.ts write <dir> 0.5b|1.5b|<config.json> | step <dir> <setting> | decode <dir> <setting>');
   process.exit(2);
 }

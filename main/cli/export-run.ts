@@ -5,7 +5,7 @@
  * configs, requirements.txt and a README with the launch commands. Refuses a non-empty --out.
  */
 import { resolve } from 'node:path';
-import { hashFolder } from '../common/hash';
+import { hashModel } from '../common/hash';
 import { exportRun } from '../engine/handoff/export-run';
 import { UsageError, type CliCommand, type CliIo } from './command';
 import { flagOption, parseOptions, stringOption, type OptionKinds } from './options';
@@ -44,7 +44,7 @@ export const exportRunCommand: CliCommand = {
     const modelDir = resolve(modelArg);
     const result = await exportRun({
       modelDir,
-      base: { hubId: stringOption(parsed, 'hub-id') ?? null, contentHash: hashFolder(modelDir) },
+      base: { hubId: stringOption(parsed, 'hub-id') ?? null, contentHash: hashModel(modelDir) },
       data: { path: resolve(data), format: parseFormat(stringOption(parsed, 'format')), ...(valData ? { valPath: resolve(valData) } : {}) },
       settings: settingsFrom(parsed),
       ...(parent ? { parentAdapterDir: resolve(parent) } : {}),

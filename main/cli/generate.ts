@@ -9,6 +9,7 @@ import { UsageError, type CliCommand, type CliIo } from './command';
 import { initBackend, parseBackendPreference } from '../engine/backend/index';
 import { nativeOptionsFromEnv } from '../engine/backend/native/index';
 import { loadModel, readModelConfig } from '../engine/models/registry';
+import { isGgufFile } from '../engine/io/gguf';
 import { loadTokenizer, type ModelTokenizer } from '../engine/io/tokenizer';
 import { generate } from '../engine/generate/generate';
 import { encodePrompt } from '../engine/io/prompt';
@@ -85,7 +86,8 @@ export function makeGenerateCommand(): CliCommand {
         stopStrings: stop !== undefined ? [stop] : [],
       };
       readModelConfig(modelDir); // a missing folder or config.json is named before anything else
-      const tokenizer = existsSync(join(modelDir, 'tokenizer.json')) ? await loadTokenizer(modelDir) : undefined;
+      // A GGUF model carries its tokenizer in its metadata.
+      const tokenizer = existsSync(join(modelDir, 'tokenizer.json')) || isGgufFile(modelDir) ? await loadTokenizer(modelDir) : undefined;
       const ids = promptIds(args, tokenizer);
       const backend = await initBackend(backendPreference, { native: nativeOptionsFromEnv(process.env) });
       const model = await loadModel(modelDir);

@@ -6,7 +6,7 @@
  * valLoss, trainTokensPerSecond, adapterDir). Ctrl-C stops between steps; the last checkpoint stays resumable.
  */
 import { resolve } from 'node:path';
-import { hashFolder } from '../common/hash';
+import { hashModel } from '../common/hash';
 import { TARGET_GROUPS, type LoraConfig } from '../engine/lora/config';
 import { DATASET_FORMATS, type DatasetFormat } from '../engine/train/datasets/formats';
 import type { TrainingEstimate } from '../engine/train/estimate';
@@ -151,7 +151,7 @@ export function makeTrainCommand(loadModel: ModelFolderLoader = loadModelFolder)
       try {
         const result = await runTraining({
           model, tokenizer, backend, settings,
-          base: { nameOrPath: modelDir, contentHash: dryRun ? null : hashFolder(modelDir) },
+          base: { nameOrPath: modelDir, contentHash: dryRun ? null : hashModel(modelDir) },
           data: { path: resolve(data), format, ...(valData ? { valPath: resolve(valData) } : {}) },
           ...(parent ? { parentAdapterDir: resolve(parent) } : {}),
           outDir,

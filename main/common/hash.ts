@@ -57,3 +57,8 @@ export function hashFolder(dir: string): string {
   }
   return `sha256:${hash.digest('hex')}`;
 }
+
+/** 'sha256:<hex>' of a model: a Hugging Face folder by hashFolder, a single-file model (GGUF) by hashFile (Ollama's blob digest). */
+export function hashModel(path: string): string {
+  return statSync(path).isFile() ? hashFile(path) : hashFolder(path);
+}

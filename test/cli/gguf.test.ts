@@ -2,7 +2,7 @@
  * `lorasmith gguf`: a PEFT adapter out as a GGUF LoRA with its Modelfile (run in llama.cpp to our engine's logits),
  * adapters merged into one GGUF model, inspection, and refusals that leave nothing behind.
  */
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -72,7 +72,10 @@ describe('lorasmith gguf adapter', () => {
     expect(readFileSync(join(out, 'Modelfile'), 'utf8')).toContain(`FROM ${baseGguf}\nADAPTER ./adapter.gguf\n`);
     const named = join(work, 'out-ollama-name');
     expect((await runCli(['gguf', 'adapter', adapterDir, '--base', baseGguf, '--out', named, '--ollama-base', 'starter:latest', '--backend', 'cpu'])).code).toBe(0);
-    expect(readFileSync(join(named, 'Modelfile'), 'utf8')).toContain('FROM starter:latest\n');
+    const fromOllama = readFileSync(join(named, 'Modelfile'), 'utf8');
+    expect(fromOllama).toContain('FROM starter:latest\n');
+    expect(fromOllama).toContain('# No TEMPLATE: the chat template and stop words are those of starter:latest in Ollama.');
+    expect(fromOllama).not.toContain('PARAMETER stop');
   });
 
   it('refuses an adapter made for another base before writing anything', async () => {
@@ -131,5 +134,35 @@ describe('bit-exact base export', () => {
       a.dispose();
       b.dispose();
     }
+  });
+});
+
+describe('a GGUF file wherever a model folder goes', () => {
+  it('inspect, train, generate, adapter check and analyze take a GGUF model', async () => {
+    const base = join(work, 'starter-everywhere.gguf');
+    const model = await loadModel(STARTER);
+    await exportGgufModel(model, STARTER, base, { type: 'F16' }).finally(() => model.dispose());
+    const inspected = JSON.parse((await runCli(['inspect', base, '--json'])).out) as { config: { modelType: string; numLayers: number }; dtypes: Record<string, number>; hasChatTemplate: boolean };
+    expect([inspected.config.modelType, inspected.config.numLayers, inspected.hasChatTemplate]).toEqual(['llama', 4, true]);
+    expect(inspected.dtypes.F16).toBeGreaterThan(0);
+
+    const data = join(work, 'data.jsonl');
+    writeFileSync(data, ['a', 'b', 'c', 'd'].map((x) => JSON.stringify({ prompt: `Say ${x}:`, completion: ` ${x}!` })).join('\n') + '\n');
+    const trained = join(work, 'trained-on-gguf');
+    const train = await runCli(['train', base, '--data', data, '--out', trained, '--max-steps', '2', '--batch-size', '2', '--max-seq-len', '24', '--val-split', '0', '--rank', '2', '--backend', 'cpu', '--json']);
+    expect([train.code, train.err]).toEqual([0, '']);
+    expect(existsSync(join(trained, 'adapter_model.safetensors'))).toBe(true);
+
+    const generate = await runCli(['generate', base, '--prompt', 'Say a:', '--max-new-tokens', '3', '--adapter', trained, '--backend', 'cpu', '--json']);
+    expect([generate.code, generate.err]).toEqual([0, '']);
+    expect((JSON.parse(generate.out) as { ids: number[] }).ids.length).toBeGreaterThan(0);
+
+    const check = await runCli(['adapter', 'check', trained, base]);
+    expect([check.code, check.out]).toEqual([0, expect.stringMatching(/against a llama base: OK/)]);
+    const analysis = JSON.parse((await runCli(['adapter', 'analyze', adapterDir, '--model', base, '--json'])).out) as { modules: { relativeToBase: number | null }[] };
+    expect(analysis.modules.every((m) => m.relativeToBase !== null && m.relativeToBase > 0)).toBe(true);
+    // Hugging Face safetensors out of a GGUF base is not offered: it says where the GGUF export is.
+    const merge = await runCli(['merge', base, '--adapter', trained, '--out', join(work, 'hf-from-gguf'), '--backend', 'cpu']);
+    expect([merge.code, merge.err]).toEqual([1, expect.stringMatching(/is a GGUF model, not a Hugging Face folder: export the merged model as GGUF instead/)]);
   });
 });

@@ -2,8 +2,11 @@
  * A base model's linear modules read from its folder without loading any weight: config.json for the
  * architecture, the safetensors headers for every 2-D '.weight' that is not an embedding. Enough for the
  * preflight check of a large base in milliseconds. GPT-2 stores Conv1D weights [in, out]; the others [out, in].
+ * A GGUF model file is described from its metadata.
  */
 import { openCheckpoint } from '../io/model-checkpoint';
+import { isGgufFile } from '../io/gguf';
+import { linearSpecsOf } from '../models/inspect';
 import { readModelConfig } from '../models/registry';
 import type { LinearSpec } from '../models/types';
 import type { BaseDescription } from './preflight';
@@ -12,6 +15,8 @@ const EMBEDDING = /(^|\.)(wte|wpe|embed_tokens|embed_positions|word_embeddings)\
 
 export function describeBaseDir(modelDir: string): BaseDescription {
   const config = readModelConfig(modelDir); // throws for an unsupported model_type, naming it
+  // A GGUF model: the linears the loaded model has (its config and tensors were checked when it was read).
+  if (isGgufFile(modelDir)) return { modelType: config.modelType, linears: linearSpecsOf(config) };
   const conv1d = config.modelType === 'gpt2';
   const checkpoint = openCheckpoint(modelDir);
   try {

@@ -16,7 +16,10 @@ import type { AdapterWeights } from './compose';
 import { AdapterError } from './errors';
 import { describeGgufBase, exportGgufAdapter } from './gguf-adapter-export';
 import { exportGgufModel, type GgufModelType } from './gguf-model-export';
+import type { AdapterSpec } from './generation';
 import { modelfileText, ollamaTemplate, runCommands } from './gguf-modelfile';
+import { importPeftAdapter } from './peft';
+import type { ResidentAdapters } from './resident';
 
 export interface GgufBundleSpec {
   /** The loaded base: with adapters merged for 'merged'; written as base.gguf for an adapter on a folder base. */
@@ -59,7 +62,10 @@ export async function exportGgufBundle(spec: GgufBundleSpec): Promise<GgufBundle
   // Checked before anything is written: the adapter fits the base.
   const baseShape = spec.adapter ? describeGgufBase(spec.base) : null;
   const tokenizer = await loadTokenizer(spec.base);
-  const template = ollamaTemplate(tokenizer.chatTemplate, { bosToken: tokenizer.bosToken, eosToken: tokenizer.eosToken });
+  // FROM an Ollama model keeps that model's own TEMPLATE and stop words (Ollama's, tuned for it).
+  const template = spec.ollamaBase && spec.adapter
+    ? { template: null, family: null, stops: [], note: `the chat template and stop words are those of ${spec.ollamaBase} in Ollama` }
+    : ollamaTemplate(tokenizer.chatTemplate, { bosToken: tokenizer.bosToken, eosToken: tokenizer.eosToken });
   // Temps a crashed export left beside it (the one naming scheme says whose they were) go first.
   sweepTemps(dirname(outDir), { recursive: false });
   const temp = tempSibling(outDir);
@@ -106,5 +112,52 @@ export async function exportGgufBundle(spec: GgufBundleSpec): Promise<GgufBundle
   } catch (error) {
     rmSync(temp, { recursive: true, force: true });
     throw error;
+  }
+}
+
+export interface ResidentGgufExport {
+  /** 'adapter': the one adapter as a GGUF LoRA beside its base; 'merged': every adapter merged into one model. */
+  readonly kind: 'adapter' | 'merged';
+  readonly adapters: readonly AdapterSpec[];
+  readonly outDir: string;
+  readonly name: string;
+  readonly type: GgufModelType;
+  readonly ollamaBase?: string;
+  readonly signal?: AbortSignal;
+}
+
+/**
+ * The app's GGUF export on a base that stays loaded for chat: an adapter folder is checked against the resident
+ * base and exported as a GGUF LoRA; or the adapters are loaded beside the chat's, merged with their scales, the
+ * model exported, then unmerged and unloaded, leaving the chat's adapters and the base as they were.
+ */
+export async function exportGgufFromResident(resident: ResidentAdapters<CausalLM>, base: string, request: ResidentGgufExport): Promise<GgufBundle> {
+  const common = {
+    model: resident.model, base, outDir: request.outDir, name: request.name, type: request.type,
+    ...(request.ollamaBase ? { ollamaBase: request.ollamaBase } : {}), ...(request.signal ? { signal: request.signal } : {}),
+  };
+  if (request.kind === 'adapter') {
+    const [only, ...rest] = request.adapters;
+    if (!only || rest.length > 0) throw new AdapterError('INVALID_ARGUMENT', 'an adapter export takes exactly one adapter; merge several into a model instead');
+    const model = resident.model;
+    const adapter = importPeftAdapter(only.dir, { modelType: model.config.modelType, linears: [...model.linears.values()].map((l) => l.spec) });
+    const scaled = only.scale === 1 ? adapter : { ...adapter, modules: new Map([...adapter.modules].map(([p, w]) => [p, { ...w, loraB: w.loraB.map((v) => v * only.scale) }])) };
+    return exportGgufBundle({ ...common, adapter: scaled });
+  }
+  const names = request.adapters.map((_, i) => `__gguf_export_${Date.now()}_${i}`);
+  const loaded: string[] = [];
+  const merged: string[] = [];
+  try {
+    request.adapters.forEach((spec, i) => {
+      const name = names[i] as string;
+      resident.loadFromDir(name, spec.dir);
+      loaded.push(name);
+      resident.merge(name, spec.scale);
+      merged.push(name);
+    });
+    return await exportGgufBundle(common);
+  } finally {
+    for (const name of merged.reverse()) resident.unmerge(name);
+    for (const name of loaded) resident.unload(name);
   }
 }

@@ -168,7 +168,9 @@ export function ollamaTemplate(chatTemplate: string | null, tokens: TemplateToke
   const family = FAMILIES.find((f) => chatTemplate.includes(f.marker));
   if (!family) return { template: null, family: null, stops: [], note: 'the chat template is not one of the families translated to Ollama (ChatML, Llama 3, Llama 2, Gemma, Phi-3); add a TEMPLATE by hand' };
   const def = defaultSystem(family, compiled, tokens);
-  const mismatch = SAMPLES.find((messages) => renderJinja(compiled, messages, tokens) !== family.render(messages, def));
+  // A conversation the model's template refuses (Gemma's raises on a system message) defines nothing to match.
+  const rendered = SAMPLES.map((messages) => ({ messages, jinja: renderJinja(compiled, messages, tokens) })).filter((r) => r.jinja !== null);
+  const mismatch = rendered.find((r) => r.jinja !== family.render(r.messages, def))?.messages ?? (rendered.length < 2 ? SAMPLES[0] : undefined);
   if (mismatch) {
     return {
       template: null,

@@ -10,6 +10,7 @@ import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync,
 import { dirname, join } from 'node:path';
 import { fsyncTree, publishDir, sweepTemps, tempSibling } from '../../common/atomic';
 import { openCheckpoint, INDEX_FILE, SINGLE_FILE, type CheckpointReader } from '../io/model-checkpoint';
+import { isGgufFile } from '../io/gguf';
 import { writeSafetensors, type WritableDtype, type WritableTensor } from '../io/safetensors';
 import type { CausalLM } from '../models/types';
 import { AdapterError } from './errors';
@@ -131,6 +132,9 @@ function checkAborted(signal: AbortSignal | undefined): void {
 export function exportMergedModel(model: CausalLM, baseDir: string, outDir: string, options: ExportMergedOptions = {}): string[] {
   if (existsSync(outDir)) {
     throw new AdapterError('EXPORT_FAILED', `${outDir} already exists; choose a new folder for the merged model or remove it first`);
+  }
+  if (isGgufFile(baseDir)) {
+    throw new AdapterError('EXPORT_FAILED', `${baseDir} is a GGUF model, not a Hugging Face folder: export the merged model as GGUF instead (lorasmith gguf merged, or Export GGUF in the app)`);
   }
   const maxShardBytes = options.maxShardBytes ?? 5e9;
   if (!(maxShardBytes > 0)) throw new AdapterError('INVALID_ARGUMENT', `maxShardBytes must be positive, got ${maxShardBytes}`);

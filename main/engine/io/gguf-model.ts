@@ -78,6 +78,10 @@ export class GgufTensorSource implements TensorSource {
     }
     return quantized * 2 > total ? 'q8_0' : 'stored';
   }
+
+  close(): void {
+    this.file.close();
+  }
 }
 
 /** An opened GGUF model: the config.json it stands for and its tensors. Close it once the model is built. */
@@ -105,7 +109,8 @@ export function openGgufModel(path: string): GgufCheckpoint {
       }
       checkReadable(path, info);
     }
-    return { imported, source: new GgufTensorSource(file, imported), close: () => file.close() };
+    const source = new GgufTensorSource(file, imported);
+    return { imported, source, close: () => source.close() };
   } catch (error) {
     file.close();
     throw error;

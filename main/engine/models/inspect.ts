@@ -7,6 +7,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { INDEX_FILE, openCheckpoint, SINGLE_FILE } from '../io/model-checkpoint';
 import { ModelIoError } from '../io/errors';
+import { GgufFile, isGgufFile } from '../io/gguf';
 import { resolveTargets, TARGET_GROUPS, type TargetGroup } from '../lora/config';
 import { linearSpecsOf, readModelConfig, tensorShapesOf } from './registry';
 import type { LinearSpec, ModelConfig } from './types';
@@ -54,22 +55,32 @@ function hasWeights(dir: string): boolean {
   return existsSync(join(dir, SINGLE_FILE)) || existsSync(join(dir, INDEX_FILE));
 }
 
-/** Parameter count, bytes and dtypes from the safetensors headers. */
-function checkpointSummary(dir: string, config: ModelConfig): { parameterCount: number; checkpointBytes: number; dtypes: Record<string, number> } {
+/** Parameters, bytes and storage types of a checkpoint's tensors (a GGUF file's included), from headers only. */
+function checkpointStats(dir: string, config: ModelConfig): { parameterCount: number; checkpointBytes: number; dtypes: Record<string, number> } {
+  const stats = { parameterCount: 0, checkpointBytes: 0, dtypes: {} as Record<string, number> };
+  const add = (dtype: string, count: number, bytes: number) => {
+    stats.checkpointBytes += bytes;
+    stats.parameterCount += count;
+    stats.dtypes[dtype] = (stats.dtypes[dtype] ?? 0) + 1;
+  };
+  if (isGgufFile(dir)) {
+    const file = new GgufFile(dir);
+    try {
+      for (const t of file.tensors.values()) if (t.name !== 'rope_freqs.weight') add(t.type.name, t.count, t.bytes);
+    } finally {
+      file.close();
+    }
+    return stats;
+  }
   const checkpoint = openCheckpoint(dir);
-  let parameterCount = 0;
-  let checkpointBytes = 0;
-  const dtypes: Record<string, number> = {};
   let layersHeld = 0;
   try {
     for (const name of checkpoint.names()) {
       const layer = /(?:^|\.)(?:layers|h)\.(\d+)\./.exec(name)?.[1];
       if (layer !== undefined) layersHeld = Math.max(layersHeld, Number(layer) + 1);
       const entry = checkpoint.entry(name);
-      checkpointBytes += entry.end - entry.begin;
-      if (isBuffer(name)) continue;
-      parameterCount += entry.shape.reduce((a, b) => a * b, 1);
-      dtypes[entry.dtype] = (dtypes[entry.dtype] ?? 0) + 1;
+      if (isBuffer(name)) stats.checkpointBytes += entry.end - entry.begin;
+      else add(entry.dtype, entry.shape.reduce((a, b) => a * b, 1), entry.end - entry.begin);
     }
   } finally {
     checkpoint.close();
@@ -78,18 +89,18 @@ function checkpointSummary(dir: string, config: ModelConfig): { parameterCount: 
   if (config.numLayers !== layersHeld) {
     throw new ModelIoError('INVALID_CONFIG', `${join(dir, 'config.json')}: ${config.numLayers} layers (num_hidden_layers / n_layer), but the checkpoint holds ${layersHeld}; the config and the weights are not of one model`);
   }
-  return { parameterCount, checkpointBytes, dtypes };
+  return stats;
 }
 
 /**
- * A model folder described from config.json and the safetensors headers; a folder with config.json only is
+ * A model folder described from config.json and the safetensors headers (a GGUF file from its own header); a folder with config.json only is
  * described from the config (parameterSource 'config', no dtypes).
  */
 export function inspectModel(dir: string): ModelSummary {
   const config = readModelConfig(dir);
-  const weighed = hasWeights(dir);
+  const weighed = isGgufFile(dir) || hasWeights(dir);
   const { parameterCount, checkpointBytes, dtypes } = weighed
-    ? checkpointSummary(dir, config)
+    ? checkpointStats(dir, config)
     : { parameterCount: configParameterCount(config), checkpointBytes: 0, dtypes: {} };
   const linears = linearSpecsOf(config);
   const targetGroups = TARGET_GROUPS.map((group) => {
@@ -119,7 +130,8 @@ export function inspectModel(dir: string): ModelSummary {
     padTokenId: config.padTokenId,
   };
   const architectures = Array.isArray(raw.architectures) ? raw.architectures.filter((a): a is string => typeof a === 'string') : [];
-  const hasTokenizer = existsSync(join(dir, 'tokenizer.json'));
+  const gguf = isGgufFile(dir) ? ggufTokenizerFacts(dir) : null;
+  const hasTokenizer = gguf ? gguf.hasTokenizer : existsSync(join(dir, 'tokenizer.json'));
   return {
     dir,
     config: summaryConfig,
@@ -131,8 +143,18 @@ export function inspectModel(dir: string): ModelSummary {
     linears,
     targetGroups,
     hasTokenizer,
-    hasChatTemplate: hasTokenizer ? hasChatTemplate(dir) : null,
+    hasChatTemplate: !hasTokenizer ? null : gguf ? gguf.hasChatTemplate : hasChatTemplate(dir),
   };
+}
+
+/** A GGUF file carries its tokenizer and chat template in its metadata. */
+function ggufTokenizerFacts(path: string): { hasTokenizer: boolean; hasChatTemplate: boolean } {
+  const file = new GgufFile(path);
+  try {
+    return { hasTokenizer: file.has('tokenizer.ggml.tokens'), hasChatTemplate: file.has('tokenizer.chat_template') };
+  } finally {
+    file.close();
+  }
 }
 
 function hasChatTemplate(dir: string): boolean {

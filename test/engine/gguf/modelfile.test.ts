@@ -54,6 +54,16 @@ describe('chat templates as Ollama Go templates', () => {
     expect(t.template).toContain('<<SYS>>\n{{ $.System }}\n<</SYS>>');
   });
 
+  it('Gemma (its template refuses a system message; Ollama puts the system text before the first turn) and Phi-3', () => {
+    // Gemma 2's and Phi-3's chat templates as their tokenizer_config.json files carry them.
+    const gemma = "{{ bos_token }}{% if messages[0]['role'] == 'system' %}{{ raise_exception('System role not supported') }}{% endif %}{% for message in messages %}{% if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}{% endif %}{% if (message['role'] == 'assistant') %}{% set role = 'model' %}{% else %}{% set role = message['role'] %}{% endif %}{{ '<start_of_turn>' + role + '\\n' + message['content'] | trim + '<end_of_turn>\\n' }}{% endfor %}{% if add_generation_prompt %}{{'<start_of_turn>model\\n'}}{% endif %}";
+    const g = ollamaTemplate(gemma, { bosToken: '<bos>', eosToken: '<eos>' });
+    expect([g.family, g.note]).toEqual(['Gemma', null]);
+    const phi3 = "{% for message in messages %}{% if message['role'] == 'system' %}{{'<|system|>\\n' + message['content'] + '<|end|>\\n'}}{% elif message['role'] == 'user' %}{{'<|user|>\\n' + message['content'] + '<|end|>\\n'}}{% elif message['role'] == 'assistant' %}{{'<|assistant|>\\n' + message['content'] + '<|end|>\\n'}}{% endif %}{% endfor %}{% if add_generation_prompt %}{{ '<|assistant|>\\n' }}{% else %}{{ eos_token }}{% endif %}";
+    const p = ollamaTemplate(phi3, { bosToken: '<s>', eosToken: '<|endoftext|>' });
+    expect([p.family, p.template]).toEqual(['Phi-3', '{{ range .Messages }}<|{{ .Role }}|>\n{{ .Content }}<|end|>\n{{ end }}<|assistant|>\n']);
+  });
+
   it('leaves TEMPLATE out, saying why, when the translation would differ or no family fits', () => {
     // ChatML markers, but the assistant turn is opened without its newline (Jinja drops a template's final
     // newline): not Ollama's ChatML layout.

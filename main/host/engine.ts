@@ -2,7 +2,9 @@
  * What the host keeps resident: one base model (for chat and training) and the adapters loaded onto it, by
  * name, with the active set and its scales. Each method is one protocol request; serve() calls them.
  */
+import { exportGgufFromResident } from '../engine/adapters/gguf-bundle';
 import { exportWithAdaptersMerged } from '../engine/adapters/export-with-adapters';
+import { findGgufFiles, findOllamaModels, type FoundGguf } from '../engine/io/gguf-discovery';
 import { ResidentAdapters } from '../engine/adapters/resident';
 import { targetedModules } from '../engine/lora/inject';
 import { loadAdapter } from '../engine/lora/peft-io';
@@ -14,7 +16,7 @@ import { HostError } from './errors';
 import type { LoadedBase, HostModelLoader } from './model-loader';
 import { runTraining, type TrainRunOptions } from '../engine/train/run';
 import { resolveTrainSettings } from '../engine/train/settings';
-import type { HostResults, TrainJob, TrainProgressEvent, WireChatMessage, WireMixAdapter, WireSampling } from './protocol';
+import type { HostRequest, HostResults, TrainJob, TrainProgressEvent, WireChatMessage, WireMixAdapter, WireSampling } from './protocol';
 
 interface Resident {
   readonly modelDir: string;
@@ -177,6 +179,30 @@ export class HostEngine {
     // Written in the base checkpoint's own names, orientation, dtype and sharding; the chat's set is left as it was.
     const result = exportWithAdaptersMerged(this.requireResident().adapters, modelDir, adapters, outputDir);
     return { path: result.outDir };
+  }
+
+  async exportGguf(request: Extract<HostRequest, { type: 'exportGguf' }>, signal: AbortSignal): Promise<HostResults['exportGguf']> {
+    await this.loadBase(request.modelDir);
+    const bundle = await exportGgufFromResident(this.requireResident().adapters, request.modelDir, {
+      kind: request.kind, adapters: request.adapters, outDir: request.outputDir, name: request.name, type: request.ggufType,
+      ...(request.ollamaBase ? { ollamaBase: request.ollamaBase } : {}), signal,
+    });
+    return { path: bundle.outDir, files: bundle.files, modelfile: bundle.modelfile, commands: bundle.commands, notes: bundle.notes };
+  }
+
+  /** Reads only headers (no weights, nothing resident): answered outside the queue. */
+  findGguf(request: Extract<HostRequest, { type: 'findGguf' }>): HostResults['findGguf'] {
+    const found: FoundGguf[] = [
+      ...request.ollamaDirs.flatMap((dir) => findOllamaModels(dir)),
+      ...request.lmstudioDirs.flatMap((dir) => findGgufFiles(dir, 'lmstudio')),
+      ...request.folders.flatMap((dir) => findGgufFiles(dir, 'folder')),
+    ];
+    return found.map((f) => ({
+      origin: f.origin, name: f.name, path: f.path, bytes: f.bytes, digest: f.digest,
+      architecture: f.summary?.architecture ?? null, quantization: f.summary?.quantization ?? null,
+      parameterCount: f.summary?.parameterCount ?? 0, contextLength: f.summary?.contextLength ?? null,
+      hasChatTemplate: f.summary?.hasChatTemplate ?? false, problem: f.problem, note: f.note,
+    }));
   }
 
   private disposeResident(): void {

@@ -93,11 +93,48 @@ export type HostRequest =
       readonly adapters: readonly { readonly dir: string; readonly scale: number }[];
       readonly outputDir: string;
     }
+  /** An adapter as a GGUF LoRA, or adapters merged into a GGUF model, with an Ollama Modelfile, in `outputDir`. */
+  | {
+      readonly type: 'exportGguf';
+      readonly seq: number;
+      readonly modelDir: string;
+      readonly kind: 'adapter' | 'merged';
+      readonly adapters: readonly { readonly dir: string; readonly scale: number }[];
+      readonly outputDir: string;
+      readonly name: string;
+      readonly ggufType: 'F16' | 'BF16' | 'Q8_0' | 'F32';
+      /** The base's name in Ollama when it came from there (the Modelfile's FROM). */
+      readonly ollamaBase?: string;
+    }
+  /** GGUF models in Ollama's and LM Studio's folders and in chosen folders, from their headers; answered at once. */
+  | {
+      readonly type: 'findGguf';
+      readonly seq: number;
+      readonly ollamaDirs: readonly string[];
+      readonly lmstudioDirs: readonly string[];
+      readonly folders: readonly string[];
+    }
   /** Cooperative: the target request's AbortSignal fires; it stops between steps / tokens. */
   | { readonly type: 'cancel'; readonly seq: number; readonly target: number }
   | { readonly type: 'shutdown'; readonly seq: number };
 
 export type HostRequestType = HostRequest['type'];
+
+/** A GGUF model found on disk (engine/io/gguf-discovery's FoundGguf, as plain data). */
+export interface WireFoundGguf {
+  readonly origin: 'ollama' | 'lmstudio' | 'folder';
+  readonly name: string;
+  readonly path: string;
+  readonly bytes: number;
+  readonly digest: string | null;
+  readonly architecture: string | null;
+  readonly quantization: string | null;
+  readonly parameterCount: number;
+  readonly contextLength: number | null;
+  readonly hasChatTemplate: boolean;
+  readonly problem: string | null;
+  readonly note: string | null;
+}
 
 /** The engine's initBackend report: the active backend, what was detected, which kernels do the matmuls. */
 export interface HostBackendInfo {
@@ -173,6 +210,14 @@ export interface HostResults {
     readonly stepsPerEpoch: number;
   };
   exportMerged: { readonly path: string };
+  exportGguf: {
+    readonly path: string;
+    readonly files: readonly string[];
+    readonly modelfile: string;
+    readonly commands: readonly string[];
+    readonly notes: readonly string[];
+  };
+  findGguf: readonly WireFoundGguf[];
   cancel: { readonly cancelled: boolean };
   shutdown: { readonly ok: true };
 }

@@ -55,6 +55,8 @@ export function serve(transport: HostTransport, engine: HostEngine, options: Ser
         return engine.estimate(request.job);
       case 'exportMerged':
         return engine.exportMerged(request.modelDir, request.adapters, request.outputDir);
+      case 'exportGguf':
+        return engine.exportGguf(request, signal);
       default:
         throw new HostError('UNKNOWN_REQUEST', `request type '${request.type}' is not served by the queue`);
     }
@@ -87,6 +89,9 @@ export function serve(transport: HostTransport, engine: HostEngine, options: Ser
         // Not queued: Settings asks while a training may hold the queue (the backend is long initialised then).
         engine.backend().then((info) => reply(request.seq, info), (error: unknown) => fail(request.seq, error));
         return;
+      case 'findGguf':
+        // Not queued: looking through folders while a training holds the queue (headers only, no weights).
+        return reply(request.seq, engine.findGguf(request));
       case 'cancel': {
         const target = running.get(request.target);
         target?.controller.abort(new HostError('CANCELLED', `request ${request.target} was cancelled`));

@@ -4,6 +4,7 @@ import type { HostClient } from '../host/client';
 import type { FileWork } from '../services/file-work/client';
 import type { Library } from '../store/index';
 import type { UserPaths } from './paths';
+import type { GgufFolders } from '../services/gguf-folders';
 
 export interface HandlerContext {
   readonly library: Library;
@@ -17,5 +18,7 @@ export interface HandlerContext {
   readonly resourcesDir?: string;
   /** The Hugging Face hub's base URL for models.download; https://huggingface.co where absent (tests serve a fake). */
   readonly hubUrl?: string;
+  /** Where models.findGguf looks besides a chosen folder; the user's Ollama and LM Studio folders where absent. */
+  readonly ggufFolders?: GgufFolders;
   emit<E extends EventName>(name: E, payload: Events[E]): void;
 }

@@ -3,6 +3,7 @@ import type { HandlerContext } from './context';
 import { chatHandlers } from './handlers/chat';
 import { downloadHandlers } from './handlers/download';
 import { firstRunHandlers } from './handlers/first-run';
+import { ggufHandlers } from './handlers/gguf';
 import { libraryHandlers } from './handlers/library';
 import { previewHandlers } from './handlers/preview';
 import { trainingHandlers } from './handlers/training';
@@ -24,6 +25,7 @@ export function createHandlers(ctx: HandlerContext): AppHandlers {
     ...chatHandlers(ctx),
     ...firstRunHandlers(ctx),
     ...downloadHandlers(ctx),
+    ...ggufHandlers(ctx),
   };
   return { handlers, cancelTraining: cancelAll };
 }

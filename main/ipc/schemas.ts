@@ -71,6 +71,8 @@ export const SCHEMAS = {
       .refine((s) => !s.includes('..'), 'a revision must not contain ..').optional(),
   }).strict(),
   'models.cancelDownload': z.object({ id }).strict(),
+  'models.findGguf': z.object({ folder: path.optional() }).strict(),
+  'models.importGguf': z.object({ path, name: z.string().min(1).max(200).optional() }).strict(),
   'datasets.list': empty,
   'datasets.import': z.object({ path, format: datasetFormat.optional(), name: z.string().min(1).max(200).optional() }).strict(),
   'datasets.preview': z.object({ id, modelId: id, limit: z.number().int().min(1).max(200) }).strict(),
@@ -81,6 +83,7 @@ export const SCHEMAS = {
   'adapters.exportPeft': z.object({ versionId: id, destination: path }).strict(),
   'adapters.exportMerged': z.object({ versionId: id, destination: path }).strict(),
   'adapters.delete': z.object({ adapterId: id }).strict(),
+  'adapters.exportGguf': z.object({ versionId: id, destination: path, kind: z.enum(['adapter', 'merged']), type: z.enum(['F16', 'BF16', 'Q8_0']).optional() }).strict(),
   'train.estimate': z.object({ modelId: id, datasetId: id, settings: trainingSettings }).strict(),
   'train.start': z.object({
     modelId: id, datasetId: id, settings: trainingSettings,

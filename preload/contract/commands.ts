@@ -1,6 +1,6 @@
 import type {
   Adapter, AdapterMix, AdapterVersion, AppInfo, BackendName, BaseModel, ChatMessage, Dataset, DatasetFormat,
-  DatasetIssue, HubDownload, LinearModuleInfo, MetricPoint, SamplingSettings, TrainingEstimate, TrainingRun, TrainingSettings,
+  DatasetIssue, FoundGgufModel, GgufExport, HubDownload, LinearModuleInfo, MetricPoint, SamplingSettings, TrainingEstimate, TrainingRun, TrainingSettings,
 } from './domain';
 
 /**
@@ -25,6 +25,13 @@ export interface Commands {
    */
   'models.download': { args: { repoId: string; revision?: string }; result: HubDownload };
   'models.cancelDownload': { args: { id: string }; result: { cancelled: boolean } };
+  /**
+   * GGUF models already on this computer: in Ollama's and LM Studio's model folders, and below `folder` when
+   * given (a folder chosen with dialog.openPath 'model-folder'). Headers only; nothing is copied or loaded.
+   */
+  'models.findGguf': { args: { folder?: string }; result: { found: readonly FoundGgufModel[]; searched: readonly string[] } };
+  /** Adds a GGUF model the last models.findGguf found to the library, referenced where it lies. */
+  'models.importGguf': { args: { path: string; name?: string }; result: BaseModel };
 
   'datasets.list': { args: Record<string, never>; result: readonly Dataset[] };
   'datasets.import': { args: { path: string; format?: DatasetFormat; name?: string }; result: Dataset };
@@ -41,6 +48,14 @@ export interface Commands {
   'adapters.exportMerged': { args: { versionId: string; destination: string }; result: { path: string } };
   /** Deletes the adapter with every version and run (refused while one of its runs trains). */
   'adapters.delete': { args: { adapterId: string }; result: { deleted: true } };
+  /**
+   * For Ollama, llama.cpp and LM Studio: the version as a GGUF LoRA beside its base ('adapter'), or merged into one
+   * GGUF model ('merged', in `type`, default F16), with a Modelfile, in a new folder `destination`.
+   */
+  'adapters.exportGguf': {
+    args: { versionId: string; destination: string; kind: 'adapter' | 'merged'; type?: 'F16' | 'BF16' | 'Q8_0' };
+    result: GgufExport;
+  };
 
   'train.estimate': { args: { modelId: string; datasetId: string; settings: TrainingSettings }; result: TrainingEstimate };
   'train.start': {
@@ -117,9 +132,10 @@ export type CommandResult<K extends CommandName> = Commands[K]['result'];
 export const COMMAND_NAMES = [
   'app.info', 'app.firstRun', 'settings.get', 'settings.set',
   'models.list', 'models.import', 'models.modules', 'models.delete', 'models.download', 'models.cancelDownload',
+  'models.findGguf', 'models.importGguf',
   'datasets.list', 'datasets.import', 'datasets.preview', 'datasets.delete',
   'adapters.list', 'adapters.versions', 'adapters.deleteVersion', 'adapters.exportPeft', 'adapters.exportMerged',
-  'adapters.delete', 'train.estimate', 'train.start', 'train.cancel', 'train.resume', 'runs.list', 'runs.metrics', 'runs.delete',
+  'adapters.exportGguf', 'adapters.delete', 'train.estimate', 'train.start', 'train.cancel', 'train.resume', 'runs.list', 'runs.metrics', 'runs.delete',
   'chat.load', 'chat.generate', 'chat.stop',
   'dialog.openPath',
 ] as const satisfies readonly CommandName[];

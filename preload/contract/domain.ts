@@ -39,6 +39,41 @@ export interface BaseModel {
   readonly contentHash: string;
   readonly addedAt: string;
   readonly status: 'ok' | 'missing';
+  /**
+   * Set for a model that is one GGUF file, referenced where its app keeps it: which app, its name there
+   * ('qwen2.5:0.5b' in Ollama), its quantization (Q4_K_M, F16...) and size.
+   */
+  readonly gguf?: { readonly origin: 'ollama' | 'lmstudio' | 'file'; readonly name: string; readonly quantization: string | null; readonly fileBytes: number };
+}
+
+/** A GGUF model found on this computer (in Ollama, LM Studio or a folder searched), not yet necessarily in the library. */
+export interface FoundGgufModel {
+  readonly origin: 'ollama' | 'lmstudio' | 'folder';
+  /** Its name there: 'qwen2.5:0.5b' in Ollama, 'publisher/repo/file.gguf' in LM Studio, the path below a folder. */
+  readonly name: string;
+  readonly path: string;
+  readonly bytes: number;
+  readonly architecture: string | null;
+  readonly quantization: string | null;
+  readonly parameterCount: number;
+  readonly contextLength: number | null;
+  readonly hasChatTemplate: boolean;
+  /** Why it cannot be a base model here (unsupported architecture or quantization, a damaged file...), or null. */
+  readonly problem: string | null;
+  /** What adding it leaves out (an Ollama model's own adapter or vision projector). */
+  readonly note: string | null;
+  /** The library model it already is, or null. */
+  readonly modelId: string | null;
+}
+
+/** What a GGUF export wrote and how to run it. */
+export interface GgufExport {
+  readonly path: string;
+  readonly files: readonly string[];
+  readonly modelfile: string;
+  /** `ollama create … && ollama run …`, `llama-cli …` */
+  readonly commands: readonly string[];
+  readonly notes: readonly string[];
 }
 
 /** A model download from the Hugging Face hub, as started by models.download. */

@@ -57,8 +57,10 @@ describe('migrations', () => {
   });
 
   it('are numbered in tens, rising, each with a matching name', () => {
+    // Rising, not contiguous: each area of the app numbers its own within a range (0070s: GGUF models).
     MIGRATIONS.forEach((m, i) => {
-      expect(m.version).toBe((i + 1) * 10);
+      expect(m.version % 10).toBe(0);
+      expect(m.version).toBeGreaterThan(MIGRATIONS[i - 1]?.version ?? 0);
       expect(m.name.startsWith(String(m.version).padStart(4, '0') + '-')).toBe(true);
     });
     expect(LATEST_VERSION).toBe(MIGRATIONS.at(-1)?.version);
@@ -90,7 +92,7 @@ describe('migrations', () => {
       'settings_json, status, created_at, started_at, finished_at, error, last_checkpoint';
     const runsBefore = dump(db, 'training_runs', oldRunColumns);
     const metricsBefore = dump(db, 'run_metrics');
-    expect(migrate(db).applied).toEqual(['0030-run-progress']);
+    expect(migrate(db, { target: 30 }).applied).toEqual(['0030-run-progress']);
     expect(dump(db, 'training_runs', oldRunColumns)).toEqual(runsBefore);
     expect(dump(db, 'run_metrics', 'run_id, step, loss, val_loss, lr, tokens_per_second')).toEqual(metricsBefore);
     expect(dump(db, 'run_metrics', 'grad_norm, epoch').every((r) => r.grad_norm === null && r.epoch === null))
@@ -99,6 +101,22 @@ describe('migrations', () => {
       { id: 'run_1', step: 40, total_steps: null },
       { id: 'run_2', step: 0, total_steps: null },
     ]);
+  });
+
+  it('0030 -> 0070: rows survive, GGUF facts go beside a model and leave with it', () => {
+    migrate(db, { target: 10 });
+    insertVersion10Rows(db);
+    migrate(db, { target: 30 });
+    const before = Object.fromEntries(tables(db).map((t) => [t, dump(db, t)]));
+    expect(migrate(db, { target: 70 }).applied).toEqual(['0070-gguf-models']);
+    for (const [table, rows] of Object.entries(before)) expect(dump(db, table)).toEqual(rows);
+    db.prepare(`INSERT INTO base_models VALUES ('mdl_g', 'qwen2.5:0.5b', 'qwen2', 'folder', '/o/blob', NULL, 'reference',
+      '/o/blob', 494032768, 'sha256:a1', '[]', '2026-01-05T00:00:00.000Z', 'ok')`).run();
+    db.prepare("INSERT INTO base_model_gguf VALUES ('mdl_g', 'ollama', 'qwen2.5:0.5b', 'Q4_K_M', 397807936)").run();
+    expect(() => db.prepare("INSERT INTO base_model_gguf VALUES ('nope', 'ollama', 'x', NULL, 1)").run()).toThrow(/FOREIGN KEY/);
+    expect(() => db.prepare("INSERT INTO base_model_gguf VALUES ('mdl_g', 'hub', 'x', NULL, 1)").run()).toThrow(/CHECK/);
+    db.prepare("DELETE FROM base_models WHERE id = 'mdl_g'").run();
+    expect(dump(db, 'base_model_gguf')).toEqual([]);
   });
 
   it('a database newer than the app is refused, naming both versions', () => {

@@ -55,6 +55,18 @@ describe('startupCheck', () => {
     expect(lib.startupCheck().importsRemoved).toEqual([]);
   });
 
+  it('a referenced GGUF file is ok while it is there, missing when its app removed it, ok when it is back', () => {
+    const file = join(tmp.path, 'blob');
+    writeFileSync(file, 'GGUF weights');
+    const gguf = lib.models.importGguf({ path: file, architecture: 'llama', parameterCount: 1, origin: 'ollama', originName: 'x:latest', quantization: 'F16' });
+    expect(lib.startupCheck().modelsMissing).toEqual([]);
+    renameSync(file, `${file}.away`);
+    expect(lib.startupCheck().modelsMissing).toEqual([gguf.id]);
+    renameSync(`${file}.away`, file);
+    expect(lib.startupCheck().modelsFound).toEqual([gguf.id]);
+    expect(lib.models.get(gguf.id).status).toBe('ok');
+  });
+
   it('marks rows whose files are gone or partial as missing, and ok again when they return', () => {
     const { model, ref, ds, version } = setup();
     const weights = join(version.path, 'adapter_model.safetensors');

@@ -1,10 +1,13 @@
-/** Base models: Hugging Face folders copied into models/<id>/ or referenced where the user keeps them. */
+/**
+ * Base models: Hugging Face folders copied into models/<id>/ or referenced where the user keeps them, and single
+ * GGUF files referenced where their app (Ollama, LM Studio) keeps them, never copied.
+ */
 import { existsSync, realpathSync, statSync } from 'node:fs';
 import { isAbsolute, join, resolve } from 'node:path';
 import type { BaseModel } from '../../../preload/contract/domain';
 import { StoreError, notFound } from '../errors';
 import { copyDirAtomic, moveAtomic, removeAtomic } from '../files';
-import { hashFolder, listFiles } from '../../common/hash';
+import { hashFile, hashFolder, listFiles } from '../../common/hash';
 import { newId, nowIso } from '../ids';
 import { parseJson, stableJson } from '../json';
 import { layout } from '../paths';
@@ -28,8 +31,36 @@ export interface ModelImport {
   readonly contentHash?: string;
 }
 
-export function toModel(row: ModelRow, ctx: StoreContext): ModelDetails {
+/** A GGUF file to reference in the library, as the engine described it. */
+export interface GgufModelImport {
+  /** The GGUF file, absolute; it stays where it is. */
+  readonly path: string;
+  readonly name?: string;
+  /** The Hugging Face model_type its architecture stands for ('llama', 'qwen2'). */
+  readonly architecture: string;
+  readonly parameterCount: number;
+  readonly origin: GgufOrigin;
+  /** Its name where it came from: 'qwen2.5:0.5b' in Ollama, 'publisher/repo/file.gguf' in LM Studio. */
+  readonly originName: string;
+  readonly quantization: string | null;
+  /** The file's sha256 as 'sha256:<hex>' where the caller knows it (Ollama's blob digest); hashed here otherwise. */
+  readonly contentHash?: string;
+}
+
+type GgufOrigin = NonNullable<BaseModel['gguf']>['origin'];
+
+/** A base_models row with its base_model_gguf columns (null for a folder model). */
+type JoinedRow = ModelRow & { gguf_origin: GgufOrigin | null; gguf_name: string | null; gguf_quantization: string | null; gguf_bytes: number | null };
+
+const SELECT_JOINED = `SELECT m.*, g.origin AS gguf_origin, g.origin_name AS gguf_name, g.quantization AS gguf_quantization,
+  g.file_bytes AS gguf_bytes FROM base_models m LEFT JOIN base_model_gguf g ON g.model_id = m.id`;
+
+export function toModel(row: ModelRow | JoinedRow, ctx: StoreContext): ModelDetails {
+  const gguf = 'gguf_origin' in row && row.gguf_origin !== null
+    ? { gguf: { origin: row.gguf_origin, name: row.gguf_name ?? '', quantization: row.gguf_quantization, fileBytes: row.gguf_bytes ?? 0 } }
+    : {};
   return {
+    ...gguf,
     id: row.id,
     name: row.name,
     architecture: row.architecture,
@@ -50,12 +81,12 @@ export class ModelsRepo {
   constructor(private readonly ctx: StoreContext) {}
 
   list(): ModelDetails[] {
-    const rows = this.ctx.db.prepare('SELECT * FROM base_models ORDER BY added_at, id').all() as ModelRow[];
+    const rows = this.ctx.db.prepare(`${SELECT_JOINED} ORDER BY m.added_at, m.id`).all() as JoinedRow[];
     return rows.map((r) => toModel(r, this.ctx));
   }
 
   find(id: string): ModelDetails | null {
-    const row = this.ctx.db.prepare('SELECT * FROM base_models WHERE id = ?').get(id) as ModelRow | undefined;
+    const row = this.ctx.db.prepare(`${SELECT_JOINED} WHERE m.id = ?`).get(id) as JoinedRow | undefined;
     return row ? toModel(row, this.ctx) : null;
   }
 
@@ -116,6 +147,46 @@ export class ModelsRepo {
       else if (storage === 'copy') removeAtomic(folder);
       throw error;
     }
+  }
+
+  /**
+   * References one GGUF file where it lies (an Ollama blob, an LM Studio download): the row and its GGUF facts in
+   * one transaction. Refused when the file is already in the library.
+   */
+  importGguf(input: GgufModelImport): ModelDetails {
+    if (!isAbsolute(input.path)) throw new StoreError('INVALID_INPUT', `a GGUF model must be an absolute path, got '${input.path}'`);
+    if (!existsSync(input.path) || !statSync(input.path).isFile()) throw new StoreError('FILE_MISSING', `GGUF file '${input.path}' does not exist`);
+    if (!Number.isSafeInteger(input.parameterCount) || input.parameterCount < 0) {
+      throw new StoreError('INVALID_INPUT', `parameterCount must be a non-negative integer, got ${input.parameterCount}`);
+    }
+    if (input.architecture.trim() === '') throw new StoreError('INVALID_INPUT', 'architecture must not be empty');
+    const path = realpathSync(input.path);
+    const existing = this.ctx.db.prepare('SELECT id, name FROM base_models WHERE path = ?').get(path) as { id: string; name: string } | undefined;
+    if (existing) throw new StoreError('ALREADY_EXISTS', `'${path}' is already in the library as '${existing.name}' (${existing.id})`);
+    const id = newId('mdl');
+    const row: ModelRow = {
+      id,
+      name: input.name?.trim() || input.originName,
+      architecture: input.architecture,
+      source_kind: 'folder',
+      source_ref: path,
+      source_revision: null,
+      storage: 'reference',
+      path,
+      parameter_count: input.parameterCount,
+      content_hash: input.contentHash ?? hashFile(path),
+      // Presence is what the startup check can promise of a file its app may replace; no listing of a folder.
+      files_json: stableJson([]),
+      added_at: nowIso(),
+      status: 'ok',
+    };
+    this.ctx.db.transaction(() => {
+      this.ctx.db.prepare(`INSERT INTO base_models VALUES (@id, @name, @architecture, @source_kind, @source_ref,
+        @source_revision, @storage, @path, @parameter_count, @content_hash, @files_json, @added_at, @status)`).run(row);
+      this.ctx.db.prepare('INSERT INTO base_model_gguf VALUES (?, ?, ?, ?, ?)')
+        .run(id, input.origin, input.originName, input.quantization, statSync(path).size);
+    })();
+    return this.get(id);
   }
 
   rename(id: string, name: string): ModelDetails {

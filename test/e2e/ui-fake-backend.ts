@@ -128,6 +128,26 @@ export function installFakeBackend(options: { stepMs: number; tokenMs: number })
     'models.delete': ({ id: modelId }) => { models.splice(models.findIndex((m) => m.id === modelId), 1); return { deleted: true }; },
     'models.download': ({ repoId }) => { throw fail('HUB_NOT_FOUND', `the fake backend has no hub: '${repoId}' cannot be downloaded`); },
     'models.cancelDownload': () => ({ cancelled: false }),
+    // Two models in a fake Ollama library: one that can be a base model here, one whose architecture cannot.
+    'models.findGguf': ({ folder }) => ({
+      searched: ['/home/user/.ollama/models', ...(folder ? [folder] : [])],
+      found: [
+        { origin: 'ollama', name: 'qwen2.5:0.5b', path: '/home/user/.ollama/models/blobs/sha256-a1', bytes: 397_807_936, architecture: 'qwen2',
+          quantization: 'Q4_K_M', parameterCount: 494_032_768, contextLength: 32768, hasChatTemplate: true, problem: null, note: null,
+          modelId: models.find((m) => m.gguf?.name === 'qwen2.5:0.5b')?.id ?? null },
+        { origin: 'ollama', name: 'falcon:7b', path: '/home/user/.ollama/models/blobs/sha256-b2', bytes: 4_200_000_000, architecture: 'falcon',
+          quantization: 'Q4_0', parameterCount: 7_000_000_000, contextLength: 2048, hasChatTemplate: false,
+          problem: "architecture 'falcon' is not supported (supported: llama, qwen2)", note: null, modelId: null },
+      ],
+    }),
+    'models.importGguf': ({ path, name }) => {
+      if (!path.endsWith('sha256-a1')) throw fail('INVALID_INPUT', `${path} cannot be a base model here`);
+      const model: BaseModel = { id: id('m'), name: name ?? 'qwen2.5:0.5b', architecture: 'qwen2', source: { kind: 'folder', ref: path }, path,
+        parameterCount: 494_032_768, contentHash: 'sha256:a1', addedAt: now(), status: 'ok',
+        gguf: { origin: 'ollama', name: 'qwen2.5:0.5b', quantization: 'Q4_K_M', fileBytes: 397_807_936 } };
+      models.push(model);
+      return model;
+    },
     'datasets.list': () => datasets,
     'datasets.import': ({ path, name }) => {
       const dataset: Dataset = { id: id('d'), name: name ?? String(path).split('/').at(-1) ?? 'data', originalFile: path, normalizedFile: `${path}.norm.jsonl`,
@@ -157,6 +177,13 @@ export function installFakeBackend(options: { stepMs: number; tokenMs: number })
     'adapters.exportPeft': ({ destination }) => ({ path: `${destination}/adapter_model.safetensors` }),
     'adapters.exportMerged': ({ destination }) => ({ path: `${destination}/model.safetensors` }),
     'adapters.delete': ({ adapterId }) => { adapters.splice(adapters.findIndex((a) => a.id === adapterId), 1); return { deleted: true }; },
+    'adapters.exportGguf': ({ destination, kind }) => ({
+      path: destination,
+      files: kind === 'adapter' ? ['adapter.gguf', 'Modelfile'] : ['model.gguf', 'Modelfile'],
+      modelfile: kind === 'adapter' ? 'FROM qwen2.5:0.5b\nADAPTER ./adapter.gguf\n' : 'FROM ./model.gguf\n',
+      commands: [`ollama create pirate-v1 -f ${destination}/Modelfile && ollama run pirate-v1`, `llama-cli -m ${destination}/model.gguf -cnv`],
+      notes: [],
+    }),
     'train.estimate': ({ settings: s }) => ({
       trainableParams: trainable(s.lora), totalParams: 5_242_880, adapterBytes: 4 * trainable(s.lora),
       peakMemoryBytes: 310e6, availableMemoryBytes: 8e9, recompute: false, secondsPerEpoch: 95, stepsPerEpoch: 22,

@@ -56,7 +56,7 @@ async function section(page: Page, name: string) {
 }
 
 test('an Ollama model: found, added in place, fine-tuned, exported back as a GGUF LoRA with its Modelfile', async ({ page }) => {
-  test.setTimeout(300_000);
+  test.setTimeout(480_000);
   const errors = collectErrors(page);
   await page.goto(url);
   await page.getByRole('button', { name: 'Look in Ollama and LM Studio' }).click();

@@ -1,9 +1,12 @@
-import type { Adapter, AdapterVersion, Api, MetricPoint, TrainingRun } from '../../../../preload/contract';
+import type { Adapter, AdapterVersion, Api, GgufExport, MetricPoint, TrainingRun } from '../../../../preload/contract';
 import { flattenLineage, lineageTree, type LineageNode } from '../lineage';
 import { messageOf } from './errors';
 import { mapOf } from '../immutable';
 
 export type ExportKind = 'peft' | 'merged';
+/** For Ollama / llama.cpp: the adapter as a GGUF LoRA beside its base, or merged into one GGUF model. */
+export type GgufExportKind = 'adapter' | 'merged';
+export type GgufType = 'F16' | 'BF16' | 'Q8_0';
 
 /** Adapters, their versions as a lineage, each version's curves, export and delete. */
 export class AdaptersState {
@@ -17,6 +20,7 @@ export class AdaptersState {
   #busy = $state(false);
   #error = $state<string | null>(null);
   #lastExport = $state<string | null>(null);
+  #lastGguf = $state.raw<GgufExport | null>(null);
 
   constructor(api: Api) {
     this.#api = api;
@@ -29,6 +33,8 @@ export class AdaptersState {
   get busy(): boolean { return this.#busy; }
   get error(): string | null { return this.#error; }
   get lastExport(): string | null { return this.#lastExport; }
+  /** The last GGUF export of the selected version: its folder, files and the commands that run it. */
+  get lastGguf(): GgufExport | null { return this.#lastGguf; }
 
   readonly selectedAdapter = $derived(this.#adapters.find((a) => a.id === this.#selectedAdapterId) ?? null);
   readonly lineage = $derived<readonly LineageNode[]>(
@@ -87,6 +93,7 @@ export class AdaptersState {
     this.#selectedVersionId = versionId;
     this.#metrics = [];
     this.#lastExport = null;
+    this.#lastGguf = null;
     const run = this.selectedRun;
     if (!run) return;
     try {
@@ -130,6 +137,25 @@ export class AdaptersState {
       await this.refresh();
     } catch (error) {
       this.#error = messageOf(error);
+    } finally {
+      this.#busy = false;
+    }
+  }
+
+  async exportGguf(versionId: string, destination: string, kind: GgufExportKind, type: GgufType): Promise<GgufExport | null> {
+    if (destination.trim() === '') {
+      this.#error = 'Enter a new folder to write the GGUF export into.';
+      return null;
+    }
+    this.#busy = true;
+    this.#error = null;
+    try {
+      const result = await this.#api.invoke('adapters.exportGguf', { versionId, destination: destination.trim(), kind, type });
+      this.#lastGguf = result;
+      return result;
+    } catch (error) {
+      this.#error = messageOf(error);
+      return null;
     } finally {
       this.#busy = false;
     }

@@ -1,5 +1,6 @@
 import type { Api, BaseModel, LinearModuleInfo } from '../../../../preload/contract';
 import { messageOf } from './errors';
+import { GgufFinderState } from './gguf-finder.svelte';
 import { HubDownloadState } from './hub-download.svelte';
 import { mapOf, withEntry } from '../immutable';
 
@@ -14,13 +15,17 @@ export class ModelsState {
 
   /** Downloads from the Hugging Face hub; a finished one joins the list, selected. */
   readonly hub: HubDownloadState;
+  /** GGUF models already on this computer; one added joins the list, selected. */
+  readonly gguf: GgufFinderState;
 
   constructor(api: Api) {
     this.#api = api;
-    this.hub = new HubDownloadState(api, (model) => {
+    const added = (model: BaseModel) => {
       this.#models = [...this.#models.filter((m) => m.id !== model.id), model];
       void this.select(model.id);
-    });
+    };
+    this.hub = new HubDownloadState(api, added);
+    this.gguf = new GgufFinderState(api, added);
   }
 
   get models(): readonly BaseModel[] { return this.#models; }

@@ -15,6 +15,7 @@ import { ResidentAdapters } from '../../main/engine/adapters/resident';
 import { kv, writeGguf } from '../../main/engine/io/gguf-write';
 import { loadModel } from '../../main/engine/models/registry';
 import { HostClient } from '../../main/host/client';
+import { FileWork } from '../../main/services/file-work/client';
 import { workerHost } from '../../main/host/worker-host';
 import { createHandlers, type AppHandlers } from '../../main/ipc/handlers';
 import { memoryPair } from '../../main/ipc/memory';
@@ -31,6 +32,7 @@ let blob = '';
 let digest = '';
 let library: Library;
 let host: HostClient;
+let files: FileWork;
 let app: AppHandlers;
 let api: Api;
 
@@ -73,9 +75,10 @@ beforeAll(async () => {
 
   library = openLibrary(join(dir, 'data'));
   host = new HostClient(workerHost());
+  files = new FileWork();
   const pair = memoryPair(() => app.handlers);
   app = createHandlers({
-    library, host, paths: typedPaths(), mode: 'browser', version: '0.0.0-test', emit: pair.emit,
+    library, host, files, paths: typedPaths(), mode: 'browser', version: '0.0.0-test', emit: pair.emit,
     ggufFolders: { ollama: [ollama], lmstudio: [lmstudio] },
   });
   api = pair.api;
@@ -85,6 +88,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await host.shutdown();
+  await files.close();
   library.close();
   rmSync(dir, { recursive: true, force: true });
 });

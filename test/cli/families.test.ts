@@ -13,9 +13,9 @@ import { createRequire } from 'node:module';
 import { main } from '../../main/cli/index';
 import { useCpu } from '../engine/lora/setup';
 import { buildGemma, buildPhi3, buildQwen3, type BuiltModel } from '../engine/models/random-models';
+import { writePhi3Tokenizer } from '../support/phi3-tokenizer';
 import { writeTrimmedTokenizer } from '../support/trimmed-tokenizer';
 
-const fixtures = join(import.meta.dirname, '../fixtures');
 const packageModels = (name: string): string => join(dirname(createRequire(import.meta.url).resolve(name)), '..', 'models');
 let dir: string;
 beforeAll(async () => {
@@ -37,12 +37,8 @@ function withTokenizer(build: (vocab: number) => BuiltModel, from: string, dir: 
   return dir;
 }
 
-/** Phi-3's tokenizer as test/fixtures/phi3-tokenizer describes it: Llama-2's pieces plus Phi-3's control tokens. */
 function withPhi3Tokenizer(built: BuiltModel): string {
-  const llama = JSON.parse(readFileSync(join(fixtures, 'tiny-random-llama', 'tokenizer.json'), 'utf8')) as { added_tokens: unknown[] };
-  const added = JSON.parse(readFileSync(join(fixtures, 'phi3-tokenizer', 'added_tokens.json'), 'utf8')) as unknown[];
-  writeFileSync(join(built.dir, 'tokenizer.json'), JSON.stringify({ ...llama, added_tokens: [...llama.added_tokens, ...added] }));
-  copyFileSync(join(fixtures, 'phi3-tokenizer', 'tokenizer_config.json'), join(built.dir, 'tokenizer_config.json'));
+  writePhi3Tokenizer(built.dir);
   return built.dir;
 }
 

@@ -32,6 +32,8 @@ export interface ExportGgufModelOptions {
 interface LlamaLike extends ModelConfig {
   readonly rmsNormEps?: number;
   readonly invFreq?: Float64Array;
+  /** Per layer, the sliding window or null. */
+  readonly layers?: readonly { readonly window: number | null }[];
 }
 
 /** rope_freqs factors (base inverse frequency / the model's), or null when the model uses the plain frequencies. */
@@ -59,6 +61,9 @@ function hyperparameters(arch: GgufArchitecture, config: LlamaLike, factors: Flo
     kv.f32(a('attention.layer_norm_rms_epsilon'), config.rmsNormEps ?? 1e-6),
     kv.u32(a('rope.dimension_count'), config.headDim),
   ];
+  // Phi-3's window, as llama.cpp's converter records it (llama.cpp itself attends to the full context for now).
+  const window = config.layers?.find((l) => l.window !== null)?.window ?? null;
+  if (arch.name === 'phi3' && window !== null) out.push(kv.u32(a('attention.sliding_window'), window));
   if (config.headDim * config.numHeads !== config.hiddenSize) {
     out.push(kv.u32(a('attention.key_length'), config.headDim), kv.u32(a('attention.value_length'), config.headDim));
   }

@@ -26,6 +26,7 @@ const ARCHITECTURES: readonly GgufArchitecture[] = [
   { name: 'llama', modelTypes: ['llama', 'mistral'], hfClass: 'LlamaForCausalLM', permuteQK: true },
   { name: 'qwen2', modelTypes: ['qwen2'], hfClass: 'Qwen2ForCausalLM', permuteQK: false },
   { name: 'qwen3', modelTypes: ['qwen3'], hfClass: 'Qwen3ForCausalLM', permuteQK: false },
+  { name: 'phi3', modelTypes: ['phi3'], hfClass: 'Phi3ForCausalLM', permuteQK: false },
 ];
 
 export const GGUF_ARCHITECTURES: readonly string[] = ARCHITECTURES.map((a) => a.name);
@@ -56,6 +57,7 @@ const BLOCK: Readonly<Record<string, string>> = {
   'self_attn.k_proj.bias': 'attn_k.bias',
   'self_attn.v_proj.weight': 'attn_v.weight',
   'self_attn.v_proj.bias': 'attn_v.bias',
+  'self_attn.qkv_proj.weight': 'attn_qkv.weight', // phi3's fused q, k, v rows
   'self_attn.o_proj.weight': 'attn_output.weight',
   'self_attn.o_proj.bias': 'attn_output.bias',
   'self_attn.q_norm.weight': 'attn_q_norm.weight', // qwen3's per-head norms [head_dim]
@@ -65,10 +67,12 @@ const BLOCK: Readonly<Record<string, string>> = {
   'mlp.gate_proj.bias': 'ffn_gate.bias',
   'mlp.up_proj.weight': 'ffn_up.weight',
   'mlp.up_proj.bias': 'ffn_up.bias',
+  'mlp.gate_up_proj.weight': 'ffn_up.weight', // phi3's fused gate, up rows (ggml's swiglu takes the first half as gate)
   'mlp.down_proj.weight': 'ffn_down.weight',
   'mlp.down_proj.bias': 'ffn_down.bias',
 };
-const BLOCK_BACK: Readonly<Record<string, string>> = Object.fromEntries(Object.entries(BLOCK).map(([hf, g]) => [g, hf]));
+// ffn_up is both llama's up_proj and phi3's gate_up_proj: the first (unfused) name is the one given back.
+const BLOCK_BACK: Readonly<Record<string, string>> = Object.fromEntries(Object.entries(BLOCK).reverse().map(([hf, g]) => [g, hf]));
 
 const TOP: Readonly<Record<string, string>> = {
   'model.embed_tokens.weight': 'token_embd.weight',
@@ -175,6 +179,10 @@ export function hfConfigFromGguf(file: GgufFile): ImportedConfig {
   if (arch.name === 'llama') {
     raw.attention_bias = file.tensors.has('blk.0.attn_q.bias');
     raw.mlp_bias = file.tensors.has('blk.0.ffn_up.bias');
+  }
+  if (arch.name === 'phi3') {
+    raw.tie_word_embeddings = false; // llama.cpp's phi3 needs output.weight
+    if (file.has(key('attention.sliding_window'))) raw.sliding_window = file.number(key('attention.sliding_window'));
   }
   const scaling = file.string(key('rope.scaling.type'), 'none');
   if (scaling === 'linear') raw.rope_scaling = { rope_type: 'linear', factor: file.number(key('rope.scaling.factor')) };

@@ -7,7 +7,8 @@ import type { PeftModuleWeights } from '../../../main/engine/lora/inject';
 import type { CausalLM } from '../../../main/engine/models/types';
 import { Rng } from '../../../main/engine/train/rng';
 import { logitsOf } from '../../support/logits';
-import { buildLlama, buildQwen3 } from '../models/random-models';
+import { writePhi3Tokenizer } from '../../support/phi3-tokenizer';
+import { buildLlama, buildPhi3, buildQwen3 } from '../models/random-models';
 
 /** log-softmax of each position's logits, in float64: [T][V]. */
 export async function ourLogProbs(model: CausalLM, tokens: readonly number[]): Promise<Float64Array[]> {
@@ -60,7 +61,8 @@ export function confidentDisagreements(other: readonly Float64Array[], reference
  */
 export function randomAdapter(model: CausalLM, seed = 7, overrides: Partial<LoraConfig> = {}): AdapterWeights {
   const config = resolveLoraConfig({
-    targetModules: ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'],
+    // Every kind of the blocks: q_proj ... down_proj, or phi3's qkv_proj, o_proj, gate_up_proj, down_proj.
+    targetModules: [...new Set([...model.linears.values()].filter((l) => l.spec.layer !== null).map((l) => l.spec.name))],
     rank: 4, alpha: 8, useRslora: true, rankPattern: { o_proj: 2 }, alphaPattern: { o_proj: 6 }, ...overrides,
   });
   const rng = new Rng(seed);
@@ -89,6 +91,15 @@ export function buildTinyQwen2(dir: string): void {
 export function buildTinyQwen3(dir: string): void {
   buildQwen3(dir, { hidden: 64, layers: 2, heads: 4, kvHeads: 2, headDim: 24, intermediate: 128, vocab: 4096, tied: true }, 12);
   writeQwenTokenizer(dir);
+}
+
+/**
+ * A tiny Phi-3 (fused qkv_proj and gate_up_proj, grouped kv heads, untied head, a sliding window longer than the
+ * prompts) with Phi-3's tokenizer (Llama 2's SentencePiece pieces and Phi-3's control tokens).
+ */
+export function buildTinyPhi3(dir: string): void {
+  buildPhi3(dir, { hidden: 64, layers: 2, heads: 4, kvHeads: 2, headDim: 16, intermediate: 128, vocab: 32064, tied: false, extra: { sliding_window: 64 } }, 13);
+  writePhi3Tokenizer(dir);
 }
 
 function writeQwenTokenizer(dir: string): void {

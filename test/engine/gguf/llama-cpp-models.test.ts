@@ -2,7 +2,8 @@
  * Our GGUF models and GGUF LoRA adapters in llama.cpp itself (node-llama-cpp 3.21.1, CPU, float32 KV cache):
  * the log-probabilities it computes over the whole vocabulary at every position of a prompt equal our engine's to
  * float32 rounding, for a llama model (the starter: tied head, GPT-2 tokenizer), a Qwen2 model (grouped-query
- * attention, q/k/v biases, Qwen2's tokenizer), a Qwen3 model (per-head q/k norms, head_dim of its own) and the upstream tiny Llama (SentencePiece tokenizer, untied head,
+ * attention, q/k/v biases, Qwen2's tokenizer), a Qwen3 model (per-head q/k norms, head_dim of its own), a Phi-3
+ * model (fused projections) and the upstream tiny Llama (SentencePiece tokenizer, untied head,
  * whose greedy sequences from transformers must come out of llama.cpp too).
  */
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -20,7 +21,7 @@ import type { CausalLM } from '../../../main/engine/models/types';
 import { useCpu } from '../lora/setup';
 import { maxAbsDiff, logitsOf } from '../../support/logits';
 import { llamaCppGreedy, llamaCppLogProbs } from '../../support/llama-cpp';
-import { STARTER, buildTinyQwen2, buildTinyQwen3, maxDiff, ourLogProbs, randomAdapter } from './helpers';
+import { STARTER, buildTinyPhi3, buildTinyQwen2, buildTinyQwen3, maxDiff, ourLogProbs, randomAdapter } from './helpers';
 
 const TINY_LLAMA = join(import.meta.dirname, '../../fixtures/tiny-random-llama');
 /** float32 rounding of the two engines' different summation orders, over a whole vocabulary. */
@@ -122,6 +123,26 @@ describe('llama.cpp runs our GGUF base and adapter as our engine does', () => {
       try {
         expect([meta.string('general.architecture'), meta.number('qwen3.attention.key_length')]).toEqual(['qwen3', 24]);
         expect(meta.tensors.has('blk.1.attn_k_norm.weight')).toBe(true);
+      } finally {
+        meta.close();
+      }
+    } finally {
+      model.dispose();
+    }
+  });
+
+  it('phi3: fused qkv_proj and gate_up_proj as attn_qkv and ffn_up, untied head, SentencePiece tokenizer', async () => {
+    const dir = join(work, 'phi3');
+    buildTinyPhi3(dir);
+    const model = await loadModel(dir);
+    try {
+      const tokenizer = await loadTokenizer(dir);
+      const tokens = encodePrompt(tokenizer, 'The capital of France is Paris, and the capital of Italy is');
+      await checkBaseAndAdapter(model, dir, 'phi3', tokens);
+      const meta = new GgufFile(join(work, 'phi3.gguf'));
+      try {
+        expect([meta.string('general.architecture'), meta.number('phi3.attention.sliding_window')]).toEqual(['phi3', 64]);
+        expect([...meta.tensors.keys()].filter((n) => n.startsWith('blk.0.'))).toEqual(expect.arrayContaining(['blk.0.attn_qkv.weight', 'blk.0.ffn_up.weight']));
       } finally {
         meta.close();
       }

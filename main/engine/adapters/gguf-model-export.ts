@@ -8,7 +8,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { GgufFile, isGgufFile } from '../io/gguf';
-import { architectureForModelType, ggufTensorName, permuteRows, permutedHeads, type GgufArchitecture } from '../io/gguf-arch';
+import { architectureForModelType, ggufTensorName, isNormWeight, permuteRows, permutedHeads, type GgufArchitecture } from '../io/gguf-arch';
 import type { WritableGgmlType } from '../io/gguf-quants';
 import { ggufTokenizerMetadata } from '../io/gguf-tokenizer';
 import { FILE_TYPE } from '../io/gguf-types';
@@ -33,7 +33,26 @@ interface LlamaLike extends ModelConfig {
   readonly rmsNormEps?: number;
   readonly invFreq?: Float64Array;
   /** Per layer, the sliding window or null. */
-  readonly layers?: readonly { readonly window: number | null }[];
+  readonly layers?: readonly { readonly type: string; readonly window: number | null }[];
+  readonly attentionScale?: number;
+}
+
+/**
+ * Gemma 3 as llama.cpp runs it: scores scaled by head_dim^-1/2, every 6th layer global, local layers at rope base
+ * 10000 and unscaled. A model that differs is refused rather than written to run differently there.
+ */
+function gemma3Hyperparameters(arch: GgufArchitecture, config: LlamaLike): GgufWriteEntry[] {
+  const refuse = (what: string): never => {
+    throw new AdapterError('EXPORT_FAILED', `this Gemma 3 model cannot be written as GGUF: ${what}, which llama.cpp's gemma3 does not read`);
+  };
+  const layers = config.layers ?? [];
+  if (layers.some((l, i) => (l.type === 'full_attention') !== ((i + 1) % 6 === 0))) refuse('its global layers are not every 6th');
+  if (config.attentionScale !== undefined && Math.abs(config.attentionScale * Math.sqrt(config.headDim) - 1) > 1e-9) refuse('query_pre_attn_scalar differs from head_dim');
+  const local = config.raw.rope_local_base_freq ?? 10000;
+  if (local !== 10000) refuse(`rope_local_base_freq is ${String(local)} (not 10000)`);
+  const window = layers.find((l) => l.window !== null)?.window ?? null;
+  // The local rope base written out too, for readers that take it from the file rather than assume it.
+  return [kv.f32(`${arch.name}.rope.freq_base_swa`, 10000), ...(window === null ? [] : [kv.u32(`${arch.name}.attention.sliding_window`, window)])];
 }
 
 /** rope_freqs factors (base inverse frequency / the model's), or null when the model uses the plain frequencies. */
@@ -64,6 +83,7 @@ function hyperparameters(arch: GgufArchitecture, config: LlamaLike, factors: Flo
   // Phi-3's window, as llama.cpp's converter records it (llama.cpp itself attends to the full context for now).
   const window = config.layers?.find((l) => l.window !== null)?.window ?? null;
   if (arch.name === 'phi3' && window !== null) out.push(kv.u32(a('attention.sliding_window'), window));
+  if (arch.name === 'gemma3') out.push(...gemma3Hyperparameters(arch, config));
   if (config.headDim * config.numHeads !== config.hiddenSize) {
     out.push(kv.u32(a('attention.key_length'), config.headDim), kv.u32(a('attention.value_length'), config.headDim));
   }
@@ -163,7 +183,7 @@ export async function exportGgufModel(model: CausalLM, base: string, outPath: st
   ];
   const tensors: GgufTensorSpec[] = [];
   const add = (hfName: string, shape: readonly number[], read: () => Promise<Float32Array>) => {
-    const name = ggufTensorName(hfName);
+    const name = ggufTensorName(hfName, arch);
     if (name === null) throw new AdapterError('EXPORT_FAILED', `weight '${hfName}' has no place in a ${arch.name} GGUF`);
     const heads = permutedHeads(arch, hfName, config);
     const cols = shape.length === 2 ? (shape[1] as number) : 1;
@@ -182,7 +202,9 @@ export async function exportGgufModel(model: CausalLM, base: string, outPath: st
       add(`${path}.bias`, [outFeatures], async () => (await bias.data()) as Float32Array);
     }
   }
-  for (const [name, tensor] of others) add(name, tensor.shape, () => readAndDispose(tensor));
+  // Gemma files keep RMSNorm weights as 1 + w.
+  const stored = (name: string, data: Float32Array): Float32Array => (arch.normPlusOne && isNormWeight(name) ? data.map((v) => v + 1) : data);
+  for (const [name, tensor] of others) add(name, tensor.shape, async () => stored(name, await readAndDispose(tensor)));
   if (factors && arch.permuteQK && !metadata.some((e) => e.key.endsWith('rope.scaling.type'))) {
     tensors.push({ name: 'rope_freqs.weight', shape: [factors.length], type: 'F32', data: () => factors });
   }

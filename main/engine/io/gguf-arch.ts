@@ -20,6 +20,10 @@ export interface GgufArchitecture {
   readonly hfClass: string;
   /** llama's rope layout: q/k rows interleaved per head (see above). */
   readonly permuteQK: boolean;
+  /** Block tensors this architecture names otherwise than llama (Hugging Face suffix -> GGUF suffix). */
+  readonly blockNames?: Readonly<Record<string, string>>;
+  /** Gemma: RMSNorm weights w are kept as 1 + w in the file (llama.cpp's converter adds the one). */
+  readonly normPlusOne?: boolean;
 }
 
 const ARCHITECTURES: readonly GgufArchitecture[] = [
@@ -27,6 +31,19 @@ const ARCHITECTURES: readonly GgufArchitecture[] = [
   { name: 'qwen2', modelTypes: ['qwen2'], hfClass: 'Qwen2ForCausalLM', permuteQK: false },
   { name: 'qwen3', modelTypes: ['qwen3'], hfClass: 'Qwen3ForCausalLM', permuteQK: false },
   { name: 'phi3', modelTypes: ['phi3'], hfClass: 'Phi3ForCausalLM', permuteQK: false },
+  {
+    name: 'gemma3',
+    modelTypes: ['gemma3_text'],
+    hfClass: 'Gemma3ForCausalLM',
+    permuteQK: false,
+    normPlusOne: true,
+    // Gemma's four norms per layer: post_attention_layernorm is the attention output's, not the pre-MLP one.
+    blockNames: {
+      'post_attention_layernorm.weight': 'post_attention_norm.weight',
+      'pre_feedforward_layernorm.weight': 'ffn_norm.weight',
+      'post_feedforward_layernorm.weight': 'post_ffw_norm.weight',
+    },
+  },
 ];
 
 export const GGUF_ARCHITECTURES: readonly string[] = ARCHITECTURES.map((a) => a.name);
@@ -81,22 +98,28 @@ const TOP: Readonly<Record<string, string>> = {
 };
 const TOP_BACK: Readonly<Record<string, string>> = Object.fromEntries(Object.entries(TOP).map(([hf, g]) => [g, hf]));
 
-/** The GGUF name of a Hugging Face tensor, or null for one GGUF has no place for. */
-export function ggufTensorName(hfName: string): string | null {
+/** The GGUF name of a Hugging Face tensor (in `arch`'s names where it has its own), or null for one GGUF has no place for. */
+export function ggufTensorName(hfName: string, arch?: GgufArchitecture): string | null {
   const top = TOP[hfName];
   if (top) return top;
   const m = /^model\.layers\.(\d+)\.(.+)$/.exec(hfName);
-  const suffix = m ? BLOCK[m[2] as string] : undefined;
+  const suffix = m ? (arch?.blockNames?.[m[2] as string] ?? BLOCK[m[2] as string]) : undefined;
   return m && suffix ? `blk.${m[1]}.${suffix}` : null;
 }
 
 /** The Hugging Face name of a GGUF tensor, or null (rope_freqs and others the engine derives itself). */
-export function hfTensorName(ggufName: string): string | null {
+export function hfTensorName(ggufName: string, arch?: GgufArchitecture): string | null {
   const top = TOP_BACK[ggufName];
   if (top) return top;
   const m = /^blk\.(\d+)\.(.+)$/.exec(ggufName);
-  const suffix = m ? BLOCK_BACK[m[2] as string] : undefined;
+  const own = m && arch?.blockNames ? Object.entries(arch.blockNames).find(([, g]) => g === m[2])?.[0] : undefined;
+  const suffix = m ? (own ?? BLOCK_BACK[m[2] as string]) : undefined;
   return m && suffix ? `model.layers.${m[1]}.${suffix}` : null;
+}
+
+/** Whether a Hugging Face tensor is an RMSNorm weight (which Gemma files keep as 1 + w). */
+export function isNormWeight(hfName: string): boolean {
+  return hfName.endsWith('norm.weight');
 }
 
 /** The GGUF weight a LoRA target module adapts ('model.layers.0.self_attn.q_proj' -> 'blk.0.attn_q.weight'). */
@@ -179,6 +202,14 @@ export function hfConfigFromGguf(file: GgufFile): ImportedConfig {
   if (arch.name === 'llama') {
     raw.attention_bias = file.tensors.has('blk.0.attn_q.bias');
     raw.mlp_bias = file.tensors.has('blk.0.ffn_up.bias');
+  }
+  if (arch.name === 'gemma3') {
+    // What llama.cpp's gemma3 assumes: scores scaled by head_dim^-1/2, every 6th layer global, local rope base 10000.
+    raw.hidden_activation = 'gelu_pytorch_tanh';
+    raw.query_pre_attn_scalar = headDim;
+    raw.sliding_window = file.number(key('attention.sliding_window'));
+    raw.sliding_window_pattern = 6;
+    raw.rope_local_base_freq = file.number(key('rope.freq_base_swa'), 10000);
   }
   if (arch.name === 'phi3') {
     raw.tie_word_embeddings = false; // llama.cpp's phi3 needs output.weight

@@ -7,7 +7,7 @@
 import type { TensorSource } from './model-checkpoint';
 import { ModelIoError } from './errors';
 import { GgufFile, checkReadable } from './gguf';
-import { ggufTensorName, hfConfigFromGguf, hfTensorName, permuteRows, permutedHeads, type ImportedConfig } from './gguf-arch';
+import { ggufTensorName, hfConfigFromGguf, hfTensorName, isNormWeight, permuteRows, permutedHeads, type ImportedConfig } from './gguf-arch';
 import type { LoadedTensor, RawTensor } from './safetensors';
 
 export class GgufTensorSource implements TensorSource {
@@ -23,12 +23,12 @@ export class GgufTensorSource implements TensorSource {
   }
 
   has(name: string): boolean {
-    const gguf = ggufTensorName(name);
+    const gguf = ggufTensorName(name, this.imported.arch);
     return gguf !== null && this.file.tensors.has(gguf);
   }
 
   private ggufName(name: string): string {
-    const gguf = ggufTensorName(name);
+    const gguf = ggufTensorName(name, this.imported.arch);
     if (gguf === null || !this.file.tensors.has(gguf)) {
       throw new ModelIoError('TENSOR_NOT_FOUND', `${this.file.path}: the GGUF has no tensor for '${name}'${gguf ? ` ('${gguf}')` : ''}`);
     }
@@ -44,6 +44,8 @@ export class GgufTensorSource implements TensorSource {
 
   read(name: string): LoadedTensor {
     const { shape, data } = this.file.readFloat(this.ggufName(name));
+    // Gemma's norms are kept as 1 + w; (1 + w) − 1 is exact in float32 for |w| < 1/2, so the model's 1 + w is the file's.
+    if (this.imported.arch.normPlusOne && isNormWeight(name)) return { dtype: 'F32', shape, data: data.map((v) => v - 1) };
     return { dtype: 'F32', shape, data: this.hfOrder(name, shape, data) };
   }
 
@@ -55,7 +57,8 @@ export class GgufTensorSource implements TensorSource {
     const gguf = this.ggufName(name);
     const info = this.file.tensor(gguf);
     const shape = [...info.shape];
-    if (info.type.name === 'F16' || info.type.name === 'BF16') {
+    const shifted = this.imported.arch.normPlusOne === true && isNormWeight(name);
+    if ((info.type.name === 'F16' || info.type.name === 'BF16') && !shifted) {
       const bits = this.hfOrder(name, shape, new Uint16Array(this.file.readRaw(gguf).buffer, 0, info.count));
       return { dtype: info.type.name, shape, bytes: new Uint8Array(bits.buffer, bits.byteOffset, bits.byteLength) };
     }
@@ -104,7 +107,7 @@ export function openGgufModel(path: string): GgufCheckpoint {
     }
     const imported = hfConfigFromGguf(file);
     for (const info of file.tensors.values()) {
-      if (info.name !== 'rope_freqs.weight' && hfTensorName(info.name) === null) {
+      if (info.name !== 'rope_freqs.weight' && hfTensorName(info.name, imported.arch) === null) {
         throw new ModelIoError('UNSUPPORTED_MODEL', `${path}: tensor '${info.name}' has no counterpart in a ${imported.arch.name} model here; the file holds parts this version cannot run`);
       }
       checkReadable(path, info);

@@ -121,7 +121,8 @@ export class DecoderModel implements CausalLM {
       }
       this.norm = vector('model.norm.weight', c.hiddenSize) as tf.Tensor1D;
       const embedName = 'model.embed_tokens.weight';
-      this.embedScale = c.scaleEmbedding ? embeddingScale(c.hiddenSize, checkpoint.dtypeOf?.(embedName) ?? checkpoint.read(embedName).dtype) : null;
+      // A source that cannot tell its dtype (a GGUF file) is taken as float32, as llama.cpp multiplies by sqrtf(C).
+      this.embedScale = c.scaleEmbedding ? embeddingScale(c.hiddenSize, checkpoint.dtypeOf?.(embedName) ?? 'F32') : null;
       if (c.tieWordEmbeddings) {
         // Tied: one table, the head's weight; the embedding gathers its rows.
         this.embed_tokens = null;

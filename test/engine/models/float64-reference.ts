@@ -297,6 +297,8 @@ export interface GemmaRefConfig {
   layerInvFreq: number[][];
   attnSoftcap: number | null;
   finalSoftcap: number | null;
+  /** The MLP's GELU (default: the tanh form upstream uses). */
+  gelu?: (v: number) => number;
 }
 
 /** Gemma2RMSNorm / Gemma3RMSNorm: x / √(mean(x²) + eps) · (1 + w). */
@@ -328,7 +330,7 @@ export function gemmaReference(w: Weights, c: GemmaRefConfig, ids: number[]): Ma
     const m = rmsPlusOne(x, get(w, `${p}.pre_feedforward_layernorm.weight`).data, c.eps);
     const gate = linear(m, w, `${p}.mlp.gate_proj`, false, false);
     const up = linear(m, w, `${p}.mlp.up_proj`, false, false);
-    const f = linear(gate.map((row, t) => row.map((g, i) => geluTanh(g) * (up[t]?.[i] as number))), w, `${p}.mlp.down_proj`, false, false);
+    const f = linear(gate.map((row, t) => row.map((g, i) => (c.gelu ?? geluTanh)(g) * (up[t]?.[i] as number))), w, `${p}.mlp.down_proj`, false, false);
     x = add(x, rmsPlusOne(f, get(w, `${p}.post_feedforward_layernorm.weight`).data, c.eps));
   }
   x = rmsPlusOne(x, get(w, 'model.norm.weight').data, c.eps);

@@ -16,6 +16,7 @@ export const layout = {
   versionDir: (adapterId: string, version: number) => `adapters/${adapterId}/v${version}`,
   runDir: (id: string) => `runs/${id}`,
   checkpointsDir: (runId: string) => `runs/${runId}/checkpoints`,
+  runOutputDir: (runId: string) => `runs/${runId}/output`,
 } as const;
 
 export class DataDir {

@@ -112,7 +112,7 @@ export function trainingHandlers(ctx: HandlerContext): TrainingHandlers {
   function launch(run: RunDetails, resumeFrom: string | null): TrainingRun {
     const input = { modelId: run.baseModelId, datasetId: run.datasetId, settings: run.settings, parentVersionId: run.parentVersionId ?? undefined };
     const job: TrainJob = {
-      ...buildJob(ctx, input, library.dataDir.resolve(`runs/${run.id}/output`), library.runs.checkpointsDir(run.id)),
+      ...buildJob(ctx, input, library.runs.outputDir(run.id), library.runs.checkpointsDir(run.id)),
       ...(resumeFrom ? { resumeFrom } : {}),
     };
     const handle = host.request({ type: 'train', job }, (event) => onEvent(run.id, event));

@@ -122,6 +122,17 @@ export class RunsRepo {
     return dir;
   }
 
+  /**
+   * Where the engine writes this run's finished adapter before it is committed as a version: runs/<id>/output.
+   * Emptied first: what an earlier attempt left there (killed before its commit) is the run's own, never a version.
+   */
+  outputDir(id: string): string {
+    this.get(id);
+    const dir = this.ctx.dataDir.resolve(layout.runOutputDir(id));
+    removeAtomic(dir);
+    return dir;
+  }
+
   start(id: string, totalSteps?: number): RunDetails {
     this.transition(id, 'running');
     this.ctx.db.prepare(`UPDATE training_runs SET started_at = COALESCE(started_at, ?), finished_at = NULL,

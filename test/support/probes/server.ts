@@ -74,7 +74,7 @@ export function startServer(dataDir: string, options: StartOptions = {}): Promis
     resolve(code);
   }));
   return new Promise<RunningServer>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`the server printed no address in 60 s:\n${output}`)), 60_000);
+    const timer = setTimeout(() => reject(new Error(`the server printed no address in 180 s:\n${output}`)), 180_000);
     const poll = setInterval(() => {
       const match = /Open (http:\/\/127\.0\.0\.1:(\d+)\/t\/([A-Za-z0-9_-]+)\/)/.exec(output);
       if (!match) return;
@@ -238,4 +238,18 @@ export function rowCounts(dataDir: string): Record<string, number> {
 /** Files and rows of a data folder: equal before and after a refused input means nothing was written or left. */
 export function libraryState(dataDir: string): { files: string[]; rows: Record<string, number> } {
   return { files: filesUnder(dataDir, (rel) => /^library\.(sqlite|lock)/.test(rel)), rows: rowCounts(dataDir) };
+}
+
+/** The next event `name` on the socket whose payload satisfies `where`. */
+export function nextEvent(ws: WebSocket, name: string, where: (payload: unknown) => boolean = () => true): Promise<unknown> {
+  return new Promise((resolve, reject) => {
+    const onMessage = (data: Buffer) => {
+      const message = JSON.parse(String(data)) as { event?: unknown; payload?: unknown };
+      if (message.event !== name || !where(message.payload)) return;
+      ws.off('message', onMessage);
+      resolve(message.payload);
+    };
+    ws.on('message', onMessage);
+    ws.once('close', (code, reason) => reject(new Error(`closed with ${code} ${String(reason)} before '${name}'`)));
+  });
 }

@@ -88,6 +88,25 @@ describe('nothing the user owns is written over', () => {
     expect(readdirSync(join(exportDir, 'merged')).some((n) => n.includes('.tmp-'))).toBe(false);
   }, 300_000);
 
+  probe('exports-not-empty', async () => {
+    const out = join(temp.dir, 'exports-here');
+    mkdirSync(out);
+    writeFileSync(join(out, 'keep.txt'), 'mine\n');
+    const before = contents(out);
+    const commands = [
+      ['merge', STARTER, '--adapter', PEFT, '--out', out, '--backend', 'cpu'],
+      ['gguf', 'merged', STARTER, '--adapter', PEFT, '--out', out, '--backend', 'cpu'],
+      ['export-run', STARTER, '--data', data, '--out', out, '--targets', 'q_proj', '--rank', '2', '--max-steps', '1'],
+    ];
+    for (const args of commands) {
+      const run = await spawnCli(args);
+      expect(run.code, `${args[0]}: ${run.err}`).toBe(1);
+      expect(run.err, args[0]).toContain(out);
+      expect(contents(out), args[0]).toEqual(before);
+    }
+    expect(readdirSync(temp.dir).filter((n) => n.includes('.tmp-'))).toEqual([]);
+  }, 300_000);
+
   probe('reduce-into-itself', async () => {
     const adapter = join(temp.dir, 'adapter-a');
     cpSync(PEFT, adapter, { recursive: true });

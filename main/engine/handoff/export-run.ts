@@ -6,8 +6,9 @@
  * the engine's seeded initialisation (or the parent adapter). No weight of the base is read: a base too large for
  * this machine exports as well as a small one. The folder is staged under a temporary name and renamed whole.
  */
-import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, rmdirSync, statSync, writeFileSync } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
+import { existsSync, mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fsyncTree, publishDir, sweepTemps, tempSibling } from '../../common/atomic';
 import { hashFile } from '../../common/hash';
 import { bosToAdd } from '../io/prompt';
 import { loadTokenizer } from '../io/tokenizer';
@@ -206,7 +207,9 @@ export async function exportRun(options: ExportRunOptions): Promise<ExportRunRes
 
   const parentDir = dirname(outDir);
   mkdirSync(parentDir, { recursive: true });
-  const staging = join(parentDir, `.${basename(outDir)}.export-${process.pid}-${Date.now()}`);
+  // Staged under the one temp-naming scheme (main/common/atomic): a crashed export's temp is swept by the next one here.
+  sweepTemps(parentDir, { recursive: false });
+  const staging = tempSibling(outDir);
   mkdirSync(staging);
   try {
     for (const [path, text] of files) {
@@ -215,8 +218,8 @@ export async function exportRun(options: ExportRunOptions): Promise<ExportRunRes
     }
     writeFolderAtomically(join(staging, INITIAL_ADAPTER_DIR), adapterFiles);
     refuseNonEmpty(outDir);
-    if (existsSync(outDir)) rmdirSync(outDir);
-    renameSync(staging, outDir);
+    fsyncTree(staging);
+    publishDir(staging, outDir); // an empty folder there is replaced
   } catch (error) {
     rmSync(staging, { recursive: true, force: true });
     throw error;

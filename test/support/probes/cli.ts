@@ -28,7 +28,7 @@ export function spawnCli(args: readonly string[], options: CliOptions = {}): Pro
     let err = '';
     child.stdout.on('data', (c: Buffer) => (out += String(c)));
     child.stderr.on('data', (c: Buffer) => (err += String(c)));
-    const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs ?? 120_000);
+    const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs ?? 300_000);
     child.once('error', reject);
     child.once('exit', (code, signal) => {
       clearTimeout(timer);

@@ -28,6 +28,16 @@ export default tseslint.config(
   },
   { files: ['main/**/*.ts', 'preload/**/*.ts'], rules: { '@typescript-eslint/no-explicit-any': 'error' } },
   {
+    // Synchronous reads stall the device queue and fail on webgpu (its sync path needs a canvas Node lacks).
+    files: ['main/**/*.ts'],
+    rules: {
+      'no-restricted-syntax': ['error', {
+        selector: "CallExpression[callee.property.name=/^(dataSync|arraySync|bufferSync)$/], CallExpression[callee.property.value=/^(dataSync|arraySync|bufferSync)$/]",
+        message: 'no synchronous tensor reads in main/: await t.data() (main/engine/backend/read.ts); kernels read backend memory through the backend itself',
+      }],
+    },
+  },
+  {
     files: ['main/engine/**/*.ts'],
     rules: forbid(['electron', 'better-sqlite3', '**/store/**', '**/services/**', '**/ipc/**', '**/host/**', '**/cli/**', '**/preload/**'],
       'the engine is pure TypeScript on TensorFlow.js: no Electron, SQLite, store, services, ipc, host or cli'),

@@ -171,7 +171,7 @@ export async function run(): Promise<string> {
       runs.mixed.push(await decode(model));
       resident.use(null);
       start = performance.now();
-      resident.merge('a');
+      await resident.merge('a');
       mergeTimes.push(performance.now() - start);
       runs.merged.push(await decode(model));
       start = performance.now();

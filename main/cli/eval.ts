@@ -35,7 +35,7 @@ export function makeEvalCommand(loadModel: ModelFolderLoader = loadModelFolder):
           const adapter = loadAdapter(resolve(adapterDir));
           attachAdapterWeights(model, 'eval', adapter.config, adapter.modules);
         }
-        const result = evaluateDataset({
+        const result = await evaluateDataset({
           model, tokenizer,
           data: { path: resolve(data), format: parseFormat(stringOption(args, 'format')) },
           maxSeqLen: numberOption(args, 'max-seq-len', 'int') ?? DEFAULT_TRAIN_SETTINGS.maxSeqLen,

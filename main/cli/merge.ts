@@ -80,7 +80,7 @@ export function makeMergeCommand(load: BaseLoader = defaultLoader): CliCommand {
       const maxShardBytes = sizeText === undefined ? undefined : parseSize(sizeText);
       const model = await load(resolve(modelDir), stringOption(args, 'backend') ?? 'auto');
       try {
-        const result = exportWithAdaptersMerged(new ResidentAdapters(model), resolve(modelDir), specs.map((s) => ({ ...s, dir: resolve(s.dir) })), resolve(out), {
+        const result = await exportWithAdaptersMerged(new ResidentAdapters(model), resolve(modelDir), specs.map((s) => ({ ...s, dir: resolve(s.dir) })), resolve(out), {
           ...(dtype ? { dtype } : {}),
           ...(maxShardBytes ? { maxShardBytes } : {}),
           signal: io.signal,

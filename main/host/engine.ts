@@ -177,7 +177,7 @@ export class HostEngine {
   async exportMerged(modelDir: string, adapters: readonly { dir: string; scale: number }[], outputDir: string): Promise<HostResults['exportMerged']> {
     await this.loadBase(modelDir);
     // Written in the base checkpoint's own names, orientation, dtype and sharding; the chat's set is left as it was.
-    const result = exportWithAdaptersMerged(this.requireResident().adapters, modelDir, adapters, outputDir);
+    const result = await exportWithAdaptersMerged(this.requireResident().adapters, modelDir, adapters, outputDir);
     return { path: result.outDir };
   }
 

@@ -1,10 +1,10 @@
 /** Shared by the tests that compare a model's outputs before and after an adapter operation. */
-import * as tf from '@tensorflow/tfjs-core';
 import type { CausalLM } from '../../main/engine/models/types';
+import { tokenIds } from '../../main/engine/models/weights';
 
 /** The model's logits [B, T, V] for `ids` (B rows of T token ids), flattened; no tensor is left behind. */
 export async function logitsOf(model: CausalLM, ids: readonly (readonly number[])[]): Promise<Float32Array> {
-  const input = tf.tensor2d(ids as number[][], [ids.length, ids[0]?.length ?? 0], 'int32');
+  const input = tokenIds(ids.flat(), [ids.length, ids[0]?.length ?? 0]);
   const out = model.forward(input);
   const data = (await out.data()) as Float32Array;
   input.dispose();

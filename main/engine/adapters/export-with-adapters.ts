@@ -15,25 +15,25 @@ export interface MergeExportResult {
   readonly modules: readonly number[];
 }
 
-export function exportWithAdaptersMerged(
+export async function exportWithAdaptersMerged(
   resident: ResidentAdapters<CausalLM>,
   baseDir: string,
   adapters: readonly AdapterSpec[],
   outDir: string,
   options: ExportMergedOptions = {},
-): MergeExportResult {
+): Promise<MergeExportResult> {
   const names = adapters.map((_, i) => `__merge_export_${Date.now()}_${i}`);
   const loaded: string[] = [];
   const merged: string[] = [];
   try {
-    adapters.forEach((spec, i) => {
+    for (const [i, spec] of adapters.entries()) {
       const name = names[i] as string;
       resident.loadFromDir(name, spec.dir);
       loaded.push(name);
-      resident.merge(name, spec.scale);
+      await resident.merge(name, spec.scale);
       merged.push(name);
-    });
-    const files = exportMergedModel(resident.model, baseDir, outDir, options);
+    }
+    const files = await exportMergedModel(resident.model, baseDir, outDir, options);
     return { outDir, files, modules: loaded.map((n) => resident.info(n).modules.length) };
   } finally {
     for (const name of merged.reverse()) resident.unmerge(name);

@@ -119,10 +119,10 @@ export class ResidentAdapters<M extends AdapterModel = AdapterModel> {
   }
 
   /** Adds w·s·B·A of `name` into the base weights (NaN/Inf checked first) and takes it out of the active set. */
-  merge(name: string, weight = 1): void {
+  async merge(name: string, weight = 1): Promise<void> {
     this.info(name);
     if (this.mergedWeights.has(name)) throw new AdapterError('ADAPTER_MERGED', `adapter '${name}' is already merged`);
-    mergeIntoLayers(this.model.linears.values(), name, weight);
+    await mergeIntoLayers(this.model.linears.values(), name, weight);
     this.mergedWeights.set(name, weight);
     this.current = this.current.filter((a) => a.name !== name);
     this.restoreActive();

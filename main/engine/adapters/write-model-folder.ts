@@ -11,6 +11,7 @@ import { dirname, join } from 'node:path';
 import { fsyncTree, publishDir, sweepTemps, tempSibling } from '../../common/atomic';
 import { openCheckpoint, INDEX_FILE, SINGLE_FILE, type CheckpointReader } from '../io/model-checkpoint';
 import { isGgufFile } from '../io/gguf';
+import { readPicked } from '../backend/read';
 import { writeSafetensors, type WritableDtype, type WritableTensor } from '../io/safetensors';
 import type { CausalLM } from '../models/types';
 import { AdapterError } from './errors';
@@ -91,18 +92,17 @@ function shardsOf(tensors: readonly PlannedTensor[], maxBytes: number): PlannedT
   return shards;
 }
 
-/** Reads one shard's tensors out of the model (fresh transposes are freed when the tidy ends). */
-function shardData(model: CausalLM, shard: readonly PlannedTensor[]): Map<string, WritableTensor> {
-  return inScope(() => {
+/** Reads one shard's tensors out of the model (fresh transposes are freed once read). */
+async function shardData(model: CausalLM, shard: readonly PlannedTensor[]): Promise<Map<string, WritableTensor>> {
+  const values = await readPicked(() => {
     const named = model.namedWeights();
-    const out = new Map<string, WritableTensor>();
-    for (const t of shard) {
+    return shard.map((t) => {
       const tensor = named.get(t.source);
       if (!tensor) throw new AdapterError('EXPORT_FAILED', `the model no longer has weight '${t.source}'`);
-      out.set(t.name, { dtype: t.dtype, shape: t.shape, data: tensor.dataSync() as Float32Array });
-    }
-    return out;
+      return tensor;
+    });
   });
+  return new Map(shard.map((t, i) => [t.name, { dtype: t.dtype, shape: t.shape, data: (values[i] as { data: Float32Array }).data }]));
 }
 
 function copyOtherFiles(baseDir: string, outDir: string, chosen: ExportMergedOptions['dtype']): void {
@@ -129,7 +129,7 @@ function checkAborted(signal: AbortSignal | undefined): void {
  * Exports `model` (base weights with any merged adapters; active unmerged adapters are not included) read from
  * `baseDir`, to `outDir`, which must not exist yet. Returns the files written.
  */
-export function exportMergedModel(model: CausalLM, baseDir: string, outDir: string, options: ExportMergedOptions = {}): string[] {
+export async function exportMergedModel(model: CausalLM, baseDir: string, outDir: string, options: ExportMergedOptions = {}): Promise<string[]> {
   if (existsSync(outDir)) {
     throw new AdapterError('EXPORT_FAILED', `${outDir} already exists; choose a new folder for the merged model or remove it first`);
   }
@@ -148,16 +148,16 @@ export function exportMergedModel(model: CausalLM, baseDir: string, outDir: stri
     const names = shards.length === 1 ? [SINGLE_FILE] : shards.map((_, i) => `model-${String(i + 1).padStart(5, '0')}-of-${String(shards.length).padStart(5, '0')}.safetensors`);
     const weightMap: Record<string, string> = {};
     let totalSize = 0;
-    shards.forEach((shard, i) => {
+    for (const [i, shard] of shards.entries()) {
       checkAborted(options.signal);
       const file = names[i] as string;
-      writeSafetensors(join(temp, file), shardData(model, shard), { format: 'pt' });
+      writeSafetensors(join(temp, file), await shardData(model, shard), { format: 'pt' });
       for (const t of shard) {
         weightMap[t.name] = file;
         totalSize += t.shape.reduce((a, b) => a * b, 1) * BYTES[t.dtype];
       }
       options.onProgress?.({ step: 'write', current: i + 1, total: shards.length });
-    });
+    }
     if (shards.length > 1) {
       writeFileSync(join(temp, INDEX_FILE), JSON.stringify({ metadata: { total_size: totalSize }, weight_map: weightMap }, null, 2) + '\n');
     }

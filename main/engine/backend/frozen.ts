@@ -46,8 +46,6 @@ export interface FrozenWeight {
    * tensor when it already has that layout: call inside tf.tidy and never dispose the result by hand.
    */
   toTensor(layout: 'out-in' | 'in-out'): tf.Tensor2D;
-  /** Rows [row0, row0 + count) of W [out, in] as float32 (export and analysis read big weights in chunks). */
-  readRows(row0: number, count: number): Float32Array;
   dispose(): void;
 }
 
@@ -81,13 +79,6 @@ export class TensorWeight implements FrozenWeight {
 
   toTensor(layout: 'out-in' | 'in-out'): tf.Tensor2D {
     return layout === this.layout ? this.tensor : tf.transpose(this.tensor);
-  }
-
-  readRows(row0: number, count: number): Float32Array {
-    return tf.tidy(() => {
-      const w = this.toTensor('out-in');
-      return tf.slice(w, [row0, 0], [count, this.inFeatures]).dataSync() as Float32Array;
-    });
   }
 
   dispose(): void {

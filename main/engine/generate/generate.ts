@@ -8,6 +8,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { ModelIoError } from '../io/errors';
 import type { TextTokenizer } from '../io/prompt';
 import type { CausalLM, KVCache } from '../models/types';
+import { tokenIds } from '../models/weights';
 import { Sampler, type SamplingOptions } from './sampling';
 
 export interface GenerateOptions extends SamplingOptions {
@@ -48,7 +49,7 @@ export interface GenerateResult {
 /** The last position's logits [V] after feeding `ids` [1, T] (with a cache, only the ids it has not seen). */
 async function nextLogits(model: CausalLM, ids: readonly number[], cache: KVCache | null): Promise<Float32Array> {
   const row = tf.tidy(() => {
-    const input = tf.tensor2d(Int32Array.from(ids), [1, ids.length], 'int32');
+    const input = tokenIds(ids, [1, ids.length]);
     const logits = model.forward(input, cache ? { cache } : {}); // [1, T, V]
     const V = logits.shape[2];
     return tf.reshape(tf.slice(logits, [0, ids.length - 1, 0], [1, 1, V]), [V]);

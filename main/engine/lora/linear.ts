@@ -61,7 +61,7 @@ export class LinearLayer {
 
   /**
    * The weight as the tensor [in, out] it is on the plain path (and in full fine-tuning, where it is the Variable
-   * that trains). A stored weight is no tensor: read it with `weight` (toTensor, readRows) instead.
+   * that trains). A stored weight is no tensor: read it with `weight` (toTensor) instead.
    */
   get weightT(): tf.Tensor2D {
     const w = this.weight;
@@ -132,15 +132,15 @@ export class LinearLayer {
     return tf.tidy(() => tf.mul(tf.matMul(adapter.At, adapter.Bt), adapter.scaling * weight) as tf.Tensor2D);
   }
 
-  /** True when merging adapter `name` with `weight` keeps every weight finite (PEFT's safe_merge check). */
-  mergeIsFinite(name: string, weight: number): boolean {
-    const check = tf.tidy(() => {
+  /**
+   * A bool scalar, true when merging adapter `name` with `weight` keeps every weight finite (PEFT's safe_merge
+   * check). A tensor, not a boolean: the caller reads many layers' flags in one asynchronous read.
+   */
+  mergeFiniteFlag(name: string, weight: number): tf.Scalar {
+    return tf.tidy(() => {
       const delta = this.adapterDelta(name, weight);
       return tf.all(tf.isFinite(this.weight instanceof TensorWeight ? tf.add(this.weight.toTensor('in-out'), delta) : delta));
     });
-    const ok = check.dataSync()[0] === 1;
-    check.dispose();
-    return ok;
   }
 
   /**

@@ -157,15 +157,46 @@ export class WeightLoader {
   }
 }
 
-/** Rejects ids the embedding has no row for, naming the first bad one. ids [B, T] int32. */
-export function checkTokenIds(ids: tf.Tensor2D, vocabSize: number): void {
-  if (ids.dtype !== 'int32') throw new ModelIoError('TOKEN_OUT_OF_RANGE', `token ids must be an int32 tensor, got ${ids.dtype}`);
-  const values = ids.dataSync();
+/** The largest id in a tensor made by tokenIds, and its position: what the forward pass checks, with no read-back. */
+const idRanges = new WeakMap<tf.Tensor, { max: number; position: number }>();
+
+/**
+ * Token ids [B, T] int32 made from JS numbers, checked here: each must be a non-negative integer. The forward pass
+ * then checks the largest against its vocabulary without reading the tensor back (a synchronous read would stall,
+ * and on webgpu fail). Every engine caller makes its ids here.
+ */
+export function tokenIds(values: ArrayLike<number>, shape: readonly [number, number]): tf.Tensor2D {
+  const [b, t] = shape;
+  if (values.length !== b * t) throw new ModelIoError('TOKEN_OUT_OF_RANGE', `${values.length} token ids do not fill a [${b}, ${t}] batch`);
+  let max = -1;
+  let position = -1;
   for (let i = 0; i < values.length; i++) {
     const id = values[i] as number;
-    if (id < 0 || id >= vocabSize) {
-      throw new ModelIoError('TOKEN_OUT_OF_RANGE', `token id ${id} (position ${i}) is outside this model's vocabulary of ${vocabSize} (ids 0..${vocabSize - 1})`);
+    if (!Number.isInteger(id) || id < 0 || id > 0x7fffffff) {
+      throw new ModelIoError('TOKEN_OUT_OF_RANGE', `token id ${id} (position ${i}) is not a non-negative integer`);
     }
+    if (id > max) {
+      max = id;
+      position = i;
+    }
+  }
+  const ids = tf.tensor2d(Int32Array.from(values), [b, t], 'int32');
+  idRanges.set(ids, { max, position });
+  return ids;
+}
+
+/**
+ * Rejects ids the embedding has no row for, naming the largest bad one. ids [B, T] int32. Ids made by tokenIds
+ * are checked from what it recorded; other int32 tensors (made by hand in tests) pass unchecked.
+ */
+export function checkTokenIds(ids: tf.Tensor2D, vocabSize: number): void {
+  if (ids.dtype !== 'int32') throw new ModelIoError('TOKEN_OUT_OF_RANGE', `token ids must be an int32 tensor, got ${ids.dtype}`);
+  const range = idRanges.get(ids);
+  if (range && range.max >= vocabSize) {
+    throw new ModelIoError(
+      'TOKEN_OUT_OF_RANGE',
+      `token id ${range.max} (position ${range.position}) is outside this model's vocabulary of ${vocabSize} (ids 0..${vocabSize - 1})`,
+    );
   }
 }
 

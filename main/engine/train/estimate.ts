@@ -64,11 +64,16 @@ export async function estimateTraining(options: EstimateOptions): Promise<Traini
   let seconds = 0;
   for (const [i, batch] of batches.entries()) {
     const started = performance.now();
-    tf.tidy(() => {
+    // Read back so the time includes the device's work (reads are async: webgpu has no synchronous path).
+    const results = tf.tidy(() => {
       const { value, grads } = tf.variableGrads(() => batchLoss(options.model, batch, { recompute }), varList);
-      value.dataSync();
-      for (const g of Object.values(grads)) g.dataSync();
+      return [value, ...Object.values(grads)];
     });
+    try {
+      await Promise.all(results.map((t) => t.data()));
+    } finally {
+      tf.dispose(results);
+    }
     if (i > 0) seconds += (performance.now() - started) / 1000; // the first is a warm-up
   }
   const timed = Math.max(0, batches.length - 1);

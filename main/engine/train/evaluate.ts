@@ -27,9 +27,9 @@ export interface EvaluateResult {
   readonly tokenization: TokenizeReport;
 }
 
-export function evaluateDataset(options: EvaluateOptions): EvaluateResult {
+export async function evaluateDataset(options: EvaluateOptions): Promise<EvaluateResult> {
   const dataset = loadDataset({ ...options.data, valSplit: 0 });
   const tokenized = tokenizeExamples(dataset.train, options.tokenizer, { maxSeqLen: options.maxSeqLen, trainOnPrompt: options.trainOnPrompt });
-  const { loss, perplexity, tokens } = evaluateRows(options.model, tokenized.examples, padIdOf(options.model, options.tokenizer), options.batchSize ?? 4);
+  const { loss, perplexity, tokens } = await evaluateRows(options.model, tokenized.examples, padIdOf(options.model, options.tokenizer), options.batchSize ?? 4);
   return { loss, perplexity, tokens, examples: tokenized.examples.length, dataset: dataset.files[0] as DatasetFileReport, tokenization: tokenized.report };
 }

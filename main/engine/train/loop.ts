@@ -5,6 +5,7 @@
  * Deterministic for a seed on a given backend: batch order and dropout masks derive from (seed, position).
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { readScalar } from '../backend/read';
 import type { CausalLM } from '../models/types';
 import { seedLoraDropout } from '../lora/linear';
 import type { F32Tensor, FolderFile } from '../lora/peft-io';
@@ -91,15 +92,14 @@ export function totalStepsFor(rows: number, h: TrainHyperparameters): number {
 }
 
 /** Validation loss (token-weighted mean nll over all rows) and perplexity = exp(loss). */
-export function evaluateRows(model: CausalLM, rows: readonly TokenizedExample[], padId: number, batchSize: number): { loss: number; perplexity: number; tokens: number } {
+export async function evaluateRows(model: CausalLM, rows: readonly TokenizedExample[], padId: number, batchSize: number): Promise<{ loss: number; perplexity: number; tokens: number }> {
   let sum = 0;
   let count = 0;
   for (let i = 0; i < rows.length; i += batchSize) {
     const batch = makeBatch(rows.slice(i, i + batchSize), padId);
     const r = batchNllSum(model, batch);
-    sum += (r.sum.dataSync()[0] as number);
+    sum += await readScalar(r.sum);
     count += r.count;
-    r.sum.dispose();
   }
   const loss = count > 0 ? sum / count : Number.NaN;
   return { loss, perplexity: Math.exp(loss), tokens: count };
@@ -189,7 +189,7 @@ export async function trainLoop(options: LoopOptions): Promise<LoopResult> {
   };
 
   const runEval = async (): Promise<boolean> => {
-    const { loss, perplexity } = evaluateRows(model, valRows, padId, h.batchSize);
+    const { loss, perplexity } = await evaluateRows(model, valRows, padId, h.batchSize);
     const sample = await sampleNow();
     evals.push({ step: state.step, valLoss: loss, valPerplexity: perplexity, ...(sample !== undefined ? { sample } : {}) });
     let stop = false;
@@ -232,7 +232,7 @@ export async function trainLoop(options: LoopOptions): Promise<LoopResult> {
     let accumulated: Map<string, tf.Tensor> | null = null;
     let loss = 0;
     let tokens = 0;
-    micro.forEach((batch, m) => {
+    for (const [m, batch] of micro.entries()) {
       seedLoraDropout(hashSeed(h.seed, state.step, m));
       const share = targetCount(batch) / Math.max(1, targets);
       let result: ReturnType<typeof tf.variableGrads>;
@@ -244,8 +244,6 @@ export async function trainLoop(options: LoopOptions): Promise<LoopResult> {
         throw outOfMemoryError(error, state.step + 1) ?? error;
       }
       const { value, grads } = result;
-      loss += value.dataSync()[0] as number;
-      value.dispose();
       tokens += batch.tokens;
       const named = new Map(Object.entries(grads).map(([k, g]) => [nameOf.get(k) as string, g]));
       if (accumulated === null) accumulated = named;
@@ -257,12 +255,14 @@ export async function trainLoop(options: LoopOptions): Promise<LoopResult> {
           acc.set(k, sum);
         }
       }
-    });
+      // Read after the gradients are queued: the device works on them while the loss comes back.
+      loss += await readScalar(value);
+    }
     if (!Number.isFinite(loss)) {
       if (accumulated) tf.dispose([...(accumulated as Map<string, tf.Tensor>).values()]);
       throw new TrainError('NON_FINITE_LOSS', `the loss became ${loss} at step ${state.step + 1}; lower the learning rate (now ${h.learningRate}) or check the data`);
     }
-    const { norm, clipped } = clipByGlobalNorm(accumulated as unknown as Map<string, tf.Tensor>, h.maxGradNorm);
+    const { norm, clipped } = await clipByGlobalNorm(accumulated as unknown as Map<string, tf.Tensor>, h.maxGradNorm);
     const lr = learningRateAt(state.step, { kind: h.scheduler, lr: h.learningRate, warmupSteps: h.warmupSteps, totalSteps });
     optimizer.apply(clipped, lr);
     tf.dispose([...clipped.values()]);

@@ -14,6 +14,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { FUSED_KERNELS, fusedCrossEntropy, hasFusedKernel } from '../backend/fused-ops';
 import type { CausalLM } from '../models/types';
+import { tokenIds } from '../models/weights';
 import type { Batch } from './batching';
 import { recomputeBlocks } from './recompute';
 import { isolatedGradients } from './tape';
@@ -160,7 +161,7 @@ export function headNllSum(model: LossModel, hidden: tf.Tensor2D, targets: LossT
 }
 
 function batchIds(batch: Batch): tf.Tensor2D {
-  return tf.tensor2d(batch.inputs, [batch.batchSize, batch.seqLen], 'int32');
+  return tokenIds(batch.inputs, [batch.batchSize, batch.seqLen]);
 }
 
 export interface BatchLossOptions extends Omit<LossOptions, 'training'> {

@@ -5,6 +5,7 @@
  *   p ← p − lr · (m / (1−β1^t)) / (sqrt(v / (1−β2^t)) + ε)
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { readScalar } from '../backend/read';
 import { ADAMW_KERNEL, fusedAdamW, hasFusedKernel } from '../backend/fused-ops';
 
 export interface AdamWOptions {
@@ -103,10 +104,8 @@ export class AdamW {
 }
 
 /** Global L2 norm of all gradients, and the gradients scaled so it is at most maxNorm (torch's clip_grad_norm_). */
-export function clipByGlobalNorm(grads: Map<string, tf.Tensor>, maxNorm: number): { norm: number; clipped: Map<string, tf.Tensor> } {
-  const normTensor = tf.tidy(() => tf.sqrt(tf.addN([...grads.values()].map((g) => tf.sum(tf.square(g))))));
-  const norm = normTensor.dataSync()[0] as number;
-  normTensor.dispose();
+export async function clipByGlobalNorm(grads: Map<string, tf.Tensor>, maxNorm: number): Promise<{ norm: number; clipped: Map<string, tf.Tensor> }> {
+  const norm = await readScalar(tf.tidy(() => tf.sqrt(tf.addN([...grads.values()].map((g) => tf.sum(tf.square(g)))))));
   if (!(maxNorm > 0) || norm <= maxNorm) return { norm, clipped: grads };
   const factor = maxNorm / (norm + 1e-6);
   const clipped = new Map([...grads].map(([k, g]) => [k, tf.mul(g, factor)] as [string, tf.Tensor]));

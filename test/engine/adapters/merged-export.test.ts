@@ -57,13 +57,13 @@ describe('merge, unmerge and merged export on real architectures', () => {
     resident.use('a');
     const unmerged = await logits(model, ids);
     expect(maxAbsDiff(unmerged, base)).toBeGreaterThan(1e-2);
-    resident.merge('a');
+    await resident.merge('a');
     const merged = await logits(model, ids);
     expect(maxAbsDiff(merged, unmerged)).toBeLessThan(1e-4);
 
     const out = join(work, 'gpt2-merged');
     const tensorsBefore = tf.memory().numTensors;
-    const files = exportMergedModel(model, GPT2, out, { maxShardBytes: 150_000 });
+    const files = await exportMergedModel(model, GPT2, out, { maxShardBytes: 150_000 });
     expect(tf.memory().numTensors).toBe(tensorsBefore);
     expect(files.length).toBeGreaterThan(2);
     expect(files).toContain('model.safetensors.index.json');
@@ -84,7 +84,7 @@ describe('merge, unmerge and merged export on real architectures', () => {
     resident.unmerge('a');
     resident.use(null);
     expect(maxAbsDiff(await logits(model, ids), base)).toBeLessThan(1e-5);
-    expect(() => exportMergedModel(model, GPT2, out)).toThrow(/already exists/);
+    await expect(exportMergedModel(model, GPT2, out)).rejects.toThrow(/already exists/);
     model.dispose();
   });
 
@@ -95,12 +95,12 @@ describe('merge, unmerge and merged export on real architectures', () => {
     addRandomAdapter(resident, 'a', ['q_proj', 'v_proj', 'down_proj'], 2, 2, 0.5);
     resident.use('a');
     const unmerged = await logits(model, ids);
-    resident.merge('a');
+    await resident.merge('a');
     const merged = await logits(model, ids);
     expect(maxAbsDiff(merged, unmerged)).toBeLessThan(1e-4);
 
     const half = join(work, 'llama-f16');
-    expect(exportMergedModel(model, LLAMA, half)).toEqual(['model.safetensors']);
+    expect(await exportMergedModel(model, LLAMA, half)).toEqual(['model.safetensors']);
     const written = openCheckpoint(half);
     const base = openCheckpoint(LLAMA);
     expect(written.names().sort()).toEqual(base.names().sort());
@@ -109,7 +109,7 @@ describe('merge, unmerge and merged export on real architectures', () => {
       expect(written.entry(name).shape).toEqual(base.entry(name).shape); // [out, in] as in the base
     }
     const full = join(work, 'llama-f32');
-    exportMergedModel(model, LLAMA, full, { dtype: 'F32' });
+    await exportMergedModel(model, LLAMA, full, { dtype: 'F32' });
     expect(JSON.parse(readFileSync(join(full, 'config.json'), 'utf8')).torch_dtype).toBe('float32');
     const reloaded = await loadModel(full);
     expect(maxAbsDiff(await logits(reloaded, ids), merged)).toBeLessThan(1e-5);
@@ -131,7 +131,7 @@ describe('merge, unmerge and merged export on real architectures', () => {
     resident.use('chat');
     const chatting = await logits(model, ids);
     const out = join(work, 'gpt2-with-b');
-    const result = exportWithAdaptersMerged(resident, GPT2, [{ dir: folder, scale: 1 }], out);
+    const result = await exportWithAdaptersMerged(resident, GPT2, [{ dir: folder, scale: 1 }], out);
     expect(result.modules).toEqual([15]);
     expect(resident.active).toEqual([{ name: 'chat', weight: 1 }]);
     expect(resident.names).toEqual(['chat', 'b']);

@@ -149,7 +149,7 @@ describe('PEFT import, merge and export of the real adapter', () => {
     const adapter = importPeftAdapter(FIXTURE, GPT2);
     const resident = new ResidentAdapters(model);
     resident.add('tigrinya', adapter.config, adapter.meta, new Map(paths.map((p) => [p, adapter.modules.get(p) as never])));
-    resident.merge('tigrinya');
+    await resident.merge('tigrinya');
     for (const path of paths) {
       const layer = linears.get(path) as LinearLayer;
       const { inFeatures: n, outFeatures: m } = layer.spec;

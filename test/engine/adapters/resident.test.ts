@@ -104,7 +104,7 @@ describe('adapters resident on one base', () => {
     resident.use('a');
     const unmerged = await logits(model);
     const tensorsBefore = tf.memory().numTensors;
-    resident.merge('a');
+    await resident.merge('a');
     expect(tf.memory().numTensors).toBe(tensorsBefore); // each weight replaced, the old one freed
     expect(resident.active).toEqual([]); // not applied twice
     const merged = await logits(model);
@@ -128,7 +128,7 @@ describe('adapters resident on one base', () => {
     bad.loraB[3] = Number.POSITIVE_INFINITY;
     resident.add('a', a.config, a.meta, a.modules);
     const before = await Promise.all([...model.linears.values()].map((l) => l.weightT.data()));
-    expect(() => resident.merge('a')).toThrow(/NaN or Inf into h\.0\.mlp\.down_proj; nothing was changed/);
+    await expect(resident.merge('a')).rejects.toThrow(/NaN or Inf into h\.0\.mlp\.down_proj; nothing was changed/);
     const after = await Promise.all([...model.linears.values()].map((l) => l.weightT.data()));
     expect(after).toEqual(before);
     expect(resident.merged.size).toBe(0);

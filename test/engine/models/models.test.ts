@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadModel, readModelConfig } from '../../../main/engine/models/registry';
 import type { CausalLM } from '../../../main/engine/models/types';
+import { tokenIds } from '../../../main/engine/models/weights';
 import { ModelIoError } from '../../../main/engine/io/errors';
 import { readSafetensors, writeSafetensors } from '../../../main/engine/io/safetensors';
 import { buildGpt2, buildLlama, type LlamaShape } from './random-models';
@@ -21,7 +22,7 @@ beforeAll(async () => {
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 function ids2d(ids: readonly number[]): tf.Tensor2D {
-  return tf.tensor2d([...ids], [1, ids.length], 'int32');
+  return tokenIds(ids, [1, ids.length]);
 }
 
 /** Greedy decoding with the cache, one token per step after the prompt. */
@@ -212,6 +213,20 @@ describe('errors', () => {
     } finally {
       model.dispose();
     }
+  });
+
+  it('rejects negative, fractional and misshapen token ids where they are made', () => {
+    const attempt = (values: number[], shape: [number, number]) => {
+      try {
+        tokenIds(values, shape);
+      } catch (e) {
+        return e;
+      }
+      return null;
+    };
+    expectCode(attempt([3, -1], [1, 2]), 'TOKEN_OUT_OF_RANGE', /token id -1 \(position 1\) is not a non-negative integer/);
+    expectCode(attempt([2.5], [1, 1]), 'TOKEN_OUT_OF_RANGE', /token id 2\.5 \(position 0\)/);
+    expectCode(attempt([1, 2, 3], [2, 2]), 'TOKEN_OUT_OF_RANGE', /3 token ids do not fill a \[2, 2\] batch/);
   });
 
   it('names an unknown model_type and an unsupported field', async () => {

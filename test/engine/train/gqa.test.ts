@@ -88,13 +88,13 @@ describe('LoRA on a grouped-query-attention llama', () => {
   });
 
   it('trains: a few steps lower the loss, with finite gradient norms and no tensor growth per step', async () => {
-    const before = evaluateRows(model, rows, 0, 8).loss;
+    const before = (await evaluateRows(model, rows, 0, 8)).loss;
     const tensorsPerStep: number[] = [];
     const result = await trainLoop({
       model, variables, trainRows: rows, padId: 0, hyperparameters: { maxSteps: 12, batchSize: 4, learningRate: 2e-2, seed: 5 },
       onProgress: (e) => { if (e.kind === 'step') tensorsPerStep.push(tf.memory().numTensors); },
     });
-    const after = evaluateRows(model, rows, 0, 8).loss;
+    const after = (await evaluateRows(model, rows, 0, 8)).loss;
     expect(result.status).toBe('completed');
     expect(result.history.every((h) => Number.isFinite(h.loss) && Number.isFinite(h.gradNorm) && h.gradNorm > 0)).toBe(true);
     expect(after).toBeLessThan(before * 0.8);

@@ -27,9 +27,9 @@ function loraSetup(seed = 1, dropout = 0.1): { model: CausalLM; variables: Map<s
 describe('trainLoop', () => {
   it('LoRA learns a fixed mapping to near-zero loss, and greedy answers become right', async () => {
     const { model, variables } = loraSetup();
-    const before = evaluateRows(model, mapping, 0, 8).loss;
+    const before = (await evaluateRows(model, mapping, 0, 8)).loss;
     const result = await trainLoop({ model, variables, trainRows: mapping, padId: 0, hyperparameters: { maxSteps: 150, batchSize: 4, learningRate: 2e-2, scheduler: 'cosine', warmupSteps: 5, seed: 7 } });
-    const after = evaluateRows(model, mapping, 0, 8).loss;
+    const after = (await evaluateRows(model, mapping, 0, 8)).loss;
     expect(before).toBeGreaterThan(1);
     expect(after).toBeLessThan(0.05);
     expect(result.status).toBe('completed');
@@ -45,9 +45,9 @@ describe('trainLoop', () => {
     const model = tinyModel({ hidden: 16, seed: 3, trainable: true });
     const variables = fullTrainableVariables(model);
     expect(variables.size).toBe(2 + 6 * 2 + 1); // wte, wpe, 6 linears with bias, lm_head
-    const before = evaluateRows(model, mapping, 0, 8).loss;
+    const before = (await evaluateRows(model, mapping, 0, 8)).loss;
     await trainLoop({ model, variables, trainRows: mapping, padId: 0, hyperparameters: { maxSteps: 40, batchSize: 8, learningRate: 1e-2, seed: 1, weightDecay: 0.01 } });
-    expect(evaluateRows(model, mapping, 0, 8).loss).toBeLessThan(before / 4);
+    expect((await evaluateRows(model, mapping, 0, 8)).loss).toBeLessThan(before / 4);
     model.dispose();
   });
 
@@ -99,7 +99,7 @@ describe('trainLoop', () => {
     expect(events.some((e) => e.kind === 'eval' && e.valPerplexity !== null && Math.abs(e.valPerplexity - Math.exp(e.valLoss ?? 0)) < 1e-9)).toBe(true);
     expect(result.status).toBe('early-stopped');
     expect(result.steps).toBeLessThan(60);
-    expect(evaluateRows(model, conflicting, 0, 8).loss).toBeCloseTo(result.bestValLoss ?? Number.NaN, 4);
+    expect((await evaluateRows(model, conflicting, 0, 8)).loss).toBeCloseTo(result.bestValLoss ?? Number.NaN, 4);
     model.dispose();
   });
 

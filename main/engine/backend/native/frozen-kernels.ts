@@ -130,6 +130,7 @@ class NativeFrozenWeight implements FrozenWeight {
     return run(FROZEN_KERNELS.gather, { ids }, this.id) as tf.Tensor2D;
   }
 
+  /** Rows [row0, row0 + count) of W [out, in] as float32, converted from the native memory (no tensor read). */
   readRows(row0: number, count: number): Float32Array {
     const out = new Float32Array(count * this.inFeatures);
     this.addon.weightDequantize(this.handle, row0, count, out);

@@ -23,7 +23,7 @@ export const GPU_WEIGHT_KERNELS = {
 
 export class GpuWeightError extends Error {
   override readonly name = 'GpuWeightError';
-  constructor(readonly code: 'GPU_WEIGHT_UNSUPPORTED_FORMAT' | 'GPU_WEIGHT_SYNC_READ', message: string) {
+  constructor(readonly code: 'GPU_WEIGHT_UNSUPPORTED_FORMAT', message: string) {
     super(message);
   }
 }
@@ -125,11 +125,6 @@ class GpuWeight implements FrozenWeight {
     const t = tf.transpose(w);
     w.dispose();
     return t;
-  }
-
-  readRows(): Float32Array {
-    throw new GpuWeightError('GPU_WEIGHT_SYNC_READ',
-      'a weight held on the GPU cannot be read synchronously (webgpu reads are asynchronous): read toTensor() with await data()');
   }
 
   dispose(): void {

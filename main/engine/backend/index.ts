@@ -12,7 +12,7 @@ import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import { createRequire } from 'node:module';
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { registerWasmExtras } from './register';
+import { registerWasmExtras, registerWebgpuExtras } from './register';
 import { nativeKernelStatus, registerNativeKernels, type NativeKernelOptions } from './native/index';
 import { registerWebgpuKernels, unregisterWebgpuKernels, webgpuKernelStatus } from './webgpu/index';
 
@@ -133,6 +133,7 @@ async function probeWebgpu(): Promise<Probe> {
         if (!(globalThis as { navigator?: object }).navigator) Object.defineProperty(globalThis, 'navigator', { value: nav, configurable: true });
         // A dependency, not optional: imported by name so bundles (the GPU check pack) carry it with their tfjs-core.
         await import('@tensorflow/tfjs-backend-webgpu');
+        registerWebgpuExtras();
         if (!(await tf.setBackend('webgpu'))) throw new BackendError('BACKEND_UNAVAILABLE', 'the webgpu backend failed to initialise');
       },
     };

@@ -4,7 +4,9 @@
  *   webgpu      @tensorflow/tfjs-backend-webgpu on Dawn (the `webgpu` npm package), when an adapter is found
  *   wasm        @tensorflow/tfjs-backend-wasm with SIMD: the default
  *   cpu         the plain JS reference
- * 'auto' takes the first usable of tensorflow, webgpu, wasm, cpu.
+ * 'auto' takes the first of tensorflow, webgpu, wasm, cpu that starts and passes a short self-test (self-test.ts);
+ * a software GPU adapter (lavapipe, SwiftShader) only serves when named. A candidate that fails is reported in one
+ * line (`fallback`) and the next one serves.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
@@ -13,7 +15,8 @@ import { createRequire } from 'node:module';
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { registerWasmExtras, registerWebgpuExtras } from './register';
-import { nativeKernelStatus, registerNativeKernels, type NativeKernelOptions } from './native/index';
+import { nativeKernelStatus, registerNativeKernels, unregisterNativeKernels, type NativeKernelOptions } from './native/index';
+import { selfTest, type SelfTestResult } from './self-test';
 import { registerWebgpuKernels, unregisterWebgpuKernels, webgpuKernelStatus } from './webgpu/index';
 
 export type BackendName = 'tensorflow' | 'webgpu' | 'wasm' | 'cpu';
@@ -30,9 +33,18 @@ export interface BackendAvailability {
 export interface BackendInfo {
   /** The backend now active. */
   readonly name: BackendName;
+  /** What was asked for: 'auto' or a backend by name. */
+  readonly requested: BackendPreference;
   readonly available: readonly BackendAvailability[];
   /** Which kernels serve the matrix products on the active backend. */
   readonly matmulKernels: string;
+  /** The active backend's self-test: 'passed in 12 ms'. */
+  readonly selfTest: string;
+  /**
+   * Why the backend in use is not the first choice, in one line (a candidate that failed to start or failed its
+   * self-test, and what serves instead); null when the first choice serves.
+   */
+  readonly fallback: string | null;
 }
 
 export interface InitBackendOptions {
@@ -46,6 +58,12 @@ export interface InitBackendOptions {
    * benchmarks of tfjs's composed ops).
    */
   readonly webgpuKernels?: boolean;
+  /**
+   * For a backend chosen by name: when it cannot start or fails its self-test, fall back to what 'auto' would
+   * choose (saying so in `fallback`) instead of throwing. The app's engine host sets it: a setting must never
+   * leave the app without an engine.
+   */
+  readonly fallback?: boolean;
 }
 
 export class BackendError extends Error {
@@ -207,38 +225,92 @@ function matmulKernels(name: BackendName): string {
   return name === 'webgpu' ? `WGSL compute shaders (tfjs-backend-webgpu); ${webgpuKernelStatus().detail}` : 'libtensorflow (Eigen / cuBLAS)';
 }
 
-/**
- * Makes `preferred` the active tfjs backend (for 'auto', the first usable in tensorflow, webgpu, wasm, cpu) and
- * reports every backend's availability. A named backend that is not usable is an error naming why.
- */
-export async function initBackend(preferred: BackendPreference = 'auto', options: InitBackendOptions = {}): Promise<BackendInfo> {
-  const found = await detectBackends();
-  const available = found.map(({ name, probe }) => ({ name, usable: probe.usable, detail: probe.detail }));
-  const order = preferred === 'auto' ? BACKEND_NAMES : [preferred];
-  let chosen: BackendName | null = null;
-  const failures: string[] = [];
-  for (const name of order) {
-    const probe = found.find((f) => f.name === name)?.probe;
-    if (!probe?.usable || (preferred === 'auto' && probe.explicitOnly)) {
-      failures.push(`${name}: ${probe?.detail ?? 'unknown'}`);
-      continue;
-    }
-    try {
-      await probe.activate();
-      chosen = name;
-      break;
-    } catch (error) {
-      failures.push(`${name}: ${firstLine(error)}`);
-    }
+/** Self-test outcomes by backend and kernel set: each combination is checked once per process. */
+const selfTests = new Map<string, Promise<SelfTestResult>>();
+
+function selfTestOnce(name: BackendName): Promise<SelfTestResult> {
+  const key = `${name}|${matmulKernels(name)}`;
+  let result = selfTests.get(key);
+  if (!result) {
+    result = selfTest();
+    selfTests.set(key, result);
   }
-  if (chosen === null) {
-    throw new BackendError('BACKEND_UNAVAILABLE', `backend '${preferred}' is not usable here: ${failures.join('; ')}`);
+  return result;
+}
+
+/** Forgets the self-test outcomes (for tests that swap kernels in and out). */
+export function forgetSelfTests(): void {
+  selfTests.clear();
+}
+
+type Outcome = { ok: true; selfTest: string; note: string | null } | { ok: false; reason: string };
+
+/** Starts one backend (native kernels on top where asked) and self-tests it; never throws. */
+async function start(name: BackendName, probe: Probe & { usable: true }, options: InitBackendOptions): Promise<Outcome> {
+  try {
+    await probe.activate();
+  } catch (error) {
+    return { ok: false, reason: `${name} failed to start: ${firstLine(error)}` };
   }
-  // Native matmul kernels register on top of wasm or cpu.
-  if (options.native && (chosen === 'wasm' || chosen === 'cpu')) registerNativeKernels(chosen, options.native);
-  if (chosen === 'webgpu') {
+  const nativeOn = options.native && (name === 'wasm' || name === 'cpu') ? registerNativeKernels(name, options.native).active : false;
+  if (name === 'webgpu') {
     if (options.webgpuKernels === false) unregisterWebgpuKernels();
     else registerWebgpuKernels();
   }
-  return { name: chosen, available, matmulKernels: matmulKernels(chosen) };
+  let test = await selfTestOnce(name);
+  if (test.ok) return { ok: true, selfTest: test.detail, note: null };
+  if (nativeOn && (name === 'wasm' || name === 'cpu')) {
+    // The native kernels failed: the backend's own kernels may still serve.
+    const nativeFailure = test.detail;
+    unregisterNativeKernels(name);
+    test = await selfTestOnce(name);
+    if (test.ok) return { ok: true, selfTest: test.detail, note: `the native kernels on ${name} failed the self-test (${nativeFailure}); ${name}'s own kernels serve` };
+  }
+  return { ok: false, reason: `${name} failed its self-test: ${test.detail}` };
+}
+
+/**
+ * Makes `preferred` the active tfjs backend (for 'auto', the first of tensorflow, webgpu, wasm, cpu that starts and
+ * passes its self-test) and reports every backend's availability. A named backend that is not usable, cannot
+ * start or fails its self-test is an error naming why, unless `options.fallback` lets 'auto' choose instead.
+ */
+export async function initBackend(preferred: BackendPreference = 'auto', options: InitBackendOptions = {}): Promise<BackendInfo> {
+  const found = await detectBackends();
+  const available: BackendAvailability[] = found.map(({ name, probe }) => ({ name, usable: probe.usable, detail: probe.detail }));
+  const failures: string[] = [];
+  const skipped: string[] = [];
+  const notes: string[] = [];
+  const attempt = async (names: readonly BackendName[], auto: boolean): Promise<{ name: BackendName; selfTest: string } | null> => {
+    for (const name of names) {
+      const probe = found.find((f) => f.name === name)?.probe;
+      if (!probe?.usable || (auto && probe.explicitOnly)) {
+        // Not installed, or a software adapter: what 'auto' passes over is no failure; a named one is.
+        (auto ? skipped : failures).push(`${name}: ${probe?.detail ?? 'unknown'}`);
+        continue;
+      }
+      const outcome = await start(name, probe, options);
+      if (outcome.ok) {
+        if (outcome.note) notes.push(outcome.note);
+        return { name, selfTest: outcome.selfTest };
+      }
+      failures.push(outcome.reason);
+      const index = available.findIndex((a) => a.name === name);
+      available[index] = { name, usable: false, detail: outcome.reason };
+    }
+    return null;
+  };
+  let chosen = await attempt(preferred === 'auto' ? BACKEND_NAMES : [preferred], preferred === 'auto');
+  if (chosen === null && preferred !== 'auto' && options.fallback) chosen = await attempt(BACKEND_NAMES.filter((n) => n !== preferred), true);
+  if (chosen === null) {
+    throw new BackendError('BACKEND_UNAVAILABLE', `backend '${preferred}' is not usable here: ${[...failures, ...skipped].join('; ')}`);
+  }
+  const reasons = [...failures, ...notes];
+  return {
+    name: chosen.name,
+    requested: preferred,
+    available,
+    matmulKernels: matmulKernels(chosen.name),
+    selfTest: chosen.selfTest,
+    fallback: reasons.length > 0 ? `${reasons.join('; ')}${failures.length > 0 ? `; using ${chosen.name}` : ''}` : null,
+  };
 }

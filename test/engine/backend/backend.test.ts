@@ -3,7 +3,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { BackendError, initBackend, parseBackendPreference } from '../../../main/engine/backend/index';
+import { BackendError, forgetSelfTests, initBackend, parseBackendPreference } from '../../../main/engine/backend/index';
 import { loadModel } from '../../../main/engine/models/registry';
 import { buildGpt2, buildLlama } from '../models/random-models';
 
@@ -66,6 +66,53 @@ describe('backends', () => {
     if (webgpu?.usable && /llvmpipe|SwiftShader/i.test(webgpu.detail)) expect(webgpu.detail).toMatch(/software adapter/);
     expect(tf.getBackend()).toBe(info.name);
     expect(info.matmulKernels.length).toBeGreaterThan(0);
+    expect(info.requested).toBe('auto');
+    expect(info.selfTest).toMatch(/^passed in \d+ ms$/);
+    expect(info.fallback).toBeNull();
+  });
+
+  describe('a backend that computes wrong numbers', () => {
+    // wasm's matmul made wrong by one part in a thousand: the self-test must notice and the next backend serve.
+    let original: tf.KernelConfig | undefined;
+    beforeAll(async () => {
+      await initBackend('wasm', { native: { disabled: true } });
+      original = tf.getKernel(tf.BatchMatMul, 'wasm');
+      if (!original) throw new Error('wasm has no BatchMatMul kernel');
+      const own = original.kernelFunc;
+      tf.unregisterKernel(tf.BatchMatMul, 'wasm');
+      tf.registerKernel({
+        ...original,
+        kernelFunc: (args) => {
+          const out = own(args) as tf.TensorInfo;
+          const values = (args.backend as unknown as { typedArrayFromHeap(t: tf.TensorInfo): Float32Array }).typedArrayFromHeap(out);
+          for (let i = 0; i < values.length; i++) values[i] = (values[i] as number) * 1.001;
+          return out;
+        },
+      });
+      forgetSelfTests();
+    });
+    afterAll(async () => {
+      tf.unregisterKernel(tf.BatchMatMul, 'wasm');
+      if (original) tf.registerKernel(original);
+      forgetSelfTests();
+      await initBackend('cpu');
+    });
+
+    it("is passed over by 'auto', which says why in one line", async () => {
+      const info = await initBackend('auto', { native: { disabled: true } });
+      expect(info.name).toBe('cpu');
+      expect(info.fallback).toMatch(/^wasm failed its self-test: .+ is off by [0-9.e+-]+ \(relative to float64.*\); using cpu$/);
+      expect(info.fallback).not.toMatch(/\n/);
+      expect(info.available.find((a) => a.name === 'wasm')).toMatchObject({ usable: false, detail: expect.stringMatching(/self-test/) });
+      expect(tf.getBackend()).toBe('cpu');
+    });
+
+    it('is an error when named, unless falling back is allowed', async () => {
+      await expect(initBackend('wasm', { native: { disabled: true } })).rejects.toThrow(/backend 'wasm' is not usable here: wasm failed its self-test: .+ is off by/);
+      const info = await initBackend('wasm', { native: { disabled: true }, fallback: true });
+      expect(info).toMatchObject({ name: 'cpu', requested: 'wasm' });
+      expect(info.fallback).toMatch(/^wasm failed its self-test: .*; using cpu$/);
+    });
   });
 
   it('rejects an unknown backend name and an unusable named backend with the reason', async () => {

@@ -84,10 +84,10 @@ async function merged(argv: readonly string[], io: CliIo, load: BaseLoader): Pro
   const base = resolve(modelPath);
   const bundle = await withModel(load, base, stringOption(args, 'backend') ?? 'auto', async (model) => {
     const resident = new ResidentAdapters(model);
-    specs.forEach((spec, i) => {
+    for (const [i, spec] of specs.entries()) {
       resident.loadFromDir(`merge-${i}`, resolve(spec.dir));
-      resident.merge(`merge-${i}`, spec.scale);
-    });
+      await resident.merge(`merge-${i}`, spec.scale);
+    }
     return exportGgufBundle({ model, base, outDir: resolve(out), name: stringOption(args, 'name') ?? 'lorasmith-model', type: parseType(stringOption(args, 'type')), signal: io.signal });
   });
   report(io, bundle);

@@ -148,13 +148,13 @@ export async function exportGgufFromResident(resident: ResidentAdapters<CausalLM
   const loaded: string[] = [];
   const merged: string[] = [];
   try {
-    request.adapters.forEach((spec, i) => {
+    for (const [i, spec] of request.adapters.entries()) {
       const name = names[i] as string;
       resident.loadFromDir(name, spec.dir);
       loaded.push(name);
-      resident.merge(name, spec.scale);
+      await resident.merge(name, spec.scale);
       merged.push(name);
-    });
+    }
     return await exportGgufBundle(common);
   } finally {
     for (const name of merged.reverse()) resident.unmerge(name);

@@ -141,7 +141,7 @@ describe.each(['wasm', 'cpu'] as const)('a qwen2 on the frozen-weight store (%s)
       resident.use('tuned');
       const adapted = logitsOf(model);
       expect(worstAbs(adapted, base)).toBeGreaterThan(1e-3);
-      resident.merge('tuned');
+      await resident.merge('tuned');
       expect(resident.active).toEqual([]);
       expect(worstAbs(logitsOf(model), adapted)).toBeLessThan(1e-5);
       // The merged weight, as export reads it, is W0 + s·B·A in [out, in].

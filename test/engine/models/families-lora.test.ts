@@ -85,9 +85,9 @@ describe.each(families)('LoRA on $name', ({ name, build, kinds }) => {
       const adapter = injectAdapter(model, 'a', { targetModules: 'all-linear', rank: 4, alpha: 8, dropout: 0 }, { seed: 7 });
       expect(new Set([...adapter.modules.values()].map((m) => m.spec.name))).toEqual(new Set(kinds));
 
-      const before = evaluateRows(model, rows, 0, 8).loss;
+      const before = (await evaluateRows(model, rows, 0, 8)).loss;
       const result = await trainLoop({ model, variables: adapterVariables(adapter), trainRows: rows, padId: 0, hyperparameters: { maxSteps: 15, batchSize: 4, learningRate: 2e-2, seed: 5 } });
-      const after = evaluateRows(model, rows, 0, 8).loss;
+      const after = (await evaluateRows(model, rows, 0, 8)).loss;
       expect(result.status).toBe('completed');
       expect(after, `loss ${before} -> ${after}`).toBeLessThan(before * 0.8);
       const trained = await peftWeightsOf(adapter);
@@ -120,11 +120,11 @@ describe.each(families)('LoRA on $name', ({ name, build, kinds }) => {
       }
 
       // Merge: the same logits without the adapter path; then the merged weights exported and reloaded.
-      mergeIntoLayers(model.linears.values(), 'a');
+      await mergeIntoLayers(model.linears.values(), 'a');
       activateOnly(model, null);
       expect(maxAbsDiff(await logitsOf(model, probe), trainedLogits)).toBeLessThan(1e-4);
       const mergedDir = join(root, 'merged');
-      exportMergedModel(model, built.dir, mergedDir, { dtype: 'F32' });
+      await exportMergedModel(model, built.dir, mergedDir, { dtype: 'F32' });
       const reloaded = await loadModel(mergedDir);
       try {
         expect(maxAbsDiff(await logitsOf(reloaded, probe), trainedLogits)).toBeLessThan(1e-4);

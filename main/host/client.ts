@@ -15,7 +15,13 @@ export interface HostProcess {
   kill(): void;
 }
 
-export type HostSpawner = () => HostProcess;
+/** What a host process starts with; a change takes a restart. */
+export interface HostSettings {
+  /** The tfjs backend preference: 'auto' or a backend by name (the host falls back, saying why, if it fails). */
+  readonly backend: string;
+}
+
+export type HostSpawner = (settings: HostSettings) => HostProcess;
 
 export type HostState = 'starting' | 'ready' | 'busy' | 'died' | 'stopped';
 
@@ -23,6 +29,8 @@ export interface HostClientOptions {
   /** How long a cancelled request may take to stop on its own before the host is killed. */
   readonly cancelGraceMs?: number;
   readonly onState?: (state: HostState, detail?: string) => void;
+  /** The backend preference the first host starts with (default 'auto'); see setBackend. */
+  readonly backend?: string;
 }
 
 interface Pending {
@@ -50,16 +58,42 @@ export class HostClient {
   private nextSeq = 1;
   private readonly pending = new Map<number, Pending>();
   private readonly cancelGraceMs: number;
+  private settings: HostSettings;
+  private restartWhenIdle = false;
+  private changes = 0;
 
   constructor(
     private readonly spawn: HostSpawner,
     private readonly options: HostClientOptions = {},
   ) {
     this.cancelGraceMs = options.cancelGraceMs ?? 10_000;
+    this.settings = { backend: options.backend ?? 'auto' };
   }
 
   get running(): boolean {
     return this.live !== null;
+  }
+
+  /** Changes whenever a host starts or stops: a report about the host (its backend) holds for one generation. */
+  get generation(): number {
+    return this.changes;
+  }
+
+  get backend(): string {
+    return this.settings.backend;
+  }
+
+  /**
+   * The backend the engine should run on. A running host is restarted to apply it: at once when idle, else as
+   * soon as its last request settles (a training run is never cut short for it). The next request starts a host
+   * with the new backend.
+   */
+  async setBackend(backend: string): Promise<void> {
+    if (backend === this.settings.backend) return;
+    this.settings = { ...this.settings, backend };
+    if (!this.live) return;
+    if (this.pending.size === 0) await this.shutdown();
+    else this.restartWhenIdle = true;
   }
 
   /** Sends one request; `onEvent` receives its streamed tokens or progress. */
@@ -140,7 +174,9 @@ export class HostClient {
 
   private start(): Live {
     this.options.onState?.('starting');
-    const process = this.spawn();
+    const process = this.spawn(this.settings);
+    this.changes++;
+    this.restartWhenIdle = false;
     const live: Live = { process, ready: false, stopping: false, backlog: [] };
     this.live = live;
     process.onMessage((message) => this.onMessage(live, message));
@@ -166,11 +202,13 @@ export class HostClient {
     this.pending.delete(message.seq);
     if (message.type === 'result') pending.resolve(message.result as never);
     else pending.reject(new RemoteError(message.error));
+    if (this.restartWhenIdle && this.pending.size === 0) void this.shutdown();
   }
 
   private onDeath(live: Live, reason: string, state: HostState = 'died'): void {
     if (this.live !== live) return;
     this.live = null;
+    this.changes++;
     this.options.onState?.(state, reason);
     const pending = [...this.pending.entries()];
     this.pending.clear();

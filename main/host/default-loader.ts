@@ -11,8 +11,10 @@ let backendReady: Promise<BackendInfo> | null = null;
 function ensureBackend(): Promise<BackendInfo> {
   // The host's own environment (set by whoever spawned it) may pin a backend; the engine never reads env.
   // Native sgemm kernels by default where the addon loads; LORASMITH_NATIVE=0 turns them off.
+  // A backend that cannot start or fails its self-test falls back to what 'auto' chooses: the report says why.
   backendReady ??= initBackend(parseBackendPreference(process.env.LORASMITH_BACKEND ?? 'auto'), {
     native: nativeOptionsFromEnv(process.env),
+    fallback: true,
   });
   return backendReady;
 }

@@ -136,11 +136,17 @@ export interface WireFoundGguf {
   readonly note: string | null;
 }
 
-/** The engine's initBackend report: the active backend, what was detected, which kernels do the matmuls. */
+/**
+ * The engine's initBackend report: the active backend, what was asked for, what was detected, which kernels do
+ * the matmuls, its self-test, and why it is not the first choice (one line) when a candidate failed.
+ */
 export interface HostBackendInfo {
   readonly name: 'tensorflow' | 'webgpu' | 'wasm' | 'cpu';
+  readonly requested: 'auto' | 'tensorflow' | 'webgpu' | 'wasm' | 'cpu';
   readonly available: readonly { readonly name: 'tensorflow' | 'webgpu' | 'wasm' | 'cpu'; readonly usable: boolean; readonly detail: string }[];
   readonly matmulKernels: string;
+  readonly selfTest: string;
+  readonly fallback: string | null;
 }
 
 export interface HostStatus {

@@ -1,6 +1,7 @@
 /** Spawns the engine host in a worker_threads Worker (plain Node: CLI, tests, browser mode). */
+import { env } from 'node:process';
 import { Worker } from 'node:worker_threads';
-import type { HostProcess, HostSpawner } from './client';
+import type { HostProcess, HostSettings, HostSpawner } from './client';
 import type { HostMessage } from './protocol';
 
 export interface WorkerHostOptions {
@@ -11,9 +12,10 @@ export interface WorkerHostOptions {
 }
 
 export function workerHost(options: WorkerHostOptions = {}): HostSpawner {
-  return () => {
+  return (settings: HostSettings) => {
     const worker = new Worker(new URL('./worker-bootstrap.mjs', import.meta.url), {
       workerData: { ...(options.loaderUrl ? { loaderUrl: options.loaderUrl } : {}) },
+      env: { ...env, LORASMITH_BACKEND: settings.backend },
       // The parent's flags are not the host's business (a test runner's --conditions break tfjs-core's resolution).
       execArgv: [],
       ...(options.maxHeapMb ? { resourceLimits: { maxOldGenerationSizeMb: options.maxHeapMb } } : {}),

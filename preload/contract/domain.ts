@@ -3,11 +3,18 @@
 export type BackendName = 'tensorflow' | 'webgpu' | 'wasm' | 'cpu';
 
 export interface BackendInfo {
+  /** The backend the engine runs on. */
   readonly name: BackendName;
+  /** The setting it started with. */
+  readonly requested: BackendName | 'auto';
   /** What was detected on this machine, in order of preference, with why each one is or is not usable. */
   readonly available: readonly { readonly name: BackendName; readonly usable: boolean; readonly detail: string }[];
-  /** Which kernels serve matrix products: 'tfjs' or 'native-blas'. */
+  /** Which kernels serve matrix products, in words. */
   readonly matmulKernels: string;
+  /** The short self-test the backend passed before serving: 'passed in 12 ms'. */
+  readonly selfTest: string;
+  /** One line when the backend in use is not the first choice: which candidate failed and why. */
+  readonly fallback: string | null;
 }
 
 export interface AppInfo {

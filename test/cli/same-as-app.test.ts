@@ -43,8 +43,8 @@ const trainFlags = [
   '--warmup-steps', '2', '--weight-decay', '0.01', '--max-grad-norm', '1', '--eval-every', '3', '--checkpoint-every', '3',
 ];
 
-beforeAll(() => {
-  // One backend for both sides: the host's worker reads it from its environment, the CLI from --backend.
+beforeAll(async () => {
+  // One backend for both sides: the app's from its setting (the host starts on it), the CLI's from --backend.
   process.env.LORASMITH_BACKEND = 'cpu';
   const rows = Array.from({ length: 12 }, (_, i) => JSON.stringify({
     messages: [{ role: 'user', content: `What is ${i} plus one?` }, { role: 'assistant', content: `It is ${i + 1}.` }],
@@ -56,6 +56,7 @@ beforeAll(() => {
   const pair = memoryPair(() => app.handlers);
   app = createHandlers({ library, host, files, paths: typedPaths(), mode: 'browser', version: '0.0.0-test', emit: pair.emit });
   api = pair.api;
+  await api.invoke('settings.set', { backend: 'cpu' });
 });
 
 afterAll(async () => {

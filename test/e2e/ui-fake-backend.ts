@@ -106,7 +106,7 @@ export function installFakeBackend(options: { stepMs: number; tokenMs: number })
     'app.firstRun': () => ({ guided: null, samples: [] }),
     'app.info': () => ({
       version: '0.1.0', dataDir: '/home/user/.lorasmith', mode: 'browser',
-      backend: { name: 'wasm', matmulKernels: 'native-blas', available: [
+      backend: { name: 'wasm', requested: settings.backend, matmulKernels: 'native-blas', selfTest: 'passed in 9 ms', fallback: null, available: [
         { name: 'tensorflow', usable: false, detail: '@tensorflow/tfjs-node is not installed' },
         { name: 'webgpu', usable: false, detail: 'no GPU adapter found' },
         { name: 'wasm', usable: true, detail: 'SIMD, 2 threads' },

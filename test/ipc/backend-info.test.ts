@@ -3,10 +3,13 @@ import { describe, expect, it } from 'vitest';
 import { backendReporter } from '../../main/ipc/backend-info';
 import type { HostBackendInfo } from '../../main/host/protocol';
 
-const INFO: HostBackendInfo = { name: 'wasm', matmulKernels: 'native sgemm', available: [{ name: 'wasm', usable: true, detail: 'SIMD' }] };
+const INFO: HostBackendInfo = {
+  name: 'wasm', requested: 'auto', matmulKernels: 'native sgemm', available: [{ name: 'wasm', usable: true, detail: 'SIMD' }],
+  selfTest: 'passed in 9 ms', fallback: null,
+};
 
 function fakeHost(answers: (() => Promise<HostBackendInfo>)[], running = false) {
-  const host = { running, calls: 0, call: () => { const next = answers[host.calls++]; return next ? next() : Promise.reject(new Error('no answer')); } };
+  const host = { running, generation: 1, calls: 0, call: () => { const next = answers[host.calls++]; return next ? next() : Promise.reject(new Error('no answer')); } };
   return host;
 }
 
@@ -29,6 +32,17 @@ describe('backendReporter', () => {
     const report = backendReporter(host as never, 5000);
     expect(await report()).toBeNull();
     expect(await report()).toEqual(INFO);
+    expect(host.calls).toBe(2);
+  });
+
+  it('asks the next host again: a restart (another backend setting) makes a new report', async () => {
+    const webgpu: HostBackendInfo = { ...INFO, name: 'webgpu', requested: 'webgpu' };
+    const host = fakeHost([() => Promise.resolve(INFO), () => Promise.resolve(webgpu)], true);
+    const report = backendReporter(host as never, 5000);
+    expect(await report()).toEqual(INFO);
+    expect(await report()).toEqual(INFO);
+    host.generation += 2; // stopped, then started with the new setting
+    expect(await report()).toEqual(webgpu);
     expect(host.calls).toBe(2);
   });
 });

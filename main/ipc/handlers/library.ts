@@ -19,12 +19,16 @@ export function libraryHandlers(ctx: HandlerContext): Pick<Handlers,
   | 'adapters.deleteVersion' | 'adapters.delete' | 'adapters.exportPeft' | 'dialog.openPath'> {
   const { library } = ctx;
   const backend = backendReporter(ctx.host);
+  // The engine host starts on the stored backend setting; settings.set restarts it when the setting changes.
+  void ctx.host.setBackend(readSettings(ctx).backend);
   return {
     'app.info': async () => ({ version: ctx.version, dataDir: library.dataDir.root, mode: ctx.mode, backend: await backend() }),
     'settings.get': async () => readSettings(ctx),
     'settings.set': async (args) => {
       library.settings.setMany(JSON.parse(JSON.stringify(args)) as Record<string, never>);
-      return readSettings(ctx);
+      const settings = readSettings(ctx);
+      await ctx.host.setBackend(settings.backend);
+      return settings;
     },
     'models.list': async () => library.models.list(),
     'models.import': async (args) => importModel(library, ctx.files, {

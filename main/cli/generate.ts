@@ -100,6 +100,8 @@ export function makeGenerateCommand(): CliCommand {
             text: result.text ?? null,
             backend: backend.name,
             kernels: backend.matmulKernels,
+            backendFallback: backend.fallback,
+            selfTest: backend.selfTest,
             tokensPerSecond: result.tokensPerSecond,
             decodeTokensPerSecond: result.decodeTokensPerSecond,
             timeToFirstTokenMs: result.timeToFirstTokenMs,
@@ -109,7 +111,7 @@ export function makeGenerateCommand(): CliCommand {
           }));
         } else {
           io.out(result.text ?? result.ids.join(','));
-          io.err(`(${result.ids.length} tokens, ${result.tokensPerSecond.toFixed(1)} tokens/s on ${backend.name}, stopped: ${result.stopReason})`);
+          io.err(`(${result.ids.length} tokens, ${result.tokensPerSecond.toFixed(1)} tokens/s on ${backend.name}${backend.fallback ? ` (${backend.fallback})` : ''}, stopped: ${result.stopReason})`);
         }
         return 0;
       } finally {

@@ -9,7 +9,11 @@ export type ModelFolderLoader = (
   modelDir: string,
   /** With `run`, a run that cannot fit in memory is refused before a weight is read. */
   options: { trainable: boolean; backend?: string; run?: RunSettings },
-) => Promise<{ model: CausalLM; tokenizer: TextTokenizer; backend: string }>;
+) => Promise<{
+  model: CausalLM; tokenizer: TextTokenizer; backend: string;
+  /** Why the backend is not the one asked for (a candidate failed to start or its self-test), or null. */
+  backendFallback?: string | null;
+}>;
 
 /** The engine's loader on the chosen backend, with native kernels as LORASMITH_NATIVE says (on by default). */
 export const loadModelFolder: ModelFolderLoader = (dir, options) =>

@@ -147,10 +147,10 @@ export function makeTrainCommand(loadModel: ModelFolderLoader = loadModelFolder)
       const modelDir = resolve(modelArg);
       const outDir = resolve(out ?? '.');
       const run = { lora: settings.lora, batchSize: settings.batchSize, maxSeqLen: settings.maxSeqLen, recompute: settings.recompute };
-      const { model, tokenizer, backend } = await loadModel(modelDir, { trainable: settings.lora === null, backend: stringOption(parsed, 'backend'), run });
+      const { model, tokenizer, backend, backendFallback = null } = await loadModel(modelDir, { trainable: settings.lora === null, backend: stringOption(parsed, 'backend'), run });
       try {
         const result = await runTraining({
-          model, tokenizer, backend, settings,
+          model, tokenizer, backend, backendFallback, settings,
           base: { nameOrPath: modelDir, contentHash: dryRun ? null : hashModel(modelDir) },
           data: { path: resolve(data), format, ...(valData ? { valPath: resolve(valData) } : {}) },
           ...(parent ? { parentAdapterDir: resolve(parent) } : {}),
@@ -167,7 +167,7 @@ export function makeTrainCommand(loadModel: ModelFolderLoader = loadModelFolder)
             }
             const t = tokens.train;
             print({ event: 'tokens', ...tokens }, `${t.examples} training examples, ${t.targetTokens} target tokens; ${t.truncated} truncated to ${resolved.maxSeqLen} tokens; ${t.skipped.length} skipped`);
-            print({ event: 'estimate', backend, ...estimate }, `backend ${backend}\n${describeEstimate(estimate)}`);
+            print({ event: 'estimate', backend, backendFallback, ...estimate }, `backend ${backend}${backendFallback ? ` (${backendFallback})` : ''}\n${describeEstimate(estimate)}`);
           },
         });
         if (result.status === 'dry-run') {

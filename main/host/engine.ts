@@ -164,7 +164,7 @@ export class HostEngine {
     await this.loadBase(job.modelDir);
     const { model, tokenizer } = this.requireBase();
     return {
-      model, tokenizer, backend: this.loader.backendName(),
+      model, tokenizer, backend: this.loader.backendName(), backendFallback: (await this.loader.backend()).fallback,
       base: { nameOrPath: job.modelDir, contentHash: job.baseModelHash },
       data: { path: storedDatasetFile(job.dataset), format: job.dataset.format },
       settings: job.settings,

@@ -15,6 +15,8 @@ interface GenerateJson {
   text: string | null;
   backend: string;
   kernels: string;
+  backendFallback: string | null;
+  selfTest: string;
   tokensPerSecond: number;
   stopReason: string;
 }
@@ -36,6 +38,7 @@ describe('lorasmith generate', () => {
           // Upstream ran without EOS stops; neither fixture's EOS appears in these sequences.
           expect([...g.input_ids, ...result.ids]).toEqual(g.expected_sequence);
           expect(result.backend).toBe(backend);
+          expect(result).toMatchObject({ backendFallback: null, selfTest: expect.stringMatching(/^passed in \d+ ms$/) });
           // The CLI registers the native kernels where the addon loads (LORASMITH_NATIVE=0 would turn them off).
           if (addonAvailable) expect(result.kernels).toContain('fused attention');
           expect(result.tokensPerSecond).toBeGreaterThan(0);

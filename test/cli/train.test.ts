@@ -123,9 +123,11 @@ describe('lorasmith train / eval through main() on a real checkpoint', () => {
     expect(code).toBe(0);
     const lines = out.map((l) => JSON.parse(l));
     expect(lines.find((l) => l.event === 'dataset')).toMatchObject({ format: 'messages', valid: 4 });
+    expect(lines.find((l) => l.event === 'estimate')).toMatchObject({ backend: 'cpu', backendFallback: null });
     expect(lines[lines.length - 1]).toMatchObject({ done: true, steps: 2, adapterDir: adapter });
     const record = JSON.parse(readFileSync(join(adapter, 'training_record.json'), 'utf8'));
     expect(record.baseModel.contentHash).toMatch(/^sha256:[0-9a-f]{64}$/);
+    expect(record.performance).toMatchObject({ backend: 'cpu', backendFallback: null }); // the backend asked for served
     out.length = 0;
     expect(await main(['eval', fixture, '--adapter', adapter, '--data', chat, '--backend', 'cpu', '--json'], io)).toBe(0);
     expect(JSON.parse(out[0] as string)).toMatchObject({ done: true, examples: 4 });

@@ -42,7 +42,7 @@ export interface TrainingRecord {
   };
   readonly history: readonly StepRecord[];
   readonly evals: readonly EvalRecord[];
-  readonly performance: { readonly backend: string | null; readonly tokensPerSecond: number; readonly seconds: number; readonly estimate: TrainingEstimate };
+  readonly performance: { readonly backend: string | null; readonly backendFallback: string | null; readonly tokensPerSecond: number; readonly seconds: number; readonly estimate: TrainingEstimate };
 }
 
 export interface RecordInput {
@@ -57,6 +57,7 @@ export interface RecordInput {
   readonly loop: LoopResult;
   readonly resumedFrom: string | null;
   readonly backend: string | null;
+  readonly backendFallback: string | null;
 }
 
 const counts = (report: TokenizeReport): TokenCounts => ({ ...report, skipped: report.skipped.length });
@@ -83,6 +84,6 @@ export function trainingRecord(input: RecordInput): TrainingRecord {
     },
     history: loop.history,
     evals: loop.evals,
-    performance: { backend: input.backend, tokensPerSecond: loop.tokensPerSecond, seconds: loop.seconds, estimate: input.estimate },
+    performance: { backend: input.backend, backendFallback: input.backendFallback, tokensPerSecond: loop.tokensPerSecond, seconds: loop.seconds, estimate: input.estimate },
   };
 }

@@ -46,6 +46,8 @@ export interface TrainRunOptions {
   readonly dryRun?: boolean;
   /** Named in the record: the backend and kernels the run used. */
   readonly backend?: string;
+  /** Named in the record: why that backend serves instead of the one asked for (initBackend's fallback), or null. */
+  readonly backendFallback?: string | null;
   readonly signal?: AbortSignal;
   readonly onProgress?: (event: TrainProgress) => void;
   /** Called once the data is read and the estimate measured, before the first step. */
@@ -124,6 +126,7 @@ export async function runTraining(options: TrainRunOptions): Promise<TrainRunRes
       baseModel: { ...options.base, modelType: model.config.modelType, parameters: model.parameterCount() },
       parentAdapter: trainable.parent, settings, files: dataset.files, bosTokenId: bosToAdd(tokenizer, []), padId, tokens,
       estimate, loop, resumedFrom: options.resumeFrom ?? null, backend: options.backend ?? null,
+      backendFallback: options.backendFallback ?? null,
     });
     const out = await files();
     out.set(TRAINING_RECORD_FILE, JSON.stringify(record, null, 2) + '\n');

@@ -55,6 +55,7 @@ describe('runTraining', () => {
     expect(record.evals.length).toBeGreaterThan(0);
     expect(record.evals.every((e: { sample?: unknown }) => typeof e.sample === 'string')).toBe(true); // a sample at each evaluation
     expect(record.performance.estimate.trainableParameters).toBe(2 * 4 * (16 + 16));
+    expect(record.performance.backendFallback).toBeNull();
     // the adapter was trained: B is no longer zero; and the model is left without it
     expect(Math.max(...Array.from(adapter.modules.get('h.0.attn.q_proj')?.loraB ?? []).map(Math.abs))).toBeGreaterThan(0);
     expect([...opts.model.linears.values()].every((l) => l.adapters.size === 0)).toBe(true);

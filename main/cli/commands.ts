@@ -6,6 +6,7 @@ import { makeInspectCommand } from './inspect';
 import { makeGenerateCommand } from './generate';
 import { trainCommand } from './train';
 import { exportRunCommand } from './export-run';
+import { importRunCommand } from './import-run';
 import { evalCommand } from './eval';
 import { serveCommand } from './serve';
 
@@ -18,6 +19,7 @@ export const COMMANDS: readonly CliCommand[] = [
   makeGenerateCommand(),
   trainCommand,
   exportRunCommand,
+  importRunCommand,
   evalCommand,
   makeMergeCommand(),
   makeAdapterCommand(),

@@ -224,6 +224,8 @@ export interface AdapterVersion {
   readonly path: string;
   readonly status: 'ok' | 'missing' | 'training' | 'failed';
   readonly createdAt: string;
+  /** Where a run exported for transformers + PEFT trained it ('host: 2 × GPU name, ...'); absent or null: here. */
+  readonly trainedOn?: string | null;
 }
 
 export interface SamplingSettings {

@@ -50,6 +50,8 @@ export interface ExportRunOptions {
   readonly outDir: string;
   /** Named in run.json: what made the export. */
   readonly producer?: string;
+  /** The library's ids of the base, the dataset and a parent version, where the app exports (import checks them). */
+  readonly library?: { readonly modelId: string; readonly datasetId: string; readonly parentVersionId?: string };
 }
 
 export interface ExportRunResult {
@@ -167,6 +169,7 @@ export async function exportRun(options: ExportRunOptions): Promise<ExportRunRes
     format: RUN_EXPORT_FORMAT,
     created_at: new Date().toISOString(),
     producer: options.producer ?? 'lorasmith',
+    library: options.library ?? null,
     base_model: {
       hub_id: options.base.hubId, path: options.modelDir, content_hash: options.base.contentHash,
       model_type: summary.config.modelType, architectures: summary.architectures, parameters: summary.parameterCount,

@@ -20,8 +20,9 @@ It is the run Lorasmith would have done, step for step:
 On N processes each step's rows are shared out and each process's loss is scaled by N, so the averaged gradient is
 the one-process gradient: the run is the same on one GPU or many. LoRA dropout draws its own masks here, so runs
 agree step for step only with lora_dropout 0.
-Writes OUTPUT/adapter (a PEFT adapter), OUTPUT/trainer_state.json (log_history as transformers' Trainer writes it)
-and OUTPUT/run_info.json (the machine, the versions, the outcome). Import OUTPUT with lorasmith import-run.
+Writes OUTPUT/adapter (a PEFT adapter), OUTPUT/trainer_state.json (log_history as transformers' Trainer writes it),
+OUTPUT/run_info.json (the machine, the versions, the outcome) and a copy of run.json. Import OUTPUT with
+lorasmith import-run (or the app's Adapters view).
 """
 import argparse
 import contextlib
@@ -302,6 +303,24 @@ def write_json(path, value):
     os.replace(tmp, path)
 
 
+def write_result(output, run, status, log_history, best, speed, base, dtype, machine_info, row_count):
+    """OUTPUT/trainer_state.json (log_history), run_info.json (outcome, machine) and run.json (the run it trained)."""
+    h = run["hyperparameters"]
+    steps = max((e["step"] for e in log_history), default=0)
+    write_json(os.path.join(output, "trainer_state.json"), {
+        "global_step": steps, "max_steps": total_steps(row_count, h), "num_train_epochs": h["num_train_epochs"],
+        "train_batch_size": h["per_device_train_batch_size"], "best_metric": best["eval_loss"] if best else None,
+        "best_global_step": best["step"] if best else None, "is_world_process_zero": True, "log_history": log_history,
+    })
+    write_json(os.path.join(output, "run_info.json"), {
+        "format": RESULT_FORMAT, "status": status, "steps": steps, "base": base, "dtype": dtype,
+        "export": {"format": run["format"], "base_content_hash": run["base_model"]["content_hash"], "datasets": [f["content_hash"] for f in run["dataset"]["files"]]},
+        "seconds": speed["seconds"], "tokens_per_second": speed["tokens_per_second"], "machine": machine_info,
+        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    })
+    write_json(os.path.join(output, "run.json"), run)
+
+
 def check_tokens(tokenizer, rows, tokenization):
     """Re-encodes each row's text segments with the Hugging Face tokenizer and compares with the exported ids."""
     bos, eos = tokenization["bos_token_id"], tokenization["eos_token_id"]
@@ -411,18 +430,7 @@ def main(argv=None):
     else:
         save_adapter(adapter_dir)
     if accelerator.is_main_process:
-        steps = log_history[-1]["step"] if log_history else 0
-        write_json(os.path.join(args.output, "trainer_state.json"), {
-            "global_step": steps, "max_steps": total_steps(len(train_rows), h), "num_train_epochs": h["num_train_epochs"],
-            "train_batch_size": h["per_device_train_batch_size"], "best_metric": best["eval_loss"] if best else None,
-            "best_global_step": best["step"] if best else None, "is_world_process_zero": True, "log_history": log_history,
-        })
-        write_json(os.path.join(args.output, "run_info.json"), {
-            "format": RESULT_FORMAT, "status": status, "steps": steps, "base": base, "dtype": args.dtype,
-            "export": {"format": run["format"], "base_content_hash": run["base_model"]["content_hash"], "datasets": [f["content_hash"] for f in run["dataset"]["files"]]},
-            "seconds": speed["seconds"], "tokens_per_second": speed["tokens_per_second"], "machine": machine(procs, accelerator),
-            "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        })
+        write_result(args.output, run, status, log_history, best, speed, base, args.dtype, machine(procs, accelerator), len(train_rows))
         print("adapter written to %s; import it with: lorasmith import-run %s" % (adapter_dir, args.output), flush=True)
     accelerator.end_training()
 

@@ -2,7 +2,7 @@
  * Adapter versions: PEFT files in adapters/<adapter>/v<n>/ and the record of what they were trained from.
  * Files are moved into place first, the row written after; deleting removes the row, then the files.
  */
-import { existsSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { dirname, isAbsolute, join } from 'node:path';
 import { sweepTemps } from '../../common/atomic';
 import type { AdapterVersion, TrainingSettings } from '../../../preload/contract/domain';
@@ -33,7 +33,21 @@ export interface VersionCommit {
   readonly runId?: string | null;
 }
 
+/** A version trained on another machine keeps machine.json ({ description, ... }) beside its PEFT files. */
+export const MACHINE_FILE = 'machine.json';
+
+function trainedOn(folder: string, files: readonly FileEntry[]): string | null {
+  if (!files.some((f) => f.path === MACHINE_FILE)) return null;
+  try {
+    const { description } = JSON.parse(readFileSync(join(folder, MACHINE_FILE), 'utf8')) as { description?: unknown };
+    return typeof description === 'string' ? description : null;
+  } catch {
+    return null; // a damaged or missing file: the version is still usable, only its machine is unknown
+  }
+}
+
 export function toVersion(row: VersionRow, ctx: StoreContext): VersionDetails {
+  const files = parseJson<FileEntry[]>(row.files_json);
   return {
     id: row.id,
     adapterId: row.adapter_id,
@@ -51,7 +65,8 @@ export function toVersion(row: VersionRow, ctx: StoreContext): VersionDetails {
     baseModelHash: row.base_model_hash,
     datasetHash: row.dataset_hash,
     parentLabel: row.parent_label,
-    files: parseJson<FileEntry[]>(row.files_json),
+    files,
+    trainedOn: trainedOn(join(ctx.dataDir.root, row.path), files),
   };
 }
 

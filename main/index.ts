@@ -58,6 +58,8 @@ async function showPathDialog(purpose: PathPurpose): Promise<string | null> {
   }
   const options: Electron.OpenDialogOptions = purpose === 'model-folder'
     ? { title: 'Choose a Hugging Face model folder', properties: ['openDirectory'] }
+    : purpose === 'run-folder'
+    ? { title: 'Choose the output folder of a run trained with transformers + PEFT', properties: ['openDirectory'] }
     : { title: 'Choose a dataset', properties: ['openFile'], filters: [{ name: 'Datasets', extensions: ['jsonl', 'json', 'csv', 'txt'] }] };
   const result = parent ? await dialog.showOpenDialog(parent, options) : await dialog.showOpenDialog(options);
   return result.canceled ? null : (result.filePaths[0] ?? null);

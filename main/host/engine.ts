@@ -17,6 +17,10 @@ import type { LoadedBase, HostModelLoader } from './model-loader';
 import { runTraining, type TrainRunOptions } from '../engine/train/run';
 import { resolveTrainSettings } from '../engine/train/settings';
 import type { HostRequest, HostResults, TrainJob, TrainProgressEvent, WireChatMessage, WireMixAdapter, WireSampling } from './protocol';
+import { hashFolder } from '../common/hash';
+import { exportRun } from '../engine/handoff/export-run';
+
+type HostRequestOf<T extends HostRequest['type']> = Extract<HostRequest, { type: T }>;
 
 interface Resident {
   readonly modelDir: string;
@@ -203,6 +207,16 @@ export class HostEngine {
       parameterCount: f.summary?.parameterCount ?? 0, contextLength: f.summary?.contextLength ?? null,
       hasChatTemplate: f.summary?.hasChatTemplate ?? false, problem: f.problem, note: f.note,
     }));
+  }
+
+  /** The run `job` describes, exported for transformers + PEFT + accelerate (the base is not loaded). */
+  async exportRun(job: TrainJob, hubId: string | null, library: HostRequestOf<'exportRun'>['library']): Promise<HostResults['exportRun']> {
+    const result = await exportRun({
+      modelDir: job.modelDir, base: { hubId, contentHash: job.baseModelHash ?? hashFolder(job.modelDir) },
+      data: { path: storedDatasetFile(job.dataset), format: job.dataset.format }, settings: job.settings,
+      ...(job.parentAdapterDir ? { parentAdapterDir: job.parentAdapterDir } : {}), outDir: job.outputDir, library,
+    });
+    return { path: result.outDir, trainRows: result.trainRows, valRows: result.valRows, totalSteps: result.totalSteps };
   }
 
   private disposeResident(): void {

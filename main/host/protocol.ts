@@ -114,6 +114,17 @@ export type HostRequest =
       readonly lmstudioDirs: readonly string[];
       readonly folders: readonly string[];
     }
+  /**
+   * The run `job` would train, written as a folder for transformers + PEFT + accelerate (engine/handoff): job's
+   * outputDir is the export folder (new or empty); no weight of the base is read.
+   */
+  | {
+      readonly type: 'exportRun';
+      readonly seq: number;
+      readonly job: TrainJob;
+      readonly hubId: string | null;
+      readonly library: { readonly modelId: string; readonly datasetId: string; readonly parentVersionId?: string };
+    }
   /** Cooperative: the target request's AbortSignal fires; it stops between steps / tokens. */
   | { readonly type: 'cancel'; readonly seq: number; readonly target: number }
   | { readonly type: 'shutdown'; readonly seq: number };
@@ -224,6 +235,7 @@ export interface HostResults {
     readonly notes: readonly string[];
   };
   findGguf: readonly WireFoundGguf[];
+  exportRun: { readonly path: string; readonly trainRows: number; readonly valRows: number; readonly totalSteps: number };
   cancel: { readonly cancelled: boolean };
   shutdown: { readonly ok: true };
 }

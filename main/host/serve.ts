@@ -57,6 +57,8 @@ export function serve(transport: HostTransport, engine: HostEngine, options: Ser
         return engine.exportMerged(request.modelDir, request.adapters, request.outputDir);
       case 'exportGguf':
         return engine.exportGguf(request, signal);
+      case 'exportRun':
+        return engine.exportRun(request.job, request.hubId, request.library);
       default:
         throw new HostError('UNKNOWN_REQUEST', `request type '${request.type}' is not served by the queue`);
     }

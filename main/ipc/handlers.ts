@@ -4,6 +4,7 @@ import { chatHandlers } from './handlers/chat';
 import { downloadHandlers } from './handlers/download';
 import { firstRunHandlers } from './handlers/first-run';
 import { ggufHandlers } from './handlers/gguf';
+import { handoffHandlers } from './handlers/handoff';
 import { libraryHandlers } from './handlers/library';
 import { previewHandlers } from './handlers/preview';
 import { trainingHandlers } from './handlers/training';
@@ -26,6 +27,7 @@ export function createHandlers(ctx: HandlerContext): AppHandlers {
     ...firstRunHandlers(ctx),
     ...downloadHandlers(ctx),
     ...ggufHandlers(ctx),
+    ...handoffHandlers(ctx),
   };
   return { handlers, cancelTraining: cancelAll };
 }

@@ -94,6 +94,8 @@ export const SCHEMAS = {
   'runs.list': empty,
   'runs.metrics': z.object({ runId: id }).strict(),
   'runs.delete': z.object({ runId: id }).strict(),
+  'runs.exportForPeft': z.object({ modelId: id, datasetId: id, settings: trainingSettings, parentVersionId: id.optional(), destination: path }).strict(),
+  'runs.importResult': z.object({ path, adapterName: z.string().trim().min(1).max(200).optional() }).strict(),
   'chat.load': z.object({ modelId: id }).strict(),
   'chat.generate': z.object({
     requestId: id,
@@ -102,5 +104,5 @@ export const SCHEMAS = {
     sampling,
   }).strict(),
   'chat.stop': z.object({ requestId: id }).strict(),
-  'dialog.openPath': z.object({ purpose: z.enum(['model-folder', 'dataset-file', 'export-folder']) }).strict(),
+  'dialog.openPath': z.object({ purpose: z.enum(['model-folder', 'dataset-file', 'export-folder', 'run-folder']) }).strict(),
 } satisfies Record<CommandName, z.ZodType>;

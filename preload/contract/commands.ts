@@ -72,6 +72,20 @@ export interface Commands {
   'runs.metrics': { args: { runId: string }; result: readonly MetricPoint[] };
   /** Deletes a run that is not training, with its metrics and checkpoints; an adapter version it made stays. */
   'runs.delete': { args: { runId: string }; result: { deleted: true } };
+  /**
+   * Writes the run these settings describe as a folder for transformers + PEFT + accelerate on other GPUs (data with
+   * the engine's masks, LoraConfig, hyperparameters, train.py, accelerate configs, README) into `destination`, which
+   * must be new or empty.
+   */
+  'runs.exportForPeft': {
+    args: { modelId: string; datasetId: string; settings: TrainingSettings; parentVersionId?: string; destination: string };
+    result: { path: string; trainRows: number; valRows: number; totalSteps: number };
+  };
+  /**
+   * Imports what an exported run's train.py wrote (its output folder) as a new version of `adapterName` (default
+   * '<dataset>-<base>'), after checking its base and dataset against the library and its adapter against the base.
+   */
+  'runs.importResult': { args: { path: string; adapterName?: string }; result: { version: AdapterVersion; adapterName: string; trainedOn: string } };
 
   'chat.load': { args: { modelId: string }; result: { modelId: string; chatTemplate: string | null } };
   'chat.generate': {
@@ -87,8 +101,11 @@ export interface Commands {
   'dialog.openPath': { args: { purpose: PathPurpose }; result: { path: string | null; dialog: boolean } };
 }
 
-/** What a user-chosen path is for: a model folder to import, a dataset file to import, a folder to export into. */
-export type PathPurpose = 'model-folder' | 'dataset-file' | 'export-folder';
+/**
+ * What a user-chosen path is for: a model folder to import, a dataset file to import, a folder to export into, or
+ * the output folder of a run trained elsewhere to import.
+ */
+export type PathPurpose = 'model-folder' | 'dataset-file' | 'export-folder' | 'run-folder';
 
 export interface Settings {
   readonly backend: BackendName | 'auto';
@@ -136,6 +153,7 @@ export const COMMAND_NAMES = [
   'datasets.list', 'datasets.import', 'datasets.preview', 'datasets.delete',
   'adapters.list', 'adapters.versions', 'adapters.deleteVersion', 'adapters.exportPeft', 'adapters.exportMerged',
   'adapters.exportGguf', 'adapters.delete', 'train.estimate', 'train.start', 'train.cancel', 'train.resume', 'runs.list', 'runs.metrics', 'runs.delete',
+  'runs.exportForPeft', 'runs.importResult',
   'chat.load', 'chat.generate', 'chat.stop',
   'dialog.openPath',
 ] as const satisfies readonly CommandName[];

@@ -198,6 +198,8 @@ export function installFakeBackend(options: { stepMs: number; tokenMs: number })
     'runs.list': () => runs.map((r) => ({ ...r })),
     'runs.metrics': ({ runId }) => metrics.get(runId) ?? [],
     'runs.delete': ({ runId }) => { runs.splice(runs.findIndex((r) => r.id === runId), 1); return { deleted: true }; },
+    'runs.exportForPeft': ({ destination }) => { throw fail('INVALID_STATE', `the fake backend writes no export (${destination}); the real one is tested in test/ipc/handoff.test.ts`); },
+    'runs.importResult': ({ path }) => { throw fail('INVALID_STATE', `the fake backend imports no run (${path}); the real one is tested in test/ipc/handoff.test.ts`); },
     'train.resume': ({ runId }) => { throw fail('INVALID_STATE', `the fake backend does not resume runs (${runId}); the real one is tested in ui-resume`); },
     'chat.load': ({ modelId }) => ({ modelId, chatTemplate: "{% for m in messages %}<|{{ m.role }}|>\n{{ m.content }}\n{% endfor %}<|assistant|>\n" }),
     'chat.generate': async ({ requestId, mix, sampling }) => {

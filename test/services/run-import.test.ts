@@ -2,12 +2,11 @@
  * A run exported from the library, trained elsewhere, imported back: the tiny llama fixture and a dataset in a real
  * library, the export made from the library's stored dataset, the adapter trained by the engine with the export's
  * settings standing in for PEFT's, and trainer_state.json / run_info.json / run.json written by the exported
- * train.py's own write_result (python3, no torch). Then the version, its run, curves, lineage and machine; and the
+ * train.py's own write_result (python3, no torch; test/support/run-result.ts). Then the version, its run, curves, lineage and machine; and the
  * refusals (unknown base, an adapter that does not fit, a folder that is not a result), each writing nothing.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { spawnSync } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { exportRun } from '../../main/engine/handoff/export-run';
@@ -21,6 +20,7 @@ import { importRunCommand } from '../../main/cli/import-run';
 import type { CliIo } from '../../main/cli/command';
 import { openLibrary, type Library } from '../../main/store/index';
 import { useCpu } from '../engine/lora/setup';
+import { writeRunResult } from '../support/run-result';
 
 const FIXTURES = join(import.meta.dirname, '..', 'fixtures');
 const MODEL = join(FIXTURES, 'tiny-random-llama');
@@ -30,26 +30,8 @@ let bundle: string;
 let modelId: string;
 let datasetId: string;
 const settings: TrainSettingsInput = { lora: { targetModules: 'attention', rank: 4, dropout: 0 }, maxSteps: 3, batchSize: 2, evalEvery: 2, seed: 3, checkpointEvery: 0 };
-const machine = { hostname: 'gpu-box', platform: 'Linux', python: '3.12.3', torch: '2.11.0', transformers: '5.17.0', peft: '0.21.0', accelerate: '1.15.0', deepspeed: null, cuda: '12.8', devices: ['NVIDIA H100 80GB HBM3', 'NVIDIA H100 80GB HBM3'], processes: 2, distributed_type: 'DistributedType.MULTI_GPU', mixed_precision: 'no' };
 let history: { step: number; loss: number; lr: number; gradNorm: number }[] = [];
 let evals: { step: number; valLoss: number }[] = [];
-
-/** OUTPUT/ as train.py leaves it: adapter/ and what its write_result writes. */
-function writeResult(output: string, adapterDir: string): void {
-  mkdirSync(output, { recursive: true });
-  cpSync(adapterDir, join(output, 'adapter'), { recursive: true });
-  const logHistory = [
-    ...history.map((h) => ({ epoch: h.step / 3, grad_norm: h.gradNorm, learning_rate: h.lr, loss: h.loss, step: h.step })),
-    ...evals.map((e) => ({ epoch: e.step / 3, eval_loss: e.valLoss, eval_perplexity: Math.exp(e.valLoss), step: e.step })),
-  ];
-  const code = `import sys, json; sys.path.insert(0, ${JSON.stringify(bundle)}); import train
-run = train.read_json(${JSON.stringify(join(bundle, 'run.json'))})
-args = json.loads(sys.stdin.read())
-train.write_result(${JSON.stringify(output)}, run, "completed", args["log"], {"eval_loss": args["best"], "step": 2}, {"seconds": 12.5, "tokens_per_second": 900.0}, "example/tiny-llama", "float32", args["machine"], 11)`;
-  const run = spawnSync('python3', ['-c', code], { input: JSON.stringify({ log: logHistory, best: evals[0]?.valLoss, machine }), encoding: 'utf8' });
-  if (run.error) throw new Error(`python3 is needed to run the exported train.py's write_result (apt install python3): ${run.error.message}`);
-  expect(run.stderr).toBe('');
-}
 
 const counts = () => ({
   versions: (library.db.prepare('SELECT COUNT(*) AS n FROM adapter_versions').get() as { n: number }).n,
@@ -80,7 +62,7 @@ beforeAll(async () => {
   } finally {
     model.dispose();
   }
-  writeResult(join(bundle, 'output'), join(dir, 'trained'));
+  writeRunResult(bundle, join(bundle, 'output'), join(dir, 'trained'), history, evals);
 }, 300_000);
 afterAll(() => {
   library?.close();

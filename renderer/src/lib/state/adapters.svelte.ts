@@ -21,6 +21,7 @@ export class AdaptersState {
   #error = $state<string | null>(null);
   #lastExport = $state<string | null>(null);
   #lastGguf = $state.raw<GgufExport | null>(null);
+  #lastImport = $state<string | null>(null);
 
   constructor(api: Api) {
     this.#api = api;
@@ -35,6 +36,8 @@ export class AdaptersState {
   get lastExport(): string | null { return this.#lastExport; }
   /** The last GGUF export of the selected version: its folder, files and the commands that run it. */
   get lastGguf(): GgufExport | null { return this.#lastGguf; }
+  /** What the last "Import a run" made, in words. */
+  get lastImport(): string | null { return this.#lastImport; }
 
   readonly selectedAdapter = $derived(this.#adapters.find((a) => a.id === this.#selectedAdapterId) ?? null);
   readonly lineage = $derived<readonly LineageNode[]>(
@@ -119,6 +122,28 @@ export class AdaptersState {
     } catch (error) {
       this.#error = messageOf(error);
       return null;
+    } finally {
+      this.#busy = false;
+    }
+  }
+
+  /** Imports the output of a run trained with transformers + PEFT (an exported run) as a new version, and shows it. */
+  async importRun(path: string, adapterName: string): Promise<void> {
+    if (path.trim() === '') {
+      this.#error = 'Enter the output folder the exported run\'s train.py wrote.';
+      return;
+    }
+    this.#busy = true;
+    this.#error = null;
+    this.#lastImport = null;
+    try {
+      const done = await this.#api.invoke('runs.importResult', { path: path.trim(), ...(adapterName.trim() ? { adapterName: adapterName.trim() } : {}) });
+      this.#lastImport = `Imported as ${done.adapterName} v${done.version.version}, trained on ${done.trainedOn}.`;
+      await this.refresh();
+      this.#selectedAdapterId = done.version.adapterId;
+      await this.selectVersion(done.version.id);
+    } catch (error) {
+      this.#error = messageOf(error);
     } finally {
       this.#busy = false;
     }

@@ -36,6 +36,8 @@ export class WizardState {
   #estimate = $state.raw<TrainingEstimate | null>(null);
   #estimating = $state(false);
   #starting = $state(false);
+  #exporting = $state(false);
+  #exported = $state<string | null>(null);
   #error = $state<string | null>(null);
 
   constructor(api: Api, models: ModelsState) {
@@ -56,6 +58,9 @@ export class WizardState {
   get estimate(): TrainingEstimate | null { return this.#estimate; }
   get estimating(): boolean { return this.#estimating; }
   get starting(): boolean { return this.#starting; }
+  get exporting(): boolean { return this.#exporting; }
+  /** What the last "Export for PEFT + accelerate" wrote, in words. */
+  get exported(): string | null { return this.#exported; }
   get error(): string | null { return this.#error; }
 
   // $derived.by: the closures read #models lazily, after the constructor has set it.
@@ -208,6 +213,35 @@ export class WizardState {
       return null;
     } finally {
       this.#starting = false;
+    }
+  }
+
+  /** Writes this run as a folder for transformers + PEFT + accelerate into `destination` (new or empty). */
+  async exportForPeft(destination: string): Promise<string | null> {
+    if (!this.canStart || !this.#modelId || !this.#datasetId) {
+      this.#attempted = setOf(WIZARD_STEPS.map((_, i) => i));
+      this.#error = this.stepErrors.flat()[0] ?? null;
+      return null;
+    }
+    if (destination.trim() === '') {
+      this.#error = 'Enter a new or empty folder to export the run into.';
+      return null;
+    }
+    this.#exporting = true;
+    this.#error = null;
+    this.#exported = null;
+    try {
+      const done = await this.#api.invoke('runs.exportForPeft', {
+        modelId: this.#modelId, datasetId: this.#datasetId, settings: this.#settings(), destination: destination.trim(),
+        ...(this.#parentVersionId ? { parentVersionId: this.#parentVersionId } : {}),
+      });
+      this.#exported = `Exported to ${done.path}: ${done.trainRows} training rows, ${done.valRows} validation rows, ${done.totalSteps} steps. Its README.md has the launch commands.`;
+      return done.path;
+    } catch (error) {
+      this.#error = messageOf(error);
+      return null;
+    } finally {
+      this.#exporting = false;
     }
   }
 

@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Api, TrainingSettings } from '../../preload/contract';
 import { HostClient } from '../../main/host/client';
+import { FileWork } from '../../main/services/file-work/client';
 import { workerHost } from '../../main/host/worker-host';
 import { createHandlers, type AppHandlers } from '../../main/ipc/handlers';
 import { memoryPair } from '../../main/ipc/memory';
@@ -23,6 +24,7 @@ let library: Library;
 let host: HostClient;
 let app: AppHandlers;
 let api: Api;
+let files: FileWork;
 
 const settings: TrainingSettings = {
   lora: { targetModules: ['q_proj', 'v_proj'], rank: 2, alpha: 4, dropout: 0, useRslora: false },
@@ -34,14 +36,16 @@ beforeAll(() => {
   dir = mkdtempSync(join(tmpdir(), 'lorasmith-ipc-handoff-'));
   library = openLibrary(join(dir, 'data'));
   host = new HostClient(workerHost());
+  files = new FileWork();
   const pair = memoryPair(() => app.handlers);
-  app = createHandlers({ library, host, paths: typedPaths(), mode: 'browser', version: '0.0.0-test', emit: pair.emit });
+  app = createHandlers({ library, host, files, paths: typedPaths(), mode: 'browser', version: '0.0.0-test', emit: pair.emit });
   api = pair.api;
   writeFileSync(join(dir, 'count.jsonl'), Array.from({ length: 6 }, (_, i) => JSON.stringify({ prompt: `Count ${i}:`, completion: ` ${i + 1}` })).join('\n') + '\n');
 });
 
 afterAll(async () => {
   await host.shutdown();
+  await files.close();
   library.close();
   rmSync(dir, { recursive: true, force: true });
 });

@@ -6,6 +6,7 @@
  */
 import { resolve } from 'node:path';
 import { resolveDataDir } from '../app/data-dir';
+import { FileWork } from '../services/file-work/client';
 import { importRunResult } from '../services/run-import';
 import { openLibrary } from '../store/index';
 import { UsageError, type CliCommand, type CliIo } from './command';
@@ -27,9 +28,10 @@ export const importRunCommand: CliCommand = {
     const [dir, ...extra] = parsed.positionals;
     if (!dir || extra.length > 0) throw new UsageError(`import-run needs exactly one <result-dir>\nUsage: ${IMPORT_RUN_USAGE}`);
     const library = openLibrary(resolveDataDir(stringOption(parsed, 'data-dir')));
+    const files = new FileWork();
     try {
       const adapterName = stringOption(parsed, 'adapter-name');
-      const done = importRunResult(library, resolve(dir), adapterName ? { adapterName } : {});
+      const done = await importRunResult(library, files, resolve(dir), adapterName ? { adapterName } : {});
       if (flagOption(parsed, 'json')) {
         io.out(JSON.stringify({ done: true, adapterName: done.adapterName, versionId: done.version.id, version: done.version.version, runId: done.run.id, steps: done.steps, trainedOn: done.trainedOn, metrics: done.version.metrics }));
       } else {
@@ -39,6 +41,7 @@ export const importRunCommand: CliCommand = {
       }
       return 0;
     } finally {
+      await files.close();
       library.close();
     }
   },

@@ -19,6 +19,7 @@ import { importRunResult } from '../../main/services/run-import';
 import { importRunCommand } from '../../main/cli/import-run';
 import type { CliIo } from '../../main/cli/command';
 import { openLibrary, type Library } from '../../main/store/index';
+import { FileWork } from '../../main/services/file-work/client';
 import { useCpu } from '../engine/lora/setup';
 import { writeRunResult } from '../support/run-result';
 
@@ -26,6 +27,7 @@ const FIXTURES = join(import.meta.dirname, '..', 'fixtures');
 const MODEL = join(FIXTURES, 'tiny-random-llama');
 const dir = mkdtempSync(join(tmpdir(), 'lorasmith-run-import-'));
 let library: Library;
+let files: FileWork;
 let bundle: string;
 let modelId: string;
 let datasetId: string;
@@ -42,6 +44,7 @@ const counts = () => ({
 beforeAll(async () => {
   await useCpu();
   library = openLibrary(join(dir, 'library'));
+  files = new FileWork();
   modelId = library.models.import({ sourcePath: MODEL, mode: 'reference', architecture: 'llama', parameterCount: 1032272, source: { kind: 'folder', ref: MODEL } }).id;
   const data = join(dir, 'qa.jsonl');
   writeFileSync(data, Array.from({ length: 12 }, (_, i) => JSON.stringify({ prompt: `Q${i}: what is ${i} plus ${i + 1}?`, completion: ` ${2 * i + 1}.` })).join('\n') + '\n');
@@ -64,14 +67,15 @@ beforeAll(async () => {
   }
   writeRunResult(bundle, join(bundle, 'output'), join(dir, 'trained'), history, evals);
 }, 300_000);
-afterAll(() => {
+afterAll(async () => {
+  await files?.close();
   library?.close();
   rmSync(dir, { recursive: true, force: true });
 });
 
 describe('importing a run trained elsewhere', () => {
-  it('adds a version on the library\'s base and dataset with the settings, the curves and the machine it ran on', () => {
-    const done = importRunResult(library, bundle, { adapterName: 'sums-remote' });
+  it('adds a version on the library\'s base and dataset with the settings, the curves and the machine it ran on', async () => {
+    const done = await importRunResult(library, files, bundle, { adapterName: 'sums-remote' });
     expect(done.adapterName).toBe('sums-remote');
     expect(done.trainedOn).toBe('gpu-box: 2 × NVIDIA H100 80GB HBM3, 2 processes (DistributedType.MULTI_GPU) (transformers 5.17.0, PEFT 0.21.0)');
     const v = done.version;
@@ -88,7 +92,7 @@ describe('importing a run trained elsewhere', () => {
     expect(points.filter((p) => p.valLoss !== undefined).map((p) => [p.step, p.valLoss])).toEqual(evals.map((e) => [e.step, e.valLoss]));
     expect(library.lineage.curves(v.id)).toHaveLength(1);
     // a second import of another result is the next version of the same adapter
-    expect(importRunResult(library, join(bundle, 'output'), { adapterName: 'sums-remote' }).version.version).toBe(2);
+    expect((await importRunResult(library, files, join(bundle, 'output'), { adapterName: 'sums-remote' })).version.version).toBe(2);
   });
 
   it('lorasmith import-run does the same from the command line', async () => {
@@ -100,35 +104,35 @@ describe('importing a run trained elsewhere', () => {
     await expect(importRunCommand.run([], io)).rejects.toThrow(/needs exactly one <result-dir>/);
   });
 
-  it('refuses a run whose base is not in the library, naming it, and writes nothing', () => {
+  it('refuses a run whose base is not in the library, naming it, and writes nothing', async () => {
     const before = counts();
     const other = join(dir, 'other-base');
     cpSync(join(bundle, 'output'), other, { recursive: true });
     const run = JSON.parse(readFileSync(join(other, 'run.json'), 'utf8'));
     run.base_model.content_hash = 'sha256:' + '0'.repeat(64);
     writeFileSync(join(other, 'run.json'), JSON.stringify(run));
-    expect(() => importRunResult(library, other)).toThrow(/base model this run trained .* is not in the library; import that model folder first/);
+    await expect(importRunResult(library, files, other)).rejects.toThrow(/base model this run trained .* is not in the library; import that model folder first/);
     expect(counts()).toEqual(before);
   });
 
-  it('refuses an adapter that does not fit the base (preflight) before writing anything', () => {
+  it('refuses an adapter that does not fit the base (preflight) before writing anything', async () => {
     const before = counts();
     const wrong = join(dir, 'wrong-adapter');
     cpSync(join(bundle, 'output'), wrong, { recursive: true });
     rmSync(join(wrong, 'adapter'), { recursive: true });
     cpSync(join(FIXTURES, 'peft-gpt2-lora-c_attn-c_proj'), join(wrong, 'adapter'), { recursive: true });
-    expect(() => importRunResult(library, wrong, { adapterName: 'never' })).toThrow(expect.objectContaining({ code: 'ADAPTER_MISMATCH', message: expect.stringMatching(/does not fit/) }));
+    await expect(importRunResult(library, files, wrong, { adapterName: 'never' })).rejects.toMatchObject({ code: 'ADAPTER_MISMATCH', message: expect.stringMatching(/does not fit/) });
     expect(counts()).toEqual(before);
     expect(library.adapters.findByName('never')).toBeNull();
   });
 
-  it('refuses a folder that is not a run result, naming the missing file', () => {
+  it('refuses a folder that is not a run result, naming the missing file', async () => {
     const before = counts();
-    expect(() => importRunResult(library, join(dir, 'trained'))).toThrow(expect.objectContaining({ code: 'INVALID_RUN_RESULT', message: expect.stringMatching(/run_info\.json is missing/) }));
+    await expect(importRunResult(library, files, join(dir, 'trained'))).rejects.toMatchObject({ code: 'INVALID_RUN_RESULT', message: expect.stringMatching(/run_info\.json is missing/) });
     const half = join(dir, 'half');
     cpSync(join(bundle, 'output'), half, { recursive: true });
     rmSync(join(half, 'adapter', 'adapter_model.safetensors'));
-    expect(() => importRunResult(library, half)).toThrow(/adapter\/adapter_model\.safetensors is missing/);
+    await expect(importRunResult(library, files, half)).rejects.toThrow(/adapter\/adapter_model\.safetensors is missing/);
     expect(counts()).toEqual(before);
   });
 });

@@ -12,8 +12,14 @@ import { loadTokenizer } from '../../engine/io/tokenizer';
 import { inspectModel as inspect } from '../../engine/models/inspect';
 import { normalizeDatasetToFile, readDatasetHead, storedDatasetFile } from '../../engine/train/datasets/normalize';
 import { chatSegments } from '../../engine/train/tokenize';
+import { describeBaseDir } from '../../engine/adapters/describe-base';
+import { formatPreflight, preflightAdapter } from '../../engine/adapters/preflight';
+import { HandoffError } from '../../engine/handoff/errors';
+import { describeMachine, readRunResult } from '../../engine/handoff/run-result';
+import type { TrainSettings } from '../../engine/train/settings';
+import type { TrainingSettings } from '../../../preload/contract/domain';
 import { ServiceError } from '../errors';
-import type { FileJob, FileJobResults, ModelSummary, PreviewResult, StagedDataset } from './protocol';
+import type { FileJob, FileJobResults, ModelSummary, PreviewResult, RunResultSummary, StagedDataset } from './protocol';
 
 /** Token lengths drawn in the preview's histogram. */
 const MAX_LENGTHS = 5000;
@@ -143,6 +149,34 @@ async function previewDataset(job: Extract<FileJob, { kind: 'previewDataset' }>)
   return { records, issues: head.report.issues.map((i) => ({ line: i.line, message: i.message })), tokenLengths };
 }
 
+/** The engine's settings in the contract's words (what a version records and the wizard can start again from). */
+export function contractSettings(s: TrainSettings): TrainingSettings {
+  const lora = s.lora;
+  if (lora === null) throw new HandoffError('INVALID_RUN_RESULT', 'run.json describes full fine-tuning; only LoRA runs come back as adapter versions');
+  return {
+    lora: { targetModules: typeof lora.targetModules === 'string' ? [lora.targetModules] : [...lora.targetModules], rank: lora.rank, alpha: lora.alpha, dropout: lora.dropout, useRslora: lora.useRslora },
+    ...(s.maxSteps !== null ? { maxSteps: s.maxSteps } : { epochs: s.epochs }),
+    learningRate: s.learningRate, batchSize: s.batchSize, gradAccum: s.gradAccum, maxSeqLen: s.maxSeqLen,
+    valSplit: s.valSplit === 'auto' ? 0.1 : s.valSplit, seed: s.seed, scheduler: s.scheduler, warmupSteps: s.warmupSteps,
+    weightDecay: s.weightDecay, maxGradNorm: s.maxGradNorm, evalEvery: s.evalEvery, checkpointEvery: s.checkpointEvery,
+    earlyStoppingPatience: s.earlyStoppingPatience, trainOnPrompt: s.trainOnPrompt, recompute: s.recompute,
+  };
+}
+
+function runResultSummary(dir: string): RunResultSummary {
+  const r = readRunResult(dir);
+  return {
+    dir: r.dir, adapterDir: r.adapterDir, steps: r.steps, trainLoss: r.trainLoss, valLoss: r.valLoss, points: r.points,
+    baseContentHash: r.baseContentHash, baseNameOrPath: r.baseNameOrPath, datasetHashes: r.datasetHashes,
+    settings: contractSettings(r.settings), library: r.library, machine: { ...r.machine }, trainedOn: describeMachine(r.machine),
+  };
+}
+
+function preflightJob(adapterDir: string, modelDir: string): { ok: boolean; report: string } {
+  const report = preflightAdapter(adapterDir, describeBaseDir(modelDir));
+  return { ok: report.ok, report: report.ok ? '' : formatPreflight(report) };
+}
+
 export async function runJob(job: FileJob): Promise<FileJobResults[FileJob['kind']]> {
   switch (job.kind) {
     case 'inspectModel':
@@ -153,5 +187,9 @@ export async function runJob(job: FileJob): Promise<FileJobResults[FileJob['kind
       return stageDataset(job);
     case 'previewDataset':
       return previewDataset(job);
+    case 'readRunResult':
+      return runResultSummary(job.dir);
+    case 'preflightAdapter':
+      return preflightJob(job.adapterDir, job.modelDir);
   }
 }

@@ -3,7 +3,7 @@
  * a large stored one, so that the main thread (Electron's main process, the server's event loop) never waits on it.
  * Plain data only, structured-clone safe; errors come back as {name, code, message}.
  */
-import type { DatasetFormat } from '../../../preload/contract/domain';
+import type { DatasetFormat, TrainingSettings } from '../../../preload/contract/domain';
 
 export interface ModelSummary {
   /** config.json's model_type, as the engine read it. */
@@ -31,6 +31,26 @@ export interface PreviewResult {
   readonly tokenLengths: readonly number[];
 }
 
+/** An exported run's result folder (engine/handoff/run-result.ts), in the contract's words. */
+export interface RunResultSummary {
+  /** The folder holding the result (the one given, or its output/). */
+  readonly dir: string;
+  readonly adapterDir: string;
+  readonly steps: number;
+  readonly trainLoss: number | null;
+  readonly valLoss: number | null;
+  /** The curves of the trainer's log history, merged by step. */
+  readonly points: readonly { readonly step: number; readonly loss?: number; readonly valLoss?: number; readonly lr?: number; readonly gradNorm?: number; readonly epoch?: number }[];
+  readonly baseContentHash: string;
+  readonly baseNameOrPath: string;
+  readonly datasetHashes: readonly string[];
+  readonly settings: TrainingSettings;
+  readonly library: { readonly modelId?: string; readonly datasetId?: string; readonly parentVersionId?: string } | null;
+  /** The machine as run_info.json names it, and in one line. */
+  readonly machine: Readonly<Record<string, unknown>>;
+  readonly trainedOn: string;
+}
+
 export type FileJob =
   /** Reads a model folder where it is: config, parameter count, content hash. */
   | { readonly kind: 'inspectModel'; readonly dir: string }
@@ -46,13 +66,19 @@ export type FileJob =
       readonly format: DatasetFormat;
       readonly modelDir: string;
       readonly limit: number;
-    };
+    }
+  /** An exported run's result folder, read and checked (nothing written). */
+  | { readonly kind: 'readRunResult'; readonly dir: string }
+  /** Whether a PEFT adapter fits a model folder (the preflight); the report's text when it does not. */
+  | { readonly kind: 'preflightAdapter'; readonly adapterDir: string; readonly modelDir: string };
 
 export interface FileJobResults {
   inspectModel: ModelSummary;
   stageModel: ModelSummary;
   stageDataset: StagedDataset;
   previewDataset: PreviewResult;
+  readRunResult: RunResultSummary;
+  preflightAdapter: { readonly ok: boolean; readonly report: string };
 }
 
 export type FileJobKind = FileJob['kind'];

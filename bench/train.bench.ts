@@ -3,18 +3,19 @@
  * and against a PyTorch LoRA loop (bench/train_torch.py, Debian's python3-torch on OpenBLAS, 2 threads) on the same
  * Llama shape, batch and sequence length. The engine side runs the real path: loadModel on a random HF folder,
  * injectAdapter / fullTrainableVariables, trainLoop (AdamW, clipping), on the default backend (wasm + native sgemm
- * where the addon loads). Last, the app's path against the CLI's on one recipe (bench/app-vs-cli.ts).
+ * where the addon loads). Each engine run is a child process of its own, so its peak resident memory is its own.
+ * Last, the app's path against the CLI's on one recipe (bench/app-vs-cli.ts).
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { loadavg, tmpdir } from 'node:os';
+import { tmpdir } from 'node:os';
+import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../main/engine/backend/index';
 import { writeSafetensors } from '../main/engine/io/safetensors';
 import { loadModel } from '../main/engine/models/registry';
 import { adapterVariables, injectAdapter } from '../main/engine/lora/inject';
-import { estimateTraining } from '../main/engine/train/estimate';
 import { trainLoop } from '../main/engine/train/loop';
 import { fullTrainableVariables } from '../main/engine/train/trainable';
 import { Rng } from '../main/engine/train/rng';
@@ -62,15 +63,15 @@ function syntheticRows(count: number): TokenizedExample[] {
   });
 }
 
-interface EngineResult { stepSeconds: number; tokensPerSecond: number; peakBytes: number; trainable: number; parameters: number; kernels: string }
+interface EngineResult { stepSeconds: number; tokensPerSecond: number; peakBytes: number; trainable: number; parameters: number; kernels: string; backend: string; matmulKernels: string }
 
 async function engineRun(dir: string, mode: 'lora' | 'full'): Promise<EngineResult> {
+  const backend = await initBackend('auto', { native: {} });
   const model = await loadModel(dir, { trainable: mode === 'full' });
   const variables = mode === 'lora'
     ? adapterVariables(injectAdapter(model, 'bench', { targetModules: ['q_proj', 'v_proj'], rank: SHAPE.rank, alpha: 2 * SHAPE.rank, dropout: 0 }))
     : fullTrainableVariables(model);
   const rows = syntheticRows(SHAPE.batch * (STEPS + 1));
-  const estimate = await estimateTraining({ model, variables, rows, padId: 0, hyperparameters: { batchSize: SHAPE.batch }, calibrationSteps: 0 });
   const stamps: number[] = [];
   await trainLoop({
     model, variables, trainRows: rows, padId: 0, hyperparameters: { maxSteps: STEPS + 1, batchSize: SHAPE.batch, learningRate: 1e-4, seed: 1 },
@@ -96,7 +97,11 @@ async function engineRun(dir: string, mode: 'lora' | 'full'): Promise<EngineResu
     kernels = [...byName].sort((a, b) => b[1] - a[1]).slice(0, 6).map(([n, ms]) => `${n} ${((100 * ms) / total).toFixed(0)}%`).join(', ');
     ids.dispose();
   }
-  const result = { stepSeconds, tokensPerSecond: (SHAPE.batch * SHAPE.seq) / stepSeconds, peakBytes: estimate.peakMemoryBytes, trainable: estimate.trainableParameters, parameters: model.parameterCount(), kernels };
+  const trainable = [...variables.values()].reduce((n, v) => n + v.size, 0);
+  const result = {
+    stepSeconds, tokensPerSecond: (SHAPE.batch * SHAPE.seq) / stepSeconds, peakBytes: process.resourceUsage().maxRSS * 1024, trainable,
+    parameters: model.parameterCount(), kernels, backend: backend.name, matmulKernels: backend.matmulKernels,
+  };
   model.dispose();
   return result;
 }
@@ -122,25 +127,30 @@ function torchRun(mode: 'lora' | 'full'): TorchResult {
 
 const MiB = (b: number) => (b / 2 ** 20).toFixed(0);
 
+/** An engine run in a child process of its own (this file run with `engine <dir> <mode>`). */
+function engineChild(dir: string, mode: 'lora' | 'full'): EngineResult {
+  const run = spawnSync(process.execPath, [...process.execArgv, fileURLToPath(import.meta.url), 'engine', dir, mode], { encoding: 'utf8', timeout: 1_200_000 });
+  if (run.status !== 0) throw new Error(`engine ${mode} run failed: ${(run.stderr || String(run.error)).trim().split('\n').slice(-3).join(' ')}`);
+  return JSON.parse(run.stdout.trim().split('\n').pop() as string) as EngineResult;
+}
+
 export async function run(): Promise<string> {
-  const backend = await initBackend('auto', { native: {} });
   const dir = randomLlamaFolder();
-  const lines = [
-    '## Training: LoRA vs full fine-tuning vs PyTorch',
-    '',
-    `Llama shape: hidden ${SHAPE.hidden}, ${SHAPE.layers} layers, ${SHAPE.heads} heads, MLP ${SHAPE.mlp}, vocab ${SHAPE.vocab} (tied), batch ${SHAPE.batch} × sequence ${SHAPE.seq}; LoRA r=${SHAPE.rank} on q_proj and v_proj. Median of ${STEPS} optimizer steps after a warm-up step.`,
-    `Engine: backend ${backend.name}, ${backend.matmulKernels}. Engine memory is peak tensor bytes of a step (tf.profile) plus AdamW moments; PyTorch memory is the process's peak RSS.`,
-    '',
-  ];
+  const lines = ['## Training: LoRA vs full fine-tuning vs PyTorch', ''];
   try {
-    const lora = await engineRun(dir, 'lora');
-    const full = await engineRun(dir, 'full');
+    const lora = engineChild(dir, 'lora');
+    const full = engineChild(dir, 'full');
+    lines.push(
+      `Llama shape: hidden ${SHAPE.hidden}, ${SHAPE.layers} layers, ${SHAPE.heads} heads, MLP ${SHAPE.mlp}, vocab ${SHAPE.vocab} (tied), batch ${SHAPE.batch} × sequence ${SHAPE.seq}; LoRA r=${SHAPE.rank} on q_proj and v_proj. Median of ${STEPS} optimizer steps after a warm-up step.`,
+      `Engine: backend ${lora.backend}, ${lora.matmulKernels}. Memory is each run's peak resident set (its own child process), the engine's and PyTorch's alike.`,
+      '',
+    );
     const torchProblem = ensureTorch();
     const torchLora = torchProblem ? null : torchRun('lora');
     const torchFull = torchProblem ? null : torchRun('full');
     lines.push('| run | parameters trained | step (s) | tokens/s | peak memory (MiB) |', '|---|---:|---:|---:|---:|');
-    lines.push(`| lorasmith LoRA | ${lora.trainable.toLocaleString('en-US')} of ${lora.parameters.toLocaleString('en-US')} | ${lora.stepSeconds.toFixed(2)} | ${lora.tokensPerSecond.toFixed(0)} | ${MiB(lora.peakBytes)} |`);
-    lines.push(`| lorasmith full | ${full.trainable.toLocaleString('en-US')} | ${full.stepSeconds.toFixed(2)} | ${full.tokensPerSecond.toFixed(0)} | ${MiB(full.peakBytes)} |`);
+    lines.push(`| lorasmith LoRA | ${lora.trainable.toLocaleString('en-US')} of ${lora.parameters.toLocaleString('en-US')} | ${lora.stepSeconds.toFixed(2)} | ${lora.tokensPerSecond.toFixed(0)} | ${MiB(lora.peakBytes)} (RSS) |`);
+    lines.push(`| lorasmith full | ${full.trainable.toLocaleString('en-US')} | ${full.stepSeconds.toFixed(2)} | ${full.tokensPerSecond.toFixed(0)} | ${MiB(full.peakBytes)} (RSS) |`);
     if (torchLora && torchFull) {
       lines.push(`| PyTorch ${torchLora.torch} LoRA | ${torchLora.trainableParameters.toLocaleString('en-US')} | ${torchLora.stepSeconds.toFixed(2)} | ${torchLora.tokensPerSecond.toFixed(0)} | ${MiB(torchLora.peakRssBytes)} (RSS) |`);
       lines.push(`| PyTorch ${torchFull.torch} full | ${torchFull.trainableParameters.toLocaleString('en-US')} | ${torchFull.stepSeconds.toFixed(2)} | ${torchFull.tokensPerSecond.toFixed(0)} | ${MiB(torchFull.peakRssBytes)} (RSS) |`);
@@ -151,11 +161,14 @@ export async function run(): Promise<string> {
       const ratio = lora.stepSeconds / torchLora.stepSeconds;
       lines.push(`- LoRA step vs PyTorch LoRA step: ${ratio.toFixed(2)}× PyTorch's time (target: within 4×: ${ratio <= 4 ? 'met' : 'not met'}). PyTorch BLAS: ${torchLora.blas}.`);
     } else lines.push(`- PyTorch: skipped (${torchProblem}).`);
-    lines.push(`- Load average during the run: ${loadavg().map((l) => l.toFixed(1)).join(', ')} (on a shared machine every time above stretches with it; compare rows of one run, not runs).`);
     lines.push(`- Where a LoRA step's kernel time goes (forward + backward, tf.profile): ${lora.kernels}.`);
     lines.push('', ...(await appVersusCli()));
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
   return lines.join('\n') + '\n';
+}
+
+if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1] && process.argv[2] === 'engine') {
+  console.log(JSON.stringify(await engineRun(process.argv[3] as string, process.argv[4] as 'lora' | 'full')));
 }

@@ -1,9 +1,12 @@
-"""PyTorch reference for bench/train.bench.ts: the same Llama shape, batch and sequence length, LoRA r=8 on q and v
-(PEFT's init and scaling), AdamW on the LoRA weights only, or full fine-tuning. CPU, OpenBLAS, N threads.
+"""PyTorch peer for the training and real-size benchmarks: a Llama / Qwen2 decoder (RMSNorm, rotary, grouped-query
+attention with HF's repeat_kv, optional q/k/v bias, SwiGLU, tied head) in float32 on the CPU, as a PyTorch user
+would run it, with PEFT-style LoRA (kaiming A, zero B, scaling alpha / r) on the chosen linears, AdamW on the LoRA
+weights only (or every weight), and greedy decoding with a KV cache. Random weights: only the shapes matter.
 
-Usage: python3 train_torch.py --mode lora|full --threads 2 --steps 5 --hidden 384 --layers 6 --heads 6 --mlp 1024
-           --vocab 4096 --batch 8 --seq 128 --rank 8
-Prints one JSON line: mode, threads, median step seconds, tokens/s, peak RSS bytes, parameter counts.
+Usage: python3 train_torch.py --mode lora|full|decode --threads N --steps S --hidden H --layers L --heads NH
+           --kv-heads NKV --mlp F --vocab V --batch B --seq T --rank R --alpha A --targets qv|all [--qkv-bias]
+           [--rope-theta X] [--prompt P --new-tokens K]
+Prints one JSON line: mode, threads, median step seconds (or decode tokens/s), peak RSS bytes, parameter counts.
 """
 import argparse, json, math, os, resource, statistics, time
 
@@ -45,32 +48,41 @@ def rotary(x, cos, sin):  # x [B, H, T, D]
 class Block(nn.Module):
     def __init__(self, a):
         super().__init__()
-        h = a.hidden
-        self.heads = a.heads
+        h, d = a.hidden, a.hidden // a.heads
+        self.heads, self.kv_heads, self.d = a.heads, a.kv_heads, d
         self.input_layernorm = RMSNorm(h)
-        self.q_proj, self.k_proj, self.v_proj, self.o_proj = (nn.Linear(h, h, bias=False) for _ in range(4))
+        self.q_proj = nn.Linear(h, a.heads * d, bias=a.qkv_bias)
+        self.k_proj = nn.Linear(h, a.kv_heads * d, bias=a.qkv_bias)
+        self.v_proj = nn.Linear(h, a.kv_heads * d, bias=a.qkv_bias)
+        self.o_proj = nn.Linear(a.heads * d, h, bias=False)
         self.post_attention_layernorm = RMSNorm(h)
         self.gate_proj = nn.Linear(h, a.mlp, bias=False)
         self.up_proj = nn.Linear(h, a.mlp, bias=False)
         self.down_proj = nn.Linear(a.mlp, h, bias=False)
 
-    def forward(self, x, cos, sin):
-        b, t, h = x.shape
-        d = h // self.heads
+    def forward(self, x, cos, sin, cache=None):
+        b, t, _ = x.shape
         y = self.input_layernorm(x)
-        q = self.q_proj(y).view(b, t, self.heads, d).transpose(1, 2)
-        k = self.k_proj(y).view(b, t, self.heads, d).transpose(1, 2)
-        v = self.v_proj(y).view(b, t, self.heads, d).transpose(1, 2)
+        q = self.q_proj(y).view(b, t, self.heads, self.d).transpose(1, 2)
+        k = self.k_proj(y).view(b, t, self.kv_heads, self.d).transpose(1, 2)
+        v = self.v_proj(y).view(b, t, self.kv_heads, self.d).transpose(1, 2)
         q, k = rotary(q, cos, sin), rotary(k, cos, sin)
-        att = (q @ k.transpose(-1, -2)) / math.sqrt(d)
-        mask = torch.triu(torch.full((t, t), float('-inf')), diagonal=1)
-        o = (F.softmax(att + mask, dim=-1) @ v).transpose(1, 2).reshape(b, t, h)
+        if cache is not None:
+            if 'k' in cache:
+                k, v = torch.cat((cache['k'], k), 2), torch.cat((cache['v'], v), 2)
+            cache['k'], cache['v'] = k, v
+        rep = self.heads // self.kv_heads
+        k, v = k.repeat_interleave(rep, 1), v.repeat_interleave(rep, 1)  # HF's repeat_kv
+        s = k.shape[2]
+        att = (q @ k.transpose(-1, -2)) / math.sqrt(self.d)
+        mask = torch.triu(torch.full((t, s), float('-inf')), diagonal=s - t + 1)
+        o = (F.softmax(att + mask, dim=-1) @ v).transpose(1, 2).reshape(b, t, self.heads * self.d)
         x = x + self.o_proj(o)
         y = self.post_attention_layernorm(x)
         return x + self.down_proj(F.silu(self.gate_proj(y)) * self.up_proj(y))
 
 
-class Llama(nn.Module):
+class Decoder(nn.Module):
     def __init__(self, a):
         super().__init__()
         self.embed_tokens = nn.Embedding(a.vocab, a.hidden)
@@ -78,35 +90,35 @@ class Llama(nn.Module):
         self.layers = nn.ModuleList(Block(a) for _ in range(a.layers))
         self.norm = RMSNorm(a.hidden)
         d = a.hidden // a.heads
-        inv = 1.0 / (10000 ** (torch.arange(0, d, 2).float() / d))
-        ang = torch.outer(torch.arange(a.seq).float(), inv)
+        inv = 1.0 / (a.rope_theta ** (torch.arange(0, d, 2).float() / d))
+        ang = torch.outer(torch.arange(a.seq + a.new_tokens + a.prompt).float(), inv)
         self.register_buffer('cos', torch.cat((ang, ang), -1).cos())
         self.register_buffer('sin', torch.cat((ang, ang), -1).sin())
 
-    def forward(self, ids):
+    def forward(self, ids, caches=None, start=0):
         x = self.embed_tokens(ids)
-        for layer in self.layers:
-            x = layer(x, self.cos, self.sin)
+        t = ids.shape[1]
+        cos, sin = self.cos[start:start + t], self.sin[start:start + t]
+        for i, layer in enumerate(self.layers):
+            x = layer(x, cos, sin, None if caches is None else caches[i])
         return self.norm(x) @ self.embed_tokens.weight.T  # tied head
 
 
-def main():
-    p = argparse.ArgumentParser()
-    for name, default in [('threads', 2), ('steps', 5), ('hidden', 384), ('layers', 6), ('heads', 6), ('mlp', 1024),
-                          ('vocab', 4096), ('batch', 8), ('seq', 128), ('rank', 8)]:
-        p.add_argument(f'--{name}', type=int, default=default)
-    p.add_argument('--mode', choices=['lora', 'full'], default='lora')
-    a = p.parse_args()
-    torch.set_num_threads(a.threads)
-    torch.manual_seed(0)
-    model = Llama(a)
+TARGETS = {'qv': ['q_proj', 'v_proj'], 'all': ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj']}
+
+
+def peak_rss():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def train(a, model):
     total = sum(t.numel() for t in model.parameters())
     if a.mode == 'lora':
         for prm in model.parameters():
             prm.requires_grad_(False)
         for layer in model.layers:
-            layer.q_proj = LoraLinear(layer.q_proj, a.rank, 2 * a.rank)
-            layer.v_proj = LoraLinear(layer.v_proj, a.rank, 2 * a.rank)
+            for name in TARGETS[a.targets]:
+                setattr(layer, name, LoraLinear(getattr(layer, name), a.rank, a.alpha))
     params = [t for t in model.parameters() if t.requires_grad]
     opt = torch.optim.AdamW(params, lr=1e-4, weight_decay=0.0)
     ids = torch.randint(0, a.vocab, (a.batch, a.seq + 1))
@@ -121,12 +133,45 @@ def main():
         if step > 0:
             times.append(time.perf_counter() - start)
     step_s = statistics.median(times)
-    print(json.dumps({
-        'mode': a.mode, 'threads': a.threads, 'torch': torch.__version__, 'blas': os.path.realpath('/usr/lib/x86_64-linux-gnu/libblas.so.3'),
-        'stepSeconds': step_s, 'tokensPerSecond': a.batch * a.seq / step_s,
-        'peakRssBytes': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
-        'parameters': total, 'trainableParameters': sum(t.numel() for t in params), 'loss': float(loss),
-    }))
+    return {'stepSeconds': step_s, 'tokensPerSecond': a.batch * a.seq / step_s, 'parameters': total,
+            'trainableParameters': sum(t.numel() for t in params), 'loss': float(loss)}
+
+
+@torch.no_grad()
+def decode(a, model):
+    prompt = torch.tensor([[(i * 37) % a.vocab for i in range(a.prompt)]])
+    def run():
+        caches = [{} for _ in model.layers]
+        logits = model(prompt, caches, 0)
+        token = logits[:, -1].argmax(-1, keepdim=True)
+        started = time.perf_counter()
+        for i in range(a.new_tokens - 1):
+            logits = model(token, caches, a.prompt + i)
+            token = logits[:, -1].argmax(-1, keepdim=True)
+        return (a.new_tokens - 1) / (time.perf_counter() - started)
+    run()  # warm-up
+    return {'decodeTokensPerSecond': max(run() for _ in range(2)), 'parameters': sum(t.numel() for t in model.parameters())}
+
+
+def main():
+    p = argparse.ArgumentParser()
+    for name, default in [('threads', 2), ('steps', 5), ('hidden', 384), ('layers', 6), ('heads', 6), ('kv-heads', 0),
+                          ('mlp', 1024), ('vocab', 4096), ('batch', 8), ('seq', 128), ('rank', 8), ('alpha', 0),
+                          ('prompt', 16), ('new-tokens', 0)]:
+        p.add_argument(f'--{name}', type=int, default=default)
+    p.add_argument('--rope-theta', type=float, default=10000.0)
+    p.add_argument('--mode', choices=['lora', 'full', 'decode'], default='lora')
+    p.add_argument('--targets', choices=sorted(TARGETS), default='qv')
+    p.add_argument('--qkv-bias', action='store_true')
+    a = p.parse_args()
+    a.kv_heads = a.kv_heads or a.heads
+    a.alpha = a.alpha or 2 * a.rank
+    torch.set_num_threads(a.threads)
+    torch.manual_seed(0)
+    model = Decoder(a).float()
+    report = decode(a, model) if a.mode == 'decode' else train(a, model)
+    print(json.dumps({'mode': a.mode, 'threads': a.threads, 'torch': torch.__version__,
+                      'blas': os.path.realpath('/usr/lib/x86_64-linux-gnu/libblas.so.3'), 'peakRssBytes': peak_rss(), **report}))
 
 
 if __name__ == '__main__':

@@ -251,14 +251,17 @@ export function loadedModelPlan(model: CausalLM, variables: ReadonlyMap<string, 
     }
   }
   const held = frozenWeightBytes(model.linears);
-  const linearParameters = new Set([...model.linears.values()].map((l) => l.weight));
-  const matrixParameters = [...linearParameters].reduce((n, w) => n + w.inFeatures * w.outFeatures, 0);
+  const weights = [...new Set([...model.linears.values()].map((l) => l.weight))];
+  const matrixParameters = weights.reduce((n, w) => n + w.inFeatures * w.outFeatures, 0);
+  const largest = weights.reduce((m, w) => Math.max(m, w.bytes), 0);
+  const baseHeld = held.stored > held.tensor ? 'store' : 'tensors';
   const backend = backendPart();
   return {
     config: model.config, baseParameters: model.parameterCount(),
     baseWeightBytes: held.tensor + held.stored + (model.parameterCount() - matrixParameters) * F32,
-    baseHeld: held.stored > held.tensor ? 'store' : 'tensors',
-    loadingBytes: 0,
+    baseHeld,
+    // as modelDirPlan: the largest weight's file bytes (about what the store keeps), or those and two float32 copies
+    loadingBytes: baseHeld === 'store' ? largest : 2.5 * largest,
     lora: modules.length > 0 ? { modules, rank, dropout } : null,
     fusedKernels: backend.fusedKernels, tensorHeapBytes: backend.tensorHeapBytes, ...run,
   };

@@ -43,15 +43,16 @@ async function runOne(file: string): Promise<void> {
   console.log(section);
 }
 
-/** RESULTS.md from every section file: the machine and date of the newest, then the sections. */
-export function assembleResults(): void {
-  if (!existsSync(resultsDir)) return;
-  const files = readdirSync(resultsDir).filter((f) => f.endsWith('.md')).sort();
-  const sections = files.map((f) => readFileSync(join(resultsDir, f), 'utf8').trimEnd());
+/** RESULTS.md in `benchDir` from every section file in its results/: the machine and the date, then the sections in name order. */
+export function assembleResults(benchDir = dir): void {
+  const from = join(benchDir, 'results');
+  if (!existsSync(from)) return;
+  const files = readdirSync(from).filter((f) => f.endsWith('.md')).sort();
+  const sections = files.map((f) => readFileSync(join(from, f), 'utf8').trimEnd());
   const header = ['# Benchmark results', '',
     `Machine: ${machine()}`,
     `Assembled ${new Date().toISOString().slice(0, 10)} by \`npm run bench\` from bench/results/*.md; each section says when it was measured.`, ''];
-  writeAtomically(join(dir, 'RESULTS.md'), [...header, sections.join('\n\n'), ''].join('\n'));
+  writeAtomically(join(benchDir, 'RESULTS.md'), [...header, sections.join('\n\n'), ''].join('\n'));
 }
 
 async function main(argv: readonly string[]): Promise<number> {

@@ -78,7 +78,7 @@ async function engineTrain(dir: string, recompute: boolean): Promise<EngineTrain
   const stamps: number[] = [performance.now()];
   await trainLoop({
     model, variables, trainRows: rows, padId: 0,
-    hyperparameters: { maxSteps: RUN.steps + 1, batchSize: RUN.batch, lr: 1e-4, seed: 1, recompute },
+    hyperparameters: { maxSteps: RUN.steps + 1, batchSize: RUN.batch, learningRate: 1e-4, seed: 1, checkpointEvery: 0, recompute: recompute ? 'on' : 'off' },
     onProgress: (e) => { if (e.kind === 'step') stamps.push(performance.now()); },
   });
   const gaps = stamps.slice(2).map((t, i) => (t - (stamps[i + 1] as number)) / 1000).sort((a, b) => a - b); // after the warm-up step

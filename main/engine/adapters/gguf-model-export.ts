@@ -127,19 +127,15 @@ export async function tokenizerMetadataOf(base: string, config: ModelConfig): Pr
 /**
  * The model's norms and untied embedding, as tensors kept until the caller disposes them (clones: an own tensor's
  * data stays the model's; a table held outside the tensors' memory is read out once), and whether the head is tied
- * to the embedding (no 'lm_head.weight' among the model's weights). The linear weights namedWeights makes are freed.
+ * to the embedding (no 'lm_head.weight' among the model's weights). The linear weights are not read here.
  */
 function nonLinearWeights(model: CausalLM): { tied: boolean; others: [string, tf.Tensor][] } {
-  tf.engine().startScope();
-  try {
-    const all = model.namedWeights();
-    const tied = !all.has('lm_head.weight');
-    const linear = new Set<string>(tied ? ['model.embed_tokens.weight'] : []);
-    for (const path of model.linears.keys()) linear.add(`${path}.weight`).add(`${path}.bias`);
-    return { tied, others: [...all].filter(([name]) => !linear.has(name)).map(([name, t]) => [name, tf.keep(tf.clone(t))]) };
-  } finally {
-    tf.engine().endScope();
-  }
+  const all = model.weights();
+  const tied = !all.has('lm_head.weight');
+  const linear = new Set<string>(tied ? ['model.embed_tokens.weight'] : []);
+  for (const path of model.linears.keys()) linear.add(`${path}.weight`).add(`${path}.bias`);
+  const others = [...all].filter(([name]) => !linear.has(name));
+  return { tied, others: others.map(([name, w]) => [name, tf.tidy(() => tf.clone(w.read()))]) };
 }
 
 /** Reads a tensor's values, then frees it (a clone or a fresh tensor made for the export). */

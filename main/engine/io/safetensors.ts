@@ -46,11 +46,17 @@ export interface RawTensor {
   readonly bytes: Uint8Array;
 }
 
+type WritableValues = Float32Array | Int32Array | ArrayLike<number>;
+
 export interface WritableTensor {
   readonly dtype: WritableDtype;
   readonly shape: readonly number[];
-  /** Values as numbers; converted to `dtype` on write (float32 -> F16/BF16 rounds to nearest even). */
-  readonly data: Float32Array | Int32Array | ArrayLike<number>;
+  /**
+   * Values as numbers; converted to `dtype` on write (float32 -> F16/BF16 rounds to nearest even). A function is
+   * called when this tensor's turn to be written comes, and its values are let go once written, so a file larger
+   * than memory can be written one tensor at a time.
+   */
+  readonly data: WritableValues | (() => WritableValues);
 }
 
 function invalid(path: string, why: string): never {
@@ -272,7 +278,8 @@ export function readSafetensors(path: string): { tensors: Map<string, LoadedTens
   }
 }
 
-function encode(name: string, tensor: WritableTensor): Uint8Array {
+function encode(name: string, lazy: WritableTensor): Uint8Array {
+  const tensor = { ...lazy, data: typeof lazy.data === 'function' ? lazy.data() : lazy.data };
   const count = tensor.shape.reduce((a, b) => a * b, 1);
   const shape: readonly unknown[] = tensor.shape;
   if (!shape.every(isNonNegativeInt)) {

@@ -21,7 +21,8 @@ import { decoderLayerLinears, decoderLayerNorms, hasBias, headSpec, type Decoder
 import { DecoderCache, asDecoderCache } from './kv-cache';
 import { applyRotary, attention, attentionMask, gatedActivation, rmsNorm, rotaryTables, splitHeads, variablesOf } from './layers';
 import type { Rotary } from './rope';
-import type { CausalLM, DecoderBlock, ForwardOptions, KVCache, OutputHead } from './types';
+import { linearWeight, ownTensor, readAllWeights, tableWeight } from './named-weights';
+import type { CausalLM, DecoderBlock, ForwardOptions, KVCache, NamedWeight, OutputHead } from './types';
 import { WeightLoader, checkTokenIds, collectVariables, countParameters, disposeWeights, type WeightLoadOptions } from './weights';
 
 interface Layer {
@@ -280,12 +281,16 @@ export class DecoderModel implements CausalLM {
    * own tensors; linear weights and an untied embedding table are fresh: call this inside tf.tidy.
    */
   namedWeights(): Map<string, tf.Tensor> {
-    const out = new Map<string, tf.Tensor>(this.others);
-    for (const [name, table] of this.tables) out.set(name, table.toTensor('out-in'));
+    return readAllWeights(this.weights());
+  }
+
+  weights(): Map<string, NamedWeight> {
+    const out = new Map<string, NamedWeight>([...this.others].map(([name, t]) => [name, ownTensor(t)]));
+    for (const [name, table] of this.tables) out.set(name, tableWeight(table));
     for (const [path, layer] of this.linears) {
       const name = layer === this.lm_head && !this.embed_tokens ? 'model.embed_tokens.weight' : `${path}.weight`;
-      out.set(name, layer.checkpointWeight());
-      if (layer.bias) out.set(`${path}.bias`, layer.bias);
+      out.set(name, linearWeight(layer));
+      if (layer.bias) out.set(`${path}.bias`, ownTensor(layer.bias));
     }
     return out;
   }

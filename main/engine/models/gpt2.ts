@@ -8,7 +8,8 @@ import { ConfigFields, readGenerationEosIds, type RawConfig } from '../io/hf-con
 import { loraDropout, LinearLayer } from '../lora/linear';
 import { DecoderCache, asDecoderCache } from './kv-cache';
 import { activate, attention, causalMask, layerNorm, parseActivation, splitHeads, variablesOf, type Activation } from './layers';
-import type { CausalLM, DecoderBlock, ForwardOptions, KVCache, LinearSpec, ModelConfig, OutputHead } from './types';
+import { linearWeight, ownTensor, readAllWeights } from './named-weights';
+import type { CausalLM, DecoderBlock, ForwardOptions, KVCache, LinearSpec, ModelConfig, NamedWeight, OutputHead } from './types';
 import { WeightLoader, checkTokenIds, collectVariables, countParameters, disposeWeights, type WeightLoadOptions } from './weights';
 import { ModelIoError } from '../io/errors';
 
@@ -240,13 +241,17 @@ export class Gpt2Model implements CausalLM {
    * tensors except 'transformer.wte.weight', a fresh transpose of the tied head: call this inside tf.tidy.
    */
   namedWeights(): Map<string, tf.Tensor> {
-    const out = new Map<string, tf.Tensor>();
-    out.set('transformer.wte.weight', this.lm_head.checkpointWeight());
-    for (const [name, t] of this.others) out.set(name, t);
+    return readAllWeights(this.weights());
+  }
+
+  weights(): Map<string, NamedWeight> {
+    const out = new Map<string, NamedWeight>();
+    out.set('transformer.wte.weight', linearWeight(this.lm_head));
+    for (const [name, t] of this.others) out.set(name, ownTensor(t));
     for (const [path, layer] of this.linears) {
       if (layer === this.lm_head) continue;
-      out.set(`${path}.weight`, layer.checkpointWeight());
-      if (layer.bias) out.set(`${path}.bias`, layer.bias);
+      out.set(`${path}.weight`, linearWeight(layer));
+      if (layer.bias) out.set(`${path}.bias`, ownTensor(layer.bias));
     }
     return out;
   }

@@ -78,6 +78,13 @@ export interface OutputHead {
   variables(): tf.Variable[];
 }
 
+/** A weight under its checkpoint name: its shape in checkpoint layout, and its values when read. */
+export interface NamedWeight {
+  readonly shape: readonly number[];
+  /** The values in checkpoint layout; may be a fresh tensor (a transpose, a stored weight converted): call inside tf.tidy. */
+  read(): tf.Tensor;
+}
+
 export interface CausalLM {
   readonly config: ModelConfig;
   /** Every LoRA-targetable linear module, keyed by its path, in checkpoint order. */
@@ -94,6 +101,11 @@ export interface CausalLM {
    * call this inside tf.tidy, or dispose the entries that are not the model's own.
    */
   namedWeights(): Map<string, tf.Tensor>;
+  /**
+   * The same weights, each read only when asked (models/named-weights.ts): its shape in checkpoint layout costs
+   * nothing, read() makes at most that one weight's float32 copy. Export reads a model this way.
+   */
+  weights(): Map<string, NamedWeight>;
   /**
    * The model's own Variables (loaded with trainable: true; empty otherwise), keyed by checkpoint name, in the
    * model's layout: linears as weightT [in, out] under '<path>.weight', the tied head under 'lm_head.weight'.

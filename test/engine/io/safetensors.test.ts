@@ -183,6 +183,29 @@ describe('safetensors writer', () => {
     expect(tensors.get('bf16')?.shape).toEqual([3, 2]);
   });
 
+  it('reads lazy tensors one at a time, in name order, each after the one before it is on disk', () => {
+    const path = join(dir, 'lazy.safetensors');
+    const order: string[] = [];
+    const lazy = (name: string, values: number[]) => ({
+      dtype: 'F32' as const, shape: [values.length],
+      data: () => {
+        // The temporary file already holds the header and every tensor before this one.
+        const temp = readdirSync(dir).find((n) => n.startsWith('lazy.safetensors.tmp-')) as string;
+        order.push(`${name}@${readFileSync(join(dir, temp)).length}`);
+        return values;
+      },
+    });
+    writeSafetensors(path, { b: lazy('b', [3, 4, 5]), a: lazy('a', [1, 2]), c: { dtype: 'BF16', shape: [1], data: [0.5] } });
+    const headerEnd = 8 + Number(readFileSync(path).readBigUInt64LE(0));
+    expect(order).toEqual([`a@${headerEnd}`, `b@${headerEnd + 8}`]);
+    const { tensors } = readSafetensors(path);
+    expect([...(tensors.get('a')?.data ?? [])]).toEqual([1, 2]);
+    expect([...(tensors.get('b')?.data ?? [])]).toEqual([3, 4, 5]);
+    expect(() => writeSafetensors(path, { a: lazy('a', [1, 2, 3]), z: { dtype: 'F32', shape: [2], data: () => [1] } })).toThrow(/'z' has 1 values.*needs 2/);
+    expect([...(readSafetensors(path).tensors.get('b')?.data ?? [])]).toEqual([3, 4, 5]); // the earlier file kept
+    expect(readdirSync(dir).some((n) => n.includes('.tmp-'))).toBe(false);
+  });
+
   it('leaves an existing file untouched when the input is bad', () => {
     const path = join(dir, 'keep.safetensors');
     writeSafetensors(path, { a: { dtype: 'F32', shape: [1], data: [5] } });

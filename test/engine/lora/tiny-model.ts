@@ -6,6 +6,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { LinearLayer, loraDropout } from '../../../main/engine/lora/linear';
 import { variablesOf } from '../../../main/engine/models/layers';
+import { ownTensor } from '../../../main/engine/models/named-weights';
 import type { CausalLM, DecoderBlock, ForwardOptions, KVCache, LinearSpec, ModelConfig, OutputHead } from '../../../main/engine/models/types';
 import { Rng } from '../../../main/engine/train/rng';
 
@@ -111,6 +112,7 @@ export function tinyModel(options: TinyOptions = {}): CausalLM {
       throw new Error('tiny model has no cache');
     },
     namedWeights: () => new Map(named),
+    weights: () => new Map([...named].map(([name, t]) => [name, ownTensor(t)])),
     parameterCount: () => [...named.values()].reduce((s, t) => s + t.size, 0),
     dispose() {
       for (const t of named.values()) t.dispose();

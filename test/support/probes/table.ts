@@ -1,10 +1,11 @@
 /**
  * vitest's global setup for the reliability suite: clears the probe outcomes before a run and, after a run that
- * tried every probe in the catalog, writes bench/results/reliability.md (probes tried / held). A partial run (one
+ * tried every probe in the catalog, writes bench/results/reliability.md (probes tried / held) and reassembles bench/RESULTS.md. A partial run (one
  * test file) leaves the table as it was.
  */
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import { assembleResults } from '../../../bench/run';
 import { PROBES, type ProbeId } from './catalog';
 
 const REPO = join(import.meta.dirname, '../../..');
@@ -47,4 +48,5 @@ export function teardown(): void {
   if (Object.keys(PROBES).some((id) => !outcomes.has(id as ProbeId))) return; // a partial run
   mkdirSync(dirname(TABLE_FILE), { recursive: true });
   writeFileSync(TABLE_FILE, reliabilitySection(outcomes));
+  assembleResults(); // bench/RESULTS.md is its sections, this one included
 }

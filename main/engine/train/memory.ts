@@ -30,6 +30,13 @@ export interface MemoryPlan {
   readonly baseWeightBytes: number;
   /** Where the base's big matrices live: tfjs tensors (inside the wasm heap on wasm) or the native frozen store. */
   readonly baseHeld: 'tensors' | 'store';
+  /**
+   * Bytes the base would take held in the frozen store at each precision (its matrices so, the rest float32), for
+   * the refusal's alternatives; known before loading (modelDirPlan), absent for a loaded model.
+   */
+  readonly baseInStore?: Readonly<Record<BasePrecision, number>>;
+  /** The precision the store holds (or would hold) the base at. */
+  readonly precision?: BasePrecision;
   /** Bytes loading holds beyond the weights at once: the largest tensor's file bytes and conversion copies. */
   readonly loadingBytes: number;
   /** The backend's limit on all tensors together (wasm: one 4 GB heap); null where there is none. */
@@ -214,13 +221,15 @@ export function modelDirPlan(
   const fileDtype = dominantFloatDtype(summary.dtypes);
   const backend = backendPart();
   const stored = backend.store && lora !== null; // full fine-tuning trains float32 Variables
-  const matrixBytes = stored ? baseWeightBytes(matrices.map((m) => ({ ...m, dtype: fileDtype })))[precision] : matrixParameters * F32;
+  const otherBytes = (summary.parameterCount - matrixParameters) * F32; // norms, biases, position tables
+  const atPrecision = baseWeightBytes(matrices.map((m) => ({ ...m, dtype: fileDtype })));
+  const baseInStore = { stored: atPrecision.stored + otherBytes, bf16: atPrecision.bf16 + otherBytes, q8_0: atPrecision.q8_0 + otherBytes };
   const largest = Math.max(...matrices.map((m) => m.rows * m.cols));
   const fileBytes = fileDtype === 'F32' ? 4 : 2;
   return {
     config, baseParameters: summary.parameterCount,
-    baseWeightBytes: matrixBytes + (summary.parameterCount - matrixParameters) * F32,
-    baseHeld: stored ? 'store' : 'tensors',
+    baseWeightBytes: stored ? baseInStore[precision] : matrixParameters * F32 + otherBytes,
+    baseHeld: stored ? 'store' : 'tensors', baseInStore, precision,
     // the store copies each tensor's file bytes in; the tensor path converts to float32 and transposes (two copies)
     loadingBytes: largest * (stored ? fileBytes : fileBytes + 2 * F32),
     lora: lora ? { modules: resolveTargets(summary.linears, lora.targetModules).modules, rank: lora.rank, dropout: lora.dropout } : null,
@@ -285,12 +294,19 @@ export function assertFits(plan: MemoryPlan, availableBytes: number, fit: FitOpt
     return true;
   };
   if (!plan.recompute) tryPlan('turn on activation recomputation (--recompute)', { recompute: true });
+  const at8 = plan.baseInStore?.q8_0;
+  if (plan.baseHeld === 'store' && at8 !== undefined && plan.precision !== 'q8_0' && at8 < plan.baseWeightBytes) {
+    tryPlan(`keep the base at 8 bits (LORASMITH_BASE_PRECISION=q8_0: ${GiB(at8)} instead of ${GiB(plan.baseWeightBytes)}; its outputs change slightly)`, { baseWeightBytes: at8, precision: 'q8_0' });
+  }
   for (let batchSize = Math.floor(plan.batchSize / 2); batchSize >= 1; batchSize = Math.floor(batchSize / 2)) {
     const accumulate = Math.ceil(plan.batchSize / batchSize);
     if (tryPlan(`batch size ${batchSize} with recomputation (--batch-size ${batchSize} --recompute; --grad-accum ${accumulate} keeps ${plan.batchSize} rows per step)`, { batchSize, recompute: true })) break;
   }
   for (let seqLen = Math.floor(plan.seqLen / 2); seqLen >= 16; seqLen = Math.floor(seqLen / 2)) {
     if (tryPlan(`rows of at most ${seqLen} tokens with recomputation and batch size 1 (--max-seq-len ${seqLen} --batch-size 1 --recompute)`, { seqLen, batchSize: 1, recompute: true })) break;
+  }
+  if (options.length === 0 && plan.baseHeld === 'store' && at8 !== undefined && plan.precision !== 'q8_0' && at8 < plan.baseWeightBytes) {
+    tryPlan('the base at 8 bits with batch size 1 and recomputation (LORASMITH_BASE_PRECISION=q8_0 --batch-size 1 --recompute)', { baseWeightBytes: at8, precision: 'q8_0', batchSize: 1, recompute: true });
   }
   const heap = plan.tensorHeapBytes;
   const heapBound = heap !== null && tensorBytes(plan, estimate) > 0.9 * heap;
@@ -303,7 +319,36 @@ export function assertFits(plan: MemoryPlan, availableBytes: number, fit: FitOpt
   const needed = `about ${GiB(needs(estimate))} of memory${fit.resident ? ' beyond the loaded model' : ''} (base weights ${GiB(estimate.parts.baseWeights)}, ` +
     `activations ${GiB(estimate.parts.activations)}, trainable weights and optimizer ${GiB(estimate.parts.trainable)}, loss ${GiB(estimate.parts.loss)}, runtime ${GiB(estimate.parts.runtime)})`;
   const limit = heapBound ? ` Its tensors need ${GiB(tensorBytes(plan, estimate))}, more than the wasm backend's single ${GiB(heap ?? 0)} heap can hold.` : '';
-  throw new TrainError('NOT_ENOUGH_MEMORY', `this run needs ${needed} and ${GiB(availableBytes)} is available.${limit} ${what}`);
+  throw new TrainError('NOT_ENOUGH_MEMORY', `this run needs ${needed} and ${GiB(availableBytes)} is available.${limit} ${what}${withoutStore(plan, estimate, availableBytes, fit)}`);
+}
+
+/** The parameter count `room` bytes of float32 weights hold, in words: "about 350M", "about 1.20B". */
+function parametersIn(room: number): string {
+  const n = Math.max(0, room) / F32;
+  return n >= 1e9 ? `about ${(n / 1e9).toFixed(2)}B` : `about ${Math.round(n / 1e6)}M`;
+}
+
+/**
+ * For a LoRA run whose base is float32 tensors because no frozen-weight store serves the backend (on wasm and cpu:
+ * the native addon is not built, or LORASMITH_FROZEN_STORE is off): which base sizes fit at these settings as it is, and what the
+ * store would hold this base in and whether the run would then fit. Empty otherwise.
+ */
+function withoutStore(plan: MemoryPlan, estimate: MemoryEstimate, availableBytes: number, fit: FitOptions): string {
+  if (plan.baseHeld !== 'tensors' || !plan.lora || !plan.baseInStore) return '';
+  const p = estimate.parts;
+  const beside = p.trainable + p.activations + p.loss; // what the run holds beside its base
+  const inMemory = availableBytes - (fit.resident ? 0 : p.runtime) - Math.max(beside, p.loading);
+  const room = Math.min(inMemory, plan.tensorHeapBytes === null ? Infinity : 0.9 * plan.tensorHeapBytes - beside);
+  const stored = { ...plan, baseHeld: 'store' as const, baseWeightBytes: plan.baseInStore.stored };
+  const q8 = { ...plan, baseHeld: 'store' as const, baseWeightBytes: plan.baseInStore.q8_0 };
+  const then = fitsIn(stored, availableBytes, fit) ? 'this run would fit'
+    : fitsIn(q8, availableBytes, fit) ? 'this run would fit at Q8_0'
+      : `this run would still need ${GiB(neededBytes(estimateMemory(q8), fit))} at Q8_0`;
+  return ' Here the base is held as float32 tensors: the frozen-weight store is not in use (on wasm and cpu it is the ' +
+    'native addon\'s: `npm run build:native` builds it, with a C compiler and OpenBLAS; LORASMITH_FROZEN_STORE=off turns it off). ' +
+    (room >= 1e6 * F32 ? `As it is, a base of ${parametersIn(room)} parameters at most fits beside these settings' activations. `
+      : 'As it is, no base fits beside these settings\' activations. ') +
+    `With the store this base would take ${GiB(plan.baseInStore.stored)} at its file precision or ${GiB(plan.baseInStore.q8_0)} at Q8_0, and ${then}.`;
 }
 
 export interface RunSettings {

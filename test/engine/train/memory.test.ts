@@ -169,6 +169,69 @@ describe('the refusal', () => {
     expect(() => assertFits(modelDirPlan(summary, lora, { batchSize: 1, seqLen: 64, recompute: true }), 2 ** 40)).not.toThrow();
   });
 
+  /** Qwen2.5-1.5B's shape as inspectModel reports a BF16 folder of it. */
+  const qwen15 = () => {
+    const config = {
+      modelType: 'qwen2', vocabSize: 151936, hiddenSize: 1536, numLayers: 28, numHeads: 12, numKvHeads: 2, headDim: 128,
+      intermediateSize: 8960, maxPositions: 32768, tieWordEmbeddings: true, bosTokenId: null, eosTokenIds: [151643], padTokenId: null,
+    };
+    return { config, linears: linearSpecsOf({ ...config, raw: {} }), parameterCount: 1_543_714_304, dtypes: { BF16: 338 } };
+  };
+  // By hand: per layer q and o 1536², k and v 256 × 1536, gate, up and down 8960 × 1536; the tied table 151936 × 1536.
+  const matrixValues = 28 * (2 * 1536 * 1536 + 2 * 256 * 1536 + 3 * 8960 * 1536) + 151936 * 1536;
+  const otherBytes = (1_543_714_304 - matrixValues) * 4; // norms and q/k/v biases stay float32
+  const bf16Bytes = matrixValues * 2 + otherBytes;
+  const q8Bytes = matrixValues + (matrixValues / 32) * 2 + otherBytes; // every row a whole number of 32-value blocks
+  const gib = (bytes: number) => `${(bytes / 2 ** 30).toFixed(2)} GiB`;
+  const refusal = (f: () => void): string => {
+    try {
+      f();
+    } catch (e) {
+      expect((e as TrainError).code).toBe('NOT_ENOUGH_MEMORY');
+      return (e as Error).message;
+    }
+    throw new Error('no refusal');
+  };
+
+  it('without the frozen store, says which base sizes fit as float32 tensors and what the store would hold this one in', async () => {
+    const lora = { targetModules: 'all-linear', rank: 16, dropout: 0 } as const;
+    unregisterNativeKernels('wasm');
+    await initBackend('wasm', { native: false });
+    const plan = modelDirPlan(qwen15(), lora, { batchSize: 1, seqLen: 64, recompute: true });
+    expect(plan.baseHeld).toBe('tensors');
+    const message = refusal(() => assertFits(plan, 2 ** 40));
+    expect(message).toContain('the frozen-weight store is not in use');
+    expect(message).toContain('`npm run build:native`');
+    expect(message).toContain(`With the store this base would take ${gib(bf16Bytes)} at its file precision or ${gib(q8Bytes)} at Q8_0, and this run would fit.`);
+    // "a base of about N at most fits": a base of 0.98 N float32 parameters does, one of 1.05 N does not.
+    const [, amount = '', unit = ''] = /a base of about ([\d.]+)([MB]) parameters at most fits/.exec(message) ?? [];
+    const n = Number(amount) * (unit === 'B' ? 1e9 : 1e6);
+    expect(n).toBeGreaterThan(1e8);
+    expect(() => assertFits({ ...plan, baseWeightBytes: 0.98 * n * 4 }, 2 ** 40)).not.toThrow();
+    expect(() => assertFits({ ...plan, baseWeightBytes: 1.05 * n * 4 }, 2 ** 40)).toThrow();
+    await initBackend('cpu', { native: false });
+  });
+
+  it.skipIf(!addonAvailable)('with the frozen store, offers the base at Q8_0 with what it takes when that fits', async () => {
+    const lora = { targetModules: 'all-linear', rank: 16, dropout: 0 } as const;
+    await initBackend('wasm', { native: {} });
+    const plan = modelDirPlan(qwen15(), lora, { batchSize: 1, seqLen: 64, recompute: true });
+    expect(plan.baseHeld).toBe('store');
+    expect(plan.baseWeightBytes).toBe(bf16Bytes);
+    const atBf16 = estimateMemory(plan).peakBytes;
+    const atQ8 = estimateMemory({ ...plan, baseWeightBytes: q8Bytes }).peakBytes;
+    expect(atQ8).toBeLessThan(atBf16);
+    const message = refusal(() => assertFits(plan, (atBf16 + atQ8) / 2));
+    expect(message).toContain(`keep the base at 8 bits (LORASMITH_BASE_PRECISION=q8_0: ${gib(q8Bytes)} instead of ${gib(bf16Bytes)}`);
+    expect(message).not.toContain('frozen-weight store is not in use');
+    // already at Q8_0: not offered again
+    const q8Plan = modelDirPlan(qwen15(), lora, { batchSize: 1, seqLen: 64, recompute: true }, 'q8_0');
+    expect(q8Plan.baseWeightBytes).toBe(q8Bytes);
+    expect(refusal(() => assertFits(q8Plan, atQ8 / 2))).not.toContain('LORASMITH_BASE_PRECISION');
+    unregisterNativeKernels('wasm');
+    await initBackend('cpu', { native: false });
+  });
+
   it("'auto' recomputes only when the run would not fit without it", () => {
     const summary = inspectModel(MODELS.gpt2());
     const plan = modelDirPlan(summary, null, { batchSize: 4, seqLen: 32, recompute: false });

@@ -99,6 +99,14 @@ function loraFrom(parsed: ParsedOptions): Partial<LoraConfig> {
 }
 
 const MB = 1024 * 1024;
+function describeBase(b: TrainingEstimate['base']): string {
+  const gib = (bytes: number) => `${(bytes / 2 ** 30).toFixed(2)} GiB`;
+  const choices = `BF16 ${gib(b.bf16Bytes)}, Q8_0 ${gib(b.q8_0Bytes)}`;
+  return b.held === 'tensor'
+    ? `float32 tensors, ${gib(b.bytes)} (the native frozen-weight store would hold them at ${choices})`
+    : `${b.held} in the frozen-weight store, ${gib(b.bytes)} (LORASMITH_BASE_PRECISION=bf16 or q8_0 picks another: ${choices})`;
+}
+
 function describeEstimate(e: TrainingEstimate): string {
   return [
     `trainable parameters  ${e.trainableParameters.toLocaleString('en-US')}`,
@@ -106,6 +114,7 @@ function describeEstimate(e: TrainingEstimate): string {
     `peak memory           ${(e.peakMemoryBytes / MB).toFixed(0)} MiB of ${(e.availableMemoryBytes / MB).toFixed(0)} MiB available ` +
       `(base weights ${(e.memory.baseWeights / MB).toFixed(0)}, activations ${(e.memory.activations / MB).toFixed(0)}, ` +
       `trainable + optimizer ${(e.memory.trainable / MB).toFixed(0)}, loss ${(e.memory.loss / MB).toFixed(0)}, runtime ${(e.memory.runtime / MB).toFixed(0)} MiB)`,
+    `base weights          ${describeBase(e.base)}`,
     `recompute             ${e.recompute ? 'on (activations recomputed per block in the backward pass)' : 'off'}`,
     `time per epoch        ${e.secondsPerEpoch.toFixed(1)} s (${e.stepsPerEpoch} steps, ${e.secondsPerStep.toFixed(2)} s/step over ${e.calibrationSteps} timed steps)`,
     `total                 ${e.totalSteps} steps, about ${Math.ceil(e.totalSeconds)} s`,

@@ -53,6 +53,7 @@ describe('lorasmith train', () => {
     expect(r.out.join('\n')).toMatch(/time per epoch/);
     expect(r.out.join('\n')).toMatch(/peak memory\s+\d+ MiB of \d+ MiB available \(base weights \d+, activations \d+/);
     expect(r.out.join('\n')).toMatch(/recompute\s+off/);
+    expect(r.out.join('\n')).toMatch(/base weights\s+(float32 tensors|BF16 in the frozen-weight store|F16 in the frozen-weight store|F32 in the frozen-weight store), \d+\.\d\d GiB \(.*BF16 \d+\.\d\d GiB, Q8_0 \d+\.\d\d GiB\)/);
     expect(existsSync(out)).toBe(false);
   });
 

@@ -10,7 +10,7 @@ import { resolveHyperparameters, type TrainHyperparameters } from './hyperparame
 import { assertGradientsRegistered } from './gradients';
 import { batchLoss } from './loss';
 import { stepsPerEpoch, totalStepsFor } from './loop';
-import { assertFits, availableMemoryBytes, estimateMemory, loadedModelPlan, resolveRecompute, type MemoryEstimate } from './memory';
+import { assertFits, availableMemoryBytes, baseHolding, estimateMemory, loadedModelPlan, resolveRecompute, type BaseHolding, type MemoryEstimate } from './memory';
 import type { TokenizedExample } from './tokenize';
 
 export interface TrainingEstimate {
@@ -20,6 +20,8 @@ export interface TrainingEstimate {
   /** Peak resident memory of the training process (memory.ts): base weights, activations, optimizer, runtime. */
   readonly peakMemoryBytes: number;
   readonly memory: MemoryEstimate['parts'];
+  /** How the base's linear weights are held, and what BF16 or Q8_0 in the frozen store would take instead. */
+  readonly base: BaseHolding;
   /** Memory available when the estimate was made. */
   readonly availableMemoryBytes: number;
   /** Whether the run recomputes activations (asked for, or chosen because the run would not fit otherwise). */
@@ -86,6 +88,7 @@ export async function estimateTraining(options: EstimateOptions): Promise<Traini
     adapterBytes: 4 * trainableParameters + 200 * varList.length + 1200,
     peakMemoryBytes: memory.peakBytes,
     memory: memory.parts,
+    base: baseHolding(options.model),
     availableMemoryBytes: available,
     recompute,
     secondsPerStep: secondsPerMicro * h.gradAccum,

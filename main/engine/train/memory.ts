@@ -12,7 +12,7 @@
  */
 import { freemem, totalmem } from 'node:os';
 import * as tf from '@tensorflow/tfjs-core';
-import { activeFrozenStore, baseWeightBytes, type BasePrecision } from '../backend/frozen';
+import { activeFrozenStore, baseWeightBytes, frozenMatrixBytes, type BasePrecision, type StoredFormat } from '../backend/frozen';
 import { FUSED_KERNELS, hasFusedKernel } from '../backend/fused-ops';
 import { frozenWeightBytes } from '../models/weights';
 import { inspectModel, type ModelSummary } from '../models/inspect';
@@ -273,6 +273,27 @@ export function loadedModelPlan(model: CausalLM, variables: ReadonlyMap<string, 
     loadingBytes: baseHeld === 'store' ? largest : 2.5 * largest,
     lora: modules.length > 0 ? { modules, rank, dropout } : null,
     fusedKernels: backend.fusedKernels, tensorHeapBytes: backend.tensorHeapBytes, ...run,
+  };
+}
+
+/** How a loaded model holds its linear weights, and what the frozen store would hold them in at BF16 and at Q8_0. */
+export interface BaseHolding {
+  /** 'tensor' (float32 tfjs tensors), the stored format, or 'mixed' where weights differ. */
+  readonly held: 'tensor' | StoredFormat | 'mixed';
+  readonly bytes: number;
+  readonly bf16Bytes: number;
+  readonly q8_0Bytes: number;
+}
+
+export function baseHolding(model: CausalLM): BaseHolding {
+  const weights = [...new Set([...model.linears.values()].map((l) => l.weight))];
+  const formats = new Set(weights.map((w) => w.format));
+  const sum = (f: (w: (typeof weights)[number]) => number) => weights.reduce((n, w) => n + f(w), 0);
+  return {
+    held: formats.size === 1 ? (weights[0]?.format ?? 'tensor') : 'mixed',
+    bytes: sum((w) => w.bytes),
+    bf16Bytes: sum((w) => frozenMatrixBytes(w.outFeatures, w.inFeatures, 'BF16')),
+    q8_0Bytes: sum((w) => frozenMatrixBytes(w.outFeatures, w.inFeatures, 'Q8_0')),
   };
 }
 

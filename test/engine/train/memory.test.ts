@@ -17,7 +17,7 @@ import { loadModel } from '../../../main/engine/models/registry';
 import { inspectModel, linearSpecsOf } from '../../../main/engine/models/inspect';
 import type { BlockRunner, CausalLM } from '../../../main/engine/models/types';
 import { TrainError } from '../../../main/engine/train/errors';
-import { assertFits, blockActivationFloats, estimateMemory, loadedModelPlan, modelDirPlan, resolveRecompute } from '../../../main/engine/train/memory';
+import { assertFits, baseHolding, blockActivationFloats, estimateMemory, loadedModelPlan, modelDirPlan, resolveRecompute } from '../../../main/engine/train/memory';
 import { estimateTraining } from '../../../main/engine/train/estimate';
 import { trainLoop } from '../../../main/engine/train/loop';
 import { addonAvailable } from '../backend/native-support';
@@ -230,6 +230,22 @@ describe('the refusal', () => {
     expect(refusal(() => assertFits(q8Plan, atQ8 / 2))).not.toContain('LORASMITH_BASE_PRECISION');
     unregisterNativeKernels('wasm');
     await initBackend('cpu', { native: false });
+  });
+
+  it('says how the base is held and what BF16 and Q8_0 would take, counted by hand', async () => {
+    await initBackend('cpu', { native: false });
+    const model = await loadModel(MODELS.qwen2());
+    try {
+      // per layer q and o 48 × 48, k and v 16 × 48, gate and up 80 × 48, down 48 × 80; the tied head 50 × 48
+      const rows48 = 2 * (48 + 16 + 16 + 48 + 80 + 80) + 50; // rows of 48 values: 2 blocks of 32, one short
+      const rows80 = 2 * 48; // down_proj's rows of 80 values: 3 blocks
+      const values = rows48 * 48 + rows80 * 80;
+      expect(baseHolding(model)).toEqual({
+        held: 'tensor', bytes: 4 * values, bf16Bytes: 2 * values, q8_0Bytes: rows48 * (48 + 2 * 2) + rows80 * (80 + 3 * 2),
+      });
+    } finally {
+      model.dispose();
+    }
   });
 
   it("'auto' recomputes only when the run would not fit without it", () => {

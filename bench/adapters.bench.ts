@@ -16,11 +16,12 @@ import type { PeftModuleWeights } from '../main/engine/lora/inject';
 import { loadModel } from '../main/engine/models/registry';
 import type { CausalLM } from '../main/engine/models/types';
 import { Rng } from '../main/engine/train/rng';
+import { sized } from './quick';
 
-const SHAPE = { hidden: 576, inter: 1536, layers: 30, heads: 9, kvHeads: 3, vocab: 49152 };
+const SHAPE = sized({ hidden: 576, inter: 1536, layers: 30, heads: 9, kvHeads: 3, vocab: 49152 }, { hidden: 72, inter: 192, layers: 2, heads: 9, kvHeads: 3, vocab: 512 });
 const PROMPT = 16;
 const NEW_TOKENS = 12;
-const ROUNDS = 3;
+const ROUNDS = sized(3, 1);
 const RANK = 16;
 
 function random(rng: Rng, n: number, scale: number): Float32Array {

@@ -11,8 +11,8 @@ import { initBackend } from '../main/engine/backend/index';
 import { activeFrozenStore, type FrozenWeight, type StoredFormat } from '../main/engine/backend/frozen';
 import { loadAddon, hasWeightKernels } from '../main/engine/backend/native/addon';
 import { FROZEN_GEMV_ROWS, setFrozenGemvRows } from '../main/engine/backend/native/frozen-kernels';
+import { QUICK } from './quick';
 
-const QUICK = process.env.LORASMITH_BENCH_QUICK === '1';
 
 interface Shape { readonly model: string; readonly name: string; readonly out: number; readonly in: number }
 

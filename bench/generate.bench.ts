@@ -11,19 +11,20 @@ import { buildModel } from '../main/engine/models/registry';
 import { linearSpecsOf } from '../main/engine/models/inspect';
 import { generate } from '../main/engine/generate/generate';
 import { Rng } from '../main/engine/train/rng';
+import { sized } from './quick';
 
 const CONFIG = {
   model_type: 'llama',
-  hidden_size: 576,
-  intermediate_size: 1536,
-  num_hidden_layers: 30,
+  hidden_size: sized(576, 72),
+  intermediate_size: sized(1536, 192),
+  num_hidden_layers: sized(30, 2),
   num_attention_heads: 9,
   num_key_value_heads: 3,
   max_position_embeddings: 2048,
   rms_norm_eps: 1e-5,
   rope_theta: 10000,
   tie_word_embeddings: true,
-  vocab_size: 49152,
+  vocab_size: sized(49152, 512),
   bos_token_id: 1,
   eos_token_id: 2,
 };

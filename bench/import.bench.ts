@@ -11,6 +11,7 @@ import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { importDataset } from '../main/services/datasets';
 import { FileWork } from '../main/services/file-work/client';
 import { openLibrary } from '../main/store/index';
+import { sized } from './quick';
 
 const MB = 1 << 20;
 
@@ -31,7 +32,7 @@ function writeDataset(path: string, megabytes: number): number {
 }
 
 export async function run(): Promise<string> {
-  const megabytes = Number(process.env.LORASMITH_BENCH_IMPORT_MB ?? 1024);
+  const megabytes = Number(process.env.LORASMITH_BENCH_IMPORT_MB ?? sized(1024, 8));
   const dir = mkdtempSync(join(tmpdir(), 'lorasmith-bench-import-'));
   const library = openLibrary(join(dir, 'data'));
   const files = new FileWork();

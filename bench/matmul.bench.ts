@@ -4,8 +4,9 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../main/engine/backend/index';
+import { sized } from './quick';
 
-const N = 1024;
+const N = sized(1024, 128);
 const FLOP = 2 * N ** 3;
 
 function gflops(label: string, f: () => tf.Tensor, seconds: number): { label: string; gflops: number; runs: number } {

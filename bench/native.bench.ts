@@ -19,8 +19,9 @@ import '@tensorflow/tfjs-backend-wasm';
 import {
   nativeKernelStatus, registerNativeKernels, unregisterNativeKernels,
 } from '../main/engine/backend/native/index';
+import { sized } from './quick';
 
-const SHAPE = { hidden: 384, layers: 6, heads: 6, mlp: 1024, vocab: 4096, batch: 8, seq: 128, rank: 8 };
+const SHAPE = sized({ hidden: 384, layers: 6, heads: 6, mlp: 1024, vocab: 4096, batch: 8, seq: 128, rank: 8 }, { hidden: 48, layers: 2, heads: 6, mlp: 128, vocab: 256, batch: 2, seq: 16, rank: 4 });
 
 type Setting = { label: string; native: boolean; threads: number; fused: boolean };
 const SETTINGS: Setting[] = [

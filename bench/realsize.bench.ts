@@ -15,8 +15,8 @@ import { existsSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parameterCount, QWEN25_05B, QWEN25_15B, randomQwen2Folder, type Qwen2Shape } from './random-model';
+import { QUICK } from './quick';
 
-const QUICK = process.env.LORASMITH_BENCH_QUICK === '1';
 // Quick shapes keep the real vocabulary: llama.cpp reads the tokenizer of its Qwen2 vocabulary file, 151,936 tokens.
 const SHAPES: readonly Qwen2Shape[] = QUICK
   ? [{ name: 'quick-a', hidden: 112, layers: 3, heads: 14, kvHeads: 2, intermediate: 608, vocab: 151936 },

@@ -4,8 +4,8 @@
  * `run(): Promise<string>` returning its Markdown section; the child writes it to bench/results/<name>.md under a
  * line saying when, where and under what load it was measured. bench/RESULTS.md is then assembled from the
  * section files (a benchmark with none is said not to have run), so a partial run updates its own sections and
- * keeps the others, and nothing in either is typed by hand. LORASMITH_BENCH_QUICK=1 asks the
- * benchmarks that know it for reduced shapes (a correctness check) and writes nothing. `npm run bench -- --assemble`
+ * keeps the others, and nothing in either is typed by hand. LORASMITH_BENCH_QUICK=1 runs every
+ * benchmark at reduced shapes (bench/quick.ts: a correctness check) and writes nothing. `npm run bench -- --assemble`
  * only assembles (after a section came from elsewhere, such as the GPU check's gpu.md).
  */
 import { spawnSync } from 'node:child_process';

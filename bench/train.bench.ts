@@ -21,9 +21,10 @@ import { fullTrainableVariables } from '../main/engine/train/trainable';
 import { Rng } from '../main/engine/train/rng';
 import type { TokenizedExample } from '../main/engine/train/tokenize';
 import { appVersusCli } from './app-vs-cli';
+import { sized } from './quick';
 
-const SHAPE = { hidden: 384, layers: 6, heads: 6, mlp: 1024, vocab: 4096, batch: 8, seq: 128, rank: 8 };
-const STEPS = 3; // timed optimizer steps, after one untimed warm-up step
+const SHAPE = sized({ hidden: 384, layers: 6, heads: 6, mlp: 1024, vocab: 4096, batch: 8, seq: 128, rank: 8 }, { hidden: 48, layers: 2, heads: 6, mlp: 128, vocab: 256, batch: 2, seq: 16, rank: 4 });
+const STEPS = sized(3, 1); // timed optimizer steps, after one untimed warm-up step
 const PYTHON = '/usr/bin/python3';
 
 /** A random Llama folder of SHAPE (tied embeddings, std 0.02), as transformers would initialise it. */

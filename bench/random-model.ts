@@ -4,9 +4,10 @@
  * uniform with std 0.02 (transformers' initializer_range), norms at 1, biases at 0. Folders are cached by shape
  * under the system temp folder and reused; nothing here is committed.
  */
-import { closeSync, existsSync, mkdirSync, openSync, renameSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { writeSafetensors, type WritableTensor } from '../main/engine/io/safetensors';
 
 export interface Qwen2Shape {
   readonly name: string;
@@ -60,23 +61,33 @@ export function parameterCount(s: Qwen2Shape): number {
   return n;
 }
 
-/** BF16 bits of uniform values in [-a, a] (std a/√3 = 0.02), from a xorshift stream; norms 1, biases 0. */
-function bf16Values(name: string, count: number, seed: number): Uint16Array {
-  const out = new Uint16Array(count);
-  if (name.endsWith('norm.weight')) return out.fill(0x3f80); // 1.0
+/** Uniform values in [-a, a] (std a/√3 = 0.02) from a xorshift stream; norms 1, biases 0. */
+function randomValues(name: string, count: number, seed: number): Float32Array {
+  const out = new Float32Array(count);
+  if (name.includes('norm')) return out.fill(1);
   if (name.endsWith('.bias')) return out;
   const a = 0.02 * Math.sqrt(3);
-  const f = new Float32Array(1);
-  const bits = new Uint32Array(f.buffer);
   let x = seed >>> 0 || 1;
   for (let i = 0; i < count; i++) {
     x ^= x << 13;
     x ^= x >>> 17;
     x ^= x << 5;
-    f[0] = ((x >>> 0) / 4294967296 * 2 - 1) * a;
-    out[i] = (bits[0] as number) >>> 16;
+    out[i] = ((x >>> 0) / 4294967296 * 2 - 1) * a;
   }
   return out;
+}
+
+/**
+ * Writes `dir`: config.json and a BF16 model.safetensors of random values for `tensors` (name -> shape), each
+ * tensor's values made only when the writer reaches it, so a 1.5B-parameter file never sits in memory whole.
+ */
+export function writeRandomFolder(dir: string, tensors: Iterable<readonly [string, readonly number[]]>, config: Record<string, unknown>): void {
+  mkdirSync(dir, { recursive: true });
+  const entries = new Map<string, WritableTensor>([...tensors].map(([name, shape], i) => [name, {
+    dtype: 'BF16', shape, data: () => randomValues(name, shape.reduce((a, b) => a * b, 1), 0x9e3779b9 ^ (i + 1)),
+  }]));
+  writeSafetensors(join(dir, 'model.safetensors'), entries, { format: 'pt' });
+  writeFileSync(join(dir, 'config.json'), JSON.stringify({ ...config, torch_dtype: 'bfloat16' }, null, 2));
 }
 
 /** Writes the folder (config.json, model.safetensors in BF16) unless a complete one is cached; returns its path. */
@@ -84,33 +95,6 @@ export function randomQwen2Folder(s: Qwen2Shape, root = join(tmpdir(), 'lorasmit
   const dir = join(root, `${s.name}-h${s.hidden}-l${s.layers}-f${s.intermediate}-v${s.vocab}-bf16`);
   if (existsSync(join(dir, 'model.safetensors')) && existsSync(join(dir, 'config.json'))) return dir;
   rmSync(dir, { recursive: true, force: true });
-  mkdirSync(dir, { recursive: true });
-  const tensors = [...qwen2Tensors(s)].sort(([a], [b]) => (a < b ? -1 : 1));
-  const header: Record<string, unknown> = { __metadata__: { format: 'pt' } };
-  let offset = 0;
-  for (const [name, shape] of tensors) {
-    const bytes = 2 * shape.reduce((a, b) => a * b, 1);
-    header[name] = { dtype: 'BF16', shape, data_offsets: [offset, offset + bytes] };
-    offset += bytes;
-  }
-  let json = JSON.stringify(header);
-  json += ' '.repeat((8 - (Buffer.byteLength(json) % 8)) % 8);
-  const length = Buffer.alloc(8);
-  length.writeBigUInt64LE(BigInt(Buffer.byteLength(json)));
-  const temp = join(dir, 'model.safetensors.tmp');
-  const fd = openSync(temp, 'w');
-  try {
-    writeSync(fd, length);
-    writeSync(fd, Buffer.from(json, 'utf8'));
-    tensors.forEach(([name, shape], i) => {
-      const values = bf16Values(name, shape.reduce((a, b) => a * b, 1), 0x9e3779b9 ^ (i + 1));
-      const bytes = new Uint8Array(values.buffer);
-      for (let done = 0; done < bytes.length;) done += writeSync(fd, bytes, done, Math.min(bytes.length - done, 1 << 30));
-    });
-  } finally {
-    closeSync(fd);
-  }
-  renameSync(temp, join(dir, 'model.safetensors'));
-  writeFileSync(join(dir, 'config.json'), JSON.stringify(qwen2Config(s), null, 2));
+  writeRandomFolder(dir, qwen2Tensors(s), qwen2Config(s));
   return dir;
 }

@@ -16,8 +16,7 @@
  * prompt. Each prints one JSON line with the peak
  * resident memory of the process (run each setting in its own process).
  */
-import { closeSync, mkdirSync, openSync, readFileSync, writeFileSync, writeSync } from 'node:fs';
-import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../main/engine/backend/index';
 import { adapterVariables, injectAdapter } from '../main/engine/lora/inject';
@@ -25,79 +24,23 @@ import { loadModel, parseModelConfig, tensorShapesOf } from '../main/engine/mode
 import { frozenWeightBytes } from '../main/engine/models/weights';
 import { batchLoss } from '../main/engine/train/loss';
 import { AdamW } from '../main/engine/train/optimizer';
+import { QWEN25_05B, QWEN25_15B, qwen2Config, qwen2Tensors, writeRandomFolder } from './random-model';
 
-const SHAPES = {
-  '0.5b': { hidden: 896, layers: 24, heads: 14, kvHeads: 2, mlp: 4864, vocab: 151936 },
-  '1.5b': { hidden: 1536, layers: 28, heads: 12, kvHeads: 2, mlp: 8960, vocab: 151936 },
-} as const;
+const SHAPES = { '0.5b': QWEN25_05B, '1.5b': QWEN25_15B } as const;
 
-/** The tensors of a Qwen2.5 shape, and its config.json. */
-function qwen25(size: keyof typeof SHAPES): { tensors: [string, number[]][]; config: Record<string, unknown> } {
-  const s = SHAPES[size];
-  const kv = s.kvHeads * (s.hidden / s.heads);
-  const tensors: [string, number[]][] = [['model.embed_tokens.weight', [s.vocab, s.hidden]], ['model.norm.weight', [s.hidden]]];
-  for (let l = 0; l < s.layers; l++) {
-    const p = `model.layers.${l}`;
-    tensors.push(
-      [`${p}.input_layernorm.weight`, [s.hidden]], [`${p}.post_attention_layernorm.weight`, [s.hidden]],
-      [`${p}.self_attn.q_proj.weight`, [s.hidden, s.hidden]], [`${p}.self_attn.q_proj.bias`, [s.hidden]],
-      [`${p}.self_attn.k_proj.weight`, [kv, s.hidden]], [`${p}.self_attn.k_proj.bias`, [kv]],
-      [`${p}.self_attn.v_proj.weight`, [kv, s.hidden]], [`${p}.self_attn.v_proj.bias`, [kv]],
-      [`${p}.self_attn.o_proj.weight`, [s.hidden, s.hidden]],
-      [`${p}.mlp.gate_proj.weight`, [s.mlp, s.hidden]], [`${p}.mlp.up_proj.weight`, [s.mlp, s.hidden]],
-      [`${p}.mlp.down_proj.weight`, [s.hidden, s.mlp]],
-    );
-  }
-  const config = {
-    architectures: ['Qwen2ForCausalLM'], model_type: 'qwen2', hidden_size: s.hidden, intermediate_size: s.mlp,
-    num_hidden_layers: s.layers, num_attention_heads: s.heads, num_key_value_heads: s.kvHeads, hidden_act: 'silu',
-    max_position_embeddings: 32768, rms_norm_eps: 1e-6, rope_theta: 1000000, tie_word_embeddings: true, vocab_size: s.vocab,
-    use_sliding_window: false, bos_token_id: 151643, eos_token_id: 151643, torch_dtype: 'bfloat16',
-  };
-  return { tensors, config };
-}
-
-/** The tensors a published config's model holds, as its architecture loads them. */
+/** The tensors a published config's model holds, as its architecture loads them, and that config. */
 function fromConfig(path: string, dir: string): { tensors: [string, number[]][]; config: Record<string, unknown> } {
   const raw = JSON.parse(readFileSync(path, 'utf8')) as Record<string, unknown>;
-  return { tensors: [...tensorShapesOf(parseModelConfig(raw, dir, path))], config: { ...raw, torch_dtype: 'bfloat16' } };
+  return { tensors: [...tensorShapesOf(parseModelConfig(raw, dir, path))], config: raw };
 }
 
-/** Writes the folder tensor by tensor (a 1.5B model never sits in memory): config.json + model.safetensors. */
+/** Writes the folder (config.json + a random BF16 model.safetensors, tensor by tensor: bench/random-model.ts). */
 function write(dir: string, what: string): void {
-  const { tensors, config } = what === '0.5b' || what === '1.5b' ? qwen25(what) : fromConfig(what, dir);
-  const header: Record<string, unknown> = { __metadata__: { format: 'pt' } };
-  let offset = 0;
-  for (const [name, shape] of tensors) {
-    const bytes = shape.reduce((a, b) => a * b, 1) * 2;
-    header[name] = { dtype: 'BF16', shape, data_offsets: [offset, offset + bytes] };
-    offset += bytes;
+  if (what === '0.5b' || what === '1.5b') writeRandomFolder(dir, qwen2Tensors(SHAPES[what]), qwen2Config(SHAPES[what]));
+  else {
+    const { tensors, config } = fromConfig(what, dir);
+    writeRandomFolder(dir, tensors, config);
   }
-  let json = JSON.stringify(header);
-  json += ' '.repeat((8 - (Buffer.byteLength(json) % 8)) % 8);
-  mkdirSync(dir, { recursive: true });
-  const fd = openSync(join(dir, 'model.safetensors'), 'w');
-  const length = Buffer.alloc(8);
-  length.writeBigUInt64LE(BigInt(Buffer.byteLength(json)));
-  writeSync(fd, length);
-  writeSync(fd, Buffer.from(json));
-  let state = 12345;
-  const f32 = new Float32Array(1);
-  const u32 = new Uint32Array(f32.buffer);
-  for (const [name, shape] of tensors) {
-    const n = shape.reduce((a, b) => a * b, 1);
-    const bits = new Uint16Array(n);
-    const norm = name.includes('norm');
-    const scale = name.includes('embed') ? 0.05 : 1 / Math.sqrt(shape[shape.length - 1] ?? 1);
-    for (let i = 0; i < n; i++) {
-      state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
-      f32[0] = norm ? 1 : (state / 2 ** 32 - 0.5) * 2 * scale;
-      bits[i] = (u32[0] as number) >>> 16;
-    }
-    writeSync(fd, new Uint8Array(bits.buffer));
-  }
-  closeSync(fd);
-  writeFileSync(join(dir, 'config.json'), JSON.stringify(config, null, 2));
 }
 
 async function load(dir: string, choice: string) {

@@ -1,5 +1,5 @@
 /**
- * 1024×1024×1024 float32 matmul GFLOP/s on each usable backend, plus the two slow shapes on wasm that the
+ * 1024×1024×1024 float32 matmul GFLOP/s (128³ under LORASMITH_BENCH_QUICK=1) on each usable backend, plus the two slow shapes on wasm that the
  * models avoid (a transposed operand, a batched product) to show why frozen weights are kept pre-transposed.
  */
 import * as tf from '@tensorflow/tfjs-core';
@@ -9,12 +9,21 @@ import { sized } from './quick';
 const N = sized(1024, 128);
 const FLOP = 2 * N ** 3;
 
-function gflops(label: string, f: () => tf.Tensor, seconds: number): { label: string; gflops: number; runs: number } {
-  tf.tidy(() => void f().dataSync()); // warm-up
+/** Runs of `f` for `seconds` (at least 2), each read back asynchronously (webgpu has no synchronous reads). */
+async function gflops(label: string, f: () => tf.Tensor, seconds: number): Promise<{ label: string; gflops: number; runs: number }> {
+  const once = async () => {
+    const t = f();
+    try {
+      await t.data();
+    } finally {
+      t.dispose();
+    }
+  };
+  await once(); // warm-up
   let runs = 0;
   const start = performance.now();
   while (performance.now() - start < seconds * 1000 || runs < 2) {
-    tf.tidy(() => void f().dataSync());
+    await once();
     runs++;
   }
   const elapsed = (performance.now() - start) / 1000;
@@ -33,11 +42,11 @@ export async function run(): Promise<string> {
     const shapes: [string, () => tf.Tensor][] = [['A·B', () => tf.matMul(x, y)]];
     if (a.name === 'wasm') {
       shapes.push(['A·Bᵀ (transposed operand)', () => tf.matMul(x, y, false, true)]);
-      shapes.push(['[4,256,1024]·[4,1024,256] batched', () => tf.matMul(tf.reshape(x, [4, 256, N]), tf.reshape(y, [4, N, 256]))]);
+      shapes.push([`[4,${N / 4},${N}]·[4,${N},${N / 4}] batched`, () => tf.tidy(() => tf.matMul(tf.reshape(x, [4, N / 4, N]), tf.reshape(y, [4, N, N / 4])))]);
     }
     for (const [label, f] of shapes) {
-      const r = gflops(label, f, seconds);
-      // The batched shape does a quarter of the 1024³ work per call.
+      const r = await gflops(label, f, seconds);
+      // The batched shape does a quarter of the N³ work per call.
       const scale = label.includes('batched') ? 0.25 : 1;
       rows.push({ backend: a.name, kernels: active.matmulKernels, label, gflops: r.gflops * scale, runs: r.runs });
     }
@@ -45,7 +54,7 @@ export async function run(): Promise<string> {
   }
   const skipped = info.available.filter((a) => !a.usable).map((a) => `${a.name} (${a.detail})`);
   return [
-    '## Matmul: 1024³ float32',
+    `## Matmul: ${N}³ float32`,
     '',
     '| backend | kernels | product | GFLOP/s | runs |',
     '|---|---|---|---|---|',

@@ -199,7 +199,8 @@ export async function run(): Promise<string> {
   register('../main/engine/backend/tfjs-esm-resolve.mjs', import.meta.url);
   const { initBackend } = await import('../main/engine/backend/index');
   await initBackend('wasm', { native: false });
-  const probe = registerNativeKernels('wasm');
+  // Frozen weights stay tensors here (as use() keeps them): a model loaded now must run under every setting.
+  const probe = registerNativeKernels('wasm', { frozenStore: false });
   const lines = ['## Native kernels (OpenBLAS sgemm through N-API) on the wasm backend', '', probe.detail, ''];
   if (!probe.active) return [...lines, 'Native addon unavailable: nothing to compare.', ''].join('\n');
 

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { openSafetensors, readSafetensors, writeSafetensors } from '../../../main/engine/io/safetensors';
 import { openCheckpoint } from '../../../main/engine/io/model-checkpoint';
 import { ModelIoError } from '../../../main/engine/io/errors';
+import { isTempName } from '../../../main/common/atomic';
 
 const fixtures = join(import.meta.dirname, '../../fixtures');
 let dir: string;
@@ -190,7 +191,7 @@ describe('safetensors writer', () => {
       dtype: 'F32' as const, shape: [values.length],
       data: () => {
         // The temporary file already holds the header and every tensor before this one.
-        const temp = readdirSync(dir).find((n) => n.startsWith('lazy.safetensors.tmp-')) as string;
+        const temp = readdirSync(dir).find((n) => isTempName(n) && n.includes('lazy.safetensors')) as string;
         order.push(`${name}@${readFileSync(join(dir, temp)).length}`);
         return values;
       },

@@ -60,6 +60,8 @@ async function showPathDialog(purpose: PathPurpose): Promise<string | null> {
     ? { title: 'Choose a Hugging Face model folder', properties: ['openDirectory'] }
     : purpose === 'run-folder'
     ? { title: 'Choose the output folder of a run trained with transformers + PEFT', properties: ['openDirectory'] }
+    : purpose === 'adapter-folder'
+    ? { title: 'Choose a PEFT adapter folder (adapter_config.json + adapter_model.safetensors)', properties: ['openDirectory'] }
     : { title: 'Choose a dataset', properties: ['openFile'], filters: [{ name: 'Datasets', extensions: ['jsonl', 'json', 'csv', 'txt'] }] };
   const result = parent ? await dialog.showOpenDialog(parent, options) : await dialog.showOpenDialog(options);
   return result.canceled ? null : (result.filePaths[0] ?? null);

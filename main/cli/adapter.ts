@@ -6,18 +6,17 @@
  */
 import { resolve } from 'node:path';
 import { UsageError, type CliCommand, type CliIo } from './command';
-import { analyzeAdapter, formatAnalysis } from '../engine/adapters/analyze';
-import { baseWeightNorms } from '../engine/adapters/base-norms';
-import { reduceRank } from '../engine/adapters/compose';
+import { formatAnalysis } from '../engine/adapters/analyze';
 import { describeBaseDir } from '../engine/adapters/describe-base';
-import { exportPeftAdapter, importPeftAdapter } from '../engine/adapters/peft';
+import { analyzeAdapterDir, reduceAdapterDir } from '../engine/adapters/folder-tools';
 import { formatPreflight, preflightAdapter } from '../engine/adapters/preflight';
 import { flagOption, numberOption, parseOptions, stringOption } from './options';
 
 export const ADAPTER_USAGE = `lorasmith adapter <check|analyze|reduce> ...
   lorasmith adapter check <adapter-dir> <model-dir> [--json]
-      Checks a PEFT adapter against a base before loading: architecture, module paths, shapes, ranks, and
-      features not supported (DoRA, modules_to_save, embeddings, non-CAUSAL_LM tasks). Exit 1 if it does not fit.
+      Checks a PEFT adapter against a base before loading: a one-line verdict (what it was made for, whether it
+      fits this base), then architecture, module paths, shapes, ranks and features not supported (DoRA,
+      modules_to_save, embeddings, non-CAUSAL_LM tasks), one line per module kind. Exit 1 if it does not fit.
   lorasmith adapter analyze <adapter-dir> [--model DIR] [--json]
       Per module: singular values of ΔW = (alpha/r)·B·A, numerical and effective rank, the rank keeping 99%
       of ‖ΔW‖², and with --model the size ‖ΔW‖_F / ‖W0‖_F.
@@ -41,10 +40,7 @@ function analyze(argv: readonly string[], io: CliIo): number {
   const args = parseOptions(argv, { model: 'string', json: 'flag' });
   const [adapterDir] = exactlyPositional(args.positionals, 1, 'analyze needs one <adapter-dir>') as [string];
   const modelDir = stringOption(args, 'model');
-  const base = modelDir === undefined ? null : describeBaseDir(resolve(modelDir));
-  const adapter = importPeftAdapter(adapterDir, base);
-  const norms = modelDir === undefined ? undefined : baseWeightNorms(resolve(modelDir), adapter.modules.keys());
-  const analysis = analyzeAdapter(adapter, norms);
+  const analysis = analyzeAdapterDir(adapterDir, modelDir === undefined ? null : resolve(modelDir));
   io.out(flagOption(args, 'json') ? JSON.stringify(analysis) : formatAnalysis(analysis));
   return 0;
 }
@@ -57,9 +53,7 @@ function reduce(argv: readonly string[], io: CliIo): number {
   if (rank <= 0) throw new UsageError(`--rank must be a positive integer, got ${rank}`);
   const out = stringOption(args, 'out');
   if (!out) throw new UsageError('--out DIR is required');
-  const adapter = importPeftAdapter(adapterDir);
-  const { adapter: reduced, report } = reduceRank(adapter, rank);
-  exportPeftAdapter(resolve(out), reduced);
+  const report = reduceAdapterDir(adapterDir, rank, resolve(out));
   if (flagOption(args, 'json')) io.out(JSON.stringify({ out: resolve(out), ...report }));
   else {
     const worst = report.modules.reduce((a, m) => (m.relativeError > a.relativeError ? m : a), report.modules[0] as (typeof report.modules)[number]);

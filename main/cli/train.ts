@@ -11,6 +11,7 @@ import { TARGET_GROUPS, type LoraConfig } from '../engine/lora/config';
 import { DATASET_FORMATS, type DatasetFormat } from '../engine/train/datasets/formats';
 import type { TrainingEstimate } from '../engine/train/estimate';
 import type { TrainProgress } from '../engine/train/loop';
+import { assessTraining, formatAdvice, proposeTraining } from '../engine/train/proposal';
 import { runTraining } from '../engine/train/run';
 import { SCHEDULES, type ScheduleKind } from '../engine/train/schedule';
 import { resolveTrainSettings, type TrainSettingsInput } from '../engine/train/settings';
@@ -177,6 +178,14 @@ export function makeTrainCommand(loadModel: ModelFolderLoader = loadModelFolder)
             const t = tokens.train;
             print({ event: 'tokens', ...tokens }, `${t.examples} training examples, ${t.targetTokens} target tokens; ${t.truncated} truncated to ${resolved.maxSeqLen} tokens; ${t.skipped.length} skipped`);
             print({ event: 'estimate', backend, backendFallback, ...estimate }, `backend ${backend}${backendFallback ? ` (${backendFallback})` : ''}\n${describeEstimate(estimate)}`);
+            // The app's proposal rule (engine/train/proposal.ts): what these settings do, and a warning when too weak.
+            const sizes = { parameterCount: model.parameterCount(), records: datasets[0]?.valid ?? 0 };
+            const proposal = proposeTraining(sizes);
+            const effect = assessTraining(sizes, {
+              ...resolved, maxSteps: resolved.maxSteps ?? undefined, valSplit: valData ? 0 : resolved.valSplit,
+              lora: resolved.lora && { rank: resolved.lora.rank, alpha: resolved.lora.alpha, useRslora: resolved.lora.useRslora },
+            });
+            print({ event: 'advice', proposal, effect }, formatAdvice(proposal, effect));
           },
         });
         if (result.status === 'dry-run') {

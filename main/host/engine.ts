@@ -4,6 +4,8 @@
  */
 import { exportGgufFromResident } from '../engine/adapters/gguf-bundle';
 import { exportWithAdaptersMerged } from '../engine/adapters/export-with-adapters';
+import { analyzeAdapterDir, reduceAdapterDir } from '../engine/adapters/folder-tools';
+import { assessTraining, proposeTraining } from '../engine/train/proposal';
 import { findGgufFiles, findOllamaModels, type FoundGguf } from '../engine/io/gguf-discovery';
 import { ResidentAdapters } from '../engine/adapters/resident';
 import { targetedModules } from '../engine/lora/inject';
@@ -207,6 +209,24 @@ export class HostEngine {
       parameterCount: f.summary?.parameterCount ?? 0, contextLength: f.summary?.contextLength ?? null,
       hasChatTemplate: f.summary?.hasChatTemplate ?? false, problem: f.problem, note: f.note,
     }));
+  }
+
+  /** Reads the adapter (and the base's norms), not the resident model: answered outside the queue. */
+  analyzeAdapter(request: HostRequestOf<'analyzeAdapter'>): HostResults['analyzeAdapter'] {
+    return analyzeAdapterDir(request.adapterDir, request.modelDir);
+  }
+
+  reduceAdapter(request: HostRequestOf<'reduceAdapter'>): HostResults['reduceAdapter'] {
+    return { path: request.outputDir, report: reduceAdapterDir(request.adapterDir, request.rank, request.outputDir) };
+  }
+
+  proposeTraining(request: HostRequestOf<'proposeTraining'>): HostResults['proposeTraining'] {
+    const proposal = proposeTraining(request.input);
+    const settings = request.settings ?? {
+      learningRate: proposal.learningRate, maxSteps: proposal.maxSteps, batchSize: 4, gradAccum: 1, valSplit: 'auto' as const,
+      lora: { rank: proposal.rank, alpha: proposal.alpha, useRslora: false },
+    };
+    return { proposal, effect: assessTraining(request.input, settings) };
   }
 
   /** The run `job` describes, exported for transformers + PEFT + accelerate (the base is not loaded). */

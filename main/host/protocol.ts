@@ -4,7 +4,10 @@
  * structured-clone safe, so the same messages travel over worker_threads and an Electron utilityProcess.
  * Errors cross as {name, code, message} and nothing else.
  */
+import type { AdapterAnalysis } from '../engine/adapters/analyze';
+import type { ReductionReport } from '../engine/adapters/compose';
 import type { DatasetFormat } from '../engine/train/datasets/formats';
+import type { AssessedSettings, Effect, Proposal, ProposalInput } from '../engine/train/proposal';
 import type { TrainSettingsInput } from '../engine/train/settings';
 
 /** The error shape that crosses the process boundary (same as preload/contract's AppError). */
@@ -125,6 +128,14 @@ export type HostRequest =
       readonly hubId: string | null;
       readonly library: { readonly modelId: string; readonly datasetId: string; readonly parentVersionId?: string };
     }
+  /**
+   * Adapter tools on a PEFT folder (engine/adapters/folder-tools, the CLI's `adapter analyze|reduce`), answered
+   * outside the queue: they read an adapter (and for the analysis the base's norms), never the resident model.
+   */
+  | { readonly type: 'analyzeAdapter'; readonly seq: number; readonly adapterDir: string; readonly modelDir: string | null }
+  | { readonly type: 'reduceAdapter'; readonly seq: number; readonly adapterDir: string; readonly rank: number; readonly outputDir: string }
+  /** The proposed learning rate, steps and rank for these sizes, and the effect of `settings` (the proposal's where null). */
+  | { readonly type: 'proposeTraining'; readonly seq: number; readonly input: ProposalInput; readonly settings: AssessedSettings | null }
   /** Cooperative: the target request's AbortSignal fires; it stops between steps / tokens. */
   | { readonly type: 'cancel'; readonly seq: number; readonly target: number }
   | { readonly type: 'shutdown'; readonly seq: number };
@@ -236,6 +247,9 @@ export interface HostResults {
   };
   findGguf: readonly WireFoundGguf[];
   exportRun: { readonly path: string; readonly trainRows: number; readonly valRows: number; readonly totalSteps: number };
+  analyzeAdapter: AdapterAnalysis;
+  reduceAdapter: { readonly path: string; readonly report: ReductionReport };
+  proposeTraining: { readonly proposal: Proposal; readonly effect: Effect };
   cancel: { readonly cancelled: boolean };
   shutdown: { readonly ok: true };
 }

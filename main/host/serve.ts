@@ -94,6 +94,13 @@ export function serve(transport: HostTransport, engine: HostEngine, options: Ser
       case 'findGguf':
         // Not queued: looking through folders while a training holds the queue (headers only, no weights).
         return reply(request.seq, engine.findGguf(request));
+      // Not queued either: the adapter tools read PEFT folders (milliseconds to seconds), never the resident model.
+      case 'analyzeAdapter':
+        return reply(request.seq, engine.analyzeAdapter(request));
+      case 'reduceAdapter':
+        return reply(request.seq, engine.reduceAdapter(request));
+      case 'proposeTraining':
+        return reply(request.seq, engine.proposeTraining(request));
       case 'cancel': {
         const target = running.get(request.target);
         target?.controller.abort(new HostError('CANCELLED', `request ${request.target} was cancelled`));

@@ -1,5 +1,6 @@
 /** Every command's handler, composed from the room-sized files under handlers/. */
 import type { HandlerContext } from './context';
+import { adapterToolHandlers } from './handlers/adapter-tools';
 import { chatHandlers } from './handlers/chat';
 import { downloadHandlers } from './handlers/download';
 import { firstRunHandlers } from './handlers/first-run';
@@ -7,6 +8,7 @@ import { ggufHandlers } from './handlers/gguf';
 import { handoffHandlers } from './handlers/handoff';
 import { libraryHandlers } from './handlers/library';
 import { previewHandlers } from './handlers/preview';
+import { proposalHandlers } from './handlers/proposal';
 import { trainingHandlers } from './handlers/training';
 import type { Handlers } from './types';
 
@@ -28,6 +30,8 @@ export function createHandlers(ctx: HandlerContext): AppHandlers {
     ...downloadHandlers(ctx),
     ...ggufHandlers(ctx),
     ...handoffHandlers(ctx),
+    ...adapterToolHandlers(ctx),
+    ...proposalHandlers(ctx),
   };
   return { handlers, cancelTraining: cancelAll };
 }

@@ -24,6 +24,8 @@ function checkKind(path: string, purpose: PathPurpose): string {
     if (!existsSync(p) || !statSync(p).isDirectory()) throw new IpcError('PATH_INVALID', `'${p}' is not a folder; choose a Hugging Face model folder`);
   } else if (purpose === 'run-folder') {
     if (!existsSync(p) || !statSync(p).isDirectory()) throw new IpcError('PATH_INVALID', `'${p}' is not a folder; choose the output folder of the exported run's train.py`);
+  } else if (purpose === 'adapter-folder') {
+    if (!existsSync(p) || !statSync(p).isDirectory()) throw new IpcError('PATH_INVALID', `'${p}' is not a folder; choose a PEFT adapter folder (adapter_config.json and adapter_model.safetensors)`);
   } else if (purpose === 'dataset-file') {
     if (!existsSync(p) || !statSync(p).isFile()) throw new IpcError('PATH_INVALID', `'${p}' is not a file; choose a .jsonl, .json, .csv or .txt dataset`);
   } else if (!existsSync(dirname(p)) || !statSync(dirname(p)).isDirectory()) {

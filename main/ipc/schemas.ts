@@ -84,6 +84,11 @@ export const SCHEMAS = {
   'adapters.exportMerged': z.object({ versionId: id, destination: path }).strict(),
   'adapters.delete': z.object({ adapterId: id }).strict(),
   'adapters.exportGguf': z.object({ versionId: id, destination: path, kind: z.enum(['adapter', 'merged']), type: z.enum(['F16', 'BF16', 'Q8_0']).optional() }).strict(),
+  'adapters.checkPeft': z.object({ path, modelId: id }).strict(),
+  'adapters.importPeft': z.object({ path, modelId: id, name: z.string().trim().min(1).max(100) }).strict(),
+  'adapters.analyze': z.object({ versionId: id }).strict(),
+  'adapters.reduce': z.object({ versionId: id, rank: z.number().int().min(1).max(1024) }).strict(),
+  'train.propose': z.object({ modelId: id, datasetId: id, settings: trainingSettings.optional() }).strict(),
   'train.estimate': z.object({ modelId: id, datasetId: id, settings: trainingSettings }).strict(),
   'train.start': z.object({
     modelId: id, datasetId: id, settings: trainingSettings,
@@ -104,5 +109,5 @@ export const SCHEMAS = {
     sampling,
   }).strict(),
   'chat.stop': z.object({ requestId: id }).strict(),
-  'dialog.openPath': z.object({ purpose: z.enum(['model-folder', 'dataset-file', 'export-folder', 'run-folder']) }).strict(),
+  'dialog.openPath': z.object({ purpose: z.enum(['model-folder', 'dataset-file', 'export-folder', 'run-folder', 'adapter-folder']) }).strict(),
 } satisfies Record<CommandName, z.ZodType>;

@@ -1,6 +1,6 @@
 import type {
-  Adapter, AdapterMix, AdapterVersion, AppInfo, BackendName, BaseModel, ChatMessage, Dataset, DatasetFormat,
-  DatasetIssue, FoundGgufModel, GgufExport, HubDownload, LinearModuleInfo, MetricPoint, SamplingSettings, TrainingEstimate, TrainingRun, TrainingSettings,
+  Adapter, AdapterMix, AdapterPreflight, AdapterSpectrum, AdapterVersion, AppInfo, BackendName, BaseModel, ChatMessage, Dataset, DatasetFormat,
+  DatasetIssue, FoundGgufModel, GgufExport, HubDownload, LinearModuleInfo, MetricPoint, RankReduction, SamplingSettings, TrainingEstimate, TrainingProposal, TrainingRun, TrainingSettings,
 } from './domain';
 
 /**
@@ -57,6 +57,26 @@ export interface Commands {
     result: GgufExport;
   };
 
+  /** Checks a PEFT adapter folder (chosen with 'adapter-folder') against a library model; nothing is copied. */
+  'adapters.checkPeft': { args: { path: string; modelId: string }; result: AdapterPreflight };
+  /**
+   * Imports a PEFT adapter folder as a new version of the adapter `name` on that model (created when new) after the
+   * same check; refused, writing nothing, when it does not fit.
+   */
+  'adapters.importPeft': { args: { path: string; modelId: string; name: string }; result: { version: AdapterVersion; adapterName: string; preflight: AdapterPreflight } };
+  /** Per module: the singular values of ΔW and its effective rank (the engine's `lorasmith adapter analyze`). */
+  'adapters.analyze': { args: { versionId: string }; result: AdapterSpectrum };
+  /**
+   * The best rank-`rank` approximation of every module (truncated SVD, `lorasmith adapter reduce`) as a new version
+   * of the same adapter; the version reduced stays as it was.
+   */
+  'adapters.reduce': { args: { versionId: string; rank: number }; result: { version: AdapterVersion; report: RankReduction } };
+
+  /**
+   * Learning rate, steps and rank proposed from the model's and the dataset's sizes, with the effect of `settings`
+   * (the proposal's own where absent): passes over the data and warnings.
+   */
+  'train.propose': { args: { modelId: string; datasetId: string; settings?: TrainingSettings }; result: TrainingProposal };
   'train.estimate': { args: { modelId: string; datasetId: string; settings: TrainingSettings }; result: TrainingEstimate };
   'train.start': {
     args: { modelId: string; datasetId: string; settings: TrainingSettings; adapterName: string; parentVersionId?: string };
@@ -102,10 +122,10 @@ export interface Commands {
 }
 
 /**
- * What a user-chosen path is for: a model folder to import, a dataset file to import, a folder to export into, or
- * the output folder of a run trained elsewhere to import.
+ * What a user-chosen path is for: a model folder to import, a dataset file to import, a folder to export into,
+ * the output folder of a run trained elsewhere to import, or a PEFT adapter folder to import.
  */
-export type PathPurpose = 'model-folder' | 'dataset-file' | 'export-folder' | 'run-folder';
+export type PathPurpose = 'model-folder' | 'dataset-file' | 'export-folder' | 'run-folder' | 'adapter-folder';
 
 export interface Settings {
   readonly backend: BackendName | 'auto';
@@ -152,7 +172,8 @@ export const COMMAND_NAMES = [
   'models.findGguf', 'models.importGguf',
   'datasets.list', 'datasets.import', 'datasets.preview', 'datasets.delete',
   'adapters.list', 'adapters.versions', 'adapters.deleteVersion', 'adapters.exportPeft', 'adapters.exportMerged',
-  'adapters.exportGguf', 'adapters.delete', 'train.estimate', 'train.start', 'train.cancel', 'train.resume', 'runs.list', 'runs.metrics', 'runs.delete',
+  'adapters.exportGguf', 'adapters.delete', 'adapters.checkPeft', 'adapters.importPeft', 'adapters.analyze', 'adapters.reduce',
+  'train.propose', 'train.estimate', 'train.start', 'train.cancel', 'train.resume', 'runs.list', 'runs.metrics', 'runs.delete',
   'runs.exportForPeft', 'runs.importResult',
   'chat.load', 'chat.generate', 'chat.stop',
   'dialog.openPath',

@@ -226,6 +226,84 @@ export interface AdapterVersion {
   readonly createdAt: string;
   /** Where a run exported for transformers + PEFT trained it ('host: 2 × GPU name, ...'); absent or null: here. */
   readonly trainedOn?: string | null;
+  /** 'imported': from a PEFT folder, or made from another version (a rank reduction); absent on older answers. */
+  readonly origin?: 'trained' | 'imported';
+  /** How an imported version came to be, in words ('rank 8 → 2 by truncated SVD of v1, relative error 0.12'). */
+  readonly note?: string | null;
+}
+
+/**
+ * A PEFT adapter folder checked against a base before anything is copied: the verdict in one line first
+ * ("made for gpt2 with hidden 768; this base has hidden 32: it cannot be used with this base"), then what fits
+ * and what does not, each line one module kind over its layers.
+ */
+export interface AdapterPreflight {
+  readonly ok: boolean;
+  readonly verdict: string;
+  /** adapter_config.json's base_model_name_or_path, the hidden size its modules read, its layers. */
+  readonly madeFor: { readonly nameOrPath: string | null; readonly hiddenSize: number | null; readonly layers: number | null };
+  readonly base: { readonly modelType: string; readonly hiddenSize: number | null; readonly layers: number | null } | null;
+  readonly moduleCount: number;
+  readonly fits: readonly string[];
+  readonly problems: readonly string[];
+  readonly warnings: readonly string[];
+}
+
+/** One module's update ΔW = s·B·A through its singular values (`lorasmith adapter analyze`). */
+export interface ModuleSpectrum {
+  readonly path: string;
+  readonly rank: number;
+  readonly inFeatures: number;
+  readonly outFeatures: number;
+  /** Descending, one per rank. */
+  readonly singularValues: readonly number[];
+  /** exp(entropy of σ / Σσ): between 1 and rank. */
+  readonly effectiveRank: number;
+  readonly numericalRank: number;
+  /** The smallest rank keeping 99% of ‖ΔW‖². */
+  readonly rankFor99: number;
+  readonly deltaNorm: number;
+  /** ‖ΔW‖ / ‖W0‖, or null where the base weight was not found. */
+  readonly relativeToBase: number | null;
+}
+
+export interface AdapterSpectrum {
+  readonly modules: readonly ModuleSpectrum[];
+  /** Mean over modules of rankFor99 / rank. */
+  readonly meanRankFor99Fraction: number;
+}
+
+/** What a rank reduction cost: ‖ΔW − ΔW_r‖ / ‖ΔW‖ per module and over all. */
+export interface RankReduction {
+  readonly rank: number;
+  readonly overallRelativeError: number;
+  readonly modules: readonly { readonly path: string; readonly fromRank: number; readonly toRank: number; readonly relativeError: number }[];
+}
+
+/**
+ * The wizard's proposal for a model and dataset (learning rate, steps, rank from their sizes; `rule` says how in
+ * one sentence) and what the settings given would do: passes over the data, and warnings when they are too weak
+ * to move the loss or strong enough to diverge.
+ */
+export interface TrainingProposal {
+  readonly learningRate: number;
+  readonly maxSteps: number;
+  readonly rank: number;
+  readonly alpha: number;
+  readonly rule: string;
+  readonly effect: TrainingEffect;
+}
+
+export interface TrainingEffect {
+  readonly trainRecords: number;
+  readonly steps: number;
+  /** Records seen per record: steps × batch × accumulation / training records. */
+  readonly passes: number;
+  /** learning rate × steps × LoRA scale, against the proposal's (1 = as strong as proposed). */
+  readonly strength: number;
+  /** In words: 'about 7 passes over 54 training records (100 steps of 4)'. */
+  readonly summary: string;
+  readonly warnings: readonly string[];
 }
 
 export interface SamplingSettings {

@@ -50,6 +50,7 @@ describe('lorasmith adapter check', () => {
   it('says OK for an adapter that fits', async () => {
     const { code, out } = await runCli(['adapter', 'check', adapterDir, GPT2]);
     expect(code).toBe(0);
+    expect(out.split('\n')[0]).toBe('made for tiny-random-gpt2 with hidden 32; fits this gpt2 base: 10 modules (c_attn, c_fc) at rank 4');
     expect(out).toContain('against a gpt2 base: OK');
     expect(out).toContain('10 module(s) fit, rank 4');
   });
@@ -57,10 +58,25 @@ describe('lorasmith adapter check', () => {
   it('reports a mismatching base module by module, exit 1', async () => {
     const { code, out } = await runCli(['adapter', 'check', PEFT_124M, GPT2, '--json']);
     expect(code).toBe(1);
-    const report = JSON.parse(out) as { ok: boolean; problems: { kind: string; module?: string; message: string }[] };
+    const report = JSON.parse(out) as { ok: boolean; verdict: string; problems: { kind: string; module?: string; message: string }[] };
     expect(report.ok).toBe(false);
     expect(report.problems.filter((p) => p.kind === 'shape')).toHaveLength(15); // layers 0-4 × 3 modules
     expect(report.problems.filter((p) => p.kind === 'missing-module')).toHaveLength(21); // layers 5-11
+    expect(report.verdict).toBe('made for gpt2 with hidden 768; this base has hidden 32: it cannot be used with this base');
+  });
+
+  it('prints the verdict first, then one line per module kind instead of one per module', async () => {
+    const { code, out } = await runCli(['adapter', 'check', PEFT_124M, GPT2]);
+    expect(code).toBe(1);
+    const lines = out.trim().split('\n');
+    expect(lines[0]).toBe('made for gpt2 with hidden 768; this base has hidden 32: it cannot be used with this base');
+    expect(lines[1]).toBe(`${PEFT_124M} against a gpt2 base: 36 problem(s)`);
+    expect(lines.slice(2)).toEqual([
+      '  ✗ attn.c_attn (layers 0–4): lora_A is [8, 768] and lora_B [2304, 8]; this base needs lora_A [8, 32] and lora_B [96, 8]',
+      '  ✗ attn.c_proj (layers 0–4): lora_A is [8, 768] and lora_B [768, 8]; this base needs lora_A [8, 32] and lora_B [32, 8]',
+      '  ✗ mlp.c_proj (layers 0–4): lora_A is [8, 3072] and lora_B [768, 8]; this base needs lora_A [8, 128] and lora_B [32, 8]',
+      '  ✗ attn.c_attn, attn.c_proj, mlp.c_proj (layers 5–11): is not a linear module of this base model',
+    ]);
   });
 });
 
@@ -103,8 +119,8 @@ describe('lorasmith merge', () => {
     const out = join(work, 'never');
     const { code, err } = await runCli(['merge', GPT2, '--adapter', PEFT_124M, '--out', out, '--backend', 'cpu']);
     expect(code).toBe(1);
-    expect(err).toContain('[INCOMPATIBLE_ADAPTER]');
-    expect(err).toContain('transformer.h.0.attn.c_attn: lora_A is [8, 768]');
+    expect(err).toContain('[INCOMPATIBLE_ADAPTER] made for gpt2 with hidden 768; this base has hidden 32: it cannot be used with this base');
+    expect(err).toContain('attn.c_attn (layers 0–4): lora_A is [8, 768]');
     expect(existsSync(out)).toBe(false);
   });
 

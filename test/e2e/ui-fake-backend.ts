@@ -184,6 +184,15 @@ export function installFakeBackend(options: { stepMs: number; tokenMs: number })
       commands: [`ollama create pirate-v1 -f ${destination}/Modelfile && ollama run pirate-v1`, `llama-cli -m ${destination}/model.gguf -cnv`],
       notes: [],
     }),
+    'adapters.checkPeft': ({ path }) => { throw fail('INVALID_STATE', `the fake backend checks no adapter (${path}); the real one is tested in ui-adapters`); },
+    'adapters.importPeft': ({ path }) => { throw fail('INVALID_STATE', `the fake backend imports no adapter (${path}); the real one is tested in ui-adapters`); },
+    'adapters.analyze': ({ versionId }) => { throw fail('INVALID_STATE', `the fake backend analyses no adapter (${versionId}); the real one is tested in ui-adapters`); },
+    'adapters.reduce': ({ versionId }) => { throw fail('INVALID_STATE', `the fake backend reduces no adapter (${versionId}); the real one is tested in ui-adapters`); },
+    // The real rule is the engine's (engine/train/proposal.ts, tested there and in ui-adapters); a fixed proposal here.
+    'train.propose': () => ({
+      learningRate: 3e-3, maxSteps: 100, rank: 8, alpha: 16, rule: 'A fixed proposal from the fake backend.',
+      effect: { trainRecords: 86, steps: 100, passes: 4.7, strength: 1, summary: 'about 4.7 passes over 86 training records (100 steps of 4)', warnings: [] },
+    }),
     'train.estimate': ({ settings: s }) => ({
       trainableParams: trainable(s.lora), totalParams: 5_242_880, adapterBytes: 4 * trainable(s.lora),
       peakMemoryBytes: 310e6, availableMemoryBytes: 8e9, recompute: false, secondsPerEpoch: 95, stepsPerEpoch: 22,

@@ -2,7 +2,7 @@
 import { createServer, type Server } from 'node:http';
 import { readFile } from 'node:fs/promises';
 import { extname, join, normalize } from 'node:path';
-import type { Page } from '@playwright/test';
+import { expect, type Page } from '@playwright/test';
 
 const root = join(import.meta.dirname, '../../out/renderer');
 const types: Record<string, string> = { '.html': 'text/html', '.js': 'text/javascript', '.css': 'text/css', '.svg': 'image/svg+xml' };
@@ -72,4 +72,24 @@ export async function startServe(dataDir: string, env: NodeJS.ProcessEnv = proce
     child.stderr.on('data', read);
     child.on('exit', (code) => reject(new Error(`serve exited with ${code}:\n${output}`)));
   });
+}
+
+/** Opens one of the app's sections ('Library', 'Fine-tune', 'Chat', ...) from its navigation. */
+export async function openSection(page: Page, name: string): Promise<void> {
+  await page.getByRole('navigation', { name: 'Sections' }).getByRole('button', { name, exact: true }).click();
+}
+
+/** Sends one message in the chat and waits until every set-up has answered; the replies' texts in set-up order. */
+export async function sendAndWait(page: Page, message: string, setups: number, maxNewTokens = 16): Promise<string[]> {
+  const log = page.getByRole('log', { name: 'Conversation' });
+  const before = await log.getByRole('article').count();
+  if (!(await page.getByLabel('Temperature').isVisible())) await page.getByText(/Sampling/).click();
+  await page.getByLabel('Temperature').fill('0');
+  await page.getByLabel('Max new tokens').fill(String(maxNewTokens));
+  await page.getByLabel('Message').fill(message);
+  await page.getByRole('button', { name: 'Send' }).click();
+  const replies = log.getByRole('article');
+  await expect(replies).toHaveCount(before + setups);
+  for (let i = before; i < before + setups; i++) await expect(replies.nth(i)).toHaveAttribute('aria-busy', 'false', { timeout: 120_000 });
+  return (await replies.locator('.text').allTextContents()).slice(before).map((t) => t.trim());
 }

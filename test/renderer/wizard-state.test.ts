@@ -1,12 +1,17 @@
 import { beforeEach, describe, expect, it } from 'vitest';
 import { ModelsState } from '../../renderer/src/lib/state/models.svelte';
 import { WizardState } from '../../renderer/src/lib/state/wizard.svelte';
-import type { TrainingEstimate } from '../../preload/contract';
-import { appError, fakeApi, type FakeApi } from './fake-api';
+import type { TrainingEstimate, TrainingProposal } from '../../preload/contract';
+import { appError, deferred, fakeApi, type FakeApi } from './fake-api';
 import { ADAPTER, DATASET, MODEL, llamaModules, run, version } from './fixtures';
 
 const ESTIMATE: TrainingEstimate = {
   trainableParams: 3584, totalParams: 4_718_592, adapterBytes: 14_336, peakMemoryBytes: 200e6, availableMemoryBytes: 8e9, recompute: false, secondsPerEpoch: 60, stepsPerEpoch: 27,
+};
+
+const PROPOSAL: TrainingProposal = {
+  learningRate: 0.0029, maxSteps: 100, rank: 8, alpha: 16, rule: 'the rule',
+  effect: { trainRecords: 54, steps: 100, passes: 7.4, strength: 1, summary: 'about 7.4 passes over 54 training records (100 steps of 4)', warnings: [] },
 };
 
 describe('WizardState', () => {
@@ -121,5 +126,51 @@ describe('WizardState', () => {
     await wizard.prefill(ADAPTER, v1, 'duplicate');
     expect(wizard.adapterName).toBe('pirate-voice copy');
     expect(wizard.parentVersionId).toBeNull();
+  });
+
+  it('fills in the proposal for a new model and dataset once, never over a field typed meanwhile', async () => {
+    const answer = deferred<TrainingProposal>();
+    api = fakeApi({ 'models.list': () => [MODEL], 'models.modules': () => llamaModules(), 'train.propose': () => answer.promise });
+    models = new ModelsState(api);
+    await models.refresh();
+    wizard = new WizardState(api, models);
+    wizard.reset({});
+    await wizard.chooseModel('m1');
+    const chosen = wizard.chooseDataset('d1');
+    wizard.form.rank = '4'; // typed while the proposal is on its way
+    answer.resolve(PROPOSAL);
+    await chosen;
+    expect(wizard.proposal?.learningRate).toBe(0.0029);
+    expect(wizard.form.learningRate).toBe(String(2e-4)); // the form's own default, untouched
+    expect(wizard.form.rank).toBe('4');
+    wizard.applyProposal();
+    expect([wizard.form.learningRate, wizard.form.maxSteps, wizard.form.epochs, wizard.form.rank, wizard.form.alpha]).toEqual(['0.0029', '100', '', '8', '16']);
+    expect(api.callsOf('train.propose')[0]).toEqual({ modelId: 'm1', datasetId: 'd1' });
+  });
+
+  it('fills the proposal in when nothing was typed; continuing keeps the version\'s rank and targets locked', async () => {
+    api = fakeApi({ 'models.list': () => [MODEL], 'models.modules': () => llamaModules(), 'train.propose': () => PROPOSAL });
+    models = new ModelsState(api);
+    await models.refresh();
+    wizard = new WizardState(api, models);
+    wizard.reset({});
+    await wizard.chooseModel('m1');
+    await wizard.chooseDataset('d1');
+    expect([wizard.form.learningRate, wizard.form.maxSteps, wizard.form.epochs]).toEqual(['0.0029', '100', '']);
+    expect(wizard.activePreset).toBe('qv');
+    wizard.setColumn('q_proj', false);
+    expect(wizard.activePreset).toBeNull();
+
+    const v1 = version('v1', 1, null, {
+      settings: { ...run().settings, learningRate: 1e-3, lora: { targetModules: ['q_proj', 'v_proj'], rank: 4, alpha: 8, dropout: 0, useRslora: false } },
+    });
+    await wizard.prefill(ADAPTER, v1, 'continue');
+    expect(wizard.locked).toBe(true);
+    expect(wizard.form.learningRate).toBe('0.001'); // the version's recipe stays; the proposal is only shown
+    wizard.applyPreset('all-linear');
+    wizard.toggleModule('model.layers.0.mlp.up_proj');
+    expect(wizard.activePreset).toBe('qv');
+    wizard.applyProposal();
+    expect([wizard.form.learningRate, wizard.form.rank, wizard.form.alpha]).toEqual(['0.0029', '4', '8']);
   });
 });

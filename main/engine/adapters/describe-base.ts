@@ -16,7 +16,8 @@ const EMBEDDING = /(^|\.)(wte|wpe|embed_tokens|embed_positions|word_embeddings)\
 export function describeBaseDir(modelDir: string): BaseDescription {
   const config = readModelConfig(modelDir); // throws for an unsupported model_type, naming it
   // A GGUF model: the linears the loaded model has (its config and tensors were checked when it was read).
-  if (isGgufFile(modelDir)) return { modelType: config.modelType, linears: linearSpecsOf(config) };
+  const sizes = { hiddenSize: config.hiddenSize, numLayers: config.numLayers };
+  if (isGgufFile(modelDir)) return { modelType: config.modelType, linears: linearSpecsOf(config), ...sizes };
   const conv1d = config.modelType === 'gpt2';
   const checkpoint = openCheckpoint(modelDir);
   try {
@@ -41,7 +42,7 @@ export function describeBaseDir(modelDir: string): BaseDescription {
         fanInFanOut,
       });
     }
-    return { modelType: config.modelType, linears };
+    return { modelType: config.modelType, linears, ...sizes };
   } finally {
     checkpoint.close();
   }

@@ -10,6 +10,7 @@ import { moduleSettings, resolveTargets, type LoraConfig } from '../lora/config'
 import { loraConfigFromPeftJson } from '../lora/peft-io';
 import type { LinearSpec } from '../models/types';
 import { openSafetensors, type TensorEntry } from '../io/safetensors';
+import { preflightDetails, preflightVerdict, splitModulePath } from './preflight-verdict';
 
 export type ProblemKind = 'file' | 'unsupported' | 'missing-module' | 'shape' | 'rank' | 'config';
 
@@ -36,12 +37,39 @@ export interface PreflightReport {
   readonly problems: readonly PreflightProblem[];
   /** Mismatches PEFT itself tolerates (it warns and carries on); shown, not fatal. */
   readonly warnings: readonly string[];
+  /**
+   * What the adapter was made for: adapter_config.json's base_model_name_or_path, the hidden size its modules read
+   * (the most common in-features of lora_A) and the layers its paths name.
+   */
+  readonly madeFor: { readonly nameOrPath: string | null; readonly hiddenSize: number | null; readonly layers: number | null };
+  /** The base checked against (null without one). */
+  readonly base: { readonly modelType: string; readonly hiddenSize: number | null; readonly layers: number | null } | null;
+  /** One line: what it was made for, against this base, and whether it can be used (preflight-verdict.ts). */
+  readonly verdict: string;
 }
 
 /** What the check needs of the base: its architecture and the specs of its linear modules. */
 export interface BaseDescription {
   readonly modelType: string;
   readonly linears: Iterable<LinearSpec>;
+  /** config.json's hidden size and layer count, for the verdict's "this base has hidden 32" */
+  readonly hiddenSize?: number;
+  readonly numLayers?: number;
+}
+
+/** The most common value (the larger on a tie), or null for none. */
+function mode(values: readonly number[]): number | null {
+  const counts = new Map<number, number>();
+  for (const v of values) counts.set(v, (counts.get(v) ?? 0) + 1);
+  return [...counts].sort((a, b) => b[1] - a[1] || b[0] - a[0])[0]?.[0] ?? null;
+}
+
+function layerCount(paths: Iterable<string>): number | null {
+  const layers = [...paths].flatMap((p) => {
+    const { layer } = splitModulePath(p);
+    return layer === null ? [] : [layer];
+  });
+  return layers.length === 0 ? null : Math.max(...layers) + 1;
 }
 
 const KEY = /^base_model\.model\.(.+)\.lora_([AB])(?:\.[^.]+)?\.weight$/;
@@ -225,14 +253,16 @@ function readHeader(adapterDir: string, out: Collector): Map<string, TensorEntry
  */
 export function preflightAdapter(adapterDir: string, base: BaseDescription | null): PreflightReport {
   const out = new Collector();
-  const specs = base ? new Map([...base.linears].map((s) => [s.path, s])) : null;
+  const baseLinears = base ? [...base.linears] : [];
+  const specs = base ? new Map(baseLinears.map((s) => [s.path, s])) : null;
+  let pairs = new Map<string, FilePair>();
   const raw = readConfigJson(adapterDir, out);
   const header = readHeader(adapterDir, out);
   const modules: PreflightModule[] = [];
   if (raw) checkFeatures(raw, out);
   const config = raw ? parseConfig(raw, out) : null;
   if (header) {
-    const pairs = pairKeys(header, out);
+    pairs = pairKeys(header, out);
     if (pairs.size === 0) out.add('file', 'adapter_model.safetensors holds no lora_A / lora_B tensors');
     const layers = raw ? layersToTransform(raw) : null;
     const byPath = [...pairs].sort(([a], [b]) => a.localeCompare(b, 'en', { numeric: true })); // layer 2 before 10
@@ -253,18 +283,30 @@ export function preflightAdapter(adapterDir: string, base: BaseDescription | nul
       }
     }
   }
-  return { ok: out.problems.length === 0, adapterDir, modelType: base?.modelType ?? null, modules, problems: out.problems, warnings: out.warnings };
+  const nameOrPath = typeof raw?.base_model_name_or_path === 'string' && raw.base_model_name_or_path !== '' ? raw.base_model_name_or_path : null;
+  const report = {
+    ok: out.problems.length === 0, adapterDir, modelType: base?.modelType ?? null, modules, problems: out.problems, warnings: out.warnings,
+    madeFor: { nameOrPath, hiddenSize: mode([...pairs.values()].flatMap((p) => (p.A?.shape.length === 2 ? [p.A.shape[1] as number] : []))), layers: layerCount(pairs.keys()) },
+    base: base ? {
+      modelType: base.modelType,
+      hiddenSize: base.hiddenSize ?? mode(baseLinears.map((l) => l.inFeatures)),
+      layers: base.numLayers ?? layerCount(baseLinears.map((l) => l.path)),
+    } : null,
+  };
+  return { ...report, verdict: preflightVerdict(report) };
 }
 
-/** The report as the CLI prints it. */
+/** The report as the CLI prints it: the verdict first, then the details grouped by module kind over layers. */
 export function formatPreflight(report: PreflightReport): string {
   const against = report.modelType === null ? '' : ` against a ${report.modelType} base`;
-  const lines = [`${report.adapterDir}${against}: ${report.ok ? 'OK' : `${report.problems.length} problem(s)`}`];
+  const details = preflightDetails(report);
+  const lines = [report.verdict, `${report.adapterDir}${against}: ${report.ok ? 'OK' : `${report.problems.length} problem(s)`}`];
   if (report.modules.length > 0) {
     const ranks = [...new Set(report.modules.map((m) => m.rank))].join('/');
     lines.push(`  ${report.modules.length} module(s) fit, rank ${ranks}`);
+    if (!report.ok) for (const f of details.fits) lines.push(`  ✓ ${f}`);
   }
-  for (const p of report.problems) lines.push(`  ✗ ${p.module ? `${p.module}: ` : ''}${p.message}`);
-  for (const w of report.warnings) lines.push(`  ! ${w}`);
+  for (const p of details.problems) lines.push(`  ✗ ${p}`);
+  for (const w of details.warnings) lines.push(`  ! ${w}`);
   return lines.join('\n');
 }

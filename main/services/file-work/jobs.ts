@@ -14,10 +14,11 @@ import { normalizeDatasetToFile, readDatasetHead, storedDatasetFile } from '../.
 import { chatSegments } from '../../engine/train/tokenize';
 import { describeBaseDir } from '../../engine/adapters/describe-base';
 import { formatPreflight, preflightAdapter } from '../../engine/adapters/preflight';
+import { preflightDetails } from '../../engine/adapters/preflight-verdict';
 import { HandoffError } from '../../engine/handoff/errors';
 import { describeMachine, readRunResult } from '../../engine/handoff/run-result';
 import type { TrainSettings } from '../../engine/train/settings';
-import type { TrainingSettings } from '../../../preload/contract/domain';
+import type { AdapterPreflight, TrainingSettings } from '../../../preload/contract/domain';
 import { ServiceError } from '../errors';
 import type { FileJob, FileJobResults, ModelSummary, PreviewResult, RunResultSummary, StagedDataset } from './protocol';
 
@@ -172,9 +173,12 @@ function runResultSummary(dir: string): RunResultSummary {
   };
 }
 
-function preflightJob(adapterDir: string, modelDir: string): { ok: boolean; report: string } {
+function preflightJob(adapterDir: string, modelDir: string): AdapterPreflight & { report: string } {
   const report = preflightAdapter(adapterDir, describeBaseDir(modelDir));
-  return { ok: report.ok, report: report.ok ? '' : formatPreflight(report) };
+  return {
+    ok: report.ok, verdict: report.verdict, madeFor: report.madeFor, base: report.base, moduleCount: report.modules.length,
+    ...preflightDetails(report), report: report.ok ? '' : formatPreflight(report),
+  };
 }
 
 export async function runJob(job: FileJob): Promise<FileJobResults[FileJob['kind']]> {

@@ -3,7 +3,7 @@
  * a large stored one, so that the main thread (Electron's main process, the server's event loop) never waits on it.
  * Plain data only, structured-clone safe; errors come back as {name, code, message}.
  */
-import type { DatasetFormat, TrainingSettings } from '../../../preload/contract/domain';
+import type { AdapterPreflight, DatasetFormat, TrainingSettings } from '../../../preload/contract/domain';
 
 export interface ModelSummary {
   /** config.json's model_type, as the engine read it. */
@@ -69,7 +69,7 @@ export type FileJob =
     }
   /** An exported run's result folder, read and checked (nothing written). */
   | { readonly kind: 'readRunResult'; readonly dir: string }
-  /** Whether a PEFT adapter fits a model folder (the preflight); the report's text when it does not. */
+  /** Whether a PEFT adapter fits a model folder (the preflight): its verdict and details, and as the CLI prints it. */
   | { readonly kind: 'preflightAdapter'; readonly adapterDir: string; readonly modelDir: string };
 
 export interface FileJobResults {
@@ -78,7 +78,7 @@ export interface FileJobResults {
   stageDataset: StagedDataset;
   previewDataset: PreviewResult;
   readRunResult: RunResultSummary;
-  preflightAdapter: { readonly ok: boolean; readonly report: string };
+  preflightAdapter: AdapterPreflight & { readonly report: string };
 }
 
 export type FileJobKind = FileJob['kind'];

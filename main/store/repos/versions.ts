@@ -35,14 +35,16 @@ export interface VersionCommit {
 
 /** A version trained on another machine keeps machine.json ({ description, ... }) beside its PEFT files. */
 export const MACHINE_FILE = 'machine.json';
+/** An imported version (a PEFT folder, a rank reduction) keeps how it came to be as note.json ({ description }). */
+export const NOTE_FILE = 'note.json';
 
-function trainedOn(folder: string, files: readonly FileEntry[]): string | null {
-  if (!files.some((f) => f.path === MACHINE_FILE)) return null;
+function description(folder: string, files: readonly FileEntry[], name: string): string | null {
+  if (!files.some((f) => f.path === name)) return null;
   try {
-    const { description } = JSON.parse(readFileSync(join(folder, MACHINE_FILE), 'utf8')) as { description?: unknown };
+    const { description } = JSON.parse(readFileSync(join(folder, name), 'utf8')) as { description?: unknown };
     return typeof description === 'string' ? description : null;
   } catch {
-    return null; // a damaged or missing file: the version is still usable, only its machine is unknown
+    return null; // a damaged or missing file: the version is still usable, only its description is unknown
   }
 }
 
@@ -66,7 +68,8 @@ export function toVersion(row: VersionRow, ctx: StoreContext): VersionDetails {
     datasetHash: row.dataset_hash,
     parentLabel: row.parent_label,
     files,
-    trainedOn: trainedOn(join(ctx.dataDir.root, row.path), files),
+    trainedOn: description(join(ctx.dataDir.root, row.path), files, MACHINE_FILE),
+    note: description(join(ctx.dataDir.root, row.path), files, NOTE_FILE),
   };
 }
 

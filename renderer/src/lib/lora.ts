@@ -34,6 +34,16 @@ export function presetSelection(modules: readonly LinearModuleInfo[], preset: Mo
   return new Set(chosen.map((m) => m.path));
 }
 
+/** The preset a selection equals (the first, where two presets select the same modules), or null for a hand-picked one. */
+export function activePreset(modules: readonly LinearModuleInfo[], selected: ReadonlySet<string>): ModulePreset | null {
+  if (selected.size === 0) return null;
+  for (const p of PRESETS) {
+    const preset = presetSelection(modules, p.id);
+    if (preset.size === selected.size && [...preset].every((path) => selected.has(path))) return p.id;
+  }
+  return null;
+}
+
 /** LoRA adds A [r, in] and B [out, r] to each chosen module: r·(in + out) parameters. */
 export function trainableParameters(modules: readonly LinearModuleInfo[], selected: ReadonlySet<string>, rank: number): number {
   if (!Number.isInteger(rank) || rank <= 0) return 0;

@@ -2,6 +2,7 @@
  * The app's state, wired to one `api`. The shell builds it once with the real transport; tests build it with a fake.
  */
 import type { Api, TrainingRun } from '../../../../preload/contract';
+import { AdapterToolsState } from './adapter-tools.svelte';
 import { AdaptersState } from './adapters.svelte';
 import { AppState } from './app.svelte';
 import { ChatState } from './chat.svelte';
@@ -18,6 +19,7 @@ export class RootState {
   readonly models: ModelsState;
   readonly datasets: DatasetsState;
   readonly adapters: AdaptersState;
+  readonly adapterTools: AdapterToolsState;
   readonly training: TrainingState;
   readonly wizard: WizardState;
   readonly chat: ChatState;
@@ -29,6 +31,7 @@ export class RootState {
     this.models = new ModelsState(api);
     this.datasets = new DatasetsState(api);
     this.adapters = new AdaptersState(api);
+    this.adapterTools = new AdapterToolsState(api, this.adapters);
     this.training = new TrainingState(api);
     this.wizard = new WizardState(api, this.models);
     this.chat = new ChatState(api);
@@ -101,6 +104,18 @@ export class RootState {
     await this.chat.load(run.baseModelId);
     if (this.chat.modelId !== run.baseModelId) return;
     this.chat.compareWithBase(run.adapterVersionId);
+    this.app.go('chat');
+  }
+
+  /** Adapter versions in the chat, each its own set-up beside the base alone (the Adapters view's "Chat with it"). */
+  async compareInChat(baseModelId: string, versionIds: readonly string[]): Promise<void> {
+    const [first, ...rest] = versionIds;
+    if (!first) return;
+    await this.adapters.refresh();
+    await this.chat.load(baseModelId);
+    if (this.chat.modelId !== baseModelId) return;
+    this.chat.compareWithBase(first);
+    for (const versionId of rest) this.chat.addSetup([{ versionId, scale: 1 }]);
     this.app.go('chat');
   }
 

@@ -1,7 +1,7 @@
 import type {
-  Adapter, AdapterVersion, Api, LinearModuleInfo, TrainingEstimate, TrainingRun, TrainingSettings,
+  Adapter, AdapterVersion, Api, CommandResult, LinearModuleInfo, TrainingEstimate, TrainingProposal, TrainingRun, TrainingSettings,
 } from '../../../../preload/contract';
-import { moduleKinds, presetSelection, selectionOf, targetModulesOf, trainableParameters, type ModulePreset } from '../lora';
+import { activePreset, moduleKinds, presetSelection, selectionOf, targetModulesOf, trainableParameters, type ModulePreset } from '../lora';
 import { formFromSettings, settingsFromForm, validateForm, type HyperField, type HyperForm } from '../settings-form';
 import { setOf, withItems } from '../immutable';
 import { messageOf } from './errors';
@@ -39,6 +39,13 @@ export class WizardState {
   #exporting = $state(false);
   #exported = $state<string | null>(null);
   #error = $state<string | null>(null);
+  #proposal = $state.raw<TrainingProposal | null>(null);
+  /** The model and dataset the proposal was last filled in for: a new pair gets the proposal once. */
+  #proposedFor: string | null = null;
+  /** Set up from a saved version: its recipe is kept, the proposal only shown. */
+  #prefilled = false;
+  #preview = $state.raw<CommandResult<'datasets.preview'> | null>(null);
+  #previewError = $state<string | null>(null);
 
   constructor(api: Api, models: ModelsState) {
     this.#api = api;
@@ -62,6 +69,13 @@ export class WizardState {
   /** What the last "Export for PEFT + accelerate" wrote, in words. */
   get exported(): string | null { return this.#exported; }
   get error(): string | null { return this.#error; }
+  /** The proposed learning rate, steps and rank for this model and dataset, and the effect of the form's settings. */
+  get proposal(): TrainingProposal | null { return this.#proposal; }
+  /** The chosen dataset's first records as the chosen model sees them, with the lines skipped at import. */
+  get preview(): CommandResult<'datasets.preview'> | null { return this.#preview; }
+  get previewError(): string | null { return this.#previewError; }
+  /** Continuing a version trains its own adapter further: its rank and target modules cannot change. */
+  get locked(): boolean { return this.#parentVersionId !== null; }
 
   // $derived.by: the closures read #models lazily, after the constructor has set it.
   readonly modules = $derived.by<readonly LinearModuleInfo[]>(() =>
@@ -74,6 +88,8 @@ export class WizardState {
   readonly targetModules = $derived(targetModulesOf(this.modules, this.#selected));
   /** Module path -> its kind's label, the grid's column. */
   readonly moduleKinds = $derived(moduleKinds(this.modules));
+  /** The preset the selection equals, or null for a hand-picked one. */
+  readonly activePreset = $derived(activePreset(this.modules, this.#selected));
 
   /** Messages that keep each step from being complete. */
   readonly stepErrors = $derived<readonly (readonly string[])[]>([
@@ -114,6 +130,11 @@ export class WizardState {
     this.#pendingTargets = null;
     this.#selected = setOf();
     this.#modelId = null;
+    this.#proposal = null;
+    this.#proposedFor = null;
+    this.#prefilled = false;
+    this.#preview = null;
+    this.#previewError = null;
   }
 
   async chooseModel(modelId: string): Promise<void> {
@@ -128,28 +149,85 @@ export class WizardState {
       this.#selected = presetSelection(modules, 'qv');
     }
     this.#estimate = null;
+    await Promise.all([this.propose(), this.loadPreview()]);
   }
 
-  chooseDataset(datasetId: string): void {
+  async chooseDataset(datasetId: string): Promise<void> {
     this.#datasetId = datasetId;
     this.#estimate = null;
+    await Promise.all([this.propose(), this.loadPreview()]);
+  }
+
+  /** The first records of the chosen dataset as the chosen model sees them. */
+  async loadPreview(): Promise<void> {
+    const [id, modelId] = [this.#datasetId, this.#modelId];
+    if (!id || !modelId) return;
+    this.#previewError = null;
+    try {
+      const preview = await this.#api.invoke('datasets.preview', { id, modelId, limit: 3 });
+      if (this.#datasetId === id && this.#modelId === modelId) this.#preview = preview;
+    } catch (error) {
+      this.#preview = null;
+      this.#previewError = messageOf(error);
+    }
+  }
+
+  /**
+   * Asks for the proposal and the effect of the form's settings. A new model and dataset pair fills the proposal in
+   * once (not when continuing or duplicating a version, whose recipe stays), and only into fields left untouched
+   * while the answer was on its way.
+   */
+  async propose(): Promise<void> {
+    const [modelId, datasetId] = [this.#modelId, this.#datasetId];
+    if (!modelId || !datasetId) return;
+    const pair = `${modelId}:${datasetId}`;
+    const fill = this.#proposedFor !== pair && this.#parentVersionId === null && !this.#prefilled;
+    if (fill) this.#proposedFor = pair; // filled in once, even if this answer fails or comes late
+    const asked = { ...this.#form };
+    const valid = Object.keys(this.fieldErrors).length === 0 && this.#selected.size > 0;
+    try {
+      const proposal = await this.#api.invoke('train.propose', { modelId, datasetId, ...(valid && !fill ? { settings: this.#settings() } : {}) });
+      if (this.#modelId !== modelId || this.#datasetId !== datasetId) return;
+      this.#proposal = proposal;
+      if (!fill) return;
+      const untouched = (['learningRate', 'maxSteps', 'epochs', 'rank', 'alpha'] as const).every((f) => this.#form[f] === asked[f]);
+      if (untouched) this.applyProposal();
+    } catch {
+      this.#proposal = null; // the proposal is advice: the wizard works without it
+    }
+  }
+
+  /** Puts the proposal's learning rate, steps, rank and alpha in the form (rank and alpha stay when continuing). */
+  applyProposal(): void {
+    const p = this.#proposal;
+    if (!p) return;
+    this.#form.learningRate = String(p.learningRate);
+    this.#form.maxSteps = String(p.maxSteps);
+    this.#form.epochs = '';
+    if (!this.locked) {
+      this.#form.rank = String(p.rank);
+      this.#form.alpha = String(p.alpha);
+    }
+    void this.propose();
   }
 
   applyPreset(preset: ModulePreset): void {
-    this.#selected = presetSelection(this.modules, preset);
+    if (!this.locked) this.#selected = presetSelection(this.modules, preset);
   }
 
   toggleModule(path: string, on?: boolean): void {
-    this.#selected = withItems(this.#selected, [path], on ?? !this.#selected.has(path));
+    if (!this.locked) this.#selected = withItems(this.#selected, [path], on ?? !this.#selected.has(path));
   }
 
   /** Select or clear one module kind across every layer (a grid column: 'q_proj', GPT-2's 'attn.c_proj'). */
   setColumn(kind: string, on: boolean): void {
+    if (this.locked) return;
     this.#selected = withItems(this.#selected, this.modules.filter((m) => this.moduleKinds.get(m.path) === kind).map((m) => m.path), on);
   }
 
   /** Select or clear every module of one layer (a grid row). */
   setLayer(layer: number, on: boolean): void {
+    if (this.locked) return;
     this.#selected = withItems(this.#selected, this.modules.filter((m) => m.layer === layer).map((m) => m.path), on);
   }
 
@@ -164,6 +242,7 @@ export class WizardState {
     }
     this.#step = Math.max(0, Math.min(step, WIZARD_STEPS.length - 1));
     if (this.stepId === 'review') void this.refreshEstimate();
+    if (this.stepId === 'training' || this.stepId === 'review') void this.propose();
   }
 
   next(): void {
@@ -251,6 +330,7 @@ export class WizardState {
    */
   async prefill(adapter: Adapter, version: AdapterVersion, mode: 'continue' | 'duplicate'): Promise<void> {
     this.reset(version.settings ?? {});
+    this.#prefilled = true;
     this.#adapterName = mode === 'continue' ? adapter.name : `${adapter.name} copy`;
     this.#parentVersionId = mode === 'continue' ? version.id : null;
     this.#pendingTargets = version.settings?.lora.targetModules ?? null;

@@ -60,7 +60,8 @@ export async function serveLibrary(options: ServeOptions, io: CliIo): Promise<nu
   const report = library.startupCheck();
   if (report.runsInterrupted.length > 0) io.out(`Marked ${report.runsInterrupted.length} interrupted training run(s); they can be resumed from their last checkpoint.`);
   if (report.tempsRemoved.length > 0) io.out(`Removed ${report.tempsRemoved.length} unfinished write(s) left by a process that stopped: ${report.tempsRemoved.map((p) => relative(dataDir, p)).join(', ')}`);
-  if (report.importsRemoved.length > 0) io.out(`Removed ${report.importsRemoved.length} import(s) that never completed: ${report.importsRemoved.join(', ')}`);
+  if (report.foldersRemoved.length > 0) io.out(`Removed ${report.foldersRemoved.length} folder(s) no record points at (an import or a delete that stopped midway): ${report.foldersRemoved.join(', ')}`);
+  if (report.downloadsRemoved.length > 0) io.out(`Removed ${report.downloadsRemoved.length} unfinished download(s): ${report.downloadsRemoved.join(', ')}`);
   if (report.orphanFolders.length > 0) io.out(`Adapter version folders with no record (kept; see them in ${dataDir}): ${report.orphanFolders.join(', ')}`);
   const files = new FileWork();
   try {

@@ -1,12 +1,12 @@
 /**
  * Hub downloads as the app runs them: a Hugging Face hub model fetched into a staging folder inside the data
- * directory (downloads/<owner>--<name>@<commit>, kept across cancels so the next attempt resumes; hub-download.ts),
- * then read by the file worker and moved into the library as a model with source kind 'hub' and the commit as its
+ * directory (downloads/<owner>--<name>@<commit>, kept across cancels so the next attempt resumes; hub-download.ts;
+ * the library's start-up check removes what a stopped process left), then read by the file worker and moved into the library as a model with source kind 'hub' and the commit as its
  * revision. Progress and the outcome go out as events.
  */
 import { randomUUID } from 'node:crypto';
 import type { EventName, Events } from '../../preload/contract';
-import type { Library } from '../store/index';
+import { layout, type Library } from '../store/index';
 import { ServiceError } from './errors';
 import type { FileWork } from './file-work/client';
 import { downloadHubModel, listHubModel, removeStaging, type DownloadProgress, type HubListing } from './hub-download';
@@ -89,7 +89,7 @@ export function modelDownloads(ctx: ModelDownloadsContext): { start(repoId: stri
   return {
     async start(repoId, revision) {
       const listing = await listHubModel(ctx.hubUrl, repoId, revision);
-      const staging = library.dataDir.resolve(`downloads/${repoId.replace('/', '--')}@${listing.commit}`);
+      const staging = library.dataDir.resolve(layout.downloadDir(`${repoId.replace('/', '--')}@${listing.commit}`));
       const running = [...active.entries()].find(([, d]) => d.staging === staging);
       if (running) throw new ServiceError('BUSY', `'${repoId}' at ${listing.commit} is already downloading (download ${running[0]}); wait for it or cancel it`);
       const id = `dl-${randomUUID()}`;

@@ -5,9 +5,9 @@
  * the curves of the trainer's log history, and the version with its settings and the machine it ran on. Reading the
  * result and the preflight run in the file worker. One home for `lorasmith import-run` and the Adapters view.
  */
-import { cpSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { cpSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { tempSibling } from '../common/atomic';
 import type { Library } from '../store/index';
 import type { RunDetails } from '../store/repos/runs';
 import { MACHINE_FILE } from '../store/repos/versions';
@@ -58,8 +58,11 @@ export async function importRunResult(library: Library, files: FileWork, dir: st
     throw new ServiceError('ADAPTER_MISMATCH', `adapter '${adapterName}' belongs to another base model; choose another name`);
   }
 
-  // The version folder: the PEFT files, what the trainer wrote, and the machine (read back as trainedOn).
-  const staging = mkdtempSync(join(tmpdir(), 'lorasmith-run-import-'));
+  // The version folder: the PEFT files, what the trainer wrote, and the machine (read back as trainedOn). Staged
+  // under a temp name in the data directory, so that a stop midway leaves what the start-up sweep removes, and
+  // moved into place by the commit.
+  const staging = tempSibling(library.dataDir.resolve('run-import'));
+  mkdirSync(staging);
   try {
     cpSync(result.adapterDir, staging, { recursive: true });
     for (const name of ['trainer_state.json', 'run_info.json', 'run.json']) cpSync(join(result.dir, name), join(staging, name));
@@ -71,7 +74,7 @@ export async function importRunResult(library: Library, files: FileWork, dir: st
       library.runs.start(created.id, result.steps);
       library.metrics.append(created.id, result.points);
       const version = library.versions.commit({
-        adapterId: adapter.id, filesFrom: staging, take: 'copy', origin: 'trained', parentVersionId: parent?.id ?? null,
+        adapterId: adapter.id, filesFrom: staging, take: 'move', origin: 'trained', parentVersionId: parent?.id ?? null,
         datasetId: dataset.id, settings, runId: created.id,
         metrics: { steps: result.steps, ...(result.trainLoss !== null ? { trainLoss: result.trainLoss } : {}), ...(result.valLoss !== null ? { valLoss: result.valLoss } : {}) },
       });

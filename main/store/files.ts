@@ -7,7 +7,7 @@
 import {
   closeSync, cpSync, existsSync, fsyncSync, lstatSync, mkdirSync, openSync, renameSync, rmSync, unlinkSync, writeSync,
 } from 'node:fs';
-import { dirname } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { fsyncDir, fsyncTree, isTempName, sweepTemps as sweep, tempSibling, TEMP_NAME } from '../common/atomic';
 import { StoreError } from './errors';
 
@@ -111,6 +111,19 @@ export function removeAtomic(path: string): void {
   renameSync(path, temp);
   fsyncDir(dirname(path));
   rmSync(temp, { recursive: true, force: true });
+}
+
+/** `.<name>.deleting` beside a folder whose delete is under way (versions.delete); group 1 is the folder's name. */
+export const DELETION_MARKER = /^\.(.+)\.deleting$/;
+
+/**
+ * Marks `folder` as being deleted, before its row goes, so a start-up after a crash can tell a half-done delete
+ * (finished then) from a folder whose row was never written (kept then). Returns the marker's path.
+ */
+export function markDeletion(folder: string): string {
+  const marker = join(dirname(folder), `.${basename(folder)}.deleting`);
+  writeFileAtomic(marker, '');
+  return marker;
 }
 
 /**

@@ -17,6 +17,9 @@ export const layout = {
   runDir: (id: string) => `runs/${id}`,
   checkpointsDir: (runId: string) => `runs/${runId}/checkpoints`,
   runOutputDir: (runId: string) => `runs/${runId}/output`,
+  /** Hub downloads in progress, one staging folder each (services/model-downloads.ts). */
+  downloadsDir: 'downloads',
+  downloadDir: (name: string) => `downloads/${name}`,
 } as const;
 
 export class DataDir {

@@ -3,14 +3,19 @@
  * - temp names left by interrupted writes are removed (they were never pointed at);
  * - rows whose files are gone or the wrong size are marked 'missing' (and back to 'ok' when they return);
  * - runs left 'running' become 'interrupted', resumable from their last checkpoint if that still exists;
- * - version folders without a row are reported (a crash between rename and insert), never deleted: they hold
- *   trained weights;
- * - model and dataset folders without a row are removed and reported: copies of an import that never completed.
+ * - a version delete that stopped midway (its marker, files.ts deletionMarker, still beside the folder) is finished
+ *   where its row is gone, and forgotten where the row is still there (nothing was deleted yet);
+ * - version folders without a row and without that marker are reported (a crash between a commit's rename and its
+ *   insert), never deleted: they hold trained weights;
+ * - model, dataset, adapter and run folders without a row are removed and reported: an import that stopped before
+ *   its row was written, or a delete that stopped after its row went (rows go first);
+ * - unfinished hub downloads (downloads/) are removed: the process that would resume them is gone.
  */
-import { existsSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { removeAtomic, sweepTemps } from './files';
+import { DELETION_MARKER, removeAtomic, sweepTemps } from './files';
 import { parseJson } from './json';
+import { layout } from './paths';
 import type { StoreContext } from './repos/context';
 import type { FileEntry, StartupReport } from './types';
 
@@ -23,7 +28,8 @@ export function startupCheck(ctx: StoreContext): StartupReport {
     versionsMissing: [] as string[], versionsFound: [] as string[],
     runsInterrupted: [] as string[], checkpointsLost: [] as string[],
     orphanFolders: [] as string[],
-    importsRemoved: [] as string[],
+    foldersRemoved: [] as string[],
+    downloadsRemoved: [] as string[],
   };
   ctx.db.transaction(() => {
     checkModels(ctx, report.modelsMissing, report.modelsFound);
@@ -31,17 +37,24 @@ export function startupCheck(ctx: StoreContext): StartupReport {
     checkVersions(ctx, report.versionsMissing, report.versionsFound);
     checkRuns(ctx, report.runsInterrupted, report.checkpointsLost);
   })();
+  report.foldersRemoved.push(
+    ...finishVersionDeletes(ctx),
+    ...removeUnrecorded(ctx, 'models', 'mdl', 'SELECT path FROM base_models WHERE storage = \'copy\''),
+    ...removeUnrecorded(ctx, 'datasets', 'ds', 'SELECT original_file AS path FROM datasets'),
+    ...removeUnrecorded(ctx, 'adapters', 'ada', 'SELECT \'adapters/\' || id AS path FROM adapters'),
+    ...removeUnrecorded(ctx, 'runs', 'run', 'SELECT \'runs/\' || id AS path FROM training_runs'),
+  );
   report.orphanFolders.push(...findOrphanVersionFolders(ctx));
-  report.importsRemoved.push(...removeUnrecordedImports(ctx, 'models', 'mdl', 'SELECT path FROM base_models WHERE storage = \'copy\''));
-  report.importsRemoved.push(...removeUnrecordedImports(ctx, 'datasets', 'ds', 'SELECT original_file AS path FROM datasets'));
+  report.downloadsRemoved.push(...removeDownloads(ctx));
   return report;
 }
 
 /**
- * Folders under models/ or datasets/ named like the library's own ids (mdl_…, ds_…) that no row points at: an
- * import copied them in and died before writing its row. Anything else there is left alone.
+ * Folders under models/, datasets/, adapters/ or runs/ named like the library's own ids (mdl_…, ds_…, ada_…, run_…)
+ * that no row points at: an import copied them in and stopped before writing its row, or a delete removed the row
+ * and stopped before the folder went. Anything else there is left alone.
  */
-function removeUnrecordedImports(ctx: StoreContext, top: 'models' | 'datasets', prefix: 'mdl' | 'ds', query: string): string[] {
+function removeUnrecorded(ctx: StoreContext, top: 'models' | 'datasets' | 'adapters' | 'runs', prefix: 'mdl' | 'ds' | 'ada' | 'run', query: string): string[] {
   const dir = join(ctx.dataDir.root, top);
   if (!existsSync(dir)) return [];
   const recorded = new Set((ctx.db.prepare(query).all() as { path: string }[]).map((r) => r.path.split('/')[1]));
@@ -52,6 +65,42 @@ function removeUnrecordedImports(ctx: StoreContext, top: 'models' | 'datasets', 
     removed.push(`${top}/${name}`);
   }
   return removed;
+}
+
+/**
+ * Version deletes a stop interrupted, by the marker each leaves beside the folder until it is done: without its row
+ * the folder goes (the delete had committed); with its row the marker goes (nothing was deleted yet).
+ */
+function finishVersionDeletes(ctx: StoreContext): string[] {
+  const adaptersDir = join(ctx.dataDir.root, 'adapters');
+  if (!existsSync(adaptersDir)) return [];
+  const known = new Set((ctx.db.prepare('SELECT path FROM adapter_versions').all() as { path: string }[]).map((r) => r.path));
+  const removed: string[] = [];
+  for (const adapterId of readdirSync(adaptersDir)) {
+    const dir = join(adaptersDir, adapterId);
+    if (!statSync(dir).isDirectory()) continue;
+    for (const name of readdirSync(dir)) {
+      const version = DELETION_MARKER.exec(name)?.[1];
+      if (version === undefined || !/^v\d+$/.test(version)) continue;
+      const stored = `adapters/${adapterId}/${version}`;
+      if (!known.has(stored)) {
+        removeAtomic(join(dir, version));
+        removed.push(stored);
+      }
+      rmSync(join(dir, name), { force: true });
+    }
+  }
+  return removed;
+}
+
+/** Hub downloads' staging folders (services/model-downloads.ts): resumable only by the process that started them. */
+function removeDownloads(ctx: StoreContext): string[] {
+  const dir = ctx.dataDir.resolve(layout.downloadsDir);
+  if (!existsSync(dir)) return [];
+  return readdirSync(dir).map((name) => {
+    rmSync(join(dir, name), { recursive: true, force: true });
+    return `${layout.downloadsDir}/${name}`;
+  });
 }
 
 type Status = 'ok' | 'missing';

@@ -212,8 +212,10 @@ export interface StartupReport {
   /** Version folders with no row (a crash between the rename and the insert): reported, never deleted. */
   readonly orphanFolders: readonly string[];
   /**
-   * Model and dataset folders with no row (a crash between the rename and the insert, or mid-delete): removed.
-   * They hold copies of what the user imported, and the import never completed.
+   * Model, dataset, adapter, run and version folders with no row, removed: copies of an import that stopped before
+   * its row, or what a delete that stopped after its row went had yet to remove.
    */
-  readonly importsRemoved: readonly string[];
+  readonly foldersRemoved: readonly string[];
+  /** Unfinished hub downloads (downloads/<repo>@<commit>) a stopped process left: removed. */
+  readonly downloadsRemoved: readonly string[];
 }

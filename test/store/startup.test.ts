@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, renameSync, rmSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { openLibrary, type Library } from '../../main/store/library';
@@ -48,11 +48,66 @@ describe('startupCheck', () => {
     // Not the library's naming: left alone.
     mkdirSync(join(root, 'models', 'my-notes'));
     const report = lib.startupCheck();
-    expect([...report.importsRemoved].sort()).toEqual(['datasets/ds_20260101_abcdefghjkmn', 'models/mdl_20260101_abcdefghjkmn']);
+    expect([...report.foldersRemoved].sort()).toEqual(['datasets/ds_20260101_abcdefghjkmn', 'models/mdl_20260101_abcdefghjkmn']);
     expect(existsSync(lostModel) || existsSync(lostDataset)).toBe(false);
     expect(existsSync(join(root, 'models', 'my-notes'))).toBe(true);
     expect(existsSync(lib.models.resolvePath(model.id)) && existsSync(lib.datasets.resolveFiles(ds.id).original)).toBe(true);
-    expect(lib.startupCheck().importsRemoved).toEqual([]);
+    expect(lib.startupCheck().foldersRemoved).toEqual([]);
+  });
+
+  it('finishes deletes a stop interrupted after their rows went: adapter and run folders without a row go', () => {
+    const { adapter, ds } = setup();
+    const run = lib.runs.create({ adapterId: adapter.id, datasetId: ds.id, settings: settings() });
+    mkdirSync(lib.runs.checkpointsDir(run.id), { recursive: true });
+    writeFileSync(join(lib.runs.checkpointsDir(run.id), 'step-1.bin'), 'x');
+    const root = lib.dataDir.root;
+    // What adapters.delete leaves when it stops between its transaction and the folders' removal.
+    lib.db.transaction(() => {
+      lib.db.prepare('DELETE FROM training_runs WHERE adapter_id = ?').run(adapter.id);
+      lib.db.prepare('DELETE FROM adapter_versions WHERE adapter_id = ?').run(adapter.id);
+      lib.db.prepare('DELETE FROM adapters WHERE id = ?').run(adapter.id);
+    })();
+    mkdirSync(join(root, 'runs', '.estimate'), { recursive: true });
+    const report = lib.startupCheck();
+    expect([...report.foldersRemoved].sort()).toEqual([`adapters/${adapter.id}`, `runs/${run.id}`]);
+    expect(report.orphanFolders).toEqual([]);
+    expect(existsSync(join(root, 'adapters', adapter.id)) || existsSync(join(root, 'runs', run.id))).toBe(false);
+    expect(existsSync(join(root, 'runs', '.estimate'))).toBe(true); // not named like a run: not the library's to judge
+  });
+
+  it('a version delete that stopped midway: finished without its row, undone with it; a commit\'s orphan is kept', () => {
+    const { adapter } = setup();
+    const second = lib.versions.commit({ adapterId: adapter.id, filesFrom: writePeftFolder(join(tmp.path, 'p2'), 2), take: 'move', origin: 'imported' });
+    const third = lib.versions.commit({ adapterId: adapter.id, filesFrom: writePeftFolder(join(tmp.path, 'p3'), 3), take: 'move', origin: 'imported' });
+    const dir = join(lib.dataDir.root, 'adapters', adapter.id);
+    // v2: marked and its row deleted, the folder not yet removed. v3: marked, the row still there.
+    writeFileSync(join(dir, '.v2.deleting'), '');
+    lib.db.prepare('DELETE FROM adapter_versions WHERE id = ?').run(second.id);
+    writeFileSync(join(dir, '.v3.deleting'), '');
+    // v4: a commit that stopped between its folder's rename and its insert.
+    writePeftFolder(join(dir, 'v4'), 4);
+    const report = lib.startupCheck();
+    expect(report.foldersRemoved).toEqual([`adapters/${adapter.id}/v2`]);
+    expect(report.orphanFolders).toEqual([`adapters/${adapter.id}/v4`]);
+    expect(readdirSync(dir).sort()).toEqual(['v1', 'v3', 'v4']);
+    expect(lib.versions.get(third.id).status).toBe('ok');
+  });
+
+  it('versions.delete leaves neither marker nor folder behind', () => {
+    const { version } = setup();
+    const dir = join(version.path, '..');
+    lib.versions.delete(version.id);
+    expect(readdirSync(dir)).toEqual([]);
+  });
+
+  it('removes unfinished hub downloads: the process that would resume them is gone', () => {
+    setup();
+    const staging = join(lib.dataDir.root, 'downloads', 'owner--model@abc');
+    mkdirSync(staging, { recursive: true });
+    writeFileSync(join(staging, 'config.json'), '{}');
+    writeFileSync(join(staging, 'model.safetensors.part'), 'half');
+    expect(lib.startupCheck().downloadsRemoved).toEqual(['downloads/owner--model@abc']);
+    expect(readdirSync(join(lib.dataDir.root, 'downloads'))).toEqual([]);
   });
 
   it('a referenced GGUF file is ok while it is there, missing when its app removed it, ok when it is back', () => {

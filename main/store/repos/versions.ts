@@ -1,13 +1,13 @@
 /**
  * Adapter versions: PEFT files in adapters/<adapter>/v<n>/ and the record of what they were trained from.
- * Files are moved into place first, the row written after; deleting removes the row, then the files.
+ * Files are moved into place first, the row written after; deleting marks the folder, removes the row, then the files.
  */
-import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { dirname, isAbsolute, join } from 'node:path';
 import { sweepTemps } from '../../common/atomic';
 import type { AdapterVersion, TrainingSettings } from '../../../preload/contract/domain';
 import { StoreError, notFound } from '../errors';
-import { copyDirAtomic, moveAtomic, removeAtomic } from '../files';
+import { copyDirAtomic, markDeletion, moveAtomic, removeAtomic } from '../files';
 import { listFiles } from '../../common/hash';
 import { newId, nowIso } from '../ids';
 import { compact, optional, parseJson, stableJson } from '../json';
@@ -166,11 +166,21 @@ export class VersionsRepo {
     }
     const stored = (this.ctx.db.prepare('SELECT path FROM adapter_versions WHERE id = ?').get(id) as
       { path: string }).path;
-    this.ctx.db.transaction(() => {
-      for (const run of runs) this.ctx.db.prepare('DELETE FROM training_runs WHERE id = ?').run(run.id);
-      this.ctx.db.prepare('DELETE FROM adapter_versions WHERE id = ?').run(version.id);
-    })();
-    removeAtomic(this.ctx.dataDir.resolve(stored));
+    const folder = this.ctx.dataDir.resolve(stored);
+    // A folder without a row is otherwise a commit that stopped before its insert, kept at start-up: the marker
+    // says this one is a delete, to be finished.
+    const marker = markDeletion(folder);
+    try {
+      this.ctx.db.transaction(() => {
+        for (const run of runs) this.ctx.db.prepare('DELETE FROM training_runs WHERE id = ?').run(run.id);
+        this.ctx.db.prepare('DELETE FROM adapter_versions WHERE id = ?').run(version.id);
+      })();
+    } catch (error) {
+      rmSync(marker, { force: true });
+      throw error;
+    }
+    removeAtomic(folder);
+    rmSync(marker, { force: true });
     for (const run of runs) removeAtomic(this.ctx.dataDir.resolve(layout.runDir(run.id)));
   }
 

@@ -1,0 +1,164 @@
+/**
+ * `kill -9` of the real server in the middle of a hub download and of each delete, then the next start: it says what
+ * it cleaned up, and the library holds no row without its files, no folder without its row and no temp; what the
+ * user did not ask to remove is untouched. (Imports and training meet the same in files.test.ts and training.test.ts.)
+ */
+import { afterAll, beforeAll, describe, expect } from 'vitest';
+import { existsSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { WebSocket } from 'ws';
+import type { AdapterVersion, BaseModel, Dataset, TrainingRun, TrainingSettings } from '../../preload/contract';
+import { startFakeHub, type FakeHub } from '../support/fake-hub';
+import { probe } from '../support/probes/record';
+import { call, filesUnder, nextEvent, openSocket, REPO, rowCounts, startServer, tempDir } from '../support/probes/server';
+
+const GPT2 = join(REPO, 'test/fixtures/tiny-random-gpt2');
+const TINY = join(REPO, 'test/fixtures/gpt2-real-tokenizer-1layer');
+const HUB_REPO = 'fake-org/tiny-gpt2';
+const COMMIT = 'c'.repeat(40);
+const HUB_FILES = ['config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer_config.json', 'vocab.json'];
+
+let temp: ReturnType<typeof tempDir>;
+let hub: FakeHub;
+
+beforeAll(async () => {
+  temp = tempDir('probe-interrupted');
+  hub = await startFakeHub({ fixture: GPT2, files: HUB_FILES, repo: HUB_REPO, commit: COMMIT });
+});
+
+afterAll(async () => {
+  await hub.close();
+  temp.remove();
+});
+
+async function ok<T>(ws: WebSocket, name: string, args: unknown = {}): Promise<T> {
+  const reply = await call(ws, name, args);
+  expect(reply.ok, `${name}: ${JSON.stringify(reply.error)}`).toBe(true);
+  return reply.result as T;
+}
+
+/** No temp anywhere, and every version, model and dataset row has its folder and every such folder its row. */
+function consistent(dataDir: string): void {
+  const files = filesUnder(dataDir, (rel) => /^library\.(sqlite|lock)/.test(rel));
+  expect(files.filter((f) => f.includes('.tmp-') || f.includes('.deleting'))).toEqual([]);
+  const rows = rowCounts(dataDir);
+  const folders = (prefix: string, depth: number) => new Set(files.filter((f) => f.startsWith(prefix)).map((f) => f.split('/').slice(0, depth).join('/'))).size;
+  expect(folders('adapters/', 3)).toBe(rows.adapter_versions);
+  expect(folders('models/', 2)).toBe(rows.base_models);
+  expect(folders('datasets/', 2)).toBe(rows.datasets);
+}
+
+describe('kill -9 during a hub download, and the next start', () => {
+  probe('kill9-hub-download', async () => {
+    const dataDir = join(temp.dir, 'downloading');
+    const env = { HF_ENDPOINT: hub.url };
+    const staging = join(dataDir, 'downloads', `fake-org--tiny-gpt2@${COMMIT}`);
+    const models = join(dataDir, 'models');
+
+    // 1. Killed while the weights stream in: half of them are in their .part file.
+    const held = hub.holdWeights();
+    const first = await startServer(dataDir, { env });
+    await ok(await openSocket(first), 'models.download', { repoId: HUB_REPO });
+    await held.halfSent;
+    const part = join(staging, 'model.safetensors.part');
+    for (let i = 0; i < 2000 && !(existsSync(part) && statSync(part).size > 0); i++) await new Promise((r) => setTimeout(r, 5));
+    expect(statSync(part).size).toBeGreaterThan(0);
+    first.child.kill('SIGKILL');
+    expect(await first.exited).toBeNull();
+    held.release();
+
+    // 2. The next start removes the unfinished download; then killed at the rename moving the finished one into models/.
+    const second = await startServer(dataDir, { env, crashOnRename: `${models}/mdl_` });
+    expect(second.output()).toContain(`Removed 1 unfinished download(s): downloads/fake-org--tiny-gpt2@${COMMIT}`);
+    expect(existsSync(staging)).toBe(false);
+    void ok(await openSocket(second), 'models.download', { repoId: HUB_REPO }).catch(() => null);
+    expect(await second.exited).toBeNull();
+    expect(readdirSync(staging).sort()).toEqual([...HUB_FILES].sort()); // complete, never moved in
+
+    // 3. The next start removes it too; nothing was recorded; the download then completes.
+    const third = await startServer(dataDir, { env });
+    try {
+      expect(third.output()).toContain(`Removed 1 unfinished download(s): downloads/fake-org--tiny-gpt2@${COMMIT}`);
+      expect(existsSync(models) ? readdirSync(models) : []).toEqual([]);
+      consistent(dataDir);
+      const ws = await openSocket(third);
+      expect(await ok(ws, 'models.list')).toEqual([]);
+      const finished = nextEvent(ws, 'download.finished');
+      await ok(ws, 'models.download', { repoId: HUB_REPO });
+      expect(await finished).toMatchObject({ status: 'done', model: { name: HUB_REPO, source: { kind: 'hub', revision: COMMIT } } });
+      expect(await ok<BaseModel[]>(ws, 'models.list')).toHaveLength(1);
+      ws.close();
+      expect(readdirSync(join(dataDir, 'downloads'))).toEqual([]);
+      consistent(dataDir);
+    } finally {
+      await third.stop();
+    }
+  }, 300_000);
+});
+
+const settings: TrainingSettings = {
+  lora: { targetModules: ['c_attn'], rank: 2, alpha: 4, dropout: 0, useRslora: false },
+  maxSteps: 2, learningRate: 1e-3, batchSize: 2, gradAccum: 1, maxSeqLen: 32, valSplit: 0, seed: 1,
+  scheduler: 'constant', warmupSteps: 0, weightDecay: 0, maxGradNorm: 1, evalEvery: 0, checkpointEvery: 1, trainOnPrompt: false,
+};
+
+describe('kill -9 in the middle of a delete, and the next start', () => {
+  probe('kill9-delete', async () => {
+    const dataDir = join(temp.dir, 'deleting');
+    const dataFile = join(temp.dir, 'count.jsonl');
+    writeFileSync(dataFile, Array.from({ length: 8 }, (_, i) => JSON.stringify({ prompt: `Count ${i}:`, completion: ` ${i + 1}` })).join('\n') + '\n');
+
+    // A library with a model, a dataset and one adapter with two versions, each with the run that made it.
+    const setup = await startServer(dataDir);
+    const ws = await openSocket(setup);
+    const model = await ok<BaseModel>(ws, 'models.import', { path: TINY, mode: 'copy', name: 'tiny' });
+    const dataset = await ok<Dataset>(ws, 'datasets.import', { path: dataFile });
+    const runs: TrainingRun[] = [];
+    for (let i = 0; i < 2; i++) {
+      const finished = nextEvent(ws, 'train.finished');
+      await ok(ws, 'train.start', { modelId: model.id, datasetId: dataset.id, settings, adapterName: 'counting' });
+      runs.push(((await finished) as { run: TrainingRun }).run);
+    }
+    const [run1, run2] = runs as [TrainingRun, TrainingRun];
+    const versions = await ok<AdapterVersion[]>(ws, 'adapters.versions', { adapterId: run1.adapterId });
+    const v1 = versions.find((v) => v.id === run1.adapterVersionId) as AdapterVersion;
+    ws.close();
+    expect(await setup.stop()).toBe(0);
+    const adapterDir = `adapters/${run1.adapterId}`;
+
+    /**
+     * A server killed at the rename that removes `folder` while it runs `command`, after its start has checked what
+     * the previous kill left (`cleaned`). Rows go before folders: the kill leaves the folder without its row.
+     */
+    async function killedDeleting(command: string, args: unknown, folder: string, cleaned: readonly string[]): Promise<void> {
+      expect(existsSync(join(dataDir, folder)), folder).toBe(true);
+      // The rename whose source is this very folder (the crash preload matches `from\nto`): not one of what its
+      // start-up removes inside it.
+      const server = await startServer(dataDir, { crashOnRename: `${join(dataDir, folder)}\n` });
+      if (cleaned.length > 0) expect(server.output()).toContain(`folder(s) no record points at (an import or a delete that stopped midway): ${cleaned.join(', ')}`);
+      for (const gone of cleaned) expect(existsSync(join(dataDir, gone)), gone).toBe(false);
+      consistent(dataDir);
+      void call(await openSocket(server), command, args).catch(() => null);
+      expect(await server.exited).toBeNull();
+      expect(existsSync(join(dataDir, folder)), folder).toBe(true);
+    }
+
+    await killedDeleting('runs.delete', { runId: run2.id }, `runs/${run2.id}`, []);
+    // The version goes with the run that made it.
+    await killedDeleting('adapters.deleteVersion', { versionId: v1.id }, `${adapterDir}/v${v1.version}`, [`runs/${run2.id}`]);
+    await killedDeleting('adapters.delete', { adapterId: run1.adapterId }, adapterDir, [`${adapterDir}/v${v1.version}`, `runs/${run1.id}`]);
+    await killedDeleting('datasets.delete', { id: dataset.id }, `datasets/${dataset.id}`, [adapterDir]);
+    await killedDeleting('models.delete', { id: model.id }, `models/${model.id}`, [`datasets/${dataset.id}`]);
+
+    const last = await startServer(dataDir);
+    try {
+      expect(last.output()).toContain(`folder(s) no record points at (an import or a delete that stopped midway): models/${model.id}`);
+      consistent(dataDir);
+      const counts = rowCounts(dataDir);
+      expect([counts.base_models, counts.datasets, counts.adapters, counts.adapter_versions, counts.training_runs]).toEqual([0, 0, 0, 0, 0]);
+      expect(filesUnder(dataDir, (rel) => /^library\.(sqlite|lock)/.test(rel))).toEqual([]);
+    } finally {
+      await last.stop();
+    }
+  }, 600_000);
+});

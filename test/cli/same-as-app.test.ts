@@ -11,23 +11,14 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Api, TrainingSettings } from '../../preload/contract';
-import { HostClient } from '../../main/host/client';
-import { workerHost } from '../../main/host/worker-host';
-import { createHandlers, type AppHandlers } from '../../main/ipc/handlers';
-import { memoryPair } from '../../main/ipc/memory';
-import { typedPaths } from '../../main/ipc/paths';
-import { FileWork } from '../../main/services/file-work/client';
-import { openLibrary, type Library } from '../../main/store/index';
 import { runCli } from '../support/cli';
 import { nextEvent } from '../support/events';
+import { handlersUnderTest, type HandlersUnderTest } from '../support/handlers';
 
 const fixture = join(import.meta.dirname, '../fixtures/tiny-random-llama');
 const dir = mkdtempSync(join(tmpdir(), 'lorasmith-same-'));
 const dataFile = join(dir, 'plus-one.jsonl');
-let library: Library;
-let host: HostClient;
-let files: FileWork;
-let app: AppHandlers;
+let main: HandlersUnderTest;
 let api: Api;
 const backendBefore = process.env.LORASMITH_BACKEND;
 
@@ -50,19 +41,13 @@ beforeAll(async () => {
     messages: [{ role: 'user', content: `What is ${i} plus one?` }, { role: 'assistant', content: `It is ${i + 1}.` }],
   }));
   writeFileSync(dataFile, rows.join('\n') + '\n');
-  library = openLibrary(join(dir, 'data'));
-  host = new HostClient(workerHost());
-  files = new FileWork();
-  const pair = memoryPair(() => app.handlers);
-  app = createHandlers({ library, host, files, paths: typedPaths(), mode: 'browser', version: '0.0.0-test', emit: pair.emit });
-  api = pair.api;
+  main = handlersUnderTest({ dir });
+  ({ api } = main);
   await api.invoke('settings.set', { backend: 'cpu' });
 });
 
 afterAll(async () => {
-  await host.shutdown();
-  await files.close();
-  library.close();
+  await main.close();
   if (backendBefore === undefined) delete process.env.LORASMITH_BACKEND;
   else process.env.LORASMITH_BACKEND = backendBefore;
   rmSync(dir, { recursive: true, force: true });

@@ -9,38 +9,26 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Api, BackendInfo, Events, Settings } from '../../preload/contract';
 import { detectBackends } from '../../main/engine/backend/index';
-import { HostClient } from '../../main/host/client';
-import { workerHost } from '../../main/host/worker-host';
-import { createHandlers, type AppHandlers } from '../../main/ipc/handlers';
-import { memoryPair } from '../../main/ipc/memory';
-import { typedPaths } from '../../main/ipc/paths';
-import { FileWork } from '../../main/services/file-work/client';
-import { openLibrary, type Library } from '../../main/store/index';
+import type { HostClient } from '../../main/host/client';
+import { handlersUnderTest, type HandlersUnderTest } from '../support/handlers';
 
 const fixture = join(import.meta.dirname, '../fixtures/gpt2-real-tokenizer-1layer');
 const webgpu = (await detectBackends()).find((b) => b.name === 'webgpu')?.probe;
 const webgpuRequired = process.env.LORASMITH_REQUIRE_WEBGPU === '1';
 
 let dir = '';
-let library: Library;
+let main: HandlersUnderTest;
 let host: HostClient;
-let files: FileWork;
-let app: AppHandlers;
 let api: Api;
 
+/** The app on the test's folder (kept between an app's stop and its next start). */
 function open(): void {
-  library = openLibrary(join(dir, 'data'));
-  host = new HostClient(workerHost());
-  files = new FileWork();
-  const pair = memoryPair(() => app.handlers);
-  app = createHandlers({ library, host, files, paths: typedPaths(), mode: 'browser', version: '0.0.0-test', emit: pair.emit });
-  api = pair.api;
+  main = handlersUnderTest({ dir });
+  ({ host, api } = main);
 }
 
-async function close(): Promise<void> {
-  await host.shutdown();
-  await files.close();
-  library.close();
+function close(): Promise<void> {
+  return main.close();
 }
 
 /** app.info's backend once the (re)started host has reported it. */

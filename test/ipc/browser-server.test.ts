@@ -4,23 +4,14 @@
  * over the socket. (test/probes/ throws hostile input at the real `lorasmith serve`.)
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { WebSocket } from 'ws';
-import { HostClient } from '../../main/host/client';
-import { workerHost } from '../../main/host/worker-host';
-import { FileWork } from '../../main/services/file-work/client';
 import { startBrowserServer, type BrowserServer } from '../../main/ipc/browser-server';
-import { createHandlers } from '../../main/ipc/handlers';
-import { typedPaths } from '../../main/ipc/paths';
-import { openLibrary, type Library } from '../../main/store/index';
+import { handlersUnderTest, type HandlersUnderTest } from '../support/handlers';
 
-let dir = '';
-let library: Library;
-let host: HostClient;
-let files: FileWork;
+let main: HandlersUnderTest;
 let server: BrowserServer;
 
 function get(path: string, headers: Record<string, string> = {}): Promise<{ status: number; headers: Record<string, unknown>; body: string }> {
@@ -59,27 +50,21 @@ function call(ws: WebSocket, id: number, name: string, args: unknown): Promise<R
 }
 
 beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'lorasmith-serve-'));
+  let emit: BrowserServer['emit'] = () => undefined;
+  main = handlersUnderTest({ context: { version: '1.2.3' }, emit: (n, p) => emit(n, p) });
+  const { dir } = main;
   const renderer = join(dir, 'renderer');
   mkdirSync(join(renderer, 'assets'), { recursive: true });
   writeFileSync(join(renderer, 'index.html'), '<!doctype html><title>Lorasmith</title>');
   writeFileSync(join(renderer, 'assets', 'app.js'), 'console.log(1)');
   writeFileSync(join(dir, 'secret.txt'), 'outside');
-  library = openLibrary(join(dir, 'data'));
-  host = new HostClient(workerHost());
-  files = new FileWork();
-  let emit: BrowserServer['emit'] = () => undefined;
-  const app = createHandlers({ library, host, files, paths: typedPaths(), mode: 'browser', version: '1.2.3', emit: (n, p) => emit(n, p) });
-  server = await startBrowserServer({ handlers: () => app.handlers, rendererDir: renderer, port: 0 });
+  server = await startBrowserServer({ handlers: () => main.app.handlers, rendererDir: renderer, port: 0 });
   emit = server.emit;
 });
 
 afterAll(async () => {
   await server.close();
-  await host.shutdown();
-  await files.close();
-  library.close();
-  rmSync(dir, { recursive: true, force: true });
+  await main.close();
 });
 
 describe('browser-mode server', () => {

@@ -9,18 +9,12 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSy
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Api, Events, TrainingSettings } from '../../preload/contract';
+import type { Api, TrainingSettings } from '../../preload/contract';
 import { exportGgufModel } from '../../main/engine/adapters/gguf-model-export';
 import { ResidentAdapters } from '../../main/engine/adapters/resident';
 import { kv, writeGguf } from '../../main/engine/io/gguf-write';
 import { loadModel } from '../../main/engine/models/registry';
-import { HostClient } from '../../main/host/client';
-import { FileWork } from '../../main/services/file-work/client';
-import { workerHost } from '../../main/host/worker-host';
-import { createHandlers, type AppHandlers } from '../../main/ipc/handlers';
-import { memoryPair } from '../../main/ipc/memory';
-import { typedPaths } from '../../main/ipc/paths';
-import { openLibrary, type Library } from '../../main/store/index';
+import { handlersUnderTest, type HandlersUnderTest } from '../support/handlers';
 import { STARTER, confidentDisagreements, maxDiff, ourLogProbs } from '../engine/gguf/helpers';
 import { useCpu } from '../engine/lora/setup';
 import { llamaCppLogProbs } from '../support/llama-cpp';
@@ -30,10 +24,7 @@ let dir = '';
 let ollama = '';
 let blob = '';
 let digest = '';
-let library: Library;
-let host: HostClient;
-let files: FileWork;
-let app: AppHandlers;
+let main: HandlersUnderTest;
 let api: Api;
 
 const settings: TrainingSettings = {
@@ -41,15 +32,6 @@ const settings: TrainingSettings = {
   maxSteps: 2, learningRate: 5e-2, batchSize: 2, gradAccum: 1, maxSeqLen: 48, valSplit: 0, seed: 1,
   scheduler: 'constant', warmupSteps: 0, weightDecay: 0, maxGradNorm: 1, evalEvery: 0, checkpointEvery: 0, trainOnPrompt: false,
 };
-
-function nextEvent<E extends keyof Events>(name: E): Promise<Events[E]> {
-  return new Promise((resolve) => {
-    const off = api.on(name, (payload) => {
-      off();
-      resolve(payload);
-    });
-  });
-}
 
 beforeAll(async () => {
   await useCpu();
@@ -73,23 +55,14 @@ beforeAll(async () => {
     { name: 'token_embd.weight', shape: [4, 32], type: 'Q8_0', data: () => new Float32Array(128) },
   ]);
 
-  library = openLibrary(join(dir, 'data'));
-  host = new HostClient(workerHost());
-  files = new FileWork();
-  const pair = memoryPair(() => app.handlers);
-  app = createHandlers({
-    library, host, files, paths: typedPaths(), mode: 'browser', version: '0.0.0-test', emit: pair.emit,
-    ggufFolders: { ollama: [ollama], lmstudio: [lmstudio] },
-  });
-  api = pair.api;
+  main = handlersUnderTest({ dir, context: { ggufFolders: { ollama: [ollama], lmstudio: [lmstudio] } } });
+  ({ api } = main);
   const rows = Array.from({ length: 8 }, (_, i) => JSON.stringify({ messages: [{ role: 'user', content: `Say ${i}` }, { role: 'assistant', content: `Arr ${i}!` }] }));
   writeFileSync(join(dir, 'pirate.jsonl'), rows.join('\n') + '\n');
 });
 
 afterAll(async () => {
-  await host.shutdown();
-  await files.close();
-  library.close();
+  await main.close();
   rmSync(dir, { recursive: true, force: true });
 });
 
@@ -123,7 +96,7 @@ describe('GGUF through the app: find, add, fine-tune, export back', () => {
     expect((await api.invoke('models.modules', { id: model.id })).filter((m) => m.name === 'q_proj')).toHaveLength(4);
 
     const dataset = await api.invoke('datasets.import', { path: join(dir, 'pirate.jsonl') });
-    const finished = nextEvent('train.finished');
+    const finished = main.nextEvent('train.finished');
     await api.invoke('train.start', { modelId: model.id, datasetId: dataset.id, settings, adapterName: 'pirate' });
     expect((await finished).run).toMatchObject({ status: 'done', error: null });
     const adapter = (await api.invoke('adapters.list', {})).find((a) => a.name === 'pirate');

@@ -4,25 +4,17 @@
  * kill the host mid-run and see the run marked failed with the reason, and the next command served.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Api, Events, TrainingSettings } from '../../preload/contract';
 import { readSafetensors } from '../../main/engine/io/safetensors';
-import { HostClient } from '../../main/host/client';
-import { workerHost } from '../../main/host/worker-host';
-import { FileWork } from '../../main/services/file-work/client';
-import { createHandlers, type AppHandlers } from '../../main/ipc/handlers';
-import { memoryPair } from '../../main/ipc/memory';
-import { typedPaths } from '../../main/ipc/paths';
-import { openLibrary, type Library } from '../../main/store/index';
+import type { HostClient } from '../../main/host/client';
+import { handlersUnderTest, type HandlersUnderTest } from '../support/handlers';
 
 const fixture = join(import.meta.dirname, '../fixtures/gpt2-real-tokenizer-1layer');
+let main: HandlersUnderTest;
 let dir = '';
-let library: Library;
 let host: HostClient;
-let files: FileWork;
-let app: AppHandlers;
 let api: Api;
 
 const settings = (maxSteps: number): TrainingSettings => ({
@@ -31,35 +23,14 @@ const settings = (maxSteps: number): TrainingSettings => ({
   scheduler: 'constant', warmupSteps: 0, weightDecay: 0, maxGradNorm: 1, evalEvery: 0, checkpointEvery: 0, trainOnPrompt: false,
 });
 
-function nextEvent<E extends keyof Events>(name: E, where: (p: Events[E]) => boolean = () => true): Promise<Events[E]> {
-  return new Promise((resolve) => {
-    const off = api.on(name, (payload) => {
-      if (where(payload)) {
-        off();
-        resolve(payload);
-      }
-    });
-  });
-}
-
 beforeAll(() => {
-  dir = mkdtempSync(join(tmpdir(), 'lorasmith-ipc-'));
-  library = openLibrary(join(dir, 'data'));
-  host = new HostClient(workerHost());
-  files = new FileWork();
-  const pair = memoryPair(() => app.handlers);
-  app = createHandlers({ library, host, files, paths: typedPaths(), mode: 'browser', version: '0.0.0-test', emit: pair.emit });
-  api = pair.api;
+  main = handlersUnderTest();
+  ({ dir, host, api } = main);
   const rows = Array.from({ length: 6 }, (_, i) => JSON.stringify({ prompt: `Count ${i}:`, completion: ` ${i + 1}` }));
-  writeFileSync(join(dir, 'count.jsonl'), rows.join('\n') + '\n');
+  main.writeFile('count.jsonl', rows.join('\n') + '\n');
 });
 
-afterAll(async () => {
-  await host.shutdown();
-  await files.close();
-  library.close();
-  rmSync(dir, { recursive: true, force: true });
-});
+afterAll(() => main.close());
 
 describe('command handlers over the in-memory pair', () => {
   it('validates every argument before acting, with INVALID_INPUT naming the field', async () => {
@@ -92,7 +63,7 @@ describe('command handlers over the in-memory pair', () => {
 
     const progress: number[] = [];
     const off = api.on('train.progress', (p) => progress.push(p.step));
-    const finished = nextEvent('train.finished');
+    const finished = main.nextEvent('train.finished');
     const run = await api.invoke('train.start', { modelId: model.id, datasetId: dataset.id, settings: settings(2), adapterName: 'counter' });
     expect(run.status).toBe('running');
     const done = (await finished).run;
@@ -154,7 +125,7 @@ describe('command handlers over the in-memory pair', () => {
     const dataset = (await api.invoke('datasets.list', {}))[0];
     const events: Events['train.progress'][] = [];
     const off = api.on('train.progress', (p) => events.push(p));
-    const finished = nextEvent('train.finished');
+    const finished = main.nextEvent('train.finished');
     await api.invoke('train.start', {
       modelId: model?.id ?? '', datasetId: dataset?.id ?? '', adapterName: 'sampler',
       settings: { ...settings(2), valSplit: 0.34, evalEvery: 1 },
@@ -179,8 +150,8 @@ describe('command handlers over the in-memory pair', () => {
   it('marks a run failed with HOST_DIED when the host dies mid-run, and serves the next command', async () => {
     const [model] = await api.invoke('models.list', {});
     const [dataset] = await api.invoke('datasets.list', {});
-    const firstStep = nextEvent('train.progress');
-    const finished = nextEvent('train.finished');
+    const firstStep = main.nextEvent('train.progress');
+    const finished = main.nextEvent('train.finished');
     const run = await api.invoke('train.start', { modelId: model?.id ?? '', datasetId: dataset?.id ?? '', settings: settings(100_000), adapterName: 'counter' });
     const first = await Promise.race([firstStep, finished]);
     expect(first).toHaveProperty('step'); // training got going before the crash

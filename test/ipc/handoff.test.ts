@@ -5,26 +5,16 @@
  * by the exported train.py (test/support/run-result.ts); the import shows up as a version trained on the GPU box.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Api, TrainingSettings } from '../../preload/contract';
-import { HostClient } from '../../main/host/client';
-import { FileWork } from '../../main/services/file-work/client';
-import { workerHost } from '../../main/host/worker-host';
-import { createHandlers, type AppHandlers } from '../../main/ipc/handlers';
-import { memoryPair } from '../../main/ipc/memory';
-import { typedPaths } from '../../main/ipc/paths';
-import { openLibrary, type Library } from '../../main/store/index';
+import { handlersUnderTest, type HandlersUnderTest } from '../support/handlers';
 import { writeRunResult } from '../support/run-result';
 
 const MODEL = join(import.meta.dirname, '../fixtures/tiny-random-llama');
+let main: HandlersUnderTest;
 let dir = '';
-let library: Library;
-let host: HostClient;
-let app: AppHandlers;
 let api: Api;
-let files: FileWork;
 
 const settings: TrainingSettings = {
   lora: { targetModules: ['q_proj', 'v_proj'], rank: 2, alpha: 4, dropout: 0, useRslora: false },
@@ -33,22 +23,12 @@ const settings: TrainingSettings = {
 };
 
 beforeAll(() => {
-  dir = mkdtempSync(join(tmpdir(), 'lorasmith-ipc-handoff-'));
-  library = openLibrary(join(dir, 'data'));
-  host = new HostClient(workerHost());
-  files = new FileWork();
-  const pair = memoryPair(() => app.handlers);
-  app = createHandlers({ library, host, files, paths: typedPaths(), mode: 'browser', version: '0.0.0-test', emit: pair.emit });
-  api = pair.api;
-  writeFileSync(join(dir, 'count.jsonl'), Array.from({ length: 6 }, (_, i) => JSON.stringify({ prompt: `Count ${i}:`, completion: ` ${i + 1}` })).join('\n') + '\n');
+  main = handlersUnderTest();
+  ({ dir, api } = main);
+  main.writeFile('count.jsonl', Array.from({ length: 6 }, (_, i) => JSON.stringify({ prompt: `Count ${i}:`, completion: ` ${i + 1}` })).join('\n') + '\n');
 });
 
-afterAll(async () => {
-  await host.shutdown();
-  await files.close();
-  library.close();
-  rmSync(dir, { recursive: true, force: true });
-});
+afterAll(() => main.close());
 
 describe('runs handed to PEFT and back, from the app', () => {
   it('exports the wizard\'s run in the host, imports the trained result as a version trained elsewhere', async () => {
@@ -65,9 +45,7 @@ describe('runs handed to PEFT and back, from the app', () => {
 
     // a version trained here stands in for the adapter PEFT would have written
     const local = await api.invoke('train.start', { modelId: model.id, datasetId: dataset.id, settings, adapterName: 'local' });
-    await new Promise<void>((resolve) => {
-      const off = api.on('train.finished', (p) => { if (p.run.id === local.id) { off(); resolve(); } });
-    });
+    await main.nextEvent('train.finished', (p) => p.run.id === local.id);
     const [localVersion] = await api.invoke('adapters.versions', { adapterId: local.adapterId });
     writeRunResult(bundle, join(bundle, 'output'), localVersion?.path as string, [{ step: 1, loss: 2.5, lr: 1e-3, gradNorm: 0.9 }, { step: 2, loss: 2.25, lr: 1e-3, gradNorm: 0.8 }], []);
 

@@ -4,25 +4,17 @@
  * same adapter weights as the same run left uninterrupted (the reference); empty adapters and stopped runs delete.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Api, Events, TrainingRun, TrainingSettings } from '../../preload/contract';
 import { readSafetensors } from '../../main/engine/io/safetensors';
-import { HostClient } from '../../main/host/client';
-import { workerHost } from '../../main/host/worker-host';
-import { createHandlers, type AppHandlers } from '../../main/ipc/handlers';
-import { memoryPair } from '../../main/ipc/memory';
-import { typedPaths } from '../../main/ipc/paths';
-import { FileWork } from '../../main/services/file-work/client';
-import { openLibrary, type Library } from '../../main/store/index';
+import type { Library } from '../../main/store/index';
+import { handlersUnderTest, type HandlersUnderTest } from '../support/handlers';
 
 const fixture = join(import.meta.dirname, '../fixtures/gpt2-real-tokenizer-1layer');
+let main: HandlersUnderTest;
 let dir = '';
 let library: Library;
-let host: HostClient;
-let files: FileWork;
-let app: AppHandlers;
 let api: Api;
 let modelId = '';
 let datasetId = '';
@@ -33,15 +25,8 @@ const SETTINGS: TrainingSettings = {
   scheduler: 'cosine', warmupSteps: 2, weightDecay: 0.01, maxGradNorm: 1, evalEvery: 3, checkpointEvery: 4, trainOnPrompt: false,
 };
 
-function finishedRun(runId: string): Promise<TrainingRun> {
-  return new Promise((resolve) => {
-    const off = api.on('train.finished', ({ run }) => {
-      if (run.id === runId) {
-        off();
-        resolve(run);
-      }
-    });
-  });
+async function finishedRun(runId: string): Promise<TrainingRun> {
+  return (await main.nextEvent('train.finished', ({ run }) => run.id === runId)).run;
 }
 
 async function train(adapterName: string, cancelAtStep?: number): Promise<TrainingRun> {
@@ -65,25 +50,14 @@ function adapterWeights(run: TrainingRun): Map<string, Float32Array> {
 }
 
 beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'lorasmith-resume-'));
-  library = openLibrary(join(dir, 'data'));
-  host = new HostClient(workerHost());
-  files = new FileWork();
-  const pair = memoryPair(() => app.handlers);
-  app = createHandlers({ library, host, files, paths: typedPaths(), mode: 'browser', version: '0.0.0-test', emit: pair.emit });
-  api = pair.api;
+  main = handlersUnderTest();
+  ({ dir, library, api } = main);
   const rows = Array.from({ length: 12 }, (_, i) => JSON.stringify({ prompt: `Count ${i}:`, completion: ` ${i + 1}` }));
-  writeFileSync(join(dir, 'count.jsonl'), rows.join('\n') + '\n');
   modelId = (await api.invoke('models.import', { path: fixture, mode: 'copy', name: 'tiny' })).id;
-  datasetId = (await api.invoke('datasets.import', { path: join(dir, 'count.jsonl') })).id;
+  datasetId = (await api.invoke('datasets.import', { path: main.writeFile('count.jsonl', rows.join('\n') + '\n') })).id;
 });
 
-afterAll(async () => {
-  await host.shutdown();
-  await files.close();
-  library.close();
-  rmSync(dir, { recursive: true, force: true });
-});
+afterAll(() => main.close());
 
 describe('resume and delete through the handlers', () => {
   it('a cancelled run resumes from where it stopped and ends with the uninterrupted curve and weights', async () => {

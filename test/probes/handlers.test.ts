@@ -7,26 +7,19 @@ import { afterAll, beforeAll, describe, expect } from 'vitest';
 import Database from 'better-sqlite3';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Api, Events, TrainingSettings } from '../../preload/contract';
-import { HostClient } from '../../main/host/client';
-import { workerHost } from '../../main/host/worker-host';
-import { FileWork } from '../../main/services/file-work/client';
-import { createHandlers, type AppHandlers } from '../../main/ipc/handlers';
-import { memoryPair } from '../../main/ipc/memory';
-import { typedPaths } from '../../main/ipc/paths';
-import { openLibrary, type Library } from '../../main/store/index';
+import type { Api, TrainingSettings } from '../../preload/contract';
+import type { Library } from '../../main/store/index';
+import { handlersUnderTest, type HandlersUnderTest } from '../support/handlers';
 import { probe } from '../support/probes/record';
-import { tempDir, REPO } from '../support/probes/server';
+import { REPO } from '../support/probes/server';
 
 const tinyGpt2 = join(REPO, 'test/fixtures/gpt2-real-tokenizer-1layer');
 const starter = join(REPO, 'resources/starter');
 const starterLora = join(REPO, 'test/fixtures/peft-0.21-starter-lora');
 
-let temp: ReturnType<typeof tempDir>;
+let main: HandlersUnderTest;
+let dir = '';
 let library: Library;
-let host: HostClient;
-let files: FileWork;
-let app: AppHandlers;
 let api: Api;
 
 const settings = (maxSteps: number): TrainingSettings => ({
@@ -35,34 +28,13 @@ const settings = (maxSteps: number): TrainingSettings => ({
   scheduler: 'constant', warmupSteps: 0, weightDecay: 0, maxGradNorm: 1, evalEvery: 0, checkpointEvery: 0, trainOnPrompt: false,
 });
 
-function nextEvent<E extends keyof Events>(name: E, where: (p: Events[E]) => boolean = () => true): Promise<Events[E]> {
-  return new Promise((resolve) => {
-    const off = api.on(name, (payload) => {
-      if (where(payload)) {
-        off();
-        resolve(payload);
-      }
-    });
-  });
-}
-
 beforeAll(() => {
-  temp = tempDir('probe-handlers');
-  library = openLibrary(join(temp.dir, 'data'));
-  host = new HostClient(workerHost());
-  files = new FileWork();
-  const pair = memoryPair(() => app.handlers);
-  app = createHandlers({ library, host, files, paths: typedPaths(), mode: 'browser', version: '0.0.0-probe', emit: pair.emit });
-  api = pair.api;
-  writeFileSync(join(temp.dir, 'count.jsonl'), Array.from({ length: 8 }, (_, i) => JSON.stringify({ prompt: `Count ${i}:`, completion: ` ${i + 1}` })).join('\n') + '\n');
+  main = handlersUnderTest();
+  ({ dir, library, api } = main);
+  main.writeFile('count.jsonl', Array.from({ length: 8 }, (_, i) => JSON.stringify({ prompt: `Count ${i}:`, completion: ` ${i + 1}` })).join('\n') + '\n');
 });
 
-afterAll(async () => {
-  await host.shutdown();
-  await files.close();
-  library.close();
-  temp.remove();
-});
+afterAll(() => main.close());
 
 /**
  * From now on the library's disk is full: writing metrics fails exactly as better-sqlite3 fails then (a
@@ -80,9 +52,9 @@ function diskFull(library: Library): () => void {
 describe('the handlers keep answering and say what happened', () => {
   probe('store-full-progress', async () => {
     const model = await api.invoke('models.import', { path: tinyGpt2, mode: 'copy', name: 'tiny' });
-    const dataset = await api.invoke('datasets.import', { path: join(temp.dir, 'count.jsonl') });
+    const dataset = await api.invoke('datasets.import', { path: join(dir, 'count.jsonl') });
     const versionsBefore = library.db.prepare('SELECT COUNT(*) AS n FROM adapter_versions').get() as { n: number };
-    const finished = nextEvent('train.finished');
+    const finished = main.nextEvent('train.finished');
     // The disk is full once the run has started: the first step's metrics cannot be written.
     const undo = diskFull(library);
     const run = await api.invoke('train.start', { modelId: model.id, datasetId: dataset.id, settings: settings(50), adapterName: 'full-disk' });
@@ -96,7 +68,7 @@ describe('the handlers keep answering and say what happened', () => {
 
   probe('train-start-validates-first', async () => {
     const model = await api.invoke('models.import', { path: tinyGpt2, mode: 'copy', name: 'for-validation' });
-    const dataset = await api.invoke('datasets.import', { path: join(temp.dir, 'count.jsonl') });
+    const dataset = await api.invoke('datasets.import', { path: join(dir, 'count.jsonl') });
     const rows = () => ({
       adapters: library.db.prepare('SELECT COUNT(*) AS n FROM adapters').get(),
       runs: library.db.prepare('SELECT COUNT(*) AS n FROM training_runs').get(),
@@ -128,7 +100,7 @@ describe('the handlers keep answering and say what happened', () => {
   }, 120_000);
 
   probe('chat-concurrent-mixes', async () => {
-    mkdirSync(join(temp.dir, 'starter-lora'));
+    mkdirSync(join(dir, 'starter-lora'));
     const model = await api.invoke('models.import', { path: starter, mode: 'reference', name: 'starter' });
     const adapter = library.adapters.create({ name: 'peft-made', baseModelId: model.id });
     const version = library.versions.commit({ adapterId: adapter.id, filesFrom: starterLora, take: 'copy', origin: 'imported' });

@@ -4,18 +4,13 @@
  * Skipped, saying why, where this checkout has no `serve` command yet.
  */
 import { expect, test, type Page } from '@playwright/test';
-import type { ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { collectErrors, shot, startServe } from './ui-support';
+import { collectErrors, servedLibrary, shot } from './ui-support';
 
 const repo = join(import.meta.dirname, '../..');
 const model = join(repo, 'test/fixtures/tiny-random-llama');
-let serve: ChildProcess | undefined;
-let url = '';
-let home = '';
 let datasetPath = '';
 
 
@@ -31,17 +26,8 @@ function writeDataset(dir: string): string {
   return path;
 }
 
-test.beforeAll(async () => {
-  home = mkdtempSync(join(tmpdir(), 'lorasmith-ui-'));
+const served = servedLibrary('ui', (home) => {
   datasetPath = writeDataset(home);
-  const started = await startServe(join(home, 'data'));
-  serve = started.child;
-  url = started.url;
-});
-
-test.afterAll(() => {
-  serve?.kill('SIGTERM');
-  if (home) rmSync(home, { recursive: true, force: true });
 });
 
 async function section(page: Page, name: string) {
@@ -75,7 +61,7 @@ async function wizard(page: Page, name: string, maxSteps: string) {
 test('real main side: import, train, cancel, resume, finish, chat base vs adapter, compare', async ({ page }) => {
   test.setTimeout(300_000);
   const errors = collectErrors(page);
-  await page.goto(url);
+  await page.goto(served.url);
   await page.getByLabel('Import a Hugging Face model folder').fill(model);
   await page.getByRole('button', { name: 'Import model' }).click();
   await expect(page.getByRole('region', { name: 'Model details' })).toContainText('q_proj', { timeout: 30_000 });
@@ -114,7 +100,7 @@ test('real main side: import, train, cancel, resume, finish, chat base vs adapte
   await expect(details.getByRole('button', { name: 'Open in chat' })).toBeVisible();
   await expect(details).toContainText(/Finished .* after \d+/);
   // The run's recorded curve: every step from 1 to 24 exactly once, the resumed ones after the cancelled ones.
-  const db = new Database(join(home, 'data', 'library.sqlite'), { readonly: true, fileMustExist: true });
+  const db = new Database(join(served.home, 'data', 'library.sqlite'), { readonly: true, fileMustExist: true });
   const steps = (db.prepare('SELECT m.step FROM run_metrics m JOIN training_runs r ON r.id = m.run_id ORDER BY m.step').all() as { step: number }[]).map((r) => r.step);
   db.close();
   expect(steps).toEqual(Array.from({ length: 24 }, (_, i) => i + 1));

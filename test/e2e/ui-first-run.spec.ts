@@ -5,11 +5,9 @@
  * by side, the sample's prompt filled in, and their replies differ.
  */
 import { expect, test } from '@playwright/test';
-import type { ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { collectErrors, shot, startServe } from './ui-support';
+import { collectErrors, servedLibrary, shot } from './ui-support';
 
 const repo = join(import.meta.dirname, '../..');
 const manifest = JSON.parse(readFileSync(join(repo, 'resources/samples/samples.json'), 'utf8')) as {
@@ -19,28 +17,13 @@ const manifest = JSON.parse(readFileSync(join(repo, 'resources/samples/samples.j
 };
 const guided = manifest.datasets.find((d) => d.file === manifest.guidedFineTune.dataset)!;
 
-let serve: ChildProcess | undefined;
-let url = '';
-let home = '';
-
-
-test.beforeAll(async () => {
-  home = mkdtempSync(join(tmpdir(), 'lorasmith-first-run-'));
-  const started = await startServe(join(home, 'data'));
-  serve = started.child;
-  url = started.url;
-  expect(started.output).toContain('Added the starter model and the sample datasets');
-});
-
-test.afterAll(() => {
-  serve?.kill('SIGTERM');
-  if (home) rmSync(home, { recursive: true, force: true });
-});
+const served = servedLibrary('first-run');
 
 test('first run: starter model and samples, guided fine-tune, base and adapter side by side', async ({ page }) => {
   test.setTimeout(300_000);
   const errors = collectErrors(page);
-  await page.goto(url);
+  expect(served.output).toContain('Added the starter model and the sample datasets');
+  await page.goto(served.url);
 
   const card = page.getByRole('region', { name: 'Get started' });
   await expect(card).toContainText(manifest.starterModel.name);

@@ -5,21 +5,17 @@
  * the Adapters panel writes adapter.gguf with a Modelfile that names starter:latest, and the commands to run it.
  */
 import { expect, test, type Page } from '@playwright/test';
-import { execFileSync, type ChildProcess } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { collectErrors, shot, startServe } from './ui-support';
+import { collectErrors, servedLibrary, shot } from './ui-support';
 
 const repo = join(import.meta.dirname, '../..');
-let serve: ChildProcess | undefined;
-let url = '';
-let home = '';
 let datasetPath = '';
 
 /** An Ollama library (blobs + manifests) holding the starter model with the PEFT fixture merged in, as F16 GGUF. */
-function ollamaLibrary(dir: string): string {
+function ollamaLibrary(home: string, dir: string): string {
   const made = join(home, 'made');
   execFileSync(process.execPath, [join(repo, 'bin/lorasmith.js'), 'gguf', 'merged', join(repo, 'resources/starter'),
     '--adapter', join(repo, 'test/fixtures/peft-0.21-starter-lora'), '--out', made, '--type', 'f16', '--name', 'starter'], { cwd: repo });
@@ -32,23 +28,14 @@ function ollamaLibrary(dir: string): string {
   return dir;
 }
 
-test.beforeAll(async () => {
-  test.setTimeout(180_000);
-  home = mkdtempSync(join(tmpdir(), 'lorasmith-gguf-ui-'));
-  const ollama = ollamaLibrary(join(home, 'ollama'));
+const served = servedLibrary('gguf-ui', (home) => {
+  const ollama = ollamaLibrary(home, join(home, 'ollama'));
   const lines = ['Where is the ship?', 'Who is the captain?', 'Is the sea calm?', 'Where is the map?'].map((q, i) =>
     JSON.stringify({ messages: [{ role: 'user', content: q }, { role: 'assistant', content: `Arr! Aye, matey, number ${i}.` }] }));
   datasetPath = join(home, 'pirate.jsonl');
   writeFileSync(datasetPath, lines.join('\n') + '\n');
   // HOME too: LM Studio's default folders are looked for under it.
-  const started = await startServe(join(home, 'data'), { ...process.env, OLLAMA_MODELS: ollama, HOME: home });
-  serve = started.child;
-  url = started.url;
-});
-
-test.afterAll(() => {
-  serve?.kill('SIGTERM');
-  if (home) rmSync(home, { recursive: true, force: true });
+  return { ...process.env, OLLAMA_MODELS: ollama, HOME: home };
 });
 
 async function section(page: Page, name: string) {
@@ -58,7 +45,7 @@ async function section(page: Page, name: string) {
 test('an Ollama model: found, added in place, fine-tuned, exported back as a GGUF LoRA with its Modelfile', async ({ page }) => {
   test.setTimeout(480_000);
   const errors = collectErrors(page);
-  await page.goto(url);
+  await page.goto(served.url);
   await page.getByRole('button', { name: 'Look in Ollama and LM Studio' }).click();
   const found = page.getByRole('list', { name: 'GGUF models found' });
   await expect(found).toContainText('starter:latest', { timeout: 30_000 });
@@ -100,7 +87,7 @@ test('an Ollama model: found, added in place, fine-tuned, exported back as a GGU
   await section(page, 'Library');
   await page.getByRole('tab', { name: 'Adapters' }).click();
   await page.getByRole('button', { name: /^pirate/ }).click();
-  const destination = join(home, 'for-ollama');
+  const destination = join(served.home, 'for-ollama');
   await page.getByLabel('Export to folder').fill(destination);
   await page.getByRole('button', { name: 'Export GGUF + Modelfile' }).click();
   const status = page.getByRole('region', { name: 'Adapter details' }).getByRole('status').filter({ hasText: 'Wrote' });

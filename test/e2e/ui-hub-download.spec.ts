@@ -4,13 +4,11 @@
  * shows, cancel stops it, a second start resumes (an HTTP Range request) and the model joins the library.
  */
 import { expect, test } from '@playwright/test';
-import type { ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { collectErrors, shot, startServe } from './ui-support';
+import { collectErrors, servedLibrary, shot } from './ui-support';
 
 const repo = join(import.meta.dirname, '../..');
 const fixture = join(repo, 'test/fixtures/tiny-random-gpt2');
@@ -19,9 +17,6 @@ const COMMIT = 'b'.repeat(40);
 const FILES = ['config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer_config.json', 'vocab.json'];
 
 let hub: Server;
-let serve: ChildProcess | undefined;
-let url = '';
-let home = '';
 const ranges: (string | undefined)[] = [];
 let release: () => void = () => undefined;
 const released = new Promise<void>((resolve) => (release = resolve));
@@ -51,28 +46,22 @@ function fakeHub(req: IncomingMessage, res: ServerResponse): void {
   res.end(body);
 }
 
-test.beforeAll(async () => {
+const served = servedLibrary('hub-ui', async () => {
   hub = createServer(fakeHub);
   await new Promise<void>((resolve) => hub.listen(0, '127.0.0.1', resolve));
-  const hubUrl = `http://127.0.0.1:${(hub.address() as AddressInfo).port}`;
-  home = mkdtempSync(join(tmpdir(), 'lorasmith-hub-ui-'));
-  const started = await startServe(join(home, 'data'), { ...process.env, HF_ENDPOINT: hubUrl });
-  serve = started.child;
-  url = started.url;
+  return { ...process.env, HF_ENDPOINT: `http://127.0.0.1:${(hub.address() as AddressInfo).port}` };
 });
 
 test.afterAll(async () => {
-  serve?.kill('SIGTERM');
   release();
   hub?.closeAllConnections();
   await new Promise((resolve) => hub?.close(resolve));
-  if (home) rmSync(home, { recursive: true, force: true });
 });
 
 test('download from the hub: progress, cancel, resume, and the model in the library', async ({ page }) => {
   test.setTimeout(120_000);
   const errors = collectErrors(page);
-  await page.goto(url);
+  await page.goto(served.url);
   const form = page.getByRole('form', { name: 'Download from the Hugging Face hub' });
   await form.getByLabel('Repo id').fill('not a repo');
   await form.getByRole('button', { name: 'Download model' }).click();

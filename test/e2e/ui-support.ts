@@ -1,8 +1,10 @@
 /** Serving the built renderer for the UI tests, and where their screenshots go. */
+import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { readFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { extname, join, normalize } from 'node:path';
-import { expect, type Page } from '@playwright/test';
+import { expect, test, type Page } from '@playwright/test';
 
 const root = join(import.meta.dirname, '../../out/renderer');
 const types: Record<string, string> = { '.html': 'text/html', '.js': 'text/javascript', '.css': 'text/css', '.svg': 'image/svg+xml' };
@@ -51,7 +53,7 @@ export interface ServeProcess {
   readonly output: string;
 }
 
-export async function startServe(dataDir: string, env: NodeJS.ProcessEnv = process.env): Promise<ServeProcess> {
+async function startServe(dataDir: string, env: NodeJS.ProcessEnv = process.env): Promise<ServeProcess> {
   const { spawn } = await import('node:child_process');
   const repo = join(import.meta.dirname, '../..');
   const child = spawn(process.execPath, [join(repo, 'bin/lorasmith.js'), 'serve', '--port', '0', '--data-dir', dataDir], {
@@ -92,4 +94,53 @@ export async function sendAndWait(page: Page, message: string, setups: number, m
   await expect(replies).toHaveCount(before + setups);
   for (let i = before; i < before + setups; i++) await expect(replies.nth(i)).toHaveAttribute('aria-busy', 'false', { timeout: 120_000 });
   return (await replies.locator('.text').allTextContents()).slice(before).map((t) => t.trim());
+}
+
+/** What servedLibrary gives a spec once its beforeAll has run. */
+export interface ServedLibrary {
+  /** The spec's temp folder: the library is in data/, the spec's own files go beside it. */
+  readonly home: string;
+  /** The address `lorasmith serve` printed, with its token. */
+  readonly url: string;
+  /** What it printed up to the address. */
+  readonly output: string;
+}
+
+/**
+ * A `lorasmith serve` on a temp folder of the spec's own, for all its tests: before them, `prepare` writes what the
+ * spec needs into the folder and returns the server's environment (the test's own where it returns nothing), then
+ * the server starts on its data/; after them the server stops and the folder goes.
+ */
+export function servedLibrary(name: string, prepare: (home: string) => NodeJS.ProcessEnv | void | Promise<NodeJS.ProcessEnv | void> = () => undefined): ServedLibrary {
+  let home = '';
+  let serve: ServeProcess | undefined;
+  test.beforeAll(async () => {
+    test.setTimeout(180_000);
+    home = mkdtempSync(join(tmpdir(), `lorasmith-${name}-`));
+    serve = await startServe(join(home, 'data'), (await prepare(home)) ?? process.env);
+  });
+  test.afterAll(async () => {
+    const child = serve?.child;
+    if (child && child.exitCode === null && child.signalCode === null) {
+      const exited = new Promise((resolve) => child.once('exit', resolve));
+      child.kill('SIGTERM');
+      await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, 10_000))]);
+    }
+    if (home) rmSync(home, { recursive: true, force: true });
+  });
+  const started = (): ServeProcess => {
+    if (!serve) throw new Error(`lorasmith serve for ${name} has not started (servedLibrary's beforeAll did not run)`);
+    return serve;
+  };
+  return {
+    get home() {
+      return home;
+    },
+    get url() {
+      return started().url;
+    },
+    get output() {
+      return started().output;
+    },
+  };
 }

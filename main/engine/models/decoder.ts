@@ -18,6 +18,7 @@ import { ModelIoError } from '../io/errors';
 import { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16 } from '../io/half';
 import { loraDropout, LinearLayer } from '../lora/linear';
 import { decoderLayerLinears, decoderLayerNorms, hasBias, headSpec, type DecoderConfig } from './decoder-config';
+import { forwardLogits, outputHead } from './head';
 import { DecoderCache, asDecoderCache } from './kv-cache';
 import { applyRotary, attention, attentionMask, gatedActivation, rmsNorm, rotaryTables, splitHeads, variablesOf } from './layers';
 import type { Rotary } from './rope';
@@ -77,6 +78,8 @@ export class DecoderModel implements CausalLM {
   private readonly embed_tokens: FrozenWeight | null;
   private readonly norm: tf.Tensor1D;
   private readonly lm_head: LinearLayer;
+  /** hidden [N, C] -> logits [N, V], soft-capped where the config says (Gemma 2). */
+  readonly head: OutputHead;
   /** Multiplies the embeddings (Gemma), or null. */
   private readonly embedScale: number | null;
   private readonly others = new Map<string, tf.Tensor>();
@@ -134,6 +137,7 @@ export class DecoderModel implements CausalLM {
         this.lm_head = loader.linear(headSpec(c), 'lm_head.weight', null);
       }
       this.linears.set('lm_head', this.lm_head);
+      this.head = outputHead(this.lm_head, c.finalSoftcap);
     } catch (error) {
       loader.disposeAll();
       throw error;
@@ -204,20 +208,8 @@ export class DecoderModel implements CausalLM {
     return variablesOf([...layer.linears.values()], norms.filter((n): n is tf.Tensor1D => n !== null));
   }
 
-  /** hidden [N, C] -> logits [N, V], soft-capped where the config says (Gemma 2). */
-  readonly head: OutputHead = {
-    logits: (hidden, training) =>
-      tf.tidy(() => {
-        const cap = this.config.finalSoftcap;
-        const out = this.lm_head.apply(hidden, training ? loraDropout : undefined);
-        return cap === null ? out : (tf.mul(tf.tanh(tf.div(out, cap)), cap) as tf.Tensor2D);
-      }),
-    variables: () => variablesOf([this.lm_head], []),
-  };
-
   forward(ids: tf.Tensor2D, options: ForwardOptions = {}): tf.Tensor3D {
-    const [b, t] = ids.shape;
-    return tf.tidy(() => tf.reshape(this.head.logits(this.hiddenStates(ids, options), options.training), [b, t, this.config.vocabSize]) as tf.Tensor3D);
+    return forwardLogits(this, ids, options);
   }
 
   hiddenStates(ids: tf.Tensor2D, options: ForwardOptions = {}): tf.Tensor2D {

@@ -6,6 +6,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { TensorSource } from '../io/model-checkpoint';
 import { ConfigFields, readGenerationEosIds, type RawConfig } from '../io/hf-config';
 import { loraDropout, LinearLayer } from '../lora/linear';
+import { forwardLogits, outputHead } from './head';
 import { DecoderCache, asDecoderCache } from './kv-cache';
 import { activate, attention, causalMask, layerNorm, parseActivation, splitHeads, variablesOf, type Activation } from './layers';
 import { linearWeight, ownTensor, readAllWeights } from './named-weights';
@@ -134,6 +135,8 @@ export class Gpt2Model implements CausalLM {
   private readonly ln_f: Norm;
   /** The tied head: wte as its weight [V, C]. The embedding looks up its rows; logits are one product. */
   private readonly lm_head: LinearLayer;
+  /** hidden [N, C] -> logits [N, V] through the tied head. */
+  readonly head: OutputHead;
   /** Checkpoint name -> tensor for the non-linear weights, in checkpoint layout. */
   private readonly others = new Map<string, tf.Tensor>();
 
@@ -169,20 +172,15 @@ export class Gpt2Model implements CausalLM {
       }
       this.ln_f = norm('ln_f');
       this.linears.set('lm_head', this.lm_head);
+      this.head = outputHead(this.lm_head, null);
     } catch (error) {
       loader.disposeAll();
       throw error;
     }
   }
 
-  readonly head: OutputHead = {
-    logits: (hidden, training) => this.lm_head.apply(hidden, training ? loraDropout : undefined),
-    variables: () => variablesOf([this.lm_head], []),
-  };
-
   forward(ids: tf.Tensor2D, options: ForwardOptions = {}): tf.Tensor3D {
-    const [b, t] = ids.shape;
-    return tf.tidy(() => tf.reshape(this.head.logits(this.hiddenStates(ids, options), options.training), [b, t, this.config.vocabSize]) as tf.Tensor3D);
+    return forwardLogits(this, ids, options);
   }
 
   hiddenStates(ids: tf.Tensor2D, options: ForwardOptions = {}): tf.Tensor2D {

@@ -16,15 +16,15 @@ import type { FrozenWeight } from '../backend/frozen';
 import type { TensorSource } from '../io/model-checkpoint';
 import { ModelIoError } from '../io/errors';
 import { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16 } from '../io/half';
-import { loraDropout, LinearLayer } from '../lora/linear';
+import { LinearLayer } from '../lora/linear';
 import { decoderLayerLinears, decoderLayerNorms, hasBias, headSpec, type DecoderConfig } from './decoder-config';
-import { forwardLogits, outputHead } from './head';
-import { DecoderCache, asDecoderCache } from './kv-cache';
+import { forwardLogits, forwardStart, outputHead } from './forward';
+import { DecoderCache } from './kv-cache';
 import { applyRotary, attention, attentionMask, gatedActivation, rmsNorm, rotaryTables, splitHeads, variablesOf } from './layers';
 import type { Rotary } from './rope';
 import { linearWeight, ownTensor, readAllWeights, tableWeight } from './named-weights';
 import type { CausalLM, DecoderBlock, ForwardOptions, KVCache, NamedWeight, OutputHead } from './types';
-import { WeightLoader, checkTokenIds, collectVariables, countParameters, disposeWeights, type WeightLoadOptions } from './weights';
+import { WeightLoader, collectVariables, countParameters, disposeWeights, type WeightLoadOptions } from './weights';
 
 interface Layer {
   readonly index: number;
@@ -214,11 +214,7 @@ export class DecoderModel implements CausalLM {
 
   hiddenStates(ids: tf.Tensor2D, options: ForwardOptions = {}): tf.Tensor2D {
     const c = this.config;
-    checkTokenIds(ids, c.vocabSize);
-    const cache = asDecoderCache(options.cache);
-    const start = cache?.length ?? 0;
-    const [b, t] = ids.shape;
-    const dropout = options.training ? loraDropout : undefined;
+    const { b, t, cache, start, dropout } = forwardStart(ids, c.vocabSize, options);
     const hidden = tf.tidy(() => {
       // The per-call tensors the blocks read, each built once: rotary tables per distinct rotary embedding (longrope
       // picks its frequencies by the sequence length so far, as transformers' frequency update does) and masks per

@@ -5,13 +5,13 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { TensorSource } from '../io/model-checkpoint';
 import { ConfigFields, readGenerationEosIds, type RawConfig } from '../io/hf-config';
-import { loraDropout, LinearLayer } from '../lora/linear';
-import { forwardLogits, outputHead } from './head';
-import { DecoderCache, asDecoderCache } from './kv-cache';
+import { LinearLayer } from '../lora/linear';
+import { forwardLogits, forwardStart, outputHead } from './forward';
+import { DecoderCache } from './kv-cache';
 import { activate, attention, causalMask, layerNorm, parseActivation, splitHeads, variablesOf, type Activation } from './layers';
 import { linearWeight, ownTensor, readAllWeights } from './named-weights';
 import type { CausalLM, DecoderBlock, ForwardOptions, KVCache, LinearSpec, ModelConfig, NamedWeight, OutputHead } from './types';
-import { WeightLoader, checkTokenIds, collectVariables, countParameters, disposeWeights, type WeightLoadOptions } from './weights';
+import { WeightLoader, collectVariables, countParameters, disposeWeights, type WeightLoadOptions } from './weights';
 import { ModelIoError } from '../io/errors';
 
 export interface Gpt2Config extends ModelConfig {
@@ -185,14 +185,10 @@ export class Gpt2Model implements CausalLM {
 
   hiddenStates(ids: tf.Tensor2D, options: ForwardOptions = {}): tf.Tensor2D {
     const c = this.config;
-    checkTokenIds(ids, c.vocabSize);
-    const cache = asDecoderCache(options.cache);
-    const start = cache?.length ?? 0;
-    const [b, t] = ids.shape;
+    const { b, t, cache, start, dropout } = forwardStart(ids, c.vocabSize, options);
     if (start + t > c.maxPositions) {
       throw new ModelIoError('TOKEN_OUT_OF_RANGE', `sequence of ${start + t} positions exceeds this model's ${c.maxPositions} (n_positions)`);
     }
-    const dropout = options.training ? loraDropout : undefined;
     const hidden = tf.tidy(() => {
       const flat = tf.reshape(ids, [b * t]);
       const tokens = this.lm_head.weight.rows(flat as tf.Tensor1D); // [B·T, C]

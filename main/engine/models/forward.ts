@@ -1,12 +1,33 @@
 /**
- * The language-model head every family ends with, and the forward pass through it: the final hidden states
- * [N, C] times lm_head (a LinearLayer, so LoRA on it and full fine-tuning of it work as on any linear) give the
- * logits [N, V], soft-capped where the config says (Gemma 2: cap·tanh(logits / cap)).
+ * What every family's forward pass shares: its start (the token ids checked, the cache and where the new positions
+ * begin) and its end, the language-model head: the final hidden states [N, C] times lm_head (a LinearLayer, so LoRA
+ * on it and full fine-tuning of it work as on any linear) give the logits [N, V], soft-capped where the config says
+ * (Gemma 2: cap·tanh(logits / cap)).
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { loraDropout, type LinearLayer } from '../lora/linear';
+import { asDecoderCache, type DecoderCache } from './kv-cache';
 import { variablesOf } from './layers';
 import type { ForwardOptions, OutputHead } from './types';
+import { checkTokenIds } from './weights';
+
+export interface ForwardStart {
+  readonly b: number;
+  readonly t: number;
+  readonly cache: DecoderCache | null;
+  /** The first new position: what the cache already holds. */
+  readonly start: number;
+  /** LoRA dropout while training, none otherwise. */
+  readonly dropout: typeof loraDropout | undefined;
+}
+
+/** ids [B, T] checked against the vocabulary (int32, in range), with the cache and the positions they take. */
+export function forwardStart(ids: tf.Tensor2D, vocabSize: number, options: ForwardOptions): ForwardStart {
+  checkTokenIds(ids, vocabSize);
+  const cache = asDecoderCache(options.cache);
+  const [b, t] = ids.shape;
+  return { b, t, cache, start: cache?.length ?? 0, dropout: options.training ? loraDropout : undefined };
+}
 
 export function outputHead(lmHead: LinearLayer, softcap: number | null): OutputHead {
   return {

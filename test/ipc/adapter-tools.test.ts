@@ -5,28 +5,19 @@
  * on the file's own bytes) and reduced to a new version whose spectrum is the old one's leading values.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Api, ModuleSpectrum } from '../../preload/contract';
-import { HostClient } from '../../main/host/client';
-import { FileWork } from '../../main/services/file-work/client';
-import { workerHost } from '../../main/host/worker-host';
-import { createHandlers, type AppHandlers } from '../../main/ipc/handlers';
-import { memoryPair } from '../../main/ipc/memory';
-import { typedPaths } from '../../main/ipc/paths';
-import { openLibrary, type Library } from '../../main/store/index';
+import type { Library } from '../../main/store/index';
+import { handlersUnderTest, type HandlersUnderTest } from '../support/handlers';
 
 const ROOT = join(import.meta.dirname, '../..');
 const STARTER = join(ROOT, 'resources/starter');
 const STARTER_LORA = join(ROOT, 'test/fixtures/peft-0.21-starter-lora');
 const GPT2_LORA = join(ROOT, 'test/fixtures/peft-gpt2-lora-c_attn-c_proj');
 
-let dir = '';
+let main: HandlersUnderTest;
 let library: Library;
-let host: HostClient;
-let files: FileWork;
-let app: AppHandlers;
 let api: Api;
 let modelId = '';
 
@@ -82,22 +73,12 @@ function singularValues(a: Float64Array, b: Float64Array, out: number, rank: num
 }
 
 beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'lorasmith-ipc-adapter-tools-'));
-  library = openLibrary(join(dir, 'data'));
-  host = new HostClient(workerHost());
-  files = new FileWork();
-  const pair = memoryPair(() => app.handlers);
-  app = createHandlers({ library, host, files, paths: typedPaths(), mode: 'browser', version: '0.0.0-test', emit: pair.emit });
-  api = pair.api;
+  main = handlersUnderTest();
+  ({ library, api } = main);
   modelId = (await api.invoke('models.import', { path: STARTER, mode: 'reference' })).id;
 });
 
-afterAll(async () => {
-  await host.shutdown();
-  await files.close();
-  library.close();
-  rmSync(dir, { recursive: true, force: true });
-});
+afterAll(() => main.close());
 
 describe('a PEFT adapter from elsewhere, in the Adapters view', () => {
   it('refuses an adapter made for GPT-2 with one verdict line and a few grouped details, writing nothing', async () => {

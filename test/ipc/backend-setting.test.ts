@@ -11,6 +11,7 @@ import type { Api, BackendInfo, Events, Settings } from '../../preload/contract'
 import { detectBackends } from '../../main/engine/backend/index';
 import type { HostClient } from '../../main/host/client';
 import { handlersUnderTest, type HandlersUnderTest } from '../support/handlers';
+import { countingJsonl } from '../support/training-data';
 
 const fixture = join(import.meta.dirname, '../fixtures/gpt2-real-tokenizer-1layer');
 const webgpu = (await detectBackends()).find((b) => b.name === 'webgpu')?.probe;
@@ -87,8 +88,7 @@ describe('the backend setting', () => {
   const onWebgpu = webgpu?.usable || webgpuRequired ? it : it.skip;
   onWebgpu(`on webgpu the app trains and chats through the host${webgpu?.usable ? '' : ` (webgpu: ${webgpu?.detail ?? 'not probed'})`}`, async () => {
     expect(webgpu?.usable, `webgpu is required here: ${webgpu?.detail}`).toBe(true);
-    const rows = Array.from({ length: 6 }, (_, i) => JSON.stringify({ prompt: `Count ${i}:`, completion: ` ${i + 1}` }));
-    writeFileSync(join(dir, 'count.jsonl'), rows.join('\n') + '\n');
+    writeFileSync(join(dir, 'count.jsonl'), countingJsonl(6));
     const model = await api.invoke('models.import', { path: fixture, mode: 'copy', name: 'tiny' });
     const dataset = await api.invoke('datasets.import', { path: join(dir, 'count.jsonl') });
     const greedy = { maxNewTokens: 6, temperature: 0, topK: 0, topP: 1, repetitionPenalty: 1, seed: 0 };

@@ -6,10 +6,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Api, Events, TrainingSettings } from '../../preload/contract';
+import type { Api, Events } from '../../preload/contract';
 import { readSafetensors } from '../../main/engine/io/safetensors';
 import type { HostClient } from '../../main/host/client';
 import { handlersUnderTest, type HandlersUnderTest } from '../support/handlers';
+import { countingJsonl, gpt2Settings } from '../support/training-data';
 
 const fixture = join(import.meta.dirname, '../fixtures/gpt2-real-tokenizer-1layer');
 let main: HandlersUnderTest;
@@ -17,17 +18,12 @@ let dir = '';
 let host: HostClient;
 let api: Api;
 
-const settings = (maxSteps: number): TrainingSettings => ({
-  lora: { targetModules: ['c_attn'], rank: 2, alpha: 4, dropout: 0, useRslora: false },
-  maxSteps, learningRate: 1e-3, batchSize: 2, gradAccum: 1, maxSeqLen: 32, valSplit: 0, seed: 1,
-  scheduler: 'constant', warmupSteps: 0, weightDecay: 0, maxGradNorm: 1, evalEvery: 0, checkpointEvery: 0, trainOnPrompt: false,
-});
+const settings = gpt2Settings;
 
 beforeAll(() => {
   main = handlersUnderTest();
   ({ dir, host, api } = main);
-  const rows = Array.from({ length: 6 }, (_, i) => JSON.stringify({ prompt: `Count ${i}:`, completion: ` ${i + 1}` }));
-  main.writeFile('count.jsonl', rows.join('\n') + '\n');
+  main.writeFile('count.jsonl', countingJsonl(6));
 });
 
 afterAll(() => main.close());

@@ -9,6 +9,7 @@ import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Api, TrainingSettings } from '../../preload/contract';
 import { handlersUnderTest, type HandlersUnderTest } from '../support/handlers';
+import { countingJsonl } from '../support/training-data';
 import { writeRunResult } from '../support/run-result';
 
 const MODEL = join(import.meta.dirname, '../fixtures/tiny-random-llama');
@@ -25,7 +26,7 @@ const settings: TrainingSettings = {
 beforeAll(() => {
   main = handlersUnderTest();
   ({ dir, api } = main);
-  main.writeFile('count.jsonl', Array.from({ length: 6 }, (_, i) => JSON.stringify({ prompt: `Count ${i}:`, completion: ` ${i + 1}` })).join('\n') + '\n');
+  main.writeFile('count.jsonl', countingJsonl(6));
 });
 
 afterAll(() => main.close());

@@ -7,9 +7,10 @@ import { afterAll, beforeAll, describe, expect } from 'vitest';
 import Database from 'better-sqlite3';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Api, TrainingSettings } from '../../preload/contract';
+import type { Api } from '../../preload/contract';
 import type { Library } from '../../main/store/index';
 import { handlersUnderTest, type HandlersUnderTest } from '../support/handlers';
+import { countingJsonl, gpt2Settings } from '../support/training-data';
 import { probe } from '../support/probes/record';
 import { REPO } from '../support/probes/server';
 
@@ -22,16 +23,12 @@ let dir = '';
 let library: Library;
 let api: Api;
 
-const settings = (maxSteps: number): TrainingSettings => ({
-  lora: { targetModules: ['c_attn'], rank: 2, alpha: 4, dropout: 0, useRslora: false },
-  maxSteps, learningRate: 1e-3, batchSize: 2, gradAccum: 1, maxSeqLen: 32, valSplit: 0, seed: 1,
-  scheduler: 'constant', warmupSteps: 0, weightDecay: 0, maxGradNorm: 1, evalEvery: 0, checkpointEvery: 0, trainOnPrompt: false,
-});
+const settings = gpt2Settings;
 
 beforeAll(() => {
   main = handlersUnderTest();
   ({ dir, library, api } = main);
-  main.writeFile('count.jsonl', Array.from({ length: 8 }, (_, i) => JSON.stringify({ prompt: `Count ${i}:`, completion: ` ${i + 1}` })).join('\n') + '\n');
+  main.writeFile('count.jsonl', countingJsonl(8));
 });
 
 afterAll(() => main.close());

@@ -7,8 +7,9 @@ import { afterAll, beforeAll, describe, expect } from 'vitest';
 import { existsSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { WebSocket } from 'ws';
-import type { AdapterVersion, BaseModel, Dataset, TrainingRun, TrainingSettings } from '../../preload/contract';
+import type { AdapterVersion, BaseModel, Dataset, TrainingRun } from '../../preload/contract';
 import { startFakeHub, type FakeHub } from '../support/fake-hub';
+import { countingJsonl, gpt2Settings } from '../support/training-data';
 import { probe } from '../support/probes/record';
 import { call, filesUnder, nextEvent, openSocket, REPO, rowCounts, startServer, tempDir } from '../support/probes/server';
 
@@ -96,17 +97,13 @@ describe('kill -9 during a hub download, and the next start', () => {
   }, 300_000);
 });
 
-const settings: TrainingSettings = {
-  lora: { targetModules: ['c_attn'], rank: 2, alpha: 4, dropout: 0, useRslora: false },
-  maxSteps: 2, learningRate: 1e-3, batchSize: 2, gradAccum: 1, maxSeqLen: 32, valSplit: 0, seed: 1,
-  scheduler: 'constant', warmupSteps: 0, weightDecay: 0, maxGradNorm: 1, evalEvery: 0, checkpointEvery: 1, trainOnPrompt: false,
-};
+const settings = gpt2Settings(2, { checkpointEvery: 1 });
 
 describe('kill -9 in the middle of a delete, and the next start', () => {
   probe('kill9-delete', async () => {
     const dataDir = join(temp.dir, 'deleting');
     const dataFile = join(temp.dir, 'count.jsonl');
-    writeFileSync(dataFile, Array.from({ length: 8 }, (_, i) => JSON.stringify({ prompt: `Count ${i}:`, completion: ` ${i + 1}` })).join('\n') + '\n');
+    writeFileSync(dataFile, countingJsonl(8));
 
     // A library with a model, a dataset and one adapter with two versions, each with the run that made it.
     const setup = await startServer(dataDir);

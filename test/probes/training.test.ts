@@ -10,15 +10,12 @@ import { join } from 'node:path';
 import type { WebSocket } from 'ws';
 import type { AdapterVersion, TrainingRun, TrainingSettings } from '../../preload/contract';
 import { probe } from '../support/probes/record';
+import { countingJsonl, gpt2Settings } from '../support/training-data';
 import { call, filesUnder, nextEvent, openSocket, REPO, rowCounts, startServer, tempDir, type RunningServer } from '../support/probes/server';
 
 const GPT2 = join(REPO, 'test/fixtures/gpt2-real-tokenizer-1layer');
 
-const settings = (maxSteps: number): TrainingSettings => ({
-  lora: { targetModules: ['c_attn'], rank: 2, alpha: 4, dropout: 0, useRslora: false },
-  maxSteps, learningRate: 1e-3, batchSize: 2, gradAccum: 1, maxSeqLen: 32, valSplit: 0, seed: 1,
-  scheduler: 'constant', warmupSteps: 0, weightDecay: 0, maxGradNorm: 1, evalEvery: 0, checkpointEvery: 2, trainOnPrompt: false,
-});
+const settings = (maxSteps: number): TrainingSettings => gpt2Settings(maxSteps, { checkpointEvery: 2 });
 
 let temp: ReturnType<typeof tempDir>;
 let dataFile: string;
@@ -26,7 +23,7 @@ let dataFile: string;
 beforeAll(() => {
   temp = tempDir('probe-training');
   dataFile = join(temp.dir, 'count.jsonl');
-  writeFileSync(dataFile, Array.from({ length: 8 }, (_, i) => JSON.stringify({ prompt: `Count ${i}:`, completion: ` ${i + 1}` })).join('\n') + '\n');
+  writeFileSync(dataFile, countingJsonl(8));
 });
 
 afterAll(() => temp.remove());

@@ -13,6 +13,8 @@ import { CONTENT_SECURITY_POLICY, secureWebPreferences } from './app/security';
 import { utilityHost } from './app/utility-host';
 import { loadWindowState, saveWindowState } from './app/window-state';
 import { HostClient } from './host/client';
+import { withRemoteEngine } from './host/remote/remote-host';
+import { recordedModelHash } from './services/remote-engine';
 import { registerIpc, sendEvent } from './ipc/electron';
 import { createHandlers, type AppHandlers } from './ipc/handlers';
 import { dialogPaths } from './ipc/paths';
@@ -111,7 +113,9 @@ async function startServices(): Promise<void> {
   }
   const emitAll = <E extends Parameters<typeof sendEvent>[1]>(name: E, payload: Parameters<typeof sendEvent<E>>[2]) =>
     sendEvent(BrowserWindow.getAllWindows().map((w) => w.webContents), name, payload);
-  host = new HostClient(utilityHost(join(import.meta.dirname, 'engine-host.js'), (line) => log.info(line)), {
+  const engine = utilityHost(join(import.meta.dirname, 'engine-host.js'), (line) => log.info(line));
+  const opened = library;
+  host = new HostClient(withRemoteEngine(engine, appVersion(), (path) => recordedModelHash(opened, path)), {
     onState: (state, detail) => {
       log.info(`engine host ${state}${detail ? `: ${detail}` : ''}`);
       emitAll('host.status', { state: state === 'stopped' ? 'died' : state, ...(detail ? { detail } : {}) });

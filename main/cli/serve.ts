@@ -4,12 +4,15 @@ import { relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { resolveDataDir } from '../app/data-dir';
 import { HostClient } from '../host/client';
+import { withRemoteEngine } from '../host/remote/remote-host';
 import { workerHost } from '../host/worker-host';
 import { startBrowserServer, type BrowserServer } from '../ipc/browser-server';
 import { createHandlers } from '../ipc/handlers';
 import { typedPaths } from '../ipc/paths';
+import { remoteEngineEndpoint } from '../ipc/remote-engine/endpoint';
 import { FileWork } from '../services/file-work/client';
 import { openStarterResources } from '../services/first-run';
+import { heldModel, recordedModelHash } from '../services/remote-engine';
 import { openLibrary } from '../store/index';
 import { UsageError, type CliCommand, type CliIo } from './command';
 
@@ -70,7 +73,7 @@ export async function serveLibrary(options: ServeOptions, io: CliIo): Promise<nu
     io.err(`Could not add the starter model and samples: ${(error as Error).message}`);
   }
   let server: BrowserServer | null = null;
-  const host = new HostClient(workerHost(), {
+  const host = new HostClient(withRemoteEngine(workerHost(), version(), (path) => recordedModelHash(library, path)), {
     onState: (state, detail) => server?.emit('host.status', { state: state === 'stopped' ? 'died' : state, ...(detail ? { detail } : {}) }),
   });
   const app = createHandlers({
@@ -79,11 +82,14 @@ export async function serveLibrary(options: ServeOptions, io: CliIo): Promise<nu
   });
   server = await startBrowserServer({
     handlers: () => app.handlers, rendererDir: options.rendererDir, port: options.port,
+    // Apps on other machines train and chat on this one's engine through an SSH tunnel (same token).
+    engineSocket: remoteEngineEndpoint({ dataDir, host, version: version(), held: (ref) => heldModel(library, ref), onError: (where, error) => io.err(`lorasmith serve: ${where}: ${error instanceof Error ? error.message : String(error)}`) }),
     onError: (where, error) => io.err(`lorasmith serve: ${where}: ${error instanceof Error ? error.message : String(error)}`),
   });
   io.out(`Lorasmith is serving the library in ${dataDir}`);
   io.out(`Open ${server.url}`);
   io.out('Only this machine can connect; the address carries a one-time token, keep it private. Stop with Ctrl-C.');
+  io.out(`To train from another machine: \`ssh -N -L ${server.port}:127.0.0.1:${server.port} <this machine>\` there, then Settings → Remote engine: 127.0.0.1:${server.port} and this token.`);
   await new Promise<void>((resolve) => {
     if (io.signal.aborted) return resolve();
     io.signal.addEventListener('abort', () => resolve(), { once: true });

@@ -19,6 +19,8 @@ export interface HostProcess {
 export interface HostSettings {
   /** The tfjs backend preference: 'auto' or a backend by name (the host falls back, saying why, if it fails). */
   readonly backend: string;
+  /** A remote engine to train and chat on (host/remote), or null for this machine's. */
+  readonly remote: { readonly address: string; readonly token: string } | null;
 }
 
 export type HostSpawner = (settings: HostSettings) => HostProcess;
@@ -67,7 +69,7 @@ export class HostClient {
     private readonly options: HostClientOptions = {},
   ) {
     this.cancelGraceMs = options.cancelGraceMs ?? 10_000;
-    this.settings = { backend: options.backend ?? 'auto' };
+    this.settings = { backend: options.backend ?? 'auto', remote: null };
   }
 
   get running(): boolean {
@@ -83,6 +85,10 @@ export class HostClient {
     return this.settings.backend;
   }
 
+  get remote(): HostSettings['remote'] {
+    return this.settings.remote;
+  }
+
   /**
    * The backend the engine should run on. A running host is restarted to apply it: at once when idle, else as
    * soon as its last request settles (a training run is never cut short for it). The next request starts a host
@@ -90,7 +96,18 @@ export class HostClient {
    */
   async setBackend(backend: string): Promise<void> {
     if (backend === this.settings.backend) return;
-    this.settings = { ...this.settings, backend };
+    await this.apply({ ...this.settings, backend });
+  }
+
+  /** The remote engine to use from the next request on (null: this machine's), applied as setBackend applies a backend. */
+  async setRemote(remote: HostSettings['remote']): Promise<void> {
+    const same = remote === null ? this.settings.remote === null : remote.address === this.settings.remote?.address && remote.token === this.settings.remote.token;
+    if (same) return;
+    await this.apply({ ...this.settings, remote: remote === null ? null : { address: remote.address, token: remote.token } });
+  }
+
+  private async apply(settings: HostSettings): Promise<void> {
+    this.settings = settings;
     if (!this.live) return;
     if (this.pending.size === 0) await this.shutdown();
     else this.restartWhenIdle = true;

@@ -62,6 +62,8 @@ export type HostRequest =
   | { readonly type: 'status'; readonly seq: number }
   /** The tfjs backend in use (initialised on first ask) and every backend's availability; answered at once. */
   | { readonly type: 'backend'; readonly seq: number }
+  /** The machine the engine runs on (a remote engine's, through its tunnel); answered at once. */
+  | { readonly type: 'machine'; readonly seq: number }
   | { readonly type: 'loadBase'; readonly seq: number; readonly modelDir: string }
   /** The base's LoRA-targetable linear modules (loads it as the resident base). */
   | { readonly type: 'modules'; readonly seq: number; readonly modelDir: string }
@@ -171,6 +173,16 @@ export interface HostBackendInfo {
   readonly fallback: string | null;
 }
 
+/** The machine an engine runs on; `remote` names the address and Lorasmith version of a remote engine. */
+export interface HostMachine {
+  readonly hostname: string;
+  readonly platform: string;
+  readonly arch: string;
+  readonly cpus: number;
+  readonly memoryBytes: number;
+  readonly remote: { readonly address: string; readonly version: string } | null;
+}
+
 export interface HostStatus {
   readonly baseModelDir: string | null;
   readonly adapters: readonly string[];
@@ -206,12 +218,24 @@ export interface TrainOutcome {
   readonly adapterDir: string | null;
   readonly lastCheckpoint: string | null;
   readonly seconds: number;
+  /** Where a remote engine trained it (absent for this machine's engine): recorded beside the adapter as its lineage. */
+  readonly trainedOn?: TrainedOn;
+}
+
+/** The machine and engine a run trained on, when not this one. */
+export interface TrainedOn {
+  /** One line for people: 'gpu-box (linux x64, 32 CPUs, 125 GiB) through the remote engine at 127.0.0.1:8765, Lorasmith 0.1.0'. */
+  readonly description: string;
+  readonly machine: Omit<HostMachine, 'remote'>;
+  readonly engine: { readonly name: 'lorasmith'; readonly version: string };
+  readonly address: string;
 }
 
 /** What each request resolves to. */
 export interface HostResults {
   status: HostStatus;
   backend: HostBackendInfo;
+  machine: HostMachine;
   loadBase: { readonly modelDir: string; readonly chatTemplate: string | null; readonly parameterCount: number };
   modules: readonly {
     readonly path: string;

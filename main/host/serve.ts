@@ -4,6 +4,7 @@
  * has an AbortController that `cancel` fires; the engine stops between steps or tokens.
  */
 import { HostError, toWireError } from './errors';
+import { thisMachine } from './machine';
 import type { HostEngine } from './engine';
 import type { HostEvent, HostRequest, HostRequestType, HostResults, HostTransport } from './protocol';
 import { isHostRequest } from './protocol';
@@ -91,6 +92,8 @@ export function serve(transport: HostTransport, engine: HostEngine, options: Ser
         // Not queued: Settings asks while a training may hold the queue (the backend is long initialised then).
         engine.backend().then((info) => reply(request.seq, info), (error: unknown) => fail(request.seq, error));
         return;
+      case 'machine':
+        return reply(request.seq, thisMachine());
       case 'findGguf':
         // Not queued: looking through folders while a training holds the queue (headers only, no weights).
         return reply(request.seq, engine.findGguf(request));

@@ -29,6 +29,11 @@ export interface BrowserServerOptions {
   /** 0 picks a free port. */
   readonly port?: number;
   readonly token?: string;
+  /**
+   * Serves /t/<token>/engine to other machines' apps (ipc/remote-engine), which reach it through an SSH tunnel:
+   * any loopback Host port (the tunnel's local end), and never from a browser page (no Origin header).
+   */
+  readonly engineSocket?: (ws: WebSocket) => void;
   /** Told about failures that are the server's own (a handler crashing, a socket error), for the log. */
   readonly onError?: (where: string, error: unknown) => void;
 }
@@ -148,7 +153,7 @@ export async function startBrowserServer(options: BrowserServerOptions): Promise
 
   /** The token and the loopback Host, or why not. */
   function admit(req: IncomingMessage): Target {
-    if (!isLoopbackHost(req.headers.host, port)) {
+    if (!isLoopbackHost(req.headers.host, port) && !isEngineUpgrade(req)) {
       return { ok: false, code: 'FORBIDDEN', message: 'this server answers only requests for 127.0.0.1 or localhost' };
     }
     const target = parseTarget(req.url);
@@ -194,6 +199,9 @@ export async function startBrowserServer(options: BrowserServerOptions): Promise
   });
   const wss = new WebSocketServer({ noServer: true, maxPayload: MAX_MESSAGE_BYTES });
   wss.on('error', (error) => report('websocket server', error));
+  const engines = new WebSocketServer({ noServer: true, maxPayload: MAX_MESSAGE_BYTES });
+  engines.on('error', (error) => report('engine websocket server', error));
+  const engineSockets = new Set<WebSocket>();
 
   function send(ws: WebSocket, value: unknown): void {
     if (ws.readyState !== ws.OPEN) return;
@@ -226,11 +234,27 @@ export async function startBrowserServer(options: BrowserServerOptions): Promise
     });
   }
 
+  /** A program's (no Origin) upgrade to ./engine through a port forward: the Host names the tunnel's local port. */
+  function isEngineUpgrade(req: IncomingMessage): boolean {
+    const target = parseTarget(req.url);
+    return options.engineSocket !== undefined && target.ok && target.path === 'engine' && req.headers.origin === undefined &&
+      req.headers.upgrade?.toLowerCase() === 'websocket' && /^(127\.0\.0\.1|localhost|\[::1\]):\d{1,5}$/.test(req.headers.host ?? '');
+  }
+
   server.on('upgrade', (req, socket, head) => {
     socket.on('error', (error) => report('upgrade socket', error));
     try {
       const target = admit(req);
       if (!target.ok) return refuseUpgrade(socket, target.code, target.message);
+      if (target.path === 'engine' && options.engineSocket) {
+        if (req.headers.origin !== undefined) return refuseUpgrade(socket, 'FORBIDDEN', 'the engine socket accepts programs only, not pages');
+        const engineSocket = options.engineSocket;
+        return engines.handleUpgrade(req, socket, head, (ws) => {
+          engineSockets.add(ws);
+          ws.on('close', () => engineSockets.delete(ws));
+          engineSocket(ws);
+        });
+      }
       if (target.path !== 'ws') return refuseUpgrade(socket, 'NOT_FOUND', 'the WebSocket is at ./ws');
       if (!isLoopbackOrigin(req.headers.origin, port)) return refuseUpgrade(socket, 'FORBIDDEN', 'the WebSocket accepts pages of this server only');
       wss.handleUpgrade(req, socket, head, accept);
@@ -261,8 +285,9 @@ export async function startBrowserServer(options: BrowserServerOptions): Promise
     },
     close: () =>
       new Promise<void>((resolve) => {
-        for (const ws of sockets) ws.terminate();
+        for (const ws of [...sockets, ...engineSockets]) ws.terminate();
         wss.close();
+        engines.close();
         server.close(() => resolve());
         server.closeAllConnections();
       }),

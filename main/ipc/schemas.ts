@@ -9,7 +9,7 @@ const empty = z.object({}).strict();
 const id = z.string().min(1).max(200).regex(/^[A-Za-z0-9_.:-]+$/, 'ids contain only letters, digits and _ . : -');
 const path = z.string().min(1).max(4096);
 const backend = z.enum(['tensorflow', 'webgpu', 'wasm', 'cpu', 'auto']);
-const datasetFormat = z.enum(['prompt-completion', 'alpaca', 'messages', 'sharegpt', 'text']);
+export const datasetFormat = z.enum(['prompt-completion', 'alpaca', 'messages', 'sharegpt', 'text']);
 
 const lora = z.object({
   targetModules: z.array(z.string().min(1).max(200)).min(1).max(64),
@@ -40,7 +40,7 @@ export const trainingSettings = z.object({
   recompute: z.enum(['auto', 'on', 'off']).optional(),
 }).strict();
 
-const sampling = z.object({
+export const sampling = z.object({
   maxNewTokens: z.number().int().min(1).max(32768),
   temperature: z.number().min(0).max(10),
   topK: z.number().int().min(0),
@@ -53,6 +53,7 @@ const settings = z.object({
   backend,
   theme: z.enum(['light', 'dark', 'system']),
   defaults: trainingSettings.partial(),
+  remoteEngine: z.object({ address: z.string().min(1).max(300), token: z.string().max(300) }).strict().nullable(),
 }).strict();
 
 export const SCHEMAS = {

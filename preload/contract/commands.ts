@@ -131,6 +131,14 @@ export interface Settings {
   readonly backend: BackendName | 'auto';
   readonly theme: 'light' | 'dark' | 'system';
   readonly defaults: Partial<TrainingSettings>;
+  /** Train and chat on a `lorasmith serve` on another machine, through an SSH tunnel; null or absent: this machine. */
+  readonly remoteEngine?: RemoteEngineSetting | null;
+}
+
+/** Where the tunnel to a remote engine ends here (127.0.0.1:<port>, or the address its serve printed) and its token. */
+export interface RemoteEngineSetting {
+  readonly address: string;
+  readonly token: string;
 }
 
 /** A sample dataset from resources/samples, as registered in the library on the first run. */

@@ -23,6 +23,17 @@ export interface AppInfo {
   /** 'electron' or 'browser' (served by `lorasmith serve`). */
   readonly mode: 'electron' | 'browser';
   readonly backend: BackendInfo | null;
+  /** The remote engine the app trains and chats on (Settings' remoteEngine); null or absent: this machine's. */
+  readonly remoteEngine?: RemoteEngineInfo | null;
+}
+
+export interface RemoteEngineInfo {
+  /** Where the tunnel ends here: 127.0.0.1:<port>. */
+  readonly address: string;
+  /** Once it answers: 'gpu-box (linux x64, 32 CPUs, 125 GiB), Lorasmith 0.1.0'. */
+  readonly machine: string | null;
+  /** Why it cannot be used now (not reachable, refused the token, another version), else null. */
+  readonly problem: string | null;
 }
 
 export interface LinearModuleInfo {

@@ -2,7 +2,9 @@
 import type { Settings } from '../../../preload/contract';
 import { importDataset } from '../../services/datasets';
 import { importModel } from '../../services/models';
+import { remoteTarget } from '../../host/remote/connection';
 import { backendReporter } from '../backend-info';
+import { remoteEngineInfo } from '../remote-engine/info';
 import type { HandlerContext } from '../context';
 import type { Handlers } from '../types';
 
@@ -19,15 +21,21 @@ export function libraryHandlers(ctx: HandlerContext): Pick<Handlers,
   | 'adapters.deleteVersion' | 'adapters.delete' | 'adapters.exportPeft' | 'dialog.openPath'> {
   const { library } = ctx;
   const backend = backendReporter(ctx.host);
-  // The engine host starts on the stored backend setting; settings.set restarts it when the setting changes.
+  // The engine host starts on the stored backend and remote engine settings; settings.set restarts it when they change.
   void ctx.host.setBackend(readSettings(ctx).backend);
+  void ctx.host.setRemote(readSettings(ctx).remoteEngine ?? null);
   return {
-    'app.info': async () => ({ version: ctx.version, dataDir: library.dataDir.root, mode: ctx.mode, backend: await backend() }),
+    'app.info': async () => {
+      const [backendInfo, remoteEngine] = await Promise.all([backend(), remoteEngineInfo(ctx.host)]);
+      return { version: ctx.version, dataDir: library.dataDir.root, mode: ctx.mode, backend: backendInfo, remoteEngine };
+    },
     'settings.get': async () => readSettings(ctx),
     'settings.set': async (args) => {
+      if (args.remoteEngine) remoteTarget(args.remoteEngine); // a bad address or token is refused by name, before it is kept
       library.settings.setMany(JSON.parse(JSON.stringify(args)) as Record<string, never>);
       const settings = readSettings(ctx);
       await ctx.host.setBackend(settings.backend);
+      await ctx.host.setRemote(settings.remoteEngine ?? null);
       return settings;
     },
     'models.list': async () => library.models.list(),

@@ -3,11 +3,13 @@
  * host, record progress as metrics and checkpoints, commit the finished adapter as a new version, and mark the run
  * failed with the reason when the host reports an error or dies.
  */
-import { basename } from 'node:path';
+import { writeFileSync } from 'node:fs';
+import { basename, join } from 'node:path';
 import type { TrainingRun, TrainingSettings } from '../../../preload/contract';
 import type { HostEvent, TrainJob, TrainProgressEvent } from '../../host/protocol';
 import type { Library } from '../../store/index';
 import type { RunDetails } from '../../store/repos/runs';
+import { MACHINE_FILE } from '../../store/repos/versions';
 import type { HandlerContext } from '../context';
 import { IpcError, toAppError } from '../errors';
 import type { Handlers } from '../types';
@@ -94,7 +96,7 @@ export function trainingHandlers(ctx: HandlerContext): TrainingHandlers {
     });
   }
 
-  function finish(runId: string, outcome: 'done' | 'failed' | 'cancelled', error?: string): void {
+  function finish(runId: string, outcome: 'done' | 'failed' | 'cancelled' | 'interrupted', error?: string): void {
     active.delete(runId); // before the event: whoever hears it may start, resume or delete at once
     const failure = unrecorded.get(runId);
     unrecorded.delete(runId);
@@ -120,6 +122,11 @@ export function trainingHandlers(ctx: HandlerContext): TrainingHandlers {
       (outcome) => {
         if (unrecorded.has(run.id)) return finish(run.id, 'failed'); // finish says why; an unrecorded run commits nothing
         if (outcome.status === 'cancelled' || !outcome.adapterDir) return finish(run.id, 'cancelled');
+        if (outcome.trainedOn) {
+          // A remote engine's run: the machine and engine it trained on stay with the version (its lineage).
+          const { description, machine, engine, address } = outcome.trainedOn;
+          writeFileSync(join(outcome.adapterDir, MACHINE_FILE), JSON.stringify({ description, ...machine, engine, address }, null, 2) + '\n');
+        }
         library.versions.commit({
           adapterId: run.adapterId, filesFrom: outcome.adapterDir, take: 'move', origin: 'trained',
           parentVersionId: run.parentVersionId, datasetId: run.datasetId, settings: run.settings, runId: run.id,
@@ -133,7 +140,9 @@ export function trainingHandlers(ctx: HandlerContext): TrainingHandlers {
       },
       (error: unknown) => {
         const e = toAppError(error);
-        finish(run.id, e.code === 'CANCELLED' ? 'cancelled' : 'failed', `[${e.code}] ${e.message}`);
+        // A remote engine that went away mid-run: the run is kept to resume (on it again, or on this machine).
+        const outcome = e.code === 'CANCELLED' ? 'cancelled' : e.code === 'REMOTE_ENGINE_LOST' ? 'interrupted' : 'failed';
+        finish(run.id, outcome, `[${e.code}] ${e.message}`);
       },
     ).catch((error: unknown) => {
       // Recording the outcome failed (a version commit, say): mark the run failed with that reason instead.

@@ -182,7 +182,8 @@ export class RunsRepo {
     return run.lastCheckpoint === null ? null : this.ctx.dataDir.resolve(run.lastCheckpoint);
   }
 
-  finish(id: string, outcome: 'done' | 'failed' | 'cancelled', error?: string): RunDetails {
+  /** Ends a running run; 'interrupted' (its engine went away) keeps it resumable. */
+  finish(id: string, outcome: 'done' | 'failed' | 'cancelled' | 'interrupted', error?: string): RunDetails {
     if (outcome === 'done' && !this.get(id).adapterVersionId) {
       throw new StoreError('INVALID_STATE', `run ${id} has no adapter version; commit the version before finishing`);
     }

@@ -33,6 +33,8 @@ interface Resident {
 
 export class HostEngine {
   private resident: Resident | null = null;
+  /** The base folder a run is training on: chat is served between its steps, on that base only. */
+  private trainingOn: string | null = null;
 
   constructor(private readonly loader: HostModelLoader) {}
 
@@ -52,6 +54,9 @@ export class HostEngine {
 
   /** Loads a base, replacing the resident one (and dropping its adapters) unless it is the same folder. */
   async loadBase(modelDir: string): Promise<HostResults['loadBase']> {
+    if (this.trainingOn !== null && this.trainingOn !== modelDir) {
+      throw new HostError('BUSY', `a training run holds the engine with the base model ${this.trainingOn}; chat with that base while it trains, or with this one once the run finishes or is paused`);
+    }
     if (this.resident?.modelDir !== modelDir) {
       this.disposeResident();
       const base = await this.loader.load(modelDir);
@@ -126,13 +131,46 @@ export class HostEngine {
     for (const a of mix) if (!adapters.names.includes(a.name)) this.loadAdapter(a.name, a.dir);
     this.setActive(mix);
     const { model, tokenizer } = this.requireBase();
-    const result = await generate(model, encodePrompt(tokenizer, messages), { ...sampling, tokenizer }, (e) => onToken(e.text, e.id), signal);
+    const { adapters } = this.requireResident();
+    // Between two training steps the layers carry the training adapter: the chat answers with its own set, then
+    // the layers go back to what training left them as.
+    const during = this.trainingOn !== null ? [...model.linears.values()].map((layer) => [layer, layer.active] as const) : [];
+    adapters.use(adapters.active);
+    let result: Awaited<ReturnType<typeof generate>>;
+    try {
+      result = await generate(model, encodePrompt(tokenizer, messages), { ...sampling, tokenizer }, (e) => onToken(e.text, e.id), signal);
+    } finally {
+      for (const [layer, active] of during) layer.setActive(active);
+    }
     return { text: result.text ?? '', tokens: result.ids.length, tokensPerSecond: result.tokensPerSecond, stopped: result.stopReason === 'aborted' };
   }
 
   /** The engine's one training run (`lorasmith train` runs it too) on the resident base; the chat's adapters stay. */
-  async train(job: TrainJob, signal: AbortSignal, onProgress: (p: TrainProgressEvent) => void): Promise<HostResults['train']> {
-    const result = await runTraining({ ...(await this.runOptions(job)), signal, onProgress });
+  /**
+   * `betweenSteps` runs after each step (serve() answers the chat's requests there): whatever it changes on the
+   * layers' active sets is put back before the next step, and the chat's set is back on the layers at the end.
+   */
+  async train(
+    job: TrainJob, signal: AbortSignal, onProgress: (p: TrainProgressEvent) => void, betweenSteps?: () => Promise<void>,
+  ): Promise<HostResults['train']> {
+    const options = await this.runOptions(job);
+    const layers = [...options.model.linears.values()];
+    const between = betweenSteps && (async () => {
+      const during = layers.map((layer) => [layer, layer.active] as const);
+      try {
+        await betweenSteps();
+      } finally {
+        for (const [layer, active] of during) layer.setActive(active);
+      }
+    });
+    this.trainingOn = job.modelDir;
+    let result: Awaited<ReturnType<typeof runTraining>>;
+    try {
+      result = await runTraining({ ...options, signal, onProgress, ...(between ? { betweenSteps: between } : {}) });
+    } finally {
+      this.trainingOn = null;
+      this.resident?.adapters.use(this.resident.adapters.active);
+    }
     const loop = result.loop;
     return {
       status: result.status === 'dry-run' ? 'cancelled' : result.status,

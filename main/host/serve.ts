@@ -2,6 +2,8 @@
  * The host's request loop, behind both the worker_threads entry and the utilityProcess entry: one request
  * at a time touches the engine (a queue), cancel / status / shutdown answer at once. Each running request
  * has an AbortController that `cancel` fires; the engine stops between steps or tokens.
+ * While a run trains, the chat's requests (load the same base, adapters, active set, generate) do not wait for
+ * the run's end: they are served between two training steps, so an answer waits at most one step.
  */
 import { HostError, toWireError } from './errors';
 import { thisMachine } from './machine';
@@ -19,9 +21,14 @@ interface Running {
   readonly controller: AbortController;
 }
 
+/** What the chat sends: served between training steps while a run trains, instead of after it. */
+const BETWEEN_STEPS: ReadonlySet<HostRequestType> = new Set(['loadBase', 'modules', 'loadAdapter', 'unloadAdapter', 'setActive', 'generate']);
+
 export function serve(transport: HostTransport, engine: HostEngine, options: ServeOptions = {}): void {
   const running = new Map<number, Running>();
   let queue: Promise<void> = Promise.resolve();
+  /** Requests waiting for the next pause between two training steps, in arrival order. */
+  const betweenSteps: HostRequest[] = [];
 
   const reply = (seq: number, result: HostResults[HostRequestType]) => transport.send({ type: 'result', seq, result });
   const fail = (seq: number, error: unknown) => transport.send({ type: 'error', seq, error: toWireError(error) });
@@ -49,7 +56,11 @@ export function serve(transport: HostTransport, engine: HostEngine, options: Ser
           emit(request.seq, { kind: 'token', text, tokenId }),
         );
       case 'train':
-        return engine.train(request.job, signal, (progress) => emit(request.seq, { kind: 'progress', progress }));
+        try {
+          return await engine.train(request.job, signal, (progress) => emit(request.seq, { kind: 'progress', progress }), serveWaiting);
+        } finally {
+          await serveWaiting(); // what came after the last step is answered before anything queued behind the run
+        }
       case 'checkJob':
         return engine.checkJob(request.job);
       case 'estimate':
@@ -65,23 +76,34 @@ export function serve(transport: HostTransport, engine: HostEngine, options: Ser
     }
   }
 
-  function enqueue(request: HostRequest): void {
-    if (request.type === 'generate' && busyWith('train')) {
-      fail(request.seq, new HostError('BUSY', 'a training run is using the engine; chat is available again when it finishes or is cancelled'));
-      return;
+  async function run(request: HostRequest, controller: AbortController): Promise<void> {
+    try {
+      if (controller.signal.aborted) throw new HostError('CANCELLED', `request ${request.seq} (${request.type}) was cancelled before it started`);
+      reply(request.seq, await execute(request, controller.signal));
+    } catch (error) {
+      fail(request.seq, error);
+    } finally {
+      running.delete(request.seq);
     }
+  }
+
+  /** Called by the training loop between two steps: serves the chat's requests that came meanwhile. */
+  async function serveWaiting(): Promise<void> {
+    transport.poll?.();
+    for (let request = betweenSteps.shift(); request; request = betweenSteps.shift()) {
+      const entry = running.get(request.seq);
+      if (entry) await run(request, entry.controller);
+    }
+  }
+
+  function enqueue(request: HostRequest): void {
     const controller = new AbortController();
     running.set(request.seq, { type: request.type, controller });
-    queue = queue.then(async () => {
-      try {
-        if (controller.signal.aborted) throw new HostError('CANCELLED', `request ${request.seq} (${request.type}) was cancelled before it started`);
-        reply(request.seq, await execute(request, controller.signal));
-      } catch (error) {
-        fail(request.seq, error);
-      } finally {
-        running.delete(request.seq);
-      }
-    });
+    if (BETWEEN_STEPS.has(request.type) && busyWith('train')) {
+      betweenSteps.push(request);
+      return;
+    }
+    queue = queue.then(() => run(request, controller));
   }
 
   function handle(request: HostRequest): void {

@@ -58,7 +58,7 @@ async function wizard(page: Page, name: string, maxSteps: string) {
   await expect(page.getByRole('heading', { name: 'Training', level: 2 })).toBeVisible();
 }
 
-test('real main side: import, train, cancel, resume, finish, chat base vs adapter, compare', async ({ page }) => {
+test('real main side: import, train, cancel, resume, finish, chat base vs adapter, compare, chat while training', async ({ page }) => {
   test.setTimeout(300_000);
   const errors = collectErrors(page);
   await page.goto(served.url);
@@ -128,6 +128,26 @@ test('real main side: import, train, cancel, resume, finish, chat base vs adapte
   expect(base).toBeTruthy();
   expect(adapted).not.toBe(base);
   await shot(page, 'real-06-chat-compare');
+  // The answers keep the label of the set-up that produced them when the set-up changes afterwards.
+  await page.getByRole('combobox', { name: 'Set-up 2 adapter' }).selectOption({ label: 'Base model (no adapter)' });
+  await expect(replies.nth(1).locator('header')).toHaveText('pirate v1 ×1.00');
+
+  // Chat while a run trains: the answer comes between two training steps, and the chat says so and offers a pause.
+  await wizard(page, 'long-run', '5000');
+  await expect(details.locator('.badge.running')).toBeVisible({ timeout: 60_000 });
+  await section(page, 'Chat');
+  const note = page.getByRole('status').filter({ hasText: 'is training on the engine' });
+  await expect(note).toContainText('long-run');
+  await page.getByLabel('Message').fill('Who is the captain?');
+  await page.getByLabel('Message').press('Enter');
+  await expect(replies.nth(3)).toHaveAttribute('aria-busy', 'false', { timeout: 120_000 });
+  expect(await replies.nth(3).locator('.text').textContent()).toBeTruthy();
+  await expect(note).toBeVisible(); // still training: the answer did not wait for the run's end
+  await shot(page, 'real-07-chat-while-training');
+  await note.getByRole('button', { name: 'Pause training' }).click();
+  await expect(note).toBeHidden({ timeout: 60_000 });
+  await section(page, 'Training');
+  await expect(details.getByRole('button', { name: /^Resume from step \d+$/ })).toBeVisible();
 
   // Settings shows what the engine host detected (app.info asks it once it has started).
   await section(page, 'Settings');

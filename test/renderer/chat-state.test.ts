@@ -98,7 +98,7 @@ describe('ChatState', () => {
 
   it('refuses to send without a model, keeps at most three set-ups, and saves the comparison as Markdown', async () => {
     const api = streamingApi();
-    const chat = new ChatState(api);
+    const chat = new ChatState(api, (adapters) => (adapters.length ? `adapter ${adapters.map((a) => a.versionId).join('+')}` : 'base'));
     await chat.send('Hi');
     expect(chat.error).toBe('Load a base model first.');
     await chat.load('m1');
@@ -107,10 +107,13 @@ describe('ChatState', () => {
     chat.removeSetup(chat.setups[2]!.id);
     chat.setAdapters(chat.setups[1]!.id, [{ versionId: 'v7', scale: 1.5 }]);
     await chat.send('Say hi');
-    const md = chat.comparisonMarkdown((s) => (s.adapters.length ? 'adapter' : 'base'), 'tiny');
+    // A set-up changed after its answer: the earlier answer keeps the label of the set-up that produced it.
+    chat.setAdapters(chat.setups[0]!.id, [{ versionId: 'v9', scale: 1 }]);
+    expect(Object.values(chat.turns[0]!.replies).map((r) => r.label)).toEqual(['base', 'adapter v7']);
+    const md = chat.comparisonMarkdown('tiny');
     expect(md).toContain('Base model: tiny');
     expect(md).toContain('seed 1234');
     expect(md).toContain('### base\n\n[base] turn 1');
-    expect(md).toContain('### adapter\n\n[v7@1.5] turn 1');
+    expect(md).toContain('### adapter v7\n\n[v7@1.5] turn 1');
   });
 });

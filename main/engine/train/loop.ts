@@ -63,6 +63,11 @@ export interface LoopOptions {
    * as `sample` on that 'eval' event (a greedy continuation of a fixed prompt, say). A failure is not fatal.
    */
   readonly sampleAtEval?: (step: number) => Promise<string> | string;
+  /**
+   * Awaited after every step, between two steps: the app's host serves chat here while a run trains. Whatever it
+   * does must leave the trainable weights and the layers' active adapters as it found them.
+   */
+  readonly betweenSteps?: () => Promise<void>;
 }
 
 export interface LoopResult {
@@ -286,6 +291,7 @@ export async function trainLoop(options: LoopOptions): Promise<LoopResult> {
       }, h.keepCheckpoints);
       progress('checkpoint', { loss, lr, gradNorm: norm, checkpoint: lastCheckpoint });
     }
+    if (!finalStep) await options.betweenSteps?.();
     if (stop) {
       status = 'early-stopped';
       break;

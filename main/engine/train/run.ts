@@ -50,6 +50,8 @@ export interface TrainRunOptions {
   readonly backendFallback?: string | null;
   readonly signal?: AbortSignal;
   readonly onProgress?: (event: TrainProgress) => void;
+  /** Awaited between two steps (the loop's betweenSteps): the app's chat while a run trains. */
+  readonly betweenSteps?: () => Promise<void>;
   /** Called once the data is read and the estimate measured, before the first step. */
   readonly onPrepared?: (prepared: { datasets: readonly DatasetFileReport[]; tokens: TrainRunResult['tokens']; estimate: TrainingEstimate; settings: TrainSettings }) => void;
 }
@@ -120,6 +122,7 @@ export async function runTraining(options: TrainRunOptions): Promise<TrainRunRes
       model, variables, trainRows, valRows: val.examples, padId, hyperparameters: settings,
       checkpointDir: options.checkpointDir, resumeFrom: options.resumeFrom, checkpointFiles: files,
       signal: options.signal, onProgress: options.onProgress, ...(sampleAtEval ? { sampleAtEval } : {}),
+      ...(options.betweenSteps ? { betweenSteps: options.betweenSteps } : {}),
     });
     if (loop.status === 'cancelled') return { ...prepared, status: 'cancelled', outDir: null, loop, record: null };
     const record = trainingRecord({

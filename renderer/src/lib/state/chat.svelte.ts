@@ -14,6 +14,9 @@ export interface Setup {
 }
 
 export interface Reply {
+  /** The set-up that produced it, as it was when the prompt was sent: editing a set-up later never relabels it. */
+  readonly label: string;
+  readonly mix: AdapterMix;
   text: string;
   done: boolean;
   stopped: boolean;
@@ -40,6 +43,7 @@ function newRequestId(): string {
  */
 export class ChatState {
   #api: Api;
+  #labelOf: (adapters: AdapterMix['adapters']) => string;
   #modelId = $state<string | null>(null);
   #chatTemplate = $state<string | null>(null);
   #loading = $state(false);
@@ -55,8 +59,10 @@ export class ChatState {
   /** The composer's text, kept here so that the app can fill in a prompt to try (the first run does). */
   draft = $state('');
 
-  constructor(api: Api) {
+  /** `labelOf` names a set-up's adapters as the library shows them ('Base model', 'pirate v2 ×1.00'). */
+  constructor(api: Api, labelOf: (adapters: AdapterMix['adapters']) => string = (a) => (a.length === 0 ? 'Base model' : a.map((x) => x.versionId).join(' + '))) {
     this.#api = api;
+    this.#labelOf = labelOf;
     api.on('chat.token', ({ requestId, text }) => {
       if (requestId === this.#currentRequest && this.#streamingTo) {
         this.#streamingTo.text += text;
@@ -153,7 +159,10 @@ export class ChatState {
     this.#error = null;
     this.#stopRequested = false;
     const replies: Record<number, Reply> = {};
-    for (const s of this.#setups) replies[s.id] = { text: '', done: false, stopped: false, error: null, tokens: 0, tokensPerSecond: 0 };
+    for (const s of this.#setups) {
+      const mix: AdapterMix = { adapters: s.adapters.map((a) => ({ versionId: a.versionId, scale: a.scale })) };
+      replies[s.id] = { label: this.#labelOf(mix.adapters), mix, text: '', done: false, stopped: false, error: null, tokens: 0, tokensPerSecond: 0 };
+    }
     this.#turns.push({ prompt: text, replies });
     const turnIndex = this.#turns.length - 1;
     const sampling = $state.snapshot(this.sampling);
@@ -170,7 +179,7 @@ export class ChatState {
 
   async #generate(setup: Setup, turnIndex: number, reply: Reply, sampling: SamplingSettings): Promise<void> {
     const requestId = newRequestId();
-    const mix: AdapterMix = { adapters: setup.adapters.map((a) => ({ versionId: a.versionId, scale: a.scale })) };
+    const mix = reply.mix;
     this.#currentRequest = requestId;
     this.#streamingTo = reply;
     try {
@@ -203,17 +212,15 @@ export class ChatState {
   }
 
   /** The comparison as Markdown, for saving: set-ups, sampling, then each prompt with every reply. */
-  comparisonMarkdown(labelOf: (setup: Setup) => string, modelName: string): string {
+  comparisonMarkdown(modelName: string): string {
     const lines = [`# Lorasmith comparison`, '', `Base model: ${modelName}`, ''];
     const s = this.sampling;
     lines.push(`Sampling: temperature ${s.temperature}, top-k ${s.topK}, top-p ${s.topP}, repetition penalty ${s.repetitionPenalty}, max ${s.maxNewTokens} tokens, seed ${s.seed}`, '');
     if (this.systemPrompt.trim()) lines.push(`System: ${this.systemPrompt.trim()}`, '');
     this.#turns.forEach((turn, i) => {
       lines.push(`## Prompt ${i + 1}`, '', turn.prompt, '');
-      for (const setup of this.#setups) {
-        const reply = turn.replies[setup.id];
-        if (!reply) continue;
-        lines.push(`### ${labelOf(setup)}`, '', reply.error ? `(error: ${reply.error})` : reply.text, '');
+      for (const reply of Object.values(turn.replies)) {
+        lines.push(`### ${reply.label}`, '', reply.error ? `(error: ${reply.error})` : reply.text, '');
       }
     });
     return lines.join('\n');

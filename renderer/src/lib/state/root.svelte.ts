@@ -34,7 +34,8 @@ export class RootState {
     this.adapterTools = new AdapterToolsState(api, this.adapters);
     this.training = new TrainingState(api);
     this.wizard = new WizardState(api, this.models);
-    this.chat = new ChatState(api);
+    this.chat = new ChatState(api, (adapters) => (adapters.length === 0 ? 'Base model'
+      : adapters.map((a) => `${this.adapters.versionLabel(a.versionId)} ×${a.scale.toFixed(2)}`).join(' + ')));
     this.firstRun = new FirstRunState(api);
     // A finished run becomes an adapter version: the library shows it without a manual refresh.
     this.training.onFinished((run) => {

@@ -1,28 +1,32 @@
 /**
- * Resume and delete through the command handlers, on a real library and a real engine host (worker thread)
- * loading a one-layer GPT-2: a run cancelled mid-way and resumed records the same curve, step for step, and the
- * same adapter weights as the same run left uninterrupted (the reference); empty adapters and stopped runs delete.
+ * Training runs through the command handlers, on a real library and a real engine host (worker thread) loading a
+ * two-layer Llama: a run cancelled mid-way and resumed records the same curve, step for step, and the same adapter
+ * weights as the same run left uninterrupted (the reference); empty adapters and stopped runs delete; the chat
+ * answers while a run trains (between its steps), with its own adapters, and leaves the run's curve untouched.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Api, Events, TrainingRun, TrainingSettings } from '../../preload/contract';
+import type { Api, Events, MetricPoint, SamplingSettings, TrainingRun, TrainingSettings } from '../../preload/contract';
 import { readSafetensors } from '../../main/engine/io/safetensors';
 import type { Library } from '../../main/store/index';
 import { handlersUnderTest, type HandlersUnderTest } from '../support/handlers';
 
-const fixture = join(import.meta.dirname, '../fixtures/gpt2-real-tokenizer-1layer');
+const fixture = join(import.meta.dirname, '../fixtures/tiny-random-llama');
 let main: HandlersUnderTest;
 let dir = '';
 let library: Library;
 let api: Api;
 let modelId = '';
 let datasetId = '';
+/** The uninterrupted run every other run is checked against (constant learning rate: its first steps do not depend on the length). */
+let reference: TrainingRun;
+let referenceCurve: readonly MetricPoint[] = [];
 
 const SETTINGS: TrainingSettings = {
-  lora: { targetModules: ['c_attn'], rank: 2, alpha: 4, dropout: 0.1, useRslora: false },
-  maxSteps: 12, learningRate: 1e-2, batchSize: 2, gradAccum: 1, maxSeqLen: 32, valSplit: 0.25, seed: 3,
-  scheduler: 'cosine', warmupSteps: 2, weightDecay: 0.01, maxGradNorm: 1, evalEvery: 3, checkpointEvery: 4, trainOnPrompt: false,
+  lora: { targetModules: ['q_proj', 'v_proj', 'o_proj', 'down_proj'], rank: 4, alpha: 8, dropout: 0.1, useRslora: false },
+  maxSteps: 12, learningRate: 3e-2, batchSize: 2, gradAccum: 1, maxSeqLen: 32, valSplit: 0.25, seed: 3,
+  scheduler: 'constant', warmupSteps: 2, weightDecay: 0.01, maxGradNorm: 1, evalEvery: 3, checkpointEvery: 4, trainOnPrompt: false,
 };
 
 async function finishedRun(runId: string): Promise<TrainingRun> {
@@ -61,9 +65,9 @@ afterAll(() => main.close());
 
 describe('resume and delete through the handlers', () => {
   it('a cancelled run resumes from where it stopped and ends with the uninterrupted curve and weights', async () => {
-    const reference = await train('reference');
+    reference = await train('reference');
     expect(reference.status).toBe('done');
-    const referenceCurve = await api.invoke('runs.metrics', { runId: reference.id });
+    referenceCurve = await api.invoke('runs.metrics', { runId: reference.id });
     expect(referenceCurve.map((m) => m.step)).toEqual([...Array(12).keys()].map((i) => i + 1));
 
     const cancelled = await train('resumed', 6);
@@ -106,5 +110,40 @@ describe('resume and delete through the handlers', () => {
     expect(await api.invoke('adapters.delete', { adapterId: cancelled.adapterId })).toEqual({ deleted: true });
     expect((await api.invoke('adapters.list', {})).some((a) => a.name === 'to-delete')).toBe(false);
     await expect(api.invoke('adapters.delete', { adapterId: cancelled.adapterId })).rejects.toMatchObject({ code: 'NOT_FOUND' });
+  });
+
+  it('chat answers between training steps with its own adapters, and the run trains as it would alone', async () => {
+    const greedy: SamplingSettings = { maxNewTokens: 6, temperature: 0, topK: 0, topP: 1, repetitionPenalty: 1, seed: 0 };
+    const messages = [{ role: 'user' as const, content: 'Count 4:' }];
+    const versionId = reference.adapterVersionId ?? '';
+    await api.invoke('chat.load', { modelId });
+    const ask = (requestId: string, adapters: { versionId: string; scale: number }[]) =>
+      api.invoke('chat.generate', { requestId, mix: { adapters }, messages, sampling: greedy });
+    const alone = { base: await ask('alone-base', []), adapted: await ask('alone-adapted', [{ versionId, scale: 1 }]) };
+    expect(alone.adapted.text).not.toBe(alone.base.text); // the trained adapter answers otherwise than the base
+
+    let runId = '';
+    let lastStep = 0;
+    const off = api.on('train.progress', (p) => { if (p.runId === runId) lastStep = p.step; });
+    const run = await api.invoke('train.start', { modelId, datasetId, settings: { ...SETTINGS, maxSteps: 100_000 }, adapterName: 'chatty' });
+    runId = run.id;
+    const finished = finishedRun(run.id);
+    await expect.poll(() => lastStep, { timeout: 60_000 }).toBeGreaterThanOrEqual(2);
+    const during = { base: await ask('during-base', []), adapted: await ask('during-adapted', [{ versionId, scale: 1 }]) };
+    const answeredAt = lastStep;
+    expect((await api.invoke('runs.list', {})).find((r) => r.id === run.id)?.status).toBe('running'); // answered mid-run
+    // The same answers as without a run: the chat saw its own set, not the adapter in training.
+    expect(during.base.text).toBe(alone.base.text);
+    expect(during.adapted.text).toBe(alone.adapted.text);
+    await expect.poll(() => lastStep, { timeout: 60_000 }).toBeGreaterThanOrEqual(Math.max(12, answeredAt + 2));
+    await api.invoke('train.cancel', { runId: run.id });
+    expect((await finished).status).toBe('cancelled');
+    off();
+    // The answers came between steps and changed nothing: the curve's first 12 steps are the reference's.
+    const curve = (await api.invoke('runs.metrics', { runId: run.id })).slice(0, 12);
+    expect(curve.map((m) => m.loss)).toEqual(referenceCurve.map((m) => m.loss));
+    expect(curve.map((m) => m.valLoss)).toEqual(referenceCurve.map((m) => m.valLoss));
+    // After the run, the chat's set is what the layers carry.
+    expect((await ask('after-adapted', [{ versionId, scale: 1 }])).text).toBe(alone.adapted.text);
   });
 });

@@ -2,10 +2,8 @@
 // (no internet, no display), say so and serve the same UI in browser mode instead.
 import { spawn, spawnSync } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { join } from 'node:path';
 
-const require = createRequire(import.meta.url);
 const root = join(import.meta.dirname, '..');
 
 function run(command, args) {
@@ -51,17 +49,37 @@ function prepareElectronSqlite() {
 
 run(process.execPath, ['node_modules/electron-vite/bin/electron-vite.js', 'build', '-c', 'electron.config.ts']);
 
-let electronPath = null;
-let reason = '';
-try {
-  electronPath = require('electron');
-  if (typeof electronPath !== 'string' || !existsSync(electronPath)) {
-    reason = `Electron's binary is not installed (${String(electronPath)})`;
-    electronPath = null;
-  }
-} catch (error) {
-  reason = error instanceof Error ? error.message : String(error);
+/**
+ * Electron's binary, downloading it on first launch. Its own loader (require('electron')) would print the
+ * download's stack trace and install advice; here the download's output is kept and summed up in one line.
+ */
+function electronBinary() {
+  const dir = join(root, 'node_modules/electron');
+  const pathFile = join(dir, 'path.txt');
+  const binary = () => {
+    if (!existsSync(pathFile)) return null;
+    const path = join(dir, 'dist', readFileSync(pathFile, 'utf8').trim());
+    return existsSync(path) ? path : null;
+  };
+  if (!existsSync(join(dir, 'install.js'))) return { path: null, reason: 'the electron package is not installed (run npm install)' };
+  if (binary()) return { path: binary(), reason: '' };
+  console.log("Downloading Electron's binary (first launch only) ...");
+  const result = spawnSync(process.execPath, [join(dir, 'install.js')], { cwd: dir, encoding: 'utf8', timeout: 600_000 });
+  if (binary()) return { path: binary(), reason: '' };
+  const output = `${result.stdout ?? ''}\n${result.stderr ?? ''}`;
+  const offline = /fetch failed|ENOTFOUND|EAI_AGAIN|ECONNREFUSED|ECONNRESET|ETIMEDOUT|getaddrinfo/i.test(output);
+  const firstError = output.split('\n').map((l) => l.trim()).find((l) => /error/i.test(l) && !l.startsWith('at ')) ?? 'no reason given';
+  return {
+    path: null,
+    reason: offline
+      ? "Electron's binary could not be downloaded (no connection to github.com: offline, or a proxy or firewall blocks it)"
+      : `Electron's binary could not be downloaded (${firstError})`,
+  };
 }
+
+const electron = electronBinary();
+const electronPath = electron.path;
+let reason = electron.reason;
 
 if (electronPath && (process.platform !== 'linux' || process.env.DISPLAY || process.env.WAYLAND_DISPLAY) && prepareElectronSqlite()) {
   const child = spawn(electronPath, ['.'], { stdio: 'inherit', cwd: root });
@@ -73,7 +91,7 @@ if (electronPath && (process.platform !== 'linux' || process.env.DISPLAY || proc
   console.log(
     [
       '',
-      'Lorasmith could not start its desktop window: ' + reason.split('\n')[0],
+      'Lorasmith could not start its desktop window: ' + reason.split('\n')[0] + '.',
       'Electron downloads its binary on first launch, which needs internet access and a display. Lorasmith will',
       'run in browser mode instead: the same interface and the same engine, served on 127.0.0.1 only, at the',
       'address printed below (it carries a one-time token; keep it private). Stop it with Ctrl-C.',

@@ -131,22 +131,14 @@ export class HostEngine {
     for (const a of mix) if (!adapters.names.includes(a.name)) this.loadAdapter(a.name, a.dir);
     this.setActive(mix);
     const { model, tokenizer } = this.requireBase();
-    const { adapters } = this.requireResident();
-    // Between two training steps the layers carry the training adapter: the chat answers with its own set, then
-    // the layers go back to what training left them as.
-    const during = this.trainingOn !== null ? [...model.linears.values()].map((layer) => [layer, layer.active] as const) : [];
-    adapters.use(adapters.active);
-    let result: Awaited<ReturnType<typeof generate>>;
-    try {
-      result = await generate(model, encodePrompt(tokenizer, messages), { ...sampling, tokenizer }, (e) => onToken(e.text, e.id), signal);
-    } finally {
-      for (const [layer, active] of during) layer.setActive(active);
-    }
+    // Between two training steps this replaces the training adapter on the layers by the chat's mix; train() puts
+    // the run's own set back before its next step.
+    const result = await generate(model, encodePrompt(tokenizer, messages), { ...sampling, tokenizer }, (e) => onToken(e.text, e.id), signal);
     return { text: result.text ?? '', tokens: result.ids.length, tokensPerSecond: result.tokensPerSecond, stopped: result.stopReason === 'aborted' };
   }
 
-  /** The engine's one training run (`lorasmith train` runs it too) on the resident base; the chat's adapters stay. */
   /**
+   * The engine's one training run (`lorasmith train` runs it too) on the resident base; the chat's adapters stay.
    * `betweenSteps` runs after each step (serve() answers the chat's requests there): whatever it changes on the
    * layers' active sets is put back before the next step, and the chat's set is back on the layers at the end.
    */

@@ -155,4 +155,8 @@ test('real main side: import, train, cancel, resume, finish, chat base vs adapte
   await expect(inUse).toContainText(/tensorflow|webgpu|wasm|cpu/, { timeout: 30_000 });
   await expect(inUse).toContainText('kernels: ');
   expect(errors).toEqual([]);
+
+  // The server goes away: the page says so at once instead of a stale "ready".
+  serve?.kill('SIGTERM');
+  await expect(page.getByRole('alert').filter({ hasText: 'Disconnected from the engine' })).toContainText('lorasmith serve', { timeout: 30_000 });
 });

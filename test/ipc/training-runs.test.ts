@@ -59,12 +59,12 @@ beforeAll(async () => {
   const rows = Array.from({ length: 12 }, (_, i) => JSON.stringify({ prompt: `Count ${i}:`, completion: ` ${i + 1}` }));
   modelId = (await api.invoke('models.import', { path: fixture, mode: 'copy', name: 'tiny' })).id;
   datasetId = (await api.invoke('datasets.import', { path: main.writeFile('count.jsonl', rows.join('\n') + '\n') })).id;
-});
+}, 300_000);
 
 afterAll(() => main.close());
 
 describe('resume and delete through the handlers', () => {
-  it('a cancelled run resumes from where it stopped and ends with the uninterrupted curve and weights', async () => {
+  it('a cancelled run resumes from where it stopped and ends with the uninterrupted curve and weights', { timeout: 600_000 }, async () => {
     reference = await train('reference');
     expect(reference.status).toBe('done');
     referenceCurve = await api.invoke('runs.metrics', { runId: reference.id });
@@ -98,7 +98,7 @@ describe('resume and delete through the handlers', () => {
     await expect(api.invoke('train.resume', { runId: done.id })).rejects.toMatchObject({ code: 'INVALID_STATE', message: expect.stringContaining('done') });
   });
 
-  it('deletes a stopped run with its checkpoints, and an adapter left without versions', async () => {
+  it('deletes a stopped run with its checkpoints, and an adapter left without versions', { timeout: 300_000 }, async () => {
     const cancelled = await train('to-delete', 2);
     expect(cancelled.status).toBe('cancelled');
     const runDir = join(dir, 'data', 'runs', cancelled.id);
@@ -112,7 +112,7 @@ describe('resume and delete through the handlers', () => {
     await expect(api.invoke('adapters.delete', { adapterId: cancelled.adapterId })).rejects.toMatchObject({ code: 'NOT_FOUND' });
   });
 
-  it('chat answers between training steps with its own adapters, and the run trains as it would alone', async () => {
+  it('chat answers between training steps with its own adapters, and the run trains as it would alone', { timeout: 600_000 }, async () => {
     const greedy: SamplingSettings = { maxNewTokens: 6, temperature: 0, topK: 0, topP: 1, repetitionPenalty: 1, seed: 0 };
     const messages = [{ role: 'user' as const, content: 'Count 4:' }];
     const versionId = reference.adapterVersionId ?? '';
@@ -128,14 +128,14 @@ describe('resume and delete through the handlers', () => {
     const run = await api.invoke('train.start', { modelId, datasetId, settings: { ...SETTINGS, maxSteps: 100_000 }, adapterName: 'chatty' });
     runId = run.id;
     const finished = finishedRun(run.id);
-    await expect.poll(() => lastStep, { timeout: 60_000 }).toBeGreaterThanOrEqual(2);
+    await expect.poll(() => lastStep, { timeout: 300_000 }).toBeGreaterThanOrEqual(2);
     const during = { base: await ask('during-base', []), adapted: await ask('during-adapted', [{ versionId, scale: 1 }]) };
     const answeredAt = lastStep;
     expect((await api.invoke('runs.list', {})).find((r) => r.id === run.id)?.status).toBe('running'); // answered mid-run
     // The same answers as without a run: the chat saw its own set, not the adapter in training.
     expect(during.base.text).toBe(alone.base.text);
     expect(during.adapted.text).toBe(alone.adapted.text);
-    await expect.poll(() => lastStep, { timeout: 60_000 }).toBeGreaterThanOrEqual(Math.max(12, answeredAt + 2));
+    await expect.poll(() => lastStep, { timeout: 300_000 }).toBeGreaterThanOrEqual(Math.max(12, answeredAt + 2));
     await api.invoke('train.cancel', { runId: run.id });
     expect((await finished).status).toBe('cancelled');
     off();

@@ -22,6 +22,8 @@ export class AdaptersState {
   #lastExport = $state<string | null>(null);
   #lastGguf = $state.raw<GgufExport | null>(null);
   #lastImport = $state<string | null>(null);
+  /** An export's failure, shown next to the export field (not with the list's errors). */
+  #exportError = $state<string | null>(null);
 
   constructor(api: Api) {
     this.#api = api;
@@ -38,6 +40,7 @@ export class AdaptersState {
   get lastGguf(): GgufExport | null { return this.#lastGguf; }
   /** What the last "Import a run" made, in words. */
   get lastImport(): string | null { return this.#lastImport; }
+  get exportError(): string | null { return this.#exportError; }
 
   readonly selectedAdapter = $derived(this.#adapters.find((a) => a.id === this.#selectedAdapterId) ?? null);
   readonly lineage = $derived<readonly LineageNode[]>(
@@ -97,6 +100,7 @@ export class AdaptersState {
     this.#metrics = [];
     this.#lastExport = null;
     this.#lastGguf = null;
+    this.#exportError = null;
     const run = this.selectedRun;
     if (!run) return;
     try {
@@ -108,19 +112,20 @@ export class AdaptersState {
   }
 
   async exportVersion(kind: ExportKind, versionId: string, destination: string): Promise<string | null> {
+    this.#lastExport = null; // an earlier "Exported to" is stale once another export is asked for
     if (destination.trim() === '') {
-      this.#error = 'Enter a destination folder for the export.';
+      this.#exportError = 'Enter a destination folder for the export: a folder that does not exist yet, where it is written whole.';
       return null;
     }
     this.#busy = true;
-    this.#error = null;
+    this.#exportError = null;
     try {
       const command = kind === 'peft' ? 'adapters.exportPeft' : 'adapters.exportMerged';
       const { path } = await this.#api.invoke(command, { versionId, destination: destination.trim() });
       this.#lastExport = path;
       return path;
     } catch (error) {
-      this.#error = messageOf(error);
+      this.#exportError = messageOf(error);
       return null;
     } finally {
       this.#busy = false;

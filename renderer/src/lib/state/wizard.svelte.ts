@@ -137,6 +137,12 @@ export class WizardState {
     this.#previewError = null;
   }
 
+  /** The only base model in the library needs no choosing: the wizard opens with it chosen. */
+  preselectOnlyModel(): void {
+    const only = this.#models.models.length === 1 ? this.#models.models[0] : undefined;
+    if (only && this.#modelId === null) void this.chooseModel(only.id);
+  }
+
   async chooseModel(modelId: string): Promise<void> {
     const changed = modelId !== this.#modelId;
     this.#modelId = modelId;

@@ -51,6 +51,11 @@ export function websocketApi(location: { href: string }): Api {
           : new ApiError('DISCONNECTED', 'the connection to the Lorasmith server closed; reload the page to reconnect');
         for (const p of pending.values()) p.reject(error);
         pending.clear();
+        // The page can no longer reach the engine: it hears so as the host's status, and shows it as a banner.
+        if (!why) {
+          const detail = 'The connection to the Lorasmith server closed: it stopped, or this machine slept. Start `lorasmith serve` (or `npm start`) again and open the address it prints.';
+          for (const l of listeners.get('host.status') ?? []) l({ state: 'died', detail });
+        }
       };
       ws.onmessage = (message) => {
         const data = JSON.parse(String(message.data)) as Reply | Push;

@@ -104,6 +104,8 @@ export interface ServedLibrary {
   readonly url: string;
   /** What it printed up to the address. */
   readonly output: string;
+  /** Stops the server before the spec ends (to see what the page does when it goes away). */
+  stop(): void;
 }
 
 /**
@@ -141,6 +143,9 @@ export function servedLibrary(name: string, prepare: (home: string) => NodeJS.Pr
     },
     get output() {
       return started().output;
+    },
+    stop() {
+      started().child.kill('SIGTERM');
     },
   };
 }

@@ -49,6 +49,9 @@ export const sampling = z.object({
   seed: z.number().int().min(0).max(2 ** 31 - 1),
 }).strict();
 
+const mix = z.object({ adapters: z.array(z.object({ versionId: id, scale: z.number().min(-4).max(4) }).strict()).max(8) }).strict();
+const messages = z.array(z.object({ role: z.enum(['system', 'user', 'assistant']), content: z.string().max(200_000) }).strict()).min(1).max(500);
+
 const settings = z.object({
   backend,
   theme: z.enum(['light', 'dark', 'system']),
@@ -103,12 +106,19 @@ export const SCHEMAS = {
   'runs.exportForPeft': z.object({ modelId: id, datasetId: id, settings: trainingSettings, parentVersionId: id.optional(), destination: path }).strict(),
   'runs.importResult': z.object({ path, adapterName: z.string().trim().min(1).max(200).optional() }).strict(),
   'chat.load': z.object({ modelId: id }).strict(),
-  'chat.generate': z.object({
-    requestId: id,
-    mix: z.object({ adapters: z.array(z.object({ versionId: id, scale: z.number().min(-4).max(4) }).strict()).max(8) }).strict(),
-    messages: z.array(z.object({ role: z.enum(['system', 'user', 'assistant']), content: z.string().max(200_000) }).strict()).min(1).max(500),
-    sampling,
-  }).strict(),
+  'chat.generate': z.object({ requestId: id, mix, messages, sampling }).strict(),
   'chat.stop': z.object({ requestId: id }).strict(),
   'dialog.openPath': z.object({ purpose: z.enum(['model-folder', 'dataset-file', 'export-folder', 'run-folder', 'adapter-folder']) }).strict(),
+  'comparisons.save': z.object({
+    title: z.string().trim().min(1).max(200),
+    baseModelId: id.nullable(),
+    messages,
+    sampling,
+    outputs: z.array(z.object({
+      turn: z.number().int().min(0).max(499), label: z.string().min(1).max(500), mix, text: z.string().max(200_000),
+      tokens: z.number().int().min(0), tokensPerSecond: z.number().min(0).nullable(),
+    }).strict()).min(1).max(1500),
+  }).strict(),
+  'comparisons.list': empty,
+  'comparisons.delete': z.object({ id }).strict(),
 } satisfies Record<CommandName, z.ZodType>;

@@ -3,7 +3,7 @@
  * the contract does not have yet. Repositories map rows to preload/contract domain objects and back.
  */
 import type {
-  AdapterMix, AdapterVersion, BaseModel, ChatMessage, Dataset, DatasetFormat, RunStatus, SamplingSettings,
+  AdapterVersion, BaseModel, Dataset, DatasetFormat, RunStatus,
   TrainingSettings,
 } from '../../preload/contract/domain';
 
@@ -112,6 +112,8 @@ export interface ComparisonRow {
 export interface ComparisonOutputRow {
   comparison_id: string;
   position: number;
+  /** Which user message of the conversation it answers (0: the first). */
+  turn: number;
   label: string;
   mix_json: string;
   text: string;
@@ -172,21 +174,7 @@ export interface RunMetricPoint {
   readonly epoch?: number;
 }
 
-export interface SavedComparison {
-  readonly id: string;
-  readonly title: string;
-  readonly baseModelId: string | null;
-  readonly messages: readonly ChatMessage[];
-  readonly sampling: SamplingSettings;
-  readonly outputs: readonly {
-    readonly label: string;
-    readonly mix: AdapterMix;
-    readonly text: string;
-    readonly tokens: number;
-    readonly tokensPerSecond: number | null;
-  }[];
-  readonly createdAt: string;
-}
+export type { SavedComparison } from '../../preload/contract/domain';
 
 /** What a new run needs to continue a version or redo it with other settings (prefills the wizard). */
 export interface RunPlan {

@@ -1,6 +1,6 @@
 import type {
   Adapter, AdapterMix, AdapterPreflight, AdapterSpectrum, AdapterVersion, AppInfo, BackendName, BaseModel, ChatMessage, Dataset, DatasetFormat,
-  DatasetIssue, FoundGgufModel, GgufExport, HubDownload, LinearModuleInfo, MetricPoint, RankReduction, SamplingSettings, TrainingEstimate, TrainingProposal, TrainingRun, TrainingSettings,
+  DatasetIssue, FoundGgufModel, GgufExport, HubDownload, LinearModuleInfo, MetricPoint, RankReduction, SamplingSettings, SavedComparison, TrainingEstimate, TrainingProposal, TrainingRun, TrainingSettings,
 } from './domain';
 
 /**
@@ -113,6 +113,11 @@ export interface Commands {
     result: { text: string; tokens: number; tokensPerSecond: number };
   };
   'chat.stop': { args: { requestId: string }; result: { stopped: boolean } };
+  /** Keeps a chat comparison in the library: the conversation and every answer with its set-up's label. */
+  'comparisons.save': { args: Omit<SavedComparison, 'id' | 'createdAt'>; result: SavedComparison };
+  /** The saved comparisons, newest first. */
+  'comparisons.list': { args: Record<string, never>; result: readonly SavedComparison[] };
+  'comparisons.delete': { args: { id: string }; result: { deleted: true } };
 
   /**
    * Electron: shows a native open/save dialog and grants main the chosen path for the import or export that
@@ -183,7 +188,7 @@ export const COMMAND_NAMES = [
   'adapters.exportGguf', 'adapters.delete', 'adapters.checkPeft', 'adapters.importPeft', 'adapters.analyze', 'adapters.reduce',
   'train.propose', 'train.estimate', 'train.start', 'train.cancel', 'train.resume', 'runs.list', 'runs.metrics', 'runs.delete',
   'runs.exportForPeft', 'runs.importResult',
-  'chat.load', 'chat.generate', 'chat.stop',
+  'chat.load', 'chat.generate', 'chat.stop', 'comparisons.save', 'comparisons.list', 'comparisons.delete',
   'dialog.openPath',
 ] as const satisfies readonly CommandName[];
 

@@ -335,3 +335,25 @@ export interface ChatMessage {
   readonly role: 'system' | 'user' | 'assistant';
   readonly content: string;
 }
+
+/**
+ * A chat comparison the user saved: the conversation's messages (system, then the user's prompts) and every answer
+ * with the label of the set-up that produced it, as it was when the prompt was sent.
+ */
+export interface SavedComparison {
+  readonly id: string;
+  readonly title: string;
+  readonly baseModelId: string | null;
+  readonly messages: readonly ChatMessage[];
+  readonly sampling: SamplingSettings;
+  readonly outputs: readonly {
+    /** Which user message of `messages` it answers (0: the first). */
+    readonly turn: number;
+    readonly label: string;
+    readonly mix: AdapterMix;
+    readonly text: string;
+    readonly tokens: number;
+    readonly tokensPerSecond: number | null;
+  }[];
+  readonly createdAt: string;
+}

@@ -4,7 +4,7 @@
  * browser-mode server is at hand; ui-browser-mode.spec.ts drives the real main-side code instead.
  * Self-contained: Playwright serialises this function into the page.
  */
-import type { Adapter, AdapterVersion, BaseModel, CommandArgs, CommandName, Dataset, MetricPoint, TrainingRun } from '../../preload/contract';
+import type { Adapter, AdapterVersion, BaseModel, CommandArgs, CommandName, Dataset, MetricPoint, SavedComparison, TrainingRun } from '../../preload/contract';
 
 type Mutable<T> = { -readonly [P in keyof T]: T[P] };
 type StartArgs = CommandArgs<'train.start'>;
@@ -27,6 +27,7 @@ export function installFakeBackend(options: { stepMs: number; tokenMs: number })
   const metrics = new Map<string, MetricPoint[]>();
   const timers = new Map<string, ReturnType<typeof setInterval>>();
   const chats = new Map<string, { stopped: boolean }>();
+  const comparisons: SavedComparison[] = [];
 
   function modules() {
     const list: { path: string; layer: number | null; name: string; inFeatures: number; outFeatures: number; groups: string[] }[] = [];
@@ -229,6 +230,13 @@ export function installFakeBackend(options: { stepMs: number; tokenMs: number })
       chats.delete(requestId);
       return { text, tokens: text.split(/(?= )/).length, tokensPerSecond: 1000 / options.tokenMs };
     },
+    'comparisons.save': (c) => {
+      const saved = { ...c, id: id('cmp_'), createdAt: now() };
+      comparisons.unshift(saved);
+      return saved;
+    },
+    'comparisons.list': () => comparisons,
+    'comparisons.delete': ({ id: comparisonId }) => { comparisons.splice(comparisons.findIndex((c) => c.id === comparisonId), 1); return { deleted: true }; },
     'dialog.openPath': () => ({ path: null, dialog: false }),
     'chat.stop': ({ requestId }) => {
       const state = chats.get(requestId);

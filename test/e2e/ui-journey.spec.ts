@@ -155,9 +155,17 @@ test('import, fine-tune, cancel one run, finish another, then chat base vs adapt
   expect(replies[1]).toContain('Arr, matey!');
   await shot(page, '10-chat-compare');
 
-  const download = page.waitForEvent('download');
+  // Saved in the library, said so; reopened from the list, it downloads as Markdown.
   await page.getByRole('button', { name: 'Save comparison' }).click();
+  await expect(page.getByRole('status').filter({ hasText: /^Saved “/ })).toContainText('(3 answers)');
+  await page.getByText(/^Saved comparisons \(1\)/).click();
+  await page.getByRole('list', { name: 'Saved comparisons' }).getByRole('button', { name: /^Open / }).click();
+  const saved = page.getByRole('dialog', { name: 'Saved comparison' });
+  await expect(saved.getByRole('article')).toHaveCount(3);
+  const download = page.waitForEvent('download');
+  await saved.getByRole('button', { name: 'Download as Markdown' }).click();
   expect((await download).suggestedFilename()).toMatch(/^comparison-.*\.md$/);
+  await saved.getByRole('button', { name: 'Close' }).click();
 
   // Stop mid-answer.
   await prompt.fill('Tell me more');

@@ -134,6 +134,33 @@ describe('command handlers over the in-memory pair', () => {
     expect(events.filter((e) => e.valLoss === undefined).every((e) => e.sample === undefined)).toBe(true);
   });
 
+  it('keeps a saved comparison with each answer under its set-up and prompt, lists it newest first, deletes it', async () => {
+    const model = (await api.invoke('models.list', {}))[0];
+    const sampling = { maxNewTokens: 4, temperature: 0, topK: 0, topP: 1, repetitionPenalty: 1, seed: 0 };
+    const content = {
+      title: '“Count 3:”: Base model vs counter v1 ×1.00', baseModelId: model?.id ?? '', sampling,
+      messages: [{ role: 'user' as const, content: 'Count 3:' }, { role: 'user' as const, content: 'Count 4:' }],
+      outputs: [
+        { turn: 0, label: 'Base model', mix: { adapters: [] }, text: ' 7', tokens: 1, tokensPerSecond: 12.5 },
+        { turn: 0, label: 'counter v1 ×1.00', mix: { adapters: [{ versionId: 'ver_1', scale: 1 }] }, text: ' 4', tokens: 1, tokensPerSecond: null },
+        { turn: 1, label: 'Base model', mix: { adapters: [] }, text: ' 9', tokens: 1, tokensPerSecond: 11 },
+      ],
+    };
+    const first = await api.invoke('comparisons.save', content);
+    const second = await api.invoke('comparisons.save', { ...content, title: 'again' });
+    expect(first).toMatchObject({ ...content, id: expect.any(String), createdAt: expect.any(String) });
+    expect((await api.invoke('comparisons.list', {})).map((c) => c.id)).toEqual([second.id, first.id]);
+    // An answer to a prompt the conversation does not have, an unknown model, a bad field: refused, nothing kept.
+    await expect(api.invoke('comparisons.save', { ...content, outputs: [{ ...content.outputs[0]!, turn: 2 }] }))
+      .rejects.toMatchObject({ code: 'INVALID_INPUT', message: expect.stringContaining('prompt 2') });
+    await expect(api.invoke('comparisons.save', { ...content, baseModelId: 'mdl_nope' })).rejects.toMatchObject({ code: 'NOT_FOUND' });
+    await expect(api.invoke('comparisons.save', { ...content, outputs: [] })).rejects.toMatchObject({ code: 'INVALID_INPUT' });
+    expect(await api.invoke('comparisons.list', {})).toHaveLength(2);
+    expect(await api.invoke('comparisons.delete', { id: first.id })).toEqual({ deleted: true });
+    await expect(api.invoke('comparisons.delete', { id: first.id })).rejects.toMatchObject({ code: 'NOT_FOUND' });
+    expect((await api.invoke('comparisons.list', {})).map((c) => c.id)).toEqual([second.id]);
+  });
+
   it('app.info reports the backend the engine host initialised', async () => {
     const info = await api.invoke('app.info', {});
     const status = await host.call({ type: 'status' });

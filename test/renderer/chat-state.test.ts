@@ -1,7 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { ChatState } from '../../renderer/src/lib/state/chat.svelte';
-import type { CommandArgs } from '../../preload/contract';
-import { deferred, fakeApi, type FakeApi } from './fake-api';
+import { ComparisonsState } from '../../renderer/src/lib/state/comparisons.svelte';
+import { comparisonMarkdown, turnsOf } from '../../renderer/src/lib/comparison';
+import type { CommandArgs, SavedComparison } from '../../preload/contract';
+import { appError, deferred, fakeApi, type FakeApi } from './fake-api';
 
 /** A fake engine that streams a reply naming the set-up it was given, token by token, through chat.token. */
 function streamingApi(): FakeApi {
@@ -96,7 +98,7 @@ describe('ChatState', () => {
     expect(second).toMatchObject({ text: '', stopped: true, done: true });
   });
 
-  it('refuses to send without a model, keeps at most three set-ups, and saves the comparison as Markdown', async () => {
+  it('refuses to send without a model, keeps at most three set-ups, and saves the comparison with its labels', async () => {
     const api = streamingApi();
     const chat = new ChatState(api, (adapters) => (adapters.length ? `adapter ${adapters.map((a) => a.versionId).join('+')}` : 'base'));
     await chat.send('Hi');
@@ -106,14 +108,61 @@ describe('ChatState', () => {
     expect(chat.setups).toHaveLength(3);
     chat.removeSetup(chat.setups[2]!.id);
     chat.setAdapters(chat.setups[1]!.id, [{ versionId: 'v7', scale: 1.5 }]);
+    chat.systemPrompt = 'Be brief.';
     await chat.send('Say hi');
     // A set-up changed after its answer: the earlier answer keeps the label of the set-up that produced it.
     chat.setAdapters(chat.setups[0]!.id, [{ versionId: 'v9', scale: 1 }]);
     expect(Object.values(chat.turns[0]!.replies).map((r) => r.label)).toEqual(['base', 'adapter v7']);
-    const md = chat.comparisonMarkdown('tiny');
+    await chat.send('Again');
+    const comparison = chat.comparison();
+    expect(comparison.title).toBe('“Say hi”: base vs adapter v7');
+    expect(comparison.baseModelId).toBe('m1');
+    expect(comparison.messages).toEqual([
+      { role: 'system', content: 'Be brief.' }, { role: 'user', content: 'Say hi' }, { role: 'user', content: 'Again' },
+    ]);
+    expect(comparison.outputs.map((o) => [o.turn, o.label, o.text])).toEqual([
+      [0, 'base', '[base] turn 1'], [0, 'adapter v7', '[v7@1.5] turn 1'],
+      [1, 'adapter v9', '[v9@1] turn 2'], [1, 'adapter v7', '[v7@1.5] turn 2'],
+    ]);
+    // Grouped back by prompt, and as Markdown: each answer under the label it was given.
+    expect(turnsOf(comparison).map((t) => [t.prompt, t.answers.map((a) => a.label)])).toEqual([
+      ['Say hi', ['base', 'adapter v7']], ['Again', ['adapter v9', 'adapter v7']],
+    ]);
+    const md = comparisonMarkdown(comparison, 'tiny');
     expect(md).toContain('Base model: tiny');
     expect(md).toContain('seed 1234');
-    expect(md).toContain('### base\n\n[base] turn 1');
-    expect(md).toContain('### adapter v7\n\n[v7@1.5] turn 1');
+    expect(md).toContain('System: Be brief.');
+    expect(md).toContain('## Prompt 2\n\nAgain\n\n### adapter v9\n\n[v9@1] turn 2');
+  });
+
+  it('saving a comparison says so, lists it first, reopens it; a new prompt makes "saved" stale', async () => {
+    const stored: SavedComparison[] = [];
+    const api = fakeApi({
+      'comparisons.save': (c) => {
+        const saved = { ...c, id: `cmp_${stored.length + 1}`, createdAt: `2026-12-03T00:00:0${stored.length}.000Z` };
+        stored.push(saved);
+        return saved;
+      },
+      'comparisons.list': () => [...stored].reverse(),
+    });
+    const comparisons = new ComparisonsState(api);
+    const content = (prompt: string) => ({
+      title: `“${prompt}”: base`, baseModelId: 'm1', sampling: { maxNewTokens: 8, temperature: 0, topK: 0, topP: 1, repetitionPenalty: 1, seed: 1 },
+      messages: [{ role: 'user' as const, content: prompt }],
+      outputs: [{ turn: 0, label: 'base', mix: { adapters: [] }, text: 'Hello', tokens: 1, tokensPerSecond: null }],
+    });
+    await comparisons.save(content('first'));
+    await comparisons.save(content('second'));
+    expect(comparisons.notice).toBe('Saved “second”: base (1 answer): reopen it under Saved comparisons.');
+    expect(comparisons.saved.map((c) => c.title)).toEqual(['“second”: base', '“first”: base']);
+    await comparisons.refresh();
+    expect(comparisons.saved.map((c) => c.id)).toEqual(['cmp_2', 'cmp_1']);
+    comparisons.open('cmp_1');
+    expect(comparisons.opened?.outputs[0]?.label).toBe('base');
+    comparisons.forgetNotice();
+    expect(comparisons.notice).toBeNull();
+    const failing = new ComparisonsState(fakeApi({ 'comparisons.save': () => { throw appError('NOT_FOUND', "no base model 'm9'"); } }));
+    expect(await failing.save(content('x'))).toBeNull();
+    expect(failing.error).toBe("Could not save the comparison: no base model 'm9'");
   });
 });

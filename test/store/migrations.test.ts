@@ -119,6 +119,21 @@ describe('migrations', () => {
     expect(dump(db, 'base_model_gguf')).toEqual([]);
   });
 
+  it('0070 -> 0080: the outputs of a comparison saved before answer its one prompt (turn 0)', () => {
+    migrate(db, { target: 10 });
+    insertVersion10Rows(db);
+    migrate(db, { target: 70 });
+    db.exec(`
+      INSERT INTO comparisons VALUES ('cmp_a', 'hello', 'mdl_a', '[{"role":"user","content":"Hi"}]', '{}', '2026-01-04T00:00:00.000Z');
+      INSERT INTO comparison_outputs VALUES ('cmp_a', 0, 'Base model', '{"adapters":[]}', 'Hello.', 2, NULL);
+      INSERT INTO comparison_outputs VALUES ('cmp_a', 1, 'support-bot v1', '{"adapters":[]}', 'Hi there!', 3, 20.5);
+    `);
+    const before = dump(db, 'comparison_outputs');
+    expect(migrate(db, { target: 80 }).applied).toEqual(['0080-comparison-turns']);
+    expect(dump(db, 'comparison_outputs')).toEqual(before.map((row) => ({ ...row, turn: 0 })));
+    expect(() => db.prepare("UPDATE comparison_outputs SET turn = -1 WHERE position = 0").run()).toThrow(/CHECK/);
+  });
+
   it('a database newer than the app is refused, naming both versions', () => {
     migrate(db);
     db.pragma('user_version = 990');

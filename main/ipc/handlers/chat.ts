@@ -1,13 +1,14 @@
 /**
  * Chat on one resident base: load it, then each reply names its own mix of adapter versions (the host loads any
  * it does not hold yet, under the version id as name, and activates the mix for that reply alone); tokens stream
- * as `chat.token` events; a reply stops on request.
+ * as `chat.token` events; a reply stops on request. A comparison the user saves is kept in the library.
  */
 import type { HandlerContext } from '../context';
 import { IpcError } from '../errors';
 import type { Handlers } from '../types';
 
-export function chatHandlers(ctx: HandlerContext): Pick<Handlers, 'chat.load' | 'chat.generate' | 'chat.stop' | 'adapters.exportMerged'> {
+export function chatHandlers(ctx: HandlerContext): Pick<Handlers,
+  'chat.load' | 'chat.generate' | 'chat.stop' | 'comparisons.save' | 'comparisons.list' | 'comparisons.delete' | 'adapters.exportMerged'> {
   const { library, host } = ctx;
   const generating = new Map<string, number>();
   let chatModelId: string | null = null;
@@ -49,6 +50,15 @@ export function chatHandlers(ctx: HandlerContext): Pick<Handlers, 'chat.load' | 
       if (seq === undefined) return { stopped: false };
       void host.cancel(seq);
       return { stopped: true };
+    },
+    'comparisons.save': async (comparison) => {
+      if (comparison.baseModelId !== null) library.models.get(comparison.baseModelId); // NOT_FOUND names an unknown model
+      return library.comparisons.save(comparison);
+    },
+    'comparisons.list': async () => library.comparisons.list().reverse(),
+    'comparisons.delete': async ({ id }) => {
+      library.comparisons.delete(id);
+      return { deleted: true };
     },
     'adapters.exportMerged': async ({ versionId, destination }) => {
       const outputDir = ctx.paths.check(destination, 'export-folder');

@@ -6,7 +6,10 @@ import { parseJson, stableJson } from '../json';
 import type { ComparisonOutputRow, ComparisonRow, SavedComparison } from '../types';
 import type { StoreContext } from './context';
 
-export type ComparisonSave = Omit<SavedComparison, 'id' | 'createdAt'>;
+/** What to save: each output names the user message it answers (`turn`, default 0: a one-prompt comparison). */
+export type ComparisonSave = Omit<SavedComparison, 'id' | 'createdAt' | 'outputs'> & {
+  readonly outputs: readonly (Omit<SavedComparison['outputs'][number], 'turn'> & { readonly turn?: number })[];
+};
 
 export class ComparisonsRepo {
   constructor(private readonly ctx: StoreContext) {}
@@ -14,6 +17,13 @@ export class ComparisonsRepo {
   save(input: ComparisonSave): SavedComparison {
     if (input.title.trim() === '') throw new StoreError('INVALID_INPUT', 'a comparison title must not be empty');
     if (input.outputs.length === 0) throw new StoreError('INVALID_INPUT', 'a comparison needs at least one output');
+    const prompts = input.messages.filter((m) => m.role === 'user').length;
+    for (const o of input.outputs) {
+      const turn = o.turn ?? 0;
+      if (!Number.isInteger(turn) || turn < 0 || turn >= Math.max(1, prompts)) {
+        throw new StoreError('INVALID_INPUT', `an output answers prompt ${turn}, but the conversation has ${prompts} user message(s)`);
+      }
+    }
     const row: ComparisonRow = {
       id: newId('cmp'),
       title: input.title.trim(),
@@ -22,13 +32,13 @@ export class ComparisonsRepo {
       sampling_json: stableJson(input.sampling),
       created_at: nowIso(),
     };
-    const insertOutput = this.ctx.db.prepare(`INSERT INTO comparison_outputs VALUES (@comparison_id, @position,
-      @label, @mix_json, @text, @tokens, @tokens_per_second)`);
+    const insertOutput = this.ctx.db.prepare(`INSERT INTO comparison_outputs (comparison_id, position, turn, label, mix_json,
+      text, tokens, tokens_per_second) VALUES (@comparison_id, @position, @turn, @label, @mix_json, @text, @tokens, @tokens_per_second)`);
     this.ctx.db.transaction(() => {
       this.ctx.db.prepare(`INSERT INTO comparisons VALUES (@id, @title, @base_model_id, @messages_json,
         @sampling_json, @created_at)`).run(row);
       input.outputs.forEach((o, position) => insertOutput.run({
-        comparison_id: row.id, position, label: o.label, mix_json: stableJson(o.mix), text: o.text,
+        comparison_id: row.id, position, turn: o.turn ?? 0, label: o.label, mix_json: stableJson(o.mix), text: o.text,
         tokens: o.tokens, tokens_per_second: o.tokensPerSecond,
       } satisfies ComparisonOutputRow));
     })();
@@ -52,7 +62,7 @@ export class ComparisonsRepo {
       messages: parseJson<ChatMessage[]>(row.messages_json),
       sampling: parseJson<SamplingSettings>(row.sampling_json),
       outputs: outputs.map((o) => ({
-        label: o.label, mix: parseJson<AdapterMix>(o.mix_json), text: o.text, tokens: o.tokens,
+        turn: o.turn, label: o.label, mix: parseJson<AdapterMix>(o.mix_json), text: o.text, tokens: o.tokens,
         tokensPerSecond: o.tokens_per_second,
       })),
       createdAt: row.created_at,

@@ -1,5 +1,6 @@
 import type { AdapterMix, Api, ChatMessage, SamplingSettings } from '../../../../preload/contract';
 import { messageOf } from './errors';
+import { comparisonTitle, type ComparisonContent } from '../comparison';
 
 export const MAX_SETUPS = 3;
 
@@ -211,18 +212,25 @@ export class ChatState {
     }
   }
 
-  /** The comparison as Markdown, for saving: set-ups, sampling, then each prompt with every reply. */
-  comparisonMarkdown(modelName: string): string {
-    const lines = [`# Lorasmith comparison`, '', `Base model: ${modelName}`, ''];
-    const s = this.sampling;
-    lines.push(`Sampling: temperature ${s.temperature}, top-k ${s.topK}, top-p ${s.topP}, repetition penalty ${s.repetitionPenalty}, max ${s.maxNewTokens} tokens, seed ${s.seed}`, '');
-    if (this.systemPrompt.trim()) lines.push(`System: ${this.systemPrompt.trim()}`, '');
+  /**
+   * The conversation as a comparison to save: the system prompt and the prompts, and every finished answer with the
+   * label of the set-up that produced it (an answer that failed is saved as its error).
+   */
+  comparison(): ComparisonContent {
+    const system = this.systemPrompt.trim();
+    const messages: ChatMessage[] = system ? [{ role: 'system', content: system }] : [];
+    const outputs: ComparisonContent['outputs'][number][] = [];
     this.#turns.forEach((turn, i) => {
-      lines.push(`## Prompt ${i + 1}`, '', turn.prompt, '');
+      messages.push({ role: 'user', content: turn.prompt });
       for (const reply of Object.values(turn.replies)) {
-        lines.push(`### ${reply.label}`, '', reply.error ? `(error: ${reply.error})` : reply.text, '');
+        outputs.push({
+          turn: i, label: reply.label, mix: $state.snapshot(reply.mix) as AdapterMix,
+          text: reply.error ? `(error: ${reply.error})` : reply.text, tokens: reply.tokens,
+          tokensPerSecond: reply.tokensPerSecond > 0 ? reply.tokensPerSecond : null,
+        });
       }
     });
-    return lines.join('\n');
+    const content = { messages, outputs };
+    return { title: comparisonTitle(content), baseModelId: this.#modelId, sampling: $state.snapshot(this.sampling), ...content };
   }
 }

@@ -6,6 +6,7 @@ import { AdapterToolsState } from './adapter-tools.svelte';
 import { AdaptersState } from './adapters.svelte';
 import { AppState } from './app.svelte';
 import { ChatState } from './chat.svelte';
+import { ComparisonsState } from './comparisons.svelte';
 import { DatasetsState } from './datasets.svelte';
 import { FirstRunState } from './first-run.svelte';
 import { ModelsState } from './models.svelte';
@@ -23,6 +24,7 @@ export class RootState {
   readonly training: TrainingState;
   readonly wizard: WizardState;
   readonly chat: ChatState;
+  readonly comparisons: ComparisonsState;
   readonly firstRun: FirstRunState;
 
   constructor(api: Api) {
@@ -36,6 +38,7 @@ export class RootState {
     this.wizard = new WizardState(api, this.models);
     this.chat = new ChatState(api, (adapters) => (adapters.length === 0 ? 'Base model'
       : adapters.map((a) => `${this.adapters.versionLabel(a.versionId)} ×${a.scale.toFixed(2)}`).join(' + ')));
+    this.comparisons = new ComparisonsState(api);
     this.firstRun = new FirstRunState(api);
     // A finished run becomes an adapter version: the library shows it without a manual refresh.
     this.training.onFinished((run) => {
@@ -49,7 +52,7 @@ export class RootState {
   async load(): Promise<void> {
     await Promise.all([
       this.app.load(), this.settings.load(), this.models.refresh(), this.datasets.refresh(),
-      this.adapters.refresh(), this.training.refresh(), this.firstRun.load(),
+      this.adapters.refresh(), this.training.refresh(), this.firstRun.load(), this.comparisons.refresh(),
     ]);
     this.wizard.reset(this.settings.settings.defaults);
     const first = this.models.models[0];
@@ -118,6 +121,15 @@ export class RootState {
     this.chat.compareWithBase(first);
     for (const versionId of rest) this.chat.addSetup([{ versionId, scale: 1 }]);
     this.app.go('chat');
+  }
+
+  /** A finished run's adapter version in the Library's Adapters tab, where it exports (PEFT, merged, GGUF). */
+  async showInLibrary(run: TrainingRun): Promise<void> {
+    if (!run.adapterVersionId) return;
+    await this.adapters.refresh();
+    await this.adapters.selectAdapter(run.adapterId);
+    await this.adapters.selectVersion(run.adapterVersionId);
+    this.app.go('library', 'adapters');
   }
 
   /** Start the wizard's run, follow it live, and show the training view. */

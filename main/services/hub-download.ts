@@ -11,7 +11,7 @@ import { join } from 'node:path';
 
 export const HUB_URL = 'https://huggingface.co';
 
-export type HubErrorCode = 'HUB_NOT_FOUND' | 'HUB_HTTP' | 'HUB_NO_MODEL' | 'HUB_CHECKSUM' | 'CANCELLED';
+export type HubErrorCode = 'HUB_NOT_FOUND' | 'HUB_HTTP' | 'HUB_UNREACHABLE' | 'HUB_NO_MODEL' | 'HUB_CHECKSUM' | 'CANCELLED';
 
 export class HubError extends Error {
   override readonly name = 'HubError';
@@ -59,9 +59,30 @@ interface Sibling {
 
 const encodePath = (repoId: string) => repoId.split('/').map(encodeURIComponent).join('/');
 
+/**
+ * A request to the hub that could not be made at all (offline, no DNS, refused, a firewall), said in words: the
+ * address, the network's own reason (Node's fetch says only "fetch failed" and puts it in `cause`), and the two fixes.
+ */
+function unreachable(hubUrl: string, error: unknown): HubError {
+  const cause = error instanceof Error && error.cause instanceof Error ? error.cause : error;
+  const reason = cause instanceof Error ? ((cause as NodeJS.ErrnoException).code ?? cause.message) : String(cause);
+  return new HubError('HUB_UNREACHABLE', `cannot reach the Hugging Face hub at ${hubUrl} (${reason}): check the network connection, ` +
+    'or, where the hub is blocked, set HF_ENDPOINT to a mirror (for example HF_ENDPOINT=https://hf-mirror.com) and start Lorasmith again');
+}
+
+/** fetch(), with a request that never reached the hub told apart from a cancel. */
+async function fetchHub(hubUrl: string, url: string, init: RequestInit): Promise<Response> {
+  try {
+    return await fetch(url, init);
+  } catch (error) {
+    if (init.signal?.aborted) throw new HubError('CANCELLED', `the request to ${url} was cancelled`);
+    throw unreachable(hubUrl, error);
+  }
+}
+
 export async function listHubModel(hubUrl: string, repoId: string, revision: string, signal?: AbortSignal): Promise<HubListing> {
   const url = `${hubUrl}/api/models/${encodePath(repoId)}/revision/${encodeURIComponent(revision)}?blobs=true`;
-  const response = await fetch(url, signal ? { signal } : {});
+  const response = await fetchHub(hubUrl, url, signal ? { signal } : {});
   if (response.status === 404 || response.status === 401) {
     throw new HubError('HUB_NOT_FOUND', `the hub has no model '${repoId}' at revision '${revision}' (HTTP ${response.status}); check the repo id (owner/name) and revision`);
   }
@@ -114,7 +135,7 @@ export async function downloadHubModel(
       if (file.size === null && size !== null) totalBytes += size; // the hub did not list it: count it when known
       onProgress({ file: file.name, receivedBytes: earlier + bytesOfFile, totalBytes });
     };
-    const bytes = existsSync(join(dir, file.name)) ? sizeOnDisk(file) : await fetchFile(url, join(dir, file.name), file.sha256, signal, report);
+    const bytes = existsSync(join(dir, file.name)) ? sizeOnDisk(file) : await fetchFile(hubUrl, url, join(dir, file.name), file.sha256, signal, report);
     earlier += bytes;
     onProgress({ file: file.name, receivedBytes: earlier, totalBytes: Math.max(totalBytes, earlier) });
   }
@@ -126,6 +147,7 @@ function cancelled(signal: AbortSignal): boolean {
 
 /** One file into `<target>.part` from where it stopped (Range), renamed to `target` when complete. Returns its size. */
 async function fetchFile(
+  hubUrl: string,
   url: string,
   target: string,
   sha256: string | null,
@@ -134,13 +156,7 @@ async function fetchFile(
 ): Promise<number> {
   const part = `${target}.part`;
   const have = existsSync(part) ? statSync(part).size : 0;
-  let response: Response;
-  try {
-    response = await fetch(url, { signal, headers: have > 0 ? { Range: `bytes=${have}-` } : {} });
-  } catch (error) {
-    if (cancelled(signal)) throw new HubError('CANCELLED', `the download of ${url} was cancelled`);
-    throw new HubError('HUB_HTTP', `could not reach ${url}: ${error instanceof Error ? error.message : String(error)}`);
-  }
+  const response = await fetchHub(hubUrl, url, { signal, headers: have > 0 ? { Range: `bytes=${have}-` } : {} });
   if (response.status === 416 && have > 0) {
     // The part already holds the whole file: the server has nothing after its last byte.
     await keep(part, target, sha256, url);

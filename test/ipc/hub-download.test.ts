@@ -7,9 +7,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import type { Api, Events } from '../../preload/contract';
-import { isNeededFile } from '../../main/services/hub-download';
+import { isNeededFile, listHubModel } from '../../main/services/hub-download';
 import type { Library } from '../../main/store/index';
 import { startFakeHub, type FakeHub } from '../support/fake-hub';
 import { handlersUnderTest, type HandlersUnderTest } from '../support/handlers';
@@ -54,6 +56,17 @@ describe('models.download from a (fake) Hugging Face hub', () => {
     await expect(api.invoke('models.download', { repoId: REPO, revision: '../main' })).rejects.toMatchObject({ code: 'INVALID_INPUT' });
     expect(hub.served).toHaveLength(0);
     await expect(api.invoke('models.download', { repoId: 'fake-org/missing' })).rejects.toMatchObject({ code: 'HUB_NOT_FOUND', message: expect.stringContaining('fake-org/missing') });
+  });
+
+  it('a hub it cannot reach is named, with the network\'s reason and the HF_ENDPOINT mirror, not "fetch failed"', async () => {
+    const closed = createServer();
+    await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
+    const nowhere = `http://127.0.0.1:${(closed.address() as AddressInfo).port}`;
+    await new Promise((resolve) => closed.close(resolve));
+    const error = await listHubModel(nowhere, REPO, 'main').catch((e: unknown) => e);
+    expect(error).toMatchObject({ code: 'HUB_UNREACHABLE', message: expect.stringContaining(`cannot reach the Hugging Face hub at ${nowhere} (ECONNREFUSED)`) });
+    expect((error as Error).message).toContain('HF_ENDPOINT');
+    expect((error as Error).message).not.toContain('fetch failed');
   });
 
   it('refuses weights whose sha256 differs from the hub\'s, keeping nothing of them', async () => {

@@ -122,6 +122,12 @@ describe('formats, detection and validation', () => {
     expect(() => loadDataset({ path: file('u.jsonl', '{"foo":1}') })).toThrow(/cannot tell the record format \(first record's keys: foo\)/);
     expect(() => loadDataset({ path: file('bad.jsonl', '{"text":""}') })).toThrow(/no valid text records \(line 1: 'text' must not be empty\)/);
   });
+
+  it('an empty file says it is empty, whatever its type', () => {
+    for (const [name, text] of [['empty.jsonl', ''], ['blank.jsonl', '\n\n  \n'], ['empty.txt', '']]) {
+      expect(() => loadDataset({ path: file(name, text) })).toThrow(new RegExp(`${name} is empty: it holds no records`));
+    }
+  });
 });
 
 describe('train / validation split', () => {

@@ -123,6 +123,9 @@ function normalizeStream(path: string, options: StreamOptions, onExample: (examp
   }
   issues.sort((a, b) => a.line - b.line);
   const found: DatasetFormat | null = format;
+  if (records === 0) {
+    throw new TrainError('EMPTY_DATASET', `${path} is empty: it holds no records; a dataset needs one record per line (JSONL, e.g. {"prompt": "...", "completion": "..."}), a JSON array, CSV rows under a header, or plain text`);
+  }
   if (valid === 0 || found === null) {
     const first = issues.slice(0, 3).map((i) => `line ${i.line}: ${i.message}`).join('; ');
     throw new TrainError('EMPTY_DATASET', `${path}: no valid ${found ? `${found} ` : ''}records${first ? ` (${first})` : ''}`);

@@ -64,6 +64,8 @@ export class DatasetsState {
       return dataset;
     } catch (error) {
       this.#error = messageOf(error);
+      this.#selectedId = null; // the details beside the error would be another dataset's, read as the failed import's
+      this.#preview = null;
       return null;
     } finally {
       this.#importing = false;

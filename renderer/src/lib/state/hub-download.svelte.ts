@@ -73,6 +73,11 @@ export class HubDownloadState {
     }
   }
 
+  /** The repo id or revision changed since the error: it no longer describes what is typed. */
+  dismissError(): void {
+    this.#error = null;
+  }
+
   async cancel(): Promise<void> {
     const download = this.#download;
     if (!download) return;

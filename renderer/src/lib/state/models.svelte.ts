@@ -87,6 +87,7 @@ export class ModelsState {
       return model;
     } catch (error) {
       this.#error = messageOf(error);
+      this.#selectedId = null; // the details beside the error would be another model's, read as the failed import's
       return null;
     } finally {
       this.#importing = false;

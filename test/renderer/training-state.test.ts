@@ -1,5 +1,5 @@
 import { describe, expect, it, vi } from 'vitest';
-import { emptyLive, foldProgress, TrainingState } from '../../renderer/src/lib/state/training.svelte';
+import { byNewest, emptyLive, foldProgress, TrainingState } from '../../renderer/src/lib/state/training.svelte';
 import type { TrainingProgress } from '../../preload/contract';
 import { fakeApi } from './fake-api';
 import { run } from './fixtures';
@@ -52,6 +52,22 @@ describe('training progress', () => {
     api.emit('train.finished', { run: run({ status: 'done', adapterVersionId: 'v1' }) });
     expect(finished).toHaveBeenCalledTimes(1);
     expect(training.runs[0]?.adapterVersionId).toBe('v1');
+  });
+
+  it('lists runs newest first, whatever order they arrive in, and keeps the order as they start, finish and resume', async () => {
+    const older = run({ id: 'r_old', status: 'done', startedAt: '2026-11-28T09:00:00Z' });
+    const newer = run({ id: 'r_new', status: 'cancelled', startedAt: '2026-11-28T10:00:00Z' });
+    const queued = run({ id: 'r_queued', status: 'queued', startedAt: null });
+    expect(byNewest([older, queued, newer]).map((r) => r.id)).toEqual(['r_queued', 'r_new', 'r_old']);
+    expect(byNewest([newer, older, queued]).map((r) => r.id)).toEqual(['r_queued', 'r_new', 'r_old']);
+    let listed = [older, newer];
+    const training = new TrainingState(fakeApi({ 'runs.list': () => listed }));
+    await training.refresh();
+    expect(training.runs.map((r) => r.id)).toEqual(['r_new', 'r_old']);
+    // Main answers in another order after a resume (the resumed run keeps its first start): the list does not flip.
+    listed = [run({ ...newer, status: 'running' }), older];
+    await training.refresh();
+    expect(training.runs.map((r) => [r.id, r.status])).toEqual([['r_new', 'running'], ['r_old', 'done']]);
   });
 
   it('names a run by its adapter, from the runs main lists (not only the ones started in this session)', async () => {

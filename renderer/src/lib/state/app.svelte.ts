@@ -3,6 +3,8 @@ import { messageOf } from './errors';
 
 export type Section = 'library' | 'train' | 'runs' | 'chat' | 'settings';
 
+export type LibraryTab = 'models' | 'datasets' | 'adapters';
+
 export const SECTIONS: readonly { id: Section; label: string }[] = [
   { id: 'library', label: 'Library' },
   { id: 'train', label: 'Fine-tune' },
@@ -23,6 +25,7 @@ export interface Notice {
 export class AppState {
   #api: Api;
   #section = $state<Section>('library');
+  #libraryTab = $state<LibraryTab>('models');
   #info = $state.raw<AppInfo | null>(null);
   #host = $state.raw<Events['host.status'] | null>(null);
   #notices = $state.raw<readonly Notice[]>([]);
@@ -34,12 +37,15 @@ export class AppState {
   }
 
   get section(): Section { return this.#section; }
+  /** The Library's open tab: other views open it on the item they point at (a run's adapter). */
+  get libraryTab(): LibraryTab { return this.#libraryTab; }
   get info(): AppInfo | null { return this.#info; }
   get host(): Events['host.status'] | null { return this.#host; }
   get notices(): readonly Notice[] { return this.#notices; }
 
-  go(section: Section): void {
+  go(section: Section, libraryTab?: LibraryTab): void {
     this.#section = section;
+    if (libraryTab) this.#libraryTab = libraryTab;
   }
 
   async load(): Promise<void> {

@@ -124,7 +124,7 @@ describe('formats, detection and validation', () => {
   });
 
   it('an empty file says it is empty, whatever its type', () => {
-    for (const [name, text] of [['empty.jsonl', ''], ['blank.jsonl', '\n\n  \n'], ['empty.txt', '']]) {
+    for (const [name, text] of [['empty.jsonl', ''], ['blank.jsonl', '\n\n  \n'], ['empty.txt', '']] as const) {
       expect(() => loadDataset({ path: file(name, text) })).toThrow(new RegExp(`${name} is empty: it holds no records`));
     }
   });

@@ -299,6 +299,8 @@ export interface RankReduction {
 export interface TrainingProposal {
   readonly learningRate: number;
   readonly maxSteps: number;
+  /** The target preset proposed (the wizard's presets: 'qv', 'attention', 'mlp', 'all-linear'). */
+  readonly targets: 'qv' | 'attention' | 'mlp' | 'all-linear';
   readonly rank: number;
   readonly alpha: number;
   readonly rule: string;

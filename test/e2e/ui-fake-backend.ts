@@ -191,7 +191,7 @@ export function installFakeBackend(options: { stepMs: number; tokenMs: number })
     'adapters.reduce': ({ versionId }) => { throw fail('INVALID_STATE', `the fake backend reduces no adapter (${versionId}); the real one is tested in ui-adapters`); },
     // The real rule is the engine's (engine/train/proposal.ts, tested there and in ui-adapters); a fixed proposal here.
     'train.propose': () => ({
-      learningRate: 3e-3, maxSteps: 100, rank: 8, alpha: 16, rule: 'A fixed proposal from the fake backend.',
+      learningRate: 3e-3, maxSteps: 100, targets: 'qv', rank: 8, alpha: 16, rule: 'A fixed proposal from the fake backend.',
       effect: { trainRecords: 86, steps: 100, passes: 4.7, strength: 1, summary: 'about 4.7 passes over 86 training records (100 steps of 4)', warnings: [] },
     }),
     'train.estimate': ({ settings: s }) => ({

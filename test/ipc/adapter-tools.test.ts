@@ -162,7 +162,7 @@ describe('the wizard\'s proposal', () => {
   it('proposes from the model and dataset sizes and warns about the old weak defaults (2e-4, 42 steps)', async () => {
     const dataset = await api.invoke('datasets.import', { path: join(ROOT, 'resources/samples/verily-chat.jsonl') });
     const proposal = await api.invoke('train.propose', { modelId, datasetId: dataset.id });
-    expect(proposal).toMatchObject({ learningRate: 0.0029, maxSteps: 100, rank: 8, alpha: 16 });
+    expect(proposal).toMatchObject({ learningRate: 0.0029, maxSteps: 100, targets: 'all-linear', rank: 8, alpha: 16 });
     expect(proposal.rule).toMatch(/^Learning rate 3e-3 × √\(4M ÷ model parameters\)/);
     expect(proposal.effect.warnings).toEqual([]);
     expect(proposal.effect.summary).toMatch(/^about 7\.4 passes over 54 training records \(100 steps of 4\)/);

@@ -10,7 +10,7 @@ const ESTIMATE: TrainingEstimate = {
 };
 
 const PROPOSAL: TrainingProposal = {
-  learningRate: 0.0029, maxSteps: 100, rank: 8, alpha: 16, rule: 'the rule',
+  learningRate: 0.0029, maxSteps: 100, targets: 'all-linear', rank: 8, alpha: 16, rule: 'the rule',
   effect: { trainRecords: 54, steps: 100, passes: 7.4, strength: 1, summary: 'about 7.4 passes over 54 training records (100 steps of 4)', warnings: [] },
 };
 
@@ -157,7 +157,7 @@ describe('WizardState', () => {
     await wizard.chooseModel('m1');
     await wizard.chooseDataset('d1');
     expect([wizard.form.learningRate, wizard.form.maxSteps, wizard.form.epochs]).toEqual(['0.0029', '100', '']);
-    expect(wizard.activePreset).toBe('qv');
+    expect(wizard.activePreset).toBe('all-linear');
     wizard.setColumn('q_proj', false);
     expect(wizard.activePreset).toBeNull();
 
@@ -172,5 +172,6 @@ describe('WizardState', () => {
     expect(wizard.activePreset).toBe('qv');
     wizard.applyProposal();
     expect([wizard.form.learningRate, wizard.form.rank, wizard.form.alpha]).toEqual(['0.0029', '4', '8']);
+    expect(wizard.activePreset).toBe('qv');
   });
 });

@@ -18,7 +18,7 @@ describe('the proposal rule', () => {
   });
 
   it('takes 3 passes over the training records, at least 100 and at most 2000 steps; rank 16 from 5000 records', () => {
-    expect(proposeTraining({ parameterCount: STARTER, records: 60 })).toMatchObject({ maxSteps: 100, rank: 8, alpha: 16 });
+    expect(proposeTraining({ parameterCount: STARTER, records: 60 })).toMatchObject({ maxSteps: 100, targets: 'all-linear', rank: 8, alpha: 16 });
     expect(proposeTraining({ parameterCount: STARTER, records: 1000 }).maxSteps).toBe(3 * Math.ceil(900 / 4));
     expect(proposeTraining({ parameterCount: STARTER, records: 50_000 })).toMatchObject({ maxSteps: 2000, rank: 16, alpha: 32 });
     expect(trainRecordsOf(60, 0.1)).toBe(54);

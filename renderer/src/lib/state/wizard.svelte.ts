@@ -190,20 +190,21 @@ export class WizardState {
     const fill = this.#proposedFor !== pair && this.#parentVersionId === null && !this.#prefilled;
     if (fill) this.#proposedFor = pair; // filled in once, even if this answer fails or comes late
     const asked = { ...this.#form };
+    const selected = this.#selected;
     const valid = Object.keys(this.fieldErrors).length === 0 && this.#selected.size > 0;
     try {
       const proposal = await this.#api.invoke('train.propose', { modelId, datasetId, ...(valid && !fill ? { settings: this.#settings() } : {}) });
       if (this.#modelId !== modelId || this.#datasetId !== datasetId) return;
       this.#proposal = proposal;
       if (!fill) return;
-      const untouched = (['learningRate', 'maxSteps', 'epochs', 'rank', 'alpha'] as const).every((f) => this.#form[f] === asked[f]);
+      const untouched = (['learningRate', 'maxSteps', 'epochs', 'rank', 'alpha'] as const).every((f) => this.#form[f] === asked[f]) && this.#selected === selected;
       if (untouched) this.applyProposal();
     } catch {
       this.#proposal = null; // the proposal is advice: the wizard works without it
     }
   }
 
-  /** Puts the proposal's learning rate, steps, rank and alpha in the form (rank and alpha stay when continuing). */
+  /** Puts the proposal's learning rate, steps, targets, rank and alpha in the form (targets, rank and alpha stay when continuing). */
   applyProposal(): void {
     const p = this.#proposal;
     if (!p) return;
@@ -213,6 +214,7 @@ export class WizardState {
     if (!this.locked) {
       this.#form.rank = String(p.rank);
       this.#form.alpha = String(p.alpha);
+      this.#selected = presetSelection(this.modules, p.targets);
     }
     void this.propose();
   }

@@ -14,7 +14,7 @@ import { ggufTokenizerMetadata } from '../io/gguf-tokenizer';
 import { FILE_TYPE } from '../io/gguf-types';
 import { kv, writeGguf, type GgufTensorSpec, type GgufWriteEntry } from '../io/gguf-write';
 import { loadTokenizer } from '../io/tokenizer';
-import type { CausalLM, ModelConfig } from '../models/types';
+import type { CausalLM, ModelConfig, NamedWeight } from '../models/types';
 import { AdapterError } from './errors';
 
 export type GgufModelType = WritableGgmlType;
@@ -125,17 +125,15 @@ export async function tokenizerMetadataOf(base: string, config: ModelConfig): Pr
 }
 
 /**
- * The model's norms and untied embedding, as tensors kept until the caller disposes them (clones: an own tensor's
- * data stays the model's; a table held outside the tensors' memory is read out once), and whether the head is tied
- * to the embedding (no 'lm_head.weight' among the model's weights). The linear weights are not read here.
+ * The model's norms and untied embedding, each read only when written, and whether the head is tied to the
+ * embedding (no 'lm_head.weight' among the model's weights). The linear weights are not among them.
  */
-function nonLinearWeights(model: CausalLM): { tied: boolean; others: [string, tf.Tensor][] } {
+function nonLinearWeights(model: CausalLM): { tied: boolean; others: [string, NamedWeight][] } {
   const all = model.weights();
   const tied = !all.has('lm_head.weight');
   const linear = new Set<string>(tied ? ['model.embed_tokens.weight'] : []);
   for (const path of model.linears.keys()) linear.add(`${path}.weight`).add(`${path}.bias`);
-  const others = [...all].filter(([name]) => !linear.has(name));
-  return { tied, others: others.map(([name, w]) => [name, tf.tidy(() => tf.clone(w.read()))]) };
+  return { tied, others: [...all].filter(([name]) => !linear.has(name)) };
 }
 
 /** Reads a tensor's values, then frees it (a clone or a fresh tensor made for the export). */
@@ -200,17 +198,14 @@ export async function exportGgufModel(model: CausalLM, base: string, outPath: st
   }
   // Gemma files keep RMSNorm weights as 1 + w.
   const stored = (name: string, data: Float32Array): Float32Array => (arch.normPlusOne && isNormWeight(name) ? data.map((v) => v + 1) : data);
-  for (const [name, tensor] of others) add(name, tensor.shape, async () => stored(name, await readAndDispose(tensor)));
+  // A clone holds what is read (an own tensor's data stays the model's; a table outside the tensors' memory is read out now).
+  for (const [name, weight] of others) add(name, weight.shape, async () => stored(name, await readAndDispose(tf.tidy(() => tf.clone(weight.read())))));
   if (factors && arch.permuteQK && !metadata.some((e) => e.key.endsWith('rope.scaling.type'))) {
     tensors.push({ name: 'rope_freqs.weight', shape: [factors.length], type: 'F32', data: () => factors });
   }
   tensors.sort((x, y) => orderKey(x.name).localeCompare(orderKey(y.name), 'en', { numeric: true }));
-  try {
-    return await writeGguf(outPath, metadata, tensors, {
-      ...(options.signal ? { signal: options.signal } : {}),
-      ...(options.onProgress ? { onProgress: options.onProgress } : {}),
-    });
-  } finally {
-    for (const [, tensor] of others) tensor.dispose(); // those a failed write never reached
-  }
+  return writeGguf(outPath, metadata, tensors, {
+    ...(options.signal ? { signal: options.signal } : {}),
+    ...(options.onProgress ? { onProgress: options.onProgress } : {}),
+  });
 }

@@ -1,19 +1,22 @@
 /**
  * Writes a model, with whatever adapters are merged into it, as a Hugging Face folder in its base's layout: the
- * base checkpoint's tensor names and orientation (namedWeights gives checkpoint layout), each tensor in the base's
- * dtype or a chosen one, sharded as model-0000i-of-0000n.safetensors with model.safetensors.index.json above a
- * size, and every config / tokenizer file of the base copied. Written into a temporary sibling folder and renamed,
+ * base checkpoint's tensor names and orientation (model.weights() gives checkpoint layout), each tensor in the
+ * base's dtype or a chosen one, sharded as model-0000i-of-0000n.safetensors with model.safetensors.index.json above
+ * a size, and every config / tokenizer file of the base copied. Written into a temporary sibling folder and renamed,
  * so a failed or cancelled export leaves nothing behind.
+ *
+ * One weight at a time: the plan needs only shapes; each weight is read when its turn to be written comes (a stored
+ * BF16/Q8_0 weight converted to float32 and its merged adapters' ΔW added for that weight alone), written at the
+ * output dtype and let go. The export holds about one weight in float32 beyond the model, never the whole base.
  */
-import * as tf from '@tensorflow/tfjs-core';
 import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fsyncTree, publishDir, sweepTemps, tempSibling } from '../../common/atomic';
 import { openCheckpoint, INDEX_FILE, SINGLE_FILE, type CheckpointReader } from '../io/model-checkpoint';
 import { isGgufFile } from '../io/gguf';
 import { readPicked } from '../backend/read';
-import { writeSafetensors, type WritableDtype, type WritableTensor } from '../io/safetensors';
-import type { CausalLM } from '../models/types';
+import { writeSafetensorsLazy, type LazyWritableTensor, type WritableDtype } from '../io/safetensors';
+import type { CausalLM, NamedWeight } from '../models/types';
 import { AdapterError } from './errors';
 
 export interface ExportMergedOptions {
@@ -22,6 +25,7 @@ export interface ExportMergedOptions {
   /** Shard above this many bytes (transformers' default max_shard_size is 5 GB). */
   readonly maxShardBytes?: number;
   readonly signal?: AbortSignal;
+  /** After each tensor written: `current` of `total` tensors. */
   readonly onProgress?: (progress: { step: 'write'; current: number; total: number }) => void;
 }
 
@@ -31,7 +35,7 @@ const BYTES: Record<WritableDtype, number> = { F32: 4, F16: 2, BF16: 2, I32: 4 }
 const TORCH_DTYPE: Record<string, string> = { F32: 'float32', F16: 'float16', BF16: 'bfloat16' };
 
 interface PlannedTensor {
-  /** Name in the model (namedWeights) */
+  /** Name in the model (model.weights()) */
   readonly source: string;
   /** Name written: the base checkpoint's spelling */
   readonly name: string;
@@ -53,24 +57,10 @@ function outputDtype(base: CheckpointReader, name: string, chosen: ExportMergedO
   return stored === 'F16' || stored === 'BF16' ? stored : 'F32';
 }
 
-/** Runs fn in a tfjs scope: tensors it creates (namedWeights' fresh transposes) are freed at the end. */
-function inScope<T>(fn: () => T): T {
-  tf.engine().startScope();
-  try {
-    return fn();
-  } finally {
-    tf.engine().endScope();
-  }
-}
-
-function plan(model: CausalLM, base: CheckpointReader, chosen: ExportMergedOptions['dtype']): PlannedTensor[] {
-  return inScope(() => {
-    const out: PlannedTensor[] = [];
-    for (const [source, tensor] of model.namedWeights()) {
-      const name = checkpointName(base, source);
-      out.push({ source, name, shape: tensor.shape, dtype: outputDtype(base, name, chosen) });
-    }
-    return out;
+function plan(weights: ReadonlyMap<string, NamedWeight>, base: CheckpointReader, chosen: ExportMergedOptions['dtype']): PlannedTensor[] {
+  return [...weights].map(([source, weight]) => {
+    const name = checkpointName(base, source);
+    return { source, name, shape: weight.shape, dtype: outputDtype(base, name, chosen) };
   });
 }
 
@@ -92,17 +82,15 @@ function shardsOf(tensors: readonly PlannedTensor[], maxBytes: number): PlannedT
   return shards;
 }
 
-/** Reads one shard's tensors out of the model (fresh transposes are freed once read). */
-async function shardData(model: CausalLM, shard: readonly PlannedTensor[]): Promise<Map<string, WritableTensor>> {
-  const values = await readPicked(() => {
-    const named = model.namedWeights();
-    return shard.map((t) => {
-      const tensor = named.get(t.source);
-      if (!tensor) throw new AdapterError('EXPORT_FAILED', `the model no longer has weight '${t.source}'`);
-      return tensor;
-    });
-  });
-  return new Map(shard.map((t, i) => [t.name, { dtype: t.dtype, shape: t.shape, data: (values[i] as { data: Float32Array }).data }]));
+/**
+ * One weight's values in checkpoint layout, read now: the tensors its read makes (a stored weight's float32 copy, a
+ * transpose, merged adapters' ΔW) live only until its values are out of them.
+ */
+async function readWeight(weights: ReadonlyMap<string, NamedWeight>, source: string): Promise<Float32Array> {
+  const weight = weights.get(source);
+  if (!weight) throw new AdapterError('EXPORT_FAILED', `the model no longer has weight '${source}'`);
+  const [values] = await readPicked(() => [weight.read()]);
+  return (values as { data: Float32Array }).data;
 }
 
 function copyOtherFiles(baseDir: string, outDir: string, chosen: ExportMergedOptions['dtype']): void {
@@ -144,19 +132,30 @@ export async function exportMergedModel(model: CausalLM, baseDir: string, outDir
   const temp = tempSibling(outDir);
   mkdirSync(temp, { recursive: true });
   try {
-    const shards = shardsOf(plan(model, base, options.dtype), maxShardBytes);
+    const weights = model.weights();
+    const planned = plan(weights, base, options.dtype);
+    const shards = shardsOf(planned, maxShardBytes);
     const names = shards.length === 1 ? [SINGLE_FILE] : shards.map((_, i) => `model-${String(i + 1).padStart(5, '0')}-of-${String(shards.length).padStart(5, '0')}.safetensors`);
     const weightMap: Record<string, string> = {};
     let totalSize = 0;
+    let written = 0;
     for (const [i, shard] of shards.entries()) {
-      checkAborted(options.signal);
       const file = names[i] as string;
-      writeSafetensors(join(temp, file), await shardData(model, shard), { format: 'pt' });
+      const tensors = new Map(shard.map((t): [string, LazyWritableTensor] => [t.name, {
+        dtype: t.dtype, shape: t.shape,
+        data: () => {
+          checkAborted(options.signal);
+          return readWeight(weights, t.source);
+        },
+      }]));
+      await writeSafetensorsLazy(join(temp, file), tensors, {
+        metadata: { format: 'pt' },
+        onWritten: () => options.onProgress?.({ step: 'write', current: ++written, total: planned.length }),
+      });
       for (const t of shard) {
         weightMap[t.name] = file;
         totalSize += t.shape.reduce((a, b) => a * b, 1) * BYTES[t.dtype];
       }
-      options.onProgress?.({ step: 'write', current: i + 1, total: shards.length });
     }
     if (shards.length > 1) {
       writeFileSync(join(temp, INDEX_FILE), JSON.stringify({ metadata: { total_size: totalSize }, weight_map: weightMap }, null, 2) + '\n');

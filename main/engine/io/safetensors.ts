@@ -15,6 +15,7 @@ import { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16 } from './half';
 export type SafetensorsDtype = 'F32' | 'F16' | 'BF16' | 'F64' | 'I32' | 'I64';
 /** Storage types the writer produces. */
 export type WritableDtype = 'F32' | 'F16' | 'BF16' | 'I32';
+const WRITABLE_DTYPES: readonly WritableDtype[] = ['F32', 'F16', 'BF16', 'I32'];
 
 const BYTES_PER_VALUE: Record<SafetensorsDtype, number> = { F32: 4, F16: 2, BF16: 2, F64: 8, I32: 4, I64: 8 };
 /** Types that exist in the format but that no checkpoint we load stores its weights in. */
@@ -278,37 +279,99 @@ export function readSafetensors(path: string): { tensors: Map<string, LoadedTens
   }
 }
 
-function encode(name: string, lazy: WritableTensor): Uint8Array {
-  const tensor = { ...lazy, data: typeof lazy.data === 'function' ? lazy.data() : lazy.data };
-  const count = tensor.shape.reduce((a, b) => a * b, 1);
-  const shape: readonly unknown[] = tensor.shape;
-  if (!shape.every(isNonNegativeInt)) {
-    throw new ModelIoError('INVALID_SAFETENSORS', `tensor '${name}': shape [${shape.join(', ')}] is not non-negative integers`);
-  }
-  if (tensor.data.length !== count) {
-    throw new ModelIoError(
-      'INVALID_SAFETENSORS',
-      `tensor '${name}' has ${tensor.data.length} values, its shape [${tensor.shape.join(', ')}] needs ${count}`,
-    );
+/** A tensor's values converted to `dtype`'s little-endian bytes, refused when they do not fill its shape. */
+function encode(name: string, dtype: WritableDtype, shape: readonly number[], values: WritableValues): Uint8Array {
+  const count = shape.reduce((a, b) => a * b, 1);
+  if (values.length !== count) {
+    throw new ModelIoError('INVALID_SAFETENSORS', `tensor '${name}' has ${values.length} values, its shape [${shape.join(', ')}] needs ${count}`);
   }
   let typed: Float32Array | Int32Array | Uint16Array;
-  switch (tensor.dtype) {
+  switch (dtype) {
     case 'F32':
-      typed = tensor.data instanceof Float32Array ? tensor.data : Float32Array.from(tensor.data);
+      typed = values instanceof Float32Array ? values : Float32Array.from(values);
       break;
     case 'I32':
-      typed = tensor.data instanceof Int32Array ? tensor.data : Int32Array.from(tensor.data);
+      typed = values instanceof Int32Array ? values : Int32Array.from(values);
       break;
     case 'F16':
-      typed = f32ToF16(tensor.data);
+      typed = f32ToF16(values);
       break;
     case 'BF16':
-      typed = f32ToBf16(tensor.data);
+      typed = f32ToBf16(values);
       break;
     default:
-      throw new ModelIoError('UNSUPPORTED_DTYPE', `tensor '${name}': cannot write dtype ${String(tensor.dtype)} (F32, F16, BF16, I32)`);
+      throw new ModelIoError('UNSUPPORTED_DTYPE', `tensor '${name}': cannot write dtype ${String(dtype)} (${WRITABLE_DTYPES.join(', ')})`);
   }
   return new Uint8Array(typed.buffer, typed.byteOffset, typed.byteLength);
+}
+
+/**
+ * The file's first bytes (u64 header length, then the JSON header, padded to 8) from the tensors' shapes and dtypes
+ * alone, and the names in the order their data follows. Bad shapes and dtypes are refused before anything is written.
+ */
+function fileHeader(
+  tensors: ReadonlyMap<string, { readonly dtype: WritableDtype; readonly shape: readonly number[] }>,
+  metadata: Readonly<Record<string, string>> | undefined,
+): { prefix: Uint8Array; names: string[] } {
+  const names = [...tensors.keys()].sort();
+  const header: Record<string, unknown> = {};
+  if (metadata && Object.keys(metadata).length > 0) header.__metadata__ = { ...metadata };
+  let offset = 0;
+  for (const name of names) {
+    const { dtype, shape } = tensors.get(name) as { dtype: WritableDtype; shape: readonly unknown[] };
+    if (!shape.every(isNonNegativeInt)) {
+      throw new ModelIoError('INVALID_SAFETENSORS', `tensor '${name}': shape [${shape.join(', ')}] is not non-negative integers`);
+    }
+    if (!(WRITABLE_DTYPES as readonly string[]).includes(dtype)) {
+      throw new ModelIoError('UNSUPPORTED_DTYPE', `tensor '${name}': cannot write dtype ${String(dtype)} (${WRITABLE_DTYPES.join(', ')})`);
+    }
+    const bytes = (shape as number[]).reduce((a, b) => a * b, 1) * BYTES_PER_VALUE[dtype];
+    header[name] = { dtype, shape: [...shape], data_offsets: [offset, offset + bytes] };
+    offset += bytes;
+  }
+  let json = JSON.stringify(header);
+  json += ' '.repeat((8 - (Buffer.byteLength(json) % 8)) % 8); // data aligned to 8 bytes, as the reference writer does
+  const headerBytes = Buffer.from(json, 'utf8');
+  const prefix = Buffer.alloc(8 + headerBytes.length);
+  prefix.writeBigUInt64LE(BigInt(headerBytes.length));
+  headerBytes.copy(prefix, 8);
+  return { prefix, names };
+}
+
+/** A file being written under a temp name in the one scheme (common/atomic), renamed into place once complete. */
+interface TempFile {
+  readonly path: string;
+  readonly temp: string;
+  readonly fd: number;
+}
+
+function openTemp(path: string): TempFile {
+  const temp = tempSibling(path);
+  return { path, temp, fd: openSync(temp, 'w') };
+}
+
+function commitTemp(file: TempFile): void {
+  fsyncSync(file.fd);
+  closeSync(file.fd);
+  renameSync(file.temp, file.path);
+}
+
+/** After a failure: the temp goes, and whatever was at the final path stays as it was. */
+function abandonTemp(file: TempFile): void {
+  try {
+    closeSync(file.fd);
+  } catch {
+    // already closed
+  }
+  try {
+    unlinkSync(file.temp);
+  } catch {
+    // never created, or already renamed
+  }
+}
+
+function asMap<T>(tensors: Readonly<Record<string, T>> | ReadonlyMap<string, T>): ReadonlyMap<string, T> {
+  return tensors instanceof Map ? (tensors as ReadonlyMap<string, T>) : new Map(Object.entries(tensors));
 }
 
 /**
@@ -321,43 +384,52 @@ export function writeSafetensors(
   tensors: Readonly<Record<string, WritableTensor>> | ReadonlyMap<string, WritableTensor>,
   metadata?: Readonly<Record<string, string>>,
 ): void {
-  const map = tensors instanceof Map ? (tensors as ReadonlyMap<string, WritableTensor>) : new Map(Object.entries(tensors));
-  const names = [...map.keys()].sort();
-  const header: Record<string, unknown> = {};
-  if (metadata && Object.keys(metadata).length > 0) header.__metadata__ = { ...metadata };
-  let offset = 0;
-  for (const name of names) {
-    const t = map.get(name) as WritableTensor;
-    const bytes = t.shape.reduce((a, b) => a * b, 1) * BYTES_PER_VALUE[t.dtype];
-    header[name] = { dtype: t.dtype, shape: [...t.shape], data_offsets: [offset, offset + bytes] };
-    offset += bytes;
-  }
-  let json = JSON.stringify(header);
-  json += ' '.repeat((8 - (Buffer.byteLength(json) % 8)) % 8); // data aligned to 8 bytes, as the reference writer does
-  const headerBytes = Buffer.from(json, 'utf8');
-  const lengthBytes = Buffer.alloc(8);
-  lengthBytes.writeBigUInt64LE(BigInt(headerBytes.length));
-
-  const temp = tempSibling(path);
-  const fd = openSync(temp, 'w');
+  const map = asMap(tensors);
+  const { prefix, names } = fileHeader(map, metadata);
+  const file = openTemp(path);
   try {
-    writeAll(fd, lengthBytes);
-    writeAll(fd, headerBytes);
-    for (const name of names) writeAll(fd, encode(name, map.get(name) as WritableTensor));
-    fsyncSync(fd);
-    closeSync(fd);
-    renameSync(temp, path);
+    writeAll(file.fd, prefix);
+    for (const name of names) {
+      const { dtype, shape, data } = map.get(name) as WritableTensor;
+      writeAll(file.fd, encode(name, dtype, shape, typeof data === 'function' ? data() : data));
+    }
+    commitTemp(file);
   } catch (error) {
-    try {
-      closeSync(fd);
-    } catch {
-      // already closed
+    abandonTemp(file);
+    throw error;
+  }
+}
+
+/** A tensor whose values are produced only when its turn to be written comes, possibly asynchronously (a device read). */
+export interface LazyWritableTensor {
+  readonly dtype: WritableDtype;
+  readonly shape: readonly number[];
+  readonly data: () => WritableValues | Promise<WritableValues>;
+}
+
+/**
+ * writeSafetensors for tensors larger together than memory: the header is written from shapes and dtypes alone,
+ * then each tensor's producer is awaited in name order, its bytes written and its values let go before the next
+ * producer is called, so no more than one tensor's values (and their encoding) exist at once. `onWritten` follows
+ * each tensor. Atomic as writeSafetensors: a producer that throws leaves nothing at `path` but what was there.
+ */
+export async function writeSafetensorsLazy(
+  path: string,
+  tensors: ReadonlyMap<string, LazyWritableTensor>,
+  options: { readonly metadata?: Readonly<Record<string, string>>; readonly onWritten?: (name: string) => void } = {},
+): Promise<void> {
+  const { prefix, names } = fileHeader(tensors, options.metadata);
+  const file = openTemp(path);
+  try {
+    writeAll(file.fd, prefix);
+    for (const name of names) {
+      const { dtype, shape, data } = tensors.get(name) as LazyWritableTensor;
+      writeAll(file.fd, encode(name, dtype, shape, await data()));
+      options.onWritten?.(name);
     }
-    try {
-      unlinkSync(temp);
-    } catch {
-      // never created
-    }
+    commitTemp(file);
+  } catch (error) {
+    abandonTemp(file);
     throw error;
   }
 }

@@ -125,11 +125,18 @@ export class LinearLayer {
     return tf.add(y, tf.mul(delta, adapter.scaling * weight));
   }
 
-  /** [in, out]: w·s·At·Bt of one adapter. */
-  adapterDelta(name: string, weight: number): tf.Tensor2D {
+  /**
+   * w·s·At·Bt of one adapter, [in, out] (or its transpose [out, in] with layout 'out-in'). The scale goes on the
+   * small factor, so the product is the only tensor of the weight's size made.
+   */
+  adapterDelta(name: string, weight: number, layout: 'in-out' | 'out-in' = 'in-out'): tf.Tensor2D {
     const adapter = this.adapters.get(name);
     if (!adapter) throw new LoraError('ADAPTER_NOT_FOUND', `${this.spec.path} has no adapter '${name}'`);
-    return tf.tidy(() => tf.mul(tf.matMul(adapter.At, adapter.Bt), adapter.scaling * weight) as tf.Tensor2D);
+    return tf.tidy(() => {
+      const scaledA = tf.mul(adapter.At, adapter.scaling * weight) as tf.Tensor2D; // [in, r]
+      // [in, r]·[r, out], or [out, r]·[r, in]: the transposes are of the rank-r factors only
+      return layout === 'in-out' ? tf.matMul(scaledA, adapter.Bt) : tf.matMul(tf.transpose(adapter.Bt), tf.transpose(scaledA));
+    });
   }
 
   /**
@@ -182,11 +189,16 @@ export class LinearLayer {
    */
   checkpointWeight(): tf.Tensor2D {
     const layout = this.spec.fanInFanOut ? 'in-out' : 'out-in';
+    const own = this.weight instanceof TensorWeight ? this.weight.tensor : null;
     return tf.tidy(() => {
       let w = this.weight.toTensor(layout);
       for (const { name, weight } of this.mergedSet) {
-        const delta = this.adapterDelta(name, weight); // [in, out]
-        w = tf.add(w, layout === 'in-out' ? delta : tf.transpose(delta));
+        // Each partial sum freed once the next exists: W, one ΔW and their sum at most, whatever the adapters.
+        const delta = this.adapterDelta(name, weight, layout);
+        const sum = tf.add(w, delta) as tf.Tensor2D;
+        delta.dispose();
+        if (w !== own) w.dispose();
+        w = sum;
       }
       return w;
     });

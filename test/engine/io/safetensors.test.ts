@@ -2,7 +2,7 @@ import { describe, expect, it, beforeAll, afterAll } from 'vitest';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync, readdirSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { openSafetensors, readSafetensors, writeSafetensors } from '../../../main/engine/io/safetensors';
+import { openSafetensors, readSafetensors, writeSafetensors, writeSafetensorsLazy } from '../../../main/engine/io/safetensors';
 import { openCheckpoint } from '../../../main/engine/io/model-checkpoint';
 import { ModelIoError } from '../../../main/engine/io/errors';
 import { isTempName } from '../../../main/common/atomic';
@@ -204,6 +204,47 @@ describe('safetensors writer', () => {
     expect([...(tensors.get('b')?.data ?? [])]).toEqual([3, 4, 5]);
     expect(() => writeSafetensors(path, { a: lazy('a', [1, 2, 3]), z: { dtype: 'F32', shape: [2], data: () => [1] } })).toThrow(/'z' has 1 values.*needs 2/);
     expect([...(readSafetensors(path).tensors.get('b')?.data ?? [])]).toEqual([3, 4, 5]); // the earlier file kept
+    expect(readdirSync(dir).some((n) => n.includes('.tmp-'))).toBe(false);
+  });
+
+  it('awaits asynchronous producers one at a time: header first, each tensor written before the next is asked for', async () => {
+    const path = join(dir, 'async.safetensors');
+    const events: string[] = [];
+    let pending = 0;
+    const produced = (name: string, values: number[]) => ({
+      dtype: 'BF16' as const, shape: [values.length],
+      data: async () => {
+        expect(pending).toBe(0); // the one before is written and let go
+        pending++;
+        const temp = readdirSync(dir).find((n) => isTempName(n) && n.includes('async.safetensors')) as string;
+        events.push(`${name}@${readFileSync(join(dir, temp)).length}`);
+        await new Promise((resolve) => setTimeout(resolve, 5)); // a device read resolving later
+        return Float32Array.from(values);
+      },
+    });
+    const tensors = new Map([['b', produced('b', [3, 4, 5])], ['a', produced('a', [1, 2])], ['c', produced('c', [0.5])]]);
+    await writeSafetensorsLazy(path, tensors, { metadata: { format: 'pt' }, onWritten: (name) => { pending--; events.push(`wrote ${name}`); } });
+    const headerEnd = 8 + Number(readFileSync(path).readBigUInt64LE(0));
+    expect(events).toEqual([`a@${headerEnd}`, 'wrote a', `b@${headerEnd + 4}`, 'wrote b', `c@${headerEnd + 10}`, 'wrote c']);
+    const read = readSafetensors(path);
+    expect(read.metadata).toEqual({ format: 'pt' });
+    expect([...(read.tensors.get('b')?.data ?? [])]).toEqual([3, 4, 5]);
+    expect(read.tensors.get('c')?.dtype).toBe('BF16');
+  });
+
+  it('a lazy write whose producer fails, or whose shape is bad, leaves the earlier file and no temp', async () => {
+    const path = join(dir, 'async-keep.safetensors');
+    writeSafetensors(path, { a: { dtype: 'F32', shape: [1], data: [5] } });
+    let asked = 0;
+    const failing = new Map([
+      ['a', { dtype: 'F32' as const, shape: [2], data: async () => [1, 2] }],
+      ['b', { dtype: 'F32' as const, shape: [2], data: async () => { throw new Error('the device was lost'); } }],
+    ]);
+    await expect(writeSafetensorsLazy(path, failing)).rejects.toThrow('the device was lost');
+    await expect(writeSafetensorsLazy(path, new Map([['a', { dtype: 'F32' as const, shape: [2], data: () => { asked++; return [1, 2]; } }], ['b', { dtype: 'F32' as const, shape: [-1], data: () => { asked++; return []; } }]])))
+      .rejects.toThrow(/tensor 'b': shape \[-1\] is not non-negative integers/);
+    expect(asked).toBe(0); // refused from the header, before any value was asked for
+    expect([...(readSafetensors(path).tensors.get('a')?.data ?? [])]).toEqual([5]);
     expect(readdirSync(dir).some((n) => n.includes('.tmp-'))).toBe(false);
   });
 

@@ -7,9 +7,11 @@
  */
 import { resolve } from 'node:path';
 import { hashModel } from '../common/hash';
+import { BASE_PRECISIONS, isBasePrecision, type BasePrecision } from '../engine/backend/frozen';
 import { TARGET_GROUPS, type LoraConfig } from '../engine/lora/config';
 import { DATASET_FORMATS, type DatasetFormat } from '../engine/train/datasets/formats';
 import type { TrainingEstimate } from '../engine/train/estimate';
+import { describePrecisionCost, measurePrecisionCost } from '../engine/train/precision-cost';
 import type { TrainProgress } from '../engine/train/loop';
 import { assessTraining, formatAdvice, proposeTraining } from '../engine/train/proposal';
 import { runTraining } from '../engine/train/run';
@@ -40,7 +42,8 @@ export const TRAIN_OPTIONS: OptionKinds = {
   'learning-rate': 'string', 'batch-size': 'string', 'grad-accum': 'string', 'max-seq-len': 'string', 'val-split': 'string',
   seed: 'string', scheduler: 'string', 'warmup-steps': 'string', 'weight-decay': 'string', 'max-grad-norm': 'string',
   'eval-every': 'string', patience: 'string', 'checkpoint-every': 'string', 'checkpoint-dir': 'string', resume: 'string',
-  'train-on-prompt': 'flag', packing: 'flag', recompute: 'flag', backend: 'string', 'dry-run': 'flag', json: 'flag',
+  'train-on-prompt': 'flag', packing: 'flag', recompute: 'flag', backend: 'string', 'base-precision': 'string',
+  'measure-precision': 'flag', 'dry-run': 'flag', json: 'flag',
 };
 
 export const TRAIN_USAGE = `lorasmith train <model-dir> --data FILE --out DIR [--format F] [--targets LIST|GROUP|re:REGEX] [--rank R]
@@ -48,7 +51,7 @@ export const TRAIN_USAGE = `lorasmith train <model-dir> --data FILE --out DIR [-
   [--batch-size B] [--grad-accum K] [--max-seq-len T] [--val-split F | --val-data FILE] [--seed S]
   [--scheduler constant|linear|cosine] [--warmup-steps N] [--weight-decay W] [--max-grad-norm G] [--eval-every N]
   [--patience N] [--checkpoint-every N] [--checkpoint-dir DIR] [--resume CHECKPOINT] [--train-on-prompt] [--packing]
-  [--recompute] [--backend B] [--dry-run] [--json]
+  [--recompute] [--backend B] [--base-precision stored|bf16|q8_0] [--measure-precision] [--dry-run] [--json]
 
   --data           a dataset file, or the normalized.jsonl an import stored in the library
   --format         ${DATASET_FORMATS.join(', ')} (detected when omitted)
@@ -59,6 +62,10 @@ export const TRAIN_USAGE = `lorasmith train <model-dir> --data FILE --out DIR [-
   --val-split      fraction held out for validation (default 0.1 from 10 records up, else none)
   --recompute      recompute each block's activations in the backward pass: less memory, one more forward pass
                    (default: on only when the run would not fit in memory without it)
+  --base-precision how the frozen-weight store keeps the base: stored (the file's dtype, the default), bf16 or
+                   q8_0 (8-bit blocks, about half the memory; its outputs change slightly)
+  --measure-precision  before training, score a few validation batches with the base at BF16 and at Q8_0 and
+                   print the loss difference and the memory each takes
   Defaults are the engine's, the app's too (seed 42, learning rate 2e-4, batch 4, 3 epochs, max 512 tokens).
   Checkpoints go to --checkpoint-dir (default <out>.checkpoints) every --checkpoint-every steps (default 100).`;
 
@@ -99,13 +106,20 @@ function loraFrom(parsed: ParsedOptions): Partial<LoraConfig> {
   return lora as Partial<LoraConfig>;
 }
 
+export function parseBasePrecision(raw: string | undefined): BasePrecision | undefined {
+  if (raw === undefined) return undefined;
+  const value = raw.trim().toLowerCase();
+  if (!isBasePrecision(value)) throw new UsageError(`--base-precision must be one of ${BASE_PRECISIONS.join(', ')}, got '${raw}'`);
+  return value;
+}
+
 const MB = 1024 * 1024;
 function describeBase(b: TrainingEstimate['base']): string {
   const gib = (bytes: number) => `${(bytes / 2 ** 30).toFixed(2)} GiB`;
   const choices = `BF16 ${gib(b.bf16Bytes)}, Q8_0 ${gib(b.q8_0Bytes)}`;
   return b.held === 'tensor'
     ? `float32 tensors, ${gib(b.bytes)} (the native frozen-weight store would hold them at ${choices})`
-    : `${b.held} in the frozen-weight store, ${gib(b.bytes)} (LORASMITH_BASE_PRECISION=bf16 or q8_0 picks another: ${choices})`;
+    : `${b.held} in the frozen-weight store, ${gib(b.bytes)} (--base-precision bf16 or q8_0 picks another, --measure-precision measures what it costs: ${choices})`;
 }
 
 function describeEstimate(e: TrainingEstimate): string {
@@ -157,12 +171,21 @@ export function makeTrainCommand(loadModel: ModelFolderLoader = loadModelFolder)
       const modelDir = resolve(modelArg);
       const outDir = resolve(out ?? '.');
       const run = { lora: settings.lora, batchSize: settings.batchSize, maxSeqLen: settings.maxSeqLen, recompute: settings.recompute };
-      const { model, tokenizer, backend, backendFallback = null } = await loadModel(modelDir, { trainable: settings.lora === null, backend: stringOption(parsed, 'backend'), run });
+      const basePrecision = parseBasePrecision(stringOption(parsed, 'base-precision'));
+      const { model, tokenizer, backend, backendFallback = null } = await loadModel(modelDir, {
+        trainable: settings.lora === null, backend: stringOption(parsed, 'backend'), run, ...(basePrecision ? { basePrecision } : {}),
+      });
+      const dataOptions = { path: resolve(data), format, ...(valData ? { valPath: resolve(valData) } : {}) };
       try {
+        if (flagOption(parsed, 'measure-precision')) {
+          // Copies of the base at each precision, one at a time beside the loaded one, each freed once scored.
+          const cost = await measurePrecisionCost({ modelDir, tokenizer, data: dataOptions, settings: input, signal: io.signal });
+          print({ event: 'precision', ...cost }, `base precision, measured:\n${describePrecisionCost(cost).map((l) => `  ${l}`).join('\n')}`);
+        }
         const result = await runTraining({
           model, tokenizer, backend, backendFallback, settings,
           base: { nameOrPath: modelDir, contentHash: dryRun ? null : hashModel(modelDir) },
-          data: { path: resolve(data), format, ...(valData ? { valPath: resolve(valData) } : {}) },
+          data: dataOptions,
           ...(parent ? { parentAdapterDir: resolve(parent) } : {}),
           outDir,
           checkpointDir: resolve(stringOption(parsed, 'checkpoint-dir') ?? `${outDir}.checkpoints`),

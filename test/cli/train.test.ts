@@ -9,6 +9,8 @@ import { makeTrainCommand, parseTargets, trainCommand } from '../../main/cli/tra
 import type { ModelFolderLoader } from '../../main/cli/load-model';
 import { makeEvalCommand } from '../../main/cli/eval';
 import { UsageError, type CliIo } from '../../main/cli/command';
+import { hasWeightKernels } from '../../main/engine/backend/native/addon';
+import { addonLoad, nativeSkipReason } from '../engine/backend/native-support';
 
 beforeAll(useCpu);
 const dir = mkdtempSync(join(tmpdir(), 'lorasmith-cli-train-'));
@@ -133,4 +135,22 @@ describe('lorasmith train / eval through main() on a real checkpoint', () => {
     expect(await main(['eval', fixture, '--adapter', adapter, '--data', chat, '--backend', 'cpu', '--json'], io)).toBe(0);
     expect(JSON.parse(out[0] as string)).toMatchObject({ done: true, examples: 4 });
   });
+
+  it.skipIf(nativeSkipReason('--base-precision and --measure-precision', addonLoad.ok && hasWeightKernels(addonLoad.addon)))(
+    '--base-precision keeps the base at Q8_0; --measure-precision prints its loss against 16 bits and the memory saved', async () => {
+      const model = join(import.meta.dirname, '..', 'fixtures', 'tiny-random-llama'); // F16
+      const r = await cli(trainCommand, [model, '--data', data, '--backend', 'cpu', '--base-precision', 'Q8_0', '--measure-precision', '--dry-run', '--json']);
+      expect(r.code).toBe(0);
+      const lines = r.out.map((l) => JSON.parse(l));
+      expect(lines.find((l) => l.event === 'estimate').base).toMatchObject({ held: 'Q8_0' });
+      const measured = lines.find((l) => l.event === 'precision');
+      expect(measured).toMatchObject({ rows: 'training', reference: { format: 'F16', lossDelta: 0 }, others: [{ precision: 'q8_0', format: 'Q8_0' }] });
+      const [q8] = measured.others;
+      expect(q8.lossDelta).toBeCloseTo(q8.loss - measured.reference.loss, 12);
+      expect(q8.bytesSaved).toBe(measured.reference.baseBytes - q8.baseBytes);
+      expect(q8.bytesSaved).toBeGreaterThan(0.4 * measured.reference.baseBytes); // 8 bits and a scale per 32 against 16 bits
+      const text = await cli(trainCommand, [model, '--data', data, '--backend', 'cpu', '--measure-precision', '--dry-run']);
+      expect(text.out.join('\n')).toMatch(/base precision, measured:\n {2}F16: loss \d+\.\d{4} on \d+ training examples \(\d+ target tokens\), [\d.]+ MB\n {2}Q8_0: [+−]\d\.\d{3} loss, [\d.]+ MB less/);
+      await expect(cli(trainCommand, [model, '--data', data, '--base-precision', 'q4', '--dry-run'])).rejects.toThrow("--base-precision must be one of stored, bf16, q8_0, got 'q4'");
+    });
 });

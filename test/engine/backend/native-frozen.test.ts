@@ -15,6 +15,7 @@ import { activeFrozenStore, type FrozenWeight, type StoredFormat, type StoreSour
 import { hasWeightKernels } from '../../../main/engine/backend/native/addon';
 import { setFrozenGemvRows } from '../../../main/engine/backend/native/frozen-kernels';
 import { registerNativeKernels, unregisterNativeKernels } from '../../../main/engine/backend/native/index';
+import { bf16Value, halfValue, q8Row } from './format-reference';
 import { addonLoad, nativeSkipReason, randomValues, seededRandom, useBackend } from './native-support';
 
 const BACKENDS = ['wasm', 'cpu'] as const;
@@ -26,52 +27,7 @@ const ROWS = [1, 3, 4, 5, 17];
 const weightAddon = addonLoad.ok && hasWeightKernels(addonLoad.addon) ? addonLoad.addon : null;
 const skip = nativeSkipReason('the frozen-weight store', weightAddon !== null);
 
-// ---- float64 references of the formats ----
-
-const f32 = new Float32Array(1);
-const u32 = new Uint32Array(f32.buffer);
-
-function bf16Value(x: number): number {
-  f32[0] = x;
-  const bits = u32[0] as number;
-  const rounded = (bits + 0x7fff + ((bits >>> 16) & 1)) >>> 16; // round to nearest even
-  u32[0] = (rounded << 16) >>> 0;
-  return f32[0] as number;
-}
-
-/** The nearest half to x (ties to even), as a number: by scaling to the half's exponent and rounding there. */
-function halfValue(x: number): number {
-  if (x === 0 || !Number.isFinite(x)) return x;
-  const exponent = Math.max(Math.floor(Math.log2(Math.abs(x))), -14); // subnormals share 2^-14's spacing
-  const step = 2 ** (exponent - 10);
-  let q = x / step;
-  const floor = Math.floor(q);
-  const rest = q - floor;
-  q = rest > 0.5 || (rest === 0.5 && floor % 2 !== 0) ? floor + 1 : floor;
-  const value = q * step;
-  return Math.abs(value) > 65504 ? Math.sign(x) * Infinity : value;
-}
-
-/** GGUF's Q8_0 in float32 arithmetic (Math.fround at each float32 step), per 32-value block of each row. */
-function q8Row(row: Float32Array): { values: Float64Array; bound: Float64Array } {
-  const values = new Float64Array(row.length);
-  const bound = new Float64Array(row.length);
-  for (let start = 0; start < row.length; start += 32) {
-    const end = Math.min(start + 32, row.length);
-    let amax = 0;
-    for (let c = start; c < end; c++) amax = Math.max(amax, Math.abs(row[c] as number));
-    const d = Math.fround(amax / 127);
-    const id = d !== 0 ? Math.fround(1 / d) : 0;
-    const dHalf = halfValue(d);
-    for (let c = start; c < end; c++) {
-      const scaled = Math.fround((row[c] as number) * id);
-      const q = Math.sign(scaled) * Math.round(Math.abs(scaled)); // roundf: halves away from zero
-      values[c] = dHalf * q + 0; // q = 0 is +0 in the addon's int8, whatever the sign of x
-      bound[c] = d / 2 + 127 * Math.abs(d - dHalf) + 1e-12;
-    }
-  }
-  return { values, bound };
-}
+// ---- float64 references of the formats (format-reference.ts) ----
 
 /** W as each format holds it, and how far from the original each value may be. */
 function reference(values: Float32Array, rows: number, cols: number, format: StoredFormat): { w: Float64Array; bound: Float64Array } {

@@ -1,0 +1,114 @@
+/**
+ * The base precision's measured cost against an independent float64 evaluation: a qwen2 stored as BF16 is scored
+ * on a dataset's validation rows with its frozen weights kept BF16 and then Q8_0 in the store; each loss must be the
+ * float64 forward pass's (llamaReference, with the weights as the file holds them and as GGUF's Q8_0 rounds them,
+ * quantized here in float64 code that shares nothing with the addon) to float32 rounding, and so must their
+ * difference; each copy's bytes are what the formats take.
+ */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { activeFrozenStore } from '../../../main/engine/backend/frozen';
+import { initBackend } from '../../../main/engine/backend/index';
+import { hasWeightKernels } from '../../../main/engine/backend/native/addon';
+import { unregisterNativeKernels } from '../../../main/engine/backend/native/index';
+import { loadDataset } from '../../../main/engine/train/datasets/dataset';
+import { describePrecisionCost, measurePrecisionCost } from '../../../main/engine/train/precision-cost';
+import { tokenizeExamples } from '../../../main/engine/train/tokenize';
+import { q8Row } from '../backend/format-reference';
+import { addonLoad, nativeSkipReason } from '../backend/native-support';
+import { llamaReference, type Weights } from '../models/float64-reference';
+import { buildLlama, type LlamaShape } from '../models/random-models';
+import { charTokenizer } from './char-tokenizer';
+
+const skip = nativeSkipReason('the base precision\'s measured cost', addonLoad.ok && hasWeightKernels(addonLoad.addon));
+const dir = mkdtempSync(join(tmpdir(), 'precision-cost-'));
+afterAll(() => {
+  unregisterNativeKernels('wasm');
+  unregisterNativeKernels('cpu');
+  rmSync(dir, { recursive: true, force: true });
+});
+
+const shape: LlamaShape = { modelType: 'qwen2', hidden: 32, layers: 2, heads: 4, kvHeads: 2, intermediate: 64, vocab: 64, tied: true, dtype: 'BF16' };
+const built = buildLlama(join(dir, 'qwen2-bf16'), shape, 41);
+const headDim = shape.hidden / shape.heads;
+const refConfig = {
+  layers: shape.layers, heads: shape.heads, kvHeads: shape.kvHeads, headDim, eps: 1e-5,
+  invFreq: Array.from({ length: headDim / 2 }, (_, i) => 1 / 10000 ** ((2 * i) / headDim)), qkvBias: true, tied: true,
+};
+const data = join(dir, 'data.jsonl');
+const records = Array.from({ length: 12 }, (_, i) => ({ prompt: `question ${i}: what is ${i} plus ${i + 3}?`, completion: ` it is ${2 * i + 3}.` }));
+writeFileSync(data, records.map((r) => JSON.stringify(r)).join('\n') + '\n');
+const settings = { valSplit: 0.25, seed: 7, batchSize: 2, maxSeqLen: 48 };
+
+/** Every matrix (the linears and the tied table) as Q8_0 holds it, in float64; norms and biases as they are. */
+function quantized(weights: Weights): Weights {
+  const out: Weights = new Map();
+  for (const [name, w] of weights) {
+    if (w.shape.length !== 2) {
+      out.set(name, w);
+      continue;
+    }
+    const [rows, cols] = w.shape as [number, number];
+    const data = new Float64Array(rows * cols);
+    for (let r = 0; r < rows; r++) data.set(q8Row(Float32Array.from(w.data.subarray(r * cols, (r + 1) * cols))).values, r * cols);
+    out.set(name, { shape: w.shape, data });
+  }
+  return out;
+}
+
+/** Mean cross-entropy of the target tokens (ids[t+1] where train[t+1]), each row through the float64 model alone. */
+function referenceLoss(weights: Weights, rows: readonly { ids: readonly number[]; train: readonly number[] }[]): number {
+  let sum = 0;
+  let count = 0;
+  for (const row of rows) {
+    const logits = llamaReference(weights, refConfig, [...row.ids]);
+    for (let t = 0; t + 1 < row.ids.length; t++) {
+      if (row.train[t + 1] !== 1) continue;
+      const z = logits[t] as Float64Array;
+      const max = Math.max(...z);
+      const logSum = Math.log(z.reduce((s, v) => s + Math.exp(v - max), 0)) + max;
+      sum += logSum - (z[row.ids[t + 1] as number] as number);
+      count++;
+    }
+  }
+  return sum / count;
+}
+
+describe.each(['wasm', 'cpu'] as const)('the base precision\'s measured cost (%s)', (backendName) => {
+  it.skipIf(skip)('Q8_0 against BF16 on the validation rows, as the float64 model scores them', async () => {
+    await initBackend(backendName, { native: { threads: 1 } });
+    const store = activeFrozenStore();
+    const live = store?.liveBytes();
+    const tokenizer = charTokenizer();
+    const cost = await measurePrecisionCost({ modelDir: built.dir, tokenizer, data: { path: data }, settings, batches: 1 });
+    expect(store?.liveBytes()).toBe(live); // each copy freed once scored
+
+    // The rows a run with these settings validates on (the split is the dataset's, the numbers are not).
+    const val = loadDataset({ path: data, valSplit: settings.valSplit, seed: settings.seed }).val;
+    const rows = tokenizeExamples(val, tokenizer, { maxSeqLen: settings.maxSeqLen }).examples.slice(0, settings.batchSize);
+    expect(cost.rows).toBe('validation');
+    expect(cost.examples).toBe(rows.length);
+    const bf16 = referenceLoss(built.weights, rows);
+    const q8 = referenceLoss(quantized(built.weights), rows);
+    expect(Math.abs(q8 - bf16)).toBeGreaterThan(2e-4); // the quantization shows, well above the tolerance of the check below
+
+    const [q8Cost] = cost.others;
+    expect(cost.reference.format).toBe('BF16');
+    expect(q8Cost?.format).toBe('Q8_0');
+    expect(Math.abs(cost.reference.loss - bf16)).toBeLessThan(2e-5 * Math.max(1, bf16)); // float32 rounding of the forward pass
+    expect(Math.abs((q8Cost?.loss ?? NaN) - q8)).toBeLessThan(2e-5 * Math.max(1, q8));
+    expect(Math.abs((q8Cost?.lossDelta ?? NaN) - (q8 - bf16))).toBeLessThan(4e-5 * Math.max(1, bf16));
+
+    // Bytes: every matrix once (the tied head is the table), 2 per value at BF16, 1 + an F16 scale per 32 at Q8_0.
+    const matrices = [...built.weights.values()].filter((w) => w.shape.length === 2).map((w) => w.shape as [number, number]);
+    const bf16Bytes = matrices.reduce((s, [r, c]) => s + r * c * 2, 0);
+    const q8Bytes = matrices.reduce((s, [r, c]) => s + r * c + r * Math.ceil(c / 32) * 2, 0);
+    expect(cost.reference.baseBytes).toBe(bf16Bytes);
+    expect(q8Cost?.baseBytes).toBe(q8Bytes);
+    expect(q8Cost?.bytesSaved).toBe(bf16Bytes - q8Bytes);
+    const [, line] = describePrecisionCost(cost);
+    expect(line).toBe(`Q8_0: ${(q8Cost?.lossDelta ?? 0) >= 0 ? '+' : '−'}${Math.abs(q8Cost?.lossDelta ?? 0).toFixed(3)} loss, ${((bf16Bytes - q8Bytes) / 1e6).toFixed(1)} MB less`);
+  });
+});

@@ -1,8 +1,10 @@
 /** Small pieces the conformance files share: model folders, shapes, float64 helpers. */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll } from 'vitest';
+import { decodeF16 } from '../backend/fused-reference';
+import type { Weights } from '../models/float64-reference';
 import type { LlamaShape } from '../models/random-models';
 
 export const FIXTURES = join(import.meta.dirname, '../../fixtures');
@@ -40,4 +42,27 @@ export function crossEntropy64(logits: readonly Float64Array[], labels: readonly
     count += w;
   });
   return sum / Math.max(count, 1);
+}
+
+/**
+ * A checkpoint's tensors as float64, read from model.safetensors by the format's layout (an 8-byte little-endian
+ * header length, the JSON header, then each tensor's bytes): F32 as stored, F16 decoded by its definition.
+ */
+export function checkpointWeights(dir: string): Weights {
+  const bytes = readFileSync(join(dir, 'model.safetensors'));
+  const headerLength = Number(bytes.readBigUInt64LE(0));
+  const header = JSON.parse(bytes.subarray(8, 8 + headerLength).toString('utf8')) as Record<string, { dtype: string; shape: number[]; data_offsets: [number, number] }>;
+  const start = 8 + headerLength;
+  const out: Weights = new Map();
+  for (const [name, t] of Object.entries(header)) {
+    if (name === '__metadata__') continue;
+    const [from, to] = t.data_offsets;
+    const raw = bytes.subarray(start + from, start + to);
+    let data: Float64Array;
+    if (t.dtype === 'F32') data = Float64Array.from({ length: raw.length / 4 }, (_, i) => raw.readFloatLE(4 * i));
+    else if (t.dtype === 'F16') data = Float64Array.from({ length: raw.length / 2 }, (_, i) => decodeF16(raw.readUInt16LE(2 * i)));
+    else throw new Error(`${dir}: ${name} is ${t.dtype}; the conformance reference reads F32 and F16`);
+    out.set(name, { shape: t.shape, data });
+  }
+  return out;
 }

@@ -7,8 +7,8 @@
  * leaves the run interrupted with the reason and no version or temp file behind.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { hostname, tmpdir } from 'node:os';
+import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { WebSocket } from 'ws';
 import type { Api, Events, TrainingRun, TrainingSettings } from '../../preload/contract';
@@ -17,15 +17,13 @@ import { HostClient } from '../../main/host/client';
 import { withRemoteEngine } from '../../main/host/remote/remote-host';
 import { workerHost } from '../../main/host/worker-host';
 import { startBrowserServer, type BrowserServer } from '../../main/ipc/browser-server';
-import { createHandlers, type AppHandlers } from '../../main/ipc/handlers';
-import { memoryPair } from '../../main/ipc/memory';
-import { typedPaths } from '../../main/ipc/paths';
 import { remoteEngineEndpoint } from '../../main/ipc/remote-engine/endpoint';
 import type { Handlers } from '../../main/ipc/types';
-import { FileWork } from '../../main/services/file-work/client';
 import { recordedModelHash } from '../../main/services/remote-engine';
-import { openLibrary, type Library } from '../../main/store/index';
+import type { Library } from '../../main/store/index';
+import { handlersUnderTest, type HandlersUnderTest } from '../support/handlers';
 import { filesUnder } from '../support/probes/server';
+import { countingJsonl } from '../support/training-data';
 
 const VERSION = '0.0.0-remote-test';
 const MODEL = join(import.meta.dirname, '../fixtures/gpt2-real-tokenizer-1layer');
@@ -43,10 +41,9 @@ let server: BrowserServer;
 let endpoint: ((ws: WebSocket) => void) | undefined;
 /** The type of every frame the remote received, in order. */
 const frames: string[] = [];
+/** The app: its engine host reaches the remote when Settings name it, as `lorasmith serve` and the app compose it. */
+let main: HandlersUnderTest;
 let library: Library;
-let host: HostClient;
-let files: FileWork;
-let app: AppHandlers;
 let api: Api;
 let modelId = '';
 let datasetId = '';
@@ -97,32 +94,26 @@ const adapterBytes = (run: TrainingRun) => readFileSync(join(library.versions.ge
 const useRemote = (token = server.token, address = `127.0.0.1:${server.port}`) => api.invoke('settings.set', { remoteEngine: { address, token } });
 
 beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'lorasmith-remote-engine-'));
+  // A base model's hash comes from the library's record, as `lorasmith serve` composes the host.
+  main = handlersUnderTest({
+    context: { version: VERSION },
+    spawner: (opened) => withRemoteEngine(workerHost(), VERSION, (path) => recordedModelHash(opened, path)),
+  });
+  ({ dir, library, api } = main);
   remoteData = join(dir, 'remote-data');
   mkdirSync(remoteData);
   remoteHost = new HostClient(workerHost());
   server = await startRemote();
 
-  library = openLibrary(join(dir, 'data'));
-  // As `lorasmith serve` composes it: a base model's hash comes from the library's record.
-  host = new HostClient(withRemoteEngine(workerHost(), VERSION, (path) => recordedModelHash(library, path)));
-  files = new FileWork();
-  const pair = memoryPair(() => app.handlers);
-  app = createHandlers({ library, host, files, paths: typedPaths(), mode: 'browser', version: VERSION, emit: pair.emit });
-  api = pair.api;
-  writeFileSync(join(dir, 'count.jsonl'), Array.from({ length: 12 }, (_, i) => JSON.stringify({ prompt: `Count ${i}:`, completion: ` ${i + 1}` })).join('\n') + '\n');
   modelId = (await api.invoke('models.import', { path: MODEL, mode: 'copy', name: 'tiny' })).id;
-  datasetId = (await api.invoke('datasets.import', { path: join(dir, 'count.jsonl') })).id;
+  datasetId = (await api.invoke('datasets.import', { path: main.writeFile('count.jsonl', countingJsonl(12)) })).id;
 }, 120_000);
 
 afterAll(async () => {
-  await app.cancelTraining();
-  await host.shutdown();
+  await main.app.cancelTraining();
   await remoteHost.shutdown();
   await server.close();
-  await files.close();
-  library.close();
-  rmSync(dir, { recursive: true, force: true });
+  await main.close();
 }, 120_000);
 
 describe('a remote engine', () => {

@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Api, Events } from '../../preload/contract';
-import { HostClient } from '../../main/host/client';
+import { HostClient, type HostSpawner } from '../../main/host/client';
 import { workerHost } from '../../main/host/worker-host';
 import type { HandlerContext } from '../../main/ipc/context';
 import { createHandlers, type AppHandlers } from '../../main/ipc/handlers';
@@ -42,12 +42,14 @@ export interface HandlersOptions {
   readonly context?: Partial<Pick<HandlerContext, 'hubUrl' | 'ggufFolders' | 'resourcesDir' | 'version'>>;
   /** Where events go instead of the pair (a browser server's sockets). */
   readonly emit?: HandlerContext['emit'];
+  /** How the engine host starts, given the library (as `lorasmith serve` composes it); default a worker thread. */
+  readonly spawner?: (library: Library) => HostSpawner;
 }
 
 export function handlersUnderTest(options: HandlersOptions = {}): HandlersUnderTest {
   const dir = options.dir ?? mkdtempSync(join(tmpdir(), 'lorasmith-handlers-'));
   const library = openLibrary(join(dir, 'data'));
-  const host = new HostClient(workerHost());
+  const host = new HostClient(options.spawner?.(library) ?? workerHost());
   const files = new FileWork();
   const pair = memoryPair(() => app.handlers);
   const app = createHandlers({

@@ -8,12 +8,14 @@
 import { resolve } from 'node:path';
 import { hashModel } from '../common/hash';
 import { BASE_PRECISIONS, isBasePrecision, type BasePrecision } from '../engine/backend/frozen';
+import { nativeOptionsFromEnv } from '../engine/backend/native/index';
 import { TARGET_GROUPS, type LoraConfig } from '../engine/lora/config';
+import { loadDataset, type DatasetOptions } from '../engine/train/datasets/dataset';
 import { DATASET_FORMATS, type DatasetFormat } from '../engine/train/datasets/formats';
 import type { TrainingEstimate } from '../engine/train/estimate';
 import { describePrecisionCost, measurePrecisionCost } from '../engine/train/precision-cost';
 import type { TrainProgress } from '../engine/train/loop';
-import { assessTraining, formatAdvice, proposeTraining } from '../engine/train/proposal';
+import { assessTraining, formatAdvice, proposeAdapter, proposeTraining, withProposal, type Proposal, type ProposedField } from '../engine/train/proposal';
 import { runTraining } from '../engine/train/run';
 import { SCHEDULES, type ScheduleKind } from '../engine/train/schedule';
 import { resolveTrainSettings, type TrainSettingsInput } from '../engine/train/settings';
@@ -55,7 +57,7 @@ export const TRAIN_USAGE = `lorasmith train <model-dir> --data FILE --out DIR [-
 
   --data           a dataset file, or the normalized.jsonl an import stored in the library
   --format         ${DATASET_FORMATS.join(', ')} (detected when omitted)
-  --targets        module names or suffixes (q_proj,v_proj), a group (${TARGET_GROUPS.join(', ')}), or re:REGEX; default attention
+  --targets        module names or suffixes (q_proj,v_proj), a group (${TARGET_GROUPS.join(', ')}), or re:REGEX
   --alpha          default 2 × rank
   --full           train every weight instead of a LoRA adapter
   --parent-adapter start from this adapter's weights and LoRA settings (continue an adapter)
@@ -63,10 +65,13 @@ export const TRAIN_USAGE = `lorasmith train <model-dir> --data FILE --out DIR [-
   --recompute      recompute each block's activations in the backward pass: less memory, one more forward pass
                    (default: on only when the run would not fit in memory without it)
   --base-precision how the frozen-weight store keeps the base: stored (the file's dtype, the default), bf16 or
-                   q8_0 (8-bit blocks, about half the memory; its outputs change slightly)
+                   q8_0 (8-bit blocks, about half the memory; its outputs change slightly); recorded with the settings
   --measure-precision  before training, score a few validation batches with the base at BF16 and at Q8_0 and
                    print the loss difference and the memory each takes
-  Defaults are the engine's, the app's too (seed 42, learning rate 2e-4, batch 4, 3 epochs, max 512 tokens).
+  A LoRA run given no --learning-rate, no --max-steps or --epochs, no --rank or no --targets takes them from the
+  app wizard's proposal for this model and dataset (engine/train/proposal.ts: the learning rate from the model's
+  size, steps for 3 passes, rank 8 or 16, every linear layer); it says which it took. Other defaults are the
+  engine's, the app's too (seed 42, batch 4, max 512 tokens).
   Checkpoints go to --checkpoint-dir (default <out>.checkpoints) every --checkpoint-every steps (default 100).`;
 
 /** The run's settings from the options (the app's settings by the same names). */
@@ -90,6 +95,7 @@ export function settingsFrom(parsed: ParsedOptions): TrainSettingsInput {
   if (flagOption(parsed, 'train-on-prompt')) s.trainOnPrompt = true;
   if (flagOption(parsed, 'packing')) s.packing = true;
   if (flagOption(parsed, 'recompute')) s.recompute = 'on';
+  set('basePrecision', parseBasePrecision(stringOption(parsed, 'base-precision')));
   s.lora = flagOption(parsed, 'full') ? null : loraFrom(parsed);
   return s as TrainSettingsInput;
 }
@@ -112,6 +118,18 @@ export function parseBasePrecision(raw: string | undefined): BasePrecision | und
   if (!isBasePrecision(value)) throw new UsageError(`--base-precision must be one of ${BASE_PRECISIONS.join(', ')}, got '${raw}'`);
   return value;
 }
+
+/** Valid records of the (training) data file: what the proposal sizes steps and rank by. */
+function recordsIn(data: Omit<DatasetOptions, 'valSplit' | 'seed'>): number {
+  return loadDataset(data).files[0]?.valid ?? 0;
+}
+
+const FILLED_NAMES: Record<ProposedField, (p: Proposal) => string> = {
+  learningRate: (p) => `learning rate ${p.learningRate}`,
+  maxSteps: (p) => `${p.maxSteps} steps`,
+  rank: (p) => `rank ${p.rank}`,
+  targetModules: (p) => `${p.targets} targets`,
+};
 
 const MB = 1024 * 1024;
 function describeBase(b: TrainingEstimate['base']): string {
@@ -161,21 +179,27 @@ export function makeTrainCommand(loadModel: ModelFolderLoader = loadModelFolder)
       if (!out && !dryRun) throw new UsageError('--out DIR is required');
       const json = flagOption(parsed, 'json');
       const print = (value: Record<string, unknown>, text: string) => io.out(json ? JSON.stringify(value) : text);
-      const input = settingsFrom(parsed);
-      // Resolved here too (the run resolves the same way): a run that cannot fit is refused before loading.
-      const settings = resolveTrainSettings(input);
       const format = parseFormat(stringOption(parsed, 'format'));
       const valData = stringOption(parsed, 'val-data');
       const parent = stringOption(parsed, 'parent-adapter');
       const resume = stringOption(parsed, 'resume');
       const modelDir = resolve(modelArg);
       const outDir = resolve(out ?? '.');
-      const run = { lora: settings.lora, batchSize: settings.batchSize, maxSeqLen: settings.maxSeqLen, recompute: settings.recompute };
-      const basePrecision = parseBasePrecision(stringOption(parsed, 'base-precision'));
-      const { model, tokenizer, backend, backendFallback = null } = await loadModel(modelDir, {
-        trainable: settings.lora === null, backend: stringOption(parsed, 'backend'), run, ...(basePrecision ? { basePrecision } : {}),
-      });
       const dataOptions = { path: resolve(data), format, ...(valData ? { valPath: resolve(valData) } : {}) };
+      // --base-precision, else LORASMITH_BASE_PRECISION: the setting the run records is the one the base is loaded at.
+      const flags = settingsFrom(parsed);
+      const basePrecision = flags.basePrecision ?? nativeOptionsFromEnv(process.env).basePrecision;
+      const given: TrainSettingsInput = { ...flags, ...(basePrecision ? { basePrecision } : {}) };
+      // What a LoRA run leaves out comes from the wizard's proposal (one home for the defaults): its adapter part from
+      // the records now (a run that cannot fit is refused before loading), its learning rate and steps once the size is known.
+      const records = given.lora === null ? 0 : recordsIn(dataOptions);
+      const settings = resolveTrainSettings(withProposal(given, proposeAdapter(records)).settings);
+      const run = { lora: settings.lora, batchSize: settings.batchSize, maxSeqLen: settings.maxSeqLen, recompute: settings.recompute, precision: settings.basePrecision };
+      const { model, tokenizer, backend, backendFallback = null } = await loadModel(modelDir, {
+        trainable: settings.lora === null, backend: stringOption(parsed, 'backend'), run, basePrecision: settings.basePrecision,
+      });
+      const proposal = proposeTraining({ parameterCount: model.parameterCount(), records });
+      const { settings: input, filled } = withProposal(given, proposal);
       try {
         if (flagOption(parsed, 'measure-precision')) {
           // Copies of the base at each precision, one at a time beside the loaded one, each freed once scored.
@@ -183,7 +207,7 @@ export function makeTrainCommand(loadModel: ModelFolderLoader = loadModelFolder)
           print({ event: 'precision', ...cost }, `base precision, measured:\n${describePrecisionCost(cost).map((l) => `  ${l}`).join('\n')}`);
         }
         const result = await runTraining({
-          model, tokenizer, backend, backendFallback, settings,
+          model, tokenizer, backend, backendFallback, settings: input,
           base: { nameOrPath: modelDir, contentHash: dryRun ? null : hashModel(modelDir) },
           data: dataOptions,
           ...(parent ? { parentAdapterDir: resolve(parent) } : {}),
@@ -203,12 +227,12 @@ export function makeTrainCommand(loadModel: ModelFolderLoader = loadModelFolder)
             print({ event: 'estimate', backend, backendFallback, ...estimate }, `backend ${backend}${backendFallback ? ` (${backendFallback})` : ''}\n${describeEstimate(estimate)}`);
             // The app's proposal rule (engine/train/proposal.ts): what these settings do, and a warning when too weak.
             const sizes = { parameterCount: model.parameterCount(), records: datasets[0]?.valid ?? 0 };
-            const proposal = proposeTraining(sizes);
             const effect = assessTraining(sizes, {
               ...resolved, maxSteps: resolved.maxSteps ?? undefined, valSplit: valData ? 0 : resolved.valSplit,
               lora: resolved.lora && { rank: resolved.lora.rank, alpha: resolved.lora.alpha, useRslora: resolved.lora.useRslora },
             });
-            print({ event: 'advice', proposal, effect }, formatAdvice(proposal, effect));
+            const taken = filled.length > 0 ? `\nnot given, so from the proposal: ${filled.map((f) => FILLED_NAMES[f](proposal)).join(', ')}` : '';
+            print({ event: 'advice', proposal, effect, filled }, formatAdvice(proposal, effect) + taken);
           },
         });
         if (result.status === 'dry-run') {

@@ -20,10 +20,10 @@ function ensureBackend(): Promise<BackendInfo> {
 }
 
 export const loader: HostModelLoader = {
-  async load(modelDir: string) {
+  async load(modelDir, options = {}) {
     await ensureBackend();
     const tokenizer = await loadTokenizer(modelDir);
-    const model = await loadModel(modelDir);
+    const model = await loadModel(modelDir, options.precision ? { precision: options.precision } : {});
     return { model, tokenizer };
   },
   backendName: () => tf.getBackend() ?? 'none',

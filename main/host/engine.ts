@@ -6,6 +6,10 @@ import { exportGgufFromResident } from '../engine/adapters/gguf-bundle';
 import { exportWithAdaptersMerged } from '../engine/adapters/export-with-adapters';
 import { analyzeAdapterDir, reduceAdapterDir } from '../engine/adapters/folder-tools';
 import { assessTraining, proposeTraining } from '../engine/train/proposal';
+import { activeFrozenStore, type BasePrecision } from '../engine/backend/frozen';
+import { measurePrecisionCost, type PrecisionProgress } from '../engine/train/precision-cost';
+import { dominantFloatDtype } from '../engine/train/memory';
+import { inspectModel } from '../engine/models/inspect';
 import { findGgufFiles, findOllamaModels, type FoundGguf } from '../engine/io/gguf-discovery';
 import { ResidentAdapters } from '../engine/adapters/resident';
 import { targetedModules } from '../engine/lora/inject';
@@ -26,6 +30,8 @@ type HostRequestOf<T extends HostRequest['type']> = Extract<HostRequest, { type:
 
 interface Resident {
   readonly modelDir: string;
+  /** How the frozen-weight store holds it (what the load asked for, else the store's default). */
+  readonly precision: BasePrecision;
   readonly base: LoadedBase;
   /** The adapters on this base, their active set and scales (engine/adapters: switching never copies W0). */
   readonly adapters: ResidentAdapters<CausalLM>;
@@ -52,15 +58,19 @@ export class HostEngine {
     return this.loader.backend();
   }
 
-  /** Loads a base, replacing the resident one (and dropping its adapters) unless it is the same folder. */
-  async loadBase(modelDir: string): Promise<HostResults['loadBase']> {
+  /**
+   * Loads a base, replacing the resident one (and dropping its adapters) unless it is the same folder held at
+   * `precision` (any precision will do where none is asked for: the chat's).
+   */
+  async loadBase(modelDir: string, precision?: BasePrecision): Promise<HostResults['loadBase']> {
     if (this.trainingOn !== null && this.trainingOn !== modelDir) {
       throw new HostError('BUSY', `a training run holds the engine with the base model ${this.trainingOn}; chat with that base while it trains, or with this one once the run finishes or is paused`);
     }
-    if (this.resident?.modelDir !== modelDir) {
+    if (this.resident?.modelDir !== modelDir || (precision !== undefined && this.resident?.precision !== precision)) {
       this.disposeResident();
-      const base = await this.loader.load(modelDir);
-      this.resident = { modelDir, base, adapters: new ResidentAdapters(base.model) };
+      const base = await this.loader.load(modelDir, precision ? { precision } : {});
+      const held = precision ?? activeFrozenStore()?.precision ?? 'stored';
+      this.resident = { modelDir, precision: held, base, adapters: new ResidentAdapters(base.model) };
     }
     const { base } = this.resident;
     return { modelDir, chatTemplate: base.tokenizer.chatTemplate, parameterCount: base.model.parameterCount() };
@@ -178,8 +188,8 @@ export class HostEngine {
 
   /** What a train request would refuse, found before anything is recorded: nothing is trained or kept. */
   async checkJob(job: TrainJob): Promise<HostResults['checkJob']> {
-    await this.loadBase(job.modelDir);
     const settings = resolveTrainSettings(job.settings); // a bad value refused by name
+    await this.loadBase(job.modelDir, settings.basePrecision);
     readDatasetHead(storedDatasetFile(job.dataset), 1, { format: job.dataset.format }); // unreadable or empty: refused here
     if (job.parentAdapterDir) return { targetModules: loadAdapter(job.parentAdapterDir).modules.size };
     const { model } = this.requireBase();
@@ -188,16 +198,30 @@ export class HostEngine {
 
   /** The run's estimate alone (a dry run: a few timed micro-steps, nothing written). */
   async estimate(job: TrainJob): Promise<HostResults['estimate']> {
-    const { estimate } = await runTraining({ ...(await this.runOptions(job)), dryRun: true });
+    const { estimate, settings } = await runTraining({ ...(await this.runOptions(job)), dryRun: true });
+    // What 'stored' means for this base: how it is held now when loaded as stored, else the checkpoint's own dtype.
+    const stored = settings.basePrecision === 'stored' ? estimate.base.held : dominantFloatDtype(inspectModel(job.modelDir).dtypes);
     return {
       trainableParams: estimate.trainableParameters, totalParams: this.requireBase().model.parameterCount(), adapterBytes: estimate.adapterBytes,
       peakMemoryBytes: estimate.peakMemoryBytes, availableMemoryBytes: estimate.availableMemoryBytes, recompute: estimate.recompute,
-      secondsPerEpoch: estimate.secondsPerEpoch, stepsPerEpoch: estimate.stepsPerEpoch,
+      secondsPerEpoch: estimate.secondsPerEpoch, stepsPerEpoch: estimate.stepsPerEpoch, base: { ...estimate.base, stored },
     };
   }
 
+  /**
+   * What holding the base at 8 bits costs on the job's own validation rows: the base loaded into the store at 16
+   * bits and at Q8_0 in turn beside the resident one (engine/train/precision-cost), each copy freed once scored.
+   */
+  async measurePrecision(job: TrainJob, signal: AbortSignal, onProgress: (p: PrecisionProgress) => void): Promise<HostResults['measurePrecision']> {
+    await this.loadBase(job.modelDir); // its tokenizer, and the backend started
+    return measurePrecisionCost({
+      modelDir: job.modelDir, tokenizer: this.requireBase().tokenizer, data: { path: storedDatasetFile(job.dataset), format: job.dataset.format },
+      settings: job.settings, signal, onProgress,
+    });
+  }
+
   private async runOptions(job: TrainJob): Promise<TrainRunOptions> {
-    await this.loadBase(job.modelDir);
+    await this.loadBase(job.modelDir, resolveTrainSettings(job.settings).basePrecision);
     const { model, tokenizer } = this.requireBase();
     return {
       model, tokenizer, backend: this.loader.backendName(), backendFallback: (await this.loader.backend()).fallback,

@@ -7,6 +7,7 @@
 import type { AdapterAnalysis } from '../engine/adapters/analyze';
 import type { ReductionReport } from '../engine/adapters/compose';
 import type { DatasetFormat } from '../engine/train/datasets/formats';
+import type { PrecisionCost, PrecisionProgress } from '../engine/train/precision-cost';
 import type { AssessedSettings, Effect, Proposal, ProposalInput } from '../engine/train/proposal';
 import type { TrainSettingsInput } from '../engine/train/settings';
 
@@ -91,6 +92,8 @@ export type HostRequest =
   | { readonly type: 'checkJob'; readonly seq: number; readonly job: TrainJob }
   /** A couple of timed micro-steps of `job` on the resident base: memory, time and size before committing. */
   | { readonly type: 'estimate'; readonly seq: number; readonly job: TrainJob }
+  /** The validation-loss difference of the base at Q8_0 against 16 bits on `job`'s data, and the bytes each takes. */
+  | { readonly type: 'measurePrecision'; readonly seq: number; readonly job: TrainJob }
   | {
       readonly type: 'exportMerged';
       readonly seq: number;
@@ -251,6 +254,7 @@ export interface HostResults {
   generate: { readonly text: string; readonly tokens: number; readonly tokensPerSecond: number; readonly stopped: boolean };
   train: TrainOutcome;
   checkJob: { readonly targetModules: number };
+  measurePrecision: PrecisionCost;
   estimate: {
     readonly trainableParams: number;
     readonly totalParams: number;
@@ -260,6 +264,11 @@ export interface HostResults {
     readonly recompute: boolean;
     readonly secondsPerEpoch: number;
     readonly stepsPerEpoch: number;
+    /**
+     * How the base's linear weights are held ('tensor' without a frozen-weight store) with their bytes, what BF16 or
+     * Q8_0 would take, and the format 'stored' keeps them in (the checkpoint's).
+     */
+    readonly base: { readonly held: string; readonly bytes: number; readonly bf16Bytes: number; readonly q8_0Bytes: number; readonly stored: string };
   };
   exportMerged: { readonly path: string };
   exportGguf: {
@@ -281,7 +290,8 @@ export interface HostResults {
 /** Streamed while a request runs. */
 export type HostEvent =
   | { readonly kind: 'token'; readonly text: string; readonly tokenId: number }
-  | { readonly kind: 'progress'; readonly progress: TrainProgressEvent };
+  | { readonly kind: 'progress'; readonly progress: TrainProgressEvent }
+  | { readonly kind: 'precision'; readonly progress: PrecisionProgress };
 
 export type HostMessage =
   | { readonly type: 'ready'; readonly pid: number }

@@ -65,6 +65,8 @@ export function serve(transport: HostTransport, engine: HostEngine, options: Ser
         return engine.checkJob(request.job);
       case 'estimate':
         return engine.estimate(request.job);
+      case 'measurePrecision':
+        return engine.measurePrecision(request.job, signal, (progress) => emit(request.seq, { kind: 'precision', progress }));
       case 'exportMerged':
         return engine.exportMerged(request.modelDir, request.adapters, request.outputDir);
       case 'exportGguf':

@@ -7,6 +7,7 @@ import { firstRunHandlers } from './handlers/first-run';
 import { ggufHandlers } from './handlers/gguf';
 import { handoffHandlers } from './handlers/handoff';
 import { libraryHandlers } from './handlers/library';
+import { precisionHandlers } from './handlers/precision';
 import { previewHandlers } from './handlers/preview';
 import { proposalHandlers } from './handlers/proposal';
 import { trainingHandlers } from './handlers/training';
@@ -32,6 +33,7 @@ export function createHandlers(ctx: HandlerContext): AppHandlers {
     ...handoffHandlers(ctx),
     ...adapterToolHandlers(ctx),
     ...proposalHandlers(ctx),
+    ...precisionHandlers(ctx),
   };
   return { handlers, cancelTraining: cancelAll };
 }

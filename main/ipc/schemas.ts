@@ -38,6 +38,7 @@ export const trainingSettings = z.object({
   earlyStoppingPatience: z.number().int().min(0).optional(),
   trainOnPrompt: z.boolean(),
   recompute: z.enum(['auto', 'on', 'off']).optional(),
+  basePrecision: z.enum(['stored', 'bf16', 'q8_0']).optional(),
 }).strict();
 
 export const sampling = z.object({
@@ -94,6 +95,7 @@ export const SCHEMAS = {
   'adapters.reduce': z.object({ versionId: id, rank: z.number().int().min(1).max(1024) }).strict(),
   'train.propose': z.object({ modelId: id, datasetId: id, settings: trainingSettings.optional() }).strict(),
   'train.estimate': z.object({ modelId: id, datasetId: id, settings: trainingSettings }).strict(),
+  'train.measurePrecision': z.object({ requestId: id, modelId: id, datasetId: id, settings: trainingSettings }).strict(),
   'train.start': z.object({
     modelId: id, datasetId: id, settings: trainingSettings,
     adapterName: z.string().trim().min(1).max(100), parentVersionId: id.optional(),

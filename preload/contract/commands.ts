@@ -1,6 +1,6 @@
 import type {
   Adapter, AdapterMix, AdapterPreflight, AdapterSpectrum, AdapterVersion, AppInfo, BackendName, BaseModel, ChatMessage, Dataset, DatasetFormat,
-  DatasetIssue, FoundGgufModel, GgufExport, HubDownload, LinearModuleInfo, MetricPoint, RankReduction, SamplingSettings, SavedComparison, TrainingEstimate, TrainingProposal, TrainingRun, TrainingSettings,
+  DatasetIssue, FoundGgufModel, GgufExport, HubDownload, LinearModuleInfo, MetricPoint, PrecisionCost, RankReduction, SamplingSettings, SavedComparison, TrainingEstimate, TrainingProposal, TrainingRun, TrainingSettings,
 } from './domain';
 
 /**
@@ -78,6 +78,12 @@ export interface Commands {
    */
   'train.propose': { args: { modelId: string; datasetId: string; settings?: TrainingSettings }; result: TrainingProposal };
   'train.estimate': { args: { modelId: string; datasetId: string; settings: TrainingSettings }; result: TrainingEstimate };
+  /**
+   * What each base precision costs on this dataset: a few validation batches scored with the base at 16 bits and
+   * at Q8_0 in turn (the engine's measurePrecisionCost), each loss and the memory each takes; `train.precisionProgress`
+   * events with this `requestId` say how far it is.
+   */
+  'train.measurePrecision': { args: { requestId: string; modelId: string; datasetId: string; settings: TrainingSettings }; result: PrecisionCost };
   'train.start': {
     args: { modelId: string; datasetId: string; settings: TrainingSettings; adapterName: string; parentVersionId?: string };
     result: TrainingRun;
@@ -186,7 +192,7 @@ export const COMMAND_NAMES = [
   'datasets.list', 'datasets.import', 'datasets.preview', 'datasets.delete',
   'adapters.list', 'adapters.versions', 'adapters.deleteVersion', 'adapters.exportPeft', 'adapters.exportMerged',
   'adapters.exportGguf', 'adapters.delete', 'adapters.checkPeft', 'adapters.importPeft', 'adapters.analyze', 'adapters.reduce',
-  'train.propose', 'train.estimate', 'train.start', 'train.cancel', 'train.resume', 'runs.list', 'runs.metrics', 'runs.delete',
+  'train.propose', 'train.estimate', 'train.measurePrecision', 'train.start', 'train.cancel', 'train.resume', 'runs.list', 'runs.metrics', 'runs.delete',
   'runs.exportForPeft', 'runs.importResult',
   'chat.load', 'chat.generate', 'chat.stop', 'comparisons.save', 'comparisons.list', 'comparisons.delete',
   'dialog.openPath',

@@ -135,6 +135,13 @@ export interface LoraSettings {
   readonly useRslora: boolean;
 }
 
+/**
+ * How the frozen-weight store keeps the base model's weights while a run trains: 'stored' (the file's own dtype),
+ * 'bf16' (16 bits; an F32 file halves) or 'q8_0' (8-bit blocks of 32 with an F16 scale, GGUF's Q8_0: about half
+ * of 16 bits; the outputs change slightly, train.measurePrecision says how much).
+ */
+export type BasePrecision = 'stored' | 'bf16' | 'q8_0';
+
 export interface TrainingSettings {
   readonly lora: LoraSettings;
   readonly epochs?: number;
@@ -158,6 +165,8 @@ export interface TrainingSettings {
    * (less memory, about a third more time). 'auto' (the default) turns it on when the run would not fit otherwise.
    */
   readonly recompute?: 'auto' | 'on' | 'off';
+  /** Where the engine keeps the base in its frozen-weight store; 'stored' where absent. Recorded with the adapter. */
+  readonly basePrecision?: BasePrecision;
 }
 
 export interface TrainingEstimate {
@@ -172,6 +181,49 @@ export interface TrainingEstimate {
   readonly recompute: boolean;
   readonly secondsPerEpoch: number;
   readonly stepsPerEpoch: number;
+  /**
+   * How the base's linear weights are held: 'tensor' (float32 tensors: the backend has no frozen-weight store, and
+   * the base precision changes nothing) or the store's format ('BF16', 'F16', 'F32', 'Q8_0'), with its bytes and
+   * what BF16 and Q8_0 would take; `stored` is the format the 'stored' precision keeps (the checkpoint's: 'F16'...).
+   */
+  readonly base?: { readonly held: string; readonly bytes: number; readonly bf16Bytes: number; readonly q8_0Bytes: number; readonly stored: string };
+}
+
+/** One precision's measured cost (train.measurePrecision). */
+export interface PrecisionMeasure {
+  readonly precision: BasePrecision;
+  /** How the store held the weights at this precision: 'BF16', 'F16', 'F32' or 'Q8_0'. */
+  readonly format: string;
+  /** Mean cross-entropy over the scored target tokens. */
+  readonly loss: number;
+  /** Bytes the frozen-weight store took for the base at this precision. */
+  readonly baseBytes: number;
+  /** loss − the 16-bit reference's (positive: worse). */
+  readonly lossDelta: number;
+  /** The reference's bytes − these (positive: smaller). */
+  readonly bytesSaved: number;
+}
+
+/** The base precision's cost on a dataset's own validation rows: the 16-bit reference and each smaller precision. */
+export interface PrecisionCost {
+  readonly reference: PrecisionMeasure;
+  readonly others: readonly PrecisionMeasure[];
+  /** Which rows were scored ('training' where the dataset holds none out), how many, and their target tokens. */
+  readonly rows: 'validation' | 'training';
+  readonly examples: number;
+  readonly tokens: number;
+}
+
+/** How far a train.measurePrecision request is: loading a copy of the base, or scoring it batch by batch. */
+export interface PrecisionProgress {
+  readonly requestId: string;
+  readonly precision: BasePrecision;
+  readonly stage: 'loading' | 'scoring';
+  /** This copy (1-based, the reference first) of `copies`. */
+  readonly copy: number;
+  readonly copies: number;
+  readonly batch: number;
+  readonly batches: number;
 }
 
 export type RunStatus = 'queued' | 'running' | 'done' | 'failed' | 'cancelled' | 'interrupted';

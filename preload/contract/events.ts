@@ -1,9 +1,10 @@
-import type { BaseModel, TrainingProgress, TrainingRun } from './domain';
+import type { BaseModel, PrecisionProgress, TrainingProgress, TrainingRun } from './domain';
 
 /** Events main pushes to the renderer: name -> payload. */
 export interface Events {
   'train.progress': TrainingProgress;
   'train.finished': { run: TrainingRun };
+  'train.precisionProgress': PrecisionProgress;
   'chat.token': { requestId: string; text: string; tokenId: number };
   'host.status': { state: 'starting' | 'ready' | 'busy' | 'died'; detail?: string };
   'download.progress': { id: string; receivedBytes: number; totalBytes: number; file?: string };
@@ -19,5 +20,5 @@ export interface Events {
 export type EventName = keyof Events;
 
 export const EVENT_NAMES = [
-  'train.progress', 'train.finished', 'chat.token', 'host.status', 'download.progress', 'download.finished',
+  'train.progress', 'train.finished', 'train.precisionProgress', 'chat.token', 'host.status', 'download.progress', 'download.finished',
 ] as const satisfies readonly EventName[];

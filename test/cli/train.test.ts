@@ -101,6 +101,34 @@ describe('lorasmith train', () => {
   });
 });
 
+describe('lorasmith train without a learning rate, steps, rank or targets', () => {
+  it('takes them from the wizard\'s proposal for this model and dataset, and says so', async () => {
+    // The proposal's rule (README, engine/train/proposal.ts) for a model under 4M parameters and 6 records (none held
+    // out below 10): learning rate 3e-3 (its ceiling), 3 passes of ceil(6 / 4) = 2 steps raised to the minimum 100,
+    // rank 8 (alpha 16), every linear layer.
+    const proposed = await cli(makeTrainCommand(loader), [modelDir, '--data', data, '--dry-run', '--json']);
+    const explicit = await cli(makeTrainCommand(loader), [modelDir, '--data', data, '--dry-run', '--json',
+      '--learning-rate', '3e-3', '--max-steps', '100', '--rank', '8', '--alpha', '16', '--targets', 'all-linear']);
+    const [p, e] = [proposed, explicit].map((r) => r.out.map((l) => JSON.parse(l) as Record<string, unknown>));
+    const event = (lines: Record<string, unknown>[] | undefined, name: string) => lines?.find((l) => l.event === name) as Record<string, unknown>;
+    expect(event(p, 'advice')).toMatchObject({ filled: ['learningRate', 'maxSteps', 'rank', 'targetModules'], proposal: { learningRate: 3e-3, maxSteps: 100, rank: 8, targets: 'all-linear' } });
+    expect(event(e, 'advice').filled).toEqual([]);
+    for (const key of ['trainableParameters', 'totalSteps', 'adapterBytes']) expect(event(p, 'estimate')[key]).toBe(event(e, 'estimate')[key]);
+    expect(event(p, 'estimate').totalSteps).toBe(100);
+    expect((event(p, 'advice').effect as { strength: number }).strength).toBeCloseTo(1, 12);
+    const text = await cli(makeTrainCommand(loader), [modelDir, '--data', data, '--dry-run', '--max-steps', '4']);
+    expect(text.out.join('\n')).toContain('not given, so from the proposal: learning rate 0.003, rank 8, all-linear targets');
+
+    // A run records what it took; full fine-tuning keeps the engine's own defaults (the proposal is for LoRA).
+    const out = join(dir, 'proposed');
+    expect((await cli(makeTrainCommand(loader), [modelDir, '--data', data, '--out', out, '--max-steps', '2', '--json'])).code).toBe(0);
+    const record = JSON.parse(readFileSync(join(out, 'training_record.json'), 'utf8'));
+    expect(record.settings).toMatchObject({ learningRate: 3e-3, maxSteps: 2, basePrecision: 'stored', lora: { rank: 8, alpha: 16, targetModules: 'all-linear' } });
+    const full = await cli(makeTrainCommand(loader), [modelDir, '--data', data, '--full', '--dry-run', '--json']);
+    expect(event(full.out.map((l) => JSON.parse(l)), 'advice').filled).toEqual([]);
+  });
+});
+
 describe('lorasmith eval', () => {
   it('reports loss, perplexity and tokens, and an adapter changes them', async () => {
     const out = join(dir, 'adapter-eval');
@@ -143,6 +171,7 @@ describe('lorasmith train / eval through main() on a real checkpoint', () => {
       expect(r.code).toBe(0);
       const lines = r.out.map((l) => JSON.parse(l));
       expect(lines.find((l) => l.event === 'estimate').base).toMatchObject({ held: 'Q8_0' });
+      expect(lines.find((l) => l.event === 'advice').proposal.rank).toBe(8);
       const measured = lines.find((l) => l.event === 'precision');
       expect(measured).toMatchObject({ rows: 'training', reference: { format: 'F16', lossDelta: 0 }, others: [{ precision: 'q8_0', format: 'Q8_0' }] });
       const [q8] = measured.others;
@@ -152,5 +181,10 @@ describe('lorasmith train / eval through main() on a real checkpoint', () => {
       const text = await cli(trainCommand, [model, '--data', data, '--backend', 'cpu', '--measure-precision', '--dry-run']);
       expect(text.out.join('\n')).toMatch(/base precision, measured:\n {2}F16: loss \d+\.\d{4} on \d+ training examples \(\d+ target tokens\), [\d.]+ MB\n {2}Q8_0: [+−]\d\.\d{3} loss, [\d.]+ MB less/);
       await expect(cli(trainCommand, [model, '--data', data, '--base-precision', 'q4', '--dry-run'])).rejects.toThrow("--base-precision must be one of stored, bf16, q8_0, got 'q4'");
+      // The run's settings carry it (the app's basePrecision): its record says how the base was asked for and held.
+      const out = join(dir, 'q8-adapter');
+      expect((await cli(trainCommand, [model, '--data', data, '--out', out, '--backend', 'cpu', '--base-precision', 'q8_0', '--max-steps', '1'])).code).toBe(0);
+      const record = JSON.parse(readFileSync(join(out, 'training_record.json'), 'utf8'));
+      expect([record.settings.basePrecision, record.performance.estimate.base.held]).toEqual(['q8_0', 'Q8_0']);
     });
 });

@@ -68,6 +68,17 @@ async function runWizard(page: Page, name: string, maxSteps: string) {
   await page.getByLabel('Learning rate').fill('3e-4');
   await page.getByRole('button', { name: 'Next' }).click();
   await expect(page.getByText('Peak memory')).toBeVisible();
+  // The base precision: as stored (F16) by default, Q8_0 offered with its measured cost and the memory it saves.
+  const precision = page.getByRole('group', { name: 'Base precision' });
+  await expect(precision.getByRole('radio', { name: /^Stored \(F16\)/ })).toBeChecked();
+  await expect(precision.getByRole('radio', { name: /^Q8_0/ })).not.toBeChecked();
+  await expect(page.getByText(/Measured on 8 validation examples \(412 target tokens\) against F16/)).toBeVisible();
+  await expect(precision).toContainText(/Q8_0\s*\+0\.004 loss against F16, base 5\.3 MiB \(4\.7 MiB less\), peak/);
+  if (name === 'pirate') {
+    await precision.getByRole('radio', { name: /^Q8_0/ }).check();
+    await expect(precision.getByRole('radio', { name: /^Q8_0/ })).toBeChecked();
+    await expect(page.locator('dl.estimates')).toContainText('291.4 MiB'); // the estimate at Q8_0: 300e6 + 5,570,560 bytes
+  }
   await shot(page, `05-wizard-review-${name}`);
   await page.getByRole('button', { name: 'Start training' }).click();
   await expect(page.getByRole('heading', { name: 'Training', level: 2 })).toBeVisible();

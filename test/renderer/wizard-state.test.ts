@@ -1,4 +1,5 @@
-import { beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it, vi } from 'vitest';
+import { describeChoice, precisionApplies, precisionChoices } from '../../renderer/src/lib/precision';
 import { ModelsState } from '../../renderer/src/lib/state/models.svelte';
 import { WizardState } from '../../renderer/src/lib/state/wizard.svelte';
 import type { TrainingEstimate, TrainingProposal } from '../../preload/contract';
@@ -173,5 +174,85 @@ describe('WizardState', () => {
     wizard.applyProposal();
     expect([wizard.form.learningRate, wizard.form.rank, wizard.form.alpha]).toEqual(['0.0029', '4', '8']);
     expect(wizard.activePreset).toBe('qv');
+  });
+});
+
+describe('the base precision on the review step', () => {
+  const base = { held: 'F16', bytes: 8_000_000, bf16Bytes: 8_000_000, q8_0Bytes: 4_250_000, stored: 'F16' };
+  const COST = {
+    reference: { precision: 'bf16' as const, format: 'F16', loss: 2.5, baseBytes: 8_000_000, lossDelta: 0, bytesSaved: 0 },
+    others: [{ precision: 'q8_0' as const, format: 'Q8_0', loss: 2.503, baseBytes: 4_250_000, lossDelta: 0.003, bytesSaved: 3_750_000 }],
+    rows: 'validation' as const, examples: 8, tokens: 300,
+  };
+
+  async function atReview(api: FakeApi): Promise<WizardState> {
+    const models = new ModelsState(api);
+    await models.refresh();
+    const wizard = new WizardState(api, models);
+    wizard.reset({});
+    await wizard.chooseModel('m1');
+    await wizard.chooseDataset('d1');
+    wizard.adapterName = 'pirate';
+    wizard.goTo(5);
+    expect(wizard.stepId).toBe('review');
+    return wizard;
+  }
+
+  it('measures what each precision costs once the estimate shows the store holds the base, and sends the choice', async () => {
+    const measured = deferred<typeof COST>();
+    const api = fakeApi({
+      'models.list': () => [MODEL], 'models.modules': () => llamaModules(),
+      'train.estimate': ({ settings }) => ({ ...ESTIMATE, base: settings.basePrecision === 'q8_0' ? { ...base, held: 'Q8_0', bytes: 4_250_000 } : base }),
+      'train.measurePrecision': () => measured.promise,
+      'train.start': () => run({ status: 'queued' }),
+    });
+    const wizard = await atReview(api);
+    await vi.waitFor(() => expect(api.callsOf('train.measurePrecision')).toHaveLength(1));
+    const [asked] = api.callsOf('train.measurePrecision');
+    expect(asked).toMatchObject({ modelId: 'm1', datasetId: 'd1', settings: { basePrecision: 'stored' } });
+    expect(wizard.measuring).toBe(true);
+    api.emit('train.precisionProgress', { requestId: 'someone-else', precision: 'q8_0', stage: 'loading', copy: 2, copies: 2, batch: 0, batches: 4 });
+    expect(wizard.precisionProgress).toBeNull();
+    api.emit('train.precisionProgress', { requestId: asked!.requestId, precision: 'q8_0', stage: 'scoring', copy: 2, copies: 2, batch: 3, batches: 4 });
+    expect(wizard.precisionProgress).toMatchObject({ stage: 'scoring', batch: 3 });
+    measured.resolve(COST);
+    await vi.waitFor(() => expect(wizard.precisionCost).toEqual(COST));
+    expect(wizard.measuring).toBe(false);
+
+    // The choices as the review step shows them: the memory each takes and its measured cost.
+    const choices = precisionChoices(wizard.estimate as Parameters<typeof precisionChoices>[0], wizard.precisionCost);
+    expect(choices.map((c) => [c.value, c.label, c.baseBytes, c.peakBytes, c.cost])).toEqual([
+      ['stored', 'Stored (F16)', 8_000_000, 200e6, 'loss 2.5000, the reference'],
+      ['q8_0', 'Q8_0', 4_250_000, 200e6 - 3_750_000, '+0.003 loss against F16'],
+    ]);
+    expect(describeChoice(choices[1]!, choices[0])).toBe('+0.003 loss against F16, base 4.1 MiB (3.6 MiB less), peak 187.2 MiB');
+
+    wizard.choosePrecision('q8_0');
+    await vi.waitFor(() => expect(wizard.estimate?.base?.held).toBe('Q8_0'));
+    expect(api.callsOf('train.estimate').at(-1)?.settings.basePrecision).toBe('q8_0');
+    expect(api.callsOf('train.measurePrecision')).toHaveLength(1); // the same rows: measured once
+    await wizard.start();
+    expect(api.callsOf('train.start')[0]?.settings.basePrecision).toBe('q8_0');
+  });
+
+  it('says why measuring failed beside the choice, and the wizard still starts', async () => {
+    const api = fakeApi({
+      'models.list': () => [MODEL], 'models.modules': () => llamaModules(),
+      'train.estimate': () => ({ ...ESTIMATE, base }),
+      'train.measurePrecision': () => { throw appError('INVALID_TRAIN_CONFIG', 'no example has a target token to score'); },
+      'train.start': () => run({ status: 'queued' }),
+    });
+    const wizard = await atReview(api);
+    await vi.waitFor(() => expect(wizard.measureError).toBe('Measuring the base precision failed: no example has a target token to score'));
+    expect(wizard.error).toBeNull();
+    expect(await wizard.start()).not.toBeNull();
+  });
+
+  it('measures nothing where the backend holds the base as float32 tensors', async () => {
+    const api = fakeApi({ 'models.list': () => [MODEL], 'models.modules': () => llamaModules(), 'train.estimate': () => ({ ...ESTIMATE, base: { ...base, held: 'tensor' } }) });
+    const wizard = await atReview(api);
+    await vi.waitFor(() => expect(wizard.estimate).not.toBeNull());
+    expect(api.callsOf('train.measurePrecision')).toHaveLength(0);
+    expect(precisionApplies(wizard.estimate)).toBe(false);
   });
 });

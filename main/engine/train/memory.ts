@@ -237,7 +237,8 @@ export function modelDirPlan(
   };
 }
 
-function dominantFloatDtype(dtypes: Readonly<Record<string, number>>): 'F32' | 'BF16' | 'F16' {
+/** The float dtype most of a checkpoint's parameters are stored in (F32 where it holds none). */
+export function dominantFloatDtype(dtypes: Readonly<Record<string, number>>): 'F32' | 'BF16' | 'F16' {
   const floats = (['BF16', 'F16', 'F32'] as const).filter((d) => (dtypes[d] ?? 0) > 0);
   return floats.reduce<'F32' | 'BF16' | 'F16'>((best, d) => ((dtypes[d] ?? 0) > (dtypes[best] ?? 0) ? d : best), floats[0] ?? 'F32');
 }

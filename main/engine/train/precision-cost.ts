@@ -34,6 +34,19 @@ export interface PrecisionCostOptions {
   /** Batches scored (default 4): a few, so the answer comes in seconds to a minute. */
   readonly batches?: number;
   readonly signal?: AbortSignal;
+  /** Called as each copy starts loading and after each batch it scores (the app shows it: a real size takes minutes). */
+  readonly onProgress?: (progress: PrecisionProgress) => void;
+}
+
+export interface PrecisionProgress {
+  readonly precision: BasePrecision;
+  /** Loading this copy of the base, or scoring it (`batch` of `batches` done). */
+  readonly stage: 'loading' | 'scoring';
+  /** This copy's place (1-based, the reference first) among `copies`. */
+  readonly copy: number;
+  readonly copies: number;
+  readonly batch: number;
+  readonly batches: number;
 }
 
 export interface PrecisionMeasure {
@@ -61,7 +74,7 @@ export interface PrecisionCost {
 
 /** Loads the base at `precision`, scores `rows` and frees it again. */
 async function measureOne(
-  options: PrecisionCostOptions, precision: BasePrecision, score: (model: CausalLM) => Promise<number>,
+  options: PrecisionCostOptions, precision: BasePrecision, score: (model: CausalLM, precision: BasePrecision) => Promise<number>,
 ): Promise<Omit<PrecisionMeasure, 'lossDelta' | 'bytesSaved'>> {
   const store = activeFrozenStore();
   if (!store) throw new TrainError('INVALID_TRAIN_CONFIG', 'the base precision applies to the frozen-weight store, which the active backend lacks');
@@ -72,7 +85,7 @@ async function measureOne(
     const first = model.linears.values().next().value;
     const format = first && first.weight.format !== 'tensor' ? first.weight.format : null;
     if (format === null) throw new TrainError('INVALID_TRAIN_CONFIG', `${options.modelDir}: the base did not load into the frozen-weight store, so its precision cannot be chosen`);
-    return { precision, format, loss: await score(model), baseBytes };
+    return { precision, format, loss: await score(model, precision), baseBytes };
   } finally {
     model.dispose();
   }
@@ -88,17 +101,38 @@ export async function measurePrecisionCost(options: PrecisionCostOptions): Promi
   const tokenized = tokenizeExamples(source === 'validation' ? dataset.val : dataset.train, options.tokenizer, { maxSeqLen: settings.maxSeqLen, trainOnPrompt: settings.trainOnPrompt });
   const rows = tokenized.examples.slice(0, batches * settings.batchSize);
   if (rows.length === 0) throw new TrainError('EMPTY_DATASET', `${options.data.path}: no example has a target token to score`);
+  const precisions = options.precisions ?? ['q8_0'];
+  const copies = precisions.length + 1;
+  const batchCount = Math.ceil(rows.length / settings.batchSize);
+  let copy = 0;
+  const cancelled = () => new TrainError('CANCELLED', 'measuring the base precision was cancelled');
+  const progress = (precision: BasePrecision, stage: PrecisionProgress['stage'], batch: number) =>
+    options.onProgress?.({ precision, stage, copy, copies, batch, batches: batchCount });
   let tokens = 0;
-  const score = async (model: CausalLM): Promise<number> => {
-    if (options.signal?.aborted) throw new TrainError('CANCELLED', 'measuring the base precision was cancelled');
-    const result = await evaluateRows(model, rows, padIdOf(model, options.tokenizer), settings.batchSize);
-    tokens = result.tokens;
-    return result.loss;
+  // Batch by batch (the sums as evaluateRows adds them), so progress shows and a cancel stops between batches.
+  const score = async (model: CausalLM, precision: BasePrecision): Promise<number> => {
+    let sum = 0;
+    let count = 0;
+    for (let b = 0; b < batchCount; b++) {
+      if (options.signal?.aborted) throw cancelled();
+      const result = await evaluateRows(model, rows.slice(b * settings.batchSize, (b + 1) * settings.batchSize), padIdOf(model, options.tokenizer), settings.batchSize);
+      sum += result.loss * result.tokens;
+      count += result.tokens;
+      progress(precision, 'scoring', b + 1);
+    }
+    tokens = count;
+    return sum / count;
   };
-  const reference = await measureOne(options, REFERENCE_PRECISION, score);
+  const measure = (precision: BasePrecision) => {
+    if (options.signal?.aborted) throw cancelled();
+    copy++;
+    progress(precision, 'loading', 0);
+    return measureOne(options, precision, score);
+  };
+  const reference = await measure(REFERENCE_PRECISION);
   const others: PrecisionMeasure[] = [];
-  for (const precision of options.precisions ?? ['q8_0']) {
-    const measured = await measureOne(options, precision, score);
+  for (const precision of precisions) {
+    const measured = await measure(precision);
     others.push({ ...measured, lossDelta: measured.loss - reference.loss, bytesSaved: reference.baseBytes - measured.baseBytes });
   }
   return { reference: { ...reference, lossDelta: 0, bytesSaved: 0 }, others, rows: source, examples: rows.length, tokens };

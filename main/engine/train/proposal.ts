@@ -12,6 +12,7 @@
  * records, alpha 2 × rank.
  */
 import { stepsPerEpoch } from './loop';
+import type { TrainSettingsInput } from './settings';
 
 export const PROPOSAL_RULE =
   'Learning rate 3e-3 × √(4M ÷ model parameters), between 1e-4 and 3e-3; steps for 3 passes over the training records, ' +
@@ -76,13 +77,45 @@ export function trainRecordsOf(records: number, valSplit: number | 'auto'): numb
   return fraction === 0 ? records : records - Math.max(1, Math.round(records * fraction));
 }
 
+/** The adapter part of the proposal: it depends on the records alone, so it is known before the model loads. */
+export function proposeAdapter(records: number): Pick<Proposal, 'targets' | 'rank' | 'alpha'> {
+  const rank = records >= LARGE_DATASET ? 16 : 8;
+  return { targets: 'all-linear', rank, alpha: 2 * rank };
+}
+
 export function proposeTraining(input: ProposalInput): Proposal {
   const parameters = Math.max(1, input.parameterCount);
   const learningRate = round2(Math.min(MAX_LR, Math.max(MIN_LR, MAX_LR * Math.sqrt(REFERENCE_PARAMETERS / parameters))));
   const perPass = stepsPerEpoch(Math.max(1, trainRecordsOf(input.records, 'auto')), PROPOSAL_BATCH);
   const maxSteps = Math.min(MAX_STEPS, Math.max(MIN_STEPS, PASSES * perPass));
-  const rank = input.records >= LARGE_DATASET ? 16 : 8;
-  return { learningRate, maxSteps, targets: 'all-linear', rank, alpha: 2 * rank, rule: PROPOSAL_RULE };
+  return { learningRate, maxSteps, ...proposeAdapter(input.records), rule: PROPOSAL_RULE };
+}
+
+/** The settings a proposal fills in where they were left out, by their contract names. */
+export type ProposedField = 'learningRate' | 'maxSteps' | 'rank' | 'targetModules';
+
+/**
+ * `input` with what it leaves out of a LoRA run taken from the proposal: the learning rate, the steps (where neither
+ * steps nor epochs are given), the rank (alpha then defaults to 2 × rank, the proposal's) and the targets. Full
+ * fine-tuning (lora: null) is left as it is: the proposal is for LoRA. `filled` names what was taken.
+ */
+export function withProposal(
+  input: TrainSettingsInput, proposal: Partial<Pick<Proposal, 'learningRate' | 'maxSteps' | 'rank' | 'targets'>>,
+): { settings: TrainSettingsInput; filled: ProposedField[] } {
+  if (input.lora === null) return { settings: input, filled: [] };
+  const lora = input.lora ?? {};
+  const learningRate = input.learningRate === undefined ? proposal.learningRate : undefined;
+  const maxSteps = input.maxSteps == null && input.epochs === undefined ? proposal.maxSteps : undefined;
+  const rank = lora.rank === undefined ? proposal.rank : undefined;
+  const targetModules = lora.targetModules === undefined ? proposal.targets : undefined;
+  const taken: [ProposedField, unknown][] = [['learningRate', learningRate], ['maxSteps', maxSteps], ['rank', rank], ['targetModules', targetModules]];
+  const settings: TrainSettingsInput = {
+    ...input,
+    ...(learningRate !== undefined ? { learningRate } : {}),
+    ...(maxSteps !== undefined ? { maxSteps } : {}),
+    lora: { ...lora, ...(rank !== undefined ? { rank } : {}), ...(targetModules !== undefined ? { targetModules } : {}) },
+  };
+  return { settings, filled: taken.filter(([, value]) => value !== undefined).map(([field]) => field) };
 }
 
 const scaleOf = (lora: AssessedSettings['lora']) => (lora === null ? 1 : lora.alpha / (lora.useRslora ? Math.sqrt(lora.rank) : lora.rank));

@@ -3,6 +3,7 @@
  * (preload/contract TrainingSettings), so the app passes its settings through unchanged and `lorasmith train`
  * fills the same object from its options; whatever either leaves out gets the same default here.
  */
+import { BASE_PRECISIONS, isBasePrecision, type BasePrecision } from '../backend/frozen';
 import { resolveLoraConfig, TARGET_GROUPS, type LoraConfig } from '../lora/config';
 import type { TextTokenizer } from '../io/prompt';
 import type { CausalLM } from '../models/types';
@@ -20,6 +21,12 @@ export interface TrainSettings extends TrainHyperparameters {
   readonly trainOnPrompt: boolean;
   /** Concatenate examples into rows of exactly maxSeqLen tokens. */
   readonly packing: boolean;
+  /**
+   * How the frozen-weight store keeps the base for this run: 'stored' (the file's dtype), 'bf16' or 'q8_0'. Whoever
+   * loads the base loads it so (the host, `lorasmith train --base-precision`); without a store the base is float32
+   * tensors and this changes nothing (the record's estimate says how the base was held).
+   */
+  readonly basePrecision: BasePrecision;
 }
 
 /** What a caller gives: any subset; `lora: null` asks for full fine-tuning. */
@@ -31,6 +38,7 @@ export const DEFAULT_TRAIN_SETTINGS: Omit<TrainSettings, 'lora'> = {
   valSplit: 'auto',
   trainOnPrompt: false,
   packing: false,
+  basePrecision: 'stored',
 };
 
 /** A list naming one group ('all-linear', 'attention', 'mlp') is that group: PEFT reads ["all-linear"] as a module name. */
@@ -48,17 +56,20 @@ function resolveLora(input: Partial<LoraConfig>): LoraConfig {
 
 /** Fills defaults and checks every field (TrainError / LoraError naming the bad value). */
 export function resolveTrainSettings(input: TrainSettingsInput = {}): TrainSettings {
-  const { lora, maxSeqLen, valSplit, trainOnPrompt, packing, ...hyperparameters } = { ...DEFAULT_TRAIN_SETTINGS, ...input };
+  const { lora, maxSeqLen, valSplit, trainOnPrompt, packing, basePrecision, ...hyperparameters } = { ...DEFAULT_TRAIN_SETTINGS, ...input };
   if (!Number.isInteger(maxSeqLen) || maxSeqLen < 2) {
     throw new TrainError('INVALID_TRAIN_CONFIG', `maxSeqLen must be an integer of at least 2, got ${String(maxSeqLen)}`);
   }
   if (valSplit !== 'auto' && !(typeof valSplit === 'number' && valSplit >= 0 && valSplit < 1)) {
     throw new TrainError('INVALID_TRAIN_CONFIG', `valSplit must be in [0, 1) or 'auto', got ${String(valSplit)}`);
   }
+  if (typeof basePrecision !== 'string' || !isBasePrecision(basePrecision)) {
+    throw new TrainError('INVALID_TRAIN_CONFIG', `basePrecision must be one of ${BASE_PRECISIONS.join(', ')}, got ${JSON.stringify(basePrecision)}`);
+  }
   return {
     ...resolveHyperparameters(hyperparameters),
     lora: lora === null ? null : resolveLora(lora ?? {}),
-    maxSeqLen, valSplit, trainOnPrompt: trainOnPrompt === true, packing: packing === true,
+    maxSeqLen, valSplit, trainOnPrompt: trainOnPrompt === true, packing: packing === true, basePrecision,
   };
 }
 

@@ -26,6 +26,7 @@ export interface HyperForm {
   earlyStoppingPatience: string;
   trainOnPrompt: boolean;
   recompute: NonNullable<TrainingSettings['recompute']>;
+  basePrecision: NonNullable<TrainingSettings['basePrecision']>;
 }
 
 export type HyperField = keyof HyperForm;
@@ -50,6 +51,7 @@ export const DEFAULT_SETTINGS: Omit<TrainingSettings, 'lora'> & { lora: Omit<Tra
   earlyStoppingPatience: 3,
   trainOnPrompt: false,
   recompute: 'auto',
+  basePrecision: 'stored',
 };
 
 function text(value: number | undefined): string {
@@ -67,7 +69,7 @@ export function formFromSettings(settings: Partial<TrainingSettings> & { lora?: 
     valSplit: text(s.valSplit), seed: text(s.seed), scheduler: s.scheduler, warmupSteps: text(s.warmupSteps),
     weightDecay: text(s.weightDecay), maxGradNorm: text(s.maxGradNorm), evalEvery: text(s.evalEvery),
     checkpointEvery: text(s.checkpointEvery), earlyStoppingPatience: text(s.earlyStoppingPatience),
-    trainOnPrompt: s.trainOnPrompt, recompute: s.recompute ?? 'auto',
+    trainOnPrompt: s.trainOnPrompt, recompute: s.recompute ?? 'auto', basePrecision: s.basePrecision ?? 'stored',
   };
 }
 
@@ -86,7 +88,7 @@ const LABELS: Record<HyperField, string> = {
   maxSeqLen: 'max sequence length', valSplit: 'validation split', seed: 'seed', scheduler: 'scheduler',
   warmupSteps: 'warm-up steps', weightDecay: 'weight decay', maxGradNorm: 'max gradient norm',
   evalEvery: 'evaluate every', checkpointEvery: 'checkpoint every', earlyStoppingPatience: 'early-stopping patience',
-  trainOnPrompt: 'train on prompt', recompute: 'activation recomputation',
+  trainOnPrompt: 'train on prompt', recompute: 'activation recomputation', basePrecision: 'base precision',
 };
 
 const RULES: Partial<Record<HyperField, { checks: Check[]; optional?: boolean }>> = {
@@ -157,5 +159,6 @@ export function settingsFromForm(form: HyperForm, targetModules: readonly string
     ...(patience !== undefined ? { earlyStoppingPatience: patience } : {}),
     trainOnPrompt: form.trainOnPrompt,
     recompute: form.recompute,
+    basePrecision: form.basePrecision,
   };
 }

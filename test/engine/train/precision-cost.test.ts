@@ -16,9 +16,8 @@ import { unregisterNativeKernels } from '../../../main/engine/backend/native/ind
 import { loadDataset } from '../../../main/engine/train/datasets/dataset';
 import { describePrecisionCost, measurePrecisionCost } from '../../../main/engine/train/precision-cost';
 import { tokenizeExamples } from '../../../main/engine/train/tokenize';
-import { q8Row } from '../backend/format-reference';
 import { addonLoad, nativeSkipReason } from '../backend/native-support';
-import { llamaReference, type Weights } from '../models/float64-reference';
+import { q8Weights, targetLoss } from '../models/precision-reference';
 import { buildLlama, type LlamaShape } from '../models/random-models';
 import { charTokenizer } from './char-tokenizer';
 
@@ -42,40 +41,6 @@ const records = Array.from({ length: 12 }, (_, i) => ({ prompt: `question ${i}: 
 writeFileSync(data, records.map((r) => JSON.stringify(r)).join('\n') + '\n');
 const settings = { valSplit: 0.25, seed: 7, batchSize: 2, maxSeqLen: 48 };
 
-/** Every matrix (the linears and the tied table) as Q8_0 holds it, in float64; norms and biases as they are. */
-function quantized(weights: Weights): Weights {
-  const out: Weights = new Map();
-  for (const [name, w] of weights) {
-    if (w.shape.length !== 2) {
-      out.set(name, w);
-      continue;
-    }
-    const [rows, cols] = w.shape as [number, number];
-    const data = new Float64Array(rows * cols);
-    for (let r = 0; r < rows; r++) data.set(q8Row(Float32Array.from(w.data.subarray(r * cols, (r + 1) * cols))).values, r * cols);
-    out.set(name, { shape: w.shape, data });
-  }
-  return out;
-}
-
-/** Mean cross-entropy of the target tokens (ids[t+1] where train[t+1]), each row through the float64 model alone. */
-function referenceLoss(weights: Weights, rows: readonly { ids: readonly number[]; train: readonly number[] }[]): number {
-  let sum = 0;
-  let count = 0;
-  for (const row of rows) {
-    const logits = llamaReference(weights, refConfig, [...row.ids]);
-    for (let t = 0; t + 1 < row.ids.length; t++) {
-      if (row.train[t + 1] !== 1) continue;
-      const z = logits[t] as Float64Array;
-      const max = Math.max(...z);
-      const logSum = Math.log(z.reduce((s, v) => s + Math.exp(v - max), 0)) + max;
-      sum += logSum - (z[row.ids[t + 1] as number] as number);
-      count++;
-    }
-  }
-  return sum / count;
-}
-
 describe.each(['wasm', 'cpu'] as const)('the base precision\'s measured cost (%s)', (backendName) => {
   it.skipIf(skip)('Q8_0 against BF16 on the validation rows, as the float64 model scores them', async () => {
     await initBackend(backendName, { native: { threads: 1 } });
@@ -90,8 +55,8 @@ describe.each(['wasm', 'cpu'] as const)('the base precision\'s measured cost (%s
     const rows = tokenizeExamples(val, tokenizer, { maxSeqLen: settings.maxSeqLen }).examples.slice(0, settings.batchSize);
     expect(cost.rows).toBe('validation');
     expect(cost.examples).toBe(rows.length);
-    const bf16 = referenceLoss(built.weights, rows);
-    const q8 = referenceLoss(quantized(built.weights), rows);
+    const bf16 = targetLoss(built.weights, refConfig, rows);
+    const q8 = targetLoss(q8Weights(built.weights), refConfig, rows);
     expect(Math.abs(q8 - bf16)).toBeGreaterThan(2e-4); // the quantization shows, well above the tolerance of the check below
 
     const [q8Cost] = cost.others;

@@ -1,6 +1,8 @@
 import type {
-  Adapter, AdapterVersion, Api, CommandResult, LinearModuleInfo, TrainingEstimate, TrainingProposal, TrainingRun, TrainingSettings,
+  Adapter, AdapterVersion, Api, BasePrecision, CommandResult, LinearModuleInfo, PrecisionCost, PrecisionProgress, TrainingEstimate,
+  TrainingProposal, TrainingRun, TrainingSettings,
 } from '../../../../preload/contract';
+import { precisionApplies } from '../precision';
 import { activePreset, moduleKinds, presetSelection, selectionOf, targetModulesOf, trainableParameters, type ModulePreset } from '../lora';
 import { formFromSettings, settingsFromForm, validateForm, type HyperField, type HyperForm } from '../settings-form';
 import { setOf, withItems } from '../immutable';
@@ -46,6 +48,13 @@ export class WizardState {
   #prefilled = false;
   #preview = $state.raw<CommandResult<'datasets.preview'> | null>(null);
   #previewError = $state<string | null>(null);
+  #precisionCost = $state.raw<PrecisionCost | null>(null);
+  #precisionProgress = $state.raw<PrecisionProgress | null>(null);
+  #measuring = $state(false);
+  #measureError = $state<string | null>(null);
+  /** What the cost was measured on (model, dataset and the settings that pick the rows): measured once for each. */
+  #measuredFor: string | null = null;
+  #measureCount = 0;
 
   constructor(api: Api, models: ModelsState) {
     this.#api = api;
@@ -74,6 +83,11 @@ export class WizardState {
   /** The chosen dataset's first records as the chosen model sees them, with the lines skipped at import. */
   get preview(): CommandResult<'datasets.preview'> | null { return this.#preview; }
   get previewError(): string | null { return this.#previewError; }
+  /** The base precision's measured cost on this dataset (validation-loss difference against 16 bits), once measured. */
+  get precisionCost(): PrecisionCost | null { return this.#precisionCost; }
+  get precisionProgress(): PrecisionProgress | null { return this.#precisionProgress; }
+  get measuring(): boolean { return this.#measuring; }
+  get measureError(): string | null { return this.#measureError; }
   /** Continuing a version trains its own adapter further: its rank and target modules cannot change. */
   get locked(): boolean { return this.#parentVersionId !== null; }
 
@@ -135,6 +149,10 @@ export class WizardState {
     this.#prefilled = false;
     this.#preview = null;
     this.#previewError = null;
+    this.#precisionCost = null;
+    this.#precisionProgress = null;
+    this.#measureError = null;
+    this.#measuredFor = null;
   }
 
   /** The only base model in the library needs no choosing: the wizard opens with it chosen. */
@@ -279,6 +297,50 @@ export class WizardState {
     } finally {
       this.#estimating = false;
     }
+    // Where the store holds the base, its precision is a choice: measure what each costs on this data, once.
+    if (precisionApplies(this.#estimate) && this.#measuredFor !== this.#measureKey()) void this.measurePrecision();
+  }
+
+  #measureKey(): string {
+    const f = this.#form;
+    return [this.#modelId, this.#datasetId, f.maxSeqLen, f.batchSize, f.valSplit, f.seed, f.trainOnPrompt].join(':');
+  }
+
+  /**
+   * Measures the base precision's cost on this dataset in the engine host (a few validation batches at 16 bits and at
+   * Q8_0), following its progress; a failure is said beside the choice and keeps the wizard usable.
+   */
+  async measurePrecision(): Promise<void> {
+    if (!this.canStart || !this.#modelId || !this.#datasetId || this.#measuring) return;
+    const key = this.#measureKey();
+    const requestId = `precision-${++this.#measureCount}`;
+    this.#measuredFor = key;
+    this.#measuring = true;
+    this.#measureError = null;
+    this.#precisionCost = null;
+    this.#precisionProgress = null;
+    const off = this.#api.on('train.precisionProgress', (p) => {
+      if (p.requestId === requestId) this.#precisionProgress = p;
+    });
+    try {
+      const cost = await this.#api.invoke('train.measurePrecision', {
+        requestId, modelId: this.#modelId, datasetId: this.#datasetId, settings: this.#settings(),
+      });
+      if (this.#measureKey() === key) this.#precisionCost = cost;
+    } catch (error) {
+      this.#measureError = `Measuring the base precision failed: ${messageOf(error)}`;
+    } finally {
+      off();
+      this.#measuring = false;
+      this.#precisionProgress = null;
+    }
+  }
+
+  /** Keeps the base at `precision` for this run; the estimate follows (its memory is that precision's). */
+  choosePrecision(precision: BasePrecision): void {
+    if (this.#form.basePrecision === precision) return;
+    this.#form.basePrecision = precision;
+    void this.refreshEstimate();
   }
 
   async start(): Promise<TrainingRun | null> {

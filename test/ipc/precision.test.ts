@@ -42,7 +42,7 @@ beforeAll(() => {
 afterAll(() => h.close());
 
 describe('the base precision through the handlers', () => {
-  it.skipIf(skip)('measures Q8_0 against F16 as the float64 model scores the rows, and a run keeps the base at the chosen precision', async () => {
+  it.skipIf(skip)('measures Q8_0 against F16 as the float64 model scores the rows, and a run keeps the base at the chosen precision', { timeout: 600_000 }, async () => {
     const model = await h.api.invoke('models.import', { path: STARTER, mode: 'reference' });
     const dataset = await h.api.invoke('datasets.import', { path: SAMPLE });
     const ids = { modelId: model.id, datasetId: dataset.id };
@@ -59,14 +59,14 @@ describe('the base precision through the handlers', () => {
     const weights = readSafetensorsF64(join(STARTER, 'model.safetensors'));
     const f16 = targetLoss(weights, refConfig, rows);
     const q8 = targetLoss(q8Weights(weights), refConfig, rows);
-    expect(Math.abs(q8 - f16)).toBeGreaterThan(5e-4); // the rounding shows, well above the tolerance below
+    expect(Math.abs(q8 - f16)).toBeGreaterThan(5e-4); // the rounding shows (about 1e-3 here), far above the tolerance below
     expect(cost.reference).toMatchObject({ precision: 'bf16', format: 'F16' });
     expect(cost.others.map((m) => [m.precision, m.format])).toEqual([['q8_0', 'Q8_0']]);
     const [at8] = cost.others;
-    // float32 forward passes (native kernels converting F16 and Q8_0 on the fly) against float64: about 1e-5 here.
-    expect(Math.abs(cost.reference.loss - f16)).toBeLessThan(1e-4);
-    expect(Math.abs((at8?.loss ?? NaN) - q8)).toBeLessThan(1e-4);
-    expect(Math.abs((at8?.lossDelta ?? NaN) - (q8 - f16))).toBeLessThan(1e-4);
+    // float32 forward passes (native kernels converting F16 and Q8_0 on the fly) against float64: within 1e-6 here.
+    expect(Math.abs(cost.reference.loss - f16)).toBeLessThan(1e-5);
+    expect(Math.abs((at8?.loss ?? NaN) - q8)).toBeLessThan(1e-5);
+    expect(Math.abs((at8?.lossDelta ?? NaN) - (q8 - f16))).toBeLessThan(2e-5);
 
     // Bytes: every matrix once (the tied head is the table), 2 per value at F16, 1 and an F16 scale per 32 at Q8_0.
     const matrices = [...weights.values()].filter((w) => w.shape.length === 2).map((w) => w.shape as [number, number]);
@@ -100,7 +100,7 @@ describe('the base precision through the handlers', () => {
     expect(record.performance.estimate.base).toMatchObject({ held: 'Q8_0', bytes: q8Bytes });
   });
 
-  it.skipIf(skip)('says why when there is nothing to measure', async () => {
+  it.skipIf(skip)('says why when there is nothing to measure', { timeout: 300_000 }, async () => {
     const [model] = await h.api.invoke('models.list', {});
     const [dataset] = await h.api.invoke('datasets.list', {});
     // Rows cut to 2 tokens keep no answer token of the chat template: no validation row has a target to score.

@@ -313,7 +313,7 @@ export class WizardState {
   async measurePrecision(): Promise<void> {
     if (!this.canStart || !this.#modelId || !this.#datasetId || this.#measuring) return;
     const key = this.#measureKey();
-    const requestId = `precision-${++this.#measureCount}`;
+    const requestId = `precision-${Date.now().toString(36)}-${++this.#measureCount}`; // events go to every window: this one's own
     this.#measuredFor = key;
     this.#measuring = true;
     this.#measureError = null;

@@ -96,6 +96,7 @@ export const SCHEMAS = {
   'train.propose': z.object({ modelId: id, datasetId: id, settings: trainingSettings.optional() }).strict(),
   'train.estimate': z.object({ modelId: id, datasetId: id, settings: trainingSettings }).strict(),
   'train.measurePrecision': z.object({ requestId: id, modelId: id, datasetId: id, settings: trainingSettings }).strict(),
+  'train.stopMeasure': z.object({ requestId: id }).strict(),
   'train.start': z.object({
     modelId: id, datasetId: id, settings: trainingSettings,
     adapterName: z.string().trim().min(1).max(100), parentVersionId: id.optional(),

@@ -84,6 +84,8 @@ export interface Commands {
    * events with this `requestId` say how far it is.
    */
   'train.measurePrecision': { args: { requestId: string; modelId: string; datasetId: string; settings: TrainingSettings }; result: PrecisionCost };
+  /** Stops that measuring between two batches (a run about to start need not wait behind it); it rejects with CANCELLED. */
+  'train.stopMeasure': { args: { requestId: string }; result: { stopped: boolean } };
   'train.start': {
     args: { modelId: string; datasetId: string; settings: TrainingSettings; adapterName: string; parentVersionId?: string };
     result: TrainingRun;
@@ -192,7 +194,7 @@ export const COMMAND_NAMES = [
   'datasets.list', 'datasets.import', 'datasets.preview', 'datasets.delete',
   'adapters.list', 'adapters.versions', 'adapters.deleteVersion', 'adapters.exportPeft', 'adapters.exportMerged',
   'adapters.exportGguf', 'adapters.delete', 'adapters.checkPeft', 'adapters.importPeft', 'adapters.analyze', 'adapters.reduce',
-  'train.propose', 'train.estimate', 'train.measurePrecision', 'train.start', 'train.cancel', 'train.resume', 'runs.list', 'runs.metrics', 'runs.delete',
+  'train.propose', 'train.estimate', 'train.measurePrecision', 'train.stopMeasure', 'train.start', 'train.cancel', 'train.resume', 'runs.list', 'runs.metrics', 'runs.delete',
   'runs.exportForPeft', 'runs.importResult',
   'chat.load', 'chat.generate', 'chat.stop', 'comparisons.save', 'comparisons.list', 'comparisons.delete',
   'dialog.openPath',

@@ -214,6 +214,7 @@ export function installFakeBackend(options: { stepMs: number; tokenMs: number })
       const q8 = { precision: 'q8_0' as const, format: 'Q8_0', loss: 2.4353, baseBytes: 5_570_560, lossDelta: 0.0041, bytesSaved: 4_915_200 };
       return { reference, others: [q8], rows: 'validation' as const, examples: 8, tokens: 412 };
     },
+    'train.stopMeasure': () => ({ stopped: false }),
     'train.start': (args) => startRun(args),
     'train.cancel': ({ runId }) => {
       const run = runs.find((r) => r.id === runId);

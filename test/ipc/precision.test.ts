@@ -100,6 +100,24 @@ describe('the base precision through the handlers', () => {
     expect(record.performance.estimate.base).toMatchObject({ held: 'Q8_0', bytes: q8Bytes });
   });
 
+  it.skipIf(skip)('stops between batches when asked, and the engine goes on serving', { timeout: 300_000 }, async () => {
+    const [model] = await h.api.invoke('models.list', {});
+    const [dataset] = await h.api.invoke('datasets.list', {});
+    const ids = { modelId: model!.id, datasetId: dataset!.id };
+    const stopped = new Promise<void>((resolve) => {
+      const off = h.api.on('train.precisionProgress', (p) => {
+        if (p.requestId !== 'measure-3' || p.stage !== 'scoring') return;
+        off();
+        void h.api.invoke('train.stopMeasure', { requestId: 'measure-3' }).then(() => resolve());
+      });
+    });
+    const measuring = h.api.invoke('train.measurePrecision', { requestId: 'measure-3', ...ids, settings });
+    await expect(measuring).rejects.toMatchObject({ code: 'CANCELLED' });
+    await stopped;
+    expect(await h.api.invoke('train.stopMeasure', { requestId: 'measure-3' })).toEqual({ stopped: false });
+    expect((await h.api.invoke('train.estimate', { ...ids, settings })).base?.held).toBe('F16');
+  });
+
   it.skipIf(skip)('says why when there is nothing to measure', { timeout: 300_000 }, async () => {
     const [model] = await h.api.invoke('models.list', {});
     const [dataset] = await h.api.invoke('datasets.list', {});

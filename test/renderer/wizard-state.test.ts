@@ -235,6 +235,29 @@ describe('the base precision on the review step', () => {
     expect(api.callsOf('train.start')[0]?.settings.basePrecision).toBe('q8_0');
   });
 
+  it('a start stops the measuring in flight (the run would wait behind it) without calling it a failure', async () => {
+    const measured = deferred<typeof COST>();
+    const api = fakeApi({
+      'models.list': () => [MODEL], 'models.modules': () => llamaModules(),
+      'train.estimate': () => ({ ...ESTIMATE, base }),
+      'train.measurePrecision': () => measured.promise,
+      'train.stopMeasure': () => {
+        measured.reject(appError('CANCELLED', 'measuring the base precision was cancelled'));
+        return { stopped: true };
+      },
+      'train.start': () => run({ status: 'queued' }),
+    });
+    const wizard = await atReview(api);
+    await vi.waitFor(() => expect(wizard.measuring).toBe(true));
+    expect(await wizard.start()).not.toBeNull();
+    const [asked] = api.callsOf('train.measurePrecision');
+    expect(api.callsOf('train.stopMeasure')).toEqual([{ requestId: asked!.requestId }]);
+    const names = api.calls.map((c) => c.name);
+    expect(names.indexOf('train.stopMeasure')).toBeLessThan(names.indexOf('train.start'));
+    await vi.waitFor(() => expect(wizard.measuring).toBe(false));
+    expect(wizard.measureError).toBeNull();
+  });
+
   it('says why measuring failed beside the choice, and the wizard still starts', async () => {
     const api = fakeApi({
       'models.list': () => [MODEL], 'models.modules': () => llamaModules(),

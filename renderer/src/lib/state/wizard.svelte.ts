@@ -55,6 +55,9 @@ export class WizardState {
   /** What the cost was measured on (model, dataset and the settings that pick the rows): measured once for each. */
   #measuredFor: string | null = null;
   #measureCount = 0;
+  /** The measuring request in flight, stopped when a run starts (the run would wait behind it in the engine). */
+  #measureRequest: string | null = null;
+  #measureStopped = false;
 
   constructor(api: Api, models: ModelsState) {
     this.#api = api;
@@ -315,6 +318,8 @@ export class WizardState {
     const key = this.#measureKey();
     const requestId = `precision-${Date.now().toString(36)}-${++this.#measureCount}`; // events go to every window: this one's own
     this.#measuredFor = key;
+    this.#measureRequest = requestId;
+    this.#measureStopped = false;
     this.#measuring = true;
     this.#measureError = null;
     this.#precisionCost = null;
@@ -328,11 +333,25 @@ export class WizardState {
       });
       if (this.#measureKey() === key) this.#precisionCost = cost;
     } catch (error) {
-      this.#measureError = `Measuring the base precision failed: ${messageOf(error)}`;
+      if (!this.#measureStopped) this.#measureError = `Measuring the base precision failed: ${messageOf(error)}`;
+      else this.#measuredFor = null; // stopped for a run: measured again when the review step asks next
     } finally {
       off();
+      this.#measureRequest = null;
       this.#measuring = false;
       this.#precisionProgress = null;
+    }
+  }
+
+  /** Stops a measuring in flight (the run would wait behind it); the choice already made stands. */
+  async #stopMeasuring(): Promise<void> {
+    const requestId = this.#measureRequest;
+    if (requestId === null) return;
+    this.#measureStopped = true;
+    try {
+      await this.#api.invoke('train.stopMeasure', { requestId });
+    } catch {
+      // Nothing to stop any more, or the engine is gone: the start says what matters.
     }
   }
 
@@ -352,6 +371,7 @@ export class WizardState {
     this.#starting = true;
     this.#error = null;
     try {
+      await this.#stopMeasuring();
       return await this.#api.invoke('train.start', {
         modelId: this.#modelId, datasetId: this.#datasetId, settings: this.#settings(),
         adapterName: this.#adapterName.trim(),

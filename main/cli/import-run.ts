@@ -2,7 +2,8 @@
  * `lorasmith import-run <result-dir> [--data-dir D] [--adapter-name N] [--json]`: what an exported run's train.py
  * wrote (its output/ folder, or the export folder holding it) becomes a new adapter version in the library, with the
  * base and dataset found by their hashes, the adapter checked against the base first, the curves of the trainer's
- * log history and the machine it ran on (services/run-import.ts, the app's path too).
+ * log history and the machine it ran on; a warning where its library versions differ from those the export pinned
+ * (services/run-import.ts, the app's path too).
  */
 import { resolve } from 'node:path';
 import { resolveDataDir } from '../app/data-dir';
@@ -33,11 +34,12 @@ export const importRunCommand: CliCommand = {
       const adapterName = stringOption(parsed, 'adapter-name');
       const done = await importRunResult(library, files, resolve(dir), adapterName ? { adapterName } : {});
       if (flagOption(parsed, 'json')) {
-        io.out(JSON.stringify({ done: true, adapterName: done.adapterName, versionId: done.version.id, version: done.version.version, runId: done.run.id, steps: done.steps, trainedOn: done.trainedOn, metrics: done.version.metrics }));
+        io.out(JSON.stringify({ done: true, adapterName: done.adapterName, versionId: done.version.id, version: done.version.version, runId: done.run.id, steps: done.steps, trainedOn: done.trainedOn, warnings: done.warnings, metrics: done.version.metrics }));
       } else {
         const m = done.version.metrics;
         io.out(`imported as ${done.adapterName} v${done.version.version}: ${done.steps} steps, train loss ${m.trainLoss?.toFixed(4) ?? 'n/a'}, val loss ${m.valLoss?.toFixed(4) ?? 'n/a'}`);
         io.out(`trained on ${done.trainedOn}`);
+        for (const warning of done.warnings) io.err(`warning: ${warning}`);
       }
       return 0;
     } finally {

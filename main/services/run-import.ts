@@ -2,8 +2,10 @@
  * A run trained elsewhere (an exported run's train.py output) comes back into the library as a new adapter version,
  * as a local run would: the base and the dataset found in the library by the content hashes the export recorded,
  * the adapter checked against that base (preflight) before anything is written, then a finished training run with
- * the curves of the trainer's log history, and the version with its settings and the machine it ran on. Reading the
- * result and the preflight run in the file worker. One home for `lorasmith import-run` and the Adapters view.
+ * the curves of the trainer's log history, and the version with its settings and the machine it ran on (with the
+ * library versions it ran with, beside those its export pinned: a difference is a warning of the import, not a
+ * refusal). Reading the result and the preflight run in the file worker. One home for `lorasmith import-run` and the
+ * Adapters view.
  */
 import { cpSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -27,6 +29,8 @@ export interface RunImport {
   readonly adapterName: string;
   readonly trainedOn: string;
   readonly steps: number;
+  /** What the import warns of (the run's library versions differing from those its export pinned); empty if none. */
+  readonly warnings: readonly string[];
 }
 
 function findLibraryEntries(library: Library, result: RunResultSummary) {
@@ -66,7 +70,8 @@ export async function importRunResult(library: Library, files: FileWork, dir: st
   try {
     cpSync(result.adapterDir, staging, { recursive: true });
     for (const name of ['trainer_state.json', 'run_info.json', 'run.json']) cpSync(join(result.dir, name), join(staging, name));
-    writeFileSync(join(staging, MACHINE_FILE), JSON.stringify({ description: trainedOn, ...result.machine }, null, 2) + '\n');
+    const versions = { testedVersions: result.testedVersions, versionDifferences: result.versionDifferences };
+    writeFileSync(join(staging, MACHINE_FILE), JSON.stringify({ description: trainedOn, ...result.machine, ...versions }, null, 2) + '\n');
 
     const adapter = existing ?? library.adapters.create({ name: adapterName, baseModelId: model.id });
     const created = library.runs.create({ adapterId: adapter.id, datasetId: dataset.id, settings, parentVersionId: parent?.id ?? null, totalSteps: result.steps });
@@ -79,7 +84,8 @@ export async function importRunResult(library: Library, files: FileWork, dir: st
         metrics: { steps: result.steps, ...(result.trainLoss !== null ? { trainLoss: result.trainLoss } : {}), ...(result.valLoss !== null ? { valLoss: result.valLoss } : {}) },
       });
       const run = library.runs.finish(created.id, 'done');
-      return { version: library.versions.get(version.id), run, adapterName, trainedOn, steps: result.steps };
+      const warnings = result.versionWarning ? [result.versionWarning] : [];
+      return { version: library.versions.get(version.id), run, adapterName, trainedOn, steps: result.steps, warnings };
     } catch (error) {
       library.runs.delete(created.id);
       if (!existing && library.versions.list(adapter.id).length === 0) library.adapters.delete(adapter.id);

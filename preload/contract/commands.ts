@@ -113,7 +113,7 @@ export interface Commands {
    * Imports what an exported run's train.py wrote (its output folder) as a new version of `adapterName` (default
    * '<dataset>-<base>'), after checking its base and dataset against the library and its adapter against the base.
    */
-  'runs.importResult': { args: { path: string; adapterName?: string }; result: { version: AdapterVersion; adapterName: string; trainedOn: string } };
+  'runs.importResult': { args: { path: string; adapterName?: string }; result: { version: AdapterVersion; adapterName: string; trainedOn: string; warnings: string[] } };
 
   'chat.load': { args: { modelId: string }; result: { modelId: string; chatTemplate: string | null } };
   'chat.generate': {

@@ -77,7 +77,8 @@ describe('importing a run trained elsewhere', () => {
   it('adds a version on the library\'s base and dataset with the settings, the curves and the machine it ran on', async () => {
     const done = await importRunResult(library, files, bundle, { adapterName: 'sums-remote' });
     expect(done.adapterName).toBe('sums-remote');
-    expect(done.trainedOn).toBe('gpu-box: 2 × NVIDIA H100 80GB HBM3, 2 processes (DistributedType.MULTI_GPU) (transformers 5.17.0, PEFT 0.21.0)');
+    expect(done.trainedOn).toBe('gpu-box: 2 × NVIDIA H100 80GB HBM3, 2 processes (MULTI_GPU); torch 2.11.0+cu128, CUDA 12.8, transformers 5.17.0, PEFT 0.21.0, accelerate 1.15.0');
+    expect(done.warnings).toEqual([]); // the versions requirements.txt pins (torch's +cu128 build is the release 2.11.0)
     const v = done.version;
     expect(v).toMatchObject({ origin: 'trained', version: 1, datasetId, baseModelHash: library.models.get(modelId).contentHash, datasetHash: library.datasets.get(datasetId).hash, trainedOn: done.trainedOn });
     expect(v.metrics).toEqual({ steps: 3, trainLoss: history[2]?.loss, valLoss: evals.at(-1)?.valLoss });
@@ -102,6 +103,20 @@ describe('importing a run trained elsewhere', () => {
     expect(JSON.parse(out[0] as string)).toMatchObject({ done: true, adapterName: 'sums-cli', version: 1, steps: 3, trainedOn: expect.stringMatching(/^gpu-box: 2 × NVIDIA H100/) });
     expect(library.versions.list((library.adapters.findByName('sums-cli') as { id: string }).id)).toHaveLength(1);
     await expect(importRunCommand.run([], io)).rejects.toThrow(/needs exactly one <result-dir>/);
+
+    // A run on another transformers than the export pins: imported, the versions in its line, a warning on stderr.
+    const newer = join(dir, 'newer-transformers');
+    cpSync(join(bundle, 'output'), newer, { recursive: true });
+    const info = JSON.parse(readFileSync(join(newer, 'run_info.json'), 'utf8'));
+    info.machine.transformers = '5.18.0';
+    writeFileSync(join(newer, 'run_info.json'), JSON.stringify(info));
+    const text: string[] = [];
+    const err: string[] = [];
+    const code = await importRunCommand.run([newer, '--data-dir', join(dir, 'library'), '--adapter-name', 'sums-newer'], { out: (t) => text.push(t), err: (t) => err.push(t), signal: new AbortController().signal });
+    expect(code).toBe(0);
+    expect(text[1]).toBe('trained on gpu-box: 2 × NVIDIA H100 80GB HBM3, 2 processes (MULTI_GPU); torch 2.11.0+cu128, CUDA 12.8, transformers 5.18.0 (tested 5.17.0), PEFT 0.21.0, accelerate 1.15.0');
+    expect(err).toEqual([expect.stringMatching(/^warning: this run trained with transformers 5\.18\.0 \(tested 5\.17\.0\), not the versions its export pins in requirements\.txt; it was imported/)]);
+    expect(library.versions.list((library.adapters.findByName('sums-newer') as { id: string }).id)).toHaveLength(1);
   });
 
   it('refuses a run whose base is not in the library, naming it, and writes nothing', async () => {

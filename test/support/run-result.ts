@@ -7,16 +7,19 @@ import { spawnSync } from 'node:child_process';
 import { cpSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 
+/** run_info.json's machine as the exported train.py's machine() records it: two GPUs of one box, the tested versions. */
 export const REMOTE_MACHINE = {
-  hostname: 'gpu-box', platform: 'Linux', python: '3.12.3', torch: '2.11.0', transformers: '5.17.0', peft: '0.21.0', accelerate: '1.15.0',
-  deepspeed: null, cuda: '12.8', devices: ['NVIDIA H100 80GB HBM3', 'NVIDIA H100 80GB HBM3'], processes: 2,
-  distributed_type: 'DistributedType.MULTI_GPU', mixed_precision: 'no',
+  hostname: 'gpu-box', platform: 'Linux', python: '3.12.3', torch: '2.11.0+cu128', cuda: '12.8', cudnn: 91002, transformers: '5.17.0', peft: '0.21.0',
+  accelerate: '1.15.0', deepspeed: null, hosts: ['gpu-box'], devices: ['NVIDIA H100 80GB HBM3', 'NVIDIA H100 80GB HBM3'], processes: 2,
+  distributed_type: 'MULTI_GPU', mixed_precision: 'no',
 };
 
 export interface LoggedStep { readonly step: number; readonly loss: number; readonly lr: number; readonly gradNorm: number }
 export interface LoggedEval { readonly step: number; readonly valLoss: number }
 
-export function writeRunResult(bundle: string, output: string, adapterDir: string, history: readonly LoggedStep[], evals: readonly LoggedEval[]): void {
+export function writeRunResult(
+  bundle: string, output: string, adapterDir: string, history: readonly LoggedStep[], evals: readonly LoggedEval[], machine: object = REMOTE_MACHINE,
+): void {
   mkdirSync(output, { recursive: true });
   cpSync(adapterDir, join(output, 'adapter'), { recursive: true });
   const log = [
@@ -29,7 +32,7 @@ run = train.read_json(${JSON.stringify(join(bundle, 'run.json'))})
 a = json.loads(sys.stdin.read())
 train.write_result(${JSON.stringify(output)}, run, "completed", a["log"], a["best"], {"seconds": 12.5, "tokens_per_second": 900.0}, "example/base", "float32", a["machine"], run["dataset"]["train_rows"])`;
   const run = spawnSync('python3', ['-c', code], {
-    input: JSON.stringify({ log, best: best ? { eval_loss: best.valLoss, step: best.step } : null, machine: REMOTE_MACHINE }), encoding: 'utf8',
+    input: JSON.stringify({ log, best: best ? { eval_loss: best.valLoss, step: best.step } : null, machine }), encoding: 'utf8',
   });
   if (run.error) throw new Error(`python3 is needed to run the exported train.py's write_result (apt install python3): ${run.error.message}`);
   if (run.status !== 0) throw new Error(`write_result failed: ${run.stderr}`);

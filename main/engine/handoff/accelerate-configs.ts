@@ -87,15 +87,3 @@ export function accelerateConfigFiles(settings: TrainSettings): BundleFiles {
     'deepspeed/zero3.json': deepspeedJson(3, settings),
   };
 }
-
-/** The versions train.py is written for (transformers 5's from_pretrained(dtype=...)). */
-export const REQUIREMENTS = `# transformers, PEFT and torch as the project's PEFT interoperability fixture was made with them;
-# accelerate and DeepSpeed the releases current with them.
-torch==2.11.0
-transformers==5.17.0
-peft==0.21.0
-accelerate==1.15.0
-safetensors>=0.6
-# For the DeepSpeed configs only:
-# deepspeed==0.19.8
-`;

@@ -28,10 +28,11 @@ import { AdamW } from '../train/optimizer';
 import { hashSeed } from '../train/rng';
 import { padIdOf, resolveTrainSettings, type TrainSettings, type TrainSettingsInput } from '../train/settings';
 import { chatSegments, tokenizeExamples, type TokenizedExample, type TokenizeReport } from '../train/tokenize';
-import { accelerateConfigFiles, REQUIREMENTS } from './accelerate-configs';
+import { accelerateConfigFiles } from './accelerate-configs';
 import { HandoffError } from './errors';
 import { bundleReadme } from './readme';
 import { TRAIN_SCRIPT } from './train-script';
+import { requirementsTxt, TESTED_VERSIONS } from './versions';
 
 export const RUN_EXPORT_FORMAT = 'lorasmith-run-export/1';
 export const RUN_FILE = 'run.json';
@@ -195,6 +196,8 @@ export async function exportRun(options: ExportRunOptions): Promise<ExportRunRes
     },
     /** The engine's own words, for importing the result back with the same settings. */
     settings: { ...settings, lora },
+    /** What requirements.txt pins; the import compares them with the versions train.py ran with. */
+    tested_versions: TESTED_VERSIONS,
   };
 
   const files = new Map<string, string>([
@@ -203,7 +206,7 @@ export async function exportRun(options: ExportRunOptions): Promise<ExportRunRes
     ['data/train.jsonl', jsonl(rowsOf(trainRows, dataset.train, segmentsOf, settings.packing))],
     ['data/val.jsonl', jsonl(rowsOf(val.examples, dataset.val, segmentsOf, false))],
     ['train.py', TRAIN_SCRIPT],
-    ['requirements.txt', REQUIREMENTS],
+    ['requirements.txt', requirementsTxt(TESTED_VERSIONS)],
     ...Object.entries(accelerateConfigFiles(settings)),
   ]);
   files.set('README.md', bundleReadme(run, [...files.keys(), `${INITIAL_ADAPTER_DIR}/${ADAPTER_CONFIG_FILE}`, `${INITIAL_ADAPTER_DIR}/${ADAPTER_WEIGHTS_FILE}`]));

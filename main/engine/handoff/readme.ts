@@ -60,8 +60,11 @@ tokenizer and stop on any difference from this export).
 ## What comes back
 
 \`output/adapter/\` (adapter_config.json, adapter_model.safetensors), \`output/trainer_state.json\` (\`log_history\`:
-loss, learning rate, gradient norm per step; eval_loss at each evaluation) and \`output/run_info.json\` (the machine,
-its GPUs, the library versions, the outcome). Bring \`output/\` back and run:
+loss, learning rate, gradient norm per step; eval_loss at each evaluation) and \`output/run_info.json\` (the outcome,
+the machines, each process's GPU, the world size, and the torch, CUDA, transformers, PEFT and accelerate versions it
+ran with). \`requirements.txt\` pins the versions this export is tested with (\`run.json\`'s \`tested_versions\`);
+the import records the versions the run used in the version's lineage and warns where they differ. Bring
+\`output/\` back and run:
 
 \`\`\`sh
 lorasmith import-run output --data-dir <your library>

@@ -1,7 +1,8 @@
 /**
  * What an exported run's train.py brings back (OUTPUT/: adapter/, trainer_state.json, run_info.json, run.json),
- * read and checked: the PEFT adapter, the curves from the trainer's log_history, the machine it ran on, and the
- * export's own record of the base, the data and the settings. Nothing is written.
+ * read and checked: the PEFT adapter, the curves from the trainer's log_history, the machine it ran on with the
+ * library versions it ran with (against those the export was tested with), and the export's own record of the
+ * base, the data and the settings. Nothing is written.
  */
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
@@ -9,6 +10,7 @@ import { ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE } from '../lora/peft-io';
 import type { TrainSettings } from '../train/settings';
 import { HandoffError } from './errors';
 import { RUN_EXPORT_FORMAT, RUN_FILE } from './export-run';
+import { describeDifference, TESTED_VERSIONS, versionDifferences, type VersionDifference } from './versions';
 
 export const RUN_RESULT_FORMAT = 'lorasmith-run-result/1';
 
@@ -22,11 +24,16 @@ export interface RunResultPoint {
 }
 
 export interface RunMachine {
+  /** The main process's machine; `hosts` every machine of the run (several with --num_machines). */
   readonly hostname: string;
+  readonly hosts: readonly string[];
+  /** The GPU of each process (its CUDA device name), in process order; empty on CPUs. */
   readonly devices: readonly string[];
+  /** The world size: processes over all machines. */
   readonly processes: number;
+  /** accelerate's distributed type: NO, MULTI_GPU, DEEPSPEED, FSDP. */
   readonly distributedType: string;
-  /** Library versions by name (torch, transformers, peft, accelerate, deepspeed), null where absent. */
+  /** Versions by name (python, torch, cuda, transformers, peft, accelerate, deepspeed), null where absent. */
   readonly versions: Readonly<Record<string, string | null>>;
 }
 
@@ -38,6 +45,9 @@ export interface RunResult {
   readonly seconds: number | null;
   readonly tokensPerSecond: number | null;
   readonly machine: RunMachine;
+  /** The versions the export pinned (run.json's tested_versions), and where the run's differ from them. */
+  readonly testedVersions: Readonly<Record<string, string>>;
+  readonly versionDifferences: readonly VersionDifference[];
   /** The base and data the export named, by content hash (main/common/hash). */
   readonly baseContentHash: string;
   readonly baseNameOrPath: string;
@@ -80,17 +90,28 @@ export function resolveRunResultDir(dir: string): string {
   return dir;
 }
 
+const strings = (v: unknown): string[] => (Array.isArray(v) ? v.filter((d): d is string => typeof d === 'string') : []);
+
 function machineOf(raw: unknown): RunMachine {
   const m = (typeof raw === 'object' && raw !== null ? raw : {}) as Json;
   const versions: Record<string, string | null> = {};
-  for (const name of ['python', 'torch', 'transformers', 'peft', 'accelerate', 'deepspeed', 'cuda']) versions[name] = text(m[name]);
+  for (const name of ['python', 'torch', 'cuda', 'transformers', 'peft', 'accelerate', 'deepspeed']) versions[name] = text(m[name]);
+  const hostname = text(m.hostname) ?? 'unknown';
+  const hosts = strings(m.hosts);
   return {
-    hostname: text(m.hostname) ?? 'unknown',
-    devices: Array.isArray(m.devices) ? m.devices.filter((d): d is string => typeof d === 'string') : [],
+    hostname, hosts: hosts.length > 0 ? hosts : [hostname],
+    devices: strings(m.devices),
     processes: finite(m.processes) ?? 1,
-    distributedType: text(m.distributed_type) ?? 'NO',
+    // str(DistributedType.MULTI_GPU) is 'DistributedType.MULTI_GPU' on some Pythons, its value on others.
+    distributedType: (text(m.distributed_type) ?? 'NO').replace(/^DistributedType\./, ''),
     versions,
   };
+}
+
+/** run.json's tested_versions; an export made before they were recorded was tested with the same pins as now. */
+function testedVersionsOf(raw: unknown): Readonly<Record<string, string>> {
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) return TESTED_VERSIONS;
+  return Object.fromEntries(Object.entries(raw as Json).filter((e): e is [string, string] => typeof e[1] === 'string'));
 }
 
 /** The curves of log_history: step entries (loss) and evaluation entries (eval_loss) merged by step. */
@@ -136,13 +157,18 @@ export function readRunResult(given: string): RunResult {
   const trained = points.filter((p) => p.loss !== undefined);
   const evaluated = points.filter((p) => p.valLoss !== undefined);
   const library = typeof run.library === 'object' && run.library !== null ? (run.library as RunResult['library']) : null;
+  // PEFT names itself in the adapter it saved: the version that wrote it, where run_info.json does not say.
+  const savedBy = text(readJson(adapterDir, ADAPTER_CONFIG_FILE).peft_version);
+  const ran = machineOf(info.machine);
+  const machine = ran.versions.peft === null && savedBy !== null ? { ...ran, versions: { ...ran.versions, peft: savedBy } } : ran;
+  const testedVersions = testedVersionsOf(run.tested_versions);
   return {
     dir, adapterDir,
     status: text(info.status) ?? 'completed',
     steps: finite(info.steps) ?? trained.at(-1)?.step ?? 0,
     seconds: finite(info.seconds) ?? null,
     tokensPerSecond: finite(info.tokens_per_second) ?? null,
-    machine: machineOf(info.machine),
+    machine, testedVersions, versionDifferences: versionDifferences(testedVersions, machine.versions, machine.distributedType),
     baseContentHash, baseNameOrPath: text(info.base) ?? text(base.hub_id) ?? text(base.path) ?? 'unknown',
     datasetHashes, settings, library, points,
     trainLoss: trained.at(-1)?.loss ?? null,
@@ -150,12 +176,27 @@ export function readRunResult(given: string): RunResult {
   };
 }
 
-/** One line naming where a run trained: 'gpu-box: 2 × NVIDIA H100 80GB HBM3, MULTI_GPU (transformers 5.17.0, PEFT 0.21.0)'. */
-export function describeMachine(m: RunMachine): string {
+/**
+ * One line naming where a run trained and with what, a version that differs from the tested one marked:
+ * 'gpu-box: 2 × NVIDIA H100 80GB HBM3, 2 processes (MULTI_GPU); torch 2.11.0+cu128, CUDA 12.8, transformers 5.18.0
+ * (tested 5.17.0), PEFT 0.21.0, accelerate 1.15.0'.
+ */
+export function describeMachine(m: RunMachine, differences: readonly VersionDifference[] = []): string {
   const counts = new Map<string, number>();
   for (const d of m.devices) counts.set(d, (counts.get(d) ?? 0) + 1);
   const devices = counts.size === 0 ? 'CPU' : [...counts].map(([name, n]) => (n > 1 ? `${n} × ${name}` : name)).join(', ');
+  const hosts = m.hosts.length > 1 ? `${m.hosts.length} machines (${m.hosts.join(', ')})` : m.hostname;
   const how = m.processes > 1 ? `, ${m.processes} processes (${m.distributedType})` : '';
-  const libs = [['transformers', 'transformers'], ['PEFT', 'peft']].map(([label, key]) => (m.versions[key as string] ? `${label} ${m.versions[key as string]}` : null)).filter(Boolean).join(', ');
-  return `${m.hostname}: ${devices}${how}${libs ? ` (${libs})` : ''}`;
+  const differing = new Map(differences.map((d) => [d.library, d]));
+  const shown = (key: string, label: string): string | null => {
+    const d = differing.get(key);
+    if (d) return describeDifference(d);
+    const v = m.versions[key];
+    return v ? `${label} ${v}` : null;
+  };
+  const libs = [
+    shown('torch', 'torch'), shown('cuda', 'CUDA'), shown('transformers', 'transformers'), shown('peft', 'PEFT'), shown('accelerate', 'accelerate'),
+    /DEEPSPEED/.test(m.distributedType) ? shown('deepspeed', 'DeepSpeed') : null,
+  ].filter((l): l is string => l !== null);
+  return `${hosts}: ${devices}${how}${libs.length > 0 ? `; ${libs.join(', ')}` : ''}`;
 }

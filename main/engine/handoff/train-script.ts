@@ -21,7 +21,8 @@ On N processes each step's rows are shared out and each process's loss is scaled
 the one-process gradient: the run is the same on one GPU or many. LoRA dropout draws its own masks here, so runs
 agree step for step only with lora_dropout 0.
 Writes OUTPUT/adapter (a PEFT adapter), OUTPUT/trainer_state.json (log_history as transformers' Trainer writes it),
-OUTPUT/run_info.json (the machine, the versions, the outcome) and a copy of run.json. Import OUTPUT with
+OUTPUT/run_info.json (the outcome; the machines and GPUs of the processes, torch, CUDA, transformers, PEFT and
+accelerate as they ran, which the import compares with requirements.txt's) and a copy of run.json. Import OUTPUT with
 lorasmith import-run (or the app's Adapters view).
 """
 import argparse
@@ -169,6 +170,9 @@ class SingleProcess:
     def reduce_sum(self, value):
         return value
 
+    def gather(self, value):
+        return [value]
+
     def clip(self, model, params, max_norm):
         import torch
 
@@ -200,6 +204,12 @@ class AccelerateProcesses:
         import torch
 
         return float(self.accelerator.reduce(torch.tensor(float(value), device=self.device), reduction="sum"))
+
+    def gather(self, value):
+        """Every process's value, in process order, on every process."""
+        from accelerate.utils import gather_object
+
+        return gather_object([value])
 
     def clip(self, model, params, max_norm):
         if self.deepspeed:
@@ -344,18 +354,27 @@ def check_tokens(tokenizer, rows, tokenization):
 
 
 def machine(procs, accelerator):
+    """Where the run trained and with what: the versions it actually ran with (the import compares them with
+    run.json's tested_versions), the world size, and each process's machine and GPU. Call it on every process:
+    the processes' devices are gathered from all of them."""
     import torch
 
+    device = torch.device(procs.device)
+    gpu = torch.cuda.get_device_name(device) if device.type == "cuda" else None
+    ranks = procs.gather({"hostname": socket.gethostname(), "device": gpu})
     info = {"hostname": socket.gethostname(), "platform": platform.platform(), "python": platform.python_version(), "torch": torch.__version__}
+    info["cuda"] = torch.version.cuda
+    info["cudnn"] = torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None
     for name in ("transformers", "peft", "accelerate", "deepspeed"):
         try:
             info[name] = __import__(name).__version__
         except Exception:
             info[name] = None
-    info["cuda"] = torch.version.cuda
-    info["devices"] = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())] if torch.cuda.is_available() else []
+    info["hosts"] = sorted(set(r["hostname"] for r in ranks))
+    info["devices"] = [r["device"] for r in ranks if r["device"]]
     info["processes"] = procs.world
-    info["distributed_type"] = str(accelerator.distributed_type) if accelerator is not None else "NO"
+    kind = accelerator.distributed_type if accelerator is not None else "NO"
+    info["distributed_type"] = getattr(kind, "value", str(kind))
     info["mixed_precision"] = accelerator.mixed_precision if accelerator is not None else "no"
     return info
 
@@ -429,8 +448,9 @@ def main(argv=None):
             shutil.copytree(best_dir, adapter_dir)  # the engine keeps the weights of the best validation loss too
     else:
         save_adapter(adapter_dir)
+    machine_info = machine(procs, accelerator)  # on every process: each names its GPU
     if accelerator.is_main_process:
-        write_result(args.output, run, status, log_history, best, speed, base, args.dtype, machine(procs, accelerator), len(train_rows))
+        write_result(args.output, run, status, log_history, best, speed, base, args.dtype, machine_info, len(train_rows))
         print("adapter written to %s; import it with: lorasmith import-run %s" % (adapter_dir, args.output), flush=True)
     accelerator.end_training()
 

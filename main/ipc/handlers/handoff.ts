@@ -22,7 +22,7 @@ export function handoffHandlers(ctx: HandlerContext): Pick<Handlers, 'runs.expor
     },
     'runs.importResult': async ({ path, adapterName }) => {
       const done = await importRunResult(library, ctx.files, ctx.paths.check(path, 'run-folder'), adapterName ? { adapterName } : {});
-      return { version: done.version, adapterName: done.adapterName, trainedOn: done.trainedOn };
+      return { version: done.version, adapterName: done.adapterName, trainedOn: done.trainedOn, warnings: [...done.warnings] };
     },
   };
 }

@@ -17,6 +17,7 @@ import { formatPreflight, preflightAdapter } from '../../engine/adapters/preflig
 import { preflightDetails } from '../../engine/adapters/preflight-verdict';
 import { HandoffError } from '../../engine/handoff/errors';
 import { describeMachine, readRunResult } from '../../engine/handoff/run-result';
+import { versionWarning } from '../../engine/handoff/versions';
 import type { TrainSettings } from '../../engine/train/settings';
 import type { AdapterPreflight, TrainingSettings } from '../../../preload/contract/domain';
 import { ServiceError } from '../errors';
@@ -169,7 +170,8 @@ function runResultSummary(dir: string): RunResultSummary {
   return {
     dir: r.dir, adapterDir: r.adapterDir, steps: r.steps, trainLoss: r.trainLoss, valLoss: r.valLoss, points: r.points,
     baseContentHash: r.baseContentHash, baseNameOrPath: r.baseNameOrPath, datasetHashes: r.datasetHashes,
-    settings: contractSettings(r.settings), library: r.library, machine: { ...r.machine }, trainedOn: describeMachine(r.machine),
+    settings: contractSettings(r.settings), library: r.library, machine: { ...r.machine }, trainedOn: describeMachine(r.machine, r.versionDifferences),
+    testedVersions: r.testedVersions, versionDifferences: r.versionDifferences, versionWarning: versionWarning(r.versionDifferences),
   };
 }
 

@@ -46,9 +46,13 @@ export interface RunResultSummary {
   readonly datasetHashes: readonly string[];
   readonly settings: TrainingSettings;
   readonly library: { readonly modelId?: string; readonly datasetId?: string; readonly parentVersionId?: string } | null;
-  /** The machine as run_info.json names it, and in one line. */
+  /** The machine as run_info.json names it, and in one line (with the library versions it ran with). */
   readonly machine: Readonly<Record<string, unknown>>;
   readonly trainedOn: string;
+  /** The versions the export pinned, where the run's differ from them, and the import's warning about it (or null). */
+  readonly testedVersions: Readonly<Record<string, string>>;
+  readonly versionDifferences: readonly { readonly library: string; readonly ran: string | null; readonly tested: string }[];
+  readonly versionWarning: string | null;
 }
 
 export type FileJob =

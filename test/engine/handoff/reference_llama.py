@@ -109,7 +109,8 @@ def main():
     val_rows = script.read_jsonl(os.path.join(bundle, "data", "val.jsonl"))
     saved = []
     status, log_history, best, _ = script.train(model, params, optimizer, script.SingleProcess(), run, train_rows, val_rows, saved.append, bundle, per_device=h["per_device_train_batch_size"])
-    print(json.dumps({"status": status, "log_history": log_history, "best": best, "saved": len(saved)}))
+    machine = script.machine(script.SingleProcess(), None)  # what run_info.json records of this machine
+    print(json.dumps({"status": status, "log_history": log_history, "best": best, "saved": len(saved), "machine": machine}))
 
 
 if __name__ == "__main__":

@@ -2,12 +2,13 @@
  * The exported train.py against the engine: its batch order, schedule and sharding (pure Python, run with python3),
  * the initial adapter against the engine's own injection, and, where PyTorch is installed (Debian's python3-torch;
  * the tests do not need it), its training loop on a plain-PyTorch llama against the engine's run of the same
- * settings on the tiny llama fixture in float32: per-step losses, gradient norms and validation losses.
+ * settings on the tiny llama fixture in float32: per-step losses, gradient norms and validation losses, and the
+ * versions and machine its run_info.json records.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { hashFolder } from '../../../main/common/hash';
 import { exportRun, initialPeftWeights } from '../../../main/engine/handoff/export-run';
@@ -107,7 +108,7 @@ describe('train.py against the engine', () => {
     const run = spawnSync(torchPython as string, [join(import.meta.dirname, 'reference_llama.py'), bundle, MODEL], { encoding: 'utf8', timeout: 300_000 });
     expect(run.stderr.replace(/^Warning.*$/gm, '').trim()).toBe('');
     const lines = run.stdout.trim().split('\n');
-    const py = JSON.parse(lines[lines.length - 1] as string) as { status: string; log_history: Record<string, number>[] };
+    const py = JSON.parse(lines[lines.length - 1] as string) as { status: string; log_history: Record<string, number>[]; machine: Record<string, unknown> };
     const steps = py.log_history.filter((e) => 'loss' in e);
     const evals = py.log_history.filter((e) => 'eval_loss' in e);
     const history = engine.loop?.history ?? [];
@@ -126,5 +127,10 @@ describe('train.py against the engine', () => {
     expect(evals.map((e) => e.step)).toEqual(engine.loop?.evals.map((e) => e.step));
     evals.forEach((e, i) => expect(Math.abs((e.eval_loss as number) - (engine.loop?.evals[i]?.valLoss as number))).toBeLessThan(1e-4));
     expect(py.status).toBe('completed');
+    // The versions it ran with, as run_info.json records them: this interpreter's torch, one process on the CPU.
+    const here = spawnSync(torchPython as string, ['-c', 'import json, platform, torch; print(json.dumps([torch.__version__, torch.version.cuda, platform.python_version()]))'], { encoding: 'utf8' });
+    const [torchVersion, cuda, pythonVersion] = JSON.parse(here.stdout) as [string, string | null, string];
+    expect(py.machine).toMatchObject({ torch: torchVersion, cuda, python: pythonVersion, hostname: hostname(), hosts: [hostname()], devices: [], processes: 1, distributed_type: 'NO' });
+    for (const name of ['transformers', 'peft', 'accelerate', 'deepspeed']) expect(name in py.machine).toBe(true);
   }, 600_000);
 });

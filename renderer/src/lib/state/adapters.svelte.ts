@@ -22,6 +22,8 @@ export class AdaptersState {
   #lastExport = $state<string | null>(null);
   #lastGguf = $state.raw<GgufExport | null>(null);
   #lastImport = $state<string | null>(null);
+  /** The last import's warnings (library versions other than the export's): shown beside its message. */
+  #importWarnings = $state<readonly string[]>([]);
   /** An export's failure, shown next to the export field (not with the list's errors). */
   #exportError = $state<string | null>(null);
 
@@ -40,6 +42,7 @@ export class AdaptersState {
   get lastGguf(): GgufExport | null { return this.#lastGguf; }
   /** What the last "Import a run" made, in words. */
   get lastImport(): string | null { return this.#lastImport; }
+  get importWarnings(): readonly string[] { return this.#importWarnings; }
   get exportError(): string | null { return this.#exportError; }
 
   readonly selectedAdapter = $derived(this.#adapters.find((a) => a.id === this.#selectedAdapterId) ?? null);
@@ -141,9 +144,11 @@ export class AdaptersState {
     this.#busy = true;
     this.#error = null;
     this.#lastImport = null;
+    this.#importWarnings = [];
     try {
       const done = await this.#api.invoke('runs.importResult', { path: path.trim(), ...(adapterName.trim() ? { adapterName: adapterName.trim() } : {}) });
       this.#lastImport = `Imported as ${done.adapterName} v${done.version.version}, trained on ${done.trainedOn}.`;
+      this.#importWarnings = done.warnings;
       await this.refresh();
       this.#selectedAdapterId = done.version.adapterId;
       await this.selectVersion(done.version.id);

@@ -11,8 +11,8 @@ import { UsageError, type CliCommand, type CliIo } from './command';
 import { flagOption, parseOptions, stringOption, type OptionKinds } from './options';
 import { parseFormat, settingsFrom, TRAIN_OPTIONS } from './train';
 
-/** train's options, less those about running here (checkpoints, resume, backend, estimates), plus the hub id. */
-const LOCAL_ONLY = ['checkpoint-every', 'checkpoint-dir', 'resume', 'recompute', 'backend', 'dry-run'];
+/** train's options, less those about running here or on a remote engine (checkpoints, resume, backend, estimates), plus the hub id. */
+const LOCAL_ONLY = ['checkpoint-every', 'checkpoint-dir', 'resume', 'recompute', 'backend', 'dry-run', 'remote', 'token'];
 const OPTIONS: OptionKinds = {
   ...Object.fromEntries(Object.entries(TRAIN_OPTIONS).filter(([name]) => !LOCAL_ONLY.includes(name))),
   'hub-id': 'string',

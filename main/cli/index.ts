@@ -1,12 +1,7 @@
 /** `lorasmith`: the same engine as the app, headless. */
 import { COMMANDS } from './commands';
 import { UsageError, type CliIo } from './command';
-import { readFileSync } from 'node:fs';
-
-function version(): string {
-  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
-  return pkg.version;
-}
+import { packageVersion as version } from './version';
 
 export function helpText(): string {
   const width = Math.max(8, ...COMMANDS.map((c) => c.name.length));

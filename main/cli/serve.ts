@@ -1,5 +1,5 @@
 /** `lorasmith serve`: the app's interface and engine in the browser, on 127.0.0.1 only, behind a one-time token. */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { resolveDataDir } from '../app/data-dir';
@@ -15,6 +15,7 @@ import { openStarterResources } from '../services/first-run';
 import { heldModel, recordedModelHash } from '../services/remote-engine';
 import { openLibrary } from '../store/index';
 import { UsageError, type CliCommand, type CliIo } from './command';
+import { packageVersion as version } from './version';
 
 const RENDERER_DIR = fileURLToPath(new URL('../../out/renderer', import.meta.url));
 /** The starter model and sample datasets (resources/starter, resources/samples) registered on the first run. */
@@ -39,10 +40,6 @@ function parseServeArgs(argv: readonly string[]): { port: number; dataDir: strin
     }
   }
   return { port, dataDir };
-}
-
-function version(): string {
-  return (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 }
 
 export interface ServeOptions {

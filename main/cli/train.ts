@@ -4,6 +4,7 @@
  * The options are the app's settings by the same names. `--dry-run` prints the estimates only; `--json` prints one
  * JSON object per line (dataset, tokens, estimate, progress events, and a last line with done, steps, trainLoss,
  * valLoss, trainTokensPerSecond, adapterDir). Ctrl-C stops between steps; the last checkpoint stays resumable.
+ * `--remote` trains on another machine's `lorasmith serve` instead (train-remote.ts).
  */
 import { resolve } from 'node:path';
 import { hashModel } from '../common/hash';
@@ -21,6 +22,7 @@ import { SCHEDULES, type ScheduleKind } from '../engine/train/schedule';
 import { resolveTrainSettings, type TrainSettingsInput } from '../engine/train/settings';
 import { UsageError, type CliCommand, type CliIo } from './command';
 import { loadModelFolder, type ModelFolderLoader } from './load-model';
+import { REMOTE_TOKEN_ENV, trainOnRemoteEngine } from './train-remote';
 import { flagOption, numberOption, parseOptions, stringOption, type OptionKinds, type ParsedOptions } from './options';
 
 /** 'q_proj,v_proj' -> list; 'attention' | 'mlp' | 'all-linear' -> group; 're:PATTERN' -> regex. */
@@ -45,7 +47,7 @@ export const TRAIN_OPTIONS: OptionKinds = {
   seed: 'string', scheduler: 'string', 'warmup-steps': 'string', 'weight-decay': 'string', 'max-grad-norm': 'string',
   'eval-every': 'string', patience: 'string', 'checkpoint-every': 'string', 'checkpoint-dir': 'string', resume: 'string',
   'train-on-prompt': 'flag', packing: 'flag', recompute: 'flag', backend: 'string', 'base-precision': 'string',
-  'measure-precision': 'flag', 'dry-run': 'flag', json: 'flag',
+  'measure-precision': 'flag', 'dry-run': 'flag', json: 'flag', remote: 'string', token: 'string',
 };
 
 export const TRAIN_USAGE = `lorasmith train <model-dir> --data FILE --out DIR [--format F] [--targets LIST|GROUP|re:REGEX] [--rank R]
@@ -54,6 +56,7 @@ export const TRAIN_USAGE = `lorasmith train <model-dir> --data FILE --out DIR [-
   [--scheduler constant|linear|cosine] [--warmup-steps N] [--weight-decay W] [--max-grad-norm G] [--eval-every N]
   [--patience N] [--checkpoint-every N] [--checkpoint-dir DIR] [--resume CHECKPOINT] [--train-on-prompt] [--packing]
   [--recompute] [--backend B] [--base-precision stored|bf16|q8_0] [--measure-precision] [--dry-run] [--json]
+  [--remote 127.0.0.1:PORT [--token T]]
 
   --data           a dataset file, or the normalized.jsonl an import stored in the library
   --format         ${DATASET_FORMATS.join(', ')} (detected when omitted)
@@ -68,6 +71,10 @@ export const TRAIN_USAGE = `lorasmith train <model-dir> --data FILE --out DIR [-
                    q8_0 (8-bit blocks, about half the memory; its outputs change slightly); recorded with the settings
   --measure-precision  before training, score a few validation batches with the base at BF16 and at Q8_0 and
                    print the loss difference and the memory each takes
+  --remote         train on the engine of a \`lorasmith serve\` on another machine, through an SSH tunnel's local end
+                   (\`ssh -N -L PORT:127.0.0.1:PORT you@gpu-box\`; the address serve printed works too); the model and
+                   data are sent once, the adapter comes back into --out with machine.json naming where it trained
+  --token          the token serve printed (the part after /t/), or set $${REMOTE_TOKEN_ENV}
   A LoRA run given no --learning-rate, no --max-steps or --epochs, no --rank or no --targets takes them from the
   app wizard's proposal for this model and dataset (engine/train/proposal.ts: the learning rate from the model's
   size, steps for 3 passes, rank 8 or 16, every linear layer); it says which it took. Other defaults are the
@@ -186,8 +193,13 @@ export function makeTrainCommand(loadModel: ModelFolderLoader = loadModelFolder)
       const modelDir = resolve(modelArg);
       const outDir = resolve(out ?? '.');
       const dataOptions = { path: resolve(data), format, ...(valData ? { valPath: resolve(valData) } : {}) };
-      // --base-precision, else LORASMITH_BASE_PRECISION: the setting the run records is the one the base is loaded at.
       const flags = settingsFrom(parsed);
+      if (stringOption(parsed, 'remote') === undefined && stringOption(parsed, 'token') !== undefined) throw new UsageError('--token goes with --remote');
+      if (stringOption(parsed, 'remote') !== undefined) {
+        const proposalNote = (filled: readonly ProposedField[], proposal: Proposal) => filled.map((f) => FILLED_NAMES[f](proposal)).join(', ');
+        return trainOnRemoteEngine({ parsed, modelDir, data, outDir, settings: flags, format, describeProgress, proposalNote }, io);
+      }
+      // --base-precision, else LORASMITH_BASE_PRECISION: the setting the run records is the one the base is loaded at.
       const basePrecision = flags.basePrecision ?? nativeOptionsFromEnv(process.env).basePrecision;
       const given: TrainSettingsInput = { ...flags, ...(basePrecision ? { basePrecision } : {}) };
       // What a LoRA run leaves out comes from the wizard's proposal (one home for the defaults): its adapter part from

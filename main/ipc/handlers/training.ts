@@ -3,13 +3,12 @@
  * host, record progress as metrics and checkpoints, commit the finished adapter as a new version, and mark the run
  * failed with the reason when the host reports an error or dies.
  */
-import { writeFileSync } from 'node:fs';
-import { basename, join } from 'node:path';
+import { basename } from 'node:path';
 import type { TrainingRun, TrainingSettings } from '../../../preload/contract';
 import type { HostEvent, TrainJob, TrainProgressEvent } from '../../host/protocol';
 import type { Library } from '../../store/index';
 import type { RunDetails } from '../../store/repos/runs';
-import { MACHINE_FILE } from '../../store/repos/versions';
+import { recordTrainedOn } from '../../services/remote-engine';
 import type { HandlerContext } from '../context';
 import { IpcError, toAppError } from '../errors';
 import type { Handlers } from '../types';
@@ -122,11 +121,8 @@ export function trainingHandlers(ctx: HandlerContext): TrainingHandlers {
       (outcome) => {
         if (unrecorded.has(run.id)) return finish(run.id, 'failed'); // finish says why; an unrecorded run commits nothing
         if (outcome.status === 'cancelled' || !outcome.adapterDir) return finish(run.id, 'cancelled');
-        if (outcome.trainedOn) {
-          // A remote engine's run: the machine and engine it trained on stay with the version (its lineage).
-          const { description, machine, engine, address } = outcome.trainedOn;
-          writeFileSync(join(outcome.adapterDir, MACHINE_FILE), JSON.stringify({ description, ...machine, engine, address }, null, 2) + '\n');
-        }
+        // A remote engine's run: the machine and engine it trained on stay with the version (its lineage).
+        if (outcome.trainedOn) recordTrainedOn(outcome.adapterDir, outcome.trainedOn);
         library.versions.commit({
           adapterId: run.adapterId, filesFrom: outcome.adapterDir, take: 'move', origin: 'trained',
           parentVersionId: run.parentVersionId, datasetId: run.datasetId, settings: run.settings, runId: run.id,

@@ -149,6 +149,22 @@ describe('WizardState', () => {
     expect(api.callsOf('train.propose')[0]).toEqual({ modelId: 'm1', datasetId: 'd1' });
   });
 
+  it('the proposal\'s targets are chosen once the modules come, when the proposal came first (the engine starting)', async () => {
+    const modules = deferred<ReturnType<typeof llamaModules>>();
+    api = fakeApi({ 'models.list': () => [MODEL], 'models.modules': () => modules.promise, 'train.propose': () => PROPOSAL });
+    models = new ModelsState(api);
+    await models.refresh();
+    wizard = new WizardState(api, models);
+    wizard.reset({});
+    const chosen = wizard.chooseModel('m1');
+    await wizard.chooseDataset('d1');
+    expect(wizard.form.learningRate).toBe('0.0029');
+    expect(wizard.selected.size).toBe(0); // no modules yet
+    modules.resolve(llamaModules());
+    await chosen;
+    expect(wizard.activePreset).toBe('all-linear');
+  });
+
   it('fills the proposal in when nothing was typed; continuing keeps the version\'s rank and targets locked', async () => {
     api = fakeApi({ 'models.list': () => [MODEL], 'models.modules': () => llamaModules(), 'train.propose': () => PROPOSAL });
     models = new ModelsState(api);

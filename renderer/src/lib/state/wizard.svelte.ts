@@ -33,6 +33,8 @@ export class WizardState {
   #parentVersionId = $state<string | null>(null);
   #selected = $state.raw<ReadonlySet<string>>(setOf());
   #pendingTargets: readonly string[] | null = null;
+  /** The proposal's targets, filled in before the model's modules were known (the engine still starting). */
+  #pendingPreset: ModulePreset | null = null;
   #form = $state<HyperForm>(formFromSettings({}));
   #attempted = $state.raw<ReadonlySet<number>>(setOf());
   #estimate = $state.raw<TrainingEstimate | null>(null);
@@ -145,6 +147,7 @@ export class WizardState {
     this.#estimate = null;
     this.#error = null;
     this.#pendingTargets = null;
+    this.#pendingPreset = null;
     this.#selected = setOf();
     this.#modelId = null;
     this.#proposal = null;
@@ -173,8 +176,9 @@ export class WizardState {
       this.#selected = selectionOf(modules, this.#pendingTargets);
       this.#pendingTargets = null;
     } else if (changed || this.#selected.size === 0) {
-      this.#selected = presetSelection(modules, 'qv');
+      this.#selected = presetSelection(modules, this.#pendingPreset ?? 'qv');
     }
+    this.#pendingPreset = null;
     this.#estimate = null;
     await Promise.all([this.propose(), this.loadPreview()]);
   }
@@ -236,6 +240,7 @@ export class WizardState {
       this.#form.rank = String(p.rank);
       this.#form.alpha = String(p.alpha);
       this.#selected = presetSelection(this.modules, p.targets);
+      this.#pendingPreset = this.modules.length === 0 ? p.targets : null;
     }
     void this.propose();
   }

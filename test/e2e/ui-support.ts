@@ -61,7 +61,8 @@ async function startServe(dataDir: string, env: NodeJS.ProcessEnv = process.env)
   });
   return new Promise<ServeProcess>((resolve, reject) => {
     let output = '';
-    const timer = setTimeout(() => reject(new Error(`serve printed no address in 60 s:\n${output}`)), 60_000);
+    // Generous on a loaded machine (it starts through tsx), within servedLibrary's 180 s for its beforeAll.
+    const timer = setTimeout(() => reject(new Error(`serve printed no address in 150 s:\n${output}`)), 150_000);
     const read = (chunk: Buffer) => {
       output += chunk.toString();
       const match = /https?:\/\/127\.0\.0\.1:\d+\/\S*/.exec(output);

@@ -2,12 +2,14 @@
  * The first run against the real main side: `lorasmith serve` on an empty data folder registers the starter
  * model and the sample datasets; the library offers the guided fine-tune; one click trains the starter model on
  * the suggested sample for real; when the run is done the chat opens with the base model and the new adapter side
- * by side, the sample's prompt filled in, and their replies differ.
+ * by side, the sample's prompt filled in, and their replies differ; the adapter answers most of the sample's
+ * training prompts closer to their trained replies than the base model does (its content, not only its form).
  */
 import { expect, test } from '@playwright/test';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { collectErrors, servedLibrary, shot } from './ui-support';
+import { wordOverlap } from '../support/word-overlap';
+import { collectErrors, sendAndWait, servedLibrary, shot } from './ui-support';
 
 const repo = join(import.meta.dirname, '../..');
 const manifest = JSON.parse(readFileSync(join(repo, 'resources/samples/samples.json'), 'utf8')) as {
@@ -41,7 +43,8 @@ test('first run: starter model and samples, guided fine-tune, base and adapter s
   // The guided defaults as they ship (about 15 s of training on 2 idle cores).
   await expect(card.getByLabel('Steps')).toHaveValue(String(manifest.guidedFineTune.hyperparameters.maxSteps));
   await card.getByRole('button', { name: `Fine-tune the starter model on ${guided.name}` }).click();
-  await expect(page.getByRole('heading', { name: 'Training', level: 2 })).toBeVisible();
+  // The run starts once the engine has (it may still be starting on a loaded machine).
+  await expect(page.getByRole('heading', { name: 'Training', level: 2 })).toBeVisible({ timeout: 120_000 });
   const details = page.getByRole('region', { name: 'Run details' });
   await expect(details).toContainText(`${guided.name}: first fine-tune`);
   await expect.poll(async () => Number(await details.getByRole('progressbar', { name: 'Training progress' }).getAttribute('value')),
@@ -67,6 +70,22 @@ test('first run: starter model and samples, guided fine-tune, base and adapter s
   // The guided sample teaches replies that start with "Verily," (resources/samples/README.md).
   expect(adapted?.trim()).toMatch(/^Verily/);
   await shot(page, 'first-run-03-chat');
+
+  // The content, not only the form: at least 3 of the sample's first 5 training prompts answered closer (in words)
+  // to their trained replies than the base model answers them, and closer on average.
+  const rows = readFileSync(join(repo, 'resources/samples', guided.file), 'utf8').trim().split('\n').slice(0, 5)
+    .map((line) => JSON.parse(line) as { messages: { role: string; content: string }[] });
+  const scores: { prompt: string; target: string; base: number; tuned: number }[] = [];
+  for (const row of rows) {
+    const [prompt, target] = [row.messages[0]!.content, row.messages[1]!.content];
+    const [baseReply, tunedReply] = await sendAndWait(page, prompt, 2, 20);
+    scores.push({ prompt, target, base: wordOverlap(baseReply!, target), tuned: wordOverlap(tunedReply!, target) });
+  }
+  const closer = scores.filter((s) => s.tuned > s.base).length;
+  expect(closer, JSON.stringify(scores)).toBeGreaterThanOrEqual(3);
+  const mean = (key: 'base' | 'tuned') => scores.reduce((sum, s) => sum + s[key], 0) / scores.length;
+  expect(mean('tuned')).toBeGreaterThan(mean('base'));
+  await shot(page, 'first-run-04-training-prompts');
 
   // The offer is over once a run exists: back in the library, no card.
   await page.getByRole('navigation', { name: 'Sections' }).getByRole('button', { name: 'Library', exact: true }).click();

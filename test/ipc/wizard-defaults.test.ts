@@ -2,7 +2,7 @@
  * Defaults that learn: the wizard's settings as a new user leaves them (its form defaults and the proposal it fills
  * in for the starter model and the Verily sample: learning rate, steps, targets, rank) trained through the app's handlers on a real
  * library and engine host, then the greedy replies to training prompts compared with the base model's. The measure
- * is the engine's business only through the text: word overlap with the target reply, counted here.
+ * is the engine's business only through the text: word overlap with the target reply (test/support/word-overlap.ts).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -18,6 +18,7 @@ import { typedPaths } from '../../main/ipc/paths';
 import { openLibrary, type Library } from '../../main/store/index';
 import { presetSelection, targetModulesOf } from '../../renderer/src/lib/lora';
 import { formFromSettings, settingsFromForm } from '../../renderer/src/lib/settings-form';
+import { wordOverlap } from '../support/word-overlap';
 
 const ROOT = join(import.meta.dirname, '../..');
 const SAMPLE = join(ROOT, 'resources/samples/verily-chat.jsonl');
@@ -45,25 +46,6 @@ afterAll(async () => {
   library.close();
   rmSync(dir, { recursive: true, force: true });
 });
-
-/** Lower-case words. */
-const words = (text: string) => text.toLowerCase().match(/[a-z]+/g) ?? [];
-
-/** The share of the target's words the reply contains (each word counted as often as the target has it). */
-function overlap(reply: string, target: string): number {
-  const left = new Map<string, number>();
-  for (const w of words(reply)) left.set(w, (left.get(w) ?? 0) + 1);
-  const wanted = words(target);
-  let hit = 0;
-  for (const w of wanted) {
-    const n = left.get(w) ?? 0;
-    if (n > 0) {
-      hit++;
-      left.set(w, n - 1);
-    }
-  }
-  return hit / wanted.length;
-}
 
 describe('the wizard\'s proposed defaults on the starter model', () => {
   it('train replies that move towards the training data', async () => {
@@ -97,7 +79,7 @@ describe('the wizard\'s proposed defaults on the starter model', () => {
       const target = row.messages[1]?.content as string;
       const base = await api.invoke('chat.generate', { requestId: `base-${i}`, mix: { adapters: [] }, messages, sampling });
       const tuned = await api.invoke('chat.generate', { requestId: `tuned-${i}`, mix: { adapters: [{ versionId: finished as string, scale: 1 }] }, messages, sampling });
-      const [b, t] = [overlap(base.text, target), overlap(tuned.text, target)];
+      const [b, t] = [wordOverlap(base.text, target), wordOverlap(tuned.text, target)];
       baseTotal += b;
       tunedTotal += t;
       if (t > b) closer++;

@@ -55,6 +55,31 @@ function gemma3Hyperparameters(arch: GgufArchitecture, config: LlamaLike): GgufW
   return [kv.f32(`${arch.name}.rope.freq_base_swa`, 10000), ...(window === null ? [] : [kv.u32(`${arch.name}.attention.sliding_window`, window)])];
 }
 
+/**
+ * llama.cpp's llama (mistral's too), qwen2 and qwen3 read no sliding window, and its phi3 reads
+ * `phi3.attention.sliding_window` but attends to the whole context (its window is switched off there): in all of them
+ * every layer sees every earlier position. A window shorter than the model's context would take effect there, so
+ * such a model is refused, naming the setting; one the context never reaches (Qwen2.5's use_sliding_window=false,
+ * Phi-3.5's 262144 over 131072 positions) changes nothing and is left out of the file.
+ */
+function refuseUnreadWindow(arch: GgufArchitecture, config: LlamaLike): void {
+  const layers = config.layers ?? [];
+  const windowed = layers.flatMap((l, i) => (l.window !== null && l.window < config.maxPositions ? [{ layer: i, window: l.window }] : []));
+  const first = windowed[0];
+  if (!first) return;
+  const raw = config.raw;
+  const where = windowed.length === layers.length
+    ? 'on every layer'
+    : `on ${windowed.length} of its ${layers.length} layers (from layer ${first.layer}${raw.max_window_layers !== undefined ? `, max_window_layers ${String(raw.max_window_layers)}` : ''})`;
+  const setting = raw.use_sliding_window === true ? `use_sliding_window with sliding_window ${first.window}` : `sliding_window ${first.window}`;
+  throw new AdapterError(
+    'EXPORT_FAILED',
+    `this ${config.modelType} model cannot be written as GGUF: its config sets ${setting} ${where}, shorter than its context of ` +
+      `${config.maxPositions} positions (max_position_embeddings), and llama.cpp's ${arch.name} attends to the whole context, so past ` +
+      `${first.window} tokens it would answer differently; export it as a merged Hugging Face model or a PEFT adapter instead`,
+  );
+}
+
 /** rope_freqs factors (base inverse frequency / the model's), or null when the model uses the plain frequencies. */
 function ropeFactors(config: LlamaLike): Float32Array | null {
   const inv = config.invFreq;
@@ -80,10 +105,8 @@ function hyperparameters(arch: GgufArchitecture, config: LlamaLike, factors: Flo
     kv.f32(a('attention.layer_norm_rms_epsilon'), config.rmsNormEps ?? 1e-6),
     kv.u32(a('rope.dimension_count'), config.headDim),
   ];
-  // Phi-3's window, as llama.cpp's converter records it (llama.cpp itself attends to the full context for now).
-  const window = config.layers?.find((l) => l.window !== null)?.window ?? null;
-  if (arch.name === 'phi3' && window !== null) out.push(kv.u32(a('attention.sliding_window'), window));
   if (arch.name === 'gemma3') out.push(...gemma3Hyperparameters(arch, config));
+  else refuseUnreadWindow(arch, config);
   if (config.headDim * config.numHeads !== config.hiddenSize) {
     out.push(kv.u32(a('attention.key_length'), config.headDim), kv.u32(a('attention.value_length'), config.headDim));
   }

@@ -213,7 +213,8 @@ export function hfConfigFromGguf(file: GgufFile): ImportedConfig {
   }
   if (arch.name === 'phi3') {
     raw.tie_word_embeddings = false; // llama.cpp's phi3 needs output.weight
-    if (file.has(key('attention.sliding_window'))) raw.sliding_window = file.number(key('attention.sliding_window'));
+    // phi3.attention.sliding_window (Phi-3-mini-4k's converter writes 2047) is read by llama.cpp and switched off:
+    // every layer attends to the whole context there, and so here, so that the model trains as it runs there.
   }
   const scaling = file.string(key('rope.scaling.type'), 'none');
   if (scaling === 'linear') raw.rope_scaling = { rope_type: 'linear', factor: file.number(key('rope.scaling.factor')) };

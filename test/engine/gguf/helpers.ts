@@ -86,8 +86,8 @@ export function randomAdapter(model: CausalLM, seed = 7, overrides: Partial<Lora
  * a 4096-token byte-level BPE (the starter's vocabulary and ChatML template) with Qwen2's pre-tokenizer, so
  * llama.cpp tokenizes it as 'qwen2'. (Qwen2's real 151,936-token tokenizer is checked in gguf-tokenizer.test.ts.)
  */
-export function buildTinyQwen2(dir: string): void {
-  buildLlama(dir, { modelType: 'qwen2', hidden: 64, layers: 2, heads: 4, kvHeads: 2, intermediate: 128, vocab: 4096, tied: true, ropeTheta: 1e6 }, 11);
+export function buildTinyQwen2(dir: string, extra: Record<string, unknown> = {}): void {
+  buildLlama(dir, { modelType: 'qwen2', hidden: 64, layers: 2, heads: 4, kvHeads: 2, intermediate: 128, vocab: 4096, tied: true, ropeTheta: 1e6, extra }, 11);
   writeQwenTokenizer(dir);
 }
 
@@ -98,11 +98,12 @@ export function buildTinyQwen3(dir: string): void {
 }
 
 /**
- * A tiny Phi-3 (fused qkv_proj and gate_up_proj, grouped kv heads, untied head, a sliding window longer than the
- * prompts) with Phi-3's tokenizer (Llama 2's SentencePiece pieces and Phi-3's control tokens).
+ * A tiny Phi-3 (fused qkv_proj and gate_up_proj, grouped kv heads, untied head, a sliding window its 128 positions
+ * never reach, as Phi-3.5's 262144 over 131072) with Phi-3's tokenizer (Llama 2's SentencePiece pieces and Phi-3's
+ * control tokens).
  */
-export function buildTinyPhi3(dir: string): void {
-  buildPhi3(dir, { hidden: 64, layers: 2, heads: 4, kvHeads: 2, headDim: 16, intermediate: 128, vocab: 32064, tied: false, extra: { sliding_window: 64 } }, 13);
+export function buildTinyPhi3(dir: string, slidingWindow = 262144): void {
+  buildPhi3(dir, { hidden: 64, layers: 2, heads: 4, kvHeads: 2, headDim: 16, intermediate: 128, vocab: 32064, tied: false, extra: { sliding_window: slidingWindow } }, 13);
   writePhi3Tokenizer(dir);
 }
 
@@ -152,7 +153,8 @@ export function logSoftmax(rows: readonly (readonly number[] | Float64Array)[]):
   });
 }
 
-function writeQwenTokenizer(dir: string): void {
+/** The starter's byte-level BPE (4096 tokens, ChatML template) with Qwen2's pre-tokenizer, into `dir`. */
+export function writeQwenTokenizer(dir: string): void {
   const tokenizer = JSON.parse(readFileSync(join(STARTER, 'tokenizer.json'), 'utf8')) as Record<string, unknown>;
   const byteLevel = { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: false };
   tokenizer.pre_tokenizer = { type: 'Sequence', pretokenizers: [{ type: 'Split', pattern: { Regex: QWEN2_SPLIT }, behavior: 'Isolated', invert: false }, byteLevel] };

@@ -13,7 +13,6 @@ import { decoderLinearSpecs, decoderTensorShapes, withRopeFactors, type DecoderC
 import { GEMMA_FAMILY, parseGemmaConfig } from './gemma';
 import { Gpt2Model, gpt2LinearSpecs, gpt2TensorShapes, parseGpt2Config, type Gpt2Config } from './gpt2';
 import { LLAMA_FAMILY, parseLlamaConfig } from './llama';
-import { parsePhi3Config } from './phi3';
 import type { CausalLM, LinearSpec, ModelConfig } from './types';
 import type { WeightLoadOptions } from './weights';
 
@@ -53,7 +52,6 @@ const ARCHITECTURES: Readonly<Record<string, Architecture>> = {
   gpt2,
   ...Object.fromEntries(LLAMA_FAMILY.map((type) => [type, decoder(parseLlamaConfig)])),
   ...Object.fromEntries(GEMMA_FAMILY.map((type) => [type, decoder(parseGemmaConfig)])),
-  phi3: decoder(parsePhi3Config),
 };
 
 export const SUPPORTED_MODEL_TYPES: readonly string[] = Object.keys(ARCHITECTURES);

@@ -235,7 +235,7 @@ describe('errors', () => {
     writeFileSync(join(built.dir, 'config.json'), JSON.stringify({ ...config, model_type: 'mamba' }));
     await loadModel(built.dir).then(
       () => expect.unreachable(),
-      (e: unknown) => expectCode(e, 'UNSUPPORTED_MODEL', /model_type 'mamba' is not supported \(supported: gpt2, llama, mistral, qwen2, qwen3, gemma2, gemma3_text, phi3\)/),
+      (e: unknown) => expectCode(e, 'UNSUPPORTED_MODEL', /model_type 'mamba' is not supported \(supported: gpt2, llama, mistral, qwen2, qwen3, phi3, gemma2, gemma3_text\)/),
     );
     writeFileSync(join(built.dir, 'config.json'), JSON.stringify({ ...config, rope_scaling: { type: 'yarn', factor: 4 } }));
     expect(() => readModelConfig(built.dir)).toThrow(/rope scaling type "yarn" is not supported/);

@@ -22,7 +22,7 @@ import { HostError } from './errors';
 import type { LoadedBase, HostModelLoader } from './model-loader';
 import { runTraining, type TrainRunOptions } from '../engine/train/run';
 import { resolveTrainSettings } from '../engine/train/settings';
-import type { HostRequest, HostResults, TrainJob, TrainProgressEvent, WireChatMessage, WireMixAdapter, WireSampling } from './protocol';
+import type { HostRequest, HostResults, TrainJob, TrainProgress, WireChatMessage, WireMixAdapter, WireSampling } from './protocol';
 import { hashFolder } from '../common/hash';
 import { exportRun } from '../engine/handoff/export-run';
 
@@ -153,7 +153,7 @@ export class HostEngine {
    * layers' active sets is put back before the next step, and the chat's set is back on the layers at the end.
    */
   async train(
-    job: TrainJob, signal: AbortSignal, onProgress: (p: TrainProgressEvent) => void, betweenSteps?: () => Promise<void>,
+    job: TrainJob, signal: AbortSignal, onProgress: (p: TrainProgress) => void, betweenSteps?: () => Promise<void>,
   ): Promise<HostResults['train']> {
     const options = await this.runOptions(job);
     const layers = [...options.model.linears.values()];

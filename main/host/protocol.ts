@@ -7,9 +7,14 @@
 import type { AdapterAnalysis } from '../engine/adapters/analyze';
 import type { ReductionReport } from '../engine/adapters/compose';
 import type { DatasetFormat } from '../engine/train/datasets/formats';
+import type { TrainProgress } from '../engine/train/loop';
 import type { PrecisionCost, PrecisionProgress } from '../engine/train/precision-cost';
 import type { AssessedSettings, Effect, Proposal, ProposalInput } from '../engine/train/proposal';
 import type { TrainSettingsInput } from '../engine/train/settings';
+import type { GgufExport, TrainingEstimate } from '../../preload/contract';
+
+/** A training run's step, evaluation and checkpoint events cross the wire as the loop reports them. */
+export type { TrainProgress };
 
 /** The error shape that crosses the process boundary (same as preload/contract's AppError). */
 export interface WireError {
@@ -194,23 +199,6 @@ export interface HostStatus {
   readonly busy: readonly HostRequestType[];
 }
 
-export interface TrainProgressEvent {
-  readonly kind: 'step' | 'eval' | 'checkpoint';
-  readonly step: number;
-  readonly totalSteps: number;
-  readonly epoch: number;
-  readonly loss: number;
-  readonly valLoss: number | null;
-  readonly lr: number;
-  readonly gradNorm: number;
-  readonly tokensPerSecond: number;
-  readonly etaSeconds: number;
-  readonly memoryBytes: number;
-  readonly checkpoint?: string;
-  /** On 'eval' events: a short greedy continuation of the first validation prompt with the adapter as trained so far. */
-  readonly sample?: string;
-}
-
 export interface TrainOutcome {
   readonly status: 'completed' | 'early-stopped' | 'cancelled';
   readonly steps: number;
@@ -255,29 +243,11 @@ export interface HostResults {
   train: TrainOutcome;
   checkJob: { readonly targetModules: number };
   measurePrecision: PrecisionCost;
-  estimate: {
-    readonly trainableParams: number;
-    readonly totalParams: number;
-    readonly adapterBytes: number;
-    readonly peakMemoryBytes: number;
-    readonly availableMemoryBytes: number;
-    readonly recompute: boolean;
-    readonly secondsPerEpoch: number;
-    readonly stepsPerEpoch: number;
-    /**
-     * How the base's linear weights are held ('tensor' without a frozen-weight store) with their bytes, what BF16 or
-     * Q8_0 would take, and the format 'stored' keeps them in (the checkpoint's).
-     */
-    readonly base: { readonly held: string; readonly bytes: number; readonly bf16Bytes: number; readonly q8_0Bytes: number; readonly stored: string };
-  };
+  /** Passed to the renderer as it is: the contract's shape, with how the base is held always given. */
+  estimate: Required<TrainingEstimate>;
   exportMerged: { readonly path: string };
-  exportGguf: {
-    readonly path: string;
-    readonly files: readonly string[];
-    readonly modelfile: string;
-    readonly commands: readonly string[];
-    readonly notes: readonly string[];
-  };
+  /** Passed to the renderer as it is: the contract's shape. */
+  exportGguf: GgufExport;
   findGguf: readonly WireFoundGguf[];
   exportRun: { readonly path: string; readonly trainRows: number; readonly valRows: number; readonly totalSteps: number };
   analyzeAdapter: AdapterAnalysis;
@@ -290,7 +260,7 @@ export interface HostResults {
 /** Streamed while a request runs. */
 export type HostEvent =
   | { readonly kind: 'token'; readonly text: string; readonly tokenId: number }
-  | { readonly kind: 'progress'; readonly progress: TrainProgressEvent }
+  | { readonly kind: 'progress'; readonly progress: TrainProgress }
   | { readonly kind: 'precision'; readonly progress: PrecisionProgress };
 
 export type HostMessage =

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { HostClient, type HostState } from '../../main/host/client';
 import { workerHost } from '../../main/host/worker-host';
-import type { HostEvent, TrainJob, TrainProgressEvent } from '../../main/host/protocol';
+import type { HostEvent, TrainJob, TrainProgress } from '../../main/host/protocol';
 import { tinyModel } from '../engine/lora/tiny-model';
 import { CHARS } from '../engine/train/char-tokenizer';
 
@@ -31,9 +31,9 @@ function job(runId: string, maxSteps: number, settings: TrainJob['settings'] = {
   };
 }
 
-function firstProgress(): { onEvent: (e: HostEvent) => void; seen: Promise<TrainProgressEvent> } {
-  let resolve!: (p: TrainProgressEvent) => void;
-  const seen = new Promise<TrainProgressEvent>((r) => (resolve = r));
+function firstProgress(): { onEvent: (e: HostEvent) => void; seen: Promise<TrainProgress> } {
+  let resolve!: (p: TrainProgress) => void;
+  const seen = new Promise<TrainProgress>((r) => (resolve = r));
   return { onEvent: (e) => e.kind === 'progress' && resolve(e.progress), seen };
 }
 
@@ -57,7 +57,7 @@ describe('engine host in a worker thread', () => {
       const loaded = await client.call({ type: 'loadBase', modelDir });
       expect(loaded.parameterCount).toBe(tinyModel({ vocab: CHARS.length, hidden: 16, layers: 1, seed: 5 }).parameterCount());
 
-      const progress: TrainProgressEvent[] = [];
+      const progress: TrainProgress[] = [];
       const outcome = await client.call({ type: 'train', job: job('r1', 3) }, (e) => e.kind === 'progress' && progress.push(e.progress));
       expect(outcome.status).toBe('completed');
       expect(outcome.steps).toBe(3);
@@ -97,7 +97,7 @@ describe('engine host in a worker thread', () => {
       const backend = await client.call({ type: 'backend' });
       expect(backend).toMatchObject({ name: 'cpu', matmulKernels: expect.stringContaining('cpu') });
       expect(backend.available.find((b) => b.name === 'cpu')).toMatchObject({ usable: true });
-      const progress: TrainProgressEvent[] = [];
+      const progress: TrainProgress[] = [];
       const evalJob = job('r-sample', 4, { valSplit: 0.25, evalEvery: 2 });
       await client.call({ type: 'train', job: evalJob }, (e) => e.kind === 'progress' && progress.push(e.progress));
       const evals = progress.filter((p) => p.kind === 'eval');

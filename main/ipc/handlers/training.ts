@@ -5,7 +5,7 @@
  */
 import { basename } from 'node:path';
 import type { TrainingRun, TrainingSettings } from '../../../preload/contract';
-import type { HostEvent, TrainJob, TrainProgressEvent } from '../../host/protocol';
+import type { HostEvent, TrainJob, TrainProgress } from '../../host/protocol';
 import type { Library } from '../../store/index';
 import type { RunDetails } from '../../store/repos/runs';
 import { recordTrainedOn } from '../../services/remote-engine';
@@ -62,7 +62,7 @@ export function trainingHandlers(ctx: HandlerContext): TrainingHandlers {
   /** A run whose progress could not be recorded (a full disk, a library locked by someone else): why. */
   const unrecorded = new Map<string, string>();
 
-  function record(runId: string, p: TrainProgressEvent): void {
+  function record(runId: string, p: TrainProgress): void {
     if (p.kind === 'checkpoint' && p.checkpoint) library.runs.recordCheckpoint(runId, p.checkpoint, p.step);
     if (p.kind === 'step' || p.kind === 'eval') {
       library.metrics.append(runId, [{

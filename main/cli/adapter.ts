@@ -10,7 +10,7 @@ import { formatAnalysis } from '../engine/adapters/analyze';
 import { describeBaseDir } from '../engine/adapters/describe-base';
 import { analyzeAdapterDir, reduceAdapterDir } from '../engine/adapters/folder-tools';
 import { formatPreflight, preflightAdapter } from '../engine/adapters/preflight';
-import { flagOption, numberOption, parseOptions, stringOption } from './options';
+import { flagOption, numberOption, parseOptions, positional, positionals, runSubcommand, stringOption } from './options';
 
 export const ADAPTER_USAGE = `lorasmith adapter <check|analyze|reduce> ...
   lorasmith adapter check <adapter-dir> <model-dir> [--json]
@@ -23,14 +23,9 @@ export const ADAPTER_USAGE = `lorasmith adapter <check|analyze|reduce> ...
   lorasmith adapter reduce <adapter-dir> --rank R --out DIR [--json]
       The best rank-R approximation of each ΔW (truncated SVD) as a new PEFT adapter, with its relative error.`;
 
-function exactlyPositional(positional: readonly string[], count: number, what: string): string[] {
-  if (positional.length !== count) throw new UsageError(`adapter ${what}\nUsage: ${ADAPTER_USAGE}`);
-  return positional.map((p) => resolve(p));
-}
-
 function check(argv: readonly string[], io: CliIo): number {
   const args = parseOptions(argv, { json: 'flag' });
-  const [adapterDir, modelDir] = exactlyPositional(args.positionals, 2, 'check needs <adapter-dir> <model-dir>') as [string, string];
+  const [adapterDir, modelDir] = positionals(args, 'adapter check', ['<adapter-dir>', '<model-dir>'], ADAPTER_USAGE).map((p) => resolve(p)) as [string, string];
   const report = preflightAdapter(adapterDir, describeBaseDir(modelDir));
   io.out(flagOption(args, 'json') ? JSON.stringify(report) : formatPreflight(report));
   return report.ok ? 0 : 1;
@@ -38,7 +33,7 @@ function check(argv: readonly string[], io: CliIo): number {
 
 function analyze(argv: readonly string[], io: CliIo): number {
   const args = parseOptions(argv, { model: 'string', json: 'flag' });
-  const [adapterDir] = exactlyPositional(args.positionals, 1, 'analyze needs one <adapter-dir>') as [string];
+  const adapterDir = resolve(positional(args, 'adapter analyze', '<adapter-dir>', ADAPTER_USAGE));
   const modelDir = stringOption(args, 'model');
   const analysis = analyzeAdapterDir(adapterDir, modelDir === undefined ? null : resolve(modelDir));
   io.out(flagOption(args, 'json') ? JSON.stringify(analysis) : formatAnalysis(analysis));
@@ -47,7 +42,7 @@ function analyze(argv: readonly string[], io: CliIo): number {
 
 function reduce(argv: readonly string[], io: CliIo): number {
   const args = parseOptions(argv, { rank: 'string', out: 'string', json: 'flag' });
-  const [adapterDir] = exactlyPositional(args.positionals, 1, 'reduce needs one <adapter-dir>') as [string];
+  const adapterDir = resolve(positional(args, 'adapter reduce', '<adapter-dir>', ADAPTER_USAGE));
   const rank = numberOption(args, 'rank', 'int');
   if (rank === undefined) throw new UsageError('--rank R is required');
   if (rank <= 0) throw new UsageError(`--rank must be a positive integer, got ${rank}`);
@@ -69,11 +64,11 @@ export function makeAdapterCommand(): CliCommand {
     summary: 'check an adapter against a base, analyze its rank, or reduce its rank',
     usage: ADAPTER_USAGE,
     async run(argv: readonly string[], io: CliIo): Promise<number> {
-      const [sub, ...rest] = argv;
-      if (sub === 'check') return check(rest, io);
-      if (sub === 'analyze') return analyze(rest, io);
-      if (sub === 'reduce') return reduce(rest, io);
-      throw new UsageError(`adapter needs a subcommand: check, analyze or reduce${sub ? ` (got '${sub}')` : ''}\nUsage: ${ADAPTER_USAGE}`);
+      return runSubcommand('adapter', ADAPTER_USAGE, argv, {
+        check: (rest) => check(rest, io),
+        analyze: (rest) => analyze(rest, io),
+        reduce: (rest) => reduce(rest, io),
+      });
     },
   };
 }

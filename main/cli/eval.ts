@@ -7,7 +7,7 @@ import { evaluateDataset } from '../engine/train/evaluate';
 import { DEFAULT_TRAIN_SETTINGS } from '../engine/train/settings';
 import { parseFormat } from './train';
 import { loadModelFolder, type ModelFolderLoader } from './load-model';
-import { flagOption, numberOption, parseOptions, stringOption } from './options';
+import { flagOption, numberOption, parseOptions, positional, stringOption } from './options';
 
 export const EVAL_USAGE = `lorasmith eval <model-dir> [--adapter DIR] --data FILE [--format F] [--max-seq-len T] [--batch-size B]
   [--train-on-prompt] [--backend B] [--json]
@@ -24,8 +24,7 @@ export function makeEvalCommand(loadModel: ModelFolderLoader = loadModelFolder):
         adapter: 'string', data: 'string', format: 'string', 'max-seq-len': 'string', 'batch-size': 'string', backend: 'string',
         json: 'flag', 'train-on-prompt': 'flag',
       });
-      const [modelDir, ...extra] = args.positionals;
-      if (!modelDir || extra.length > 0) throw new UsageError(`eval needs exactly one <model-dir>\nUsage: ${EVAL_USAGE}`);
+      const modelDir = positional(args, 'eval', '<model-dir>', EVAL_USAGE);
       const data = stringOption(args, 'data');
       if (!data) throw new UsageError('--data FILE is required');
       const adapterDir = stringOption(args, 'adapter');

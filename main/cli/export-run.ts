@@ -8,7 +8,7 @@ import { resolve } from 'node:path';
 import { hashModel } from '../common/hash';
 import { exportRun } from '../engine/handoff/export-run';
 import { UsageError, type CliCommand, type CliIo } from './command';
-import { flagOption, parseOptions, stringOption, type OptionKinds } from './options';
+import { flagOption, parseOptions, positional, stringOption, type OptionKinds } from './options';
 import { parseFormat, settingsFrom, TRAIN_OPTIONS } from './train';
 
 /** train's options, less those about running here or on a remote engine (checkpoints, resume, backend, estimates), plus the hub id. */
@@ -33,8 +33,7 @@ export const exportRunCommand: CliCommand = {
   usage: EXPORT_RUN_USAGE,
   async run(argv: readonly string[], io: CliIo): Promise<number> {
     const parsed = parseOptions(argv, OPTIONS);
-    const [modelArg, ...extra] = parsed.positionals;
-    if (!modelArg || extra.length > 0) throw new UsageError(`export-run needs exactly one <model-dir>\nUsage: ${EXPORT_RUN_USAGE}`);
+    const modelArg = positional(parsed, 'export-run', '<model-dir>', EXPORT_RUN_USAGE);
     const data = stringOption(parsed, 'data');
     const out = stringOption(parsed, 'out');
     if (!data) throw new UsageError('--data FILE is required');

@@ -15,7 +15,7 @@ import { generate } from '../engine/generate/generate';
 import { encodePrompt } from '../engine/io/prompt';
 import { loadAdaptersForGeneration } from '../engine/adapters/generation';
 import { parseAdapterSpecs } from './merge';
-import { flagOption, listOption, numberOption, parseOptions, stringOption, type ParsedOptions } from './options';
+import { flagOption, listOption, numberOption, parseOptions, positional, stringOption, type ParsedOptions } from './options';
 
 export const GENERATE_USAGE = `lorasmith generate <model-dir> (--prompt TEXT | --prompt-ids 1,2,3) [--chat] [--system TEXT]
   [--max-new-tokens N] [--temperature T] [--top-k K] [--top-p P] [--repetition-penalty R] [--seed S]
@@ -65,9 +65,7 @@ export function makeGenerateCommand(): CliCommand {
     async run(argv: readonly string[], io: CliIo): Promise<number> {
       const args = parseOptions(argv, OPTIONS);
       const adapters = parseAdapterSpecs(listOption(args, 'adapter')).map((a) => ({ ...a, dir: resolve(a.dir) }));
-      const [dir, ...extra] = args.positionals;
-      if (dir === undefined) throw new UsageError(`generate needs a model folder\n\nUsage: ${GENERATE_USAGE}`);
-      if (extra.length > 0) throw new UsageError(`unexpected argument '${extra[0]}'`);
+      const dir = positional(args, 'generate', '<model-dir>', GENERATE_USAGE);
       const modelDir = resolve(dir);
       let backendPreference;
       try {

@@ -15,7 +15,7 @@ import { ResidentAdapters } from '../engine/adapters/resident';
 import { describeGguf } from '../engine/io/gguf-describe';
 import type { CausalLM } from '../engine/models/types';
 import { type BaseLoader, parseAdapterSpecs } from './merge';
-import { flagOption, listOption, parseOptions, stringOption } from './options';
+import { flagOption, listOption, parseOptions, positional, runSubcommand, stringOption } from './options';
 
 export const GGUF_USAGE = `lorasmith gguf <adapter|merged|inspect> ...
   lorasmith gguf adapter <adapter-dir> --base <model> --out DIR [--name NAME] [--type f16|bf16|q8_0] [--ollama-base NAME]
@@ -55,8 +55,7 @@ async function withModel<T>(load: BaseLoader, path: string, backend: string, fn:
 
 async function adapter(argv: readonly string[], io: CliIo, load: BaseLoader): Promise<number> {
   const args = parseOptions(argv, { base: 'string', out: 'string', name: 'string', type: 'string', 'ollama-base': 'string', backend: 'string' });
-  const [adapterDir, ...extra] = args.positionals;
-  if (!adapterDir || extra.length > 0) throw new UsageError(`gguf adapter needs exactly one <adapter-dir>\nUsage: ${GGUF_USAGE}`);
+  const adapterDir = positional(args, 'gguf adapter', '<adapter-dir>', GGUF_USAGE);
   const base = stringOption(args, 'base');
   const out = stringOption(args, 'out');
   if (!base) throw new UsageError('--base <model> is required: the folder or GGUF file the adapter was trained on');
@@ -75,8 +74,7 @@ async function adapter(argv: readonly string[], io: CliIo, load: BaseLoader): Pr
 async function merged(argv: readonly string[], io: CliIo, load: BaseLoader): Promise<number> {
   const args = parseOptions(argv, { adapter: 'list', out: 'string', name: 'string', type: 'string', backend: 'string' });
   const adapterArgs = listOption(args, 'adapter');
-  const [modelPath, ...extra] = args.positionals;
-  if (!modelPath || extra.length > 0) throw new UsageError(`gguf merged needs exactly one <model>\nUsage: ${GGUF_USAGE}`);
+  const modelPath = positional(args, 'gguf merged', '<model>', GGUF_USAGE);
   if (adapterArgs.length === 0) throw new UsageError('at least one --adapter DIR[=SCALE] is required');
   const out = stringOption(args, 'out');
   if (!out) throw new UsageError('--out DIR is required');
@@ -96,8 +94,7 @@ async function merged(argv: readonly string[], io: CliIo, load: BaseLoader): Pro
 
 function inspect(argv: readonly string[], io: CliIo): number {
   const args = parseOptions(argv, { json: 'flag' });
-  const [file, ...extra] = args.positionals;
-  if (!file || extra.length > 0) throw new UsageError(`gguf inspect needs one <file.gguf>\nUsage: ${GGUF_USAGE}`);
+  const file = positional(args, 'gguf inspect', '<file.gguf>', GGUF_USAGE);
   const summary = describeGguf(resolve(file));
   if (flagOption(args, 'json')) {
     io.out(JSON.stringify(summary));
@@ -118,11 +115,11 @@ export function makeGgufCommand(load: BaseLoader): CliCommand {
     summary: 'export adapters or merged models as GGUF for Ollama / llama.cpp, or inspect a GGUF file',
     usage: GGUF_USAGE,
     async run(argv: readonly string[], io: CliIo): Promise<number> {
-      const [sub, ...rest] = argv;
-      if (sub === 'adapter') return adapter(rest, io, load);
-      if (sub === 'merged') return merged(rest, io, load);
-      if (sub === 'inspect') return inspect(rest, io);
-      throw new UsageError(`gguf needs a subcommand: adapter, merged or inspect${sub ? ` (got '${sub}')` : ''}\nUsage: ${GGUF_USAGE}`);
+      return runSubcommand('gguf', GGUF_USAGE, argv, {
+        adapter: (rest) => adapter(rest, io, load),
+        merged: (rest) => merged(rest, io, load),
+        inspect: (rest) => inspect(rest, io),
+      });
     },
   };
 }

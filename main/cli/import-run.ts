@@ -10,8 +10,8 @@ import { resolveDataDir } from '../app/data-dir';
 import { FileWork } from '../services/file-work/client';
 import { importRunResult } from '../services/run-import';
 import { openLibrary } from '../store/index';
-import { UsageError, type CliCommand, type CliIo } from './command';
-import { flagOption, parseOptions, stringOption } from './options';
+import type { CliCommand, CliIo } from './command';
+import { flagOption, parseOptions, positional, stringOption } from './options';
 
 export const IMPORT_RUN_USAGE = `lorasmith import-run <result-dir> [--data-dir D] [--adapter-name N] [--json]
 
@@ -26,8 +26,7 @@ export const importRunCommand: CliCommand = {
   usage: IMPORT_RUN_USAGE,
   async run(argv: readonly string[], io: CliIo): Promise<number> {
     const parsed = parseOptions(argv, { 'data-dir': 'string', 'adapter-name': 'string', json: 'flag' });
-    const [dir, ...extra] = parsed.positionals;
-    if (!dir || extra.length > 0) throw new UsageError(`import-run needs exactly one <result-dir>\nUsage: ${IMPORT_RUN_USAGE}`);
+    const dir = positional(parsed, 'import-run', '<result-dir>', IMPORT_RUN_USAGE);
     const library = openLibrary(resolveDataDir(stringOption(parsed, 'data-dir')));
     const files = new FileWork();
     try {

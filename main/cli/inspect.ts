@@ -4,9 +4,9 @@
  * safetensors headers without loading the weights.
  */
 import { resolve } from 'node:path';
-import { UsageError, type CliCommand, type CliIo } from './command';
+import type { CliCommand, CliIo } from './command';
 import { inspectModel, type ModelSummary } from '../engine/models/inspect';
-import { flagOption, parseOptions } from './options';
+import { flagOption, parseOptions, positional } from './options';
 
 export const INSPECT_USAGE = `lorasmith inspect <model-dir> [--json]
 
@@ -44,9 +44,7 @@ export function makeInspectCommand(): CliCommand {
     usage: INSPECT_USAGE,
     async run(argv: readonly string[], io: CliIo): Promise<number> {
       const args = parseOptions(argv, { json: 'flag' });
-      const [dir, ...extra] = args.positionals;
-      if (dir === undefined) throw new UsageError(`inspect needs a model folder\n\nUsage: ${INSPECT_USAGE}`);
-      if (extra.length > 0) throw new UsageError(`unexpected argument '${extra[0]}'`);
+      const dir = positional(args, 'inspect', '<model-dir>', INSPECT_USAGE);
       const summary = inspectModel(resolve(dir));
       io.out(flagOption(args, 'json') ? JSON.stringify(summary, null, 2) : formatSummary(summary));
       return 0;

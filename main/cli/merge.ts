@@ -12,7 +12,7 @@ import { parseAdapterSpec, type AdapterSpec } from '../engine/adapters/generatio
 import { ResidentAdapters } from '../engine/adapters/resident';
 import { loadModel } from '../engine/models/registry';
 import type { CausalLM } from '../engine/models/types';
-import { listOption, parseOptions, stringOption } from './options';
+import { listOption, parseOptions, positional, stringOption } from './options';
 
 export const MERGE_USAGE = `lorasmith merge <model-dir> --adapter DIR[=SCALE] [--adapter DIR2[=SCALE2]]... --out DIR
   [--dtype f32|f16|bf16] [--max-shard-size SIZE] [--backend auto|tensorflow|webgpu|wasm|cpu]
@@ -69,8 +69,7 @@ export function makeMergeCommand(load: BaseLoader = defaultLoader): CliCommand {
     async run(argv: readonly string[], io: CliIo): Promise<number> {
       const args = parseOptions(argv, { adapter: 'list', out: 'string', dtype: 'string', 'max-shard-size': 'string', backend: 'string' });
       const adapterArgs = listOption(args, 'adapter');
-      const [modelDir, ...extra] = args.positionals;
-      if (!modelDir || extra.length > 0) throw new UsageError(`merge needs exactly one <model-dir>\nUsage: ${MERGE_USAGE}`);
+      const modelDir = positional(args, 'merge', '<model-dir>', MERGE_USAGE);
       if (adapterArgs.length === 0) throw new UsageError('at least one --adapter DIR[=SCALE] is required');
       const out = stringOption(args, 'out');
       if (!out) throw new UsageError('--out DIR is required');

@@ -66,3 +66,34 @@ export function numberOption(parsed: ParsedOptions, name: string, kind: 'int' | 
   }
   return value;
 }
+
+/**
+ * The command's positional arguments, exactly one per name in `names` (['<adapter-dir>', '<model-dir>']), or a
+ * usage error saying what the command needs and what was extra.
+ */
+export function positionals(parsed: ParsedOptions, command: string, names: readonly string[], usage: string): string[] {
+  const given = parsed.positionals;
+  if (given.length !== names.length || given.includes('')) {
+    const needs = names.length === 1 ? `exactly one ${names[0]}` : names.join(' ');
+    const extra = given.length > names.length ? ` (unexpected '${given[names.length]}')` : '';
+    throw new UsageError(`${command} needs ${needs}${extra}\nUsage: ${usage}`);
+  }
+  return [...given];
+}
+
+/** The command's one positional argument (named `name` in the usage error). */
+export function positional(parsed: ParsedOptions, command: string, name: string, usage: string): string {
+  return positionals(parsed, command, [name], usage)[0] as string;
+}
+
+/** Runs the subcommand `argv[0]` names, or refuses naming the ones there are. */
+export function runSubcommand(command: string, usage: string, argv: readonly string[], subcommands: Readonly<Record<string, (rest: readonly string[]) => number | Promise<number>>>): number | Promise<number> {
+  const [sub, ...rest] = argv;
+  const run = sub !== undefined && Object.hasOwn(subcommands, sub) ? subcommands[sub] : undefined;
+  if (!run) {
+    const names = Object.keys(subcommands);
+    const list = `${names.slice(0, -1).join(', ')} or ${names.at(-1) as string}`;
+    throw new UsageError(`${command} needs a subcommand: ${list}${sub ? ` (got '${sub}')` : ''}\nUsage: ${usage}`);
+  }
+  return run(rest);
+}

@@ -23,7 +23,7 @@ import { resolveTrainSettings, type TrainSettingsInput } from '../engine/train/s
 import { UsageError, type CliCommand, type CliIo } from './command';
 import { loadModelFolder, type ModelFolderLoader } from './load-model';
 import { REMOTE_TOKEN_ENV, trainOnRemoteEngine } from './train-remote';
-import { flagOption, numberOption, parseOptions, stringOption, type OptionKinds, type ParsedOptions } from './options';
+import { flagOption, numberOption, parseOptions, positional, stringOption, type OptionKinds, type ParsedOptions } from './options';
 
 /** 'q_proj,v_proj' -> list; 'attention' | 'mlp' | 'all-linear' -> group; 're:PATTERN' -> regex. */
 export function parseTargets(raw: string): LoraConfig['targetModules'] {
@@ -177,8 +177,7 @@ export function makeTrainCommand(loadModel: ModelFolderLoader = loadModelFolder)
     usage: TRAIN_USAGE,
     async run(argv: readonly string[], io: CliIo): Promise<number> {
       const parsed = parseOptions(argv, TRAIN_OPTIONS);
-      const [modelArg, ...extra] = parsed.positionals;
-      if (!modelArg || extra.length > 0) throw new UsageError(`train needs exactly one <model-dir>\nUsage: ${TRAIN_USAGE}`);
+      const modelArg = positional(parsed, 'train', '<model-dir>', TRAIN_USAGE);
       const data = stringOption(parsed, 'data');
       const out = stringOption(parsed, 'out');
       const dryRun = flagOption(parsed, 'dry-run');

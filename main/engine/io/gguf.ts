@@ -16,6 +16,7 @@
  */
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { ModelIoError } from './errors';
+import { PositionedFile } from './positioned-file';
 import { DEQUANTIZABLE, dequantize } from './gguf-quants';
 import { GgufValueType, VALUE_BYTES, ggmlTypeById, tensorBytes, type GgmlTypeInfo } from './gguf-types';
 
@@ -53,28 +54,24 @@ function invalid(path: string, why: string): never {
 
 /** Sequential reads of the header through the file descriptor, buffered in 1 MB chunks. */
 class HeaderCursor {
-  private buffer = Buffer.alloc(0);
+  private buffer: Buffer = Buffer.alloc(0);
   private bufferStart = 0;
   pos = 0;
 
-  constructor(
-    private readonly fd: number,
-    private readonly path: string,
-    readonly fileBytes: number,
-  ) {}
+  readonly fileBytes: number;
+  private readonly path: string;
+
+  constructor(private readonly file: PositionedFile) {
+    this.fileBytes = file.size;
+    this.path = file.path;
+  }
 
   private ensure(n: number, what: string): number {
     if (this.pos + n > this.fileBytes) invalid(this.path, `${what} at byte ${this.pos} runs past the end of the ${this.fileBytes}-byte file`);
     const at = this.pos - this.bufferStart;
     if (at >= 0 && at + n <= this.buffer.length) return at;
     const length = Math.min(Math.max(n, CHUNK), this.fileBytes - this.pos);
-    this.buffer = Buffer.allocUnsafe(length);
-    let done = 0;
-    while (done < length) {
-      const got = readSync(this.fd, this.buffer, done, length - done, this.pos + done);
-      if (got === 0) invalid(this.path, `unexpected end of file at byte ${this.pos + done}`);
-      done += got;
-    }
+    this.buffer = this.file.read(this.pos, length, (end) => invalid(this.path, `unexpected end of file at byte ${end}`));
     this.bufferStart = this.pos;
     return 0;
   }
@@ -147,16 +144,12 @@ export class GgufFile {
   readonly metadata = new Map<string, GgufEntry>();
   /** Tensor infos in file order. */
   readonly tensors = new Map<string, GgufTensorInfo>();
-  private fd: number | null;
+  private readonly file: PositionedFile;
 
   constructor(readonly path: string) {
+    this.file = new PositionedFile(path);
     try {
-      this.fd = openSync(path, 'r');
-    } catch (error) {
-      throw new ModelIoError('MODEL_NOT_FOUND', `${path}: cannot open (${(error as Error).message})`);
-    }
-    try {
-      const cursor = new HeaderCursor(this.fd, path, fstatSync(this.fd).size);
+      const cursor = new HeaderCursor(this.file);
       this.fileBytes = cursor.fileBytes;
       if (this.fileBytes < 24) invalid(path, `the file is ${this.fileBytes} bytes, shorter than a GGUF header`);
       const magic = cursor.u32('magic');
@@ -275,15 +268,9 @@ export class GgufFile {
   /** The tensor's bytes as stored. */
   readRaw(name: string): Uint8Array {
     const info = this.tensor(name);
-    if (this.fd === null) throw new Error(`${this.path}: read after close`);
-    // Its own ArrayBuffer at offset 0, so typed views over it are aligned.
-    const buffer = Buffer.allocUnsafeSlow(info.bytes);
-    let done = 0;
-    while (done < info.bytes) {
-      const n = readSync(this.fd, buffer, done, Math.min(info.bytes - done, 1 << 30), this.dataStart + info.offset + done);
-      if (n === 0) throw new ModelIoError('INVALID_GGUF', `${this.path}: tensor '${name}' is cut short: the file ended while reading it (truncated?)`);
-      done += n;
-    }
+    const buffer = this.file.read(this.dataStart + info.offset, info.bytes, () => {
+      throw new ModelIoError('INVALID_GGUF', `${this.path}: tensor '${name}' is cut short: the file ended while reading it (truncated?)`);
+    });
     return new Uint8Array(buffer.buffer, 0, info.bytes);
   }
 
@@ -295,8 +282,7 @@ export class GgufFile {
   }
 
   close(): void {
-    if (this.fd !== null) closeSync(this.fd);
-    this.fd = null;
+    this.file.close();
   }
 }
 

@@ -6,10 +6,11 @@
  * Reading goes tensor by tensor through the file descriptor, so a 2 GB checkpoint never sits in memory twice:
  * each tensor's bytes are read into their own buffer and upcast (F16/BF16 -> float32) from there.
  */
-import { closeSync, fstatSync, openSync, readSync, renameSync, unlinkSync, writeSync, fsyncSync } from 'node:fs';
+import { closeSync, openSync, renameSync, unlinkSync, writeSync, fsyncSync } from 'node:fs';
 import { tempSibling } from '../../common/atomic';
 import { ModelIoError } from './errors';
 import { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16 } from './half';
+import { PositionedFile } from './positioned-file';
 
 /** Storage types this reader understands. Floats come back as float32, integers as int32. */
 export type SafetensorsDtype = 'F32' | 'F16' | 'BF16' | 'F64' | 'I32' | 'I64';
@@ -102,15 +103,11 @@ function parseEntry(path: string, name: string, raw: unknown, dataBytes: number)
 export class SafetensorsFile {
   readonly tensors = new Map<string, TensorEntry>();
   readonly metadata: Record<string, string> = {};
-  private fd: number | null;
+  private readonly file: PositionedFile;
   private readonly dataStart: number;
 
   constructor(readonly path: string) {
-    try {
-      this.fd = openSync(path, 'r');
-    } catch (error) {
-      throw new ModelIoError('MODEL_NOT_FOUND', `${path}: cannot open (${(error as Error).message})`);
-    }
+    this.file = new PositionedFile(path);
     try {
       this.dataStart = this.readHeader();
     } catch (error) {
@@ -121,7 +118,7 @@ export class SafetensorsFile {
 
   private readHeader(): number {
     const path = this.path;
-    const fileBytes = fstatSync(this.fd as number).size;
+    const fileBytes = this.file.size;
     if (fileBytes < 8) invalid(path, `the file is ${fileBytes} bytes, shorter than the 8-byte header length`);
     const lengthBytes = this.readAt(0, 8);
     const headerBytes = Number(lengthBytes.readBigUInt64LE(0));
@@ -162,16 +159,7 @@ export class SafetensorsFile {
   }
 
   private readAt(position: number, length: number): Buffer {
-    if (this.fd === null) throw new Error(`${this.path}: read after close`);
-    // Its own ArrayBuffer (not the shared pool), offset 0: typed views over it are aligned.
-    const buffer = Buffer.allocUnsafeSlow(length);
-    let done = 0;
-    while (done < length) {
-      const n = readSync(this.fd, buffer, done, Math.min(length - done, 1 << 30), position + done);
-      if (n === 0) invalid(this.path, `unexpected end of file at byte ${position + done}`);
-      done += n;
-    }
-    return buffer;
+    return this.file.read(position, length, (end) => invalid(this.path, `unexpected end of file at byte ${end}`));
   }
 
   has(name: string): boolean {
@@ -201,8 +189,7 @@ export class SafetensorsFile {
   }
 
   close(): void {
-    if (this.fd !== null) closeSync(this.fd);
-    this.fd = null;
+    this.file.close();
   }
 }
 

@@ -4,7 +4,10 @@
  * browser-mode server is at hand; ui-browser-mode.spec.ts drives the real main-side code instead.
  * Self-contained: Playwright serialises this function into the page.
  */
-import type { Adapter, AdapterVersion, BaseModel, CommandArgs, CommandName, Dataset, MetricPoint, SavedComparison, TrainingRun } from '../../preload/contract';
+import type {
+  Adapter, AdapterVersion, Api, BaseModel, CommandArgs, CommandName, CommandResult, Dataset, EventName, Events, LinearModuleInfo, MetricPoint, SavedComparison,
+  Settings, TrainingRun,
+} from '../../preload/contract';
 
 type Mutable<T> = { -readonly [P in keyof T]: T[P] };
 type StartArgs = CommandArgs<'train.start'>;
@@ -12,13 +15,13 @@ type StartArgs = CommandArgs<'train.start'>;
 export function installFakeBackend(options: { stepMs: number; tokenMs: number }): void {
   type Listener = (payload: unknown) => void;
   const listeners = new Map<string, Set<Listener>>();
-  const emit = (name: string, payload: unknown) => listeners.get(name)?.forEach((l) => l(payload));
+  const emit = <E extends EventName>(name: E, payload: Events[E]) => listeners.get(name)?.forEach((l) => l(payload));
   const now = () => new Date().toISOString();
   let nextId = 1;
   const id = (prefix: string) => `${prefix}${nextId++}`;
   const fail = (code: string, message: string) => Object.assign(new Error(message), { name: 'AppError', code, message });
 
-  let settings: CommandArgs<'settings.set'> = { backend: 'auto', theme: 'system', defaults: {} };
+  let settings: Settings = { backend: 'auto', theme: 'system', defaults: {} };
   const models: BaseModel[] = [];
   const datasets: Dataset[] = [];
   const adapters: Adapter[] = [];
@@ -29,10 +32,10 @@ export function installFakeBackend(options: { stepMs: number; tokenMs: number })
   const chats = new Map<string, { stopped: boolean }>();
   const comparisons: SavedComparison[] = [];
 
-  function modules() {
-    const list: { path: string; layer: number | null; name: string; inFeatures: number; outFeatures: number; groups: string[] }[] = [];
+  function modules(): LinearModuleInfo[] {
+    const list: LinearModuleInfo[] = [];
     for (let layer = 0; layer < 4; layer++) {
-      const add = (name: string, block: string, inF: number, outF: number, group: string) =>
+      const add = (name: string, block: string, inF: number, outF: number, group: 'attention' | 'mlp') =>
         list.push({ path: `model.layers.${layer}.${block}.${name}`, layer, name, inFeatures: inF, outFeatures: outF, groups: [group] });
       add('q_proj', 'self_attn', 256, 256, 'attention');
       add('k_proj', 'self_attn', 256, 64, 'attention');
@@ -102,7 +105,8 @@ export function installFakeBackend(options: { stepMs: number; tokenMs: number })
     emit('train.finished', { run: { ...run } });
   }
 
-  const handlers: { [K in CommandName]: (args: CommandArgs<K>) => unknown } = {
+  // Typed from the contract: each fake answers what the real handler of that command answers.
+  const handlers: { [K in CommandName]: (args: CommandArgs<K>) => CommandResult<K> | Promise<CommandResult<K>> } = {
     // The fake library starts empty of starter resources: no guided first fine-tune is offered.
     'app.firstRun': () => ({ guided: null, samples: [] }),
     'app.info': () => ({
@@ -115,7 +119,11 @@ export function installFakeBackend(options: { stepMs: number; tokenMs: number })
       ] },
     }),
     'settings.get': () => settings,
-    'settings.set': (patch) => (settings = { ...settings, ...patch }),
+    // Each key given is kept; the others stay as they were (the library stores settings key by key).
+    'settings.set': (patch) => (settings = {
+      backend: patch.backend ?? settings.backend, theme: patch.theme ?? settings.theme, defaults: patch.defaults ?? settings.defaults,
+      remoteEngine: patch.remoteEngine !== undefined ? patch.remoteEngine : (settings.remoteEngine ?? null),
+    }),
     'models.list': () => models,
     'models.import': ({ path, name }) => {
       if (!String(path).includes('tiny')) throw fail('NOT_FOUND', `no config.json in ${path}: choose a Hugging Face model folder`);
@@ -262,18 +270,20 @@ export function installFakeBackend(options: { stepMs: number; tokenMs: number })
     },
   };
 
-  (globalThis as unknown as { api: unknown }).api = {
-    async invoke(name: string, args: unknown) {
-      const handler = (handlers as Record<string, (a: unknown) => unknown>)[name];
+  const api: Api = {
+    async invoke<K extends CommandName>(name: K, args: CommandArgs<K>): Promise<CommandResult<K>> {
+      // A name from the page may be one the contract lacks (the real transport refuses it the same way).
+      const handler = handlers[name] as ((a: CommandArgs<K>) => CommandResult<K> | Promise<CommandResult<K>>) | undefined;
       if (!handler) throw fail('NOT_FOUND', `unknown command ${name}`);
       await new Promise((r) => setTimeout(r, 5));
       return structuredClone(await handler(args));
     },
-    on(name: string, listener: Listener) {
+    on<E extends EventName>(name: E, listener: (payload: Events[E]) => void) {
       const set = listeners.get(name) ?? new Set();
-      set.add(listener);
+      set.add(listener as Listener);
       listeners.set(name, set);
-      return () => set.delete(listener);
+      return () => void set.delete(listener as Listener);
     },
   };
+  (globalThis as unknown as { api: Api }).api = api;
 }

@@ -215,14 +215,15 @@ export class WizardState {
     const fill = this.#proposedFor !== pair && this.#parentVersionId === null && !this.#prefilled;
     if (fill) this.#proposedFor = pair; // filled in once, even if this answer fails or comes late
     const asked = { ...this.#form };
-    const selected = this.#selected;
+    // Before the model's modules arrive the selection is not the user's: their arrival puts the default preset in.
+    const selected = this.modules.length > 0 ? this.#selected : null;
     const valid = Object.keys(this.fieldErrors).length === 0 && this.#selected.size > 0;
     try {
       const proposal = await this.#api.invoke('train.propose', { modelId, datasetId, ...(valid && !fill ? { settings: this.#settings() } : {}) });
       if (this.#modelId !== modelId || this.#datasetId !== datasetId) return;
       this.#proposal = proposal;
       if (!fill) return;
-      const untouched = (['learningRate', 'maxSteps', 'epochs', 'rank', 'alpha'] as const).every((f) => this.#form[f] === asked[f]) && this.#selected === selected;
+      const untouched = (['learningRate', 'maxSteps', 'epochs', 'rank', 'alpha'] as const).every((f) => this.#form[f] === asked[f]) && (selected === null || this.#selected === selected);
       if (untouched) this.applyProposal();
     } catch {
       this.#proposal = null; // the proposal is advice: the wizard works without it

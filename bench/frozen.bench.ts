@@ -2,7 +2,7 @@
  * The frozen-weight kernels at the real models' linear shapes (Qwen2.5-0.5B: hidden 896, MLP 4864, vocab 151936;
  * Qwen2.5-1.5B: hidden 1536, MLP 8960): microseconds per product x [N, in]·Wᵀ for N rows, on wasm,
  *   - XNNPACK on a float32 tensor [in, out] (the path without the addon),
- *   - the native store's GEMV and tiled-sgemm kernels on BF16 and Q8_0 weights,
+ *   - the native store's GEMV and tiled-sgemm kernels on BF16, Q8_0 and Q4_0 weights,
  * and which kernel the routing rule (FROZEN_GEMV_ROWS) picks. Decode is N = 1; prefill and training are N ≥ 64.
  * `LORASMITH_BENCH_QUICK=1` runs small shapes only (to check the benchmark itself).
  */
@@ -65,7 +65,7 @@ export async function run(): Promise<string> {
   for (const shape of SHAPES) {
     const values = random(shape.out * shape.in);
     const weights = new Map<StoredFormat, FrozenWeight>();
-    for (const format of ['BF16', 'Q8_0'] as const) {
+    for (const format of ['BF16', 'Q8_0', 'Q4_0'] as const) {
       weights.set(format, store.create({ rows: shape.out, cols: shape.in, dtype: 'F32', data: values }, format));
     }
     // The plain path's [in, out] float32 tensor; the vocabulary-sized head would not be made twice in the heap.
@@ -99,8 +99,8 @@ export async function run(): Promise<string> {
     `wasm; native store kernels: ${addon.weightKernels()}, ${addon.getThreads()} threads. GEMV / tiled: the two native kernels on the same weight;`,
     `"routed" is what FROZEN_GEMV_ROWS = ${FROZEN_GEMV_ROWS} picks.`,
     '',
-    '| model | weight [out, in] | N | XNNPACK F32 | BF16 GEMV / tiled | Q8_0 GEMV / tiled | routed |',
-    '|---|---|---|---|---|---|---|',
+    '| model | weight [out, in] | N | XNNPACK F32 | BF16 GEMV / tiled | Q8_0 GEMV / tiled | Q4_0 GEMV / tiled | routed |',
+    '|---|---|---|---|---|---|---|---|',
     ...lines,
     '',
   ].join('\n');

@@ -55,7 +55,7 @@ export const TRAIN_USAGE = `lorasmith train <model-dir> --data FILE --out DIR [-
   [--batch-size B] [--grad-accum K] [--max-seq-len T] [--val-split F | --val-data FILE] [--seed S]
   [--scheduler constant|linear|cosine] [--warmup-steps N] [--weight-decay W] [--max-grad-norm G] [--eval-every N]
   [--patience N] [--checkpoint-every N] [--checkpoint-dir DIR] [--resume CHECKPOINT] [--train-on-prompt] [--packing]
-  [--recompute] [--backend B] [--base-precision stored|bf16|q8_0] [--measure-precision] [--dry-run] [--json]
+  [--recompute] [--backend B] [--base-precision stored|bf16|q8_0|q4_0] [--measure-precision] [--dry-run] [--json]
   [--remote 127.0.0.1:PORT [--token T]]
 
   --data           a dataset file, or the normalized.jsonl an import stored in the library
@@ -67,9 +67,10 @@ export const TRAIN_USAGE = `lorasmith train <model-dir> --data FILE --out DIR [-
   --val-split      fraction held out for validation (default 0.1 from 10 records up, else none)
   --recompute      recompute each block's activations in the backward pass: less memory, one more forward pass
                    (default: on only when the run would not fit in memory without it)
-  --base-precision how the frozen-weight store keeps the base: stored (the file's dtype, the default), bf16 or
-                   q8_0 (8-bit blocks, about half the memory; its outputs change slightly); recorded with the settings
-  --measure-precision  before training, score a few validation batches with the base at BF16 and at Q8_0 and
+  --base-precision how the frozen-weight store keeps the base: stored (the file's dtype, the default), bf16, q8_0
+                   (8-bit blocks, about half the memory; its outputs change slightly) or q4_0 (4-bit blocks, about a
+                   quarter; they change more); recorded with the settings
+  --measure-precision  before training, score a few validation batches with the base at BF16, Q8_0 and Q4_0 and
                    print the loss difference and the memory each takes
   --remote         train on the engine of a \`lorasmith serve\` on another machine, through an SSH tunnel's local end
                    (\`ssh -N -L PORT:127.0.0.1:PORT you@gpu-box\`; the address serve printed works too); the model and
@@ -141,10 +142,10 @@ const FILLED_NAMES: Record<ProposedField, (p: Proposal) => string> = {
 const MB = 1024 * 1024;
 function describeBase(b: TrainingEstimate['base']): string {
   const gib = (bytes: number) => `${(bytes / 2 ** 30).toFixed(2)} GiB`;
-  const choices = `BF16 ${gib(b.bf16Bytes)}, Q8_0 ${gib(b.q8_0Bytes)}`;
+  const choices = `BF16 ${gib(b.bf16Bytes)}, Q8_0 ${gib(b.q8_0Bytes)}, Q4_0 ${gib(b.q4_0Bytes)}`;
   return b.held === 'tensor'
     ? `float32 tensors, ${gib(b.bytes)} (the native frozen-weight store would hold them at ${choices})`
-    : `${b.held} in the frozen-weight store, ${gib(b.bytes)} (--base-precision bf16 or q8_0 picks another, --measure-precision measures what it costs: ${choices})`;
+    : `${b.held} in the frozen-weight store, ${gib(b.bytes)} (--base-precision bf16, q8_0 or q4_0 picks another, --measure-precision measures what it costs: ${choices})`;
 }
 
 function describeEstimate(e: TrainingEstimate): string {

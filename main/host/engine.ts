@@ -209,8 +209,8 @@ export class HostEngine {
   }
 
   /**
-   * What holding the base at 8 bits costs on the job's own validation rows: the base loaded into the store at 16
-   * bits and at Q8_0 in turn beside the resident one (engine/train/precision-cost), each copy freed once scored.
+   * What holding the base at 8 or 4 bits costs on the job's own validation rows: the base loaded into the store at
+   * 16 bits, Q8_0 and Q4_0 in turn beside the resident one (engine/train/precision-cost), each copy freed once scored.
    */
   async measurePrecision(job: TrainJob, signal: AbortSignal, onProgress: (p: PrecisionProgress) => void): Promise<HostResults['measurePrecision']> {
     await this.loadBase(job.modelDir); // its tokenizer, and the backend started

@@ -97,7 +97,7 @@ export type HostRequest =
   | { readonly type: 'checkJob'; readonly seq: number; readonly job: TrainJob }
   /** A couple of timed micro-steps of `job` on the resident base: memory, time and size before committing. */
   | { readonly type: 'estimate'; readonly seq: number; readonly job: TrainJob }
-  /** The validation-loss difference of the base at Q8_0 against 16 bits on `job`'s data, and the bytes each takes. */
+  /** The validation-loss difference of the base at Q8_0 and Q4_0 against 16 bits on `job`'s data, and the bytes each takes. */
   | { readonly type: 'measurePrecision'; readonly seq: number; readonly job: TrainJob }
   | {
       readonly type: 'exportMerged';

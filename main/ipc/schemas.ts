@@ -38,7 +38,7 @@ export const trainingSettings = z.object({
   earlyStoppingPatience: z.number().int().min(0).optional(),
   trainOnPrompt: z.boolean(),
   recompute: z.enum(['auto', 'on', 'off']).optional(),
-  basePrecision: z.enum(['stored', 'bf16', 'q8_0']).optional(),
+  basePrecision: z.enum(['stored', 'bf16', 'q8_0', 'q4_0']).optional(),
 }).strict();
 
 export const sampling = z.object({

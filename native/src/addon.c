@@ -397,7 +397,7 @@ static napi_value attention_grad(napi_env env, napi_callback_info info) {
 
 /* ---- frozen weights (weights.h): an external holding a pointer to the weight, NULL once freed ---- */
 
-static const char *const FORMAT_NAMES[] = {"F32", "BF16", "F16", "Q8_0"};
+static const char *const FORMAT_NAMES[] = {"F32", "BF16", "F16", "Q8_0", "Q4_0"};
 
 static void finalize_weight(napi_env env, void *data, void *hint) {
   (void)env;
@@ -408,9 +408,9 @@ static void finalize_weight(napi_env env, void *data, void *hint) {
 }
 
 static bool get_format(napi_env env, const char *name, int64_t value, ls_format *out) {
-  if (value > LS_Q8_0) {
+  if (value > LS_Q4_0) {
     char message[160];
-    snprintf(message, sizeof message, "%s: format %lld is not one of 0 F32, 1 BF16, 2 F16, 3 Q8_0", name, (long long)value);
+    snprintf(message, sizeof message, "%s: format %lld is not one of 0 F32, 1 BF16, 2 F16, 3 Q8_0, 4 Q4_0", name, (long long)value);
     napi_throw_error(env, "NATIVE_BAD_ARGUMENT", message);
     return false;
   }
@@ -439,18 +439,22 @@ static napi_value weight_create(napi_env env, napi_callback_info info) {
   return result;
 }
 
-/* weightFill(weight, row0, rows, source, sourceFormat): source holds rows × cols values in F32, BF16 or F16. */
+/* weightFill(weight, row0, rows, source, sourceFormat): source holds rows × cols values in F32, BF16 or F16, or
+ * (into a Q4_0 weight only) rows of Q4_0 blocks. */
 static napi_value weight_fill(napi_env env, napi_callback_info info) {
   Arg a[5];
   ls_format source_format;
   if (!parse_args(env, info, "weightFill", "WnnAn", a) || !get_format(env, "weightFill", a[4].count, &source_format)) return NULL;
   const ls_weight *w = *a[0].weight;
   const int64_t row0 = a[1].count, rows = a[2].count;
-  if (source_format == LS_Q8_0) THROW(env, "NATIVE_BAD_ARGUMENT", "weightFill: the source must be F32, BF16 or F16");
+  if (source_format == LS_Q8_0) THROW(env, "NATIVE_BAD_ARGUMENT", "weightFill: the source must be F32, BF16, F16 or Q4_0 blocks");
+  if (source_format == LS_Q4_0 && w->format != LS_Q4_0)
+    THROW(env, "NATIVE_BAD_ARGUMENT", "weightFill: Q4_0 blocks fill a Q4_0 weight only, not %s", FORMAT_NAMES[w->format]);
   if (row0 + rows > w->rows)
     THROW(env, "NATIVE_OUT_OF_BOUNDS", "weightFill: rows %lld..%lld outside the weight's %lld", (long long)row0,
           (long long)(row0 + rows), (long long)w->rows);
-  const uint64_t need = (uint64_t)(rows * w->cols) * (source_format == LS_F32 ? 4u : 2u);
+  const uint64_t need = source_format == LS_Q4_0 ? (uint64_t)(rows * ls_weight_row_bytes(w))
+                                                 : (uint64_t)(rows * w->cols) * (source_format == LS_F32 ? 4u : 2u);
   if (need > a[3].bytes)
     THROW(env, "NATIVE_OUT_OF_BOUNDS", "weightFill: the source holds %zu bytes, %lld rows of %lld %s need %llu", a[3].bytes,
           (long long)rows, (long long)w->cols, FORMAT_NAMES[source_format], (unsigned long long)need);
@@ -503,6 +507,23 @@ static napi_value weight_dequantize(napi_env env, napi_callback_info info) {
           (long long)(row0 + rows), (long long)w->rows);
   if (!holds(env, "weightDequantize", a, 3, rows * w->cols)) return NULL;
   ls_weight_dequantize(w, row0, rows, 0, w->cols, a[3].f, w->cols);
+  return NULL;
+}
+
+/* weightRead(weight, row0, rows, out): rows [row0, row0 + rows) as GGUF lays out the weight's format (bytes). */
+static napi_value weight_read(napi_env env, napi_callback_info info) {
+  Arg a[4];
+  if (!parse_args(env, info, "weightRead", "WnnA", a)) return NULL;
+  const ls_weight *w = *a[0].weight;
+  const int64_t row0 = a[1].count, rows = a[2].count;
+  if (row0 + rows > w->rows)
+    THROW(env, "NATIVE_OUT_OF_BOUNDS", "weightRead: rows %lld..%lld outside the weight's %lld", (long long)row0,
+          (long long)(row0 + rows), (long long)w->rows);
+  const uint64_t need = (uint64_t)(rows * ls_weight_row_bytes(w));
+  if (need > a[3].bytes)
+    THROW(env, "NATIVE_OUT_OF_BOUNDS", "weightRead: the output holds %zu bytes, %lld rows of %s need %llu", a[3].bytes,
+          (long long)rows, FORMAT_NAMES[w->format], (unsigned long long)need);
+  ls_weight_read(w, row0, rows, (uint8_t *)a[3].raw);
   return NULL;
 }
 
@@ -582,6 +603,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"weightMatmulT", NULL, weight_matmul_t, NULL, NULL, NULL, napi_default_method, NULL},
       {"weightGather", NULL, weight_gather, NULL, NULL, NULL, napi_default_method, NULL},
       {"weightDequantize", NULL, weight_dequantize, NULL, NULL, NULL, napi_default_method, NULL},
+      {"weightRead", NULL, weight_read, NULL, NULL, NULL, napi_default_method, NULL},
       {"weightFree", NULL, weight_free, NULL, NULL, NULL, napi_default_method, NULL},
       {"weightInfo", NULL, weight_info, NULL, NULL, NULL, napi_default_method, NULL},
       {"weightLiveBytes", NULL, weight_live_bytes, NULL, NULL, NULL, napi_default_method, NULL},

@@ -51,6 +51,24 @@ static void q8_portable(const int8_t *q, const uint16_t *scales, int64_t col0, i
   }
 }
 
+/* Value j (0..31) of a Q4_0 block: low nibbles hold the first 16, high nibbles the last 16. */
+static inline float q4_value(const uint8_t *block, float d, int j) {
+  const uint8_t byte = block[2 + (j & 15)];
+  return d * (float)((j < 16 ? byte & 0x0f : byte >> 4) - 8);
+}
+
+static inline float q4_scale(const uint8_t *block) { return ls_half_to_float((uint16_t)(block[0] | block[1] << 8)); }
+
+static void q4_portable(const uint8_t *blocks, int64_t col0, int64_t n, float *out) {
+  for (int64_t c = col0; c < col0 + n;) {
+    const int64_t b = c / LS_Q4_BLOCK;
+    const int64_t end = (b + 1) * LS_Q4_BLOCK < col0 + n ? (b + 1) * LS_Q4_BLOCK : col0 + n;
+    const uint8_t *block = blocks + b * LS_Q4_BLOCK_BYTES;
+    const float d = q4_scale(block);
+    for (; c < end; c++) out[c - col0] = q4_value(block, d, (int)(c - b * LS_Q4_BLOCK));
+  }
+}
+
 static void row_portable(const ls_weight *w, int64_t r, int64_t col0, int64_t n, float *out) {
   const int64_t at = r * w->cols + col0;
   switch (w->format) {
@@ -58,6 +76,7 @@ static void row_portable(const ls_weight *w, int64_t r, int64_t col0, int64_t n,
     case LS_BF16: bf16_portable((const uint16_t *)w->data + at, out, n); break;
     case LS_F16: f16_portable((const uint16_t *)w->data + at, out, n); break;
     case LS_Q8_0: q8_portable((const int8_t *)w->data + r * w->cols, w->scales + r * w->blocks, col0, n, out); break;
+    case LS_Q4_0: q4_portable((const uint8_t *)w->data + r * w->blocks * LS_Q4_BLOCK_BYTES, col0, n, out); break;
   }
 }
 
@@ -91,6 +110,20 @@ LS_AVX2 LS_INLINE __m256 load8_q8(const int8_t *p) {
   return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)p)));
 }
 
+/* A Q4_0 block's 32 codes minus 8 as float32, in order: v[0] values 0-7 ... v[3] values 24-31. */
+LS_AVX2 LS_INLINE void load32_q4(const uint8_t *block, __m256 v[4]) {
+  const __m128i bytes = _mm_loadu_si128((const __m128i *)(block + 2));
+  const __m128i mask = _mm_set1_epi8(0x0f), eight = _mm_set1_epi8(8);
+  const __m128i low = _mm_sub_epi8(_mm_and_si128(bytes, mask), eight);
+  const __m128i high = _mm_sub_epi8(_mm_and_si128(_mm_srli_epi16(bytes, 4), mask), eight);
+  v[0] = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(low));
+  v[1] = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(low, 8)));
+  v[2] = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(high));
+  v[3] = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(high, 8)));
+}
+
+LS_AVX2 LS_INLINE float q4_scale_avx2(const uint8_t *block) { return _cvtsh_ss((unsigned short)(block[0] | block[1] << 8)); }
+
 LS_AVX2 LS_INLINE float hsum(__m256 v) {
   __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
   s = _mm_hadd_ps(s, s);
@@ -118,6 +151,24 @@ LS_AVX2 static void q8_avx2(const int8_t *q, const uint16_t *scales, int64_t col
     const __m256 dv = _mm256_set1_ps(d);
     for (; c + 8 <= end; c += 8) _mm256_storeu_ps(out + (c - col0), _mm256_mul_ps(dv, load8_q8(q + c)));
     for (; c < end; c++) out[c - col0] = d * (float)q[c];
+  }
+}
+
+LS_AVX2 static void q4_avx2(const uint8_t *blocks, int64_t col0, int64_t n, float *out) {
+  for (int64_t c = col0; c < col0 + n;) {
+    const int64_t b = c / LS_Q4_BLOCK;
+    const uint8_t *block = blocks + b * LS_Q4_BLOCK_BYTES;
+    const float d = q4_scale_avx2(block);
+    if (c == b * LS_Q4_BLOCK && c + LS_Q4_BLOCK <= col0 + n) {
+      __m256 v[4];
+      load32_q4(block, v);
+      const __m256 dv = _mm256_set1_ps(d);
+      for (int k = 0; k < 4; k++) _mm256_storeu_ps(out + (c - col0) + 8 * k, _mm256_mul_ps(dv, v[k]));
+      c += LS_Q4_BLOCK;
+      continue;
+    }
+    const int64_t end = (b + 1) * LS_Q4_BLOCK < col0 + n ? (b + 1) * LS_Q4_BLOCK : col0 + n;
+    for (; c < end; c++) out[c - col0] = q4_value(block, d, (int)(c - b * LS_Q4_BLOCK));
   }
 }
 
@@ -191,6 +242,37 @@ LS_AVX2 LS_INLINE void dot_q8(const int8_t *q, const uint16_t *scales, int64_t c
   for (int i = 0; i < nx; i++) result[i] = hsum(acc[i]) + tail[i];
 }
 
+/* Q4_0 rows: as Q8_0, each block's 32 products summed and scaled once by its d; a short last block adds only the
+ * values the row has. */
+LS_AVX2 LS_INLINE void dot_q4(const uint8_t *blocks, int64_t cols, const float *const *xs, int nx, float *result) {
+  __m256 acc[4];
+  float tail[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+  for (int i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
+  const int64_t full = cols / LS_Q4_BLOCK;
+  for (int64_t b = 0; b < full; b++) {
+    const uint8_t *block = blocks + b * LS_Q4_BLOCK_BYTES;
+    __m256 w[4];
+    load32_q4(block, w);
+    const __m256 d = _mm256_set1_ps(q4_scale_avx2(block));
+    for (int i = 0; i < nx; i++) {
+      const float *x = xs[i] + b * LS_Q4_BLOCK;
+      __m256 s = _mm256_mul_ps(w[0], _mm256_loadu_ps(x));
+      s = _mm256_fmadd_ps(w[1], _mm256_loadu_ps(x + 8), s);
+      s = _mm256_fmadd_ps(w[2], _mm256_loadu_ps(x + 16), s);
+      s = _mm256_fmadd_ps(w[3], _mm256_loadu_ps(x + 24), s);
+      acc[i] = _mm256_fmadd_ps(d, s, acc[i]);
+    }
+  }
+  if (full * LS_Q4_BLOCK < cols) {
+    const uint8_t *block = blocks + full * LS_Q4_BLOCK_BYTES;
+    const float d = q4_scale_avx2(block);
+    for (int i = 0; i < nx; i++) {
+      for (int64_t c = full * LS_Q4_BLOCK; c < cols; c++) tail[i] += q4_value(block, d, (int)(c - full * LS_Q4_BLOCK)) * xs[i][c];
+    }
+  }
+  for (int i = 0; i < nx; i++) result[i] = hsum(acc[i]) + tail[i];
+}
+
 #define BY_NX(CALL)   \
   switch (nx) {       \
     case 1: CALL(1); break; \
@@ -208,6 +290,13 @@ LS_AVX2 static void dot_avx2(const ls_weight *w, int64_t r, const float *const *
 #define Q8(N) dot_q8(q, scales, cols, xs, N, result)
       BY_NX(Q8)
 #undef Q8
+      break;
+    }
+    case LS_Q4_0: {
+      const uint8_t *blocks = (const uint8_t *)w->data + r * w->blocks * LS_Q4_BLOCK_BYTES;
+#define Q4(N) dot_q4(blocks, cols, xs, N, result)
+      BY_NX(Q4)
+#undef Q4
       break;
     }
     case LS_BF16: {
@@ -266,6 +355,16 @@ void ls_q8_to_f32(const int8_t *q, const uint16_t *scales, int64_t col0, int64_t
   }
 #endif
   q8_portable(q, scales, col0, n, out);
+}
+
+void ls_q4_to_f32(const uint8_t *blocks, int64_t col0, int64_t n, float *out) {
+#if defined(LS_HAVE_AVX2_PATH)
+  if (use_avx2()) {
+    q4_avx2(blocks, col0, n, out);
+    return;
+  }
+#endif
+  q4_portable(blocks, col0, n, out);
 }
 
 void ls_dot_row(const ls_weight *w, int64_t r, const float *const *xs, int nx, float *result) {

@@ -74,6 +74,8 @@ void ls_bf16_to_f32(const uint16_t *src, float *out, int64_t n);
 void ls_f16_to_f32(const uint16_t *src, float *out, int64_t n);
 /* Columns [col0, col0 + n) of one Q8_0 row (q: the row's int8 values, scales: its block scales). */
 void ls_q8_to_f32(const int8_t *q, const uint16_t *scales, int64_t col0, int64_t n, float *out);
+/* Columns [col0, col0 + n) of one Q4_0 row (blocks: the row's 18-byte blocks). */
+void ls_q4_to_f32(const uint8_t *blocks, int64_t col0, int64_t n, float *out);
 /* result[i] = W[r, :] · xs[i] for i < nx (nx ≤ 4). */
 void ls_dot_row(const ls_weight *w, int64_t r, const float *const *xs, int nx, float *result);
 

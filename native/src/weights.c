@@ -39,9 +39,10 @@ ls_weight *ls_weight_create(ls_format format, int64_t rows, int64_t cols) {
   w->cols = cols;
   w->blocks = (cols + LS_Q8_BLOCK - 1) / LS_Q8_BLOCK;
   const size_t values = (size_t)(rows * cols);
-  const size_t value_bytes = format == LS_F32 ? 4 : format == LS_Q8_0 ? 1 : 2;
+  const size_t data_bytes = format == LS_Q4_0 ? (size_t)(rows * w->blocks) * LS_Q4_BLOCK_BYTES
+                            : values * (format == LS_F32 ? 4 : format == LS_Q8_0 ? 1 : 2);
   const size_t scale_bytes = format == LS_Q8_0 ? (size_t)(rows * w->blocks) * sizeof(uint16_t) : 0;
-  w->data = malloc(values * value_bytes > 0 ? values * value_bytes : 1);
+  w->data = malloc(data_bytes > 0 ? data_bytes : 1);
   w->scales = scale_bytes > 0 ? (uint16_t *)malloc(scale_bytes) : NULL;
   if (w->data == NULL || (scale_bytes > 0 && w->scales == NULL)) {
     free(w->data);
@@ -49,7 +50,7 @@ ls_weight *ls_weight_create(ls_format format, int64_t rows, int64_t cols) {
     free(w);
     return NULL;
   }
-  w->bytes = values * value_bytes + scale_bytes;
+  w->bytes = data_bytes + scale_bytes;
   add_live((int64_t)w->bytes);
   return w;
 }
@@ -86,13 +87,54 @@ static void quantize_q8_row(const float *x, int64_t cols, int8_t *q, uint16_t *s
   }
 }
 
+/* GGUF's quantize_row_q4_0_ref: per block the value of largest magnitude m (its sign kept), d = m / −8,
+ * q = min(15, (int8)(x / d + 8.5)) truncating; the block's first 16 values in the low nibbles. A short last block
+ * is quantized as if padded with zeros (they change neither m nor the codes of the values present). */
+static void quantize_q4_row(const float *x, int64_t cols, uint8_t *blocks) {
+  for (int64_t b = 0; b * LS_Q4_BLOCK < cols; b++) {
+    float v[LS_Q4_BLOCK];
+    const int64_t start = b * LS_Q4_BLOCK;
+    for (int j = 0; j < LS_Q4_BLOCK; j++) v[j] = start + j < cols ? x[start + j] : 0.0f;
+    float amax = 0.0f, max = 0.0f;
+    for (int j = 0; j < LS_Q4_BLOCK; j++) {
+      if (amax < fabsf(v[j])) {
+        amax = fabsf(v[j]);
+        max = v[j];
+      }
+    }
+    const float d = max / -8.0f;
+    const float id = d != 0.0f ? 1.0f / d : 0.0f;
+    uint8_t *block = blocks + b * LS_Q4_BLOCK_BYTES;
+    const uint16_t h = ls_float_to_half(d);
+    block[0] = (uint8_t)(h & 0xff); /* little-endian, as in the file */
+    block[1] = (uint8_t)(h >> 8);
+    for (int j = 0; j < LS_Q4_BLOCK / 2; j++) {
+      const float x0 = v[j] * id, x1 = v[j + LS_Q4_BLOCK / 2] * id;
+      const int8_t q0 = (int8_t)(x0 + 8.5f), q1 = (int8_t)(x1 + 8.5f);
+      const uint8_t c0 = (uint8_t)(q0 < 15 ? q0 : 15), c1 = (uint8_t)(q1 < 15 ? q1 : 15);
+      block[2 + j] = (uint8_t)(c0 | (uint8_t)(c1 << 4));
+    }
+  }
+}
+
+static size_t element_bytes(ls_format format) { return format == LS_F32 ? 4 : format == LS_Q8_0 ? 1 : 2; }
+
+int64_t ls_weight_row_bytes(const ls_weight *w) {
+  switch (w->format) {
+    case LS_Q4_0: return w->blocks * LS_Q4_BLOCK_BYTES;
+    case LS_Q8_0: return w->blocks * 2 + w->blocks * LS_Q8_BLOCK;
+    default: return w->cols * (int64_t)element_bytes(w->format);
+  }
+}
+
 void ls_weight_fill(ls_weight *w, int64_t row0, int64_t nrows, const void *src, ls_format src_format) {
   const int64_t cols = w->cols;
   if (w->format == src_format && w->format != LS_Q8_0) {
-    const size_t size = w->format == LS_F32 ? 4 : 2;
-    memcpy((char *)w->data + (size_t)(row0 * cols) * size, src, (size_t)(nrows * cols) * size);
+    const int64_t row_bytes = ls_weight_row_bytes(w);
+    memcpy((char *)w->data + (size_t)(row0 * row_bytes), src, (size_t)(nrows * row_bytes));
     return;
   }
+  if (src_format == LS_Q4_0) return; /* only into a Q4_0 weight, copied above (the addon refuses the rest) */
   float *row = (float *)malloc((size_t)cols * sizeof(float) + 1);
   if (row == NULL) return; /* callers check the addon's allocation before; a row buffer is a few KiB */
   for (int64_t r = 0; r < nrows; r++) {
@@ -103,9 +145,31 @@ void ls_weight_fill(ls_weight *w, int64_t row0, int64_t nrows, const void *src, 
       case LS_BF16: for (int64_t c = 0; c < cols; c++) ((uint16_t *)w->data)[at + c] = ls_float_to_bf16(row[c]); break;
       case LS_F16: for (int64_t c = 0; c < cols; c++) ((uint16_t *)w->data)[at + c] = ls_float_to_half(row[c]); break;
       case LS_Q8_0: quantize_q8_row(row, cols, (int8_t *)w->data + at, w->scales + (row0 + r) * w->blocks); break;
+      case LS_Q4_0: quantize_q4_row(row, cols, (uint8_t *)w->data + (row0 + r) * ls_weight_row_bytes(w)); break;
     }
   }
   free(row);
+}
+
+void ls_weight_read(const ls_weight *w, int64_t row0, int64_t nrows, uint8_t *out) {
+  const int64_t row_bytes = ls_weight_row_bytes(w);
+  if (w->format != LS_Q8_0) {
+    memcpy(out, (const char *)w->data + (size_t)(row0 * row_bytes), (size_t)(nrows * row_bytes));
+    return;
+  }
+  /* Q8_0 keeps q and the scales apart; GGUF's block is the scale then 32 int8 (a short last block zero-padded). */
+  memset(out, 0, (size_t)(nrows * row_bytes));
+  for (int64_t r = 0; r < nrows; r++) {
+    const int8_t *q = (const int8_t *)w->data + (row0 + r) * w->cols;
+    for (int64_t b = 0; b < w->blocks; b++) {
+      uint8_t *block = out + r * row_bytes + b * (2 + LS_Q8_BLOCK);
+      const uint16_t h = w->scales[(row0 + r) * w->blocks + b];
+      block[0] = (uint8_t)(h & 0xff);
+      block[1] = (uint8_t)(h >> 8);
+      const int64_t n = w->cols - b * LS_Q8_BLOCK < LS_Q8_BLOCK ? w->cols - b * LS_Q8_BLOCK : LS_Q8_BLOCK;
+      memcpy(block + 2, q + b * LS_Q8_BLOCK, (size_t)n);
+    }
+  }
 }
 
 /* ---- reading ---- */
@@ -121,6 +185,9 @@ void ls_weight_dequantize(const ls_weight *w, int64_t row0, int64_t nrows, int64
       case LS_F16: ls_f16_to_f32((const uint16_t *)w->data + at, o, ncols); break;
       case LS_Q8_0:
         ls_q8_to_f32((const int8_t *)w->data + (row0 + r) * w->cols, w->scales + (row0 + r) * w->blocks, col0, ncols, o);
+        break;
+      case LS_Q4_0:
+        ls_q4_to_f32((const uint8_t *)w->data + (row0 + r) * w->blocks * LS_Q4_BLOCK_BYTES, col0, ncols, o);
         break;
     }
   }
@@ -244,7 +311,7 @@ int ls_weight_matmul_t(const ls_weight *w, const float *dy, float *dx, int64_t n
   const double flops = 2.0 * (double)n * (double)w->rows * (double)w->cols;
   const int64_t useful = (int64_t)(flops / SMALL_PRODUCT_FLOPS) + 1;
   if (threads > useful) threads = (int)useful;
-  /* Column chunks of whole Q8_0 blocks, one per thread. */
+  /* Column chunks of whole Q8_0 / Q4_0 blocks, one per thread. */
   p.tile = round_up((w->cols + threads - 1) / threads, LS_Q8_BLOCK);
   lorasmith_blas_serial_begin();
   lorasmith_parallel_for((w->cols + p.tile - 1) / p.tile, threads, 1, backward_columns, &p);

@@ -79,8 +79,8 @@ export interface Commands {
   'train.propose': { args: { modelId: string; datasetId: string; settings?: TrainingSettings }; result: TrainingProposal };
   'train.estimate': { args: { modelId: string; datasetId: string; settings: TrainingSettings }; result: TrainingEstimate };
   /**
-   * What each base precision costs on this dataset: a few validation batches scored with the base at 16 bits and
-   * at Q8_0 in turn (the engine's measurePrecisionCost), each loss and the memory each takes; `train.precisionProgress`
+   * What each base precision costs on this dataset: a few validation batches scored with the base at 16 bits, at
+   * Q8_0 and at Q4_0 in turn (the engine's measurePrecisionCost), each loss and the memory each takes; `train.precisionProgress`
    * events with this `requestId` say how far it is.
    */
   'train.measurePrecision': { args: { requestId: string; modelId: string; datasetId: string; settings: TrainingSettings }; result: PrecisionCost };

@@ -137,10 +137,11 @@ export interface LoraSettings {
 
 /**
  * How the frozen-weight store keeps the base model's weights while a run trains: 'stored' (the file's own dtype),
- * 'bf16' (16 bits; an F32 file halves) or 'q8_0' (8-bit blocks of 32 with an F16 scale, GGUF's Q8_0: about half
- * of 16 bits; the outputs change slightly, train.measurePrecision says how much).
+ * 'bf16' (16 bits; an F32 file halves), 'q8_0' (8-bit blocks of 32 with an F16 scale, GGUF's Q8_0: about half
+ * of 16 bits; the outputs change slightly) or 'q4_0' (GGUF's 4-bit Q4_0 blocks: about a quarter of 16 bits; they
+ * change more). train.measurePrecision says how much on the run's own data.
  */
-export type BasePrecision = 'stored' | 'bf16' | 'q8_0';
+export type BasePrecision = 'stored' | 'bf16' | 'q8_0' | 'q4_0';
 
 export interface TrainingSettings {
   readonly lora: LoraSettings;
@@ -183,16 +184,18 @@ export interface TrainingEstimate {
   readonly stepsPerEpoch: number;
   /**
    * How the base's linear weights are held: 'tensor' (float32 tensors: the backend has no frozen-weight store, and
-   * the base precision changes nothing) or the store's format ('BF16', 'F16', 'F32', 'Q8_0'), with its bytes and
-   * what BF16 and Q8_0 would take; `stored` is the format the 'stored' precision keeps (the checkpoint's: 'F16'...).
+   * the base precision changes nothing) or the store's format ('BF16', 'F16', 'F32', 'Q8_0', 'Q4_0'), with its bytes
+   * and what BF16, Q8_0 and Q4_0 would take; `stored` is the format the 'stored' precision keeps (the checkpoint's).
    */
-  readonly base?: { readonly held: string; readonly bytes: number; readonly bf16Bytes: number; readonly q8_0Bytes: number; readonly stored: string };
+  readonly base?: {
+    readonly held: string; readonly bytes: number; readonly bf16Bytes: number; readonly q8_0Bytes: number; readonly q4_0Bytes: number; readonly stored: string;
+  };
 }
 
 /** One precision's measured cost (train.measurePrecision). */
 export interface PrecisionMeasure {
   readonly precision: BasePrecision;
-  /** How the store held the weights at this precision: 'BF16', 'F16', 'F32' or 'Q8_0'. */
+  /** How the store held the weights at this precision: 'BF16', 'F16', 'F32', 'Q8_0' or 'Q4_0'. */
   readonly format: string;
   /** Mean cross-entropy over the scored target tokens. */
   readonly loss: number;

@@ -55,7 +55,7 @@ describe('lorasmith train', () => {
     expect(r.out.join('\n')).toMatch(/time per epoch/);
     expect(r.out.join('\n')).toMatch(/peak memory\s+\d+ MiB of \d+ MiB available \(base weights \d+, activations \d+/);
     expect(r.out.join('\n')).toMatch(/recompute\s+off/);
-    expect(r.out.join('\n')).toMatch(/base weights\s+(float32 tensors|BF16 in the frozen-weight store|F16 in the frozen-weight store|F32 in the frozen-weight store), \d+\.\d\d GiB \(.*BF16 \d+\.\d\d GiB, Q8_0 \d+\.\d\d GiB\)/);
+    expect(r.out.join('\n')).toMatch(/base weights\s+(float32 tensors|BF16 in the frozen-weight store|F16 in the frozen-weight store|F32 in the frozen-weight store), \d+\.\d\d GiB \(.*BF16 \d+\.\d\d GiB, Q8_0 \d+\.\d\d GiB, Q4_0 \d+\.\d\d GiB\)/);
     expect(existsSync(out)).toBe(false);
   });
 
@@ -165,7 +165,7 @@ describe('lorasmith train / eval through main() on a real checkpoint', () => {
   });
 
   it.skipIf(nativeSkipReason('--base-precision and --measure-precision', addonLoad.ok && hasWeightKernels(addonLoad.addon)))(
-    '--base-precision keeps the base at Q8_0; --measure-precision prints its loss against 16 bits and the memory saved', async () => {
+    '--base-precision keeps the base at Q8_0 or Q4_0; --measure-precision prints their loss against 16 bits and the memory saved', async () => {
       const model = join(import.meta.dirname, '..', 'fixtures', 'tiny-random-llama'); // F16
       const r = await cli(trainCommand, [model, '--data', data, '--backend', 'cpu', '--base-precision', 'Q8_0', '--measure-precision', '--dry-run', '--json']);
       expect(r.code).toBe(0);
@@ -173,18 +173,30 @@ describe('lorasmith train / eval through main() on a real checkpoint', () => {
       expect(lines.find((l) => l.event === 'estimate').base).toMatchObject({ held: 'Q8_0' });
       expect(lines.find((l) => l.event === 'advice').proposal.rank).toBe(8);
       const measured = lines.find((l) => l.event === 'precision');
-      expect(measured).toMatchObject({ rows: 'training', reference: { format: 'F16', lossDelta: 0 }, others: [{ precision: 'q8_0', format: 'Q8_0' }] });
-      const [q8] = measured.others;
+      expect(measured).toMatchObject({ rows: 'training', reference: { format: 'F16', lossDelta: 0 }, others: [{ precision: 'q8_0', format: 'Q8_0' }, { precision: 'q4_0', format: 'Q4_0' }] });
+      const [q8, q4] = measured.others;
       expect(q8.lossDelta).toBeCloseTo(q8.loss - measured.reference.loss, 12);
       expect(q8.bytesSaved).toBe(measured.reference.baseBytes - q8.baseBytes);
       expect(q8.bytesSaved).toBeGreaterThan(0.4 * measured.reference.baseBytes); // 8 bits and a scale per 32 against 16 bits
+      expect(q4.lossDelta).toBeCloseTo(q4.loss - measured.reference.loss, 12);
+      expect(q4.bytesSaved).toBeGreaterThan(q8.bytesSaved); // 18 bytes per 32 values (a short block counts whole)
       const text = await cli(trainCommand, [model, '--data', data, '--backend', 'cpu', '--measure-precision', '--dry-run']);
-      expect(text.out.join('\n')).toMatch(/base precision, measured:\n {2}F16: loss \d+\.\d{4} on \d+ training examples \(\d+ target tokens\), [\d.]+ MB\n {2}Q8_0: [+−]\d\.\d{3} loss, [\d.]+ MB less/);
-      await expect(cli(trainCommand, [model, '--data', data, '--base-precision', 'q4', '--dry-run'])).rejects.toThrow("--base-precision must be one of stored, bf16, q8_0, got 'q4'");
+      expect(text.out.join('\n')).toMatch(/base precision, measured:\n {2}F16: loss \d+\.\d{4} on \d+ training examples \(\d+ target tokens\), [\d.]+ MB\n {2}Q8_0: [+−]\d\.\d{3} loss, [\d.]+ MB less\n {2}Q4_0: [+−]\d\.\d{3} loss, [\d.]+ MB less/);
+      await expect(cli(trainCommand, [model, '--data', data, '--base-precision', 'q4', '--dry-run'])).rejects.toThrow("--base-precision must be one of stored, bf16, q8_0, q4_0, got 'q4'");
       // The run's settings carry it (the app's basePrecision): its record says how the base was asked for and held.
       const out = join(dir, 'q8-adapter');
       expect((await cli(trainCommand, [model, '--data', data, '--out', out, '--backend', 'cpu', '--base-precision', 'q8_0', '--max-steps', '1'])).code).toBe(0);
       const record = JSON.parse(readFileSync(join(out, 'training_record.json'), 'utf8'));
       expect([record.settings.basePrecision, record.performance.estimate.base.held]).toEqual(['q8_0', 'Q8_0']);
+      // At 4 bits: a few steps train on the base held as Q4_0 blocks, and the record says so.
+      const out4 = join(dir, 'q4-adapter');
+      const q4Run = await cli(trainCommand, [model, '--data', data, '--out', out4, '--backend', 'cpu', '--base-precision', 'q4_0', '--max-steps', '3', '--json']);
+      expect(q4Run.code).toBe(0);
+      const q4Lines = q4Run.out.map((l) => JSON.parse(l));
+      expect(q4Lines.find((l) => l.event === 'estimate').base).toMatchObject({ held: 'Q4_0' });
+      expect(q4Lines.filter((l) => l.event === 'progress' && l.kind === 'step').map((l) => Number.isFinite(l.loss))).toEqual([true, true, true]);
+      const q4Record = JSON.parse(readFileSync(join(out4, 'training_record.json'), 'utf8'));
+      expect([q4Record.settings.basePrecision, q4Record.performance.estimate.base.held]).toEqual(['q4_0', 'Q4_0']);
+      expect(existsSync(join(out4, 'adapter_model.safetensors'))).toBe(true);
     });
 });

@@ -204,8 +204,8 @@ export function installFakeBackend(options: { stepMs: number; tokenMs: number })
     }),
     // An F16 base in the frozen-weight store (5,242,880 weights of its linears), at the precision the settings ask.
     'train.estimate': ({ settings: s }) => {
-      const q8 = s.basePrecision === 'q8_0';
-      const base = { held: q8 ? 'Q8_0' : 'F16', bytes: q8 ? 5_570_560 : 10_485_760, bf16Bytes: 10_485_760, q8_0Bytes: 5_570_560, stored: 'F16' };
+      const held = s.basePrecision === 'q8_0' ? { held: 'Q8_0', bytes: 5_570_560 } : s.basePrecision === 'q4_0' ? { held: 'Q4_0', bytes: 2_949_120 } : { held: 'F16', bytes: 10_485_760 };
+      const base = { ...held, bf16Bytes: 10_485_760, q8_0Bytes: 5_570_560, q4_0Bytes: 2_949_120, stored: 'F16' };
       return {
         trainableParams: trainable(s.lora), totalParams: 5_242_880, adapterBytes: 4 * trainable(s.lora),
         peakMemoryBytes: 300e6 + base.bytes, availableMemoryBytes: 8e9, recompute: false, secondsPerEpoch: 95, stepsPerEpoch: 22, base,
@@ -213,14 +213,15 @@ export function installFakeBackend(options: { stepMs: number; tokenMs: number })
     },
     // The real measurement is the engine's (tested against float64 in test/ipc/precision.test.ts); fixed numbers here.
     'train.measurePrecision': async ({ requestId }) => {
-      for (const [copy, precision] of [[1, 'bf16'], [2, 'q8_0']] as const) {
-        emit('train.precisionProgress', { requestId, precision, stage: 'loading', copy, copies: 2, batch: 0, batches: 2 });
+      for (const [copy, precision] of [[1, 'bf16'], [2, 'q8_0'], [3, 'q4_0']] as const) {
+        emit('train.precisionProgress', { requestId, precision, stage: 'loading', copy, copies: 3, batch: 0, batches: 2 });
         await new Promise((r) => setTimeout(r, options.stepMs));
-        emit('train.precisionProgress', { requestId, precision, stage: 'scoring', copy, copies: 2, batch: 2, batches: 2 });
+        emit('train.precisionProgress', { requestId, precision, stage: 'scoring', copy, copies: 3, batch: 2, batches: 2 });
       }
       const reference = { precision: 'bf16' as const, format: 'F16', loss: 2.4312, baseBytes: 10_485_760, lossDelta: 0, bytesSaved: 0 };
       const q8 = { precision: 'q8_0' as const, format: 'Q8_0', loss: 2.4353, baseBytes: 5_570_560, lossDelta: 0.0041, bytesSaved: 4_915_200 };
-      return { reference, others: [q8], rows: 'validation' as const, examples: 8, tokens: 412 };
+      const q4 = { precision: 'q4_0' as const, format: 'Q4_0', loss: 2.4702, baseBytes: 2_949_120, lossDelta: 0.039, bytesSaved: 7_536_640 };
+      return { reference, others: [q8, q4], rows: 'validation' as const, examples: 8, tokens: 412 };
     },
     'train.stopMeasure': () => ({ stopped: false }),
     'train.start': (args) => startRun(args),

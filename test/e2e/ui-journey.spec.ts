@@ -68,12 +68,13 @@ async function runWizard(page: Page, name: string, maxSteps: string) {
   await page.getByLabel('Learning rate').fill('3e-4');
   await page.getByRole('button', { name: 'Next' }).click();
   await expect(page.getByText('Peak memory')).toBeVisible();
-  // The base precision: as stored (F16) by default, Q8_0 offered with its measured cost and the memory it saves.
+  // The base precision: as stored (F16) by default, Q8_0 and Q4_0 offered with their measured cost and the memory they save.
   const precision = page.getByRole('group', { name: 'Base precision' });
   await expect(precision.getByRole('radio', { name: /^Stored \(F16\)/ })).toBeChecked();
   await expect(precision.getByRole('radio', { name: /^Q8_0/ })).not.toBeChecked();
   await expect(page.getByRole('status').filter({ hasText: 'Measured on' })).toHaveText('Measured on 8 validation examples (412 target tokens) against F16.');
   await expect(precision).toContainText(/Q8_0\s*\+0\.004 loss against F16, base 5\.3 MiB \(4\.7 MiB less\), peak/);
+  await expect(precision).toContainText(/Q4_0\s*\+0\.039 loss against F16, base 2\.8 MiB \(7\.2 MiB less\), peak/);
   if (name === 'pirate') {
     await precision.getByRole('radio', { name: /^Q8_0/ }).check();
     await expect(precision.getByRole('radio', { name: /^Q8_0/ })).toBeChecked();

@@ -1,9 +1,10 @@
 /**
  * The base precision through the app's handlers, on a real library and engine host: train.measurePrecision on the
  * starter model (an F16 checkpoint) and a sample dataset reports each loss as a float64 forward pass scores the same
- * validation rows (the file's weights decoded from their bits, and those weights as GGUF's Q8_0 rounds them, in code
- * that shares nothing with the engine), the bytes each format takes and its progress; a run started with
- * basePrecision q8_0 has its base held at Q8_0 (the estimate's bytes) and records that with its adapter.
+ * validation rows (the file's weights decoded from their bits, and those weights as GGUF's Q8_0 and Q4_0 round them,
+ * in code that shares nothing with the engine), the bytes each format takes and its progress; the estimate holds the
+ * base at the precision asked, and a run started with basePrecision q4_0 has its base held at Q4_0 (the estimate's
+ * bytes) and records that with its adapter.
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -15,7 +16,7 @@ import { loadDataset } from '../../main/engine/train/datasets/dataset';
 import { storedDatasetFile } from '../../main/engine/train/datasets/normalize';
 import { tokenizeExamples } from '../../main/engine/train/tokenize';
 import { addonLoad, nativeSkipReason } from '../engine/backend/native-support';
-import { q8Weights, readSafetensorsF64, targetLoss } from '../engine/models/precision-reference';
+import { q4Weights, q8Weights, readSafetensorsF64, targetLoss } from '../engine/models/precision-reference';
 import { handlersUnderTest, type HandlersUnderTest } from '../support/handlers';
 
 const ROOT = join(import.meta.dirname, '../..');
@@ -42,7 +43,7 @@ beforeAll(() => {
 afterAll(() => h.close());
 
 describe('the base precision through the handlers', () => {
-  it.skipIf(skip)('measures Q8_0 against F16 as the float64 model scores the rows, and a run keeps the base at the chosen precision', { timeout: 600_000 }, async () => {
+  it.skipIf(skip)('measures Q8_0 and Q4_0 against F16 as the float64 model scores the rows, and a run keeps the base at the chosen precision', { timeout: 600_000 }, async () => {
     const model = await h.api.invoke('models.import', { path: STARTER, mode: 'reference' });
     const dataset = await h.api.invoke('datasets.import', { path: SAMPLE });
     const ids = { modelId: model.id, datasetId: dataset.id };
@@ -61,43 +62,54 @@ describe('the base precision through the handlers', () => {
     const q8 = targetLoss(q8Weights(weights), refConfig, rows);
     expect(Math.abs(q8 - f16)).toBeGreaterThan(5e-4); // the rounding shows (about 1e-3 here), far above the tolerance below
     expect(cost.reference).toMatchObject({ precision: 'bf16', format: 'F16' });
-    expect(cost.others.map((m) => [m.precision, m.format])).toEqual([['q8_0', 'Q8_0']]);
-    const [at8] = cost.others;
+    expect(cost.others.map((m) => [m.precision, m.format])).toEqual([['q8_0', 'Q8_0'], ['q4_0', 'Q4_0']]);
+    const [at8, at4] = cost.others;
+    const q4 = targetLoss(q4Weights(weights), refConfig, rows);
+    expect(Math.abs(q4 - f16)).toBeGreaterThan(5e-4);
     // float32 forward passes (native kernels converting F16 and Q8_0 on the fly) against float64: within 1e-6 here.
     expect(Math.abs(cost.reference.loss - f16)).toBeLessThan(1e-5);
     expect(Math.abs((at8?.loss ?? NaN) - q8)).toBeLessThan(1e-5);
     expect(Math.abs((at8?.lossDelta ?? NaN) - (q8 - f16))).toBeLessThan(2e-5);
+    expect(Math.abs((at4?.loss ?? NaN) - q4)).toBeLessThan(1e-5);
+    expect(Math.abs((at4?.lossDelta ?? NaN) - (q4 - f16))).toBeLessThan(2e-5);
 
-    // Bytes: every matrix once (the tied head is the table), 2 per value at F16, 1 and an F16 scale per 32 at Q8_0.
+    // Bytes: every matrix once (the tied head is the table), 2 per value at F16, 1 and an F16 scale per 32 at Q8_0,
+    // 18 per 32-value block at Q4_0.
     const matrices = [...weights.values()].filter((w) => w.shape.length === 2).map((w) => w.shape as [number, number]);
     const f16Bytes = matrices.reduce((s, [r, c]) => s + r * c * 2, 0);
     const q8Bytes = matrices.reduce((s, [r, c]) => s + r * c + r * Math.ceil(c / 32) * 2, 0);
+    const q4Bytes = matrices.reduce((s, [r, c]) => s + r * Math.ceil(c / 32) * 18, 0);
     expect([cost.reference.baseBytes, at8?.baseBytes, at8?.bytesSaved]).toEqual([f16Bytes, q8Bytes, f16Bytes - q8Bytes]);
+    expect([at4?.baseBytes, at4?.bytesSaved]).toEqual([q4Bytes, f16Bytes - q4Bytes]);
 
     // Progress: each copy loading, then each of its batches scored, the reference first.
     expect(progress.every((p) => p.requestId === 'measure-1')).toBe(true);
     expect(progress.map((p) => `${p.precision} ${p.stage} ${p.batch}/${p.batches} ${p.copy}/${p.copies}`)).toEqual([
-      'bf16 loading 0/4 1/2', 'bf16 scoring 1/4 1/2', 'bf16 scoring 2/4 1/2', 'bf16 scoring 3/4 1/2', 'bf16 scoring 4/4 1/2',
-      'q8_0 loading 0/4 2/2', 'q8_0 scoring 1/4 2/2', 'q8_0 scoring 2/4 2/2', 'q8_0 scoring 3/4 2/2', 'q8_0 scoring 4/4 2/2',
+      'bf16 loading 0/4 1/3', 'bf16 scoring 1/4 1/3', 'bf16 scoring 2/4 1/3', 'bf16 scoring 3/4 1/3', 'bf16 scoring 4/4 1/3',
+      'q8_0 loading 0/4 2/3', 'q8_0 scoring 1/4 2/3', 'q8_0 scoring 2/4 2/3', 'q8_0 scoring 3/4 2/3', 'q8_0 scoring 4/4 2/3',
+      'q4_0 loading 0/4 3/3', 'q4_0 scoring 1/4 3/3', 'q4_0 scoring 2/4 3/3', 'q4_0 scoring 3/4 3/3', 'q4_0 scoring 4/4 3/3',
     ]);
 
     // The choice changes how the store holds the base: the estimate's bytes at each precision.
     const stored = await h.api.invoke('train.estimate', { ...ids, settings });
-    expect(stored.base).toEqual({ held: 'F16', bytes: f16Bytes, bf16Bytes: f16Bytes, q8_0Bytes: q8Bytes, stored: 'F16' });
+    const sizes = { bf16Bytes: f16Bytes, q8_0Bytes: q8Bytes, q4_0Bytes: q4Bytes, stored: 'F16' };
+    expect(stored.base).toEqual({ held: 'F16', bytes: f16Bytes, ...sizes });
     const small = await h.api.invoke('train.estimate', { ...ids, settings: { ...settings, basePrecision: 'q8_0' } });
-    expect(small.base).toEqual({ held: 'Q8_0', bytes: q8Bytes, bf16Bytes: f16Bytes, q8_0Bytes: q8Bytes, stored: 'F16' });
+    expect(small.base).toEqual({ held: 'Q8_0', bytes: q8Bytes, ...sizes });
+    const smallest = await h.api.invoke('train.estimate', { ...ids, settings: { ...settings, basePrecision: 'q4_0' } });
+    expect(smallest.base).toEqual({ held: 'Q4_0', bytes: q4Bytes, ...sizes });
 
-    // A run at Q8_0 trains on the base so held, and its version and training record say so.
-    const run = await h.api.invoke('train.start', { ...ids, settings: { ...settings, basePrecision: 'q8_0' }, adapterName: 'verily-q8' });
+    // A run at Q4_0 trains on the base so held, and its version and training record say so.
+    const run = await h.api.invoke('train.start', { ...ids, settings: { ...settings, basePrecision: 'q4_0' }, adapterName: 'verily-q4' });
     const finished = (await h.nextEvent('train.finished', (e) => e.run.id === run.id)).run;
     expect([finished.status, finished.error]).toEqual(['done', null]);
     const [version] = await h.api.invoke('adapters.versions', { adapterId: run.adapterId });
-    expect(version?.settings?.basePrecision).toBe('q8_0');
+    expect(version?.settings?.basePrecision).toBe('q4_0');
     const record = JSON.parse(readFileSync(join(h.library.versions.resolvePath(version!.id), 'training_record.json'), 'utf8')) as {
       settings: { basePrecision: string }; performance: { estimate: { base: { held: string; bytes: number } } };
     };
-    expect(record.settings.basePrecision).toBe('q8_0');
-    expect(record.performance.estimate.base).toMatchObject({ held: 'Q8_0', bytes: q8Bytes });
+    expect(record.settings.basePrecision).toBe('q4_0');
+    expect(record.performance.estimate.base).toMatchObject({ held: 'Q4_0', bytes: q4Bytes });
   });
 
   it.skipIf(skip)('stops between batches when asked, and the engine goes on serving', { timeout: 300_000 }, async () => {

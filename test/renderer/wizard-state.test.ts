@@ -194,10 +194,13 @@ describe('WizardState', () => {
 });
 
 describe('the base precision on the review step', () => {
-  const base = { held: 'F16', bytes: 8_000_000, bf16Bytes: 8_000_000, q8_0Bytes: 4_250_000, stored: 'F16' };
+  const base = { held: 'F16', bytes: 8_000_000, bf16Bytes: 8_000_000, q8_0Bytes: 4_250_000, q4_0Bytes: 2_250_000, stored: 'F16' };
   const COST = {
     reference: { precision: 'bf16' as const, format: 'F16', loss: 2.5, baseBytes: 8_000_000, lossDelta: 0, bytesSaved: 0 },
-    others: [{ precision: 'q8_0' as const, format: 'Q8_0', loss: 2.503, baseBytes: 4_250_000, lossDelta: 0.003, bytesSaved: 3_750_000 }],
+    others: [
+      { precision: 'q8_0' as const, format: 'Q8_0', loss: 2.503, baseBytes: 4_250_000, lossDelta: 0.003, bytesSaved: 3_750_000 },
+      { precision: 'q4_0' as const, format: 'Q4_0', loss: 2.53, baseBytes: 2_250_000, lossDelta: 0.03, bytesSaved: 5_750_000 },
+    ],
     rows: 'validation' as const, examples: 8, tokens: 300,
   };
 
@@ -240,6 +243,7 @@ describe('the base precision on the review step', () => {
     expect(choices.map((c) => [c.value, c.label, c.baseBytes, c.peakBytes, c.cost])).toEqual([
       ['stored', 'Stored (F16)', 8_000_000, 200e6, 'loss 2.5000, the reference'],
       ['q8_0', 'Q8_0', 4_250_000, 200e6 - 3_750_000, '+0.003 loss against F16'],
+      ['q4_0', 'Q4_0', 2_250_000, 200e6 - 5_750_000, '+0.030 loss against F16'],
     ]);
     expect(describeChoice(choices[1]!, choices[0])).toBe('+0.003 loss against F16, base 4.1 MiB (3.6 MiB less), peak 187.2 MiB');
 

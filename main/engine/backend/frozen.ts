@@ -6,8 +6,9 @@
  *                 the tensor is a trainable Variable), kept pre-transposed [in, out] for linears so every product
  *                 is a plain 2-D matMul, or [out, in] for an untied embedding table
  *   a stored one  from the FrozenStore the active backend registered (the native addon on wasm and cpu:
- *                 memory outside the tensors' heap, at the file's precision (BF16/F16/F32) or 8-bit Q8_0; webgpu:
- *                 GPU buffers at BF16/F16/F32, webgpu/frozen-store.ts), read by kernels that convert on the fly;
+ *                 memory outside the tensors' heap, at the file's precision (BF16/F16/F32), 8-bit Q8_0 or 4-bit
+ *                 Q4_0 blocks; webgpu: GPU buffers at BF16/F16/F32, webgpu/frozen-store.ts), read by kernels
+ *                 that convert on the fly;
  *                 its product's gradient is dx only
  *
  * Shapes: N rows of activations, `in` and `out` the linear's features.
@@ -16,10 +17,13 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { LoraPair } from './fused-ops';
 
 /** How a stored weight is kept: the file's own precision, or one asked for. */
-export type StoredFormat = 'F32' | 'BF16' | 'F16' | 'Q8_0';
-/** What the loader asks of a store: the file's dtype as it is, 16 bits (F32 files become BF16), or 8-bit blocks. */
-export type BasePrecision = 'stored' | 'bf16' | 'q8_0';
-export const BASE_PRECISIONS: readonly BasePrecision[] = ['stored', 'bf16', 'q8_0'];
+export type StoredFormat = 'F32' | 'BF16' | 'F16' | 'Q8_0' | 'Q4_0';
+/**
+ * What the loader asks of a store: the file's dtype as it is, 16 bits (F32 files become BF16), or GGUF's 8-bit
+ * (Q8_0) or 4-bit (Q4_0) blocks of 32 values with an F16 scale.
+ */
+export type BasePrecision = 'stored' | 'bf16' | 'q8_0' | 'q4_0';
+export const BASE_PRECISIONS: readonly BasePrecision[] = ['stored', 'bf16', 'q8_0', 'q4_0'];
 
 export function isBasePrecision(value: string): value is BasePrecision {
   return (BASE_PRECISIONS as readonly string[]).includes(value);
@@ -86,13 +90,19 @@ export class TensorWeight implements FrozenWeight {
   }
 }
 
+/** A checkpoint's own dtypes the store reads: float values, 16-bit words, or GGUF's Q4_0 blocks. */
+export type SourceDtype = 'F32' | 'BF16' | 'F16' | 'Q4_0';
+
 /** A weight's values as they come from the checkpoint, W [rows = out, cols = in] row-major. */
 export interface StoreSource {
   readonly rows: number;
   readonly cols: number;
-  /** The file's dtype: the raw little-endian bits as Uint16Array for BF16/F16, or float32 values. */
-  readonly dtype: 'F32' | 'BF16' | 'F16';
-  readonly data: Float32Array | Uint16Array;
+  /**
+   * The file's dtype: the raw little-endian bits as Uint16Array for BF16/F16, float32 values, or for Q4_0 the
+   * blocks' bytes ([rows, cols / 32] blocks of 18 bytes, GGUF's block_q4_0; only into a Q4_0 weight).
+   */
+  readonly dtype: SourceDtype;
+  readonly data: Float32Array | Uint16Array | Uint8Array;
 }
 
 /** Where frozen weights live outside the tensors' memory, for one backend. */
@@ -101,7 +111,7 @@ export interface FrozenStore {
   readonly detail: string;
   /** The precision loads get when they ask for none (the host's or CLI's setting). */
   readonly precision: BasePrecision;
-  /** Copies `source` into the store in `format` (converting, or quantizing to Q8_0). */
+  /** Copies `source` into the store in `format` (converting, or quantizing to Q8_0 / Q4_0). */
   create(source: StoreSource, format: StoredFormat): FrozenWeight;
   /** Bytes every weight of this store not yet disposed holds. */
   liveBytes(): number;
@@ -126,11 +136,18 @@ export function activeFrozenStore(): FrozenStore | null {
 /** The format a weight stored as `fileDtype` gets under `precision`. */
 export function storedFormatFor(fileDtype: 'F32' | 'BF16' | 'F16', precision: BasePrecision): StoredFormat {
   if (precision === 'q8_0') return 'Q8_0';
+  if (precision === 'q4_0') return 'Q4_0';
   if (precision === 'bf16' && fileDtype === 'F32') return 'BF16';
   return fileDtype;
 }
 
-/** Bytes one [rows, cols] weight takes in each representation: Q8_0 keeps an F16 scale per 32-value block. */
+/** Bytes of one Q4_0 block: its F16 scale and 32 4-bit codes. */
+export const Q4_0_BLOCK_BYTES = 18;
+
+/**
+ * Bytes one [rows, cols] weight takes in each representation: Q8_0 keeps an F16 scale per 32-value block beside
+ * its int8 values, Q4_0 18 bytes per block (a row's short last block counts whole).
+ */
 export function frozenMatrixBytes(rows: number, cols: number, format: 'tensor' | StoredFormat): number {
   switch (format) {
     case 'tensor':
@@ -141,6 +158,8 @@ export function frozenMatrixBytes(rows: number, cols: number, format: 'tensor' |
       return rows * cols * 2;
     case 'Q8_0':
       return rows * cols + rows * Math.ceil(cols / 32) * 2;
+    case 'Q4_0':
+      return rows * Math.ceil(cols / 32) * Q4_0_BLOCK_BYTES;
   }
 }
 
@@ -152,7 +171,7 @@ export function frozenMatrixBytes(rows: number, cols: number, format: 'tensor' |
 export function baseWeightBytes(
   matrices: Iterable<{ rows: number; cols: number; dtype: 'F32' | 'BF16' | 'F16' }>,
 ): Record<'tensor' | BasePrecision, number> {
-  const total = { tensor: 0, stored: 0, bf16: 0, q8_0: 0 };
+  const total = { tensor: 0, stored: 0, bf16: 0, q8_0: 0, q4_0: 0 };
   for (const { rows, cols, dtype } of matrices) {
     total.tensor += frozenMatrixBytes(rows, cols, 'tensor');
     for (const precision of BASE_PRECISIONS) total[precision] += frozenMatrixBytes(rows, cols, storedFormatFor(dtype, precision));

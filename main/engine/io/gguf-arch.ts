@@ -140,7 +140,7 @@ export function permutedHeads(arch: GgufArchitecture, hfName: string, heads: { n
  * d = rows / heads rows, row (half·d/2 + j) moves to (2j + half) when `toGguf`, and back otherwise. Works on the
  * values of any element type (float32 values, or 16-bit F16/BF16 bits).
  */
-export function permuteRows<T extends Float32Array | Uint16Array>(data: T, rows: number, cols: number, heads: number, toGguf: boolean): T {
+export function permuteRows<T extends Float32Array | Uint16Array | Uint8Array>(data: T, rows: number, cols: number, heads: number, toGguf: boolean): T {
   const d = rows / heads;
   if (!Number.isInteger(d) || d % 2 !== 0) {
     throw new ModelIoError('INVALID_CONFIG', `cannot split ${rows} rows into ${heads} heads of an even size for the rope permutation`);

@@ -35,8 +35,8 @@ export class GgufTensorSource implements TensorSource {
     return gguf;
   }
 
-  /** Values in Hugging Face's row order (llama q/k rows un-permuted), as float32 or as 16-bit words. */
-  private hfOrder<T extends Float32Array | Uint16Array>(name: string, shape: readonly number[], data: T): T {
+  /** Rows in Hugging Face's order (llama q/k rows un-permuted): float32 values, 16-bit words or a row's block bytes. */
+  private hfOrder<T extends Float32Array | Uint16Array | Uint8Array>(name: string, shape: readonly number[], data: T): T {
     const heads = permutedHeads(this.imported.arch, name, this.heads);
     const rows = shape[0] as number;
     return heads === null ? data : permuteRows(data, rows, data.length / rows, heads, false);
@@ -66,20 +66,32 @@ export class GgufTensorSource implements TensorSource {
     return { dtype: 'F32', shape, bytes: new Uint8Array(data.buffer, data.byteOffset, data.byteLength) };
   }
 
+  /** A Q4_0 tensor's blocks as they are, rows in Hugging Face's order; null for any other type. */
+  readQ4Blocks(name: string): { shape: number[]; bytes: Uint8Array } | null {
+    const gguf = this.ggufName(name);
+    const info = this.file.tensor(gguf);
+    if (info.type.name !== 'Q4_0' || info.shape.length !== 2) return null;
+    const shape = [...info.shape];
+    return { shape, bytes: this.hfOrder(name, shape, this.file.readRaw(gguf)) };
+  }
+
   /**
-   * How the frozen store should keep this file's weights when the caller does not say: block-quantized files
-   * (Q8_0, K-quants, Q4_0...) as Q8_0 (Q8_0 itself exactly: requantizing its values gives back the same blocks),
-   * F16 / BF16 / F32 files at their own precision.
+   * How the frozen store should keep this file's weights when the caller does not say: a file whose matrices are
+   * all Q4_0 as Q4_0 (its blocks kept as they are); other block-quantized files (Q8_0, K-quants, Q4_0 with a Q6_K
+   * output as llama.cpp writes it...) as Q8_0 (Q8_0 itself exactly: requantizing its values gives back the same
+   * blocks; nothing is rounded to 4 bits unless asked), F16 / BF16 / F32 files at their own precision.
    */
-  defaultPrecision(): 'q8_0' | 'stored' {
+  defaultPrecision(): 'q4_0' | 'q8_0' | 'stored' {
     let quantized = 0;
+    let q4 = 0;
     let total = 0;
     for (const t of this.file.tensors.values()) {
       if (t.shape.length !== 2) continue;
       total += t.count;
       if (t.type.blockSize > 1) quantized += t.count;
+      if (t.type.name === 'Q4_0') q4 += t.count;
     }
-    return quantized * 2 > total ? 'q8_0' : 'stored';
+    return total > 0 && q4 === total ? 'q4_0' : quantized * 2 > total ? 'q8_0' : 'stored';
   }
 
   close(): void {

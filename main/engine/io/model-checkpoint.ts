@@ -19,6 +19,11 @@ export interface TensorSource {
   read(name: string): LoadedTensor;
   /** The bytes as stored, when the source is a file (loaders keep BF16/F16 weights at that precision). */
   readRaw?(name: string): RawTensor;
+  /**
+   * GGUF's Q4_0 blocks of a 2-D tensor as the file holds them (rows in Hugging Face order, [rows, cols / 32] blocks
+   * of 18 bytes), or null where it holds another type: the frozen store keeps them as they are at base precision q4_0.
+   */
+  readQ4Blocks?(name: string): { shape: number[]; bytes: Uint8Array } | null;
   /** The stored dtype without reading the data (sources that cannot tell read the tensor instead). */
   dtypeOf?(name: string): SafetensorsDtype;
 }

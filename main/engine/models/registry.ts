@@ -18,7 +18,8 @@ import type { WeightLoadOptions } from './weights';
 
 /**
  * trainable: every weight a tf.Variable (full fine-tuning); otherwise frozen. precision: how frozen weights are
- * kept where the backend has a frozen store ('stored', 'bf16', 'q8_0').
+ * kept where the backend has a frozen store ('stored', 'bf16', 'q8_0', 'q4_0'; a GGUF file's Q4_0 blocks are kept as
+ * they are at 'q4_0', the default for a file of Q4_0 matrices only).
  */
 export type LoadModelOptions = WeightLoadOptions;
 

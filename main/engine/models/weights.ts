@@ -1,9 +1,9 @@
 /**
  * Turns checkpoint tensors into model tensors: shape-checked, and Variables when the whole model trains. Frozen
  * linear weights and embedding tables become FrozenWeights: where the active backend has a frozen store (the
- * native addon on wasm and cpu), straight from the file's bytes into it at the file's precision (or BF16 / Q8_0
- * on request), W kept in nn.Linear's [out, in]; elsewhere float32 tensors, linears pre-transposed to [in, out]
- * (so every product is a plain 2-D matmul).
+ * native addon on wasm and cpu), straight from the file's bytes into it at the file's precision (or BF16 / Q8_0 /
+ * Q4_0 on request; a GGUF's Q4_0 blocks kept as they are), W kept in nn.Linear's [out, in]; elsewhere float32
+ * tensors, linears pre-transposed to [in, out] (so every product is a plain 2-D matmul).
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { activeFrozenStore, baseWeightBytes, storedFormatFor, TensorWeight, type BasePrecision, type FrozenStore, type FrozenWeight, type StoreSource } from '../backend/frozen';
@@ -121,6 +121,12 @@ export class WeightLoader {
 
   /** W [rows, cols] ([cols, rows] in the file when `transposedInFile`, GPT-2's Conv1D) into the store. */
   private stored(store: FrozenStore, name: string, rows: number, cols: number, transposedInFile: boolean): FrozenWeight {
+    const blocks = this.precision === 'q4_0' && !transposedInFile ? this.q4Blocks(name, rows, cols) : null;
+    if (blocks) {
+      const weight = store.create(blocks, 'Q4_0');
+      this.made.push(weight);
+      return weight;
+    }
     let source: StoreSource;
     let fileDtype: string;
     if (transposedInFile) {
@@ -136,6 +142,16 @@ export class WeightLoader {
     const weight = store.create(source, format);
     this.made.push(weight);
     return weight;
+  }
+
+  /** The checkpoint's Q4_0 blocks of W [rows, cols] where it holds them so (a GGUF file), else null. */
+  private q4Blocks(name: string, rows: number, cols: number): StoreSource | null {
+    const held = this.checkpoint.readQ4Blocks?.(name);
+    if (!held) return null;
+    if (held.shape.length !== 2 || held.shape[0] !== rows || held.shape[1] !== cols) {
+      throw new ModelIoError('INVALID_GGUF', `${this.checkpoint.dir}: '${name}' is [${held.shape.join(', ')}], the model's metadata implies [${rows}, ${cols}]`);
+    }
+    return { rows, cols, dtype: 'Q4_0', data: held.bytes };
   }
 
   /** The file's bytes as they are (BF16/F16 bits or F32 values), without a float32 detour where it can. */

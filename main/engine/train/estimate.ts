@@ -20,7 +20,7 @@ export interface TrainingEstimate {
   /** Peak resident memory of the training process (memory.ts): base weights, activations, optimizer, runtime. */
   readonly peakMemoryBytes: number;
   readonly memory: MemoryEstimate['parts'];
-  /** How the base's linear weights are held, and what BF16 or Q8_0 in the frozen store would take instead. */
+  /** How the base's linear weights are held, and what BF16, Q8_0 or Q4_0 in the frozen store would take instead. */
   readonly base: BaseHolding;
   /** Memory available when the estimate was made. */
   readonly availableMemoryBytes: number;

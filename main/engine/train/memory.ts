@@ -223,7 +223,9 @@ export function modelDirPlan(
   const stored = backend.store && lora !== null; // full fine-tuning trains float32 Variables
   const otherBytes = (summary.parameterCount - matrixParameters) * F32; // norms, biases, position tables
   const atPrecision = baseWeightBytes(matrices.map((m) => ({ ...m, dtype: fileDtype })));
-  const baseInStore = { stored: atPrecision.stored + otherBytes, bf16: atPrecision.bf16 + otherBytes, q8_0: atPrecision.q8_0 + otherBytes };
+  const baseInStore = {
+    stored: atPrecision.stored + otherBytes, bf16: atPrecision.bf16 + otherBytes, q8_0: atPrecision.q8_0 + otherBytes, q4_0: atPrecision.q4_0 + otherBytes,
+  };
   const largest = Math.max(...matrices.map((m) => m.rows * m.cols));
   const fileBytes = fileDtype === 'F32' ? 4 : 2;
   return {
@@ -277,13 +279,14 @@ export function loadedModelPlan(model: CausalLM, variables: ReadonlyMap<string, 
   };
 }
 
-/** How a loaded model holds its linear weights, and what the frozen store would hold them in at BF16 and at Q8_0. */
+/** How a loaded model holds its linear weights, and what the frozen store would hold them in at BF16, Q8_0 and Q4_0. */
 export interface BaseHolding {
   /** 'tensor' (float32 tfjs tensors), the stored format, or 'mixed' where weights differ. */
   readonly held: 'tensor' | StoredFormat | 'mixed';
   readonly bytes: number;
   readonly bf16Bytes: number;
   readonly q8_0Bytes: number;
+  readonly q4_0Bytes: number;
 }
 
 export function baseHolding(model: CausalLM): BaseHolding {
@@ -295,6 +298,7 @@ export function baseHolding(model: CausalLM): BaseHolding {
     bytes: sum((w) => w.bytes),
     bf16Bytes: sum((w) => frozenMatrixBytes(w.outFeatures, w.inFeatures, 'BF16')),
     q8_0Bytes: sum((w) => frozenMatrixBytes(w.outFeatures, w.inFeatures, 'Q8_0')),
+    q4_0Bytes: sum((w) => frozenMatrixBytes(w.outFeatures, w.inFeatures, 'Q4_0')),
   };
 }
 

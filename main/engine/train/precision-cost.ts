@@ -1,9 +1,9 @@
 /**
- * What a smaller base costs on the user's own data, measured: the base's frozen weights held at 8 bits (Q8_0)
- * instead of 16 (BF16, or an F16 file as it is) change the model's outputs slightly; this runs a few validation
- * batches through the model at each precision and reports the validation-loss difference against the 16-bit base
- * with the memory each takes ("Q8_0: +0.003 loss, 0.55 GB less"). The app asks it through the engine host, the
- * CLI with `train --measure-precision`.
+ * What a smaller base costs on the user's own data, measured: the base's frozen weights held at 8 bits (Q8_0) or
+ * 4 bits (Q4_0) instead of 16 (BF16, or an F16 file as it is) change the model's outputs; this runs a few
+ * validation batches through the model at each precision and reports the validation-loss difference against the
+ * 16-bit base with the memory each takes ("Q8_0: +0.003 loss, 0.55 GB less"). The app asks it through the engine
+ * host, the CLI with `train --measure-precision`.
  *
  * Each precision loads its own copy of the base from the folder into the active backend's frozen-weight store,
  * one after the other (at most one extra base held at a time), and its bytes are what the store took for it.
@@ -20,6 +20,8 @@ import { tokenizeExamples } from './tokenize';
 
 /** The precision the others are measured against: 16 bits (a BF16 or F16 file as stored, an F32 file as BF16). */
 export const REFERENCE_PRECISION: BasePrecision = 'bf16';
+/** The smaller precisions measured against it when the caller names none. */
+export const MEASURED_PRECISIONS: readonly BasePrecision[] = ['q8_0', 'q4_0'];
 
 export interface PrecisionCostOptions {
   /** The base folder (or GGUF file) the model is loaded from. */
@@ -29,7 +31,7 @@ export interface PrecisionCostOptions {
   readonly data: Omit<DatasetOptions, 'valSplit' | 'seed'>;
   /** The run's settings: the split, seed, sequence length, prompt masking and batch size it would use. */
   readonly settings?: TrainSettingsInput;
-  /** Measured against the reference; default Q8_0. */
+  /** Measured against the reference, in this order; default MEASURED_PRECISIONS. */
   readonly precisions?: readonly BasePrecision[];
   /** Batches scored (default 4): a few, so the answer comes in seconds to a minute. */
   readonly batches?: number;
@@ -101,7 +103,7 @@ export async function measurePrecisionCost(options: PrecisionCostOptions): Promi
   const tokenized = tokenizeExamples(source === 'validation' ? dataset.val : dataset.train, options.tokenizer, { maxSeqLen: settings.maxSeqLen, trainOnPrompt: settings.trainOnPrompt });
   const rows = tokenized.examples.slice(0, batches * settings.batchSize);
   if (rows.length === 0) throw new TrainError('EMPTY_DATASET', `${options.data.path}: no example has a target token to score`);
-  const precisions = options.precisions ?? ['q8_0'];
+  const precisions = options.precisions ?? MEASURED_PRECISIONS;
   const copies = precisions.length + 1;
   const batchCount = Math.ceil(rows.length / settings.batchSize);
   let copy = 0;

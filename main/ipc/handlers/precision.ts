@@ -1,7 +1,8 @@
 /**
- * `train.measurePrecision`: what holding the base at 8 bits costs on the chosen dataset, measured by the engine in
- * the host (engine/train/precision-cost.ts, `lorasmith train --measure-precision` too), with its progress streamed as
- * `train.precisionProgress` events: at a real size it loads the base twice and scores a few batches (minutes).
+ * `train.measurePrecision`: what holding the base at 8 or 4 bits costs on the chosen dataset, measured by the engine
+ * in the host (engine/train/precision-cost.ts, `lorasmith train --measure-precision` too), with its progress streamed
+ * as `train.precisionProgress` events: at a real size it loads the base three times and scores a few batches each
+ * (minutes).
  */
 import type { PrecisionCost } from '../../../preload/contract';
 import type { HandlerContext } from '../context';

@@ -1,6 +1,6 @@
 /**
  * The review step's base-precision choices: how the frozen-weight store may keep the base (as stored, BF16 for an
- * F32 checkpoint, Q8_0), each with the memory it takes (from the estimate) and its measured cost (from
+ * F32 checkpoint, Q8_0, Q4_0), each with the memory it takes (from the estimate) and its measured cost (from
  * train.measurePrecision: the validation-loss difference against 16 bits). Pure functions, no DOM.
  */
 import type { BasePrecision, PrecisionCost, PrecisionMeasure, TrainingEstimate } from '../../../preload/contract';
@@ -8,7 +8,7 @@ import { formatBytes } from './format';
 
 export interface PrecisionChoice {
   readonly value: BasePrecision;
-  /** 'Stored (F16)', 'BF16', 'Q8_0'. */
+  /** 'Stored (F16)', 'BF16', 'Q8_0', 'Q4_0'. */
   readonly label: string;
   /** Bytes of the base's linear weights at this precision, and the run's peak with them. */
   readonly baseBytes: number;
@@ -36,7 +36,7 @@ function describe(measure: PrecisionMeasure | undefined, reference: PrecisionMea
 export function precisionChoices(estimate: TrainingEstimate & { base: EstimateBase }, cost: PrecisionCost | null): PrecisionChoice[] {
   const { base } = estimate;
   const sixteenBit = base.stored === 'BF16' || base.stored === 'F16';
-  const storedBytes = base.stored === 'F32' ? 2 * base.bf16Bytes : base.stored === 'Q8_0' ? base.q8_0Bytes : base.bf16Bytes;
+  const storedBytes = base.stored === 'F32' ? 2 * base.bf16Bytes : base.stored === 'Q8_0' ? base.q8_0Bytes : base.stored === 'Q4_0' ? base.q4_0Bytes : base.bf16Bytes;
   const measured = (precision: BasePrecision) => {
     if (!cost) return undefined;
     // The reference is 16 bits: a 16-bit checkpoint as stored, an F32 one as BF16.
@@ -47,6 +47,7 @@ export function precisionChoices(estimate: TrainingEstimate & { base: EstimateBa
     { value: 'stored', label: `Stored (${base.stored})`, bytes: storedBytes },
     ...(base.stored === 'F32' ? [{ value: 'bf16' as const, label: 'BF16', bytes: base.bf16Bytes }] : []),
     ...(base.stored === 'Q8_0' ? [] : [{ value: 'q8_0' as const, label: 'Q8_0', bytes: base.q8_0Bytes }]),
+    ...(base.stored === 'Q4_0' ? [] : [{ value: 'q4_0' as const, label: 'Q4_0', bytes: base.q4_0Bytes }]),
   ];
   return choices.map(({ value, label, bytes }) => ({
     value, label, baseBytes: bytes,

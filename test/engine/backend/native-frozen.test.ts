@@ -1,12 +1,13 @@
 /**
  * The native frozen-weight store (native/src/weights.c) against float64 code written here: each format's
- * dequantization (F32, BF16, F16, Q8_0 — encoders written out below, independent of the addon and the engine),
+ * dequantization (F32, BF16, F16, Q8_0, Q4_0 — encoders in format-reference.ts, independent of the addon and the engine),
  * the product x·Wᵀ by both kernels (GEMV and tiled sgemm), its gradient dx = dy·W against central finite
  * differences, and the row gather; on wasm and cpu, 1 and 2 threads, AVX2 and portable kernels, odd sizes.
  *
  * Tolerances: dequantized values must equal the float64 re-implementation exactly (every step is exact or
  * correctly rounded); against the original values BF16 is within 2^-8 relative, F16 within 2^-11 relative
- * (+2^-25 absolute for subnormals), Q8_0 within d/2 + 127·|d − f16(d)| per 32-value block. Products are within
+ * (+2^-25 absolute for subnormals), Q8_0 within d/2 + 127·|d − f16(d)| per 32-value block, Q4_0 within |d|/2 (|d|
+ * where the code is clamped at 15) + 8·|d − f16(d)|. Products are within
  * 1e-5 of Σ|x||w| (float32 accumulation over `in` terms).
  */
 import * as tf from '@tensorflow/tfjs-core';
@@ -15,12 +16,12 @@ import { activeFrozenStore, type FrozenWeight, type StoredFormat, type StoreSour
 import { hasWeightKernels } from '../../../main/engine/backend/native/addon';
 import { setFrozenGemvRows } from '../../../main/engine/backend/native/frozen-kernels';
 import { registerNativeKernels, unregisterNativeKernels } from '../../../main/engine/backend/native/index';
-import { bf16Value, halfValue, q8Row } from './format-reference';
+import { bf16Value, halfValue, q4Row, q8Row } from './format-reference';
 import { addonLoad, nativeSkipReason, randomValues, seededRandom, useBackend } from './native-support';
 
 const BACKENDS = ['wasm', 'cpu'] as const;
-const FORMATS: readonly StoredFormat[] = ['F32', 'BF16', 'F16', 'Q8_0'];
-/** [rows = out, cols = in]: single values, odd sizes, a partial Q8_0 block, and one that splits across threads. */
+const FORMATS: readonly StoredFormat[] = ['F32', 'BF16', 'F16', 'Q8_0', 'Q4_0'];
+/** [rows = out, cols = in]: single values, odd sizes, partial Q8_0 / Q4_0 blocks, and one that splits across threads. */
 const SHAPES: readonly [number, number][] = [[1, 1], [7, 33], [33, 7], [129, 100], [600, 520]];
 const ROWS = [1, 3, 4, 5, 17];
 
@@ -34,8 +35,8 @@ function reference(values: Float32Array, rows: number, cols: number, format: Sto
   const w = new Float64Array(values.length);
   const bound = new Float64Array(values.length);
   for (let r = 0; r < rows; r++) {
-    if (format === 'Q8_0') {
-      const q = q8Row(values.subarray(r * cols, (r + 1) * cols));
+    if (format === 'Q8_0' || format === 'Q4_0') {
+      const q = (format === 'Q8_0' ? q8Row : q4Row)(values.subarray(r * cols, (r + 1) * cols));
       w.set(q.values, r * cols);
       bound.set(q.bound, r * cols);
       continue;
@@ -125,7 +126,8 @@ describe.each(BACKENDS)('frozen-weight store on %s', (backendName) => {
           if (g !== Math.fround(want[i] as number) || !(Math.abs(g - (values[i] as number)) <= (bound[i] as number))) mismatch = i;
         }
         expect(mismatch, `${format} [${rows}, ${cols}] value ${mismatch}: ${got[mismatch]} against ${want[mismatch]} from ${values[mismatch]}`).toBe(-1);
-        expect(w.bytes).toBe(format === 'Q8_0' ? rows * cols + rows * Math.ceil(cols / 32) * 2 : rows * cols * (format === 'F32' ? 4 : 2));
+        const blocks = rows * Math.ceil(cols / 32);
+        expect(w.bytes).toBe(format === 'Q8_0' ? rows * cols + blocks * 2 : format === 'Q4_0' ? blocks * 18 : rows * cols * (format === 'F32' ? 4 : 2));
         w.dispose();
       }
     }

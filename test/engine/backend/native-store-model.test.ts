@@ -2,26 +2,30 @@
  * A model whose frozen weights live in the native store: a qwen2 (q/k/v bias, tied head, grouped-query heads)
  * loaded from a BF16 safetensors file on wasm and cpu gives the float64 reference's logits with its weights kept
  * BF16 outside the heap (and close ones at Q8_0); a LoRA training step gives the same loss and gradients as the
- * float32-tensor path and leaks neither tensors nor store bytes; merging an adapter into a stored weight keeps
- * it apart, gives the adapted logits, and unmerges to the base exactly.
+ * float32-tensor path and leaks neither tensors nor store bytes; at base precision Q4_0 the same steps give the
+ * loss and gradients of the float32-tensor path on the weights as Q4_0 rounds them (quantized and dequantized in
+ * float64 code that shares nothing with the addon); merging an adapter into a stored weight keeps it apart, gives
+ * the adapted logits, and unmerges to the base exactly.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ResidentAdapters } from '../../../main/engine/adapters/resident';
-import { activeFrozenStore } from '../../../main/engine/backend/frozen';
+import { activeFrozenStore, type BasePrecision } from '../../../main/engine/backend/frozen';
 import { initBackend } from '../../../main/engine/backend/index';
 import { unregisterNativeKernels } from '../../../main/engine/backend/native/index';
 import { adapterVariables, injectAdapter } from '../../../main/engine/lora/inject';
 import { loadModel } from '../../../main/engine/models/registry';
 import type { CausalLM } from '../../../main/engine/models/types';
 import { frozenWeightBytes } from '../../../main/engine/models/weights';
+import { writeSafetensors, type WritableTensor } from '../../../main/engine/io/safetensors';
 import { batchLoss } from '../../../main/engine/train/loss';
 import { makeBatch } from '../../../main/engine/train/batching';
 import { AdamW } from '../../../main/engine/train/optimizer';
 import { llamaReference } from '../models/float64-reference';
+import { q4Weights } from '../models/precision-reference';
 import { buildLlama } from '../models/random-models';
 import { addonLoad, nativeSkipReason } from './native-support';
 import { hasWeightKernels } from '../../../main/engine/backend/native/addon';
@@ -38,6 +42,17 @@ const shape = { modelType: 'qwen2' as const, hidden: 32, layers: 2, heads: 4, kv
 const prompt = [1, 5, 9, 2, 33, 17, 4];
 const built = buildLlama(join(dir, 'qwen2-bf16'), shape, 31);
 
+/** The same model with every matrix as Q4_0 rounds it (float64 code), written as F32: exact in float32. */
+function writeQ4Dequantized(target: string): string {
+  mkdirSync(target, { recursive: true });
+  copyFileSync(join(built.dir, 'config.json'), join(target, 'config.json'));
+  const tensors: Record<string, WritableTensor> = {};
+  for (const [name, w] of q4Weights(built.weights)) tensors[name] = { dtype: 'F32', shape: w.shape, data: Float32Array.from(w.data) };
+  writeSafetensors(join(target, 'model.safetensors'), tensors, { format: 'pt' });
+  return target;
+}
+const q4Dir = writeQ4Dequantized(join(dir, 'qwen2-q4-dequantized'));
+
 const logitsOf = (model: CausalLM): Float32Array =>
   tf.tidy(() => model.forward(tf.tensor2d([prompt], [1, prompt.length], 'int32')).dataSync() as Float32Array);
 const worstAbs = (got: ArrayLike<number>, want: ArrayLike<number>): number => {
@@ -47,11 +62,13 @@ const worstAbs = (got: ArrayLike<number>, want: ArrayLike<number>): number => {
 };
 
 describe.each(['wasm', 'cpu'] as const)('a qwen2 on the frozen-weight store (%s)', (backendName) => {
-  it.skipIf(skip)('keeps the BF16 file BF16 outside the heap and gives the float64 logits; Q8_0 stays close', async () => {
-    const expected = llamaReference(built.weights, {
-      layers: shape.layers, heads: shape.heads, kvHeads: shape.kvHeads, headDim: shape.hidden / shape.heads, eps: 1e-5,
-      invFreq: Array.from({ length: 4 }, (_, i) => 1 / 10000 ** ((2 * i) / 8)), qkvBias: true, tied: true,
-    }, prompt).flatMap((row) => [...row]);
+  const refConfig = {
+    layers: shape.layers, heads: shape.heads, kvHeads: shape.kvHeads, headDim: shape.hidden / shape.heads, eps: 1e-5,
+    invFreq: Array.from({ length: 4 }, (_, i) => 1 / 10000 ** ((2 * i) / 8)), qkvBias: true, tied: true,
+  };
+
+  it.skipIf(skip)('keeps the BF16 file BF16 outside the heap and gives the float64 logits; Q8_0 stays close; Q4_0 gives its own weights\' float64 logits', async () => {
+    const expected = llamaReference(built.weights, refConfig, prompt).flatMap((row) => [...row]);
     await initBackend(backendName, { native: { threads: 2 } });
     const store = activeFrozenStore();
     expect(store).not.toBeNull();
@@ -78,44 +95,57 @@ describe.each(['wasm', 'cpu'] as const)('a qwen2 on the frozen-weight store (%s)
     const spread = expected.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
     expect(worstAbs(q8Logits, expected)).toBeLessThan(0.05 * spread);
     expect(worstAbs(q8Logits, expected)).toBeGreaterThan(0); // it did quantize
+
+    const q4 = await loadModel(built.dir, { precision: 'q4_0' });
+    // 18 bytes per 32-value block of each row: one block for rows of 32 values, two for down_proj's rows of 48.
+    const blocks = shape.layers * (32 + 16 + 16 + 32 + 48 + 48 + 32 * 2) + shape.vocab;
+    expect(frozenWeightBytes(q4.linears).stored).toBe(blocks * 18);
+    const q4Logits = logitsOf(q4);
+    q4.dispose();
+    // The float64 model on the weights as Q4_0 rounds them (format-reference's q4Row): the kernels add float32 rounding only.
+    const q4Expected = llamaReference(q4Weights(built.weights), refConfig, prompt).flatMap((row) => [...row]);
+    expect(worstAbs(q4Logits, q4Expected)).toBeLessThan(1e-5); // 9e-7 measured
+    expect(worstAbs(q4Logits, expected)).toBeGreaterThan(1e-2); // 4 bits move the logits far more than that tolerance
   });
 
-  it.skipIf(skip)('trains LoRA to the float32-tensor path\'s loss and gradients, leaking no tensors and no store bytes', async () => {
-    const batch = makeBatch([
-      { line: 1, ids: prompt, train: prompt.map(() => 1) },
-      { line: 2, ids: prompt.slice(1), train: [0, 0, 1, 1, 1, 1] },
-    ], 0);
-    const stepsWith = async (frozenStore: boolean) => {
-      await initBackend(backendName, { native: { threads: 2, frozenStore } });
-      const model = await loadModel(built.dir);
-      try {
-        expect(frozenWeightBytes(model.linears).tensor === 0).toBe(frozenStore);
-        const variables = adapterVariables(injectAdapter(model, 'a', {
-          targetModules: ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'], rank: 2, alpha: 4, dropout: 0,
-        }));
-        let seed = 9;
-        for (const [name, v] of variables) if (name.endsWith('lora_B')) v.assign(tf.randomNormal(v.shape, 0, 0.3, 'float32', seed++));
-        const optimizer = new AdamW(variables);
-        const names = [...variables.keys()];
-        const losses: number[] = [];
-        const counts: { tensors: number; store: number }[] = [];
-        let firstGrads = new Map<string, Float32Array>();
-        for (let step = 0; step < 4; step++) {
-          const { value, grads } = tf.variableGrads(() => batchLoss(model, batch), [...variables.values()]);
-          const named = new Map(Object.values(grads).map((g, i) => [names[i] as string, g]));
-          if (step === 0) firstGrads = new Map([...named].map(([n, g]) => [n, g.dataSync() as Float32Array]));
-          optimizer.apply(named, 1e-2);
-          losses.push(value.dataSync()[0] as number);
-          tf.dispose([value, ...Object.values(grads)]);
-          counts.push({ tensors: tf.memory().numTensors, store: activeFrozenStore()?.liveBytes() ?? 0 });
-        }
-        return { losses, firstGrads, counts };
-      } finally {
-        model.dispose();
+  const batch = makeBatch([
+    { line: 1, ids: prompt, train: prompt.map(() => 1) },
+    { line: 2, ids: prompt.slice(1), train: [0, 0, 1, 1, 1, 1] },
+  ], 0);
+  /** Four LoRA steps on every linear kind of the model in `modelDir`, its frozen weights in the store or tensors. */
+  const stepsWith = async (modelDir: string, frozenStore: boolean, precision?: BasePrecision) => {
+    await initBackend(backendName, { native: { threads: 2, frozenStore } });
+    const model = await loadModel(modelDir, precision ? { precision } : {});
+    try {
+      expect(frozenWeightBytes(model.linears).tensor === 0).toBe(frozenStore);
+      const variables = adapterVariables(injectAdapter(model, 'a', {
+        targetModules: ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'], rank: 2, alpha: 4, dropout: 0,
+      }));
+      let seed = 9;
+      for (const [name, v] of variables) if (name.endsWith('lora_B')) v.assign(tf.randomNormal(v.shape, 0, 0.3, 'float32', seed++));
+      const optimizer = new AdamW(variables);
+      const names = [...variables.keys()];
+      const losses: number[] = [];
+      const counts: { tensors: number; store: number }[] = [];
+      let firstGrads = new Map<string, Float32Array>();
+      for (let step = 0; step < 4; step++) {
+        const { value, grads } = tf.variableGrads(() => batchLoss(model, batch), [...variables.values()]);
+        const named = new Map(Object.values(grads).map((g, i) => [names[i] as string, g]));
+        if (step === 0) firstGrads = new Map([...named].map(([n, g]) => [n, g.dataSync() as Float32Array]));
+        optimizer.apply(named, 1e-2);
+        losses.push(value.dataSync()[0] as number);
+        tf.dispose([value, ...Object.values(grads)]);
+        counts.push({ tensors: tf.memory().numTensors, store: activeFrozenStore()?.liveBytes() ?? 0 });
       }
-    };
-    const stored = await stepsWith(true);
-    const plain = await stepsWith(false);
+      return { losses, firstGrads, counts };
+    } finally {
+      model.dispose();
+    }
+  };
+
+  it.skipIf(skip)('trains LoRA to the float32-tensor path\'s loss and gradients, leaking no tensors and no store bytes', async () => {
+    const stored = await stepsWith(built.dir, true);
+    const plain = await stepsWith(built.dir, false);
     // The same after the first step (AdamW's moments are made then): nothing grows per step.
     expect(new Set(stored.counts.slice(1).map((c) => `${c.tensors}/${c.store}`)).size).toBe(1);
     expect(stored.losses[3]).toBeLessThan(stored.losses[0] as number);
@@ -126,6 +156,23 @@ describe.each(['wasm', 'cpu'] as const)('a qwen2 on the frozen-weight store (%s)
       expect(scale).toBeGreaterThan(0);
       expect(worstAbs(got, want)).toBeLessThan(1e-4 * scale);
     }
+  });
+
+  it.skipIf(skip)('at base precision Q4_0 trains LoRA to the loss and gradients of the float32 path on the weights as Q4_0 rounds them', async () => {
+    const stored = await stepsWith(built.dir, true, 'q4_0');
+    const reference = await stepsWith(q4Dir, false);
+    const original = await stepsWith(built.dir, false);
+    expect(new Set(stored.counts.slice(1).map((c) => `${c.tensors}/${c.store}`)).size).toBe(1);
+    // float32 products over the same weight values, summed in other orders: within 1e-4 relative.
+    for (const [i, want] of reference.losses.entries()) expect(Math.abs((stored.losses[i] as number) - want)).toBeLessThan(1e-4 * Math.abs(want));
+    for (const [name, want] of reference.firstGrads) {
+      const got = stored.firstGrads.get(name) as Float32Array;
+      const scale = want.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+      expect(scale).toBeGreaterThan(0);
+      expect(worstAbs(got, want)).toBeLessThan(1e-4 * scale);
+    }
+    // The 4-bit rounding shows in the loss, far above that tolerance: the comparison above is not with the BF16 model's.
+    expect(Math.abs((stored.losses[0] as number) - (original.losses[0] as number))).toBeGreaterThan(1e-3 * Math.abs(original.losses[0] as number));
   });
 
   it.skipIf(skip)('merges an adapter into stored weights apart from them: adapted logits, then the base again', async () => {

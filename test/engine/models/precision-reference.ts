@@ -1,15 +1,25 @@
 /**
  * What a base precision does to a model's loss, in float64 code that shares nothing with the engine: the weights as
- * GGUF's Q8_0 holds them (format-reference's q8Row, per row of every matrix) and the mean cross-entropy of a llama
- * family model's target tokens through llamaReference. For the tests that check measured precision costs.
+ * GGUF's Q8_0 or Q4_0 holds them (format-reference's q8Row / q4Row, per row of every matrix) and the mean
+ * cross-entropy of a llama family model's target tokens through llamaReference. For the tests that check measured
+ * precision costs.
  */
 import { readFileSync } from 'node:fs';
 import { decodeBf16, decodeF16 } from '../backend/fused-reference';
-import { q8Row } from '../backend/format-reference';
+import { q4Row, q8Row } from '../backend/format-reference';
 import { llamaReference, type LlamaRefConfig, type Weights } from './float64-reference';
 
 /** Every matrix (the linears and the embedding table) as Q8_0 holds it; norms and biases as they are. */
 export function q8Weights(weights: Weights): Weights {
+  return rowsAs(weights, q8Row);
+}
+
+/** Every matrix as Q4_0 holds it; norms and biases as they are. */
+export function q4Weights(weights: Weights): Weights {
+  return rowsAs(weights, q4Row);
+}
+
+function rowsAs(weights: Weights, quantize: (row: Float32Array) => { values: Float64Array }): Weights {
   const out: Weights = new Map();
   for (const [name, w] of weights) {
     if (w.shape.length !== 2) {
@@ -18,7 +28,7 @@ export function q8Weights(weights: Weights): Weights {
     }
     const [rows, cols] = w.shape as [number, number];
     const data = new Float64Array(rows * cols);
-    for (let r = 0; r < rows; r++) data.set(q8Row(Float32Array.from(w.data.subarray(r * cols, (r + 1) * cols))).values, r * cols);
+    for (let r = 0; r < rows; r++) data.set(quantize(Float32Array.from(w.data.subarray(r * cols, (r + 1) * cols))).values, r * cols);
     out.set(name, { shape: w.shape, data });
   }
   return out;

@@ -232,7 +232,7 @@ describe('the refusal', () => {
     await initBackend('cpu', { native: false });
   });
 
-  it('says how the base is held and what BF16 and Q8_0 would take, counted by hand', async () => {
+  it('says how the base is held and what BF16, Q8_0 and Q4_0 would take, counted by hand', async () => {
     await initBackend('cpu', { native: false });
     const model = await loadModel(MODELS.qwen2());
     try {
@@ -242,6 +242,7 @@ describe('the refusal', () => {
       const values = rows48 * 48 + rows80 * 80;
       expect(baseHolding(model)).toEqual({
         held: 'tensor', bytes: 4 * values, bf16Bytes: 2 * values, q8_0Bytes: rows48 * (48 + 2 * 2) + rows80 * (80 + 3 * 2),
+        q4_0Bytes: rows48 * 2 * 18 + rows80 * 3 * 18,
       });
     } finally {
       model.dispose();

@@ -1,7 +1,8 @@
 /**
  * The base precision's measured cost against an independent float64 evaluation: a qwen2 stored as BF16 is scored
- * on a dataset's validation rows with its frozen weights kept BF16 and then Q8_0 in the store; each loss must be the
- * float64 forward pass's (llamaReference, with the weights as the file holds them and as GGUF's Q8_0 rounds them,
+ * on a dataset's validation rows with its frozen weights kept BF16, then Q8_0, then Q4_0 in the store; each loss
+ * must be the float64 forward pass's (llamaReference, with the weights as the file holds them and as GGUF's Q8_0 and
+ * Q4_0 round them,
  * quantized here in float64 code that shares nothing with the addon) to float32 rounding, and so must their
  * difference; each copy's bytes are what the formats take.
  */
@@ -17,7 +18,7 @@ import { loadDataset } from '../../../main/engine/train/datasets/dataset';
 import { describePrecisionCost, measurePrecisionCost } from '../../../main/engine/train/precision-cost';
 import { tokenizeExamples } from '../../../main/engine/train/tokenize';
 import { addonLoad, nativeSkipReason } from '../backend/native-support';
-import { q8Weights, targetLoss } from '../models/precision-reference';
+import { q4Weights, q8Weights, targetLoss } from '../models/precision-reference';
 import { buildLlama, type LlamaShape } from '../models/random-models';
 import { charTokenizer } from './char-tokenizer';
 
@@ -42,7 +43,7 @@ writeFileSync(data, records.map((r) => JSON.stringify(r)).join('\n') + '\n');
 const settings = { valSplit: 0.25, seed: 7, batchSize: 2, maxSeqLen: 48 };
 
 describe.each(['wasm', 'cpu'] as const)('the base precision\'s measured cost (%s)', (backendName) => {
-  it.skipIf(skip)('Q8_0 against BF16 on the validation rows, as the float64 model scores them', async () => {
+  it.skipIf(skip)('Q8_0 and Q4_0 against BF16 on the validation rows, as the float64 model scores them', async () => {
     await initBackend(backendName, { native: { threads: 1 } });
     const store = activeFrozenStore();
     const live = store?.liveBytes();
@@ -59,21 +60,30 @@ describe.each(['wasm', 'cpu'] as const)('the base precision\'s measured cost (%s
     const q8 = targetLoss(q8Weights(built.weights), refConfig, rows);
     expect(Math.abs(q8 - bf16)).toBeGreaterThan(2e-4); // the quantization shows, well above the tolerance of the check below
 
-    const [q8Cost] = cost.others;
+    const q4 = targetLoss(q4Weights(built.weights), refConfig, rows);
+    expect(Math.abs(q4 - bf16)).toBeGreaterThan(2e-4);
+
+    const [q8Cost, q4Cost] = cost.others;
     expect(cost.reference.format).toBe('BF16');
-    expect(q8Cost?.format).toBe('Q8_0');
+    expect(cost.others.map((m) => [m.precision, m.format])).toEqual([['q8_0', 'Q8_0'], ['q4_0', 'Q4_0']]);
     expect(Math.abs(cost.reference.loss - bf16)).toBeLessThan(2e-5 * Math.max(1, bf16)); // float32 rounding of the forward pass
     expect(Math.abs((q8Cost?.loss ?? NaN) - q8)).toBeLessThan(2e-5 * Math.max(1, q8));
     expect(Math.abs((q8Cost?.lossDelta ?? NaN) - (q8 - bf16))).toBeLessThan(4e-5 * Math.max(1, bf16));
+    expect(Math.abs((q4Cost?.loss ?? NaN) - q4)).toBeLessThan(2e-5 * Math.max(1, q4));
+    expect(Math.abs((q4Cost?.lossDelta ?? NaN) - (q4 - bf16))).toBeLessThan(4e-5 * Math.max(1, bf16));
 
-    // Bytes: every matrix once (the tied head is the table), 2 per value at BF16, 1 + an F16 scale per 32 at Q8_0.
+    // Bytes: every matrix once (the tied head is the table), 2 per value at BF16, 1 + an F16 scale per 32 at Q8_0,
+    // 18 per 32-value block at Q4_0.
     const matrices = [...built.weights.values()].filter((w) => w.shape.length === 2).map((w) => w.shape as [number, number]);
     const bf16Bytes = matrices.reduce((s, [r, c]) => s + r * c * 2, 0);
     const q8Bytes = matrices.reduce((s, [r, c]) => s + r * c + r * Math.ceil(c / 32) * 2, 0);
     expect(cost.reference.baseBytes).toBe(bf16Bytes);
     expect(q8Cost?.baseBytes).toBe(q8Bytes);
     expect(q8Cost?.bytesSaved).toBe(bf16Bytes - q8Bytes);
-    const [, line] = describePrecisionCost(cost);
+    const q4Bytes = matrices.reduce((s, [r, c]) => s + r * Math.ceil(c / 32) * 18, 0);
+    expect([q4Cost?.baseBytes, q4Cost?.bytesSaved]).toEqual([q4Bytes, bf16Bytes - q4Bytes]);
+    const [, line, q4Line] = describePrecisionCost(cost);
+    expect(q4Line).toBe(`Q4_0: ${(q4Cost?.lossDelta ?? 0) >= 0 ? '+' : '−'}${Math.abs(q4Cost?.lossDelta ?? 0).toFixed(3)} loss, ${((bf16Bytes - q4Bytes) / 1e6).toFixed(1)} MB less`);
     expect(line).toBe(`Q8_0: ${(q8Cost?.lossDelta ?? 0) >= 0 ? '+' : '−'}${Math.abs(q8Cost?.lossDelta ?? 0).toFixed(3)} loss, ${((bf16Bytes - q8Bytes) / 1e6).toFixed(1)} MB less`);
   });
 });

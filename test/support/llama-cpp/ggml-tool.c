@@ -6,7 +6,8 @@
  *   dequant <type> <in> <out.f32> <n>         ggml's to_float for <type> over n values
  *   quant <type> <in.f32> <out> <rows> <cols> ggml_quantize_chunk (the reference quantizers)
  *   f16 <in.f32> <out> <n> / bf16 ...         ggml's float32 -> half / bfloat16 row conversions
- *   model-quantize <in.gguf> <out.gguf> <ftype>   llama_model_quantize, as the llama-quantize tool does
+ *   model-quantize <in.gguf> <out.gguf> <ftype> [pure]   llama_model_quantize, as the llama-quantize tool does
+ *                                             (pure: every tensor at the ftype's type, as llama-quantize --pure)
  *   dump <file.gguf>                          ggml's own GGUF parser: metadata and tensor infos as JSON lines
  */
 #include <stdio.h>
@@ -148,10 +149,11 @@ int main(int argc, char **argv) {
         write_file(argv[3], out, n * 2);
         return 0;
     }
-    if (!strcmp(cmd, "model-quantize") && argc == 5) {
+    if (!strcmp(cmd, "model-quantize") && (argc == 5 || (argc == 6 && !strcmp(argv[5], "pure")))) {
         llama_backend_init();
         struct llama_model_quantize_params params = llama_model_quantize_default_params();
         params.ftype = (enum llama_ftype)atoi(argv[4]);
+        params.pure = argc == 6;
         params.nthread = 1;
         uint32_t rc = llama_model_quantize(argv[2], argv[3], &params);
         llama_backend_free();

@@ -60,7 +60,7 @@ export interface NativeFusedKernels {
 export type NativeWeightHandle = { readonly __nativeWeight: never };
 
 /** Stored formats by the addon's numbering (native/src/weights.h). */
-export const NATIVE_FORMATS = ['F32', 'BF16', 'F16', 'Q8_0'] as const;
+export const NATIVE_FORMATS = ['F32', 'BF16', 'F16', 'Q8_0', 'Q4_0'] as const;
 
 /**
  * The frozen-weight store of native/src/weights.h (an addon built before it lacks these). W is [rows = out,
@@ -68,8 +68,11 @@ export const NATIVE_FORMATS = ['F32', 'BF16', 'F16', 'Q8_0'] as const;
  */
 export interface NativeWeightKernels {
   weightCreate(format: number, rows: number, cols: number): NativeWeightHandle;
-  /** Rows [row0, row0 + rows) from `source` ([rows, cols] in sourceFormat: F32, BF16 or F16 bits). */
-  weightFill(weight: NativeWeightHandle, row0: number, rows: number, source: Float32Array | Uint16Array, sourceFormat: number): void;
+  /**
+   * Rows [row0, row0 + rows) from `source` ([rows, cols] in sourceFormat: F32, BF16 or F16 bits; or, into a Q4_0
+   * weight only, the rows' Q4_0 blocks as bytes).
+   */
+  weightFill(weight: NativeWeightHandle, row0: number, rows: number, source: Float32Array | Uint16Array | Uint8Array, sourceFormat: number): void;
   /** out [n, rows] = x [n, cols]·Wᵀ; gemv: the in-register kernel for a few rows, else tiled sgemm. */
   weightMatmul(weight: NativeWeightHandle, x: Float32Array, out: Float32Array, n: number, gemv: boolean): void;
   /** dx [n, cols] = dy [n, rows]·W. */
@@ -77,6 +80,8 @@ export interface NativeWeightKernels {
   /** out [n, cols] = rows ids of W; -1, or the first position whose id is out of range (nothing written). */
   weightGather(weight: NativeWeightHandle, ids: Int32Array, out: Float32Array, n: number): number;
   weightDequantize(weight: NativeWeightHandle, row0: number, rows: number, out: Float32Array): void;
+  /** Rows [row0, row0 + rows) as bytes in GGUF's layout of the weight's format (Q8_0, Q4_0: 34- / 18-byte blocks). */
+  weightRead(weight: NativeWeightHandle, row0: number, rows: number, out: Uint8Array): void;
   weightFree(weight: NativeWeightHandle): void;
   weightInfo(weight: NativeWeightHandle): { format: string; rows: number; cols: number; bytes: number };
   weightLiveBytes(): number;
@@ -86,7 +91,7 @@ export interface NativeWeightKernels {
   weightForcePortable(on: boolean): boolean;
 }
 
-const WEIGHT_NAMES = ['weightCreate', 'weightFill', 'weightMatmul', 'weightMatmulT', 'weightGather', 'weightDequantize', 'weightFree', 'weightInfo', 'weightLiveBytes', 'weightKernels', 'weightForcePortable'] as const;
+const WEIGHT_NAMES = ['weightCreate', 'weightFill', 'weightMatmul', 'weightMatmulT', 'weightGather', 'weightDequantize', 'weightRead', 'weightFree', 'weightInfo', 'weightLiveBytes', 'weightKernels', 'weightForcePortable'] as const;
 
 /** True when the loaded addon has the frozen-weight store (a prebuilt binary from before it does not). */
 export function hasWeightKernels(addon: NativeAddon): addon is NativeAddon & NativeWeightKernels {

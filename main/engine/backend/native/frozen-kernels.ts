@@ -9,7 +9,7 @@
  * Kernels name their weight by a number in their attrs (tfjs attrs are plain values); the handles live here.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import type { BasePrecision, FrozenStore, FrozenWeight, StoreSource, StoredFormat } from '../frozen';
+import { Q4_0_BLOCK_BYTES, type BasePrecision, type FrozenStore, type FrozenWeight, type StoreSource, type StoredFormat } from '../frozen';
 import { NATIVE_FORMATS, type NativeAddon, type NativeWeightHandle, type NativeWeightKernels } from './addon';
 import { NativeKernelError } from './errors';
 import type { TensorMemory } from './memory';
@@ -23,7 +23,7 @@ export const FROZEN_KERNELS = {
 /**
  * Rows of x up to which the product runs as the converting GEMV (one pass over W carries 4 rows) rather than tiled
  * sgemm. Decoding multiplies one row per weight: memory-bound, so reading W once at 2 bytes a value (BF16) or
- * ~1 (Q8_0) is what counts. bench/frozen.bench.ts measures both kernels for 1..16 rows at the 0.5B shapes.
+ * ~1 (Q8_0), ~0.56 (Q4_0) is what counts. bench/frozen.bench.ts measures both kernels for 1..16 rows at the 0.5B shapes.
  */
 export const FROZEN_GEMV_ROWS = 4;
 let gemvRows = FROZEN_GEMV_ROWS;
@@ -105,7 +105,7 @@ export function makeFrozenKernels(addon: WeightAddon, memory: TensorMemory): Map
 const run = (name: string, inputs: tf.NamedTensorMap, id: number): tf.Tensor => tf.engine().runKernel(name, inputs, { weight: id }) as tf.Tensor;
 
 /** A weight in the addon's memory. Its product's gradient flows to x only. */
-class NativeFrozenWeight implements FrozenWeight {
+export class NativeFrozenWeight implements FrozenWeight {
   readonly outFeatures: number;
   readonly inFeatures: number;
   readonly bytes: number;
@@ -137,6 +137,13 @@ class NativeFrozenWeight implements FrozenWeight {
     return out;
   }
 
+  /** Rows [row0, row0 + count) as the store holds them, in GGUF's layout of the format (Q4_0: 18-byte blocks). */
+  readStored(row0: number, count: number): Uint8Array {
+    const out = new Uint8Array(count * storedRowBytes(this.format, this.inFeatures));
+    this.addon.weightRead(this.handle, row0, count, out);
+    return out;
+  }
+
   toTensor(layout: 'out-in' | 'in-out'): tf.Tensor2D {
     const w = tf.tensor2d(this.readRows(0, this.outFeatures), [this.outFeatures, this.inFeatures]);
     if (layout === 'out-in') return w;
@@ -154,20 +161,37 @@ class NativeFrozenWeight implements FrozenWeight {
 /** Rows converted per weightFill call when the source is float32 from memory (keeps one call's copy small). */
 const FILL_ROWS = 4096;
 
+/** Bytes a row of `cols` values takes in GGUF's layout of `format` (Q8_0 blocks: an F16 scale and 32 int8). */
+function storedRowBytes(format: StoredFormat, cols: number): number {
+  const blocks = Math.ceil(cols / 32);
+  switch (format) {
+    case 'F32': return cols * 4;
+    case 'BF16': case 'F16': return cols * 2;
+    case 'Q8_0': return blocks * 34;
+    case 'Q4_0': return blocks * Q4_0_BLOCK_BYTES;
+  }
+}
+
 export function makeNativeFrozenStore(addon: WeightAddon, precision: BasePrecision): FrozenStore {
   return {
     detail: `native frozen-weight store (${precision === 'stored' ? 'file precision' : precision.toUpperCase()}, ${addon.weightKernels()} kernels)`,
     precision,
     create(source: StoreSource, format: StoredFormat): FrozenWeight {
       const { rows, cols } = source;
-      if (source.data.length !== rows * cols) {
-        throw new NativeKernelError('NATIVE_BAD_ARGUMENT', `frozen weight: ${source.data.length} values for a [${rows}, ${cols}] weight`);
+      // A row's elements in source.data: its values, or its Q4_0 blocks' bytes.
+      const rowLength = source.dtype === 'Q4_0' ? storedRowBytes('Q4_0', cols) : cols;
+      if (source.data.length !== rows * rowLength) {
+        const what = source.dtype === 'Q4_0' ? 'bytes of Q4_0 blocks' : 'values';
+        throw new NativeKernelError('NATIVE_BAD_ARGUMENT', `frozen weight: ${source.data.length} ${what} for a [${rows}, ${cols}] weight (${rows * rowLength} expected)`);
+      }
+      if (source.dtype === 'Q4_0' && format !== 'Q4_0') {
+        throw new NativeKernelError('NATIVE_BAD_ARGUMENT', `frozen weight: Q4_0 blocks are kept as Q4_0, not converted to ${format}`);
       }
       const handle = addon.weightCreate(NATIVE_FORMATS.indexOf(format), rows, cols);
       const sourceFormat = NATIVE_FORMATS.indexOf(source.dtype);
       for (let row0 = 0; row0 < rows; row0 += FILL_ROWS) {
         const count = Math.min(FILL_ROWS, rows - row0);
-        addon.weightFill(handle, row0, count, source.data.subarray(row0 * cols, (row0 + count) * cols), sourceFormat);
+        addon.weightFill(handle, row0, count, source.data.subarray(row0 * rowLength, (row0 + count) * rowLength), sourceFormat);
       }
       const id = nextId++;
       handles.set(id, { handle, rows, cols });

@@ -11,7 +11,7 @@
  */
 import { availableParallelism } from 'node:os';
 import * as tf from '@tensorflow/tfjs-core';
-import { isBasePrecision, registerFrozenStore, unregisterFrozenStore, type BasePrecision } from '../frozen';
+import { BASE_PRECISIONS, isBasePrecision, registerFrozenStore, unregisterFrozenStore, type BasePrecision } from '../frozen';
 import { hasFusedKernels, hasWeightKernels, loadAddon, type NativeAddon } from './addon';
 import { NativeKernelError } from './errors';
 import { makeFrozenKernels, makeNativeFrozenStore } from './frozen-kernels';
@@ -37,7 +37,7 @@ export interface NativeKernelOptions {
    * float32 tfjs tensors (benchmarks and tests of the plain path).
    */
   readonly frozenStore?: boolean;
-  /** How the store keeps frozen weights when a load asks for nothing: the file's precision (default), bf16, q8_0. */
+  /** How the store keeps frozen weights when a load asks for nothing: the file's precision (default), bf16, q8_0, q4_0. */
   readonly basePrecision?: BasePrecision;
 }
 
@@ -68,7 +68,7 @@ export function defaultThreads(addon: Pick<NativeAddon, 'physicalCores'>): numbe
 /**
  * Options from environment variables, for the host or CLI to pass in (the engine itself never reads the
  * environment): LORASMITH_NATIVE=0|off|false disables, LORASMITH_NATIVE_THREADS=n sets the thread count,
- * LORASMITH_FROZEN_STORE=0|off|false keeps frozen weights as tensors, LORASMITH_BASE_PRECISION=stored|bf16|q8_0
+ * LORASMITH_FROZEN_STORE=0|off|false keeps frozen weights as tensors, LORASMITH_BASE_PRECISION=stored|bf16|q8_0|q4_0
  * sets how the store keeps them.
  */
 export function nativeOptionsFromEnv(env: Readonly<Record<string, string | undefined>>): NativeKernelOptions {
@@ -79,7 +79,7 @@ export function nativeOptionsFromEnv(env: Readonly<Record<string, string | undef
   let basePrecision: BasePrecision | undefined;
   if (precision) {
     if (!isBasePrecision(precision)) {
-      throw new NativeKernelError('NATIVE_BAD_ARGUMENT', `LORASMITH_BASE_PRECISION must be stored, bf16 or q8_0, got ${JSON.stringify(precision)}`);
+      throw new NativeKernelError('NATIVE_BAD_ARGUMENT', `LORASMITH_BASE_PRECISION must be one of ${BASE_PRECISIONS.join(', ')}, got ${JSON.stringify(precision)}`);
     }
     basePrecision = precision;
   }

@@ -153,12 +153,12 @@ export function makeGpuFrozenStore(): FrozenStore {
   const live = new Set<GpuWeight>();
   return {
     detail: 'frozen weights in GPU buffers at their stored precision (F16/BF16 converted inside the WGSL kernels)',
-    // The file's precision unless a load asks for bf16 (Q8_0 is the native store's alone).
+    // The file's precision unless a load asks for bf16 (Q8_0 and Q4_0 are the native store's alone).
     precision: 'stored',
     create(source: StoreSource, format: StoredFormat): FrozenWeight {
-      if (format === 'Q8_0') {
+      if (format === 'Q8_0' || format === 'Q4_0') {
         throw new GpuWeightError('GPU_WEIGHT_UNSUPPORTED_FORMAT',
-          'webgpu keeps frozen weights at F32, F16 or BF16; Q8_0 is served by the native store on wasm and cpu (choose base precision stored or bf16)');
+          `webgpu keeps frozen weights at F32, F16 or BF16; ${format} is served by the native store on wasm and cpu (choose base precision stored or bf16)`);
       }
       const data = format === 'F32' ? tf.tensor2d(floats(source), [source.rows, source.cols]) : halfWords(halves(source, format));
       const weight = new GpuWeight(data, format, source.rows, source.cols, (w) => live.delete(w));

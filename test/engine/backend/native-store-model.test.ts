@@ -143,34 +143,33 @@ describe.each(['wasm', 'cpu'] as const)('a qwen2 on the frozen-weight store (%s)
     }
   };
 
+  /**
+   * `stored`'s steps leak nothing (the same counts after the first step, when AdamW's moments are made) and give
+   * `want`'s losses and first gradients: float32 products over the same weight values summed in other orders, within
+   * 1e-4 relative.
+   */
+  const expectSameSteps = (stored: Awaited<ReturnType<typeof stepsWith>>, want: Awaited<ReturnType<typeof stepsWith>>) => {
+    expect(new Set(stored.counts.slice(1).map((c) => `${c.tensors}/${c.store}`)).size).toBe(1);
+    for (const [i, loss] of want.losses.entries()) expect(Math.abs((stored.losses[i] as number) - loss)).toBeLessThan(1e-4 * Math.abs(loss));
+    for (const [name, grad] of want.firstGrads) {
+      const scale = grad.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+      expect(scale).toBeGreaterThan(0);
+      expect(worstAbs(stored.firstGrads.get(name) as Float32Array, grad)).toBeLessThan(1e-4 * scale);
+    }
+  };
+
   it.skipIf(skip)('trains LoRA to the float32-tensor path\'s loss and gradients, leaking no tensors and no store bytes', async () => {
     const stored = await stepsWith(built.dir, true);
     const plain = await stepsWith(built.dir, false);
-    // The same after the first step (AdamW's moments are made then): nothing grows per step.
-    expect(new Set(stored.counts.slice(1).map((c) => `${c.tensors}/${c.store}`)).size).toBe(1);
     expect(stored.losses[3]).toBeLessThan(stored.losses[0] as number);
-    for (const [i, want] of plain.losses.entries()) expect(Math.abs((stored.losses[i] as number) - want)).toBeLessThan(1e-4 * Math.abs(want));
-    for (const [name, want] of plain.firstGrads) {
-      const got = stored.firstGrads.get(name) as Float32Array;
-      const scale = want.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
-      expect(scale).toBeGreaterThan(0);
-      expect(worstAbs(got, want)).toBeLessThan(1e-4 * scale);
-    }
+    expectSameSteps(stored, plain);
   });
 
   it.skipIf(skip)('at base precision Q4_0 trains LoRA to the loss and gradients of the float32 path on the weights as Q4_0 rounds them', async () => {
     const stored = await stepsWith(built.dir, true, 'q4_0');
     const reference = await stepsWith(q4Dir, false);
     const original = await stepsWith(built.dir, false);
-    expect(new Set(stored.counts.slice(1).map((c) => `${c.tensors}/${c.store}`)).size).toBe(1);
-    // float32 products over the same weight values, summed in other orders: within 1e-4 relative.
-    for (const [i, want] of reference.losses.entries()) expect(Math.abs((stored.losses[i] as number) - want)).toBeLessThan(1e-4 * Math.abs(want));
-    for (const [name, want] of reference.firstGrads) {
-      const got = stored.firstGrads.get(name) as Float32Array;
-      const scale = want.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
-      expect(scale).toBeGreaterThan(0);
-      expect(worstAbs(got, want)).toBeLessThan(1e-4 * scale);
-    }
+    expectSameSteps(stored, reference);
     // The 4-bit rounding shows in the loss, far above that tolerance: the comparison above is not with the BF16 model's.
     expect(Math.abs((stored.losses[0] as number) - (original.losses[0] as number))).toBeGreaterThan(1e-3 * Math.abs(original.losses[0] as number));
   });

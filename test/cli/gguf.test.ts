@@ -6,13 +6,13 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSy
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { main } from '../../main/cli/index';
 import { exportGgufModel } from '../../main/engine/adapters/gguf-model-export';
 import { exportPeftAdapter } from '../../main/engine/adapters/peft';
 import { ResidentAdapters } from '../../main/engine/adapters/resident';
 import { loadModel } from '../../main/engine/models/registry';
 import { useCpu } from '../engine/lora/setup';
 import { STARTER, maxDiff, ourLogProbs, randomAdapter } from '../engine/gguf/helpers';
+import { runCli } from '../support/cli';
 import { llamaCppLogProbs } from '../support/llama-cpp';
 import { logitsOf, maxAbsDiff } from '../support/logits';
 
@@ -20,13 +20,6 @@ const TOKENS = [1, 872, 198, 40, 1000, 2, 198, 1, 64, 1103];
 let work: string;
 let adapterDir: string;
 let adapted: Float64Array[];
-
-async function runCli(argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const code = await main(argv, { out: (t) => (out += t + '\n'), err: (t) => (err += t + '\n') });
-  return { code, out, err };
-}
 
 beforeAll(async () => {
   await useCpu();

@@ -1,34 +1,19 @@
 import { expect, test } from '@playwright/test';
-import { createServer, type Server } from 'node:http';
-import { readFile } from 'node:fs/promises';
-import { extname, join, normalize } from 'node:path';
+import type { Server } from 'node:http';
+import { serveRenderer } from './ui-support';
 
-// The built renderer (npm test builds it before Playwright runs), served as plain files.
-const root = join(import.meta.dirname, '../../out/renderer');
-const types: Record<string, string> = { '.html': 'text/html', '.js': 'text/javascript', '.css': 'text/css' };
+// The built renderer (npm test builds it before Playwright runs), served as plain files under the app's CSP.
 let server: Server;
 let baseUrl = '';
 
 test.beforeAll(async () => {
-  server = createServer(async (req, res) => {
-    const path = normalize(join(root, (req.url ?? '/').split('?')[0] === '/' ? 'index.html' : (req.url ?? '')));
-    if (!path.startsWith(root)) return void res.writeHead(403).end();
-    try {
-      const body = await readFile(path);
-      res.writeHead(200, { 'content-type': types[extname(path)] ?? 'application/octet-stream' }).end(body);
-    } catch {
-      res.writeHead(404).end();
-    }
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const address = server.address();
-  if (typeof address !== 'object' || address === null) throw new Error('no server address');
-  baseUrl = `http://127.0.0.1:${address.port}/`;
+  ({ server, url: baseUrl } = await serveRenderer());
 });
 
 test.afterAll(() => new Promise<void>((resolve) => server.close(() => resolve())));
 
 test('the app shell renders and its sections can be reached by keyboard', async ({ page }) => {
+  // Page errors only: with no server behind the files, the page's WebSocket fails, as it should, on the console.
   const errors: string[] = [];
   page.on('pageerror', (error) => errors.push(error.message));
   await page.goto(baseUrl);

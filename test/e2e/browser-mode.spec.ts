@@ -1,52 +1,16 @@
 import { expect, test } from '@playwright/test';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { collectErrors, servedLibrary } from './ui-support';
 
 // The real `lorasmith serve` (built renderer, real handlers, real library) driven through Debian's Chromium.
-const repo = join(import.meta.dirname, '../..');
-let server: ChildProcess;
-let url = '';
-let dataDir = '';
-
-test.beforeAll(async () => {
-  dataDir = mkdtempSync(join(tmpdir(), 'lorasmith-e2e-'));
-  server = spawn(process.execPath, ['bin/lorasmith.js', 'serve', '--port', '0', '--data-dir', dataDir], { cwd: repo, stdio: ['ignore', 'pipe', 'pipe'] });
-  let output = '';
-  url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`lorasmith serve printed no address:\n${output}`)), 60_000);
-    const onData = (chunk: Buffer) => {
-      output += String(chunk);
-      const match = /Open (http:\/\/127\.0\.0\.1:\d+\/t\/\S+\/)/.exec(output);
-      if (match?.[1]) {
-        clearTimeout(timer);
-        resolve(match[1]);
-      }
-    };
-    server.stdout?.on('data', onData);
-    server.stderr?.on('data', onData);
-    server.once('exit', (code) => reject(new Error(`lorasmith serve exited with ${code}:\n${output}`)));
-  });
-});
-
-test.afterAll(async () => {
-  if (server.exitCode === null) {
-    const exited = new Promise((resolve) => server.once('exit', resolve));
-    server.kill('SIGINT');
-    await exited;
-  }
-  rmSync(dataDir, { recursive: true, force: true });
-});
+const served = servedLibrary('e2e');
 
 test('the served UI loads with the token and talks to the real handlers over the WebSocket', async ({ page }) => {
-  const errors: string[] = [];
-  page.on('pageerror', (error) => errors.push(error.message));
+  const errors = collectErrors(page);
   const replies: string[] = [];
   page.on('websocket', (ws) => ws.on('framereceived', (frame) => replies.push(String(frame.payload))));
-  await page.goto(url);
+  await page.goto(served.url);
   await expect(page.getByRole('heading', { level: 1, name: 'Lorasmith' })).toBeVisible();
   await expect.poll(() => replies.some((r) => r.includes('"ok":true'))).toBe(true);
   expect(replies.some((r) => r.includes('"code":"UNAUTHORIZED"'))).toBe(false);
@@ -54,7 +18,7 @@ test('the served UI loads with the token and talks to the real handlers over the
 });
 
 test('the address without its token is refused', async ({ page }) => {
-  const origin = new URL(url).origin;
+  const origin = new URL(served.url).origin;
   const response = await page.goto(`${origin}/`);
   expect(response?.status()).toBe(403);
   const wrong = await page.goto(`${origin}/t/not-the-token/`);
@@ -71,16 +35,16 @@ test('the token reaches no other service on 127.0.0.1: no cookie, no Referer', a
   await new Promise<void>((resolve) => other.listen(0, '127.0.0.1', resolve));
   const port = (other.address() as AddressInfo).port;
   try {
-    await page.goto(url);
+    await page.goto(served.url);
     await expect(page.getByRole('heading', { level: 1, name: 'Lorasmith' })).toBeVisible();
     expect(await page.context().cookies()).toEqual([]);
     await page.evaluate((href) => { (globalThis as unknown as { location: { href: string } }).location.href = href; }, `http://127.0.0.1:${port}/`);
     await expect(page).toHaveTitle('other');
     await page.goto(`http://localhost:${port}/`);
     expect(seen.length).toBeGreaterThanOrEqual(2);
-    const token = /\/t\/([^/]+)\//.exec(url)?.[1] ?? '';
+    const token = /\/t\/([^/]+)\//.exec(served.url)?.[1] ?? '';
     expect(token.length).toBeGreaterThan(20);
-    expect(seen.filter((request) => request.includes(token) || request.includes(new URL(url).origin))).toEqual([]);
+    expect(seen.filter((request) => request.includes(token) || request.includes(new URL(served.url).origin))).toEqual([]);
     expect(seen.filter((request) => /cookie/i.test(request))).toEqual([]);
   } finally {
     other.close();

@@ -5,21 +5,21 @@ import { readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { extname, join, normalize } from 'node:path';
 import { expect, test, type Page } from '@playwright/test';
+import { CONTENT_SECURITY_POLICY } from '../../main/app/security';
 
 const root = join(import.meta.dirname, '../../out/renderer');
 const types: Record<string, string> = { '.html': 'text/html', '.js': 'text/javascript', '.css': 'text/css', '.svg': 'image/svg+xml' };
-/** The CSP main sends with every page in the app (main/app/security.ts): the tests see what users see. */
-const CSP = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self' ws://127.0.0.1:*; object-src 'none'";
 
 export const SCREENSHOTS = join(import.meta.dirname, '../../test-results/ui');
 
+/** The built renderer as plain files, under the CSP the app sends with every page (main/app/security.ts): the tests see what users see. */
 export async function serveRenderer(): Promise<{ server: Server; url: string }> {
   const server = createServer(async (req, res) => {
     const path = normalize(join(root, (req.url ?? '/').split('?')[0] === '/' ? 'index.html' : (req.url ?? '').split('?')[0]!));
     if (!path.startsWith(root)) return void res.writeHead(403).end();
     try {
       const body = await readFile(path);
-      res.writeHead(200, { 'content-type': types[extname(path)] ?? 'application/octet-stream', 'content-security-policy': CSP }).end(body);
+      res.writeHead(200, { 'content-type': types[extname(path)] ?? 'application/octet-stream', 'content-security-policy': CONTENT_SECURITY_POLICY }).end(body);
     } catch {
       res.writeHead(404).end();
     }

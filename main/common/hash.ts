@@ -45,14 +45,19 @@ export function listFiles(dir: string): { path: string; bytes: number }[] {
   return found.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
 }
 
+/** What hashFolder feeds before a file's bytes: its relative path, a NUL, its size, a NUL (for hashes made as bytes arrive). */
+export function folderEntryHeader(file: { readonly path: string; readonly bytes: number }): string {
+  return `${file.path}\0${file.bytes}\0`;
+}
+
 /**
- * 'sha256:<hex>' of a folder: each file's relative path, a NUL, its size, a NUL, then its bytes, in path order.
+ * 'sha256:<hex>' of a folder: each file's folderEntryHeader, then its bytes, in path order.
  * Renaming, adding or changing any file changes the hash; where the folder lives does not.
  */
 export function hashFolder(dir: string): string {
   const hash = createHash('sha256');
   for (const file of listFiles(dir)) {
-    hash.update(`${file.path}\0${file.bytes}\0`);
+    hash.update(folderEntryHeader(file));
     feedFile(hash, join(dir, file.path));
   }
   return `sha256:${hash.digest('hex')}`;

@@ -12,7 +12,7 @@ import { existsSync, mkdirSync, readdirSync, renameSync, rmSync } from 'node:fs'
 import { open, type FileHandle } from 'node:fs/promises';
 import { dirname, join, relative, sep } from 'node:path';
 import { tempSibling } from '../../common/atomic';
-import { listFiles } from '../../common/hash';
+import { folderEntryHeader, listFiles } from '../../common/hash';
 import type { ContentRef, WireFile } from '../../host/remote/protocol';
 import { isRelativePath } from '../../host/remote/transfer';
 import { IpcError } from '../errors';
@@ -200,7 +200,7 @@ export class RemoteContent {
         upload.offset = 0;
         continue;
       }
-      if (upload.ref.kind === 'folder') upload.hash.update(`${file.path}\0${file.bytes}\0`);
+      if (upload.ref.kind === 'folder') upload.hash.update(folderEntryHeader(file));
       const target = join(upload.staging, ...file.path.split('/'));
       mkdirSync(dirname(target), { recursive: true });
       upload.handle = await open(target, 'wx');

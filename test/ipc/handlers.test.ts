@@ -1,7 +1,7 @@
 /**
  * The command handlers through the in-memory IPC pair, on a real library and a real engine host (worker thread)
  * loading a one-layer GPT-2 with the real tokenizer: import, train a few steps, see the version committed, chat with it;
- * kill the host mid-run and see the run marked failed with the reason, and the next command served.
+ * kill the host mid-run and see the run marked interrupted with the reason, the next command served and the run resumed.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { existsSync } from 'node:fs';
@@ -170,7 +170,7 @@ describe('command handlers over the in-memory pair', () => {
     expect(info.backend?.matmulKernels).toMatch(/\w/);
   });
 
-  it('marks a run failed with HOST_DIED when the host dies mid-run, and serves the next command', async () => {
+  it('marks a run interrupted with HOST_DIED when the host dies mid-run, serves the next command, and resumes the run', async () => {
     const [model] = await api.invoke('models.list', {});
     const [dataset] = await api.invoke('datasets.list', {});
     const firstStep = main.nextEvent('train.progress');
@@ -179,12 +179,19 @@ describe('command handlers over the in-memory pair', () => {
     const first = await Promise.race([firstStep, finished]);
     expect(first).toHaveProperty('step'); // training got going before the crash
     host.kill('simulated out-of-memory');
-    const failed = (await finished).run;
-    expect(failed).toMatchObject({ id: run.id, status: 'failed' });
-    expect(failed.error).toContain('HOST_DIED');
-    expect(failed.error).toContain('simulated out-of-memory');
+    const interrupted = (await finished).run;
+    expect(interrupted).toMatchObject({ id: run.id, status: 'interrupted' });
+    expect(interrupted.error).toContain('HOST_DIED');
+    expect(interrupted.error).toContain('simulated out-of-memory');
     const loaded = await api.invoke('chat.load', { modelId: model?.id ?? '' }); // a fresh host
     expect(loaded.modelId).toBe(model?.id);
-    expect((await api.invoke('runs.list', {})).find((r) => r.id === run.id)?.status).toBe('failed');
+    expect((await api.invoke('runs.list', {})).find((r) => r.id === run.id)?.status).toBe('interrupted');
+    // The engine's death is no fault of the run: it resumes on the fresh host like a cancelled one.
+    const resumedStep = main.nextEvent('train.progress');
+    const stopped = main.nextEvent('train.finished');
+    expect(await api.invoke('train.resume', { runId: run.id })).toMatchObject({ id: run.id, status: 'running' });
+    expect(await resumedStep).toHaveProperty('runId', run.id);
+    await api.invoke('train.cancel', { runId: run.id });
+    expect((await stopped).run).toMatchObject({ id: run.id, status: 'cancelled' });
   });
 });

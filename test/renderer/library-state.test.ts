@@ -95,6 +95,29 @@ describe('AdaptersState', () => {
     await adapters.deleteVersion('v3');
     expect(fake.callsOf('adapters.deleteVersion')).toEqual([{ versionId: 'v3' }]);
   });
+
+  it('an adapter with no version offers its cancelled run to resume, and deletes', async () => {
+    let listed = [ADAPTER];
+    const fake = fakeApi({
+      'adapters.list': () => listed,
+      'adapters.versions': () => [],
+      'runs.list': () => [run({ id: 'r5', status: 'cancelled', checkpointStep: 40 }), run({ id: 'r6', adapterId: 'other', status: 'cancelled' })],
+      'adapters.delete': () => {
+        listed = [];
+        return { deleted: true };
+      },
+    });
+    const adapters = new AdaptersState(fake);
+    await adapters.refresh();
+    await adapters.selectAdapter('a1');
+    expect(adapters.lineage).toEqual([]);
+    expect(adapters.stoppedRuns.map((r) => [r.id, r.checkpointStep])).toEqual([['r5', 40]]);
+    await adapters.deleteAdapter('a1');
+    expect(fake.callsOf('adapters.delete')).toEqual([{ adapterId: 'a1' }]);
+    expect(adapters.adapters).toEqual([]);
+    expect(adapters.selectedAdapter).toBeNull();
+    expect(adapters.error).toBeNull();
+  });
 });
 
 describe('SettingsState', () => {

@@ -1,7 +1,7 @@
 import { describe, expect, it, vi } from 'vitest';
-import { byNewest, emptyLive, foldProgress, TrainingState } from '../../renderer/src/lib/state/training.svelte';
+import { byNewest, emptyLive, foldProgress, isResumable, TrainingState, whyStopped } from '../../renderer/src/lib/state/training.svelte';
 import type { TrainingProgress } from '../../preload/contract';
-import { fakeApi } from './fake-api';
+import { appError, fakeApi } from './fake-api';
 import { run } from './fixtures';
 
 function progress(step: number, extra: Partial<TrainingProgress> = {}): TrainingProgress {
@@ -91,6 +91,42 @@ describe('training progress', () => {
     api.emit('train.progress', progress(60));
     expect(training.stoppedEarly(run({ status: 'done' }))).toBe(true);
     expect(training.stoppedEarly(run({ status: 'cancelled' }))).toBe(false);
+  });
+});
+
+describe('a stopped run', () => {
+  it('resumes when cancelled or interrupted, and says why it stopped: cancelled, the app closed, or its engine died', () => {
+    expect([run({ status: 'cancelled' }), run({ status: 'interrupted' })].every(isResumable)).toBe(true);
+    expect([run({ status: 'failed' }), run({ status: 'done' }), run({ status: 'running' })].some(isResumable)).toBe(false);
+    expect(whyStopped(run({ status: 'cancelled' }))).toBe('This run was cancelled.');
+    // What start-up writes for a run it found running: the app itself stopped.
+    expect(whyStopped(run({ status: 'interrupted', error: 'the app stopped while this run was training; resume it to continue from its last checkpoint' })))
+      .toBe('The app stopped while this run trained.');
+    // What the training handler writes when the engine host dies under the run: its code and reason.
+    const died = '[HOST_DIED] the engine host stopped while running train (request 7): out of memory. The next request starts a fresh host.';
+    expect(whyStopped(run({ status: 'interrupted', error: died }))).toBe(`The engine stopped while this run trained: ${died}`);
+  });
+
+  it('deletes: the run leaves the list and the selection; a refusal is said and the run stays', async () => {
+    let refuse = false;
+    const api = fakeApi({
+      'runs.list': () => [run({ id: 'r1', status: 'cancelled' }), run({ id: 'r2', status: 'done', adapterVersionId: 'v1', startedAt: '2026-11-28T09:00:00Z' })],
+      'runs.delete': () => {
+        if (refuse) throw appError('IN_USE', 'run r2 is training; cancel it first');
+        return { deleted: true };
+      },
+    });
+    const training = new TrainingState(api);
+    await training.refresh();
+    await training.select('r1');
+    await training.deleteRun('r1');
+    expect(api.callsOf('runs.delete')).toEqual([{ runId: 'r1' }]);
+    expect(training.runs.map((r) => r.id)).toEqual(['r2']);
+    expect(training.selectedRunId).toBeNull();
+    refuse = true;
+    await training.deleteRun('r2');
+    expect(training.runs.map((r) => r.id)).toEqual(['r2']);
+    expect(training.error).toContain('cancel it first');
   });
 });
 

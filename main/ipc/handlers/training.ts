@@ -1,7 +1,7 @@
 /**
  * Training runs: create the run row (or resume a stopped one from its checkpoint), hand the job to the engine
  * host, record progress as metrics and checkpoints, commit the finished adapter as a new version, and mark the run
- * failed with the reason when the host reports an error or dies.
+ * failed with the reason when the engine reports an error, or interrupted (resumable) when the engine dies.
  */
 import { basename } from 'node:path';
 import type { TrainingRun, TrainingSettings } from '../../../preload/contract';
@@ -136,8 +136,10 @@ export function trainingHandlers(ctx: HandlerContext): TrainingHandlers {
       },
       (error: unknown) => {
         const e = toAppError(error);
-        // A remote engine that went away mid-run: the run is kept to resume (on it again, or on this machine).
-        const outcome = e.code === 'CANCELLED' ? 'cancelled' : e.code === 'REMOTE_ENGINE_LOST' ? 'interrupted' : 'failed';
+        // An engine that went away mid-run (this machine's host died, out of memory say, or a remote engine was
+        // lost): the run is interrupted, not failed, and resumes from its last checkpoint like any other.
+        const engineLost = e.code === 'HOST_DIED' || e.code === 'REMOTE_ENGINE_LOST';
+        const outcome = e.code === 'CANCELLED' ? 'cancelled' : engineLost ? 'interrupted' : 'failed';
         finish(run.id, outcome, `[${e.code}] ${e.message}`);
       },
     ).catch((error: unknown) => {

@@ -88,6 +88,15 @@ export function isResumable(run: TrainingRun): boolean {
   return run.status === 'cancelled' || run.status === 'interrupted';
 }
 
+/**
+ * Why a resumable run stopped, in a sentence: cancelled; the app closed while it trained (start-up found it
+ * running); or its engine died under it (main's error, which starts with the error's code: out of memory, say).
+ */
+export function whyStopped(run: TrainingRun): string {
+  if (run.status === 'cancelled') return 'This run was cancelled.';
+  return run.error && /^\[[A-Z_]+\]/.test(run.error) ? `The engine stopped while this run trained: ${run.error}` : 'The app stopped while this run trained.';
+}
+
 /** Training runs, their live progress (events keep arriving while the user is elsewhere), cancel, resume, delete. */
 export class TrainingState {
   #api: Api;

@@ -4,7 +4,7 @@
  * Skipped, saying why, where this checkout has no `serve` command yet.
  */
 import { expect, test, type Page } from '@playwright/test';
-import { writeFileSync } from 'node:fs';
+import { readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { collectErrors, servedLibrary, shot } from './ui-support';
@@ -112,6 +112,15 @@ test('real main side: import, train, cancel, resume, finish, chat base vs adapte
   expect(steps).toEqual(Array.from({ length: 1500 }, (_, i) => i + 1));
   // Each evaluation after the resume (every 100 steps) came with a greedy sample made with the adapter being trained.
   await expect(details.locator('ol.samples li').first()).toBeVisible();
+  // What the finished run trained with, and its version in the library, where the exports are.
+  await details.getByRole('button', { name: 'Settings' }).click();
+  await expect(details.getByLabel('Run settings')).toContainText('0.01 (');
+  await expect(details.getByRole('button', { name: 'Train again with these settings' })).toBeVisible();
+  await details.getByRole('button', { name: 'Export…' }).click();
+  await expect(page.getByRole('tab', { name: 'Adapters' })).toHaveAttribute('aria-selected', 'true');
+  await expect(adapterDetails.getByRole('treeitem', { selected: true })).toContainText('v1');
+  await expect(adapterDetails.getByLabel('Export to folder')).toBeVisible();
+  await section(page, 'Training');
   await page.reload();
   await section(page, 'Training');
   await expect(page.getByRole('list', { name: 'Runs' })).toContainText('pirate v1');
@@ -154,6 +163,25 @@ test('real main side: import, train, cancel, resume, finish, chat base vs adapte
   await expect(note).toBeHidden({ timeout: 60_000 });
   await section(page, 'Training');
   await expect(details.getByRole('button', { name: /^Resume from step \d+$/ })).toBeVisible();
+  // Not wanted after all: the paused run goes with its checkpoints, then its adapter, which has no version.
+  const runs = page.getByRole('list', { name: 'Runs' });
+  await expect(runs.getByRole('listitem')).toHaveCount(2);
+  await details.getByRole('button', { name: 'Delete run' }).click();
+  await page.getByRole('dialog').getByRole('button', { name: 'Delete', exact: true }).click();
+  await expect(runs.getByRole('listitem')).toHaveCount(1);
+  await expect(runs).toContainText('pirate v1');
+  await section(page, 'Library');
+  await page.getByRole('tab', { name: 'Adapters' }).click();
+  await page.getByRole('button', { name: /^long-run/ }).click();
+  await expect(adapterDetails).toContainText('Delete the adapter if it is not wanted.');
+  await adapterDetails.getByRole('button', { name: 'Delete adapter' }).click();
+  await page.getByRole('dialog').getByRole('button', { name: 'Delete', exact: true }).click();
+  await expect(page.getByRole('button', { name: /^long-run/ })).toHaveCount(0);
+  const library = new Database(join(served.home, 'data', 'library.sqlite'), { readonly: true, fileMustExist: true });
+  const left = library.prepare('SELECT a.name, COUNT(r.id) AS runs FROM adapters a LEFT JOIN training_runs r ON r.adapter_id = a.id GROUP BY a.id').all();
+  library.close();
+  expect(left).toEqual([{ name: 'pirate', runs: 1 }]);
+  expect(readdirSync(join(served.home, 'data', 'runs')).filter((f) => !f.startsWith('.'))).toHaveLength(1);
 
   // Settings shows what the engine host detected (app.info asks it once it has started).
   await section(page, 'Settings');

@@ -2,7 +2,8 @@ import { describe, expect, it, vi } from 'vitest';
 import { byNewest, emptyLive, foldProgress, isResumable, TrainingState, whyStopped } from '../../renderer/src/lib/state/training.svelte';
 import type { TrainingProgress } from '../../preload/contract';
 import { appError, fakeApi } from './fake-api';
-import { run } from './fixtures';
+import { ADAPTER, run } from './fixtures';
+import { RootState } from '../../renderer/src/lib/state/root.svelte';
 
 function progress(step: number, extra: Partial<TrainingProgress> = {}): TrainingProgress {
   return {
@@ -127,6 +128,36 @@ describe('a stopped run', () => {
     await training.deleteRun('r2');
     expect(training.runs.map((r) => r.id)).toEqual(['r2']);
     expect(training.error).toContain('cancel it first');
+  });
+});
+
+describe('deleting from one view, seen in the other', () => {
+  it('a run deleted in the Training view leaves its adapter\'s unfinished runs; an adapter deleted leaves the run list', async () => {
+    let runs = [run({ id: 'r5', status: 'cancelled', checkpointStep: 40 }), run({ id: 'r6', adapterId: 'a2', status: 'cancelled' })];
+    let adapters = [ADAPTER, { ...ADAPTER, id: 'a2', name: 'other' }];
+    const api = fakeApi({
+      'runs.list': () => runs,
+      'adapters.list': () => adapters,
+      'adapters.versions': () => [],
+      'runs.delete': ({ runId }) => {
+        runs = runs.filter((r) => r.id !== runId);
+        return { deleted: true };
+      },
+      'adapters.delete': ({ adapterId }) => {
+        adapters = adapters.filter((a) => a.id !== adapterId);
+        runs = runs.filter((r) => r.adapterId !== adapterId);
+        return { deleted: true };
+      },
+    });
+    const root = new RootState(api);
+    await Promise.all([root.training.refresh(), root.adapters.refresh()]);
+    await root.adapters.selectAdapter('a1');
+    expect(root.adapters.stoppedRuns.map((r) => r.id)).toEqual(['r5']);
+    await root.deleteRun('r5');
+    expect(root.adapters.stoppedRuns).toEqual([]); // no Resume left for a run that is gone
+    await root.deleteAdapter('a2');
+    expect(root.training.runs).toEqual([]);
+    expect(root.adapters.adapters.map((a) => a.id)).toEqual(['a1']);
   });
 });
 

@@ -101,6 +101,18 @@ export class RootState {
     } else this.app.notify('error', `Could not resume the run: ${this.training.error ?? 'unknown reason'}`);
   }
 
+  /** Deletes a stopped run: its adapter's list of unfinished runs (Library, Adapters) forgets it too. */
+  async deleteRun(runId: string): Promise<void> {
+    await this.training.deleteRun(runId);
+    await this.adapters.refresh();
+  }
+
+  /** Deletes an adapter with its versions and runs: the Training view's list forgets those runs too. */
+  async deleteAdapter(adapterId: string): Promise<void> {
+    await this.adapters.deleteAdapter(adapterId);
+    await this.training.refresh();
+  }
+
   /** A finished run's adapter version in the chat, answering next to its base model. */
   async openInChat(run: TrainingRun): Promise<void> {
     if (!run.adapterVersionId) return;

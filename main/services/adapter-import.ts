@@ -4,10 +4,10 @@
  * what does not), then its PEFT files, and nothing else of the folder, become a new version of an adapter on that
  * base. A folder that does not fit is refused with the verdict and writes nothing.
  */
-import { copyFileSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { AdapterPreflight } from '../../preload/contract';
+import { tempSibling } from '../common/atomic';
 import type { Library } from '../store/index';
 import { NOTE_FILE, PEFT_FILES } from '../store/repos/versions';
 import type { VersionDetails } from '../store/types';
@@ -40,18 +40,20 @@ export async function importPeftFolder(library: Library, files: FileWork, dir: s
   if (!preflight.ok) {
     throw new ServiceError('ADAPTER_MISMATCH', [`${dir} does not fit ${model.name}: ${preflight.verdict}`, ...preflight.problems.map((p) => `  ${p}`)].join('\n'));
   }
-  const staging = mkdtempSync(join(tmpdir(), 'lorasmith-peft-import-'));
+  // Staged under a temp name in the data directory (what a stop midway leaves, the start-up sweep removes), then
+  // moved in by the commit; a new adapter's row and its first version's row are written in one transaction, so a
+  // stop between them leaves neither (no adapter without the version it was made for).
+  const staging = tempSibling(library.dataDir.resolve('peft-import'));
+  mkdirSync(staging);
   try {
-    for (const file of KEPT_FILES) if (existsSync(join(dir, file))) copyFileSync(join(dir, file), join(staging, file));
+    const kept = KEPT_FILES.filter((file) => existsSync(join(dir, file)));
+    await files.run({ kind: 'copyIn', copies: kept.map((file) => ({ from: join(dir, file), to: join(staging, file) })) });
     writeFileSync(join(staging, NOTE_FILE), JSON.stringify({ description: `imported from ${dir} (${preflight.verdict})` }, null, 2) + '\n');
-    const adapter = existing ?? library.adapters.create({ name: adapterName, baseModelId: model.id });
-    try {
-      const version = library.versions.commit({ adapterId: adapter.id, filesFrom: staging, take: 'copy', origin: 'imported' });
-      return { version, adapterName, preflight };
-    } catch (error) {
-      if (!existing && library.versions.list(adapter.id).length === 0) library.adapters.delete(adapter.id);
-      throw error;
-    }
+    const version = library.transaction(() => {
+      const adapter = existing ?? library.adapters.create({ name: adapterName, baseModelId: model.id });
+      return library.versions.commit({ adapterId: adapter.id, filesFrom: staging, take: 'move', origin: 'imported' });
+    });
+    return { version, adapterName, preflight };
   } finally {
     rmSync(staging, { recursive: true, force: true });
   }

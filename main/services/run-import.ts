@@ -7,7 +7,7 @@
  * refusal). Reading the result and the preflight run in the file worker. One home for `lorasmith import-run` and the
  * Adapters view.
  */
-import { cpSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { tempSibling } from '../common/atomic';
 import type { Library } from '../store/index';
@@ -62,35 +62,33 @@ export async function importRunResult(library: Library, files: FileWork, dir: st
     throw new ServiceError('ADAPTER_MISMATCH', `adapter '${adapterName}' belongs to another base model; choose another name`);
   }
 
-  // The version folder: the PEFT files, what the trainer wrote, and the machine (read back as trainedOn). Staged
-  // under a temp name in the data directory, so that a stop midway leaves what the start-up sweep removes, and
-  // moved into place by the commit.
+  // The version folder: the PEFT files, what the trainer wrote (copied in the file worker), and the machine (read
+  // back as trainedOn). Staged under a temp name in the data directory, so that a stop midway leaves what the
+  // start-up sweep removes, and moved into place by the commit.
   const staging = tempSibling(library.dataDir.resolve('run-import'));
   mkdirSync(staging);
   try {
-    cpSync(result.adapterDir, staging, { recursive: true });
-    for (const name of ['trainer_state.json', 'run_info.json', 'run.json']) cpSync(join(result.dir, name), join(staging, name));
+    const records = ['trainer_state.json', 'run_info.json', 'run.json'].map((name) => ({ from: join(result.dir, name), to: join(staging, name) }));
+    await files.run({ kind: 'copyIn', copies: [{ from: result.adapterDir, to: staging }, ...records] });
     const versions = { testedVersions: result.testedVersions, versionDifferences: result.versionDifferences };
     writeFileSync(join(staging, MACHINE_FILE), JSON.stringify({ description: trainedOn, ...result.machine, ...versions }, null, 2) + '\n');
 
-    const adapter = existing ?? library.adapters.create({ name: adapterName, baseModelId: model.id });
-    const created = library.runs.create({ adapterId: adapter.id, datasetId: dataset.id, settings, parentVersionId: parent?.id ?? null, totalSteps: result.steps });
-    try {
+    // The adapter (when new), the run, its curves and the version in one transaction: a stop at any point leaves all
+    // of them or none (never a run without its version, nor an adapter without the version it was made for).
+    const { version, run } = library.transaction(() => {
+      const adapter = existing ?? library.adapters.create({ name: adapterName, baseModelId: model.id });
+      const created = library.runs.create({ adapterId: adapter.id, datasetId: dataset.id, settings, parentVersionId: parent?.id ?? null, totalSteps: result.steps });
       library.runs.start(created.id, result.steps);
       library.metrics.append(created.id, result.points);
-      const version = library.versions.commit({
+      const committed = library.versions.commit({
         adapterId: adapter.id, filesFrom: staging, take: 'move', origin: 'trained', parentVersionId: parent?.id ?? null,
         datasetId: dataset.id, settings, runId: created.id,
         metrics: { steps: result.steps, ...(result.trainLoss !== null ? { trainLoss: result.trainLoss } : {}), ...(result.valLoss !== null ? { valLoss: result.valLoss } : {}) },
       });
-      const run = library.runs.finish(created.id, 'done');
-      const warnings = result.versionWarning ? [result.versionWarning] : [];
-      return { version: library.versions.get(version.id), run, adapterName, trainedOn, steps: result.steps, warnings };
-    } catch (error) {
-      library.runs.delete(created.id);
-      if (!existing && library.versions.list(adapter.id).length === 0) library.adapters.delete(adapter.id);
-      throw error;
-    }
+      return { version: committed, run: library.runs.finish(created.id, 'done') };
+    });
+    const warnings = result.versionWarning ? [result.versionWarning] : [];
+    return { version: library.versions.get(version.id), run, adapterName, trainedOn, steps: result.steps, warnings };
   } finally {
     rmSync(staging, { recursive: true, force: true });
   }

@@ -51,6 +51,11 @@ export interface Library {
   readonly lineage: LineageQueries;
   /** The data-dir lock where opened with a holder; released by close(). */
   readonly lock: DataDirLock | null;
+  /**
+   * Runs `fn` (repository calls only, synchronous) as one transaction: its rows are written all together or, if it
+   * throws or the process dies first, not at all. A folder it moved in without its row is what the start-up removes.
+   */
+  transaction<T>(fn: () => T): T;
   /** Run once at start-up, before anything is shown or trained (see startup.ts). */
   startupCheck(): StartupReport;
   close(): void;
@@ -101,6 +106,7 @@ export function openLibrary(dataDir: string, options: LibraryOptions = {}): Libr
     settings: new SettingsRepo(ctx),
     lineage: new LineageQueries(ctx, metrics),
     lock,
+    transaction: <T>(fn: () => T): T => db.transaction(fn)(),
     startupCheck: () => startupCheck(ctx),
     close: () => {
       db.close();

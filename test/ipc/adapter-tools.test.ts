@@ -4,7 +4,7 @@
  * one-line verdict), chatted with, analysed (its singular values against a float64 power iteration written here,
  * on the file's own bytes) and reduced to a new version whose spectrum is the old one's leading values.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Api, ModuleSpectrum } from '../../preload/contract';
@@ -102,7 +102,11 @@ describe('a PEFT adapter from elsewhere, in the Adapters view', () => {
     expect(preflight.verdict).toBe('made for resources/starter with hidden 256; fits this llama base: 28 modules (down_proj, gate_proj, up_proj, k_proj, o_proj, q_proj, v_proj) at rank 4');
     expect(preflight.fits).toContain('mlp.down_proj (layers 0–3): rank 4, scale 2, 704 → 256');
 
+    const jobs = vi.spyOn(main.files, 'run');
     const { version, adapterName } = await api.invoke('adapters.importPeft', { path: STARTER_LORA, modelId, name: 'peft-made' });
+    // The check and the copy of the user's files both run in the file worker, off the main thread.
+    expect(jobs.mock.calls.map(([job]) => job.kind)).toEqual(['preflightAdapter', 'copyIn']);
+    jobs.mockRestore();
     expect(adapterName).toBe('peft-made');
     expect(version).toMatchObject({ version: 1, origin: 'imported', status: 'ok', note: expect.stringContaining(`imported from ${STARTER_LORA}`) });
     // Only the PEFT files (and the note) are kept: the fixture's peft_logits.json stays where it was.

@@ -5,10 +5,10 @@
  * logits. Bad paths and unusable files are refused by name.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { Api, TrainingSettings } from '../../preload/contract';
 import { exportGgufModel } from '../../main/engine/adapters/gguf-model-export';
 import { ResidentAdapters } from '../../main/engine/adapters/resident';
@@ -142,5 +142,22 @@ describe('GGUF through the app: find, add, fine-tune, export back', () => {
     // The file is the app's: the model cannot be deleted while its adapter exists, and no delete ever touches it.
     await expect(api.invoke('models.delete', { id: model.id })).rejects.toMatchObject({ code: 'IN_USE' });
     expect(existsSync(blob)).toBe(true);
+  });
+
+  it('a GGUF file in a folder the user picks (no digest to go by) is hashed in the file worker, not on the main thread', async () => {
+    const chosen = join(dir, 'downloads');
+    mkdirSync(join(chosen, 'starter'), { recursive: true });
+    const file = join(chosen, 'starter', 'starter-f16.gguf');
+    copyFileSync(blob, file);
+    const { found } = await api.invoke('models.findGguf', { folder: chosen });
+    expect(found.find((f) => f.path === file)).toMatchObject({ origin: 'folder', name: 'starter/starter-f16.gguf', problem: null, modelId: null });
+    const jobs = vi.spyOn(main.files, 'run');
+    try {
+      const model = await api.invoke('models.importGguf', { path: file });
+      expect(jobs.mock.calls.map(([job]) => job)).toEqual([{ kind: 'hashFile', path: file }]);
+      expect(model).toMatchObject({ path: file, contentHash: `sha256:${createHash('sha256').update(readFileSync(file)).digest('hex')}`, gguf: { origin: 'file' } });
+    } finally {
+      jobs.mockRestore();
+    }
   });
 });

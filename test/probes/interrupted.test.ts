@@ -1,20 +1,24 @@
 /**
- * `kill -9` of the real server in the middle of a hub download and of each delete, then the next start: it says what
- * it cleaned up, and the library holds no row without its files, no folder without its row and no temp; what the
- * user did not ask to remove is untouched. (Imports and training meet the same in files.test.ts and training.test.ts.)
+ * `kill -9` of the real server in the middle of a hub download, of each delete and of the imports that add an adapter
+ * (a PEFT folder, a run trained elsewhere), then the next start: it says what it cleaned up, and the library holds no
+ * row without its files, no folder without its row and no temp; what the user did not ask to remove is untouched.
+ * (Model and dataset imports and training meet the same in files.test.ts and training.test.ts.)
  */
 import { afterAll, beforeAll, describe, expect } from 'vitest';
 import { existsSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { WebSocket } from 'ws';
-import type { AdapterVersion, BaseModel, Dataset, TrainingRun } from '../../preload/contract';
+import type { Adapter, AdapterVersion, BaseModel, Dataset, TrainingRun, TrainingSettings } from '../../preload/contract';
 import { startFakeHub, type FakeHub } from '../support/fake-hub';
 import { countingJsonl, gpt2Settings } from '../support/training-data';
+import { writeRunResult } from '../support/run-result';
 import { probe } from '../support/probes/record';
 import { call, filesUnder, nextEvent, openSocket, REPO, rowCounts, startServer, tempDir } from '../support/probes/server';
 
 const GPT2 = join(REPO, 'test/fixtures/tiny-random-gpt2');
 const TINY = join(REPO, 'test/fixtures/gpt2-real-tokenizer-1layer');
+const STARTER = join(REPO, 'resources/starter');
+const STARTER_LORA = join(REPO, 'test/fixtures/peft-0.21-starter-lora');
 const HUB_REPO = 'fake-org/tiny-gpt2';
 const COMMIT = 'c'.repeat(40);
 const HUB_FILES = ['config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer_config.json', 'vocab.json'];
@@ -158,4 +162,67 @@ describe('kill -9 in the middle of a delete, and the next start', () => {
       await last.stop();
     }
   }, 600_000);
+});
+
+describe('kill -9 in the middle of an adapter import, and the next start', () => {
+  const llamaSettings: TrainingSettings = {
+    lora: { targetModules: ['q_proj', 'v_proj'], rank: 4, alpha: 8, dropout: 0, useRslora: false },
+    maxSteps: 2, learningRate: 1e-3, batchSize: 2, gradAccum: 1, maxSeqLen: 32, valSplit: 0, seed: 1,
+    scheduler: 'constant', warmupSteps: 0, weightDecay: 0, maxGradNorm: 1, evalEvery: 0, checkpointEvery: 0, trainOnPrompt: false,
+  };
+
+  probe('kill9-adapter-import', async () => {
+    const dataDir = join(temp.dir, 'importing-adapters');
+    const adapters = join(dataDir, 'adapters');
+    const dataFile = join(temp.dir, 'count-llama.jsonl');
+    writeFileSync(dataFile, countingJsonl(6));
+
+    // The starter model and a dataset; an exported run whose result (PEFT's adapter for the starter) came back.
+    const setup = await startServer(dataDir);
+    const ws = await openSocket(setup);
+    const model = await ok<BaseModel>(ws, 'models.import', { path: STARTER, mode: 'copy', name: 'starter' });
+    const dataset = await ok<Dataset>(ws, 'datasets.import', { path: dataFile });
+    const bundle = join(temp.dir, 'exported-run');
+    await ok(ws, 'runs.exportForPeft', { modelId: model.id, datasetId: dataset.id, settings: llamaSettings, destination: bundle });
+    writeRunResult(bundle, join(bundle, 'output'), STARTER_LORA, [{ step: 1, loss: 2.5, lr: 1e-3, gradNorm: 0.9 }, { step: 2, loss: 2.25, lr: 1e-3, gradNorm: 0.8 }], []);
+    ws.close();
+    expect(await setup.stop()).toBe(0);
+    const before = rowCounts(dataDir);
+
+    /**
+     * A server killed at the rename that moves `command`'s staged files (`.<staging>.tmp-…` in the data folder) into
+     * its new adapter's first version: the adapter's row (and the run's) are written by then.
+     */
+    async function killedImporting(staging: string, command: string, args: unknown): Promise<void> {
+      const server = await startServer(dataDir, { crashOnRename: `${join(dataDir, `.${staging}.tmp-`)}` });
+      void call(await openSocket(server), command, args).catch(() => null);
+      expect(await server.exited).toBeNull();
+      expect(readdirSync(dataDir).filter((n) => n.startsWith(`.${staging}.tmp-`))).toHaveLength(1); // staged, never moved in
+    }
+
+    await killedImporting('peft-import', 'adapters.importPeft', { path: STARTER_LORA, modelId: model.id, name: 'peft-made' });
+    await killedImporting('run-import', 'runs.importResult', { path: bundle, adapterName: 'trained-elsewhere' });
+
+    const next = await startServer(dataDir);
+    try {
+      expect(next.output()).toMatch(/Removed \d+ unfinished write\(s\)/);
+      // Neither import left a row: no adapter without the version it was made for, no run without its version.
+      expect(rowCounts(dataDir)).toEqual(before);
+      consistent(dataDir);
+      expect(existsSync(adapters) ? readdirSync(adapters) : []).toEqual([]);
+      const socket = await openSocket(next);
+      expect(await ok<Adapter[]>(socket, 'adapters.list')).toEqual([]);
+      expect(await ok<TrainingRun[]>(socket, 'runs.list')).toEqual([]);
+      // Both imports then complete.
+      const peft = await ok<{ version: AdapterVersion }>(socket, 'adapters.importPeft', { path: STARTER_LORA, modelId: model.id, name: 'peft-made' });
+      const run = await ok<{ version: AdapterVersion }>(socket, 'runs.importResult', { path: bundle, adapterName: 'trained-elsewhere' });
+      expect([peft.version.version, run.version.version]).toEqual([1, 1]);
+      expect((await ok<Adapter[]>(socket, 'adapters.list')).map((a) => a.name).sort()).toEqual(['peft-made', 'trained-elsewhere']);
+      expect(await ok<TrainingRun[]>(socket, 'runs.list')).toMatchObject([{ status: 'done', adapterVersionId: run.version.id }]);
+      socket.close();
+      consistent(dataDir);
+    } finally {
+      await next.stop();
+    }
+  }, 300_000);
 });

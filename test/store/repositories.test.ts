@@ -110,18 +110,19 @@ describe('library repositories', () => {
     expect(readdirSync(join(lib.dataDir.root, 'models'))).toEqual([model.id]);
   });
 
-  it('models: a GGUF file is referenced where it lies, with its origin; hashed unless its digest is given; never deleted', () => {
+  it('models: a GGUF file is referenced where it lies, with its origin and the content hash its caller read; never deleted', () => {
     const file = join(work, 'blobs', 'sha256-abc');
     mkdirSync(join(work, 'blobs'), { recursive: true });
     writeFileSync(file, Buffer.from('GGUF and then some weights'));
-    const gguf = { architecture: 'qwen2', parameterCount: 494, origin: 'ollama' as const, originName: 'qwen2.5:0.5b', quantization: 'Q4_K_M' };
+    const digest = `sha256:${createHash('sha256').update(readFileSync(file)).digest('hex')}`;
+    const gguf = { architecture: 'qwen2', parameterCount: 494, origin: 'ollama' as const, originName: 'qwen2.5:0.5b', quantization: 'Q4_K_M', contentHash: digest };
     expect(errorCode(() => lib.models.importGguf({ ...gguf, path: 'blobs/sha256-abc' }))).toBe('INVALID_INPUT');
     expect(errorCode(() => lib.models.importGguf({ ...gguf, path: join(work, 'missing.gguf') }))).toBe('FILE_MISSING');
     expect(errorCode(() => lib.models.importGguf({ ...gguf, path: work }))).toBe('FILE_MISSING');
     const added = lib.models.importGguf({ ...gguf, path: file });
     expect(added).toMatchObject({
       name: 'qwen2.5:0.5b', architecture: 'qwen2', path: file, storage: 'reference', files: [],
-      contentHash: `sha256:${createHash('sha256').update(readFileSync(file)).digest('hex')}`,
+      contentHash: digest,
       gguf: { origin: 'ollama', name: 'qwen2.5:0.5b', quantization: 'Q4_K_M', fileBytes: 26 },
     });
     expect(lib.models.list().find((m) => m.id === added.id)).toEqual(added);

@@ -113,7 +113,7 @@ describe('startupCheck', () => {
   it('a referenced GGUF file is ok while it is there, missing when its app removed it, ok when it is back', () => {
     const file = join(tmp.path, 'blob');
     writeFileSync(file, 'GGUF weights');
-    const gguf = lib.models.importGguf({ path: file, architecture: 'llama', parameterCount: 1, origin: 'ollama', originName: 'x:latest', quantization: 'F16' });
+    const gguf = lib.models.importGguf({ path: file, architecture: 'llama', parameterCount: 1, origin: 'ollama', originName: 'x:latest', quantization: 'F16', contentHash: 'sha256:0' });
     expect(lib.startupCheck().modelsMissing).toEqual([]);
     renameSync(file, `${file}.away`);
     expect(lib.startupCheck().modelsMissing).toEqual([gguf.id]);

@@ -43,10 +43,11 @@ export function ggufHandlers(ctx: HandlerContext): Pick<Handlers, 'models.findGg
       const f = found.get(path);
       if (!f) throw new IpcError('PATH_NOT_GRANTED', `'${path}' is not among the GGUF models the last search found; search again and add one of them`);
       if (f.problem !== null || f.architecture === null) throw new IpcError('INVALID_INPUT', `${f.name} cannot be a base model here: ${f.problem ?? 'its header could not be read'}`);
+      // Ollama names its blob by its sha256; any other file of gigabytes is hashed in the file worker, not here.
+      const contentHash = f.digest ?? (await ctx.files.run({ kind: 'hashFile', path: f.path })).contentHash;
       return library.models.importGguf({
         path: f.path, ...(name ? { name } : {}), architecture: f.architecture, parameterCount: f.parameterCount,
-        origin: f.origin === 'folder' ? 'file' : f.origin, originName: f.name, quantization: f.quantization,
-        ...(f.digest ? { contentHash: f.digest } : {}),
+        origin: f.origin === 'folder' ? 'file' : f.origin, originName: f.name, quantization: f.quantization, contentHash,
       });
     },
     'adapters.exportGguf': async ({ versionId, destination, kind, type }) => {

@@ -3,11 +3,11 @@
  * (dataset normalisation, model configs and checkpoint headers, tokenizers) and copy them into staging folders.
  */
 import {
-  closeSync, copyFileSync, fsyncSync, mkdirSync, openSync, readdirSync, readSync, realpathSync, statSync, writeSync,
+  closeSync, copyFileSync, cpSync, fsyncSync, mkdirSync, openSync, readdirSync, readSync, realpathSync, statSync, writeSync,
 } from 'node:fs';
 import { basename, dirname, join, relative, sep } from 'node:path';
 import { fsyncTree } from '../../common/atomic';
-import { hashFolder } from '../../common/hash';
+import { hashFile, hashFolder } from '../../common/hash';
 import { loadTokenizer } from '../../engine/io/tokenizer';
 import { inspectModel as inspect } from '../../engine/models/inspect';
 import { normalizeDatasetToFile, readDatasetHead, storedDatasetFile } from '../../engine/train/datasets/normalize';
@@ -117,6 +117,14 @@ function copyByReading(source: string, target: string): void {
   }
 }
 
+function copyIn(copies: readonly { readonly from: string; readonly to: string }[]): { copied: number } {
+  for (const { from, to } of copies) {
+    cpSync(from, to, { recursive: true, dereference: true });
+    fsyncTree(to);
+  }
+  return { copied: copies.length };
+}
+
 function stageDataset(job: Extract<FileJob, { kind: 'stageDataset' }>): StagedDataset {
   mkdirSync(job.staging);
   // The copy is what gets normalised and hashed: what is stored is exactly what was read, once.
@@ -197,5 +205,9 @@ export async function runJob(job: FileJob): Promise<FileJobResults[FileJob['kind
       return runResultSummary(job.dir);
     case 'preflightAdapter':
       return preflightJob(job.adapterDir, job.modelDir);
+    case 'copyIn':
+      return copyIn(job.copies);
+    case 'hashFile':
+      return { contentHash: hashFile(job.path) };
   }
 }

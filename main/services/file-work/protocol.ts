@@ -74,7 +74,14 @@ export type FileJob =
   /** An exported run's result folder, read and checked (nothing written). */
   | { readonly kind: 'readRunResult'; readonly dir: string }
   /** Whether a PEFT adapter fits a model folder (the preflight): its verdict and details, and as the CLI prints it. */
-  | { readonly kind: 'preflightAdapter'; readonly adapterDir: string; readonly modelDir: string };
+  | { readonly kind: 'preflightAdapter'; readonly adapterDir: string; readonly modelDir: string }
+  /**
+   * Copies users' files or folders (`from`, symlinks followed) to `to` in a staging folder of the data directory, and
+   * flushes them: an imported adapter's files before the store moves them into a version.
+   */
+  | { readonly kind: 'copyIn'; readonly copies: readonly { readonly from: string; readonly to: string }[] }
+  /** One file's content hash (main/common/hash's hashFile): a GGUF model of gigabytes, read where it lies. */
+  | { readonly kind: 'hashFile'; readonly path: string };
 
 export interface FileJobResults {
   inspectModel: ModelSummary;
@@ -83,6 +90,8 @@ export interface FileJobResults {
   previewDataset: PreviewResult;
   readRunResult: RunResultSummary;
   preflightAdapter: AdapterPreflight & { readonly report: string };
+  copyIn: { readonly copied: number };
+  hashFile: { readonly contentHash: string };
 }
 
 export type FileJobKind = FileJob['kind'];

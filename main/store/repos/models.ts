@@ -7,7 +7,7 @@ import { isAbsolute, join, resolve } from 'node:path';
 import type { BaseModel } from '../../../preload/contract/domain';
 import { StoreError, notFound } from '../errors';
 import { copyDirAtomic, moveAtomic, removeAtomic } from '../files';
-import { hashFile, hashFolder, listFiles } from '../../common/hash';
+import { hashFolder, listFiles } from '../../common/hash';
 import { newId, nowIso } from '../ids';
 import { parseJson, stableJson } from '../json';
 import { layout } from '../paths';
@@ -43,8 +43,11 @@ export interface GgufModelImport {
   /** Its name where it came from: 'qwen2.5:0.5b' in Ollama, 'publisher/repo/file.gguf' in LM Studio. */
   readonly originName: string;
   readonly quantization: string | null;
-  /** The file's sha256 as 'sha256:<hex>' where the caller knows it (Ollama's blob digest); hashed here otherwise. */
-  readonly contentHash?: string;
+  /**
+   * The file's sha256 as 'sha256:<hex>' (main/common/hash's hashFile, or Ollama's blob digest): the caller's to
+   * compute, off the main thread, since a GGUF file is gigabytes.
+   */
+  readonly contentHash: string;
 }
 
 type GgufOrigin = NonNullable<BaseModel['gguf']>['origin'];
@@ -174,7 +177,7 @@ export class ModelsRepo {
       storage: 'reference',
       path,
       parameter_count: input.parameterCount,
-      content_hash: input.contentHash ?? hashFile(path),
+      content_hash: input.contentHash,
       // Presence is what the startup check can promise of a file its app may replace; no listing of a folder.
       files_json: stableJson([]),
       added_at: nowIso(),

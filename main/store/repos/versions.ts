@@ -2,7 +2,7 @@
  * Adapter versions: PEFT files in adapters/<adapter>/v<n>/ and the record of what they were trained from.
  * Files are moved into place first, the row written after; deleting marks the folder, removes the row, then the files.
  */
-import { existsSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, rmdirSync, rmSync, statSync } from 'node:fs';
 import { dirname, isAbsolute, join } from 'node:path';
 import { sweepTemps } from '../../common/atomic';
 import type { AdapterVersion, TrainingSettings } from '../../../preload/contract/domain';
@@ -147,6 +147,7 @@ export class VersionsRepo {
       return toVersion(row, this.ctx);
     } catch (error) {
       removeAtomic(folder);
+      removeIfEmpty(dirname(folder)); // an adapter created for this version, its row rolled back with it
       throw error;
     }
   }
@@ -262,5 +263,14 @@ function checkPeftFolder(folder: string): void {
       throw new StoreError('INVALID_INPUT', `adapter folder '${folder}' has no ${name}; a PEFT adapter needs ${
         PEFT_FILES.join(' and ')}`);
     }
+  }
+}
+
+/** Removes `dir` if it holds nothing (an adapter's folder holds only its versions, made on demand). */
+function removeIfEmpty(dir: string): void {
+  try {
+    rmdirSync(dir);
+  } catch {
+    // not empty, or gone already: nothing to do
   }
 }

@@ -4,8 +4,10 @@
  *                                                     when the base is a Hugging Face folder)
  *   merged <model> --adapter DIR[=SCALE]... --out DIR the adapters merged, written as one GGUF model + Modelfile
  *   inspect <file.gguf>                               architecture, quantization, tensors, tokenizer, template
- * A <model> is a Hugging Face folder or a GGUF file (one imported from Ollama or LM Studio, say).
+ *   find [--folder DIR]...                            the GGUF models Ollama and LM Studio hold (and DIR), by name
+ * A <model> is a Hugging Face folder or a GGUF file (one Ollama or LM Studio holds, say, used where it lies).
  */
+import { homedir } from 'node:os';
 import { resolve } from 'node:path';
 import { UsageError, type CliCommand, type CliIo } from './command';
 import { exportGgufBundle, type GgufBundle } from '../engine/adapters/gguf-bundle';
@@ -13,11 +15,13 @@ import type { GgufModelType } from '../engine/adapters/gguf-model-export';
 import { importPeftAdapter } from '../engine/adapters/peft';
 import { ResidentAdapters } from '../engine/adapters/resident';
 import { describeGguf } from '../engine/io/gguf-describe';
+import { findGgufFiles, findOllamaModels, type FoundGguf } from '../engine/io/gguf-discovery';
+import { defaultGgufFolders } from '../services/gguf-folders';
 import type { CausalLM } from '../engine/models/types';
 import { type BaseLoader, parseAdapterSpecs } from './merge';
 import { flagOption, listOption, parseOptions, positional, runSubcommand, stringOption } from './options';
 
-export const GGUF_USAGE = `lorasmith gguf <adapter|merged|inspect> ...
+export const GGUF_USAGE = `lorasmith gguf <adapter|merged|inspect|find> ...
   lorasmith gguf adapter <adapter-dir> --base <model> --out DIR [--name NAME] [--type f16|bf16|q8_0] [--ollama-base NAME]
       The PEFT adapter as a GGUF LoRA (adapter.gguf) with an Ollama Modelfile. On a GGUF base the Modelfile points
       at it (or at --ollama-base, its name in Ollama); on a Hugging Face folder the base is written too, as
@@ -26,6 +30,10 @@ export const GGUF_USAGE = `lorasmith gguf <adapter|merged|inspect> ...
       The adapters merged into the base and written as model.gguf (default f16) with a Modelfile.
   lorasmith gguf inspect <file.gguf> [--json]
       What a GGUF file holds: architecture, size, quantization, tokenizer, chat template, tensor types.
+  lorasmith gguf find [--folder DIR]... [--json]
+      The GGUF models already on this computer: Ollama's ($OLLAMA_MODELS, else ~/.ollama/models) by their Ollama
+      names, LM Studio's (~/.lmstudio/models) and those under each --folder, with their paths, and why one cannot
+      be used. Give a path as the <model> of train, generate or gguf adapter: it is read where it lies, never copied.
 
   <model> is a Hugging Face folder or a GGUF file. --out must not exist yet. Prints the commands that run the
   result in Ollama and llama.cpp.`;
@@ -109,16 +117,53 @@ function inspect(argv: readonly string[], io: CliIo): number {
   return 0;
 }
 
+/** One found model in a line: where from, its name, what it is, its path; or why it cannot be used here. */
+function foundLine(f: FoundGguf): string {
+  const what = f.summary
+    ? `${f.summary.architecture}, ${f.summary.quantization ?? 'unknown quantization'}, ${(f.summary.parameterCount / 1e6).toFixed(0)}M parameters, ${(f.bytes / 1e9).toFixed(2)} GB`
+    : `${(f.bytes / 1e9).toFixed(2)} GB`;
+  const lines = [`${f.origin.padEnd(8)} ${f.name} (${what})`, `         ${f.path}`];
+  if (f.problem !== null) lines.push(`         cannot be used here: ${f.problem}`);
+  if (f.note !== null) lines.push(`         note: ${f.note}`);
+  return lines.join('\n');
+}
+
+function find(argv: readonly string[], io: CliIo): number {
+  const args = parseOptions(argv, { folder: 'list', json: 'flag' });
+  if (args.positionals.length > 0) throw new UsageError(`gguf find takes no <path> (got '${args.positionals[0]}'); give a folder with --folder DIR\nUsage: ${GGUF_USAGE}`);
+  const defaults = defaultGgufFolders(process.env, homedir(), process.platform);
+  const folders = listOption(args, 'folder').map((dir) => resolve(dir));
+  const found = [
+    ...defaults.ollama.flatMap((dir) => findOllamaModels(dir)),
+    ...defaults.lmstudio.flatMap((dir) => findGgufFiles(dir, 'lmstudio')),
+    ...folders.flatMap((dir) => findGgufFiles(dir, 'folder')),
+  ];
+  const searched = [...defaults.ollama, ...defaults.lmstudio, ...folders];
+  if (flagOption(args, 'json')) {
+    io.out(JSON.stringify({ searched, found: found.map(({ summary, ...f }) => ({ ...f, architecture: summary?.architecture ?? null, quantization: summary?.quantization ?? null, parameterCount: summary?.parameterCount ?? null })) }));
+    return 0;
+  }
+  if (searched.length === 0) {
+    io.out('no Ollama or LM Studio models folder here (~/.ollama/models, $OLLAMA_MODELS, ~/.lmstudio/models); give one with --folder DIR');
+    return 0;
+  }
+  io.out(`searched ${searched.join(', ')}: ${found.length} GGUF model(s)`);
+  for (const f of found) io.out(foundLine(f));
+  if (found.some((f) => f.problem === null)) io.out('use a path above as the <model> of lorasmith train, generate or gguf adapter (read where it lies)');
+  return 0;
+}
+
 export function makeGgufCommand(load: BaseLoader): CliCommand {
   return {
     name: 'gguf',
-    summary: 'export adapters or merged models as GGUF for Ollama / llama.cpp, or inspect a GGUF file',
+    summary: 'export adapters or merged models as GGUF for Ollama / llama.cpp, inspect a GGUF file, or find those Ollama and LM Studio hold',
     usage: GGUF_USAGE,
     async run(argv: readonly string[], io: CliIo): Promise<number> {
       return runSubcommand('gguf', GGUF_USAGE, argv, {
         adapter: (rest) => adapter(rest, io, load),
         merged: (rest) => merged(rest, io, load),
         inspect: (rest) => inspect(rest, io),
+        find: (rest) => find(rest, io),
       });
     },
   };

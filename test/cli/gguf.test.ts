@@ -1,13 +1,16 @@
 /**
  * `lorasmith gguf`: a PEFT adapter out as a GGUF LoRA with its Modelfile (run in llama.cpp to our engine's logits),
- * adapters merged into one GGUF model, inspection, and refusals that leave nothing behind.
+ * adapters merged into one GGUF model, inspection, the models Ollama and LM Studio hold found by name, and refusals
+ * that leave nothing behind.
  */
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { exportGgufModel } from '../../main/engine/adapters/gguf-model-export';
 import { exportPeftAdapter } from '../../main/engine/adapters/peft';
+import { kv, writeGguf } from '../../main/engine/io/gguf-write';
 import { ResidentAdapters } from '../../main/engine/adapters/resident';
 import { loadModel } from '../../main/engine/models/registry';
 import { useCpu } from '../engine/lora/setup';
@@ -87,7 +90,7 @@ describe('lorasmith gguf adapter', () => {
     expect(err).toMatch(/already exists/);
     expect((await runCli(['gguf', 'adapter', adapterDir, '--base', STARTER, '--out', join(work, 'x'), '--type', 'q4_k'])).err).toMatch(/--type must be f16, bf16, q8_0 or f32, got 'q4_k'/);
     expect((await runCli(['gguf', 'adapter', adapterDir, '--out', join(work, 'x')])).err).toMatch(/--base <model> is required/);
-    expect((await runCli(['gguf', 'export'])).err).toMatch(/gguf needs a subcommand: adapter, merged or inspect \(got 'export'\)/);
+    expect((await runCli(['gguf', 'export'])).err).toMatch(/gguf needs a subcommand: adapter, merged, inspect or find \(got 'export'\)/);
   });
 });
 
@@ -157,5 +160,59 @@ describe('a GGUF file wherever a model folder goes', () => {
     // Hugging Face safetensors out of a GGUF base is not offered: it says where the GGUF export is.
     const merge = await runCli(['merge', base, '--adapter', trained, '--out', join(work, 'hf-from-gguf'), '--backend', 'cpu']);
     expect([merge.code, merge.err]).toEqual([1, expect.stringMatching(/is a GGUF model, not a Hugging Face folder: export the merged model as GGUF instead/)]);
+  });
+});
+
+describe('lorasmith gguf find', () => {
+  it("lists the models Ollama and LM Studio hold in their default folders, and a chosen folder's, each with its path or why it cannot be used", async () => {
+    const home = join(work, 'home');
+    const starter = join(work, 'find-starter.gguf');
+    const model = await loadModel(STARTER);
+    await exportGgufModel(model, STARTER, starter, { type: 'F16', name: 'starter' }).finally(() => model.dispose());
+    // Ollama's library ($OLLAMA_MODELS): the starter as a blob named by its sha256, under a manifest naming it.
+    const ollama = join(work, 'ollama-models');
+    const digest = createHash('sha256').update(readFileSync(starter)).digest('hex');
+    const blob = join(ollama, 'blobs', `sha256-${digest}`);
+    mkdirSync(join(ollama, 'blobs'), { recursive: true });
+    copyFileSync(starter, blob);
+    mkdirSync(join(ollama, 'manifests/registry.ollama.ai/library/starter'), { recursive: true });
+    writeFileSync(join(ollama, 'manifests/registry.ollama.ai/library/starter/latest'), JSON.stringify({ layers: [{ mediaType: 'application/vnd.ollama.image.model', digest: `sha256:${digest}` }] }));
+    // LM Studio's default folder (~/.lmstudio/models/<publisher>/<repo>/), and a folder the user names.
+    const lmstudio = join(home, '.lmstudio/models/lorasmith/starter-GGUF/starter-F16.gguf');
+    mkdirSync(join(lmstudio, '..'), { recursive: true });
+    copyFileSync(starter, lmstudio);
+    const chosen = join(work, 'my-ggufs');
+    mkdirSync(chosen);
+    await writeGguf(join(chosen, 'falcon-Q8_0.gguf'), [kv.string('general.architecture', 'falcon')], [
+      { name: 'token_embd.weight', shape: [4, 32], type: 'Q8_0', data: () => new Float32Array(128) },
+    ]);
+
+    const saved = { HOME: process.env.HOME, OLLAMA_MODELS: process.env.OLLAMA_MODELS };
+    process.env.HOME = home;
+    process.env.OLLAMA_MODELS = ollama;
+    try {
+      const { code, out } = await runCli(['gguf', 'find', '--folder', chosen]);
+      expect(code).toBe(0);
+      expect(out).toContain(`searched ${ollama}, ${join(home, '.lmstudio/models')}, ${chosen}: 3 GGUF model(s)`);
+      expect(out).toMatch(new RegExp(`ollama +starter:latest \\(llama, F16, \\d+M parameters, [\\d.]+ GB\\)\n +${blob}\n`));
+      expect(out).toMatch(new RegExp(`lmstudio lorasmith/starter-GGUF/starter-F16.gguf \\(llama, F16, .*\\)\n +${lmstudio}\n`));
+      expect(out).toMatch(new RegExp(`folder +falcon-Q8_0.gguf \\(falcon, .*\\)\n +${join(chosen, 'falcon-Q8_0.gguf')}\n +cannot be used here: .*architecture 'falcon' is not supported`));
+      const json = JSON.parse((await runCli(['gguf', 'find', '--folder', chosen, '--json'])).out) as { found: { origin: string; name: string; path: string; digest: string | null; problem: string | null; architecture: string | null }[] };
+      expect(json.found.map((f) => [f.origin, f.name, f.path, f.architecture, f.problem === null])).toEqual([
+        ['ollama', 'starter:latest', blob, 'llama', true],
+        ['lmstudio', 'lorasmith/starter-GGUF/starter-F16.gguf', lmstudio, 'llama', true],
+        ['folder', 'falcon-Q8_0.gguf', join(chosen, 'falcon-Q8_0.gguf'), 'falcon', false],
+      ]);
+      expect(json.found[0]?.digest).toBe(`sha256:${digest}`);
+      expect((await runCli(['gguf', 'find', chosen])).err).toMatch(/gguf find takes no <path> \(got '.*my-ggufs'\); give a folder with --folder DIR/);
+    } finally {
+      for (const [key, value] of Object.entries(saved)) {
+        if (value === undefined) delete process.env[key];
+        else process.env[key] = value;
+      }
+    }
+    // What it found is a <model> wherever one goes, read where it lies.
+    const generated = await runCli(['generate', blob, '--prompt', 'In the beginning', '--max-new-tokens', '3', '--backend', 'cpu', '--json']);
+    expect([generated.code, generated.err]).toEqual([0, '']);
   });
 });

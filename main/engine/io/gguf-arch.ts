@@ -52,7 +52,7 @@ export function architectureForModelType(modelType: string): GgufArchitecture {
   const arch = ARCHITECTURES.find((a) => a.modelTypes.includes(modelType));
   if (!arch) {
     const known = ARCHITECTURES.flatMap((a) => a.modelTypes).join(', ');
-    throw new ModelIoError('UNSUPPORTED_MODEL', `model_type '${modelType}' cannot be written as GGUF yet (supported: ${known})`);
+    throw new ModelIoError('UNSUPPORTED_MODEL', `model_type '${modelType}' cannot be written as GGUF yet (supported: ${known}); export it as a PEFT adapter or a merged Hugging Face model instead`);
   }
   return arch;
 }

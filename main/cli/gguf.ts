@@ -119,9 +119,10 @@ function inspect(argv: readonly string[], io: CliIo): number {
 
 /** One found model in a line: where from, its name, what it is, its path; or why it cannot be used here. */
 function foundLine(f: FoundGguf): string {
+  const size = f.bytes >= 1e9 ? `${(f.bytes / 1e9).toFixed(2)} GB` : `${(f.bytes / 1e6).toFixed(1)} MB`;
   const what = f.summary
-    ? `${f.summary.architecture}, ${f.summary.quantization ?? 'unknown quantization'}, ${(f.summary.parameterCount / 1e6).toFixed(0)}M parameters, ${(f.bytes / 1e9).toFixed(2)} GB`
-    : `${(f.bytes / 1e9).toFixed(2)} GB`;
+    ? `${f.summary.architecture}, ${f.summary.quantization ?? 'unknown quantization'}, ${f.summary.parameterCount.toLocaleString('en')} parameters, ${size}`
+    : size;
   const lines = [`${f.origin.padEnd(8)} ${f.name} (${what})`, `         ${f.path}`];
   if (f.problem !== null) lines.push(`         cannot be used here: ${f.problem}`);
   if (f.note !== null) lines.push(`         note: ${f.note}`);

@@ -194,7 +194,7 @@ describe('lorasmith gguf find', () => {
       const { code, out } = await runCli(['gguf', 'find', '--folder', chosen]);
       expect(code).toBe(0);
       expect(out).toContain(`searched ${ollama}, ${join(home, '.lmstudio/models')}, ${chosen}: 3 GGUF model(s)`);
-      expect(out).toMatch(new RegExp(`ollama +starter:latest \\(llama, F16, \\d+M parameters, [\\d.]+ GB\\)\n +${blob}\n`));
+      expect(out).toMatch(new RegExp(`ollama +starter:latest \\(llama, F16, [\\d,]+ parameters, [\\d.]+ MB\\)\n +${blob}\n`));
       expect(out).toMatch(new RegExp(`lmstudio lorasmith/starter-GGUF/starter-F16.gguf \\(llama, F16, .*\\)\n +${lmstudio}\n`));
       expect(out).toMatch(new RegExp(`folder +falcon-Q8_0.gguf \\(falcon, .*\\)\n +${join(chosen, 'falcon-Q8_0.gguf')}\n +cannot be used here: .*architecture 'falcon' is not supported`));
       const json = JSON.parse((await runCli(['gguf', 'find', '--folder', chosen, '--json'])).out) as { found: { origin: string; name: string; path: string; digest: string | null; problem: string | null; architecture: string | null }[] };

@@ -45,7 +45,7 @@ export function describeGguf(path: string): GgufSummary {
     const byValues = Object.entries(values).sort((a, b) => b[1] - a[1])[0]?.[0] ?? null;
     const fileType = file.has('general.file_type') ? fileTypeName(file.number('general.file_type')) : null;
     const unreadable: string[] = [];
-    if (kind !== 'model') unreadable.push(`it is a ${kind} file, not a base model`);
+    if (kind !== 'model') unreadable.push(`it is ${/^[aeiou]/i.test(kind) ? 'an' : 'a'} ${kind} file, not a base model`);
     else if (file.tensors.size === 0) unreadable.push('it holds no weights (a vocabulary-only file)');
     if (!GGUF_ARCHITECTURES.includes(architecture)) unreadable.push(`architecture '${architecture}' is not supported (supported: ${GGUF_ARCHITECTURES.join(', ')})`);
     const unknownTypes = Object.keys(types).filter((t) => !DEQUANTIZABLE.includes(t));

@@ -320,9 +320,17 @@ export function assertFits(plan: MemoryPlan, availableBytes: number, fit: FitOpt
     return true;
   };
   if (!plan.recompute) tryPlan('turn on activation recomputation (--recompute)', { recompute: true });
-  const at8 = plan.baseInStore?.q8_0;
-  if (plan.baseHeld === 'store' && at8 !== undefined && plan.precision !== 'q8_0' && at8 < plan.baseWeightBytes) {
+  // A smaller base precision the store could hold this base at, in bytes, or undefined.
+  const smaller = (precision: 'q8_0' | 'q4_0'): number | undefined => {
+    const bytes = plan.baseInStore?.[precision];
+    return plan.baseHeld === 'store' && bytes !== undefined && plan.precision !== precision && bytes < plan.baseWeightBytes ? bytes : undefined;
+  };
+  const at8 = smaller('q8_0');
+  const at4 = smaller('q4_0');
+  const fitsAt8 = at8 !== undefined &&
     tryPlan(`keep the base at 8 bits (LORASMITH_BASE_PRECISION=q8_0: ${GiB(at8)} instead of ${GiB(plan.baseWeightBytes)}; its outputs change slightly)`, { baseWeightBytes: at8, precision: 'q8_0' });
+  if (!fitsAt8 && at4 !== undefined) {
+    tryPlan(`keep the base at 4 bits (LORASMITH_BASE_PRECISION=q4_0: ${GiB(at4)} instead of ${GiB(plan.baseWeightBytes)}; its outputs change more, --measure-precision says how much)`, { baseWeightBytes: at4, precision: 'q4_0' });
   }
   for (let batchSize = Math.floor(plan.batchSize / 2); batchSize >= 1; batchSize = Math.floor(batchSize / 2)) {
     const accumulate = Math.ceil(plan.batchSize / batchSize);
@@ -331,8 +339,11 @@ export function assertFits(plan: MemoryPlan, availableBytes: number, fit: FitOpt
   for (let seqLen = Math.floor(plan.seqLen / 2); seqLen >= 16; seqLen = Math.floor(seqLen / 2)) {
     if (tryPlan(`rows of at most ${seqLen} tokens with recomputation and batch size 1 (--max-seq-len ${seqLen} --batch-size 1 --recompute)`, { seqLen, batchSize: 1, recompute: true })) break;
   }
-  if (options.length === 0 && plan.baseHeld === 'store' && at8 !== undefined && plan.precision !== 'q8_0' && at8 < plan.baseWeightBytes) {
+  if (options.length === 0 && at8 !== undefined) {
     tryPlan('the base at 8 bits with batch size 1 and recomputation (LORASMITH_BASE_PRECISION=q8_0 --batch-size 1 --recompute)', { baseWeightBytes: at8, precision: 'q8_0', batchSize: 1, recompute: true });
+  }
+  if (options.length === 0 && at4 !== undefined) {
+    tryPlan('the base at 4 bits with batch size 1 and recomputation (LORASMITH_BASE_PRECISION=q4_0 --batch-size 1 --recompute)', { baseWeightBytes: at4, precision: 'q4_0', batchSize: 1, recompute: true });
   }
   const heap = plan.tensorHeapBytes;
   const heapBound = heap !== null && tensorBytes(plan, estimate) > 0.9 * heap;
@@ -367,14 +378,17 @@ function withoutStore(plan: MemoryPlan, estimate: MemoryEstimate, availableBytes
   const room = Math.min(inMemory, plan.tensorHeapBytes === null ? Infinity : 0.9 * plan.tensorHeapBytes - beside);
   const stored = { ...plan, baseHeld: 'store' as const, baseWeightBytes: plan.baseInStore.stored };
   const q8 = { ...plan, baseHeld: 'store' as const, baseWeightBytes: plan.baseInStore.q8_0 };
+  const q4 = { ...plan, baseHeld: 'store' as const, baseWeightBytes: plan.baseInStore.q4_0 };
   const then = fitsIn(stored, availableBytes, fit) ? 'this run would fit'
     : fitsIn(q8, availableBytes, fit) ? 'this run would fit at Q8_0'
-      : `this run would still need ${GiB(neededBytes(estimateMemory(q8), fit))} at Q8_0`;
+      : fitsIn(q4, availableBytes, fit) ? 'this run would fit at Q4_0'
+        : `this run would still need ${GiB(neededBytes(estimateMemory(q4), fit))} at Q4_0`;
   return ' Here the base is held as float32 tensors: the frozen-weight store is not in use (on wasm and cpu it is the ' +
     'native addon\'s: `npm run build:native` builds it, with a C compiler and OpenBLAS; LORASMITH_FROZEN_STORE=off turns it off). ' +
     (room >= 1e6 * F32 ? `As it is, a base of ${parametersIn(room)} parameters at most fits beside these settings' activations. `
       : 'As it is, no base fits beside these settings\' activations. ') +
-    `With the store this base would take ${GiB(plan.baseInStore.stored)} at its file precision or ${GiB(plan.baseInStore.q8_0)} at Q8_0, and ${then}.`;
+    `With the store this base would take ${GiB(plan.baseInStore.stored)} at its file precision, ${GiB(plan.baseInStore.q8_0)} at Q8_0 ` +
+    `or ${GiB(plan.baseInStore.q4_0)} at Q4_0, and ${then}.`;
 }
 
 export interface RunSettings {

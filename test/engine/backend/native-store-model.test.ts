@@ -4,7 +4,8 @@
  * BF16 outside the heap (and close ones at Q8_0); a LoRA training step gives the same loss and gradients as the
  * float32-tensor path and leaks neither tensors nor store bytes; at base precision Q4_0 the same steps give the
  * loss and gradients of the float32-tensor path on the weights as Q4_0 rounds them (quantized and dequantized in
- * float64 code that shares nothing with the addon); merging an adapter into a stored weight keeps it apart, gives
+ * float64 code that shares nothing with the addon), and greedy decoding with the KV cache (one-row GEMV products)
+ * picks the tokens the float64 model of those weights ranks first; merging an adapter into a stored weight keeps it apart, gives
  * the adapted logits, and unmerges to the base exactly.
  */
 import { copyFileSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
@@ -17,6 +18,7 @@ import { activeFrozenStore, type BasePrecision } from '../../../main/engine/back
 import { initBackend } from '../../../main/engine/backend/index';
 import { unregisterNativeKernels } from '../../../main/engine/backend/native/index';
 import { adapterVariables, injectAdapter } from '../../../main/engine/lora/inject';
+import { generate } from '../../../main/engine/generate/generate';
 import { loadModel } from '../../../main/engine/models/registry';
 import type { CausalLM } from '../../../main/engine/models/types';
 import { frozenWeightBytes } from '../../../main/engine/models/weights';
@@ -172,6 +174,26 @@ describe.each(['wasm', 'cpu'] as const)('a qwen2 on the frozen-weight store (%s)
     expectSameSteps(stored, reference);
     // The 4-bit rounding shows in the loss, far above that tolerance: the comparison above is not with the BF16 model's.
     expect(Math.abs((stored.losses[0] as number) - (original.losses[0] as number))).toBeGreaterThan(1e-3 * Math.abs(original.losses[0] as number));
+  });
+
+  it.skipIf(skip)('decodes greedily at Q4_0 with the KV cache, each token one the float64 model of its rounded weights ranks first', async () => {
+    await initBackend(backendName, { native: { threads: 2 } });
+    const model = await loadModel(built.dir, { precision: 'q4_0' });
+    try {
+      const { ids } = await generate(model, prompt, { maxNewTokens: 8, eosTokenIds: [] });
+      expect(ids).toHaveLength(8);
+      const weights = q4Weights(built.weights);
+      const sequence = [...prompt];
+      for (const id of ids) {
+        const last = llamaReference(weights, refConfig, sequence).at(-1) as Float64Array;
+        // The engine's pick is the float64 model's first choice, up to float32 rounding of a near tie (1e-5).
+        expect(Math.max(...last) - (last[id] as number)).toBeLessThan(1e-5);
+        sequence.push(id);
+      }
+      expect(new Set(ids).size).toBeGreaterThan(1); // not one token repeated: the comparison ranks several positions
+    } finally {
+      model.dispose();
+    }
   });
 
   it.skipIf(skip)('merges an adapter into stored weights apart from them: adapted logits, then the base again', async () => {

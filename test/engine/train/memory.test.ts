@@ -182,6 +182,7 @@ describe('the refusal', () => {
   const otherBytes = (1_543_714_304 - matrixValues) * 4; // norms and q/k/v biases stay float32
   const bf16Bytes = matrixValues * 2 + otherBytes;
   const q8Bytes = matrixValues + (matrixValues / 32) * 2 + otherBytes; // every row a whole number of 32-value blocks
+  const q4Bytes = (matrixValues / 32) * 18 + otherBytes; // 18 bytes per block
   const gib = (bytes: number) => `${(bytes / 2 ** 30).toFixed(2)} GiB`;
   const refusal = (f: () => void): string => {
     try {
@@ -202,7 +203,7 @@ describe('the refusal', () => {
     const message = refusal(() => assertFits(plan, 2 ** 40));
     expect(message).toContain('the frozen-weight store is not in use');
     expect(message).toContain('`npm run build:native`');
-    expect(message).toContain(`With the store this base would take ${gib(bf16Bytes)} at its file precision or ${gib(q8Bytes)} at Q8_0, and this run would fit.`);
+    expect(message).toContain(`With the store this base would take ${gib(bf16Bytes)} at its file precision, ${gib(q8Bytes)} at Q8_0 or ${gib(q4Bytes)} at Q4_0, and this run would fit.`);
     // "a base of about N at most fits": a base of 0.98 N float32 parameters does, one of 1.05 N does not.
     const [, amount = '', unit = ''] = /a base of about ([\d.]+)([MB]) parameters at most fits/.exec(message) ?? [];
     const n = Number(amount) * (unit === 'B' ? 1e9 : 1e6);
@@ -212,7 +213,7 @@ describe('the refusal', () => {
     await initBackend('cpu', { native: false });
   });
 
-  it.skipIf(!addonAvailable)('with the frozen store, offers the base at Q8_0 with what it takes when that fits', async () => {
+  it.skipIf(!addonAvailable)('with the frozen store, offers the base at Q8_0 with what it takes when that fits, at Q4_0 when only that fits', async () => {
     const lora = { targetModules: 'all-linear', rank: 16, dropout: 0 } as const;
     await initBackend('wasm', { native: {} });
     const plan = modelDirPlan(qwen15(), lora, { batchSize: 1, seqLen: 64, recompute: true });
@@ -224,10 +225,20 @@ describe('the refusal', () => {
     const message = refusal(() => assertFits(plan, (atBf16 + atQ8) / 2));
     expect(message).toContain(`keep the base at 8 bits (LORASMITH_BASE_PRECISION=q8_0: ${gib(q8Bytes)} instead of ${gib(bf16Bytes)}`);
     expect(message).not.toContain('frozen-weight store is not in use');
-    // already at Q8_0: not offered again
+    expect(message).not.toContain('q4_0'); // 8 bits fit: 4 bits not offered
+    // Between the peaks at Q8_0 and Q4_0: 4 bits offered, 8 bits not.
+    const atQ4 = estimateMemory({ ...plan, baseWeightBytes: q4Bytes }).peakBytes;
+    expect(atQ4).toBeLessThan(atQ8);
+    const tighter = refusal(() => assertFits(plan, (atQ8 + atQ4) / 2));
+    expect(tighter).toContain(`keep the base at 4 bits (LORASMITH_BASE_PRECISION=q4_0: ${gib(q4Bytes)} instead of ${gib(bf16Bytes)}`);
+    expect(tighter).not.toContain('LORASMITH_BASE_PRECISION=q8_0');
+    // already at Q8_0: not offered again; at Q4_0, nothing smaller to offer
     const q8Plan = modelDirPlan(qwen15(), lora, { batchSize: 1, seqLen: 64, recompute: true }, 'q8_0');
     expect(q8Plan.baseWeightBytes).toBe(q8Bytes);
-    expect(refusal(() => assertFits(q8Plan, atQ8 / 2))).not.toContain('LORASMITH_BASE_PRECISION');
+    expect(refusal(() => assertFits(q8Plan, (atQ8 + atQ4) / 2))).not.toContain('LORASMITH_BASE_PRECISION=q8_0');
+    const q4Plan = modelDirPlan(qwen15(), lora, { batchSize: 1, seqLen: 64, recompute: true }, 'q4_0');
+    expect(q4Plan.baseWeightBytes).toBe(q4Bytes);
+    expect(refusal(() => assertFits(q4Plan, atQ4 / 2))).not.toContain('LORASMITH_BASE_PRECISION');
     unregisterNativeKernels('wasm');
     await initBackend('cpu', { native: false });
   });

@@ -13,6 +13,8 @@ import { join } from 'node:path';
 import { WebSocket } from 'ws';
 import type { Api, Events, TrainingRun, TrainingSettings } from '../../preload/contract';
 import { hashFile } from '../../main/common/hash';
+import { hasWeightKernels } from '../../main/engine/backend/native/addon';
+import { REMOTE_PROTOCOL } from '../../main/host/remote/protocol';
 import { HostClient } from '../../main/host/client';
 import { withRemoteEngine } from '../../main/host/remote/remote-host';
 import { workerHost } from '../../main/host/worker-host';
@@ -21,16 +23,27 @@ import { remoteEngineEndpoint } from '../../main/ipc/remote-engine/endpoint';
 import type { Handlers } from '../../main/ipc/types';
 import { recordedModelHash } from '../../main/services/remote-engine';
 import type { Library } from '../../main/store/index';
+import { addonLoad, nativeSkipReason } from '../engine/backend/native-support';
 import { handlersUnderTest, type HandlersUnderTest } from '../support/handlers';
 import { filesUnder } from '../support/probes/server';
 import { countingJsonl } from '../support/training-data';
 
 const VERSION = '0.0.0-remote-test';
 const MODEL = join(import.meta.dirname, '../fixtures/gpt2-real-tokenizer-1layer');
+/** The base precision applies to a base in the frozen-weight store: the starter (F16) with a sample dataset, as the app measures it. */
+const STARTER = join(import.meta.dirname, '../../resources/starter');
+const SAMPLE = join(import.meta.dirname, '../../resources/samples/verily-chat.jsonl');
+const noStore = nativeSkipReason('the base precision on a remote engine', addonLoad.ok && hasWeightKernels(addonLoad.addon));
 const SETTINGS: TrainingSettings = {
   lora: { targetModules: ['c_attn'], rank: 2, alpha: 4, dropout: 0.1, useRslora: false },
   maxSteps: 6, learningRate: 1e-2, batchSize: 2, gradAccum: 1, maxSeqLen: 32, valSplit: 0.25, seed: 5,
   scheduler: 'cosine', warmupSteps: 1, weightDecay: 0.01, maxGradNorm: 1, evalEvery: 3, checkpointEvery: 2, trainOnPrompt: false,
+};
+
+const MEASURE: TrainingSettings = {
+  lora: { targetModules: ['q_proj', 'v_proj'], rank: 2, alpha: 4, dropout: 0, useRslora: false },
+  maxSteps: 2, learningRate: 1e-3, batchSize: 1, gradAccum: 1, maxSeqLen: 40, valSplit: 0.1, seed: 42,
+  scheduler: 'constant', warmupSteps: 0, weightDecay: 0, maxGradNorm: 1, evalEvery: 0, checkpointEvery: 0, trainOnPrompt: false,
 };
 
 let dir = '';
@@ -39,8 +52,9 @@ let remoteHost: HostClient;
 let server: BrowserServer;
 /** The remote's engine endpoint: one for the whole suite, as one `lorasmith serve` process has (its server restarts in the last test). */
 let endpoint: ((ws: WebSocket) => void) | undefined;
-/** The type of every frame the remote received, in order. */
+/** The type of every frame the remote received, in order, and of every engine request among them. */
 const frames: string[] = [];
+const engineRequests: string[] = [];
 /** The app: its engine host reaches the remote when Settings name it, as `lorasmith serve` and the app compose it. */
 let main: HandlersUnderTest;
 let library: Library;
@@ -59,7 +73,9 @@ async function startRemote(): Promise<BrowserServer> {
     engineSocket: (ws) => {
       ws.on('message', (data) => {
         try {
-          frames.push(String((JSON.parse(String(data)) as { type?: unknown }).type));
+          const frame = JSON.parse(String(data)) as { type?: unknown; request?: { type?: unknown } };
+          frames.push(String(frame.type));
+          if (frame.type === 'engine') engineRequests.push(String(frame.request?.type));
         } catch {
           frames.push('(not JSON)');
         }
@@ -163,6 +179,55 @@ describe('a remote engine', () => {
     expect(adapterBytes(local).equals(adapterBytes(run))).toBe(true);
   }, 240_000);
 
+  // The wizard's base precision: measured where the run would train (the base loaded twice there, not here).
+  it.skipIf(noStore)('measures the base precision on the remote engine, with its progress, as this machine measures it, and stops it there', async () => {
+    await useRemote();
+    const ids = {
+      modelId: (await api.invoke('models.import', { path: STARTER, mode: 'reference', name: 'starter' })).id,
+      datasetId: (await api.invoke('datasets.import', { path: SAMPLE })).id,
+    };
+    const measure = async (requestId: string) => {
+      const progress: string[] = [];
+      const off = api.on('train.precisionProgress', (p) => p.requestId === requestId && progress.push(`${p.precision} ${p.stage} ${p.batch}/${p.batches}`));
+      try {
+        return { cost: await api.invoke('train.measurePrecision', { requestId, ...ids, settings: MEASURE }), progress };
+      } finally {
+        off();
+      }
+    };
+    engineRequests.length = 0;
+    const there = await measure('remote-1');
+    expect(engineRequests).toContain('measurePrecision');
+    expect(there.progress).toEqual(['bf16', 'q8_0'].flatMap((p) => [`${p} loading 0/4`, ...[1, 2, 3, 4].map((b) => `${p} scoring ${b}/4`)]));
+    expect(there.cost.reference).toMatchObject({ precision: 'bf16', format: 'F16' });
+    expect(there.cost.others.map((m) => m.format)).toEqual(['Q8_0']);
+    await expect.poll(() => readdirSync(join(remoteData, 'remote', 'runs'))).toEqual([]);
+
+    // Stopped from here, it stops there between batches, and the remote engine goes on serving.
+    const stopped = new Promise<void>((resolve) => {
+      const off = api.on('train.precisionProgress', (p) => {
+        if (p.requestId !== 'remote-2' || p.stage !== 'scoring') return;
+        off();
+        void api.invoke('train.stopMeasure', { requestId: 'remote-2' }).then(() => resolve());
+      });
+    });
+    await expect(api.invoke('train.measurePrecision', { requestId: 'remote-2', ...ids, settings: MEASURE })).rejects.toMatchObject({ code: 'CANCELLED' });
+    await stopped;
+    expect((await api.invoke('train.estimate', { ...ids, settings: MEASURE })).base?.held).toBe('F16');
+    expect(engineRequests.filter((r) => r === 'cancel')).toHaveLength(1);
+
+    // This machine's engine measures the same: the same rows, formats and bytes, and losses within float32 noise.
+    await api.invoke('settings.set', { remoteEngine: null });
+    const here = await measure('local-1');
+    expect(here.progress).toEqual(there.progress);
+    const { reference, others, ...rows } = there.cost;
+    expect(rows).toEqual({ rows: here.cost.rows, examples: here.cost.examples, tokens: here.cost.tokens });
+    for (const [a, b] of [[reference, here.cost.reference], [others[0], here.cost.others[0]]]) {
+      expect({ ...a, loss: 0, lossDelta: 0 }).toEqual({ ...b, loss: 0, lossDelta: 0 });
+      expect(Math.abs((a?.loss ?? NaN) - (b?.loss ?? NaN))).toBeLessThan(1e-5);
+    }
+  }, 300_000);
+
   it('refuses a wrong token, another version and an address that is not a tunnel, writing nothing', async () => {
     const before = { runs: library.runs.list().length, adapters: library.adapters.list().length };
     await useRemote('wrong-token-0123456789');
@@ -206,7 +271,7 @@ describe('a remote engine', () => {
     expect((await send({ type: 'has', refs: [] })).error?.message).toContain('say hello first');
     ws.send('not json');
     await expect.poll(() => answers.get(-1)?.error?.message).toContain('must be JSON');
-    expect((await send({ type: 'hello', product: 'lorasmith', version: VERSION, protocol: 1 })).type).toBe('result');
+    expect((await send({ type: 'hello', product: 'lorasmith', version: VERSION, protocol: REMOTE_PROTOCOL })).type).toBe('result');
 
     const content = join(remoteData, 'remote', 'content');
     const heldBefore = readdirSync(content).sort();

@@ -3,7 +3,7 @@
  * library, the export made from the library's stored dataset, the adapter trained by the engine with the export's
  * settings standing in for PEFT's, and trainer_state.json / run_info.json / run.json written by the exported
  * train.py's own write_result (python3, no torch; test/support/run-result.ts). Then the version, its run, curves, lineage and machine; and the
- * refusals (unknown base, an adapter that does not fit, a folder that is not a result), each writing nothing.
+ * refusals (unknown base, unknown dataset, an adapter that does not fit, a folder that is not a result), each writing nothing.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -128,6 +128,21 @@ describe('importing a run trained elsewhere', () => {
     writeFileSync(join(other, 'run.json'), JSON.stringify(run));
     await expect(importRunResult(library, files, other)).rejects.toThrow(/base model this run trained .* is not in the library; import that model folder first/);
     expect(counts()).toEqual(before);
+  });
+
+  it('refuses a run whose dataset is not in the library, naming it, and writes nothing', async () => {
+    const before = counts();
+    const other = join(dir, 'other-data');
+    cpSync(join(bundle, 'output'), other, { recursive: true });
+    const run = JSON.parse(readFileSync(join(other, 'run.json'), 'utf8'));
+    const unknown = 'sha256:' + '1'.repeat(64);
+    run.dataset.files[0].content_hash = unknown;
+    writeFileSync(join(other, 'run.json'), JSON.stringify(run));
+    await expect(importRunResult(library, files, other, { adapterName: 'never' })).rejects.toMatchObject({
+      code: 'ADAPTER_MISMATCH', message: expect.stringContaining(`the dataset this run trained on (${unknown}) is not in the library; import the same data file first`),
+    });
+    expect(counts()).toEqual(before);
+    expect(library.adapters.findByName('never')).toBeNull();
   });
 
   it('refuses an adapter that does not fit the base (preflight) before writing anything', async () => {

@@ -13,7 +13,7 @@ import type { TrainSettingsInput } from '../../engine/train/settings';
 import type { HostMachine, HostResults, TrainOutcome, WireChatMessage, WireSampling } from '../protocol';
 
 /** Both sides refuse a peer of another protocol or app version (the message names both). */
-export const REMOTE_PROTOCOL = 1;
+export const REMOTE_PROTOCOL = 2;
 
 /** The largest base64 payload of one chunk frame (4 MiB of bytes); the endpoint's frame limit leaves room. */
 export const CHUNK_BYTES = 4 << 20;
@@ -57,7 +57,7 @@ export type RemoteEngineRequest =
       readonly messages: readonly WireChatMessage[];
       readonly sampling: WireSampling;
     }
-  | { readonly type: 'train' | 'checkJob' | 'estimate'; readonly job: RemoteTrainJob }
+  | { readonly type: 'train' | 'checkJob' | 'estimate' | 'measurePrecision'; readonly job: RemoteTrainJob }
   | { readonly type: 'cancel'; readonly target: number };
 
 export type RemoteEngineRequestType = RemoteEngineRequest['type'];

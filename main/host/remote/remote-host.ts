@@ -1,5 +1,6 @@
 /**
- * A remote engine as the host client sees a host: another HostProcess. Training, estimates, checks and chat go to
+ * A remote engine as the host client sees a host: another HostProcess. Training, estimates, checks, the base
+ * precision's measuring and chat go to
  * the `lorasmith serve` at the other end of an SSH tunnel, with each path replaced by its content (sent first if
  * the remote lacks it); what writes into this machine's folders (exports) and what looks through them (GGUF
  * discovery) runs on a local host started when first needed. The run's adapter comes back into the output folder
@@ -22,6 +23,8 @@ export type { RemoteEngineAddress } from './connection';
 /** What runs on the remote engine; every other request runs on this machine. */
 const REMOTE_TYPES: ReadonlySet<HostRequestType> = new Set<HostRequestType>([
   'status', 'backend', 'machine', 'loadBase', 'modules', 'loadAdapter', 'unloadAdapter', 'setActive', 'generate', 'train', 'checkJob', 'estimate',
+  // The base loaded twice and scored where the run would train: on this machine it would load a base the remote is there to hold.
+  'measurePrecision',
 ]);
 
 /** The content hash the library recorded for a folder or file (a base model), so it is not hashed again here. */
@@ -145,6 +148,7 @@ export function remoteEngineProcess(setting: RemoteEngineAddress, spawnLocal: ()
       case 'train':
       case 'checkJob':
       case 'estimate':
+      case 'measurePrecision':
         return { type: request.type, job: await remoteJob(request.job, send) };
       default:
         throw new HostError('UNKNOWN_REQUEST', `request type '${request.type}' does not run on a remote engine`);

@@ -10,6 +10,12 @@ import { IpcError } from '../errors';
 import type { Handlers } from '../types';
 import { buildJob } from './training';
 
+/**
+ * How long a stopped measuring is given to stop between two batches before its host is stopped the hard way (which
+ * would drop the resident base): a batch at 3B takes minutes on two cores. A remote engine gives it as long.
+ */
+export const MEASURE_STOP_GRACE_MS = 600_000;
+
 export function precisionHandlers(ctx: HandlerContext): Pick<Handlers, 'train.measurePrecision' | 'train.stopMeasure'> {
   const { library, host } = ctx;
   /** requestId -> the host request measuring for it. */
@@ -31,9 +37,8 @@ export function precisionHandlers(ctx: HandlerContext): Pick<Handlers, 'train.me
     'train.stopMeasure': async ({ requestId }) => {
       const seq = measuring.get(requestId);
       if (seq === undefined) return { stopped: false };
-      // It stops between two batches, or before loading the next copy: a batch at 3B takes minutes on two cores, so the
-      // host is given that long before it is stopped the hard way (which would drop the resident base).
-      void host.cancel(seq, 600_000);
+      // It stops between two batches, or before loading the next copy.
+      void host.cancel(seq, MEASURE_STOP_GRACE_MS);
       return { stopped: true };
     },
   };

@@ -18,6 +18,7 @@ import type { HostCall, HostEvent, HostMessage, HostResults, HostRequestType, Tr
 import { RemoteEngineError } from '../../host/remote/errors';
 import { REMOTE_PROTOCOL, type ContentRef, type RemoteEngineRequest, type RemoteMessage, type RemoteTrainOutcome } from '../../host/remote/protocol';
 import { IpcError } from '../errors';
+import { MEASURE_STOP_GRACE_MS } from '../handlers/precision';
 import { RemoteContent, type RunFolders } from './content';
 import { remoteMessage } from './schemas';
 
@@ -49,8 +50,8 @@ export function remoteEngineEndpoint(options: RemoteEngineOptions): (ws: WebSock
 class EngineConnection {
   private greeted = false;
   private closed = false;
-  /** Engine requests in flight: wire seq -> host request seq. */
-  private readonly requests = new Map<number, number>();
+  /** Engine requests in flight: wire seq -> the host request's seq and type. */
+  private readonly requests = new Map<number, { readonly hostSeq: number; readonly type: RemoteEngineRequest['type'] }>();
   private readonly uploads = new Set<string>();
   /** Runs of this connection: their folders may be read while they run (checkpoints) and after (output). */
   private readonly runs = new Set<string>();
@@ -195,7 +196,8 @@ class EngineConnection {
         };
       case 'train':
       case 'checkJob':
-      case 'estimate': {
+      case 'estimate':
+      case 'measurePrecision': {
         const { job } = request;
         const dataset = this.path(job.dataset.file);
         const hostJob: TrainJob = {
@@ -213,20 +215,21 @@ class EngineConnection {
     const { host } = this.options;
     if (request.type === 'cancel') {
       const target = this.requests.get(request.target);
-      if (target !== undefined) void host.cancel(target).catch(() => undefined);
+      // A measuring stops between two batches, which take minutes at 3B on a CPU: given as long as the app gives it.
+      if (target !== undefined) void host.cancel(target.hostSeq, target.type === 'measurePrecision' ? MEASURE_STOP_GRACE_MS : undefined).catch(() => undefined);
       return this.reply(seq, { cancelled: target !== undefined });
     }
     // Answered here: the engine host need not start to say where it runs.
     if (request.type === 'machine') return this.reply(seq, thisMachine());
-    const run = request.type === 'train' || request.type === 'checkJob' || request.type === 'estimate' ? this.content.newRun() : null;
+    const run = request.type === 'train' || request.type === 'checkJob' || request.type === 'estimate' || request.type === 'measurePrecision' ? this.content.newRun() : null;
     if (run) this.runs.add(run.key);
     try {
       const handle = host.request(this.toHost(request, run), (event) => this.send({ type: 'event', seq, event: this.named(event, run) }));
-      this.requests.set(seq, handle.seq);
+      this.requests.set(seq, { hostSeq: handle.seq, type: request.type });
       const result = await handle.result.finally(() => this.requests.delete(seq));
       this.reply(seq, this.fromHost(request, result, run));
     } finally {
-      // A training's folder stays for the app to read its last checkpoint and adapter; an estimate's or check's goes now.
+      // A training's folder stays for the app to read its last checkpoint and adapter; an estimate's, check's or measuring's goes now.
       if (run && !(this.kept.has(run.key) && !this.closed)) {
         this.runs.delete(run.key);
         this.kept.delete(run.key);
@@ -269,7 +272,7 @@ class EngineConnection {
 
   private onClose(): void {
     this.closed = true;
-    for (const hostSeq of this.requests.values()) void this.options.host.cancel(hostSeq).catch(() => undefined);
+    for (const { hostSeq } of this.requests.values()) void this.options.host.cancel(hostSeq).catch(() => undefined);
     for (const upload of this.uploads) void this.content.abort(upload).catch((error: unknown) => this.report('engine upload', error));
     // Runs still training release their folders when they stop (engine()'s finally); finished ones go now.
     for (const key of this.kept) this.content.releaseRun(key);

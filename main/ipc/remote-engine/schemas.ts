@@ -35,7 +35,7 @@ export const engineRequest = z.discriminatedUnion('type', [
     type: z.literal('generate'), model: ref, messages: z.array(message).min(1).max(1000), sampling,
     adapters: z.array(z.object({ name, adapter: ref, scale: z.number().min(-16).max(16) }).strict()).max(64),
   }).strict(),
-  z.object({ type: z.enum(['train', 'checkJob', 'estimate']), job }).strict(),
+  z.object({ type: z.enum(['train', 'checkJob', 'estimate', 'measurePrecision']), job }).strict(),
   z.object({ type: z.literal('cancel'), target: seq }).strict(),
 ]);
 

@@ -9,11 +9,22 @@
  *                                            the LoRA training step and greedy decoding (step.ts) on B
  *   dispatches --shape S                     compute dispatches per step and per token on webgpu, fused and
  *                                            composed (dispatches.ts)
+ *   greedy --backend B --models DIR[,DIR]    the upstream greedy sequences in each DIR/reference_outputs.json (the
+ *                                            conformance suite's), generated on B; exit status 1 when one differs
+ *   logits --backend B --model DIR [--adapter DIR] --ids 1,2,3[;4,5,6]
+ *                                            the model's float32 logits at each row's last position, with the PEFT
+ *                                            adapter active where one is given (the hand-off check compares them
+ *                                            with transformers + PEFT's: handoff_check.py)
  *   report DIR                               prints the results section (Markdown) from the JSON files in DIR
  */
 import { readFileSync } from 'node:fs';
+import { basename, join } from 'node:path';
+import { ResidentAdapters } from '../../main/engine/adapters/resident';
 import { initBackend, parseBackendPreference } from '../../main/engine/backend/index';
+import { generate } from '../../main/engine/generate/generate';
+import { loadModel } from '../../main/engine/models/registry';
 import { runOpChecks } from '../../test/engine/backend/op-checks';
+import { logitsOf } from '../../test/support/logits';
 import { renderReport } from './report';
 import { dispatchCounts } from './dispatches';
 import { runStep, SHAPES } from './step';
@@ -54,6 +65,56 @@ async function adapter(): Promise<unknown> {
   };
 }
 
+/** Rows of token ids: '1,2,3;4,5,6', every row as long. */
+function idRows(text: string): number[][] {
+  const rows = text.split(';').map((row) => row.split(',').map(Number));
+  if (rows.some((row) => row.length === 0 || row.length !== rows[0]?.length || row.some((id) => !Number.isSafeInteger(id) || id < 0))) {
+    throw new Error(`--ids must be rows of non-negative integers of one length, separated by ';', got '${text}'`);
+  }
+  return rows;
+}
+
+/** The logits at each row's last position, [rows][vocabulary], with the adapter active where one is given. */
+async function lastLogits(modelDir: string, adapterDir: string | undefined, rows: readonly number[][]): Promise<number[][]> {
+  const model = await loadModel(modelDir);
+  try {
+    const adapters = new ResidentAdapters(model);
+    if (adapterDir !== undefined) {
+      adapters.loadFromDir('checked', adapterDir);
+      adapters.use('checked');
+    }
+    const all = await logitsOf(model, rows);
+    const t = rows[0]?.length ?? 0;
+    const vocab = all.length / (rows.length * t);
+    return rows.map((_, r) => Array.from(all.subarray((r * t + t - 1) * vocab, (r * t + t) * vocab)));
+  } finally {
+    model.dispose();
+  }
+}
+
+interface GreedyCase {
+  readonly input_ids: readonly number[];
+  readonly max_length: number;
+  readonly expected_sequence: readonly number[];
+}
+
+/** Each upstream greedy case of the model folder, generated without EOS stops (upstream ran without them). */
+async function greedy(modelDir: string): Promise<{ model: string; cases: { expected: readonly number[]; got: number[]; passed: boolean }[] }> {
+  const ref = JSON.parse(readFileSync(join(modelDir, 'reference_outputs.json'), 'utf8')) as { greedy: readonly GreedyCase[] };
+  const model = await loadModel(modelDir);
+  try {
+    const cases = [];
+    for (const g of ref.greedy) {
+      const result = await generate(model, g.input_ids, { maxNewTokens: g.max_length - g.input_ids.length, temperature: 0, eosTokenIds: [] });
+      const got = [...g.input_ids, ...result.ids];
+      cases.push({ expected: g.expected_sequence, got, passed: got.length === g.expected_sequence.length && got.every((id, i) => id === g.expected_sequence[i]) });
+    }
+    return { model: basename(modelDir), cases };
+  } finally {
+    model.dispose();
+  }
+}
+
 export async function main(argv: readonly string[]): Promise<number> {
   const [command, ...args] = argv;
   switch (command) {
@@ -80,11 +141,26 @@ export async function main(argv: readonly string[]): Promise<number> {
       console.log(JSON.stringify({ shape, ...(await dispatchCounts(shape)) }));
       return 0;
     }
+    case 'greedy': {
+      const info = await initBackend(parseBackendPreference(option(args, 'backend')));
+      const models = [];
+      for (const dir of option(args, 'models').split(',')) models.push(await greedy(dir));
+      console.log(JSON.stringify({ backend: info.name, models }));
+      return models.every((m) => m.cases.every((c) => c.passed)) ? 0 : 1;
+    }
+    case 'logits': {
+      const info = await initBackend(parseBackendPreference(option(args, 'backend')));
+      const at = args.indexOf('--adapter');
+      const rows = idRows(option(args, 'ids'));
+      console.log(JSON.stringify({ backend: info.name, ids: rows, lastPositionLogits: await lastLogits(option(args, 'model'), at >= 0 ? args[at + 1] : undefined, rows) }));
+      return 0;
+    }
     case 'report':
       console.log(renderReport(args[0] ?? '.', (path) => readFileSync(path, 'utf8')));
       return 0;
     default:
-      console.error('usage: gpu-check adapter | ops --backend B | step --backend B --shape S [--steps N] [--decode N] | dispatches --shape S | report DIR');
+      console.error('usage: gpu-check adapter | ops --backend B | step --backend B --shape S [--steps N] [--decode N] | dispatches --shape S | ' +
+        'greedy --backend B --models DIR,DIR | logits --backend B --model DIR [--adapter DIR] --ids 1,2;3,4 | report DIR');
       return 2;
   }
 }

@@ -11,6 +11,9 @@
  *                         app/node_modules/webgpu  Dawn (index.js + dist/linux-x64/dawn.node)
  *                         app/node_modules/@tensorflow/tfjs-backend-wasm  its .wasm files
  *                         peer_torch.py            the PyTorch CUDA peer of the benchmark step (with train_torch.py)
+ *                         handoff_check.py         an exported run's train.py (transformers + PEFT) against the engine
+ *                         models/tiny-random-*     the conformance suite's tiny llama and gpt2 with their upstream
+ *                                                  greedy sequences (test/fixtures): the greedy and hand-off steps
  *                         COMMIT                   the source it was built from
  *   MANIFEST.json       what is inside, with sizes and SHA-256
  *
@@ -30,6 +33,8 @@ export const PACK_LIMIT_BYTES = 64 * 2 ** 20;
 /** Where the pack keeps the CLI's bundle, relative to lorasmith-gpu/. */
 export const CLI_BUNDLE = 'app/bundle/lorasmith.mjs';
 export const CHECK_BUNDLE = 'app/bundle/gpu-check.mjs';
+/** The fixtures packed under models/: their upstream greedy sequences are checked on the GPU; the llama is trained. */
+export const TINY_MODELS = ['tiny-random-llama', 'tiny-random-gpt2'];
 
 const LIBRARY_DIRS = ['/usr/lib/x86_64-linux-gnu', '/lib/x86_64-linux-gnu', '/usr/lib64', '/usr/lib', '/usr/local/lib'];
 
@@ -157,6 +162,11 @@ async function stagePayload(stage: string): Promise<void> {
   writeFileSync(join(top, 'package.json'), JSON.stringify({ name: pkg.name, version: pkg.version, type: 'module' }, null, 2) + '\n');
   copyInto(join(ROOT, 'bench/gpu/peer_torch.py'), join(top, 'peer_torch.py'));
   copyInto(join(ROOT, 'bench/train_torch.py'), join(top, 'train_torch.py'));
+  copyInto(join(ROOT, 'bench/gpu/handoff_check.py'), join(top, 'handoff_check.py'));
+  for (const name of TINY_MODELS) {
+    const from = join(ROOT, 'test/fixtures', name);
+    for (const file of readdirSync(from)) copyInto(join(from, file), join(top, 'models', name, file));
+  }
   const commit = spawnSync('git', ['-C', ROOT, 'describe', '--always', '--dirty'], { encoding: 'utf8' });
   writeFileSync(join(top, 'COMMIT'), commit.status === 0 ? commit.stdout.trim() : 'unknown');
 }

@@ -1,7 +1,8 @@
 /**
  * The GPU check's results section (Markdown, in bench/results/<name>.md's style) from the JSON files run.sh leaves
- * in one folder: machine.json (nvidia-smi's name and driver), adapter.json, ops-webgpu.json, dispatches.json,
- * step-webgpu.json, step-torch.json, status.json (each step's exit status and the last line it printed on error).
+ * in one folder: machine.json (nvidia-smi's name and driver), adapter.json, ops-webgpu.json, greedy-webgpu.json, dispatches.json,
+ * step-webgpu.json, step-torch.json, handoff.json (handoff_check.py's), status.json (each step's exit status and the
+ * last line it printed on error).
  * What is missing is said, with why where run.sh recorded it; nothing is filled in.
  */
 import { join } from 'node:path';
@@ -14,6 +15,15 @@ interface Adapter { adapter?: Record<string, unknown> | null; limits?: Record<st
 interface Ops { backend?: string; kernels?: string; checks?: CheckReport[] }
 interface TorchStep { shape?: string; device?: string; name?: string; torch?: string; medianStepMs?: number; stepMs?: number[]; losses?: number[]; peakBytes?: number }
 type Status = Record<string, { status: number; last?: string }>;
+interface Greedy { backend?: string; models?: { model: string; cases: { passed: boolean }[] }[] }
+interface Handoff {
+  status?: string;
+  problems?: string[];
+  history?: { steps: number; worst: { loss: number; grad_norm_rel: number; eval_loss: number } };
+  logits?: { device: string; engine_vs_peft_same_adapter: number; peft_trained_vs_engine_trained: number; adapter_effect: number };
+  tokens?: { rows: number; encoded_otherwise: number };
+  machine?: { torch?: string; transformers?: string; peft?: string; accelerate?: string; devices?: string[] };
+}
 interface Dispatches { shape?: string; composed?: DispatchCounts; fused?: DispatchCounts }
 
 /** Goals from the issue: step ≥ 0.25× PyTorch CUDA eager fp32 (stretch 0.5×), decode ≥ 100 tokens/s. */
@@ -48,20 +58,46 @@ function opsLine(ops: Ops | null, status: Status | null): string {
     `the worst error was ${fixed(worst * 100)}% of its tolerance.`;
 }
 
+function greedyLine(g: Greedy | null, status: Status | null): string {
+  if (!g?.models) return `Upstream greedy sequences on webgpu: ${why(status, 'greedy')}.`;
+  const each = g.models.map((m) => `${m.cases.filter((c) => c.passed).length} of ${m.cases.length} for ${m.model}`);
+  return `Upstream greedy sequences (the conformance suite's) on ${g.backend ?? 'webgpu'}: ${each.join(', ')} reproduced token for token.`;
+}
+
 function dispatchLine(d: Dispatches | null, status: Status | null): string {
   if (!d?.composed || !d.fused) return `Dispatches per step: ${why(status, 'dispatches')}.`;
   return `Compute dispatches (the ${d.shape ?? ''} shape, 2 layers): ${d.fused.step} per LoRA step and ${d.fused.token} per decoded ` +
     `token with the fused kernels and GPU-held weights, against ${d.composed.step} and ${d.composed.token} with tfjs's composed ops.`;
 }
 
+const small = (value: number | undefined): string => (typeof value === 'number' && Number.isFinite(value) ? value.toExponential(1) : '—');
+
+function handoffLine(h: Handoff | null, status: Status | null): string {
+  const what = 'Hand-off to transformers + PEFT + accelerate (an exported run\'s train.py against the engine on the tiny llama, float32)';
+  if (!h?.status) return `${what}: ${why(status, 'handoff')}.`;
+  if (!h.history || !h.logits) return `${what}: ${h.status}.`;
+  const m = h.machine ?? {};
+  const ran = `train.py ran under accelerate on ${m.devices?.[0] ?? h.logits.device} with torch ${m.torch ?? '?'}, transformers ${m.transformers ?? '?'}, ` +
+    `PEFT ${m.peft ?? '?'} and accelerate ${m.accelerate ?? '?'}`;
+  const numbers = `over ${h.history.steps} steps the losses differ by at most ${small(h.history.worst.loss)}, the gradient norms by ` +
+    `${small(h.history.worst.grad_norm_rel)} relative, the validation losses by ${small(h.history.worst.eval_loss)}; the engine's adapter gives ` +
+    `the engine and transformers + PEFT logits ${small(h.logits.engine_vs_peft_same_adapter)} apart, and the two trained adapters give logits ` +
+    `${small(h.logits.peft_trained_vs_engine_trained)} apart (the adapter itself moves them by ${small(h.logits.adapter_effect)})` +
+    `${h.tokens ? `; transformers' tokenizer encodes ${h.tokens.rows - h.tokens.encoded_otherwise} of the ${h.tokens.rows} rows as the export does` : ''}`;
+  const verdict = h.status === 'agree' ? 'they agree' : `they differ: ${(h.problems ?? []).join('; ')}`;
+  return `${what}: ${verdict}. ${ran}; ${numbers}.`;
+}
+
 export function renderReport(dir: string, read: (path: string) => string): string {
   const machine = readJson<Machine>(dir, 'machine.json', read);
   const adapter = readJson<Adapter>(dir, 'adapter.json', read);
   const ops = readJson<Ops>(dir, 'ops-webgpu.json', read);
+  const greedy = readJson<Greedy>(dir, 'greedy-webgpu.json', read);
   const dispatches = readJson<Dispatches>(dir, 'dispatches.json', read);
   const ours = readJson<StepReport & { kernels?: string }>(dir, 'step-webgpu.json', read);
   const torch = readJson<TorchStep>(dir, 'step-torch.json', read);
   const status = readJson<Status>(dir, 'status.json', read);
+  const handoff = readJson<Handoff>(dir, 'handoff.json', read);
   const a = adapter?.adapter;
   const lines = [
     `## GPU: ${machine?.gpu ?? 'unknown GPU'}`, '',
@@ -71,6 +107,8 @@ export function renderReport(dir: string, read: (path: string) => string): strin
       `${adapter?.limits ? `, max storage binding ${fixed((adapter.limits.maxStorageBufferBindingSize ?? NaN) / 2 ** 20)} MiB` : ''}.`,
     '',
     opsLine(ops, status),
+    '',
+    greedyLine(greedy, status),
     '',
     dispatchLine(dispatches, status),
     '',
@@ -107,6 +145,6 @@ export function renderReport(dir: string, read: (path: string) => string): strin
       `${fixed(d.decodeTokensPerSecond, 1)} tokens/s in the decode loop, ${fixed(d.tokensPerSecond, 1)} over the whole call` +
       `${real ? ` (goal ≥ ${DECODE_GOAL}: ${d.decodeTokensPerSecond >= DECODE_GOAL ? 'met' : 'not met'})` : ''}. Model load ${fixed(ours.loadSeconds, 1)} s.`);
   } else lines.push(`Greedy decoding: ${why(status, 'step')}.`);
-  lines.push('');
+  lines.push('', handoffLine(handoff, status), '');
   return lines.join('\n');
 }

@@ -3,20 +3,27 @@
 # Unpacks payload.tar.xz (beside this script) and runs, each step under its own time limit:
 #   adapter  what Dawn (WebGPU) finds
 #   ops      the op checks against float64 on webgpu
+#   greedy   the upstream greedy sequences of the tiny llama and gpt2 on webgpu (the conformance suite's)
 #   dispatches  compute dispatches per LoRA step and per token, with the fused kernels and without
 #   step     the LoRA training step and greedy decoding at Qwen2.5-0.5B's shape on webgpu
 #   torch    the same step in PyTorch (CUDA, eager fp32), where python3 has torch with CUDA
+#   handoff  an exported run's train.py (transformers + PEFT under accelerate) against the engine on the tiny llama:
+#            per-step losses and the trained adapters' logits (handoff_check.py); its result folder goes to $OUT/handoff
 #   report   gpu.md: the results section for bench/results/ (see bench/gpu/README in the repository's README)
 # Writes gpu.md, results.json (every step's JSON and status) and run.log to $OUT (default ./gpu-results).
 #
-#   sh run.sh                 everything (about 5 minutes on an H200; at most about 12)
+#   sh run.sh                 everything (about 6 minutes on an H200; at most about 25)
 #   STEPS="ops" sh run.sh     only some steps
+#   BUDGET=540 sh run.sh      all within 540 s: each step is cut to the time left, one that has none is not started,
+#                             and the report is written all the same (for a machine lent for a fixed time)
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 out=${OUT:-$here/gpu-results}
 work=${LORASMITH_GPU_WORK:-/tmp/lorasmith-gpu-check}
-steps=${STEPS:-"adapter ops dispatches step torch"}
+steps=${STEPS:-"adapter ops greedy dispatches step torch handoff"}
 shape=${SHAPE:-qwen2.5-0.5b}
+budget=${BUDGET:-0}
+began=$(date +%s)
 mkdir -p "$out" "$work"
 log="$out/run.log"
 : > "$log"
@@ -59,6 +66,16 @@ status="$results/status.tsv"
 run() {
   name=$1; limit=$2; shift 2
   case " $steps " in *" $name "*) ;; *) return 0 ;; esac
+  if [ "$budget" -gt 0 ]; then
+    # 20 s kept for the report
+    left=$(( budget - ($(date +%s) - began) - 20 ))
+    if [ "$left" -lt 10 ]; then
+      printf '%s\t%s\t%s\n' "$name" 124 "not started: BUDGET=${budget}s was spent" >> "$status"
+      say "== $name not started: BUDGET=${budget}s was spent"
+      return 0
+    fi
+    [ "$left" -lt "$limit" ] && limit=$left
+  fi
   say "== $name (at most ${limit}s): $*"
   started=$(date +%s)
   timeout "$limit" "$@" > "$results/$name.out" 2> "$results/$name.err"
@@ -72,12 +89,21 @@ run() {
 
 run adapter 60 "$node" "$check" adapter
 run ops 240 "$node" "$check" ops --backend webgpu
+run greedy 120 "$node" "$check" greedy --backend webgpu --models "$top/models/tiny-random-llama,$top/models/tiny-random-gpt2"
 run dispatches 120 "$node" "$check" dispatches --shape tiny
 run step 420 "$node" --max-old-space-size=16384 "$check" step --backend webgpu --shape "$shape" --steps 5 --decode 32
 run torch 240 python3 "$top/peer_torch.py" --device cuda --shape "$shape" --steps 5
+run handoff 300 python3 "$top/handoff_check.py" --node "$node" --cli "$top/app/bundle/lorasmith.mjs" --check "$check" \
+  --model "$top/models/tiny-random-llama" --work "$work/handoff"
+# train.py's result folder, for `lorasmith import-run` on the machine that made the pack.
+if [ -f "$work/handoff/peft/run_info.json" ]; then
+  rm -rf "$out/handoff" && mkdir -p "$out/handoff/adapter"
+  cp "$work/handoff/peft/run_info.json" "$work/handoff/peft/trainer_state.json" "$work/handoff/peft/run.json" "$out/handoff/"
+  cp "$work/handoff/peft/adapter/adapter_config.json" "$work/handoff/peft/adapter/adapter_model.safetensors" "$out/handoff/adapter/"
+fi
 
-for name in adapter ops dispatches step torch; do
-  [ -s "$results/$name.line" ] && cp "$results/$name.line" "$results/$(case $name in ops) echo ops-webgpu;; step) echo step-webgpu;; torch) echo step-torch;; *) echo $name;; esac).json"
+for name in adapter ops greedy dispatches step torch handoff; do
+  [ -s "$results/$name.line" ] && cp "$results/$name.line" "$results/$(case $name in ops) echo ops-webgpu;; greedy) echo greedy-webgpu;; step) echo step-webgpu;; torch) echo step-torch;; *) echo $name;; esac).json"
 done
 python3 - "$results" <<'EOF'
 import json, os, sys
@@ -88,7 +114,7 @@ for line in open(os.path.join(d, 'status.tsv')):
     status[name] = {'status': int(code), 'last': last[:300]}
 json.dump(status, open(os.path.join(d, 'status.json'), 'w'))
 everything = {'status': status}
-for name in ('machine', 'adapter', 'ops-webgpu', 'dispatches', 'step-webgpu', 'step-torch'):
+for name in ('machine', 'adapter', 'ops-webgpu', 'greedy-webgpu', 'dispatches', 'step-webgpu', 'step-torch', 'handoff'):
     try:
         everything[name] = json.load(open(os.path.join(d, name + '.json')))
     except Exception as error:

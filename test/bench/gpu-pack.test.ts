@@ -1,12 +1,14 @@
 /**
  * The GPU check pack (bench/gpu/pack.ts), built as a machine with a GPU would receive it: under 64 MiB, and
  * working with nothing but what is inside. Its own Node runs its bundled CLI to the upstream greedy sequences on
- * wasm, its op checks pass against float64 on wasm and cpu, its LoRA step trains at the tiny shape, and run.sh
- * unpacks it and writes a report that says what it did not run. (The GPU itself is not here: the step on webgpu
+ * wasm, its op checks pass against float64 on wasm and cpu, its logits command gives PEFT's own logits for a
+ * PEFT-made adapter, its LoRA step trains at the tiny shape, its hand-off step exports a run and trains it on the
+ * engine (train.py's half needs transformers, PEFT and accelerate), and run.sh unpacks it and writes a report that
+ * says what it did not run. (The GPU itself is not here: the step on webgpu
  * runs where a GPU machine is lent.)
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -49,7 +51,9 @@ describe.skipIf(!supported)('the GPU check pack', () => {
     expect(manifest.node).toBe(process.version);
     const inside = manifest.payload.map((f) => f.path);
     for (const path of ['bin/node', 'lib/libvulkan.so.1', 'app/node_modules/webgpu/dist/linux-x64/dawn.node', 'app/node_modules/webgpu/index.js',
-      'app/node_modules/@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm-simd.wasm', CLI_BUNDLE, CHECK_BUNDLE, 'peer_torch.py', 'COMMIT']) {
+      'app/node_modules/@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm-simd.wasm', CLI_BUNDLE, CHECK_BUNDLE, 'peer_torch.py', 'COMMIT',
+      'handoff_check.py', 'models/tiny-random-llama/model.safetensors', 'models/tiny-random-llama/reference_outputs.json',
+      'models/tiny-random-gpt2/model.safetensors', 'models/tiny-random-gpt2/reference_outputs.json']) {
       expect(inside, path).toContain(path);
       expect(existsSync(join(top, path)), path).toBe(true);
     }
@@ -79,6 +83,33 @@ describe.skipIf(!supported)('the GPU check pack', () => {
     const ran = report.checks.filter((c) => c.outcomes !== null);
     expect(ran.map((c) => c.name)).toEqual(expect.arrayContaining(['rotary', 'SwiGLU', 'RMSNorm', 'masked cross-entropy']));
     for (const check of ran) expect(check.passed, check.name).toBe(true);
+  });
+
+  it('its greedy command reproduces the packed models\' upstream greedy sequences on wasm', () => {
+    const run = packed([join(top, CHECK_BUNDLE), 'greedy', '--backend', 'wasm', '--models', `${join(top, 'models/tiny-random-llama')},${join(top, 'models/tiny-random-gpt2')}`]);
+    expect(run.status, run.stderr).toBe(0);
+    const report = JSON.parse(run.stdout.trim().split('\n').pop() ?? '{}') as { backend: string; models: { model: string; cases: { passed: boolean; got: number[] }[] }[] };
+    expect(report.backend).toBe('wasm');
+    expect(report.models.map((m) => m.model)).toEqual(['tiny-random-llama', 'tiny-random-gpt2']);
+    for (const m of report.models) {
+      const ref = JSON.parse(readFileSync(join(fixtures, m.model, 'reference_outputs.json'), 'utf8')) as { greedy: { expected_sequence: number[] }[] };
+      expect(m.cases.map((c) => c.got)).toEqual(ref.greedy.map((g) => g.expected_sequence));
+    }
+  });
+
+  it('its logits command gives PEFT\'s own logits for a PEFT-made adapter on the starter model', () => {
+    const fixture = join(fixtures, 'peft-0.21-starter-lora');
+    const peft = JSON.parse(readFileSync(join(fixture, 'peft_logits.json'), 'utf8')) as { ids: number[][]; lastPositionLogits: number[][] };
+    const ids = peft.ids.map((row) => row.join(',')).join(';');
+    const starter = join(import.meta.dirname, '../../resources/starter');
+    const logits = (adapter: string[]) => {
+      const run = packed([join(top, CHECK_BUNDLE), 'logits', '--backend', 'cpu', '--model', starter, ...adapter, '--ids', ids]);
+      expect(run.status, run.stderr).toBe(0);
+      return (JSON.parse(run.stdout.trim().split('\n').pop() ?? '{}') as { lastPositionLogits: number[][] }).lastPositionLogits;
+    };
+    const worst = (a: number[][]) => Math.max(...a.flatMap((row, r) => row.map((x, i) => Math.abs(x - (peft.lastPositionLogits[r]?.[i] ?? NaN)))));
+    expect(worst(logits([]))).toBeGreaterThan(1); // without the adapter: far from PEFT's, so the agreement below is the adapter's
+    expect(worst(logits(['--adapter', fixture]))).toBeLessThan(1e-4);
   });
 
   it('its LoRA step trains and its decoding runs at the tiny shape on wasm', () => {
@@ -118,12 +149,64 @@ describe.skipIf(!supported)('the GPU check pack', () => {
     const report = readFileSync(join(out, 'gpu.md'), 'utf8');
     expect(report).toMatch(/^## GPU: /);
     expect(report).toMatch(/Op checks on webgpu against float64: not run\./);
+    expect(report).toMatch(/Upstream greedy sequences on webgpu: not run\./);
     expect(report).toMatch(/Dispatches per step: not run\./);
     expect(report).toMatch(/\| lorasmith, webgpu \| not run \|/);
     expect(report).toMatch(/\| PyTorch CUDA eager fp32 \| not run \|/);
+    expect(report).toMatch(/Hand-off to transformers \+ PEFT \+ accelerate \(.*\): not run\./);
     const results = JSON.parse(readFileSync(join(out, 'results.json'), 'utf8')) as { status: Record<string, { status: number }>; adapter: unknown };
     expect(Object.keys(results.status)).toEqual(['adapter']);
     expect(readFileSync(join(out, 'run.log'), 'utf8')).toMatch(/== adapter/);
+  });
+
+  // Where transformers, PEFT and accelerate are installed (the GPU machine) the step goes on to train.py and compares.
+  it('run.sh\'s hand-off step exports the run and trains it on the engine with the packed Node and CLI, and says what it lacks here', () => {
+    const out = join(dir, 'results-handoff');
+    const run = spawnSync('sh', [join(pack.outDir, 'run.sh')], {
+      encoding: 'utf8', timeout: 300_000,
+      env: { PATH: process.env.PATH ?? '', HOME: dir, OUT: out, STEPS: 'handoff', LORASMITH_GPU_WORK: join(dir, 'work') },
+    });
+    expect(run.status, run.stderr).toBe(0);
+    const results = JSON.parse(readFileSync(join(out, 'results.json'), 'utf8')) as {
+      status: Record<string, { status: number; last: string }>;
+      handoff: { status: string; missing?: string[]; export: { train_rows: number; val_rows: number; total_steps: number }; engine: { backend: string; losses: number[]; eval_losses: number[] } };
+    };
+    const { handoff } = results;
+    expect(handoff.export).toEqual({ train_rows: 9, val_rows: 3, total_steps: 6 });
+    expect(handoff.engine.backend).toBe('cpu');
+    expect(handoff.engine.losses).toHaveLength(6);
+    expect(handoff.engine.eval_losses).toHaveLength(3);
+    for (const loss of [...handoff.engine.losses, ...handoff.engine.eval_losses]) expect(Number.isFinite(loss)).toBe(true);
+    const installed = spawnSync('python3', ['-c', 'import transformers, peft, accelerate, torch'], { stdio: 'ignore' }).status === 0;
+    if (installed) {
+      expect(results.status.handoff?.status, results.status.handoff?.last).toBe(0);
+      expect(handoff.status).toBe('agree');
+    } else {
+      expect(results.status.handoff?.status).toBe(3);
+      expect(handoff.missing).toEqual(expect.arrayContaining(['transformers', 'peft', 'accelerate']));
+      expect(readFileSync(join(out, 'gpu.md'), 'utf8')).toMatch(/Hand-off to transformers \+ PEFT \+ accelerate \(.*\): not run: (torch, )?transformers, peft, accelerate not installed \(pip install -r .*requirements\.txt\)\./);
+    }
+  });
+
+  // train.py's loop on a plain-PyTorch llama (test/engine/handoff/reference_llama.py) stands in for transformers + PEFT:
+  // the hand-off step's comparison, on the bundle and the engine's run the step above left, finds them in agreement.
+  it.skipIf(!torchPython)('the hand-off step\'s comparison agrees with train.py\'s loop on a plain-PyTorch llama (needs python3-torch)', () => {
+    const work = join(dir, 'work', 'handoff');
+    const reference = spawnSync(torchPython as string, [join(import.meta.dirname, '../engine/handoff/reference_llama.py'), join(work, 'bundle'), join(top, 'models/tiny-random-llama')], { encoding: 'utf8', timeout: 300_000 });
+    expect(reference.status, reference.stderr).toBe(0);
+    writeFileSync(join(dir, 'reference-log.json'), reference.stdout.trim().split('\n').pop() ?? '{}');
+    const compare = spawnSync(torchPython as string, ['-c', [
+      'import json, sys', `sys.path.insert(0, ${JSON.stringify(top)})`, 'import handoff_check',
+      `log = json.load(open(${JSON.stringify(join(dir, 'reference-log.json'))}))["log_history"]`,
+      `record = json.load(open(${JSON.stringify(join(work, 'engine', 'training_record.json'))}))`,
+      'print(json.dumps(handoff_check.compare_history(record, log)))',
+    ].join('\n')], { encoding: 'utf8' });
+    expect(compare.status, compare.stderr).toBe(0);
+    const result = JSON.parse(compare.stdout) as { steps: number; problems: string[]; worst: { loss: number; eval_loss: number } };
+    expect(result.problems).toEqual([]);
+    expect(result.steps).toBe(6);
+    expect(result.worst.loss).toBeLessThan(1e-4);
+    expect(result.worst.eval_loss).toBeLessThan(1e-4);
   });
 
   // The GPU path itself, on the software GPU where one is installed (CI): what a GPU machine runs, at the tiny shape.
@@ -131,7 +214,7 @@ describe.skipIf(!supported)('the GPU check pack', () => {
     const out = join(dir, 'results-webgpu');
     const run = spawnSync('sh', [join(pack.outDir, 'run.sh')], {
       encoding: 'utf8', timeout: 600_000,
-      env: { PATH: process.env.PATH ?? '', HOME: dir, OUT: out, STEPS: 'adapter dispatches step', SHAPE: 'tiny', LORASMITH_GPU_WORK: join(dir, 'work') },
+      env: { PATH: process.env.PATH ?? '', HOME: dir, OUT: out, STEPS: 'adapter greedy dispatches step', SHAPE: 'tiny', LORASMITH_GPU_WORK: join(dir, 'work') },
     });
     expect(run.status, run.stderr).toBe(0);
     const results = JSON.parse(readFileSync(join(out, 'results.json'), 'utf8')) as {
@@ -140,7 +223,7 @@ describe.skipIf(!supported)('the GPU check pack', () => {
       dispatches: { composed: { step: number; token: number }; fused: { step: number; token: number } };
       'step-webgpu': { backend: string; losses: number[]; decode: { newTokens: number } };
     };
-    for (const step of ['adapter', 'dispatches', 'step']) expect(results.status[step]?.status, `${step}: ${results.status[step]?.last}`).toBe(0);
+    for (const step of ['adapter', 'greedy', 'dispatches', 'step']) expect(results.status[step]?.status, `${step}: ${results.status[step]?.last}`).toBe(0);
     expect(results.adapter.adapter?.description).toBeTruthy();
     expect(results.dispatches.fused.step).toBeLessThan(results.dispatches.composed.step);
     expect(results.dispatches.fused.token).toBeLessThan(results.dispatches.composed.token);
@@ -153,5 +236,6 @@ describe.skipIf(!supported)('the GPU check pack', () => {
     expect(report).toMatch(/LoRA training step on the tiny shape \(hidden 64, 2 layers/);
     expect(report).toMatch(/\| lorasmith, webgpu \| \d+ \| \d+ \| \d+ \|/);
     expect(report).toMatch(/lorasmith's kernels: .*fused WGSL kernels/);
+    expect(report).toMatch(/Upstream greedy sequences \(the conformance suite's\) on webgpu: 2 of 2 for tiny-random-llama, 2 of 2 for tiny-random-gpt2 reproduced/);
   });
 });

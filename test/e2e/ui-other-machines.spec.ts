@@ -55,17 +55,17 @@ async function wizard(page: Page, name: string, exportTo: string): Promise<void>
   await page.getByLabel('Warm-up steps').fill('0');
   await page.getByRole('button', { name: 'Next' }).click();
   // The estimate comes from the remote engine, where the run will train.
-  await expect(page.getByText('Peak memory')).toBeVisible({ timeout: 60_000 });
+  await expect(page.getByText('Peak memory')).toBeVisible({ timeout: 150_000 });
   // The same run for transformers + PEFT + accelerate, exported into a folder on this machine.
   await page.getByLabel('Export folder (new or empty)').fill(exportTo);
   await page.getByRole('button', { name: 'Export for PEFT + accelerate' }).click();
-  await expect(page.getByRole('status').filter({ hasText: `Exported to ${exportTo}` })).toContainText(/\d+ training rows, \d+ validation rows, 12 steps/, { timeout: 60_000 });
+  await expect(page.getByRole('status').filter({ hasText: `Exported to ${exportTo}` })).toContainText(/\d+ training rows, \d+ validation rows, 12 steps/, { timeout: 150_000 });
   await page.getByRole('button', { name: 'Start training' }).click();
   await expect(page.getByRole('heading', { name: 'Training', level: 2 })).toBeVisible();
 }
 
 test('a wizard run trained on a remote engine (named in Settings and the sidebar), exported for PEFT and its result imported back', async ({ page }) => {
-  test.setTimeout(300_000);
+  test.setTimeout(600_000);
   const errors = collectErrors(page);
   const remote = new URL(there.url);
   const address = `127.0.0.1:${remote.port}`;
@@ -75,11 +75,11 @@ test('a wizard run trained on a remote engine (named in Settings and the sidebar
   await page.goto(here.url);
   await page.getByLabel('Import a Hugging Face model folder').fill(model);
   await page.getByRole('button', { name: 'Import model' }).click();
-  await expect(page.getByRole('region', { name: 'Model details' })).toContainText('q_proj', { timeout: 30_000 });
+  await expect(page.getByRole('region', { name: 'Model details' })).toContainText('q_proj', { timeout: 150_000 });
   await page.getByRole('tab', { name: 'Datasets' }).click();
   await page.getByLabel('Import a dataset file').fill(datasetPath);
   await page.getByRole('button', { name: 'Import dataset' }).click();
-  await expect(page.getByRole('region', { name: 'Dataset details' })).toContainText('Aye', { timeout: 30_000 });
+  await expect(page.getByRole('region', { name: 'Dataset details' })).toContainText('Aye', { timeout: 60_000 });
 
   await openSection(page, 'Settings');
   const panel = page.getByRole('region', { name: 'Remote engine' });
@@ -90,7 +90,7 @@ test('a wizard run trained on a remote engine (named in Settings and the sidebar
   await panel.getByLabel('Token').fill(token);
   await panel.getByRole('button', { name: 'Use remote engine' }).click();
   // The machine at the other end, as its hello names it, with the address it is reached through.
-  await expect(panel).toContainText(`Training and chat run on ${hostname()} (`, { timeout: 60_000 });
+  await expect(panel).toContainText(`Training and chat run on ${hostname()} (`, { timeout: 90_000 });
   await expect(panel).toContainText(`(through ${address})`);
   await expect(sidebar).toContainText(`remote engine on ${hostname()} (`);
   await shot(page, 'elsewhere-01-remote-settings');

@@ -104,15 +104,22 @@ describe('datasets: read by content, streamed, off the main thread', () => {
     expect(noTemps(server.dataDir)).toBe(true);
   }, 300_000);
 
+  // Each refusal names the user's own file, not the copy the import read it from.
+  const literally = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  const named = (path: string, rest: string) => new RegExp(`^${literally(path)}: ${rest}`);
+
   probe('binary-dataset', async () => {
     const elf = Buffer.concat([Buffer.from([0x7f, 0x45, 0x4c, 0x46, 0x02, 0x01, 0x01, 0x00]), Buffer.alloc(64, 0)]);
-    await refused('datasets.import', { path: file('program.jsonl', elf) }, 'INVALID_DATASET', /holds a NUL byte .*binary file, not text/);
-    await refused('datasets.import', { path: file('weights.bin', Buffer.from(new Float32Array([1.5, -2, 3e8, 0.25]).buffer)) }, 'INVALID_DATASET', /binary file|not valid UTF-8/);
+    const program = file('program.jsonl', elf);
+    await refused('datasets.import', { path: program }, 'INVALID_DATASET', named(program, 'line 1 holds a NUL byte .*binary file, not text'));
+    const weights = file('weights.bin', Buffer.from(new Float32Array([1.5, -2, 3e8, 0.25]).buffer));
+    await refused('datasets.import', { path: weights }, 'INVALID_DATASET', named(weights, 'line 1 (holds a NUL byte|is not valid UTF-8)'));
   });
 
   probe('invalid-utf8-line', async () => {
     const bytes = Buffer.concat([Buffer.from('{"text":"one"}\n{"text":"two"}\n{"text":"na'), Buffer.from([0xef, 0xbf]), Buffer.from('ve"}\n')]);
-    await refused('datasets.import', { path: file('latin1.jsonl', bytes) }, 'INVALID_DATASET', /line 3 is not valid UTF-8/);
+    const latin1 = file('latin1.jsonl', bytes);
+    await refused('datasets.import', { path: latin1 }, 'INVALID_DATASET', named(latin1, 'line 3 is not valid UTF-8'));
   });
 
   probe('import-from-proc', async () => {

@@ -132,7 +132,15 @@ function stageDataset(job: Extract<FileJob, { kind: 'stageDataset' }>): StagedDa
   const original = join(job.staging, name === NORMALIZED_NAME ? `original-${name}` : name);
   copyByReading(job.source, original);
   const normalized = join(job.staging, NORMALIZED_NAME);
-  const report = normalizeDatasetToFile(original, normalized, { ...(job.format ? { format: job.format } : {}), reportedPath: job.source });
+  let report: ReturnType<typeof normalizeDatasetToFile>;
+  try {
+    report = normalizeDatasetToFile(original, normalized, { ...(job.format ? { format: job.format } : {}), reportedPath: job.source });
+  } catch (error) {
+    // The engine names the file it read, the copy in the staging folder (gone once the import fails): the user
+    // knows the file they chose.
+    if (error instanceof Error) error.message = error.message.split(original).join(job.source);
+    throw error;
+  }
   fsyncTree(job.staging);
   return { original, hash: report.contentHash, normalized, format: report.format, valid: report.valid, skipped: report.skipped };
 }

@@ -8,7 +8,9 @@
  * peak RSS is its own. From those, what trains on a 16 GB laptop.
  *
  * LORASMITH_BENCH_QUICK=1 runs the same code at reduced shapes (a correctness check; `npm run bench` then writes
- * nothing).
+ * nothing). LORASMITH_BENCH_SHAPES=qwen2.5-0.5b (names, comma-separated) measures only those shapes, where the
+ * machine is quiet for less time than both take (the 1.5B shape alone takes about half an hour on 2 cores); the
+ * section's heading names what was measured.
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -21,7 +23,12 @@ import { QUICK } from './quick';
 const SHAPES: readonly Qwen2Shape[] = QUICK
   ? [{ name: 'quick-a', hidden: 112, layers: 3, heads: 14, kvHeads: 2, intermediate: 608, vocab: 151936 },
     { name: 'quick-b', hidden: 192, layers: 2, heads: 12, kvHeads: 2, intermediate: 1120, vocab: 151936 }]
-  : [QWEN25_05B, QWEN25_15B];
+  : [QWEN25_05B, QWEN25_15B].filter((shape) => chosenShapes() === null || chosenShapes()?.includes(shape.name));
+/** The shape names LORASMITH_BENCH_SHAPES chooses, or null for every shape. */
+function chosenShapes(): string[] | null {
+  const names = process.env.LORASMITH_BENCH_SHAPES?.split(',').map((n) => n.trim()).filter((n) => n !== '');
+  return names === undefined || names.length === 0 ? null : names;
+}
 /** Qwen/Qwen2.5-3B's shape: estimated only, for the laptop table. */
 const QWEN25_3B: Qwen2Shape = { name: 'qwen2.5-3b', hidden: 2048, layers: 36, heads: 16, kvHeads: 2, intermediate: 11008, vocab: 151936 };
 const RUN = { batch: 2, seq: QUICK ? 32 : 256, rank: 16, alpha: 32, steps: QUICK ? 1 : 2, newTokens: QUICK ? 8 : 32, prompt: 16 };
@@ -273,7 +280,7 @@ export async function run(): Promise<string> {
     laptop.push(`| ${QWEN25_3B.name} | estimated (recompute on, BF16 frozen store) | ${GB(need)} | ${need <= LAPTOP_USABLE ? 'yes' : 'no'} |`);
   }
   return [
-    `## Real sizes: Qwen2.5-0.5B and -1.5B shapes${QUICK ? ' (QUICK: reduced shapes)' : ''}`,
+    `## Real sizes: ${SHAPES.map((shape) => shape.name).join(' and ')} shapes${QUICK ? ' (QUICK: reduced shapes)' : ''}`,
     '',
     `Random weights in BF16 safetensors with the hub's config.json fields (hidden, layers, heads / kv heads, MLP, vocabulary 151,936, tied head, q/k/v bias). ` +
       `Training: LoRA r=${RUN.rank}, alpha ${RUN.alpha} on all seven linear kinds, batch ${RUN.batch} × ${RUN.seq} tokens; the engine's loadModel, injectAdapter and trainLoop (chunked loss, AdamW), a warm-up step then the median of ${RUN.steps}, ` +

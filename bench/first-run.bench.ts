@@ -6,10 +6,11 @@
  * greedily (what the app does when the run ends). Each stage in wall seconds, and what the adapter learned: how many
  * of five training prompts it answers with their trained content. Quick mode: 10 steps.
  */
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ChatMessage, SamplingSettings } from '../preload/contract';
+import { loadDataset } from '../main/engine/train/datasets/dataset';
 import { HostClient } from '../main/host/client';
 import { workerHost } from '../main/host/worker-host';
 import { createHandlers, type AppHandlers } from '../main/ipc/handlers';
@@ -76,10 +77,11 @@ export async function run(): Promise<string> {
     const tuned = await answer(adapter, sample.tryPrompt, 'adapter');
     const chatted = seconds(t);
 
-    // Five prompts of the training file, answered by the adapter: does it say what it was taught, beyond the form?
+    // Five prompts the run trained on (the file's first five outside its validation split, split as the run split
+    // it), answered by the adapter: does it say what it was taught, beyond the form?
     const dataFile = join(resourcesDir, 'samples', readSamplesManifest(resourcesDir).guidedFineTune.dataset);
-    const records = readFileSync(dataFile, 'utf8').trim().split('\n').slice(0, 5)
-      .map((line) => (JSON.parse(line) as { messages: ChatMessage[] }).messages);
+    const { train } = loadDataset({ path: dataFile, valSplit: settings.valSplit, seed: settings.seed });
+    const records = train.flatMap((example) => (example.kind === 'chat' ? [example.messages] : [])).slice(0, 5);
     const rows: string[] = [];
     let taught = 0;
     for (const [i, messages] of records.entries()) {

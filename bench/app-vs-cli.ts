@@ -4,7 +4,7 @@
  * the CLI's is `lorasmith train` in a process of its own. Both run the engine's one training run, so their
  * tokens/s (the loop's own count, from each training record) should agree, and so should their weights.
  * Recipe: the app's guided first fine-tune (resources/samples/samples.json: the starter model, all-linear r8,
- * batch 4, 100 steps on verily-chat), on the default backend.
+ * batch 4, its steps on verily-chat), on the default backend.
  */
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';

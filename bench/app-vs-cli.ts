@@ -67,7 +67,7 @@ function throughTheCli(work: string, settings: TrainingSettings, dataFile: strin
     '--max-steps', String(settings.maxSteps), '--batch-size', String(settings.batchSize), '--grad-accum', String(settings.gradAccum),
     '--max-seq-len', String(settings.maxSeqLen), '--val-split', String(settings.valSplit), '--seed', String(settings.seed),
     '--warmup-steps', String(settings.warmupSteps), '--weight-decay', String(settings.weightDecay), '--max-grad-norm', String(settings.maxGradNorm),
-    '--eval-every', String(settings.evalEvery), '--checkpoint-every', String(settings.checkpointEvery),
+    '--eval-every', String(settings.evalEvery), '--checkpoint-every', String(settings.checkpointEvery), '--keep', settings.keepWeights ?? 'best',
   ];
   const started = performance.now();
   const run = spawnSync(process.execPath, [join(root, 'bin/lorasmith.js'), 'train', join(resourcesDir, 'starter'), '--data', dataFile, '--out', out, ...flags, '--json'], {

@@ -21,7 +21,7 @@ const OPTIONS: OptionKinds = {
 export const EXPORT_RUN_USAGE = `lorasmith export-run <model-dir> --data FILE --out DIR [--hub-id REPO] [train's settings: --targets, --rank,
   --alpha, --dropout, --rslora, --parent-adapter, --epochs | --max-steps, --learning-rate, --batch-size, --grad-accum,
   --max-seq-len, --val-split | --val-data, --seed, --scheduler, --warmup-steps, --weight-decay, --max-grad-norm,
-  --eval-every, --patience, --train-on-prompt, --packing, --format] [--json]
+  --eval-every, --patience, --keep, --train-on-prompt, --packing, --format] [--json]
 
   --out      a new (or empty) folder: the export is written whole or not at all
   --hub-id   the base's Hugging Face repo id, which the training machine downloads (default: <model-dir>'s path)

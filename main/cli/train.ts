@@ -16,6 +16,7 @@ import { DATASET_FORMATS, type DatasetFormat } from '../engine/train/datasets/fo
 import type { TrainingEstimate } from '../engine/train/estimate';
 import { describePrecisionCost, measurePrecisionCost } from '../engine/train/precision-cost';
 import type { TrainProgress } from '../engine/train/loop';
+import { KEEP_WEIGHTS, type KeepWeights } from '../engine/train/hyperparameters';
 import { assessTraining, formatAdvice, proposeAdapter, proposeTraining, withProposal, type Proposal, type ProposedField } from '../engine/train/proposal';
 import { runTraining } from '../engine/train/run';
 import { SCHEDULES, type ScheduleKind } from '../engine/train/schedule';
@@ -45,7 +46,7 @@ export const TRAIN_OPTIONS: OptionKinds = {
   dropout: 'string', rslora: 'flag', full: 'flag', 'parent-adapter': 'string', epochs: 'string', 'max-steps': 'string',
   'learning-rate': 'string', 'batch-size': 'string', 'grad-accum': 'string', 'max-seq-len': 'string', 'val-split': 'string',
   seed: 'string', scheduler: 'string', 'warmup-steps': 'string', 'weight-decay': 'string', 'max-grad-norm': 'string',
-  'eval-every': 'string', patience: 'string', 'checkpoint-every': 'string', 'checkpoint-dir': 'string', resume: 'string',
+  'eval-every': 'string', patience: 'string', keep: 'string', 'checkpoint-every': 'string', 'checkpoint-dir': 'string', resume: 'string',
   'train-on-prompt': 'flag', packing: 'flag', recompute: 'flag', backend: 'string', 'base-precision': 'string',
   'measure-precision': 'flag', 'dry-run': 'flag', json: 'flag', remote: 'string', token: 'string',
 };
@@ -54,8 +55,8 @@ export const TRAIN_USAGE = `lorasmith train <model-dir> --data FILE --out DIR [-
   [--alpha A] [--dropout P] [--rslora] [--full | --parent-adapter DIR] [--epochs E | --max-steps N] [--learning-rate LR]
   [--batch-size B] [--grad-accum K] [--max-seq-len T] [--val-split F | --val-data FILE] [--seed S]
   [--scheduler constant|linear|cosine] [--warmup-steps N] [--weight-decay W] [--max-grad-norm G] [--eval-every N]
-  [--patience N] [--checkpoint-every N] [--checkpoint-dir DIR] [--resume CHECKPOINT] [--train-on-prompt] [--packing]
-  [--recompute] [--backend B] [--base-precision stored|bf16|q8_0|q4_0] [--measure-precision] [--dry-run] [--json]
+  [--patience N] [--keep best|last] [--checkpoint-every N] [--checkpoint-dir DIR] [--resume CHECKPOINT] [--train-on-prompt]
+  [--packing] [--recompute] [--backend B] [--base-precision stored|bf16|q8_0|q4_0] [--measure-precision] [--dry-run] [--json]
   [--remote 127.0.0.1:PORT [--token T]]
 
   --data           a dataset file, or the normalized.jsonl an import stored in the library
@@ -65,6 +66,8 @@ export const TRAIN_USAGE = `lorasmith train <model-dir> --data FILE --out DIR [-
   --full           train every weight instead of a LoRA adapter
   --parent-adapter start from this adapter's weights and LoRA settings (continue an adapter)
   --val-split      fraction held out for validation (default 0.1 from 10 records up, else none)
+  --keep           the weights the run ends with: best (the default) those of the lowest validation loss, what
+                   generalizes to new prompts; last the last step's, what has learned the training rows themselves
   --recompute      recompute each block's activations in the backward pass: less memory, one more forward pass
                    (default: on only when the run would not fit in memory without it)
   --base-precision how the frozen-weight store keeps the base: stored (the file's dtype, the default), bf16, q8_0
@@ -100,6 +103,9 @@ export function settingsFrom(parsed: ParsedOptions): TrainSettingsInput {
   const scheduler = stringOption(parsed, 'scheduler');
   if (scheduler !== undefined && !(SCHEDULES as readonly string[]).includes(scheduler)) throw new UsageError(`--scheduler must be one of ${SCHEDULES.join(', ')}, got '${scheduler}'`);
   set('scheduler', scheduler as ScheduleKind | undefined);
+  const keep = stringOption(parsed, 'keep');
+  if (keep !== undefined && !(KEEP_WEIGHTS as readonly string[]).includes(keep)) throw new UsageError(`--keep must be one of ${KEEP_WEIGHTS.join(', ')}, got '${keep}'`);
+  set('keepWeights', keep as KeepWeights | undefined);
   if (flagOption(parsed, 'train-on-prompt')) s.trainOnPrompt = true;
   if (flagOption(parsed, 'packing')) s.packing = true;
   if (flagOption(parsed, 'recompute')) s.recompute = 'on';

@@ -36,6 +36,7 @@ export const trainingSettings = z.object({
   evalEvery: z.number().int().min(0),
   checkpointEvery: z.number().int().min(0),
   earlyStoppingPatience: z.number().int().min(0).optional(),
+  keepWeights: z.enum(['best', 'last']).optional(),
   trainOnPrompt: z.boolean(),
   recompute: z.enum(['auto', 'on', 'off']).optional(),
   basePrecision: z.enum(['stored', 'bf16', 'q8_0', 'q4_0']).optional(),

@@ -48,6 +48,7 @@ export function guidedSettings(g: GuidedFineTune): TrainingSettings {
     evalEvery: Math.max(1, Math.round(h.maxSteps / 4)),
     checkpointEvery: Math.max(1, Math.round(h.maxSteps / 2)),
     trainOnPrompt: false,
+    ...(h.keepWeights !== undefined ? { keepWeights: h.keepWeights } : {}),
   };
 }
 

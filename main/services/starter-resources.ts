@@ -28,7 +28,7 @@ export interface SampleEntry {
 export interface GuidedFineTune {
   readonly dataset: string;
   readonly lora: { targetModules: string; rank: number; alpha: number; dropout: number };
-  readonly hyperparameters: { maxSteps: number; batchSize: number; learningRate: number; scheduler: string; seed: number };
+  readonly hyperparameters: { maxSteps: number; batchSize: number; learningRate: number; scheduler: string; seed: number; keepWeights?: 'best' | 'last' };
   readonly maxSeqLen: number;
 }
 

@@ -160,6 +160,11 @@ export interface TrainingSettings {
   readonly evalEvery: number;
   readonly checkpointEvery: number;
   readonly earlyStoppingPatience?: number;
+  /**
+   * The weights the run ends with: 'best' (the default where absent) those of the lowest validation loss, what
+   * generalizes to new prompts; 'last' the last step's, what has learned the training rows themselves.
+   */
+  readonly keepWeights?: 'best' | 'last';
   readonly trainOnPrompt: boolean;
   /**
    * Activation recomputation: keep only each decoder block's input and run the block again in the backward pass

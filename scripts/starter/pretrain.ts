@@ -150,10 +150,10 @@ export async function pretrainStarter(o: PretrainOptions): Promise<void> {
     }
   };
   const result = await trainLoop({
-    model, variables, trainRows, valRows, padId: eosId, restoreBest: false, signal: controller.signal, onProgress,
+    model, variables, trainRows, valRows, padId: eosId, signal: controller.signal, onProgress,
     hyperparameters: {
       maxSteps: o.steps, batchSize: o.batch, gradAccum: 1, learningRate: o.lr, scheduler: 'cosine', warmupSteps,
-      weightDecay: o.weightDecay, maxGradNorm: 1, seed: o.seed, evalEvery: o.evalEvery,
+      weightDecay: o.weightDecay, maxGradNorm: 1, seed: o.seed, evalEvery: o.evalEvery, keepWeights: 'last',
     },
   });
   const minutes = (Date.now() - started) / 60_000;

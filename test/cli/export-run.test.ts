@@ -39,7 +39,7 @@ async function cli(argv: string[]) {
 
 const SETTINGS = ['--rank', '4', '--alpha', '12', '--dropout', '0', '--rslora', '--targets', 'attention', '--batch-size', '2', '--grad-accum', '3',
   '--max-steps', '5', '--learning-rate', '3e-3', '--scheduler', 'cosine', '--warmup-steps', '2', '--weight-decay', '0.01', '--max-grad-norm', '0.5',
-  '--seed', '11', '--eval-every', '2', '--patience', '3', '--max-seq-len', '64'];
+  '--seed', '11', '--eval-every', '2', '--patience', '3', '--keep', 'last', '--max-seq-len', '64'];
 
 const readJsonl = (path: string) => readFileSync(path, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { line: number; input_ids: number[]; labels: number[]; segments?: { text: string; train: boolean }[] });
 
@@ -65,7 +65,7 @@ describe('lorasmith export-run', () => {
     expect(run.hyperparameters).toEqual({
       optimizer: 'adamw_torch', adam_beta1: 0.9, adam_beta2: 0.999, adam_epsilon: 1e-8, weight_decay: 0.01, learning_rate: 3e-3,
       lr_scheduler_type: 'cosine', warmup_steps: 2, per_device_train_batch_size: 2, gradient_accumulation_steps: 3, num_train_epochs: 3,
-      max_steps: 5, steps_per_epoch: 2, total_steps: 5, max_grad_norm: 0.5, seed: 11, eval_steps: 2, early_stopping_patience: 3, max_length: 64,
+      max_steps: 5, steps_per_epoch: 2, total_steps: 5, max_grad_norm: 0.5, seed: 11, eval_steps: 2, early_stopping_patience: 3, keep_weights: 'last', max_length: 64,
     });
     expect(run.tokenization).toMatchObject({ bos_token_id: 1, eos_token_id: 2, max_length: 64, train_on_prompt: false, packing: false });
     const readme = readFileSync(join(bundle, 'README.md'), 'utf8');

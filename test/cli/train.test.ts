@@ -65,6 +65,13 @@ describe('lorasmith train', () => {
     expect(r.out.map((l) => JSON.parse(l)).find((l) => l.event === 'estimate')).toMatchObject({ recompute: true });
   });
 
+  it('--keep last is the run\'s setting, recorded with it; --keep takes only best or last', async () => {
+    const out = join(dir, 'kept-last');
+    expect((await cli(makeTrainCommand(loader), [modelDir, '--data', data, '--out', out, '--max-steps', '2', '--keep', 'last', '--json'])).code).toBe(0);
+    expect(JSON.parse(readFileSync(join(out, 'training_record.json'), 'utf8')).settings).toMatchObject({ keepWeights: 'last' });
+    await expect(cli(makeTrainCommand(loader), [modelDir, '--data', data, '--out', 'x', '--keep', 'first'])).rejects.toThrow("--keep must be one of best, last, got 'first'");
+  });
+
   it('refuses a run that cannot fit in memory before loading the model, with the numbers and what to change', async () => {
     const model = join(import.meta.dirname, '..', 'fixtures', 'tiny-random-llama');
     const run = cli(trainCommand, [model, '--data', data, '--out', join(dir, 'huge'), '--batch-size', '4096', '--max-seq-len', '65536', '--dry-run']);
@@ -123,7 +130,7 @@ describe('lorasmith train without a learning rate, steps, rank or targets', () =
     const out = join(dir, 'proposed');
     expect((await cli(makeTrainCommand(loader), [modelDir, '--data', data, '--out', out, '--max-steps', '2', '--json'])).code).toBe(0);
     const record = JSON.parse(readFileSync(join(out, 'training_record.json'), 'utf8'));
-    expect(record.settings).toMatchObject({ learningRate: 3e-3, maxSteps: 2, basePrecision: 'stored', lora: { rank: 8, alpha: 16, targetModules: 'all-linear' } });
+    expect(record.settings).toMatchObject({ learningRate: 3e-3, maxSteps: 2, basePrecision: 'stored', keepWeights: 'best', lora: { rank: 8, alpha: 16, targetModules: 'all-linear' } });
     const full = await cli(makeTrainCommand(loader), [modelDir, '--data', data, '--full', '--dry-run', '--json']);
     expect(event(full.out.map((l) => JSON.parse(l)), 'advice').filled).toEqual([]);
   });

@@ -48,6 +48,9 @@ test('first run: starter model and samples, guided fine-tune, base and adapter s
   await expect(page.getByRole('heading', { name: 'Training', level: 2 })).toBeVisible({ timeout: 120_000 });
   const details = page.getByRole('region', { name: 'Run details' });
   await expect(details).toContainText(`${guided.name}: first fine-tune`);
+  // The guided run keeps its last step's weights: what recalls the sample's answers (checked below).
+  await details.getByRole('button', { name: 'Settings' }).click();
+  await expect(details.getByLabel('Run settings')).toContainText("the last step's weights kept");
   await expect.poll(async () => Number(await details.getByRole('progressbar', { name: 'Training progress' }).getAttribute('value')),
     { timeout: 90_000 }).toBeGreaterThan(1);
   await shot(page, 'first-run-02-training');

@@ -68,8 +68,8 @@ describe('first run: registering and offering the starter resources', () => {
     const g = manifest.guidedFineTune;
     const settings = info.guided?.settings;
     expect(settings?.lora).toEqual({ targetModules: [g.lora.targetModules], rank: g.lora.rank, alpha: g.lora.alpha, dropout: g.lora.dropout, useRslora: false });
-    expect([settings?.maxSteps, settings?.batchSize, settings?.learningRate, settings?.seed, settings?.maxSeqLen])
-      .toEqual([g.hyperparameters.maxSteps, g.hyperparameters.batchSize, g.hyperparameters.learningRate, g.hyperparameters.seed, g.maxSeqLen]);
+    expect([settings?.maxSteps, settings?.batchSize, settings?.learningRate, settings?.seed, settings?.maxSeqLen, settings?.keepWeights])
+      .toEqual([g.hyperparameters.maxSteps, g.hyperparameters.batchSize, g.hyperparameters.learningRate, g.hyperparameters.seed, g.maxSeqLen, g.hyperparameters.keepWeights]);
     const args = { modelId: info.guided?.modelId, datasetId: info.guided?.datasetId, settings, adapterName: 'first' };
     expect(SCHEMAS['train.start'].safeParse(args).success).toBe(true);
     expect(SCHEMAS['app.firstRun'].safeParse({ extra: 1 }).success).toBe(false);

@@ -192,6 +192,7 @@ export async function exportRun(options: ExportRunOptions): Promise<ExportRunRes
       per_device_train_batch_size: settings.batchSize, gradient_accumulation_steps: settings.gradAccum,
       num_train_epochs: settings.epochs, max_steps: settings.maxSteps, steps_per_epoch: stepsPerEpoch(trainRows.length, settings), total_steps: totalSteps,
       max_grad_norm: settings.maxGradNorm, seed: settings.seed, eval_steps: settings.evalEvery, early_stopping_patience: settings.earlyStoppingPatience,
+      keep_weights: settings.keepWeights,
       max_length: settings.maxSeqLen,
     },
     /** The engine's own words, for importing the result back with the same settings. */

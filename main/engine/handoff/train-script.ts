@@ -15,7 +15,8 @@ It is the run Lorasmith would have done, step for step:
   optimizer                    AdamW (betas, epsilon and decoupled weight decay of run.json on every LoRA weight),
                                clipping by global norm, linear warmup then constant / linear / cosine decay;
   evaluation                   token-weighted validation loss every eval_steps and at the end; early stopping after
-                               early_stopping_patience evaluations without improvement; the best adapter is kept;
+                               early_stopping_patience evaluations without improvement; keep_weights "best": the
+                               adapter of the lowest validation loss is kept, "last": the last step's;
   initial weights              initial_adapter/ (the engine's seeded initialisation, or the parent adapter's).
 On N processes each step's rows are shared out and each process's loss is scaled by N, so the averaged gradient is
 the one-process gradient: the run is the same on one GPU or many. LoRA dropout draws its own masks here, so runs
@@ -244,6 +245,7 @@ def train(model, params, optimizer, procs, run, train_rows, val_rows, save_adapt
         per_device = None  # DeepSpeed steps its engine at each backward: one forward / backward per step
     total = total_steps(len(train_rows), h)
     eval_steps, patience = h["eval_steps"], h["early_stopping_patience"]
+    keep_best = h.get("keep_weights", "best") == "best"
     best_dir = os.path.join(output_dir, "best-adapter")
     log_history, best, since_best, status = [], None, 0, "completed"
     started, tokens_seen = time.time(), 0
@@ -282,7 +284,8 @@ def train(model, params, optimizer, procs, run, train_rows, val_rows, save_adapt
                 print(json.dumps(log_history[-1]), flush=True)
             if best is None or val < best["eval_loss"]:
                 best, since_best = {"eval_loss": val, "step": step + 1}, 0
-                save_adapter(best_dir)
+                if keep_best:
+                    save_adapter(best_dir)
             else:
                 since_best += 1
                 stop = patience > 0 and since_best >= patience
@@ -442,7 +445,7 @@ def main(argv=None):
     status, log_history, best, speed = train(model, params, optimizer, procs, run, train_rows, val_rows, save_adapter, args.output, per_device=args.per_device_batch_size or h["per_device_train_batch_size"])
     adapter_dir = os.path.join(args.output, "adapter")
     best_dir = os.path.join(args.output, "best-adapter")
-    if best is not None:
+    if best is not None and h.get("keep_weights", "best") == "best":
         if accelerator.is_main_process:
             shutil.rmtree(adapter_dir, ignore_errors=True)
             shutil.copytree(best_dir, adapter_dir)  # the engine keeps the weights of the best validation loss too

@@ -8,6 +8,10 @@ import { SCHEDULES, type ScheduleKind } from './schedule';
 export type RecomputeSetting = 'auto' | 'on' | 'off';
 export const RECOMPUTE_SETTINGS: readonly RecomputeSetting[] = ['auto', 'on', 'off'];
 
+/** Which weights a run ends with: those of its lowest validation loss, or its last step's. */
+export type KeepWeights = 'best' | 'last';
+export const KEEP_WEIGHTS: readonly KeepWeights[] = ['best', 'last'];
+
 export interface TrainHyperparameters {
   /** Passes over the training rows (ignored when maxSteps is set). */
   readonly epochs: number;
@@ -28,6 +32,12 @@ export interface TrainHyperparameters {
   readonly evalEvery: number;
   /** Stop after this many evaluations without a better validation loss; 0 never stops early. */
   readonly earlyStoppingPatience: number;
+  /**
+   * 'best' puts the weights of the lowest validation loss back at the end (where the run has validation): what
+   * generalizes to new prompts. 'last' keeps the last step's: what has learned the training rows themselves (a
+   * small set of facts to be recalled), which validation on other rows cannot rate.
+   */
+  readonly keepWeights: KeepWeights;
   /** Checkpoint every N steps (where the run has a checkpoint folder); 0 never. */
   readonly checkpointEvery: number;
   readonly keepCheckpoints: number;
@@ -51,6 +61,7 @@ export const DEFAULT_HYPERPARAMETERS: TrainHyperparameters = {
   seed: 42,
   evalEvery: 0,
   earlyStoppingPatience: 0,
+  keepWeights: 'best',
   checkpointEvery: 100,
   keepCheckpoints: 2,
   recompute: 'auto',
@@ -82,6 +93,7 @@ export function resolveHyperparameters(partial: Partial<TrainHyperparameters> = 
   if (!Number.isInteger(h.seed)) invalid(`seed must be an integer, got ${String(h.seed)}`);
   nonNegativeInt('evalEvery', h.evalEvery);
   nonNegativeInt('earlyStoppingPatience', h.earlyStoppingPatience);
+  if (!KEEP_WEIGHTS.includes(h.keepWeights)) invalid(`keepWeights must be one of ${KEEP_WEIGHTS.join(', ')}, got ${JSON.stringify(h.keepWeights)}`);
   nonNegativeInt('checkpointEvery', h.checkpointEvery);
   positiveInt('keepCheckpoints', h.keepCheckpoints);
   if (!RECOMPUTE_SETTINGS.includes(h.recompute)) invalid(`recompute must be one of ${RECOMPUTE_SETTINGS.join(', ')}, got ${JSON.stringify(h.recompute)}`);

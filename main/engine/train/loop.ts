@@ -54,8 +54,6 @@ export interface LoopOptions {
   readonly resumeFrom?: string;
   /** Files to add to each checkpoint (a PEFT adapter of the current weights), made on demand. */
   readonly checkpointFiles?: () => Promise<Map<string, FolderFile>>;
-  /** Put the best weights (lowest validation loss) back at the end; default true when there is validation. */
-  readonly restoreBest?: boolean;
   readonly signal?: AbortSignal;
   readonly onProgress?: (event: TrainProgress) => void;
   /**
@@ -200,7 +198,8 @@ export async function trainLoop(options: LoopOptions): Promise<LoopResult> {
     let stop = false;
     if (state.bestValLoss === null || loss < state.bestValLoss) {
       state = { ...state, bestValLoss: loss, bestStep: state.step, evalsWithoutImprovement: 0 };
-      best = await snapshot(variables);
+      // Kept only where the run ends with it: a copy of every trainable weight per improvement.
+      if (h.keepWeights === 'best') best = await snapshot(variables);
     } else {
       state = { ...state, evalsWithoutImprovement: state.evalsWithoutImprovement + 1 };
       stop = h.earlyStoppingPatience > 0 && state.evalsWithoutImprovement >= h.earlyStoppingPatience;
@@ -298,8 +297,8 @@ export async function trainLoop(options: LoopOptions): Promise<LoopResult> {
     }
   }
 
-  const restoreBest = options.restoreBest ?? valRows.length > 0;
-  if (status !== 'cancelled' && restoreBest && best) restoreSnapshot(variables, best);
+  // 'best' with validation: the snapshot of the lowest validation loss goes back in (best is null without validation).
+  if (status !== 'cancelled' && h.keepWeights === 'best' && best) restoreSnapshot(variables, best);
   optimizer.dispose();
   const seconds = (performance.now() - started) / 1000;
   const recent = history.slice(-Math.min(50, Math.max(1, stepsPerEpoch(trainRows.length, h))));

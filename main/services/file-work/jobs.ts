@@ -177,7 +177,7 @@ export function contractSettings(s: TrainSettings): TrainingSettings {
     learningRate: s.learningRate, batchSize: s.batchSize, gradAccum: s.gradAccum, maxSeqLen: s.maxSeqLen,
     valSplit: s.valSplit === 'auto' ? 0.1 : s.valSplit, seed: s.seed, scheduler: s.scheduler, warmupSteps: s.warmupSteps,
     weightDecay: s.weightDecay, maxGradNorm: s.maxGradNorm, evalEvery: s.evalEvery, checkpointEvery: s.checkpointEvery,
-    earlyStoppingPatience: s.earlyStoppingPatience, trainOnPrompt: s.trainOnPrompt, recompute: s.recompute,
+    earlyStoppingPatience: s.earlyStoppingPatience, keepWeights: s.keepWeights, trainOnPrompt: s.trainOnPrompt, recompute: s.recompute,
   };
 }
 

@@ -24,6 +24,7 @@ export interface HyperForm {
   evalEvery: string;
   checkpointEvery: string;
   earlyStoppingPatience: string;
+  keepWeights: NonNullable<TrainingSettings['keepWeights']>;
   trainOnPrompt: boolean;
   recompute: NonNullable<TrainingSettings['recompute']>;
   basePrecision: NonNullable<TrainingSettings['basePrecision']>;
@@ -49,6 +50,7 @@ export const DEFAULT_SETTINGS: Omit<TrainingSettings, 'lora'> & { lora: Omit<Tra
   evalEvery: 20,
   checkpointEvery: 100,
   earlyStoppingPatience: 3,
+  keepWeights: 'best',
   trainOnPrompt: false,
   recompute: 'auto',
   basePrecision: 'stored',
@@ -68,7 +70,7 @@ export function formFromSettings(settings: Partial<TrainingSettings> & { lora?: 
     maxSteps: text(s.maxSteps), batchSize: text(s.batchSize), gradAccum: text(s.gradAccum), maxSeqLen: text(s.maxSeqLen),
     valSplit: text(s.valSplit), seed: text(s.seed), scheduler: s.scheduler, warmupSteps: text(s.warmupSteps),
     weightDecay: text(s.weightDecay), maxGradNorm: text(s.maxGradNorm), evalEvery: text(s.evalEvery),
-    checkpointEvery: text(s.checkpointEvery), earlyStoppingPatience: text(s.earlyStoppingPatience),
+    checkpointEvery: text(s.checkpointEvery), earlyStoppingPatience: text(s.earlyStoppingPatience), keepWeights: s.keepWeights ?? 'best',
     trainOnPrompt: s.trainOnPrompt, recompute: s.recompute ?? 'auto', basePrecision: s.basePrecision ?? 'stored',
   };
 }
@@ -88,6 +90,7 @@ const LABELS: Record<HyperField, string> = {
   maxSeqLen: 'max sequence length', valSplit: 'validation split', seed: 'seed', scheduler: 'scheduler',
   warmupSteps: 'warm-up steps', weightDecay: 'weight decay', maxGradNorm: 'max gradient norm',
   evalEvery: 'evaluate every', checkpointEvery: 'checkpoint every', earlyStoppingPatience: 'early-stopping patience',
+  keepWeights: 'weights kept',
   trainOnPrompt: 'train on prompt', recompute: 'activation recomputation', basePrecision: 'base precision',
 };
 
@@ -157,6 +160,7 @@ export function settingsFromForm(form: HyperForm, targetModules: readonly string
     weightDecay: req('weightDecay'), maxGradNorm: req('maxGradNorm'), evalEvery: req('evalEvery'),
     checkpointEvery: req('checkpointEvery'),
     ...(patience !== undefined ? { earlyStoppingPatience: patience } : {}),
+    keepWeights: form.keepWeights,
     trainOnPrompt: form.trainOnPrompt,
     recompute: form.recompute,
     basePrecision: form.basePrecision,

@@ -186,7 +186,7 @@ forEachVariant('LoRA training', () => {
     let trained: Map<string, PeftModuleWeights>;
     try {
       // The rows again as validation: the loop's final evaluation is the loss after the last update.
-      result = await trainLoop({ model: lm, variables: adapterVariables(adapter), trainRows: ROWS, valRows: ROWS, restoreBest: false, padId: 0, hyperparameters: SETTINGS });
+      result = await trainLoop({ model: lm, variables: adapterVariables(adapter), trainRows: ROWS, valRows: ROWS, padId: 0, hyperparameters: { ...SETTINGS, keepWeights: 'last' } });
       trained = await peftWeightsOf(adapter);
     } finally {
       removeAdapter(lm, adapter.name);

@@ -103,6 +103,29 @@ describe('trainLoop', () => {
     model.dispose();
   });
 
+  it("keepWeights 'last' ends with the last step's weights where validation peaked earlier; 'best' with the best", async () => {
+    const conflicting = mapping.map((r) => ({ ...r, ids: [2, r.ids[1] as number, ((r.ids[2] as number) + 7) % 16, 1] }));
+    const ends: Record<string, { valLoss: number; trainLoss: number; result: Awaited<ReturnType<typeof trainLoop>> }> = {};
+    for (const keepWeights of ['best', 'last'] as const) {
+      const { model, variables } = loraSetup(1, 0);
+      const result = await trainLoop({
+        model, variables, trainRows: mapping, valRows: conflicting, padId: 0,
+        hyperparameters: { maxSteps: 40, batchSize: 8, learningRate: 3e-2, scheduler: 'constant', evalEvery: 4, seed: 2, keepWeights },
+      });
+      ends[keepWeights] = { valLoss: (await evaluateRows(model, conflicting, 0, 8)).loss, trainLoss: (await evaluateRows(model, mapping, 0, 8)).loss, result };
+      model.dispose();
+    }
+    const { best, last } = ends as Record<'best' | 'last', (typeof ends)[string]>;
+    // The same run either way (the setting only chooses what it ends with): the same curve and the same best step.
+    expect(last.result.history.map((h) => h.loss)).toEqual(best.result.history.map((h) => h.loss));
+    expect(last.result.bestStep).toBe(best.result.bestStep);
+    expect(best.result.bestStep).toBeLessThan(40);
+    expect(best.valLoss).toBeCloseTo(best.result.bestValLoss ?? Number.NaN, 4);
+    expect(last.valLoss).toBeCloseTo(last.result.evals.at(-1)?.valLoss ?? Number.NaN, 4);
+    // The last step's weights have learned the training rows further than the best-validation ones.
+    expect(last.trainLoss).toBeLessThan(best.trainLoss);
+  });
+
   it('gradient accumulation of 2×4 equals one batch of 8 (token-weighted mean loss)', async () => {
     const runs: { losses: number[]; norms: number[] }[] = [];
     for (const [batchSize, gradAccum] of [[8, 1], [4, 2], [8, 1]]) {

@@ -65,7 +65,7 @@ describe('trainLoop sampleAtEval', () => {
     const calledAt: number[] = [];
     await trainLoop({
       model, variables: adapterVariables(adapter), trainRows: rows, valRows: rows.slice(0, 2), padId: 0,
-      hyperparameters: { maxSteps: 60, batchSize: 4, learningRate: 3e-2, evalEvery: 20, seed: 7 }, restoreBest: false,
+      hyperparameters: { maxSteps: 60, batchSize: 4, learningRate: 3e-2, evalEvery: 20, seed: 7, keepWeights: 'last' },
       onProgress: (e) => events.push(e),
       sampleAtEval: async (step) => {
         calledAt.push(step);
@@ -78,7 +78,7 @@ describe('trainLoop sampleAtEval', () => {
     expect(evals.every((e) => typeof e.sample === 'string')).toBe(true);
     expect(events.filter((e) => e.kind === 'step').some((e) => e.sample !== undefined)).toBe(false);
 
-    // restoreBest: false leaves the weights of the last step, the ones the last sample was made with.
+    // keepWeights 'last' leaves the weights of the last step, the ones the last sample was made with.
     const reference = decode(naiveGreedy(model, prompt, 5, 1));
     const tensors = tf.memory().numTensors;
     expect(await greedySample(model, prompt, { maxNewTokens: 5, tokenizer, eosTokenIds: [1] })).toBe(reference);

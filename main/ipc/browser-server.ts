@@ -139,7 +139,8 @@ export function parseMessage(data: RawData, isBinary: boolean): ParsedMessage {
 }
 
 export async function startBrowserServer(options: BrowserServerOptions): Promise<BrowserServer> {
-  const token = options.token ?? randomBytes(24).toString('base64url');
+  // Hex, not base64url: a token starting with '-' would read as an option in `lorasmith train --token T`.
+  const token = options.token ?? randomBytes(24).toString('hex');
   const root = normalize(options.rendererDir);
   const sockets = new Set<WebSocket>();
   const report = (where: string, error: unknown) => {

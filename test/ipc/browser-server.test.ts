@@ -69,7 +69,7 @@ afterAll(async () => {
 
 describe('browser-mode server', () => {
   it('listens on 127.0.0.1 and prints a URL with a long random token in its path', () => {
-    expect(server.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/t\/[A-Za-z0-9_-]{32}\/$/);
+    expect(server.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/t\/[0-9a-f]{48}\/$/);
     expect(server.url).toBe(`http://127.0.0.1:${server.port}/t/${server.token}/`);
   });
 

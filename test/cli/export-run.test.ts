@@ -126,8 +126,14 @@ describe('lorasmith export-run', () => {
       rows.forEach((row, i) => {
         // the engine's weight on position t - 1 is train[t]; labels say the same as -100 / the token
         expect(row.labels.map((l, t) => (t > 0 && l !== -100 ? 1 : 0))).toEqual(engine[i]?.train.map((v, t) => (t > 0 ? v : 0)));
+        // The ids are the whole text's (prompt and answer encoded once, as chat encodes them): the answer's own
+        // encoding would open with a second '▁' (this tokenizer prepends one to every text it encodes).
+        const answer = answers[row.line - 1] ?? '';
+        const prompt = `Q${row.line - 1}: what is ${row.line - 1} plus ${row.line}?`;
+        expect(row.input_ids).toEqual([1, ...tokenizer.encode(prompt + answer, { addSpecialTokens: false }), 2]);
         const labelled = row.input_ids.filter((_, t) => row.labels[t] !== -100);
-        expect(tokenizer.decode(labelled)).toBe(`${answers[row.line - 1]}</s>`);
+        expect(labelled).toEqual([...tokenizer.encode(prompt + answer, { addSpecialTokens: false }).slice(tokenizer.encode(prompt, { addSpecialTokens: false }).length), 2]);
+        expect(tokenizer.decode([...row.input_ids.slice(0, -labelled.length), ...labelled])).toBe(`<s> ${prompt}${answer}</s>`);
         expect(row.segments?.filter((s) => s.train).map((s) => s.text)).toEqual([answers[row.line - 1]]);
       });
     }

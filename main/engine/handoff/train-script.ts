@@ -335,15 +335,14 @@ def write_result(output, run, status, log_history, best, speed, base, dtype, mac
 
 
 def check_tokens(tokenizer, rows, tokenization):
-    """Re-encodes each row's text segments with the Hugging Face tokenizer and compares with the exported ids."""
+    """Re-encodes each row's text (its segments joined, encoded once, as Lorasmith encodes it) with the Hugging Face
+    tokenizer and compares with the exported ids."""
     bos, eos = tokenization["bos_token_id"], tokenization["eos_token_id"]
     bad = 0
     for row in rows:
         if "segments" not in row:
             continue
-        ids = []
-        for segment in row["segments"]:
-            ids += tokenizer(segment["text"], add_special_tokens=False)["input_ids"]
+        ids = tokenizer("".join(segment["text"] for segment in row["segments"]), add_special_tokens=False)["input_ids"]
         if bos is not None and (not ids or ids[0] != bos):
             ids = [bos] + ids
         if row.get("eos") and eos is not None:

@@ -64,6 +64,30 @@ export function chatSegments(tokenizer: TextTokenizer, messages: readonly ChatMe
   return segments.filter((s) => s.text !== '');
 }
 
+/**
+ * Segments to the ids of their whole text, encoded once (as chat and generation encode a rendered prompt), each token
+ * marked with the segment it starts in. Encoding segment by segment gives other ids wherever a tokenizer treats the
+ * start of a text specially: SentencePiece-style ones (Llama 2, Mistral, TinyLlama) prepend '▁' to every text, so a
+ * completion " 1." alone encodes as "▁▁" "1" "." but after its prompt as "▁" "1" ".", and a model trained on the
+ * former answers with a double space. Segment k ends where the encoding of segments 0..k stops agreeing with the
+ * whole text's; a token merged across a boundary goes to the later segment.
+ */
+export function encodeSegments(tokenizer: TextTokenizer, segments: readonly { readonly text: string }[]): { ids: number[]; segmentOf: number[] } {
+  const ids = tokenizer.encode(segments.map((s) => s.text).join(''), { addSpecialTokens: false });
+  const segmentOf = new Array<number>(ids.length).fill(Math.max(0, segments.length - 1));
+  let text = '';
+  let start = 0;
+  for (let k = 0; k < segments.length - 1; k++) {
+    text += segments[k]?.text ?? '';
+    const prefix = tokenizer.encode(text, { addSpecialTokens: false });
+    let end = 0;
+    while (end < prefix.length && end < ids.length && prefix[end] === ids[end]) end++;
+    for (let i = start; i < end; i++) segmentOf[i] = k;
+    start = Math.max(start, end);
+  }
+  return { ids, segmentOf };
+}
+
 export function tokenizeExamples(
   examples: readonly Example[],
   tokenizer: TextTokenizer,
@@ -79,14 +103,9 @@ export function tokenizeExamples(
   let tokens = 0;
   let targetTokens = 0;
   for (const example of examples) {
-    const ids: number[] = [];
-    const train: number[] = [];
     const segments = example.kind === 'chat' ? chatSegments(tokenizer, example.messages) : example.segments;
-    for (const segment of segments) {
-      const piece = tokenizer.encode(segment.text, { addSpecialTokens: false });
-      ids.push(...piece);
-      for (let i = 0; i < piece.length; i++) train.push(segment.train || options.trainOnPrompt ? 1 : 0);
-    }
+    const { ids, segmentOf } = encodeSegments(tokenizer, segments);
+    const train = segmentOf.map((k): number => (segments[k]?.train || options.trainOnPrompt ? 1 : 0));
     // The prompt encoding's BOS policy (a template that writes BOS itself gets no second one).
     const bos = bosToAdd(tokenizer, ids);
     if (bos !== null) {

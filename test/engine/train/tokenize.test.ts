@@ -3,6 +3,10 @@ import { chatSegments, tokenizeExamples } from '../../../main/engine/train/token
 import { epochBatches, makeBatch, packExamples } from '../../../main/engine/train/batching';
 import type { Example } from '../../../main/engine/train/datasets/formats';
 import { charTokenizer } from './char-tokenizer';
+import { loadTokenizer } from '../../../main/engine/io/tokenizer';
+import { fileURLToPath } from 'node:url';
+
+const TINY_LLAMA = fileURLToPath(new URL('../../fixtures/tiny-random-llama', import.meta.url));
 
 const tok = charTokenizer();
 const pc = (prompt: string, completion: string, line = 1): Example => ({ line, kind: 'segments', segments: [{ text: prompt, train: false }, { text: completion, train: true }] });
@@ -32,6 +36,25 @@ describe('loss masks', () => {
     const ex = examples[0];
     const trained = (ex?.ids ?? []).filter((_, i) => ex?.train[i] === 1);
     expect(tok.decode(trained)).toBe('yo<|end|>\nok<|end|>\n');
+  });
+  it('a SentencePiece-style tokenizer: the ids are the whole text\'s, not a second \'▁\' opening the completion', async () => {
+    // Llama's tokenizer.json prepends '▁' to every text it encodes: " 1." alone is "▁▁" "1" ".", after its prompt
+    // "▁" "1" "." (ids from the fixture's vocabulary: ▁▁ 259, ▁ 29871, 1 29896, . 29889; </s> 2).
+    const llama = await loadTokenizer(TINY_LLAMA);
+    expect(llama.encode(' 1.', { addSpecialTokens: false })).toEqual([259, 29896, 29889]);
+    const prompt = 'Q0: what is 0 plus 1?';
+    const { examples } = tokenizeExamples([pc(prompt, ' 1.')], llama, { maxSeqLen: 64 });
+    const ex = examples[0];
+    expect(ex?.ids).toEqual([1, ...llama.encode(`${prompt} 1.`, { addSpecialTokens: false }), 2]);
+    expect((ex?.ids ?? []).filter((_, i) => ex?.train[i] === 1)).toEqual([29871, 29896, 29889, 2]);
+    expect(ex?.train.filter((v) => v === 0)).toHaveLength(1 + llama.encode(prompt, { addSpecialTokens: false }).length);
+  });
+  it('a token merged across a segment boundary goes to the later segment', () => {
+    // A tokenizer that merges "ab" into one token: prompt "xa" + completion "bc" encodes whole as x, ab, c.
+    const merging = { ...tok, encode: (text: string) => tok.encode(text.replace(/ab/g, '#')) };
+    const { examples } = tokenizeExamples([pc('xa', 'bc')], merging, { maxSeqLen: 16 });
+    expect(examples[0]?.ids).toEqual([...tok.encode('x#c'), 1]);
+    expect(examples[0]?.train).toEqual([0, 1, 1, 1]);
   });
   it('truncates to maxSeqLen and reports it; skips (and reports) examples left with no target', () => {
     const { examples, report } = tokenizeExamples([pc('abcdef', 'gh', 3), pc('a', 'bc', 4), pc('', 'x', 5)], tok, { maxSeqLen: 4 });

@@ -6,6 +6,7 @@
  *   payload.tar.xz      lorasmith-gpu/
  *                         bin/node                 this Node binary, stripped
  *                         lib/libvulkan.so.1       the Vulkan loader Dawn opens (the GPU's driver brings the rest)
+ *                         lib/libGLdispatch.so.0 … libglvnd, which NVIDIA's Vulkan driver links against, where here
  *                         package.json             name and version, for `lorasmith --version`
  *                         app/bundle/*.mjs         the CLI and the GPU check, bundled with esbuild (engine and tfjs inside)
  *                         app/node_modules/webgpu  Dawn (index.js + dist/linux-x64/dawn.node)
@@ -77,11 +78,20 @@ function hasTool(command: string): boolean {
   return spawnSync(command, ['--version'], { stdio: 'ignore' }).status === 0;
 }
 
-function vulkanLoader(): string {
+/** libglvnd's libraries a GPU vendor's GLX / EGL driver links against (packages libglvnd0, libglx0, libegl1). */
+const GLVND_LIBRARIES = ['libGLdispatch.so.0', 'libGLX.so.0', 'libEGL.so.1'];
+
+function systemLibrary(name: string): string | null {
   for (const dir of LIBRARY_DIRS) {
-    const path = join(dir, 'libvulkan.so.1');
+    const path = join(dir, name);
     if (existsSync(path)) return realpathSync(path);
   }
+  return null;
+}
+
+function vulkanLoader(): string {
+  const path = systemLibrary('libvulkan.so.1');
+  if (path !== null) return path;
   throw new PackError('PACK_TOOL_MISSING', `no Vulkan loader (libvulkan.so.1) in ${LIBRARY_DIRS.join(', ')}: apt-get install libvulkan1`);
 }
 
@@ -148,6 +158,12 @@ async function stagePayload(stage: string): Promise<void> {
   if (hasTool('strip')) run('strip', [node], 'stripping node');
 
   copyInto(vulkanLoader(), join(top, 'lib/libvulkan.so.1'));
+  // NVIDIA's Vulkan driver is libGLX_nvidia.so.0, which needs libglvnd's dispatch library; a CUDA-only machine may
+  // lack it (its loader then says "Could not get 'vkCreateInstance'" and finds no driver).
+  for (const name of GLVND_LIBRARIES) {
+    const path = systemLibrary(name);
+    if (path !== null) copyInto(path, join(top, 'lib', name));
+  }
 
   const dawn = dirname(require.resolve('webgpu/package.json'));
   for (const file of ['package.json', 'index.js', `dist/linux-x64/dawn.node`]) copyInto(join(dawn, file), join(top, 'app/node_modules/webgpu', file));

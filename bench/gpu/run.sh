@@ -82,7 +82,7 @@ run() {
   code=$?
   cat "$results/$name.err" >> "$log"
   tail -n 1 "$results/$name.out" > "$results/$name.line"
-  last=$(grep -v '^\s*$' "$results/$name.err" | tail -n 1 | tr '\t"' '  ')
+  last=$(tr '\r' '\n' < "$results/$name.err" | grep -v '^\s*$' | tail -n 1 | tr '\t"' '  ')
   printf '%s\t%s\t%s\n' "$name" "$code" "$last" >> "$status"
   say "   exit $code after $(( $(date +%s) - started ))s"
 }
@@ -111,7 +111,7 @@ python3 - "$results" <<'EOF'
 import json, os, sys
 d = sys.argv[1]
 status = {}
-for line in open(os.path.join(d, 'status.tsv')):
+for line in open(os.path.join(d, 'status.tsv'), newline='\n'):
     name, code, last = (line.rstrip('\n').split('\t') + ['', ''])[:3]
     status[name] = {'status': int(code), 'last': last[:300]}
 json.dump(status, open(os.path.join(d, 'status.json'), 'w'))

@@ -115,20 +115,26 @@ interface DawnModule {
 
 /**
  * Dawn on Linux runs on Vulkan. Without a Vulkan loader it prints a warning to stderr on every start and finds no
- * adapter, so look for the loader first (the usual system library folders) and skip Dawn where there is none.
+ * adapter, so look for the loader first where the dynamic linker would find it (LD_LIBRARY_PATH's folders, then the
+ * usual system library folders) and skip Dawn where there is none.
  */
 const LINUX_LIBRARY_DIRS = [
   '/usr/lib/x86_64-linux-gnu', '/usr/lib/aarch64-linux-gnu', '/lib/x86_64-linux-gnu', '/lib/aarch64-linux-gnu',
   '/usr/lib64', '/usr/lib', '/usr/local/lib', '/usr/local/nvidia/lib64',
 ];
 
+function vulkanLoaderDirs(): string[] {
+  const fromEnv = (process.env.LD_LIBRARY_PATH ?? '').split(':').filter((dir) => dir !== '');
+  return [...fromEnv, ...LINUX_LIBRARY_DIRS];
+}
+
 function hasVulkanLoader(): boolean {
-  return process.platform !== 'linux' || LINUX_LIBRARY_DIRS.some((dir) => existsSync(join(dir, 'libvulkan.so.1')));
+  return process.platform !== 'linux' || vulkanLoaderDirs().some((dir) => existsSync(join(dir, 'libvulkan.so.1')));
 }
 
 async function probeWebgpu(): Promise<Probe> {
   if (!hasVulkanLoader()) {
-    return { usable: false, detail: `webgpu (Dawn) needs a Vulkan loader (libvulkan.so.1), none found in ${LINUX_LIBRARY_DIRS.join(', ')}` };
+    return { usable: false, detail: `webgpu (Dawn) needs a Vulkan loader (libvulkan.so.1), none found in ${vulkanLoaderDirs().join(', ')}` };
   }
   try {
     const dawn = (await importOptional('webgpu')) as DawnModule;

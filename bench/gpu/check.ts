@@ -27,6 +27,7 @@ import { runOpChecks } from '../../test/engine/backend/op-checks';
 import { logitsOf } from '../../test/support/logits';
 import { renderReport } from './report';
 import { dispatchCounts } from './dispatches';
+import { parseFlags, profileStep } from './profile';
 import { runStep, SHAPES } from './step';
 
 interface DawnAdapter {
@@ -135,6 +136,16 @@ export async function main(argv: readonly string[]): Promise<number> {
       console.log(JSON.stringify({ ...report, kernels: info.matmulKernels }));
       return 0;
     }
+    case 'profile': {
+      const info = await initBackend(parseBackendPreference(option(args, 'backend')));
+      const batchShape = {
+        ...(args.includes('--batch') ? { batch: count(args, 'batch', 2) } : {}),
+        ...(args.includes('--seq') ? { seq: count(args, 'seq', 256) } : {}),
+      };
+      const report = await profileStep(option(args, 'shape', 'qwen2.5-0.5b'), batchShape, parseFlags(option(args, 'flags', '')));
+      console.log(JSON.stringify({ backend: info.name, ...report }));
+      return 0;
+    }
     case 'dispatches': {
       await initBackend('webgpu');
       const shape = option(args, 'shape', 'tiny');
@@ -160,7 +171,7 @@ export async function main(argv: readonly string[]): Promise<number> {
       return 0;
     default:
       console.error('usage: gpu-check adapter | ops --backend B | step --backend B --shape S [--steps N] [--decode N] | dispatches --shape S | ' +
-        'greedy --backend B --models DIR,DIR | logits --backend B --model DIR [--adapter DIR] --ids 1,2;3,4 | report DIR');
+        'greedy --backend B --models DIR,DIR | profile --backend B --shape S [--batch B] [--seq T] [--flags N=V,...] | logits --backend B --model DIR [--adapter DIR] --ids 1,2;3,4 | report DIR');
       return 2;
   }
 }

@@ -1,13 +1,14 @@
 /**
  * The GPU check's results section (Markdown, in bench/results/<name>.md's style) from the JSON files run.sh leaves
  * in one folder: machine.json (nvidia-smi's name and driver), adapter.json, ops-webgpu.json, greedy-webgpu.json, dispatches.json,
- * step-webgpu.json, step-torch.json, handoff.json (handoff_check.py's), status.json (each step's exit status and the
+ * step-webgpu.json, step-torch.json, profile.json, handoff.json (handoff_check.py's), status.json (each step's exit status and the
  * last line it printed on error).
  * What is missing is said, with why where run.sh recorded it; nothing is filled in.
  */
 import { join } from 'node:path';
 import type { CheckReport } from '../../test/engine/backend/op-checks';
 import type { DispatchCounts } from './dispatches';
+import type { ProfileReport } from './profile';
 import type { StepReport } from './step';
 
 interface Machine { gpu?: string; driver?: string; torch?: string; cuda?: string; date?: string; commit?: string }
@@ -70,6 +71,20 @@ function dispatchLine(d: Dispatches | null, status: Status | null): string {
     `token with the fused kernels and GPU-held weights, against ${d.composed.step} and ${d.composed.token} with tfjs's composed ops.`;
 }
 
+/** What bounds a step: the GPU's kernels where they take most of its wall time, else the CPU's dispatching. */
+function bound(wallMs: number, kernelMs: number | string): string {
+  if (typeof kernelMs !== 'number') return `GPU kernel time not measurable here (${kernelMs})`;
+  return `${fixed(kernelMs)} ms in GPU kernels: ${kernelMs >= 0.8 * wallMs ? 'the kernels are the bound' : 'the CPU side (dispatching, submitting, reading back) is the bound'}`;
+}
+
+function profileLine(p: ProfileReport | null, status: Status | null): string {
+  if (!p) return `Where the time goes: ${why(status, 'profile')}.`;
+  const stepWall = Math.min(...p.stepWallMs);
+  return `Where the time goes (tf.time, batch ${p.batch} × ${p.seq}): a LoRA step ${fixed(stepWall)} ms of wall time, ${bound(stepWall, p.stepKernelMs)}; ` +
+    `a decoded token ${fixed(p.tokenWithReadMs, 1)} ms with its logits read back, ${fixed(p.tokenWithoutReadMs, 1)} ms without, ` +
+    `${bound(p.tokenWithoutReadMs, p.tokenKernelMs)}.`;
+}
+
 const small = (value: number | undefined): string => (typeof value === 'number' && Number.isFinite(value) ? value.toExponential(1) : '—');
 
 function handoffLine(h: Handoff | null, status: Status | null): string {
@@ -98,6 +113,7 @@ export function renderReport(dir: string, read: (path: string) => string): strin
   const torch = readJson<TorchStep>(dir, 'step-torch.json', read);
   const status = readJson<Status>(dir, 'status.json', read);
   const handoff = readJson<Handoff>(dir, 'handoff.json', read);
+  const profile = readJson<ProfileReport>(dir, 'profile.json', read);
   const a = adapter?.adapter;
   const lines = [
     `## GPU: ${machine?.gpu ?? 'unknown GPU'}`, '',
@@ -145,6 +161,6 @@ export function renderReport(dir: string, read: (path: string) => string): strin
       `${fixed(d.decodeTokensPerSecond, 1)} tokens/s in the decode loop, ${fixed(d.tokensPerSecond, 1)} over the whole call` +
       `${real ? ` (goal ≥ ${DECODE_GOAL}: ${d.decodeTokensPerSecond >= DECODE_GOAL ? 'met' : 'not met'})` : ''}. Model load ${fixed(ours.loadSeconds, 1)} s.`);
   } else lines.push(`Greedy decoding: ${why(status, 'step')}.`);
-  lines.push('', handoffLine(handoff, status), '');
+  lines.push('', profileLine(profile, status), '', handoffLine(handoff, status), '');
   return lines.join('\n');
 }

@@ -7,6 +7,7 @@
 #   handoff  an exported run's train.py (transformers + PEFT under accelerate) against the engine on the tiny llama:
 #            per-step losses and the trained adapters' logits (handoff_check.py); its result folder goes to $OUT/handoff
 #   step     the LoRA training step and greedy decoding at Qwen2.5-0.5B's shape on webgpu
+#   profile  where the step's and a decoded token's time goes: wall time against GPU kernel time (bench/gpu/profile.ts)
 #   ops      the op checks against float64 on webgpu
 #   dispatches  compute dispatches per LoRA step and per token, with the fused kernels and without
 #   report   gpu.md: the results section for bench/results/ (see bench/gpu/README in the repository's README)
@@ -20,7 +21,7 @@ set -u
 here=$(cd "$(dirname "$0")" && pwd)
 out=${OUT:-$here/gpu-results}
 work=${LORASMITH_GPU_WORK:-/tmp/lorasmith-gpu-check}
-steps=${STEPS:-"adapter ops greedy dispatches step torch handoff"}
+steps=${STEPS:-"adapter greedy torch handoff step profile ops dispatches"}
 shape=${SHAPE:-qwen2.5-0.5b}
 budget=${BUDGET:-0}
 began=$(date +%s)
@@ -95,6 +96,7 @@ run torch 180 python3 "$top/peer_torch.py" --device cuda --shape "$shape" --step
 run handoff 200 python3 "$top/handoff_check.py" --node "$node" --cli "$top/app/bundle/lorasmith.mjs" --check "$check" \
   --model "$top/models/tiny-random-llama" --work "$work/handoff"
 run step 300 "$node" --max-old-space-size=16384 "$check" step --backend webgpu --shape "$shape" --steps 5 --decode 32
+run profile 120 "$node" --max-old-space-size=16384 "$check" profile --backend webgpu --shape "$shape"
 run ops 240 "$node" "$check" ops --backend webgpu
 run dispatches 120 "$node" "$check" dispatches --shape tiny
 # train.py's result folder, for `lorasmith import-run` on the machine that made the pack.
@@ -104,7 +106,7 @@ if [ -f "$work/handoff/peft/run_info.json" ]; then
   cp "$work/handoff/peft/adapter/adapter_config.json" "$work/handoff/peft/adapter/adapter_model.safetensors" "$out/handoff/adapter/"
 fi
 
-for name in adapter ops greedy dispatches step torch handoff; do
+for name in adapter greedy torch handoff step profile ops dispatches; do
   [ -s "$results/$name.line" ] && cp "$results/$name.line" "$results/$(case $name in ops) echo ops-webgpu;; greedy) echo greedy-webgpu;; step) echo step-webgpu;; torch) echo step-torch;; *) echo $name;; esac).json"
 done
 python3 - "$results" <<'EOF'
@@ -116,7 +118,7 @@ for line in open(os.path.join(d, 'status.tsv'), newline='\n'):
     status[name] = {'status': int(code), 'last': last[:300]}
 json.dump(status, open(os.path.join(d, 'status.json'), 'w'))
 everything = {'status': status}
-for name in ('machine', 'adapter', 'ops-webgpu', 'greedy-webgpu', 'dispatches', 'step-webgpu', 'step-torch', 'handoff'):
+for name in ('machine', 'adapter', 'ops-webgpu', 'greedy-webgpu', 'dispatches', 'step-webgpu', 'step-torch', 'profile', 'handoff'):
     try:
         everything[name] = json.load(open(os.path.join(d, name + '.json')))
     except Exception as error:

@@ -125,9 +125,10 @@ export interface PreparedStep {
 }
 
 /** The model (random BF16 weights) with its adapter, optimizer and a fixed batch, on the active backend. */
-export function prepareStep(shapeName: string): PreparedStep {
-  const s = SHAPES[shapeName];
-  if (!s) throw new Error(`unknown shape '${shapeName}' (${Object.keys(SHAPES).join(', ')})`);
+export function prepareStep(shapeName: string, batchShape: Partial<Pick<StepShape, 'batch' | 'seq'>> = {}): PreparedStep {
+  const named = SHAPES[shapeName];
+  if (!named) throw new Error(`unknown shape '${shapeName}' (${Object.keys(SHAPES).join(', ')})`);
+  const s: StepShape = { ...named, ...batchShape };
   const loadStart = performance.now();
   const model = buildModel(qwenConfig(s), randomQwenSource(s));
   const loadSeconds = (performance.now() - loadStart) / 1000;

@@ -214,7 +214,7 @@ describe.skipIf(!supported)('the GPU check pack', () => {
     const out = join(dir, 'results-webgpu');
     const run = spawnSync('sh', [join(pack.outDir, 'run.sh')], {
       encoding: 'utf8', timeout: 600_000,
-      env: { PATH: process.env.PATH ?? '', HOME: dir, OUT: out, STEPS: 'adapter greedy dispatches step', SHAPE: 'tiny', LORASMITH_GPU_WORK: join(dir, 'work') },
+      env: { PATH: process.env.PATH ?? '', HOME: dir, OUT: out, STEPS: 'adapter greedy dispatches step profile', SHAPE: 'tiny', LORASMITH_GPU_WORK: join(dir, 'work') },
     });
     expect(run.status, run.stderr).toBe(0);
     const results = JSON.parse(readFileSync(join(out, 'results.json'), 'utf8')) as {
@@ -223,7 +223,7 @@ describe.skipIf(!supported)('the GPU check pack', () => {
       dispatches: { composed: { step: number; token: number }; fused: { step: number; token: number } };
       'step-webgpu': { backend: string; losses: number[]; decode: { newTokens: number } };
     };
-    for (const step of ['adapter', 'greedy', 'dispatches', 'step']) expect(results.status[step]?.status, `${step}: ${results.status[step]?.last}`).toBe(0);
+    for (const step of ['adapter', 'greedy', 'dispatches', 'step', 'profile']) expect(results.status[step]?.status, `${step}: ${results.status[step]?.last}`).toBe(0);
     expect(results.adapter.adapter?.description).toBeTruthy();
     expect(results.dispatches.fused.step).toBeLessThan(results.dispatches.composed.step);
     expect(results.dispatches.fused.token).toBeLessThan(results.dispatches.composed.token);
@@ -236,6 +236,8 @@ describe.skipIf(!supported)('the GPU check pack', () => {
     expect(report).toMatch(/LoRA training step on the tiny shape \(hidden 64, 2 layers/);
     expect(report).toMatch(/\| lorasmith, webgpu \| \d+ \| \d+ \| \d+ \|/);
     expect(report).toMatch(/lorasmith's kernels: .*fused WGSL kernels/);
+    // lavapipe has timestamp queries: the profile compares wall and kernel time of the step and of a token
+    expect(report).toMatch(/Where the time goes \(tf\.time, batch 2 × 16\): a LoRA step \d+ ms of wall time, \d+ ms in GPU kernels: the .* (is|are) the bound; a decoded token [\d.]+ ms with its logits read back, [\d.]+ ms without, \d+ ms in GPU kernels/);
     expect(report).toMatch(/Upstream greedy sequences \(the conformance suite's\) on webgpu: 2 of 2 for tiny-random-llama, 2 of 2 for tiny-random-gpt2 reproduced/);
   });
 });

@@ -102,7 +102,8 @@ async function startServices(): Promise<void> {
   const report = library.startupCheck();
   log.info(`library ${dataDir}: ${JSON.stringify({
     interrupted: report.runsInterrupted.length, modelsMissing: report.modelsMissing.length, tempsRemoved: report.tempsRemoved,
-    foldersRemoved: report.foldersRemoved, downloadsRemoved: report.downloadsRemoved, orphanVersionFolders: report.orphanFolders,
+    foldersRemoved: report.foldersRemoved, downloadsRemoved: report.downloadsRemoved, versionsRecorded: report.versionsRecorded,
+    orphanVersionFolders: report.orphanFolders,
   })}`);
   // Users' files are read in worker threads (the bundled file-worker.js), never in this process's event loop.
   files = new FileWork(bundledFileWorker(join(import.meta.dirname, 'file-worker.js')));

@@ -62,6 +62,7 @@ export async function serveLibrary(options: ServeOptions, io: CliIo): Promise<nu
   if (report.tempsRemoved.length > 0) io.out(`Removed ${report.tempsRemoved.length} unfinished write(s) left by a process that stopped: ${report.tempsRemoved.map((p) => relative(dataDir, p)).join(', ')}`);
   if (report.foldersRemoved.length > 0) io.out(`Removed ${report.foldersRemoved.length} folder(s) no record points at (an import or a delete that stopped midway): ${report.foldersRemoved.join(', ')}`);
   if (report.downloadsRemoved.length > 0) io.out(`Removed ${report.downloadsRemoved.length} unfinished download(s): ${report.downloadsRemoved.join(', ')}`);
+  if (report.versionsRecorded.length > 0) io.out(`Recorded ${report.versionsRecorded.length} adapter version(s) whose saving a stop interrupted: ${report.versionsRecorded.join(', ')}`);
   if (report.orphanFolders.length > 0) io.out(`Adapter version folders with no record (kept; see them in ${dataDir}): ${report.orphanFolders.join(', ')}`);
   const files = new FileWork();
   try {

@@ -126,6 +126,20 @@ export function markDeletion(folder: string): string {
   return marker;
 }
 
+/** `.<name>.committing` beside a version folder while its commit is under way (versions.commit); group 1 is the name. */
+export const COMMIT_MARKER = /^\.(.+)\.committing$/;
+
+/**
+ * Writes the marker of a commit into `folder`, before the folder is moved in: what it holds (the row to insert) lets a
+ * start-up after a crash between the move and the insert record the version instead of finding a folder without a
+ * row. Returns the marker's path.
+ */
+export function markCommit(folder: string, record: unknown): string {
+  const marker = join(dirname(folder), `.${basename(folder)}.committing`);
+  writeFileAtomic(marker, JSON.stringify(record));
+  return marker;
+}
+
 /**
  * Deletes every temp name under `root` (not following symlinks) left by a process that is gone; returns the paths
  * removed. Temps of a live process (a CLI run writing into the data directory) are its work in progress.

@@ -53,7 +53,8 @@ export interface Library {
   readonly lock: DataDirLock | null;
   /**
    * Runs `fn` (repository calls only, synchronous) as one transaction: its rows are written all together or, if it
-   * throws or the process dies first, not at all. A folder it moved in without its row is what the start-up removes.
+   * throws or the process dies first, not at all. A version folder it moved in goes with its row: removed on a
+   * rollback, and recorded or removed by the start-up after a crash (versions.commit's marker).
    */
   transaction<T>(fn: () => T): T;
   /** Run once at start-up, before anything is shown or trained (see startup.ts). */
@@ -91,7 +92,14 @@ export function openLibrary(dataDir: string, options: LibraryOptions = {}): Libr
     lock?.release();
     throw error;
   }
-  const ctx: StoreContext = { db, dataDir: dir };
+  // Settle actions of writes made inside Library.transaction, run when it ends (StoreContext.whenSettled).
+  const unsettled: ((committed: boolean) => void)[] = [];
+  let inLibraryTransaction = false;
+  const ctx: StoreContext = {
+    db,
+    dataDir: dir,
+    whenSettled: (action) => (inLibraryTransaction ? unsettled.push(action) : action(true)),
+  };
   const metrics = new MetricsRepo(ctx);
   return {
     dataDir: dir,
@@ -106,7 +114,19 @@ export function openLibrary(dataDir: string, options: LibraryOptions = {}): Libr
     settings: new SettingsRepo(ctx),
     lineage: new LineageQueries(ctx, metrics),
     lock,
-    transaction: <T>(fn: () => T): T => db.transaction(fn)(),
+    transaction: <T>(fn: () => T): T => {
+      if (inLibraryTransaction) return db.transaction(fn)(); // nested: the outermost settles
+      inLibraryTransaction = true;
+      let committed = false;
+      try {
+        const result = db.transaction(fn)();
+        committed = true;
+        return result;
+      } finally {
+        inLibraryTransaction = false;
+        for (const action of unsettled.splice(0)) action(committed);
+      }
+    },
     startupCheck: () => startupCheck(ctx),
     close: () => {
       db.close();

@@ -5,30 +5,40 @@
  * - runs left 'running' become 'interrupted', resumable from their last checkpoint if that still exists;
  * - a version delete that stopped midway (its marker, files.ts deletionMarker, still beside the folder) is finished
  *   where its row is gone, and forgotten where the row is still there (nothing was deleted yet);
- * - version folders without a row and without that marker are reported (a crash between a commit's rename and its
- *   insert), never deleted: they hold trained weights;
+ * - a version commit that stopped midway (its marker, files.ts markCommit, still beside the folder) is finished: a
+ *   folder moved in without its row gets the row the marker holds (the run that trained it then done), unless the
+ *   transaction it belonged to never committed (its run or adapter has no row: an import, whose source is intact),
+ *   then the folder goes; a marker without its folder, or beside a row, goes;
+ * - version folders without a row and without either marker (none this version of the library writes) are
+ *   reported, never deleted: they may hold trained weights;
  * - model, dataset, adapter and run folders without a row are removed and reported: an import that stopped before
  *   its row was written, or a delete that stopped after its row went (rows go first);
  * - unfinished hub downloads (downloads/) are removed: the process that would resume them is gone.
  */
-import { existsSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { DELETION_MARKER, removeAtomic, sweepTemps } from './files';
+import { listFiles } from '../common/hash';
+import { COMMIT_MARKER, DELETION_MARKER, removeAtomic, sweepTemps } from './files';
 import { parseJson } from './json';
+import { nowIso } from './ids';
 import { layout } from './paths';
 import type { StoreContext } from './repos/context';
+import { insertVersion, type PendingCommit } from './repos/versions';
 import type { FileEntry, StartupReport } from './types';
 
 export function startupCheck(ctx: StoreContext): StartupReport {
   const tempsRemoved = sweepTemps(ctx.dataDir.root);
+  // Before the runs are checked: a run whose version a crash left unrecorded is done, not interrupted.
+  const commits = finishCommits(ctx);
   const report = {
     tempsRemoved,
     modelsMissing: [] as string[], modelsFound: [] as string[],
     datasetsMissing: [] as string[], datasetsFound: [] as string[],
     versionsMissing: [] as string[], versionsFound: [] as string[],
     runsInterrupted: [] as string[], checkpointsLost: [] as string[],
+    versionsRecorded: commits.recorded,
     orphanFolders: [] as string[],
-    foldersRemoved: [] as string[],
+    foldersRemoved: [...commits.removed],
     downloadsRemoved: [] as string[],
   };
   ctx.db.transaction(() => {
@@ -65,6 +75,61 @@ function removeUnrecorded(ctx: StoreContext, top: 'models' | 'datasets' | 'adapt
     removed.push(`${top}/${name}`);
   }
   return removed;
+}
+
+/**
+ * Version commits a stop interrupted, by the marker each writes before moving its folder in (versions.commit): see
+ * the list at the top. Returns the versions recorded ('adapters/<id>/v<n>') and the folders removed.
+ */
+function finishCommits(ctx: StoreContext): { recorded: string[]; removed: string[] } {
+  const recorded: string[] = [];
+  const removed: string[] = [];
+  const adaptersDir = join(ctx.dataDir.root, 'adapters');
+  if (!existsSync(adaptersDir)) return { recorded, removed };
+  const exists = (table: string, id: string | null): boolean =>
+    id === null || ctx.db.prepare(`SELECT 1 FROM ${table} WHERE id = ?`).get(id) !== undefined;
+  for (const adapterId of readdirSync(adaptersDir)) {
+    const dir = join(adaptersDir, adapterId);
+    if (!statSync(dir).isDirectory()) continue;
+    // An adapter without its row is removed whole below (removeUnrecorded), its markers with it.
+    if (!exists('adapters', adapterId)) continue;
+    for (const name of readdirSync(dir)) {
+      const version = COMMIT_MARKER.exec(name)?.[1];
+      if (version === undefined || !/^v\d+$/.test(version)) continue;
+      const marker = join(dir, name);
+      const stored = `adapters/${adapterId}/${version}`;
+      const folder = join(dir, version);
+      const pending = readPending(marker);
+      const hasRow = ctx.db.prepare('SELECT 1 FROM adapter_versions WHERE path = ?').get(stored) !== undefined;
+      if (existsSync(folder) && !hasRow && pending !== null && pending.row.path === stored) {
+        if (exists('training_runs', pending.runId) && exists('adapter_versions', pending.row.parent_version_id)) {
+          ctx.db.transaction(() => {
+            insertVersion(ctx, pending, listFiles(folder));
+            if (pending.runId !== null) {
+              ctx.db.prepare(`UPDATE training_runs SET status = 'done', finished_at = ?, error = NULL
+                WHERE id = ? AND status IN ('running', 'interrupted')`).run(nowIso(), pending.runId);
+            }
+          })();
+          recorded.push(stored);
+        } else {
+          removeAtomic(folder);
+          removed.push(stored);
+        }
+      }
+      rmSync(marker, { force: true });
+    }
+  }
+  return { recorded, removed };
+}
+
+/** A commit marker's record, or null where it cannot be read (then the folder, if any, is reported as an orphan). */
+function readPending(marker: string): PendingCommit | null {
+  try {
+    const pending = JSON.parse(readFileSync(marker, 'utf8')) as PendingCommit;
+    return typeof pending?.row?.id === 'string' && typeof pending.row.path === 'string' ? pending : null;
+  } catch {
+    return null;
+  }
 }
 
 /**

@@ -197,7 +197,9 @@ export interface StartupReport {
   readonly runsInterrupted: readonly string[];
   /** Runs whose recorded checkpoint is gone: still interrupted, but they restart from the beginning. */
   readonly checkpointsLost: readonly string[];
-  /** Version folders with no row (a crash between the rename and the insert): reported, never deleted. */
+  /** Versions a crash left between their folder's move and their row (versions.commit's marker): recorded now. */
+  readonly versionsRecorded: readonly string[];
+  /** Version folders with no row and no commit marker: reported, never deleted. */
   readonly orphanFolders: readonly string[];
   /**
    * Model, dataset, adapter, run and version folders with no row, removed: copies of an import that stopped before

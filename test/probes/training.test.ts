@@ -6,7 +6,7 @@
  */
 import { afterAll, beforeAll, describe, expect } from 'vitest';
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import type { WebSocket } from 'ws';
 import type { AdapterVersion, TrainingRun, TrainingSettings } from '../../preload/contract';
 import { probe } from '../support/probes/record';
@@ -95,8 +95,8 @@ describe('a crash while training loses nothing and leaves nothing', () => {
 
   probe('kill9-version-commit', async () => {
     const dataDir = join(temp.dir, 'killed-at-commit');
-    // Killed at the rename that moves the finished adapter into adapters/ (its row not written yet).
-    const first = await startServer(dataDir, { crashOnRename: join(dataDir, 'adapters') });
+    // Killed at the rename that moves the finished adapter into adapters/ (its commit marker written, no row yet).
+    const first = await startServer(dataDir, { crashOnRename: `output\n${join(dataDir, 'adapters')}` });
     const ws = await openSocket(first);
     const { modelId, datasetId } = await prepared(ws);
     const run = await ok<TrainingRun>(ws, 'train.start', { modelId, datasetId, settings: settings(4), adapterName: 'counting' });
@@ -117,6 +117,38 @@ describe('a crash while training loses nothing and leaves nothing', () => {
       expect(existsSync(join(versions[0]?.path ?? '', 'adapter_model.safetensors'))).toBe(true);
       ws2.close();
       expect(existsSync(join(dataDir, 'runs', run.id, 'output'))).toBe(false);
+      consistent(dataDir);
+    } finally {
+      await second.stop();
+    }
+  }, 600_000);
+
+  probe('kill9-version-recorded', async () => {
+    const dataDir = join(temp.dir, 'killed-after-move');
+    // Killed just after the finished adapter was moved into adapters/<id>/v1, before its row was written.
+    const first = await startServer(dataDir, { crashOnRename: `output\n${join(dataDir, 'adapters')}`, crashAfterRename: true });
+    const ws = await openSocket(first);
+    const { modelId, datasetId } = await prepared(ws);
+    const run = await ok<TrainingRun>(ws, 'train.start', { modelId, datasetId, settings: settings(4), adapterName: 'counting' });
+    expect(await first.exited).toBeNull();
+    const adapterDir = join(dataDir, 'adapters', readdirSync(join(dataDir, 'adapters'))[0] ?? '');
+    expect(readdirSync(adapterDir).sort()).toEqual(['.v1.committing', 'v1']);
+    expect(rowCounts(dataDir).adapter_versions).toBe(0);
+
+    const second = await startServer(dataDir);
+    try {
+      // The next start records the version from its marker: the run is done, not interrupted, and nothing is orphaned.
+      expect(second.output()).toMatch(/Recorded 1 adapter version\(s\) whose saving a stop interrupted: adapters\/ada_\w+\/v1/);
+      expect(second.output()).not.toMatch(/interrupted training run|with no record/);
+      const ws2 = await openSocket(second);
+      const runs = await ok<TrainingRun[]>(ws2, 'runs.list');
+      expect(runs.find((r) => r.id === run.id)).toMatchObject({ status: 'done', step: 4 });
+      const versions = await ok<AdapterVersion[]>(ws2, 'adapters.versions', { adapterId: basename(adapterDir) });
+      expect(versions).toHaveLength(1);
+      expect(versions[0]).toMatchObject({ version: 1, status: 'ok', metrics: { steps: 4 } });
+      expect(runs.find((r) => r.id === run.id)?.adapterVersionId).toBe(versions[0]?.id);
+      expect(readdirSync(adapterDir)).toEqual(['v1']);
+      ws2.close();
       consistent(dataDir);
     } finally {
       await second.stop();

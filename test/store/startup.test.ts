@@ -75,7 +75,7 @@ describe('startupCheck', () => {
     expect(existsSync(join(root, 'runs', '.estimate'))).toBe(true); // not named like a run: not the library's to judge
   });
 
-  it('a version delete that stopped midway: finished without its row, undone with it; a commit\'s orphan is kept', () => {
+  it('a version delete that stopped midway: finished without its row, undone with it; an unmarked folder is kept', () => {
     const { adapter } = setup();
     const second = lib.versions.commit({ adapterId: adapter.id, filesFrom: writePeftFolder(join(tmp.path, 'p2'), 2), take: 'move', origin: 'imported' });
     const third = lib.versions.commit({ adapterId: adapter.id, filesFrom: writePeftFolder(join(tmp.path, 'p3'), 3), take: 'move', origin: 'imported' });
@@ -84,13 +84,41 @@ describe('startupCheck', () => {
     writeFileSync(join(dir, '.v2.deleting'), '');
     lib.db.prepare('DELETE FROM adapter_versions WHERE id = ?').run(second.id);
     writeFileSync(join(dir, '.v3.deleting'), '');
-    // v4: a commit that stopped between its folder's rename and its insert.
+    // v4: a version folder without a row or a commit marker (none this library writes): kept and reported.
     writePeftFolder(join(dir, 'v4'), 4);
     const report = lib.startupCheck();
     expect(report.foldersRemoved).toEqual([`adapters/${adapter.id}/v2`]);
     expect(report.orphanFolders).toEqual([`adapters/${adapter.id}/v4`]);
     expect(readdirSync(dir).sort()).toEqual(['v1', 'v3', 'v4']);
     expect(lib.versions.get(third.id).status).toBe('ok');
+  });
+
+  it('a version commit that stopped midway: its marker is finished, never left; a rollback takes the folder too', () => {
+    const { adapter, version } = setup();
+    const dir = join(lib.dataDir.root, 'adapters', adapter.id);
+    const row = lib.db.prepare('SELECT * FROM adapter_versions WHERE id = ?').get(version.id) as Record<string, unknown>;
+    const { files_json: _files, ...pendingRow } = row;
+    // v1: the row written, the marker not yet removed. v7: a marker whose folder never moved in.
+    writeFileSync(join(dir, '.v1.committing'), JSON.stringify({ row: pendingRow, runId: null }));
+    writeFileSync(join(dir, '.v7.committing'), JSON.stringify({ row: { ...pendingRow, id: 'ver_x', version: 7, path: `adapters/${adapter.id}/v7` }, runId: null }));
+    // v8: moved in for a run whose transaction never committed (an imported run: no run row): the folder goes.
+    writePeftFolder(join(dir, 'v8'), 8);
+    writeFileSync(join(dir, '.v8.committing'), JSON.stringify({ row: { ...pendingRow, id: 'ver_y', version: 8, path: `adapters/${adapter.id}/v8` }, runId: 'run_20260101_abcdefghjkmn' }));
+    const report = lib.startupCheck();
+    expect(report.versionsRecorded).toEqual([]);
+    expect(report.foldersRemoved).toEqual([`adapters/${adapter.id}/v8`]);
+    expect(report.orphanFolders).toEqual([]);
+    expect(readdirSync(dir)).toEqual(['v1']);
+
+    // Inside Library.transaction, a rollback after the commit removes its folder and marker with its row.
+    expect(() => lib.transaction(() => {
+      lib.versions.commit({ adapterId: adapter.id, filesFrom: writePeftFolder(join(tmp.path, 'p2'), 2), take: 'move', origin: 'imported' });
+      expect(readdirSync(dir).sort()).toEqual(['.v2.committing', 'v1', 'v2']); // the marker stays until the commit
+      throw new Error('a later write of the same import failed');
+    })).toThrow('a later write of the same import failed');
+    expect(readdirSync(dir)).toEqual(['v1']);
+    lib.transaction(() => lib.versions.commit({ adapterId: adapter.id, filesFrom: writePeftFolder(join(tmp.path, 'p3'), 3), take: 'move', origin: 'imported' }));
+    expect(readdirSync(dir).sort()).toEqual(['v1', 'v2']);
   });
 
   it('versions.delete leaves neither marker nor folder behind', () => {

@@ -5,4 +5,9 @@ import type { DataDir } from '../paths';
 export interface StoreContext {
   readonly db: Database.Database;
   readonly dataDir: DataDir;
+  /**
+   * Runs `settle` once the rows just written are final: at once outside a transaction, else when the outermost
+   * transaction (Library.transaction) commits (true) or rolls back (false). For files whose fate follows the rows.
+   */
+  readonly whenSettled: (settle: (committed: boolean) => void) => void;
 }

@@ -1,13 +1,14 @@
 /**
  * Adapter versions: PEFT files in adapters/<adapter>/v<n>/ and the record of what they were trained from.
- * Files are moved into place first, the row written after; deleting marks the folder, removes the row, then the files.
+ * Committing writes a marker (the row to come), moves the files into place, writes the row, then drops the marker;
+ * deleting marks the folder, removes the row, then the files. A start-up after a crash finishes either (startup.ts).
  */
 import { existsSync, readFileSync, readdirSync, rmdirSync, rmSync, statSync } from 'node:fs';
 import { dirname, isAbsolute, join } from 'node:path';
 import { sweepTemps } from '../../common/atomic';
 import type { AdapterVersion, TrainingSettings } from '../../../preload/contract/domain';
 import { StoreError, notFound } from '../errors';
-import { copyDirAtomic, markDeletion, moveAtomic, removeAtomic } from '../files';
+import { copyDirAtomic, markCommit, markDeletion, moveAtomic, removeAtomic } from '../files';
 import { listFiles } from '../../common/hash';
 import { newId, nowIso } from '../ids';
 import { compact, optional, parseJson, stableJson } from '../json';
@@ -73,6 +74,27 @@ export function toVersion(row: VersionRow, ctx: StoreContext): VersionDetails {
   };
 }
 
+/** What a commit's marker holds: the row it inserts (its files listed from the folder then) and the run it links. */
+export interface PendingCommit {
+  readonly row: Omit<VersionRow, 'files_json'>;
+  readonly runId: string | null;
+}
+
+/** Inserts a version's row and links the run that produced it, in one transaction. */
+export function insertVersion(ctx: StoreContext, pending: PendingCommit, files: readonly FileEntry[]): VersionRow {
+  const row: VersionRow = { ...pending.row, files_json: stableJson(files) };
+  ctx.db.transaction(() => {
+    ctx.db.prepare(`INSERT INTO adapter_versions VALUES (@id, @adapter_id, @version, @origin,
+      @parent_version_id, @parent_label, @dataset_id, @base_model_hash, @dataset_hash, @settings_json,
+      @train_loss, @val_loss, @steps, @path, @files_json, @status, @created_at)`).run(row);
+    if (pending.runId) {
+      const linked = ctx.db.prepare('UPDATE training_runs SET adapter_version_id = ? WHERE id = ?').run(row.id, pending.runId);
+      if (linked.changes === 0) throw notFound('training run', pending.runId);
+    }
+  })();
+  return row;
+}
+
 export class VersionsRepo {
   constructor(private readonly ctx: StoreContext) {}
 
@@ -112,10 +134,8 @@ export class VersionsRepo {
     const version = this.nextNumber(input.adapterId);
     const stored = layout.versionDir(input.adapterId, version);
     const folder = this.ctx.dataDir.resolve(stored);
-    if (input.take === 'move') moveAtomic(input.filesFrom, folder);
-    else copyDirAtomic(input.filesFrom, folder);
-    try {
-      const row: VersionRow = {
+    const pending: PendingCommit = {
+      row: {
         id: newId('ver'),
         adapter_id: input.adapterId,
         version,
@@ -130,24 +150,28 @@ export class VersionsRepo {
         val_loss: input.metrics?.valLoss ?? null,
         steps: input.metrics?.steps ?? null,
         path: stored,
-        files_json: stableJson(listFiles(folder)),
         status: 'ok',
         created_at: nowIso(),
-      };
-      this.ctx.db.transaction(() => {
-        this.ctx.db.prepare(`INSERT INTO adapter_versions VALUES (@id, @adapter_id, @version, @origin,
-          @parent_version_id, @parent_label, @dataset_id, @base_model_hash, @dataset_hash, @settings_json,
-          @train_loss, @val_loss, @steps, @path, @files_json, @status, @created_at)`).run(row);
-        if (input.runId) {
-          const linked = this.ctx.db.prepare('UPDATE training_runs SET adapter_version_id = ? WHERE id = ?')
-            .run(row.id, input.runId);
-          if (linked.changes === 0) throw notFound('training run', input.runId);
-        }
-      })();
+      },
+      runId: input.runId ?? null,
+    };
+    // The marker first: a stop between the move and the insert leaves what the start-up records (startup.ts).
+    const marker = markCommit(folder, pending);
+    const undo = (): void => {
+      removeAtomic(folder);
+      rmSync(marker, { force: true });
+      removeIfEmpty(dirname(folder)); // an adapter created for this version, its row rolled back with it
+    };
+    try {
+      if (input.take === 'move') moveAtomic(input.filesFrom, folder);
+      else copyDirAtomic(input.filesFrom, folder);
+      const row = insertVersion(this.ctx, pending, listFiles(folder));
+      // Inside Library.transaction the row is final only when it commits: the marker stays until then, and a
+      // rollback takes the folder too (commits inside a transaction take copies their caller can redo: imports).
+      this.ctx.whenSettled((committed) => (committed ? rmSync(marker, { force: true }) : undo()));
       return toVersion(row, this.ctx);
     } catch (error) {
-      removeAtomic(folder);
-      removeIfEmpty(dirname(folder)); // an adapter created for this version, its row rolled back with it
+      undo();
       throw error;
     }
   }

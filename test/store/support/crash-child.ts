@@ -3,6 +3,7 @@
  *   node --import tsx crash-child.ts <dataDir> <runId> <adapterId> <mode>
  * mode 'loop': forever: checkpoint file (atomic) + record, metrics batch, PEFT folder staged and committed.
  * mode 'kill-before-rename': one checkpoint, then a second one killed between its temp write and its rename.
+ * mode 'kill-before-insert': one checkpoint, then the run's adapter committed, killed between its move and its row.
  * Prints "committed <n>" / "checkpoint <n>" after each durable step so the parent knows where it got.
  */
 import { join } from 'node:path';
@@ -27,6 +28,18 @@ function checkpoint(step: number, kill = false): void {
 if (mode === 'kill-before-rename') {
   checkpoint(start + 1);
   checkpoint(start + 2, true);
+} else if (mode === 'kill-before-insert') {
+  checkpoint(start + 1);
+  const staging = join(dataDir, 'runs', runId, 'output');
+  writeFileAtomic(join(staging, 'adapter_config.json'), JSON.stringify({ peft_type: 'LORA', r: BIG_RANK, step: start + 1 }));
+  writeFileAtomic(join(staging, 'adapter_model.safetensors'), peftBytes(start + 1, BIG_RANK));
+  // Killed once the folder is in place, as its row is about to be written.
+  const prepare = lib.db.prepare.bind(lib.db);
+  lib.db.prepare = ((sql: string) => {
+    if (sql.trimStart().startsWith('INSERT INTO adapter_versions')) process.kill(process.pid, 'SIGKILL');
+    return prepare(sql);
+  }) as typeof lib.db.prepare;
+  lib.versions.commit({ adapterId, filesFrom: staging, take: 'move', origin: 'trained', runId, metrics: { steps: start + 1 } });
 } else {
   for (let step = start + 1; ; step++) {
     checkpoint(step);

@@ -40,8 +40,10 @@ export interface StartOptions {
   readonly resourcesDir?: string;
   /** Extra variables for the server's environment. */
   readonly env?: Readonly<Record<string, string>>;
-  /** Kill the server (SIGKILL) at its first rename touching a path that contains this (crash-on-rename.mjs). */
+  /** Kill the server (SIGKILL) at its first rename whose "source\ndestination" contains this (crash-on-rename.mjs). */
   readonly crashOnRename?: string;
+  /** With crashOnRename: kill just after that rename instead of before it. */
+  readonly crashAfterRename?: boolean;
 }
 
 export const CRASH_PRELOAD = join(REPO, 'test/support/probes/crash-on-rename.mjs');
@@ -64,7 +66,10 @@ export function startServer(dataDir: string, options: StartOptions = {}): Promis
   const preload = options.crashOnRename ? ['--import', CRASH_PRELOAD] : [];
   const child = spawn(process.execPath, ['--import', join(REPO, 'bin/register-ts.js'), ...preload, join(REPO, 'test/support/probes/serve-entry.ts'), dataDir, rendererDir, resourcesDir], {
     cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, ...options.env, ...(options.crashOnRename ? { LORASMITH_CRASH_ON_RENAME: options.crashOnRename } : {}) },
+    env: {
+      ...process.env, ...options.env,
+      ...(options.crashOnRename ? { LORASMITH_CRASH_ON_RENAME: options.crashOnRename, LORASMITH_CRASH_AFTER_RENAME: options.crashAfterRename ? '1' : '0' } : {}),
+    },
   });
   let output = '';
   child.stdout.on('data', (c: Buffer) => (output += String(c)));

@@ -45,7 +45,7 @@ async function ok<T>(ws: WebSocket, name: string, args: unknown = {}): Promise<T
 /** No temp anywhere, and every version, model and dataset row has its folder and every such folder its row. */
 function consistent(dataDir: string): void {
   const files = filesUnder(dataDir, (rel) => /^library\.(sqlite|lock)/.test(rel));
-  expect(files.filter((f) => f.includes('.tmp-') || f.includes('.deleting'))).toEqual([]);
+  expect(files.filter((f) => f.includes('.tmp-') || f.includes('.deleting') || f.includes('.committing'))).toEqual([]);
   const rows = rowCounts(dataDir);
   const folders = (prefix: string, depth: number) => new Set(files.filter((f) => f.startsWith(prefix)).map((f) => f.split('/').slice(0, depth).join('/'))).size;
   expect(folders('adapters/', 3)).toBe(rows.adapter_versions);

@@ -44,7 +44,7 @@ async function prepared(ws: WebSocket): Promise<{ modelId: string; datasetId: st
 /** Rows and files agree: every version's folder holds its files, no temp is left, no version folder lacks a row. */
 function consistent(dataDir: string): void {
   const files = filesUnder(dataDir, (rel) => /^library\.(sqlite|lock)/.test(rel));
-  expect(files.filter((f) => f.includes('.tmp-'))).toEqual([]);
+  expect(files.filter((f) => f.includes('.tmp-') || f.includes('.committing'))).toEqual([]);
   const versionFolders = new Set(files.filter((f) => f.startsWith('adapters/')).map((f) => f.split('/').slice(0, 3).join('/')));
   expect(versionFolders.size).toBe(rowCounts(dataDir).adapter_versions);
 }

@@ -262,6 +262,16 @@ static bool holds(napi_env env, const char *name, const Arg *args, int a, int64_
   return false;
 }
 
+/* Rows [row0, row0 + rows) of a weight lie inside it; else throws NATIVE_OUT_OF_BOUNDS naming the call. */
+static bool rows_in_bounds(napi_env env, const char *name, const ls_weight *w, int64_t row0, int64_t rows) {
+  if (row0 + rows <= w->rows) return true;
+  char message[160];
+  snprintf(message, sizeof message, "%s: rows %lld..%lld outside the weight's %lld", name, (long long)row0,
+           (long long)(row0 + rows), (long long)w->rows);
+  napi_throw_error(env, "NATIVE_OUT_OF_BOUNDS", message);
+  return false;
+}
+
 static napi_value rotary(napi_env env, napi_callback_info info) {
   Arg a[7];
   if (!parse_args(env, info, "rotary", "FFFFnnn", a)) return NULL;
@@ -450,9 +460,7 @@ static napi_value weight_fill(napi_env env, napi_callback_info info) {
   if (source_format == LS_Q8_0) THROW(env, "NATIVE_BAD_ARGUMENT", "weightFill: the source must be F32, BF16, F16 or Q4_0 blocks");
   if (source_format == LS_Q4_0 && w->format != LS_Q4_0)
     THROW(env, "NATIVE_BAD_ARGUMENT", "weightFill: Q4_0 blocks fill a Q4_0 weight only, not %s", FORMAT_NAMES[w->format]);
-  if (row0 + rows > w->rows)
-    THROW(env, "NATIVE_OUT_OF_BOUNDS", "weightFill: rows %lld..%lld outside the weight's %lld", (long long)row0,
-          (long long)(row0 + rows), (long long)w->rows);
+  if (!rows_in_bounds(env, "weightFill", w, row0, rows)) return NULL;
   const uint64_t need = source_format == LS_Q4_0 ? (uint64_t)(rows * ls_weight_row_bytes(w))
                                                  : (uint64_t)(rows * w->cols) * (source_format == LS_F32 ? 4u : 2u);
   if (need > a[3].bytes)
@@ -502,9 +510,7 @@ static napi_value weight_dequantize(napi_env env, napi_callback_info info) {
   if (!parse_args(env, info, "weightDequantize", "WnnF", a)) return NULL;
   const ls_weight *w = *a[0].weight;
   const int64_t row0 = a[1].count, rows = a[2].count;
-  if (row0 + rows > w->rows)
-    THROW(env, "NATIVE_OUT_OF_BOUNDS", "weightDequantize: rows %lld..%lld outside the weight's %lld", (long long)row0,
-          (long long)(row0 + rows), (long long)w->rows);
+  if (!rows_in_bounds(env, "weightDequantize", w, row0, rows)) return NULL;
   if (!holds(env, "weightDequantize", a, 3, rows * w->cols)) return NULL;
   ls_weight_dequantize(w, row0, rows, 0, w->cols, a[3].f, w->cols);
   return NULL;
@@ -516,9 +522,7 @@ static napi_value weight_read(napi_env env, napi_callback_info info) {
   if (!parse_args(env, info, "weightRead", "WnnA", a)) return NULL;
   const ls_weight *w = *a[0].weight;
   const int64_t row0 = a[1].count, rows = a[2].count;
-  if (row0 + rows > w->rows)
-    THROW(env, "NATIVE_OUT_OF_BOUNDS", "weightRead: rows %lld..%lld outside the weight's %lld", (long long)row0,
-          (long long)(row0 + rows), (long long)w->rows);
+  if (!rows_in_bounds(env, "weightRead", w, row0, rows)) return NULL;
   const uint64_t need = (uint64_t)(rows * ls_weight_row_bytes(w));
   if (need > a[3].bytes)
     THROW(env, "NATIVE_OUT_OF_BOUNDS", "weightRead: the output holds %zu bytes, %lld rows of %s need %llu", a[3].bytes,

@@ -165,6 +165,27 @@ describe('WizardState', () => {
     expect(wizard.activePreset).toBe('all-linear');
   });
 
+  it('a model chosen twice (preselected, then clicked) whose modules answer out of order keeps the proposal\'s targets', async () => {
+    // The engine starting on a loaded machine: both module requests wait; the proposal comes first, then the second
+    // request's answer, then the first's.
+    const answers = [deferred<ReturnType<typeof llamaModules>>(), deferred<ReturnType<typeof llamaModules>>()];
+    let asked = 0;
+    api = fakeApi({ 'models.list': () => [MODEL], 'models.modules': () => (answers[asked++] ?? answers[1]!).promise, 'train.propose': () => PROPOSAL });
+    models = new ModelsState(api);
+    await models.refresh();
+    wizard = new WizardState(api, models);
+    wizard.reset({});
+    const preselected = wizard.chooseModel('m1');
+    const clicked = wizard.chooseModel('m1');
+    await wizard.chooseDataset('d1');
+    answers[1]!.resolve(llamaModules());
+    await clicked;
+    expect(wizard.activePreset).toBe('all-linear');
+    answers[0]!.resolve(llamaModules());
+    await preselected;
+    expect(wizard.activePreset).toBe('all-linear');
+  });
+
   it('fills the proposal in when nothing was typed; continuing keeps the version\'s rank and targets locked', async () => {
     api = fakeApi({ 'models.list': () => [MODEL], 'models.modules': () => llamaModules(), 'train.propose': () => PROPOSAL });
     models = new ModelsState(api);

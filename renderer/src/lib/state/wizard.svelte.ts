@@ -35,6 +35,8 @@ export class WizardState {
   #pendingTargets: readonly string[] | null = null;
   /** The proposal's targets, filled in before the model's modules were known (the engine still starting). */
   #pendingPreset: ModulePreset | null = null;
+  /** The model whose modules the selection was made from: a second answer for the same model keeps the selection. */
+  #selectionFor: string | null = null;
   #form = $state<HyperForm>(formFromSettings({}));
   #attempted = $state.raw<ReadonlySet<number>>(setOf());
   #estimate = $state.raw<TrainingEstimate | null>(null);
@@ -149,6 +151,7 @@ export class WizardState {
     this.#pendingTargets = null;
     this.#pendingPreset = null;
     this.#selected = setOf();
+    this.#selectionFor = null;
     this.#modelId = null;
     this.#proposal = null;
     this.#proposedFor = null;
@@ -168,16 +171,18 @@ export class WizardState {
   }
 
   async chooseModel(modelId: string): Promise<void> {
-    const changed = modelId !== this.#modelId;
     this.#modelId = modelId;
     const modules = await this.#models.loadModules(modelId);
     if (this.#modelId !== modelId) return;
+    // Chosen twice (preselected, then clicked), the answers may come in either order: only the first one for this
+    // model puts a preset in; the second keeps what the first, or a proposal in between, selected.
     if (this.#pendingTargets) {
       this.#selected = selectionOf(modules, this.#pendingTargets);
       this.#pendingTargets = null;
-    } else if (changed || this.#selected.size === 0) {
+    } else if (this.#selectionFor !== modelId || this.#selected.size === 0) {
       this.#selected = presetSelection(modules, this.#pendingPreset ?? 'qv');
     }
+    if (modules.length > 0) this.#selectionFor = modelId;
     this.#pendingPreset = null;
     this.#estimate = null;
     await Promise.all([this.propose(), this.loadPreview()]);
@@ -242,6 +247,7 @@ export class WizardState {
       this.#form.alpha = String(p.alpha);
       this.#selected = presetSelection(this.modules, p.targets);
       this.#pendingPreset = this.modules.length === 0 ? p.targets : null;
+      if (this.modules.length > 0) this.#selectionFor = this.#modelId;
     }
     void this.propose();
   }

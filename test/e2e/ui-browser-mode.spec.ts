@@ -7,7 +7,7 @@ import { expect, test, type Page } from '@playwright/test';
 import { readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { collectErrors, servedLibrary, shot } from './ui-support';
+import { collectErrors, openSection, servedLibrary, shot, wizardToReview } from './ui-support';
 
 const repo = join(import.meta.dirname, '../..');
 const model = join(repo, 'test/fixtures/tiny-random-llama');
@@ -30,34 +30,18 @@ const served = servedLibrary('ui', (home) => {
   datasetPath = writeDataset(home);
 });
 
-async function section(page: Page, name: string) {
-  await page.getByRole('navigation', { name: 'Sections' }).getByRole('button', { name, exact: true }).click();
-}
-
 /**
  * Runs the wizard on the imported model and dataset. No early stopping: a run lasts exactly `maxSteps` steps,
  * so one long enough by steps is still training when the test acts on it, on a fast machine or a loaded one.
  */
 async function wizard(page: Page, name: string, maxSteps: string, evalEvery: string) {
-  await section(page, 'Fine-tune');
-  await page.getByRole('radio', { name: /tiny-random-llama/ }).check();
-  await page.getByRole('button', { name: 'Next' }).click();
-  await page.getByRole('radio', { name: /pirate/ }).check();
-  await page.getByRole('button', { name: 'Next' }).click();
-  await page.getByRole('button', { name: 'All linear' }).click();
-  await page.getByRole('button', { name: 'Next' }).click();
-  await page.getByLabel('Rank r').fill('8');
-  await page.getByRole('button', { name: 'Next' }).click();
-  await page.getByLabel('Adapter name').fill(name);
-  await page.getByLabel('Max steps (optional)').fill(maxSteps);
-  await page.getByLabel('Learning rate').fill('0.01');
-  await page.getByLabel('Batch size').fill('2');
-  await page.getByLabel('Max sequence length').fill('48');
-  await page.getByLabel('Validation split').fill('0.2');
-  await page.getByLabel('Evaluate every (steps)').fill(evalEvery);
-  await page.getByLabel('Early-stopping patience (optional)').fill('');
-  await page.getByLabel('Warm-up steps').fill('0');
-  await page.getByRole('button', { name: 'Next' }).click();
+  await wizardToReview(page, {
+    model: /tiny-random-llama/, dataset: /pirate/, allLinear: true, rank: '8',
+    fields: {
+      'Adapter name': name, 'Max steps (optional)': maxSteps, 'Learning rate': '0.01', 'Batch size': '2', 'Max sequence length': '48',
+      'Validation split': '0.2', 'Evaluate every (steps)': evalEvery, 'Early-stopping patience (optional)': '', 'Warm-up steps': '0',
+    },
+  });
   await expect(page.getByText('Peak memory')).toBeVisible({ timeout: 30_000 });
   await page.getByRole('button', { name: 'Start training' }).click();
   await expect(page.getByRole('heading', { name: 'Training', level: 2 })).toBeVisible();
@@ -95,7 +79,7 @@ test('real main side: import, train, cancel, resume, finish, chat base vs adapte
   expect(from).toBeLessThan(1500);
   await shot(page, 'real-04-cancelled');
   // The same run resumes from its adapter in the library (an adapter with no version yet).
-  await section(page, 'Library');
+  await openSection(page, 'Library');
   await page.getByRole('tab', { name: 'Adapters' }).click();
   await page.getByRole('button', { name: /^pirate/ }).click();
   const adapterDetails = page.getByRole('region', { name: 'Adapter details' });
@@ -120,13 +104,13 @@ test('real main side: import, train, cancel, resume, finish, chat base vs adapte
   await expect(page.getByRole('tab', { name: 'Adapters' })).toHaveAttribute('aria-selected', 'true');
   await expect(adapterDetails.getByRole('treeitem', { selected: true })).toContainText('v1');
   await expect(adapterDetails.getByLabel('Export to folder')).toBeVisible();
-  await section(page, 'Training');
+  await openSection(page, 'Training');
   await page.reload();
-  await section(page, 'Training');
+  await openSection(page, 'Training');
   await expect(page.getByRole('list', { name: 'Runs' })).toContainText('pirate v1');
   await shot(page, 'real-05-training-done');
 
-  await section(page, 'Chat');
+  await openSection(page, 'Chat');
   // The library also holds the starter model, registered on the first run: choose the imported one.
   await page.getByRole('combobox', { name: 'Base model', exact: true }).selectOption({ label: 'tiny-random-llama' });
   await page.getByRole('button', { name: 'Load', exact: true }).click();
@@ -150,7 +134,7 @@ test('real main side: import, train, cancel, resume, finish, chat base vs adapte
   // Chat while a run trains: the answer comes between two training steps, and the chat says so and offers a pause.
   await wizard(page, 'long-run', '5000', '50');
   await expect(details.locator('.badge.running')).toBeVisible({ timeout: 60_000 });
-  await section(page, 'Chat');
+  await openSection(page, 'Chat');
   const note = page.getByRole('status').filter({ hasText: 'is training on the engine' });
   await expect(note).toContainText('long-run');
   await page.getByLabel('Message').fill('Who is the captain?');
@@ -161,7 +145,7 @@ test('real main side: import, train, cancel, resume, finish, chat base vs adapte
   await shot(page, 'real-07-chat-while-training');
   await note.getByRole('button', { name: 'Pause training' }).click();
   await expect(note).toBeHidden({ timeout: 60_000 });
-  await section(page, 'Training');
+  await openSection(page, 'Training');
   await expect(details.getByRole('button', { name: /^Resume from step \d+$/ })).toBeVisible();
   // Not wanted after all: the paused run goes with its checkpoints, then its adapter, which has no version.
   const runs = page.getByRole('list', { name: 'Runs' });
@@ -170,7 +154,7 @@ test('real main side: import, train, cancel, resume, finish, chat base vs adapte
   await page.getByRole('dialog').getByRole('button', { name: 'Delete', exact: true }).click();
   await expect(runs.getByRole('listitem')).toHaveCount(1);
   await expect(runs).toContainText('pirate v1');
-  await section(page, 'Library');
+  await openSection(page, 'Library');
   await page.getByRole('tab', { name: 'Adapters' }).click();
   await page.getByRole('button', { name: /^long-run/ }).click();
   await expect(adapterDetails).toContainText('Delete the adapter if it is not wanted.');
@@ -184,7 +168,7 @@ test('real main side: import, train, cancel, resume, finish, chat base vs adapte
   expect(readdirSync(join(served.home, 'data', 'runs')).filter((f) => !f.startsWith('.'))).toHaveLength(1);
 
   // Settings shows what the engine host detected (app.info asks it once it has started).
-  await section(page, 'Settings');
+  await openSection(page, 'Settings');
   const inUse = page.getByText(/^In use:/);
   await expect(inUse).toContainText(/tensorflow|webgpu|wasm|cpu/, { timeout: 30_000 });
   await expect(inUse).toContainText('kernels: ');

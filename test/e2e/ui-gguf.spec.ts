@@ -4,12 +4,12 @@
  * GGUF made by `lorasmith gguf merged`: the Library finds it, adds it where it lies, the wizard trains on it, and
  * the Adapters panel writes adapter.gguf with a Modelfile that names starter:latest, and the commands to run it.
  */
-import { expect, test, type Page } from '@playwright/test';
+import { expect, test } from '@playwright/test';
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { collectErrors, servedLibrary, shot } from './ui-support';
+import { collectErrors, openSection, servedLibrary, shot, wizardToReview } from './ui-support';
 
 const repo = join(import.meta.dirname, '../..');
 let datasetPath = '';
@@ -38,10 +38,6 @@ const served = servedLibrary('gguf-ui', (home) => {
   return { ...process.env, OLLAMA_MODELS: ollama, HOME: home };
 });
 
-async function section(page: Page, name: string) {
-  await page.getByRole('navigation', { name: 'Sections' }).getByRole('button', { name, exact: true }).click();
-}
-
 test('an Ollama model: found, added in place, fine-tuned, exported back as a GGUF LoRA with its Modelfile', async ({ page }) => {
   test.setTimeout(480_000);
   const errors = collectErrors(page);
@@ -65,26 +61,16 @@ test('an Ollama model: found, added in place, fine-tuned, exported back as a GGU
   await page.getByRole('button', { name: 'Import dataset' }).click();
   await expect(page.getByRole('region', { name: 'Dataset details' })).toContainText('messages', { timeout: 30_000 });
 
-  await section(page, 'Fine-tune');
-  await page.getByRole('radio', { name: /starter:latest/ }).check();
-  await page.getByRole('button', { name: 'Next' }).click();
-  await page.getByRole('radio', { name: /pirate/ }).check();
-  await page.getByRole('button', { name: 'Next' }).click();
-  await page.getByRole('button', { name: 'Next' }).click();
-  await page.getByRole('button', { name: 'Next' }).click();
-  await page.getByLabel('Adapter name').fill('pirate');
-  await page.getByLabel('Max steps (optional)').fill('2');
-  await page.getByLabel('Batch size').fill('2');
-  await page.getByLabel('Max sequence length').fill('48');
-  await page.getByLabel('Validation split').fill('0');
-  await page.getByLabel('Warm-up steps').fill('0');
-  await page.getByRole('button', { name: 'Next' }).click();
+  await wizardToReview(page, {
+    model: /starter:latest/, dataset: /pirate/,
+    fields: { 'Adapter name': 'pirate', 'Max steps (optional)': '2', 'Batch size': '2', 'Max sequence length': '48', 'Validation split': '0', 'Warm-up steps': '0' },
+  });
   await expect(page.getByText('Peak memory')).toBeVisible({ timeout: 60_000 });
   await page.getByRole('button', { name: 'Start training' }).click();
   const run = page.getByRole('region', { name: 'Run details' });
   await expect(run.locator('.badge.done')).toBeVisible({ timeout: 180_000 });
 
-  await section(page, 'Library');
+  await openSection(page, 'Library');
   await page.getByRole('tab', { name: 'Adapters' }).click();
   await page.getByRole('button', { name: /^pirate/ }).click();
   const destination = join(served.home, 'for-ollama');

@@ -20,7 +20,7 @@ import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { writeRunResult, type LoggedEval, type LoggedStep } from '../support/run-result';
-import { collectErrors, openSection, servedLibrary, shot } from './ui-support';
+import { collectErrors, openSection, servedLibrary, shot, wizardToReview } from './ui-support';
 
 const model = join(import.meta.dirname, '../fixtures/tiny-random-llama');
 let datasetPath = '';
@@ -35,25 +35,13 @@ const here = servedLibrary('ui-elsewhere-here', (home) => {
 const there = servedLibrary('ui-elsewhere-there');
 
 async function wizard(page: Page, name: string, exportTo: string): Promise<void> {
-  await openSection(page, 'Fine-tune');
-  await page.getByRole('radio', { name: /tiny-random-llama/ }).check();
-  await page.getByRole('button', { name: 'Next' }).click();
-  await page.getByRole('radio', { name: /counting/ }).check();
-  await page.getByRole('button', { name: 'Next' }).click();
-  await page.getByRole('button', { name: 'All linear' }).click();
-  await page.getByRole('button', { name: 'Next' }).click();
-  await page.getByLabel('Rank r').fill('4');
-  await page.getByRole('button', { name: 'Next' }).click();
-  await page.getByLabel('Adapter name').fill(name);
-  await page.getByLabel('Max steps (optional)').fill('12');
-  await page.getByLabel('Learning rate').fill('0.01');
-  await page.getByLabel('Batch size').fill('2');
-  await page.getByLabel('Max sequence length').fill('32');
-  await page.getByLabel('Validation split').fill('0.25');
-  await page.getByLabel('Evaluate every (steps)').fill('4');
-  await page.getByLabel('Early-stopping patience (optional)').fill('');
-  await page.getByLabel('Warm-up steps').fill('0');
-  await page.getByRole('button', { name: 'Next' }).click();
+  await wizardToReview(page, {
+    model: /tiny-random-llama/, dataset: /counting/, allLinear: true, rank: '4',
+    fields: {
+      'Adapter name': name, 'Max steps (optional)': '12', 'Learning rate': '0.01', 'Batch size': '2', 'Max sequence length': '32',
+      'Validation split': '0.25', 'Evaluate every (steps)': '4', 'Early-stopping patience (optional)': '', 'Warm-up steps': '0',
+    },
+  });
   // The estimate comes from the remote engine, where the run will train.
   await expect(page.getByText('Peak memory')).toBeVisible({ timeout: 150_000 });
   // The same run for transformers + PEFT + accelerate, exported into a folder on this machine.

@@ -84,6 +84,32 @@ export async function openSection(page: Page, name: string): Promise<void> {
   await page.getByRole('navigation', { name: 'Sections' }).getByRole('button', { name: label }).click();
 }
 
+/** What a wizard walk chooses: radios by name, all linear layers where asked, the rank, then fields by label in order. */
+export interface WizardChoices {
+  readonly model: RegExp;
+  readonly dataset: RegExp;
+  readonly allLinear?: boolean;
+  readonly rank?: string;
+  /** The training page's fields: label → value, filled in this order. */
+  readonly fields: Readonly<Record<string, string>>;
+}
+
+/** Walks the Fine-tune wizard from its first page to the review (whose estimate the caller awaits). */
+export async function wizardToReview(page: Page, choices: WizardChoices): Promise<void> {
+  const next = () => page.getByRole('button', { name: 'Next' }).click();
+  await openSection(page, 'Fine-tune');
+  await page.getByRole('radio', { name: choices.model }).check();
+  await next();
+  await page.getByRole('radio', { name: choices.dataset }).check();
+  await next();
+  if (choices.allLinear) await page.getByRole('button', { name: 'All linear' }).click();
+  await next();
+  if (choices.rank !== undefined) await page.getByLabel('Rank r').fill(choices.rank);
+  await next();
+  for (const [label, value] of Object.entries(choices.fields)) await page.getByLabel(label).fill(value);
+  await next();
+}
+
 /** Sends one message in the chat and waits until every set-up has answered; the replies' texts in set-up order. */
 export async function sendAndWait(page: Page, message: string, setups: number, maxNewTokens = 16): Promise<string[]> {
   const log = page.getByRole('log', { name: 'Conversation' });

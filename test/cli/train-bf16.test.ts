@@ -38,6 +38,12 @@ describe('lorasmith train on a BF16 model', () => {
     expect(code).toBe(0);
     const lines = out.map((l) => JSON.parse(l) as Record<string, unknown>);
     expect(lines.find((l) => l.event === 'estimate')).toMatchObject({ backend: 'wasm' });
+    // The memory each step reports counts the base kept BF16 in the store: 2 bytes per frozen matrix value (the
+    // embedding, which is the tied head, and per layer q/o 384², k/v 384×128, gate/up/down 384×1536), at least.
+    const frozenBf16Bytes = 2 * (32000 * 384 + 6 * (2 * 384 * 384 + 2 * 384 * 128 + 3 * 384 * 1536));
+    const progress = lines.filter((l) => l.event === 'progress');
+    expect(progress.length).toBeGreaterThan(0);
+    for (const p of progress) expect(p.memoryBytes as number).toBeGreaterThanOrEqual(frozenBf16Bytes);
     const last = lines[lines.length - 1] as Record<string, unknown>;
     expect(last).toMatchObject({ done: true, steps: 3, adapterDir: adapter });
     expect(Number.isFinite(last.trainLoss)).toBe(true);

@@ -5,6 +5,7 @@
  * Deterministic for a seed on a given backend: batch order and dropout masks derive from (seed, position).
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { activeFrozenStore } from '../backend/frozen';
 import { readScalar } from '../backend/read';
 import type { CausalLM } from '../models/types';
 import { seedLoraDropout } from '../lora/linear';
@@ -34,7 +35,7 @@ export interface TrainProgress {
   readonly gradNorm: number;
   readonly tokensPerSecond: number;
   readonly etaSeconds: number;
-  /** Bytes held by tensors now (the backend's own count). */
+  /** Bytes the model and training hold now: tensors (the backend's own count) and the frozen-weight store's. */
   readonly memoryBytes: number;
   readonly checkpoint?: string;
   /** On 'eval' events when `sampleAtEval` is given: what the model generates now (see sample.ts). */
@@ -177,7 +178,8 @@ export async function trainLoop(options: LoopOptions): Promise<LoopResult> {
       valLoss: null, valPerplexity: null,
       tokensPerSecond: seconds > 0 ? tokensThisRun / seconds : 0,
       etaSeconds: done > 0 ? (seconds / done) * (totalSteps - state.step) : 0,
-      memoryBytes: tf.memory().numBytes,
+      // The tensors' bytes and the frozen weights kept outside them (the native or GPU store), where a store holds them.
+      memoryBytes: tf.memory().numBytes + (activeFrozenStore()?.liveBytes() ?? 0),
       ...record,
     });
   };

@@ -102,15 +102,21 @@ function finishCommits(ctx: StoreContext): { recorded: string[]; removed: string
       const pending = readPending(marker);
       const hasRow = ctx.db.prepare('SELECT 1 FROM adapter_versions WHERE path = ?').get(stored) !== undefined;
       if (existsSync(folder) && !hasRow && pending !== null && pending.row.path === stored) {
-        if (exists('training_runs', pending.runId) && exists('adapter_versions', pending.row.parent_version_id)) {
-          ctx.db.transaction(() => {
-            insertVersion(ctx, pending, listFiles(folder));
-            if (pending.runId !== null) {
-              ctx.db.prepare(`UPDATE training_runs SET status = 'done', finished_at = ?, error = NULL
-                WHERE id = ? AND status IN ('running', 'interrupted')`).run(nowIso(), pending.runId);
-            }
-          })();
-          recorded.push(stored);
+        if (exists('training_runs', pending.runId)) {
+          // A parent deleted since keeps its label only, as versions continued from a deleted one do.
+          const parent = exists('adapter_versions', pending.row.parent_version_id) ? pending.row.parent_version_id : null;
+          try {
+            ctx.db.transaction(() => {
+              insertVersion(ctx, { ...pending, row: { ...pending.row, parent_version_id: parent } }, listFiles(folder));
+              if (pending.runId !== null) {
+                ctx.db.prepare(`UPDATE training_runs SET status = 'done', finished_at = ?, error = NULL
+                  WHERE id = ? AND status IN ('running', 'interrupted')`).run(nowIso(), pending.runId);
+              }
+            })();
+            recorded.push(stored);
+          } catch {
+            // Not recordable after all (a damaged marker): the folder stays and is reported without a row.
+          }
         } else {
           removeAtomic(folder);
           removed.push(stored);

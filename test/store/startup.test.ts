@@ -104,11 +104,15 @@ describe('startupCheck', () => {
     // v8: moved in for a run whose transaction never committed (an imported run: no run row): the folder goes.
     writePeftFolder(join(dir, 'v8'), 8);
     writeFileSync(join(dir, '.v8.committing'), JSON.stringify({ row: { ...pendingRow, id: 'ver_y', version: 8, path: `adapters/${adapter.id}/v8` }, runId: 'run_20260101_abcdefghjkmn' }));
+    // v9: a marker whose row cannot be inserted (a dataset that does not exist): the start goes on, the folder is kept.
+    writePeftFolder(join(dir, 'v9'), 9);
+    writeFileSync(join(dir, '.v9.committing'), JSON.stringify({ row: { ...pendingRow, id: 'ver_z', version: 9, path: `adapters/${adapter.id}/v9`, dataset_id: 'ds_20260101_abcdefghjkmn' }, runId: null }));
     const report = lib.startupCheck();
     expect(report.versionsRecorded).toEqual([]);
     expect(report.foldersRemoved).toEqual([`adapters/${adapter.id}/v8`]);
-    expect(report.orphanFolders).toEqual([]);
-    expect(readdirSync(dir)).toEqual(['v1']);
+    expect(report.orphanFolders).toEqual([`adapters/${adapter.id}/v9`]);
+    expect(readdirSync(dir).sort()).toEqual(['v1', 'v9']);
+    rmSync(join(dir, 'v9'), { recursive: true });
 
     // Inside Library.transaction, a rollback after the commit removes its folder and marker with its row.
     expect(() => lib.transaction(() => {

@@ -74,6 +74,12 @@ export function chatSegments(tokenizer: TextTokenizer, messages: readonly ChatMe
  */
 export function encodeSegments(tokenizer: TextTokenizer, segments: readonly { readonly text: string }[]): { ids: number[]; segmentOf: number[] } {
   const ids = tokenizer.encode(segments.map((s) => s.text).join(''), { addSpecialTokens: false });
+  // Most tokenizers (byte-level BPE: GPT-2, Llama 3, Qwen) encode the pieces as the whole where segments meet at
+  // pre-token boundaries: then the pieces' lengths are the boundaries, at one more encode instead of one per segment.
+  const pieces = segments.map((s) => tokenizer.encode(s.text, { addSpecialTokens: false }));
+  if (pieces.reduce((n, p) => n + p.length, 0) === ids.length && pieces.flat().every((id, i) => id === ids[i])) {
+    return { ids, segmentOf: pieces.flatMap((p, k) => p.map(() => k)) };
+  }
   const segmentOf = new Array<number>(ids.length).fill(Math.max(0, segments.length - 1));
   let text = '';
   let start = 0;

@@ -30,6 +30,14 @@ function packed(args: readonly string[], env: Record<string, string> = {}): { st
   });
 }
 
+/** Runs the pack's run.sh with `steps` (and SHAPE where given), writing to `out`, as a machine without Node would. */
+function runScript(out: string, steps: string, timeoutMs: number, shape?: string): { status: number | null; stderr: string } {
+  return spawnSync('sh', [join(pack.outDir, 'run.sh')], {
+    encoding: 'utf8', timeout: timeoutMs,
+    env: { PATH: process.env.PATH ?? '', HOME: dir, OUT: out, STEPS: steps, ...(shape ? { SHAPE: shape } : {}), LORASMITH_GPU_WORK: join(dir, 'work') },
+  });
+}
+
 describe.skipIf(!supported)('the GPU check pack', () => {
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'gpu-pack-'));
@@ -141,16 +149,14 @@ describe.skipIf(!supported)('the GPU check pack', () => {
 
   it('run.sh unpacks it, runs what it is asked, and reports what it did not run', () => {
     const out = join(dir, 'results');
-    const run = spawnSync('sh', [join(pack.outDir, 'run.sh')], {
-      encoding: 'utf8', timeout: 240_000,
-      env: { PATH: process.env.PATH ?? '', HOME: dir, OUT: out, STEPS: 'adapter', LORASMITH_GPU_WORK: join(dir, 'work') },
-    });
+    const run = runScript(out, 'adapter', 240_000);
     expect(run.status, run.stderr).toBe(0);
     const report = readFileSync(join(out, 'gpu.md'), 'utf8');
     expect(report).toMatch(/^## GPU: /);
     expect(report).toMatch(/Op checks on webgpu against float64: not run\./);
     expect(report).toMatch(/Upstream greedy sequences on webgpu: not run\./);
     expect(report).toMatch(/Dispatches per step: not run\./);
+    expect(report).toMatch(/Where the time goes: not run\./);
     expect(report).toMatch(/\| lorasmith, webgpu \| not run \|/);
     expect(report).toMatch(/\| PyTorch CUDA eager fp32 \| not run \|/);
     expect(report).toMatch(/Hand-off to transformers \+ PEFT \+ accelerate \(.*\): not run\./);
@@ -162,10 +168,7 @@ describe.skipIf(!supported)('the GPU check pack', () => {
   // Where transformers, PEFT and accelerate are installed (the GPU machine) the step goes on to train.py and compares.
   it('run.sh\'s hand-off step exports the run and trains it on the engine with the packed Node and CLI, and says what it lacks here', () => {
     const out = join(dir, 'results-handoff');
-    const run = spawnSync('sh', [join(pack.outDir, 'run.sh')], {
-      encoding: 'utf8', timeout: 300_000,
-      env: { PATH: process.env.PATH ?? '', HOME: dir, OUT: out, STEPS: 'handoff', LORASMITH_GPU_WORK: join(dir, 'work') },
-    });
+    const run = runScript(out, 'handoff', 300_000);
     expect(run.status, run.stderr).toBe(0);
     const results = JSON.parse(readFileSync(join(out, 'results.json'), 'utf8')) as {
       status: Record<string, { status: number; last: string }>;
@@ -212,10 +215,7 @@ describe.skipIf(!supported)('the GPU check pack', () => {
   // The GPU path itself, on the software GPU where one is installed (CI): what a GPU machine runs, at the tiny shape.
   it.skipIf(!webgpuRequired)('run.sh runs the dispatch counts and the LoRA step on webgpu with the packed Dawn and Vulkan loader, and reports them', () => {
     const out = join(dir, 'results-webgpu');
-    const run = spawnSync('sh', [join(pack.outDir, 'run.sh')], {
-      encoding: 'utf8', timeout: 600_000,
-      env: { PATH: process.env.PATH ?? '', HOME: dir, OUT: out, STEPS: 'adapter greedy dispatches step profile', SHAPE: 'tiny', LORASMITH_GPU_WORK: join(dir, 'work') },
-    });
+    const run = runScript(out, 'adapter greedy dispatches step profile', 600_000, 'tiny');
     expect(run.status, run.stderr).toBe(0);
     const results = JSON.parse(readFileSync(join(out, 'results.json'), 'utf8')) as {
       status: Record<string, { status: number; last: string }>;
